@@ -1,0 +1,185 @@
+//! `proviso demo`: a live server fed by the simulator, with figures in the terminal.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use proviso::config::{Config, DataArgs, ServeArgs};
+use proviso::server;
+use proviso::sim::{SimConfig, Simulator};
+
+/// Start a server on a fresh demo data dir, stream the simulator into it
+/// over HTTP in real time, and show live figures.
+///
+/// The demo data dir is wiped at start. The server keeps running after the
+/// stream ends so you can query it; stop with Ctrl-C.
+///
+/// Example:
+///   cargo run --release -- demo
+///   curl -H "Authorization: Bearer $(cat proviso-demo/admin.token)" \
+///     "http://127.0.0.1:7420/v1/metrics/active?from=2026-01-01&to=2026-01-30&window=7"
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct DemoCommand {
+    /// Demo data dir (wiped at start)
+    #[arg(long, default_value = "./proviso-demo")]
+    pub data: PathBuf,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:7420")]
+    pub listen: std::net::SocketAddr,
+    /// Simulated subjects
+    #[arg(long, default_value_t = 20_000)]
+    pub subjects: u32,
+    /// Simulated days (ending today)
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// Simulated events
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Events per second streamed into the server
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C)
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<u64>,
+    /// Random seed
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub fn run(command: DemoCommand) -> anyhow::Result<()> {
+    if command.data.exists() {
+        let ours = command.data.join(proviso::edge::KEY_FILE).exists() || command.data.join("LOG").exists();
+        let empty = std::fs::read_dir(&command.data).map(|mut d| d.next().is_none()).unwrap_or(false);
+        anyhow::ensure!(
+            ours || empty,
+            "{} exists and is not a proviso data dir; choose another --data",
+            command.data.display()
+        );
+        std::fs::remove_dir_all(&command.data).with_context(|| format!("wiping {}", command.data.display()))?;
+    }
+    let config = Config::resolve(&ServeArgs {
+        data: DataArgs { data: Some(command.data.clone()), ..DataArgs::default() },
+        listen: Some(command.listen),
+        max_request_bytes: None,
+    })?;
+    let runtime = super::runtime()?;
+    let (running, listener, app) = runtime.block_on(server::start(&config)).context("starting the demo server")?;
+    let base = format!("http://{}", running.addr);
+    let token = running.admin_token.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let server_stop = stop.clone();
+    let server_task = runtime.spawn(server::serve(listener, app, async move {
+        tokio::select! {
+            _ = server::shutdown_signal() => {},
+            _ = wait_for(server_stop) => {},
+        }
+    }));
+    {
+        let stop = stop.clone();
+        runtime.spawn(async move {
+            server::shutdown_signal().await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    println!("proviso demo listening on {base}");
+    println!("admin token: {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display());
+    println!("try: curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
+
+    let today = proviso::contract::day_of(super::simulate::now_ms());
+    let start_day = today - command.days as i32 + 1;
+    let sim_config = SimConfig {
+        seed: command.seed,
+        subjects: command.subjects,
+        days: command.days,
+        start_ms: i64::from(start_day) * proviso::contract::DAY_MS,
+        target_events: command.events,
+        ..SimConfig::default()
+    };
+    let streamer = {
+        let stop = stop.clone();
+        let base = base.clone();
+        let token = token.clone();
+        std::thread::spawn(move || -> anyhow::Result<super::simulate::StreamStats> {
+            let mut simulator = Simulator::new(sim_config);
+            let client = super::http::Client::new(&base, &token);
+            super::simulate::stream(
+                &mut simulator,
+                2_000,
+                command.rate,
+                |body| {
+                    let response = client.post_events(body)?;
+                    Ok((
+                        response["accepted"].as_u64().unwrap_or(0),
+                        response["rejected"].as_array().map_or(0, Vec::len) as u64,
+                    ))
+                },
+                Some(&stop),
+            )
+        })
+    };
+
+    let started = Instant::now();
+    let client = super::http::Client::new(&base, &token);
+    let live = std::io::stdout().is_terminal();
+    let mut last_events = 0u64;
+    let mut last_tick = Instant::now();
+    let mut stream_done = false;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        if command.duration.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let health = client.get_json("/healthz")?;
+        let events = health["events"].as_u64().unwrap_or(0);
+        let rate = (events - last_events.min(events)) as f64 / last_tick.elapsed().as_secs_f64();
+        last_events = events;
+        last_tick = Instant::now();
+        let day = proviso::outputs::api::usage::format_day(today);
+        let dau = client.get_json(&format!("/v1/metrics/active?from={day}&to={day}&window=1"))?;
+        let mau = client.get_json(&format!("/v1/metrics/active?from={day}&to={day}&window=30"))?;
+        let line = format!(
+            "events {:>10}  {:>8.0}/s  subjects {:>8}  DAU {:>7}  MAU {:>7}",
+            events,
+            rate,
+            health["subjects"].as_u64().unwrap_or(0),
+            dau["series"][0]["active"].as_u64().unwrap_or(0),
+            mau["series"][0]["active"].as_u64().unwrap_or(0),
+        );
+        if live {
+            print!("\r{line}");
+            let _ = std::io::stdout().flush();
+        } else {
+            println!("{line}");
+        }
+        if !stream_done && streamer.is_finished() {
+            stream_done = true;
+            if live {
+                println!();
+            }
+            println!("simulator finished; the server keeps running (Ctrl-C to stop)");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    if live {
+        println!();
+    }
+    match streamer.join() {
+        Ok(Ok(stats)) => {
+            println!("streamed {} events: {} accepted, {} rejected", stats.sent, stats.accepted, stats.rejected)
+        }
+        Ok(Err(error)) => eprintln!("streaming stopped: {error:#}"),
+        Err(_) => eprintln!("streaming thread panicked"),
+    }
+    runtime.block_on(server_task).context("server task")??;
+    Ok(())
+}
+
+async fn wait_for(flag: Arc<AtomicBool>) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

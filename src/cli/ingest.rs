@@ -1,0 +1,238 @@
+//! `proviso ingest`: bulk load through the same edge and log as the server.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context;
+use proviso::config::{Config, DataArgs};
+use proviso::edge::RejectReason;
+use proviso::pipeline::{Pipeline, Prepared, Rejection};
+
+/// Load NDJSON events into a data dir.
+///
+/// Every line goes through the privacy edge; valid lines are logged durably
+/// (fsync) and applied, invalid ones are counted and reported by line number.
+/// When the command returns, every accepted event survives a crash.
+///
+/// Examples:
+///   proviso ingest events.ndjson
+///   proviso simulate --events 100000 | proviso ingest - --rejects bad.ndjson
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct IngestCommand {
+    /// NDJSON file to load, or `-` for stdin
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Write every rejected line, unchanged, to this file (it may hold the
+    /// numbers or content that caused the rejection: keep it private)
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Bytes per batch handed to the edge workers
+    #[arg(long, default_value_t = 4 << 20, hide = true)]
+    pub chunk_bytes: usize,
+    /// Edge worker threads [default: available cores]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A piece of the input: whole lines, and the number of its first line.
+struct Chunk {
+    first_line: usize,
+    bytes: Vec<u8>,
+}
+
+struct Done {
+    accepted: u64,
+    rejected: Vec<Rejection>,
+    rejected_lines: Vec<Vec<u8>>,
+    bytes: u64,
+    result: Result<(), String>,
+}
+
+#[derive(serde::Serialize)]
+struct Summary {
+    accepted: u64,
+    rejected: u64,
+    rejected_by_reason: BTreeMap<&'static str, u64>,
+    first_errors: Vec<String>,
+    seconds: f64,
+    events_per_second: f64,
+}
+
+pub fn run(command: IngestCommand) -> anyhow::Result<()> {
+    let config = Config::resolve_data(&command.data)?;
+    let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if command.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file =
+            std::fs::File::open(&command.input).with_context(|| format!("opening {}", command.input.display()))?;
+        let len = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), len)
+    };
+    let mut rejects_file = match &command.rejects {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let keep_rejected_lines = rejects_file.is_some();
+    let pipeline = Pipeline::open(config.pipeline_options())
+        .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+
+    let progress = super::progress_bar(total_bytes, "ingesting");
+    let started = Instant::now();
+    let workers = command.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+    let (chunk_sender, chunk_receiver) = mpsc::sync_channel::<Chunk>(workers * 2);
+    let chunk_receiver = std::sync::Mutex::new(chunk_receiver);
+    let (done_sender, done_receiver) = mpsc::channel::<Done>();
+
+    let mut summary = Summary {
+        accepted: 0,
+        rejected: 0,
+        rejected_by_reason: BTreeMap::new(),
+        first_errors: Vec::new(),
+        seconds: 0.0,
+        events_per_second: 0.0,
+    };
+    let mut failure: Option<String> = None;
+    let mut all_rejections: Vec<(Rejection, Vec<u8>)> = Vec::new();
+
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..workers {
+            let receiver = &chunk_receiver;
+            let pipeline = &pipeline;
+            let done_sender = done_sender.clone();
+            scope.spawn(move || loop {
+                let chunk = match receiver.lock().map(|r| r.recv()) {
+                    Ok(Ok(chunk)) => chunk,
+                    _ => return,
+                };
+                let mut prepared = Prepared::default();
+                proviso::pipeline::prepare_lines(pipeline.edge(), &chunk.bytes, chunk.first_line, &mut prepared);
+                let rejected = std::mem::take(&mut prepared.rejected);
+                let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                let accepted = prepared.events.len() as u64;
+                let bytes = chunk.bytes.len() as u64;
+                let done_sender = done_sender.clone();
+                pipeline.submit(prepared, move |result| {
+                    let _ = done_sender.send(Done {
+                        accepted,
+                        rejected,
+                        rejected_lines,
+                        bytes,
+                        result: result.map(|_| ()).map_err(|e| e.to_string()),
+                    });
+                });
+            });
+        }
+        drop(done_sender);
+
+        // Reader: cut the input into chunks of whole lines.
+        let reader_result = scope.spawn(move || -> std::io::Result<()> {
+            let mut reader = BufReader::with_capacity(1 << 20, input);
+            let mut next_line = 1usize;
+            loop {
+                let mut bytes = Vec::with_capacity(command.chunk_bytes + 4096);
+                while bytes.len() < command.chunk_bytes {
+                    if reader.read_until(b'\n', &mut bytes)? == 0 {
+                        break;
+                    }
+                }
+                if bytes.is_empty() {
+                    return Ok(());
+                }
+                let lines = bytes.iter().filter(|b| **b == b'\n').count() + usize::from(bytes.last() != Some(&b'\n'));
+                let chunk = Chunk { first_line: next_line, bytes };
+                next_line += lines;
+                if chunk_sender.send(chunk).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+
+        for done in done_receiver.iter() {
+            progress.inc(done.bytes);
+            if let Err(error) = done.result {
+                failure.get_or_insert(error);
+                continue;
+            }
+            summary.accepted += done.accepted;
+            let mut lines = done.rejected_lines.into_iter();
+            for rejection in done.rejected {
+                let line = lines.next().unwrap_or_default();
+                all_rejections.push((rejection, line));
+            }
+            progress.set_message(format!("{} accepted, {} rejected", summary.accepted, all_rejections.len()));
+        }
+        reader_result
+            .join()
+            .map_err(|_| anyhow::anyhow!("input reader thread panicked"))?
+            .context("reading the input")?;
+        Ok(())
+    })?;
+    pipeline.shutdown();
+    progress.finish_and_clear();
+    if let Some(error) = failure {
+        anyhow::bail!("ingest failed, some batches were not stored: {error}");
+    }
+
+    all_rejections.sort_by_key(|(rejection, _)| rejection.line);
+    for (rejection, line) in &all_rejections {
+        *summary.rejected_by_reason.entry(reason_name(rejection.reason)).or_default() += 1;
+        if summary.first_errors.len() < 10 {
+            summary.first_errors.push(rejection.error.clone());
+        }
+        if let Some(file) = rejects_file.as_mut() {
+            file.write_all(line).and_then(|_| file.write_all(b"\n")).context("writing rejects file")?;
+        }
+    }
+    if let Some(mut file) = rejects_file {
+        file.flush().context("writing rejects file")?;
+    }
+    summary.rejected = all_rejections.len() as u64;
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.events_per_second = (summary.accepted + summary.rejected) as f64 / summary.seconds.max(1e-9);
+    if command.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "accepted {} events, rejected {} lines in {:.2}s ({:.0} lines/s)",
+            summary.accepted, summary.rejected, summary.seconds, summary.events_per_second
+        );
+        for (reason, count) in &summary.rejected_by_reason {
+            println!("  rejected {reason}: {count}");
+        }
+        if !summary.first_errors.is_empty() {
+            println!("first errors:");
+            for error in &summary.first_errors {
+                println!("  {error}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn reason_name(reason: RejectReason) -> &'static str {
+    reason.as_str()
+}
+
+/// The raw text of each rejected line of a chunk, in rejection order.
+fn lines_of(chunk: &Chunk, rejected: &[Rejection]) -> Vec<Vec<u8>> {
+    let lines: Vec<&[u8]> = chunk.bytes.split(|b| *b == b'\n').collect();
+    rejected
+        .iter()
+        .map(|r| {
+            lines
+                .get(r.line - chunk.first_line)
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+                .unwrap_or_default()
+        })
+        .collect()
+}

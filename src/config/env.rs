@@ -1,0 +1,42 @@
+//! Every environment variable proviso reads, each standing for one flag.
+
+/// `--data`: the data directory.
+pub const PROVISO_DATA: &str = "PROVISO_DATA";
+/// `--listen`: the HTTP listen address.
+pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
+/// `--config`: the TOML config file.
+pub const PROVISO_CONFIG: &str = "PROVISO_CONFIG";
+/// `--default-region`: region for national-format numbers without `country`.
+pub const PROVISO_DEFAULT_REGION: &str = "PROVISO_DEFAULT_REGION";
+/// `--max-request-bytes`: largest accepted request body.
+pub const PROVISO_MAX_REQUEST_BYTES: &str = "PROVISO_MAX_REQUEST_BYTES";
+/// `--policy`: the consent policy file.
+pub const PROVISO_POLICY: &str = "PROVISO_POLICY";
+/// Admin bearer token (no flag: secrets stay out of `ps`).
+pub const PROVISO_ADMIN_TOKEN: &str = "PROVISO_ADMIN_TOKEN";
+/// Bearer token for the `ingest` role.
+pub const PROVISO_INGEST_TOKEN: &str = "PROVISO_INGEST_TOKEN";
+/// Bearer token for the `analyst` role.
+pub const PROVISO_ANALYST_TOKEN: &str = "PROVISO_ANALYST_TOKEN";
+/// Bearer token for the `subject-service` role.
+pub const PROVISO_SUBJECT_SERVICE_TOKEN: &str = "PROVISO_SUBJECT_SERVICE_TOKEN";
+/// Pseudonym key as 64 hex digits (no flag); otherwise `pseudonym.key` in the data dir.
+pub const PROVISO_PSEUDONYM_KEY: &str = "PROVISO_PSEUDONYM_KEY";
+/// Log filter for tracing output, e.g. `info` or `proviso=debug`.
+pub const PROVISO_LOG: &str = "PROVISO_LOG";
+
+/// Every variable, for tests that must start from a clean environment.
+pub const ALL: &[&str] = &[
+    PROVISO_DATA,
+    PROVISO_LISTEN,
+    PROVISO_CONFIG,
+    PROVISO_DEFAULT_REGION,
+    PROVISO_MAX_REQUEST_BYTES,
+    PROVISO_POLICY,
+    PROVISO_ADMIN_TOKEN,
+    PROVISO_INGEST_TOKEN,
+    PROVISO_ANALYST_TOKEN,
+    PROVISO_SUBJECT_SERVICE_TOKEN,
+    PROVISO_PSEUDONYM_KEY,
+    PROVISO_LOG,
+];

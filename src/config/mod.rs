@@ -1,0 +1,345 @@
+//! Configuration: one resolved [`Config`] from defaults, file, env and flags.
+//!
+//! Owns: every option, its default, its env name and the merge order.
+//! Never: read by anything but the binary edge; nothing else reads std::env.
+//!
+//! Precedence, lowest first: built-in default < `--config` TOML file <
+//! environment variable < command-line flag. Clap folds flag and env together
+//! (flag wins); [`Config::resolve`] then lays that over the file and defaults.
+
+pub mod env;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::consent::Policy;
+use crate::contract::Region;
+use crate::edge::PseudonymKey;
+use crate::pipeline::PipelineOptions;
+
+/// Default data dir: `./proviso-data`, next to where proviso runs.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("./proviso-data")
+}
+/// Default listen address: loopback only, so a fresh install exposes nothing.
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7420))
+}
+/// Default region for national-format numbers without a `country` field.
+pub const fn default_region() -> &'static str {
+    "US"
+}
+/// Default largest request body: 64 MiB, about 500k events.
+pub const fn default_max_request_bytes() -> u64 {
+    64 << 20
+}
+/// Default snapshot interval: every 2M applied records.
+pub const fn default_snapshot_every_records() -> u64 {
+    2_000_000
+}
+/// Default log segment size: 256 MiB.
+pub const fn default_segment_bytes() -> u64 {
+    crate::log::DEFAULT_SEGMENT_BYTES
+}
+
+/// Options shared by every command that opens a data dir.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DataArgs {
+    /// Data directory: log, state snapshots, pseudonym key, admin token
+    /// [default: ./proviso-data]
+    #[arg(long, env = env::PROVISO_DATA, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML config file (see docs/configuration.md); flags and env override it
+    #[arg(long, env = env::PROVISO_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Region used to read national-format numbers that carry no `country`
+    /// field (ISO 3166 alpha-2) [default: US]
+    #[arg(long, env = env::PROVISO_DEFAULT_REGION, value_name = "CC")]
+    pub default_region: Option<String>,
+    /// Consent policy file (TOML); the built-in policy is opt-in for EEA and
+    /// GB, opt-out with a 30-day notice elsewhere
+    #[arg(long, env = env::PROVISO_POLICY, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+/// Options of `proviso serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on; use port 0 to pick a free port (the bound
+    /// address is printed) [default: 127.0.0.1:7420]
+    #[arg(long, env = env::PROVISO_LISTEN, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Largest accepted request body in bytes; larger bodies get 413
+    /// [default: 67108864]
+    #[arg(long, env = env::PROVISO_MAX_REQUEST_BYTES, value_name = "BYTES")]
+    pub max_request_bytes: Option<u64>,
+}
+
+/// The config file. Every key is optional; unknown keys are errors.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub default_region: Option<String>,
+    pub max_request_bytes: Option<u64>,
+    pub policy: Option<PathBuf>,
+    pub snapshot_every_records: Option<u64>,
+    pub segment_bytes: Option<u64>,
+    /// Extra API tokens: `[[tokens]] name = "...", role = "...", token = "..."`.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One API token from the config file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it (shown in logs; the token itself never is).
+    pub name: String,
+    /// admin, ingest, analyst or subject-service.
+    pub role: String,
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// A secret string: prints and serializes as `***`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+/// Every problem found while resolving the config, listed together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub default_region: Region,
+    pub max_request_bytes: u64,
+    pub policy: Policy,
+    pub policy_source: String,
+    pub snapshot_every_records: u64,
+    pub segment_bytes: u64,
+    pub tokens: Vec<TokenConfig>,
+    pub pseudonym_key: Option<PseudonymKey>,
+}
+
+impl Config {
+    /// Resolves options for commands that open a data dir but serve nothing.
+    pub fn resolve_data(args: &DataArgs) -> Result<Config, ConfigError> {
+        Config::resolve(&ServeArgs { data: args.clone(), ..ServeArgs::default() })
+    }
+
+    /// Merges defaults < file < env/flags, checking everything and reporting
+    /// every problem at once.
+    pub fn resolve(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let file = match &args.data.config {
+            Some(path) => read_file_config(path).unwrap_or_else(|problem| {
+                problems.push(problem);
+                FileConfig::default()
+            }),
+            None => FileConfig::default(),
+        };
+        let region_text = args
+            .data
+            .default_region
+            .clone()
+            .or(file.default_region.clone())
+            .unwrap_or_else(|| default_region().to_string());
+        let default_region = match Region::parse(&region_text.to_ascii_uppercase()) {
+            Some(region) if region_text.to_ascii_uppercase().parse::<phonenumber::country::Id>().is_ok() => region,
+            _ => {
+                problems.push(format!("default_region `{region_text}` is not an ISO 3166 alpha-2 region code"));
+                Region(*b"US")
+            }
+        };
+        let policy_path = args.data.policy.clone().or(file.policy.clone());
+        let (policy, policy_source) = match &policy_path {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => match Policy::from_toml(&text) {
+                    Ok(policy) => (policy, path.display().to_string()),
+                    Err(error) => {
+                        problems.extend(error.problems.into_iter().map(|p| format!("policy {}: {p}", path.display())));
+                        (Policy::default_policy(), "built-in".into())
+                    }
+                },
+                Err(error) => {
+                    problems.push(format!("reading policy file {}: {error}", path.display()));
+                    (Policy::default_policy(), "built-in".into())
+                }
+            },
+            None => (Policy::default_policy(), "built-in".into()),
+        };
+        let max_request_bytes =
+            args.max_request_bytes.or(file.max_request_bytes).unwrap_or(default_max_request_bytes());
+        if max_request_bytes < 1024 {
+            problems.push(format!("max_request_bytes must be at least 1024, got {max_request_bytes}"));
+        }
+        let mut tokens = file.tokens.clone();
+        for (variable, role) in [
+            (env::PROVISO_INGEST_TOKEN, "ingest"),
+            (env::PROVISO_ANALYST_TOKEN, "analyst"),
+            (env::PROVISO_SUBJECT_SERVICE_TOKEN, "subject-service"),
+            (env::PROVISO_ADMIN_TOKEN, "admin"),
+        ] {
+            if let Some(token) = std::env::var(variable).ok().filter(|t| !t.is_empty()) {
+                tokens.push(TokenConfig {
+                    name: variable.to_ascii_lowercase(),
+                    role: role.into(),
+                    token: Secret(token),
+                });
+            }
+        }
+        for token in &tokens {
+            if crate::outputs::api::auth::Role::parse(&token.role).is_none() {
+                problems.push(format!(
+                    "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service",
+                    token.name, token.role
+                ));
+            }
+            if token.token.expose().len() < 16 {
+                problems.push(format!("token `{}`: tokens must be at least 16 characters", token.name));
+            }
+        }
+        let pseudonym_key = match std::env::var(env::PROVISO_PSEUDONYM_KEY).ok().filter(|k| !k.is_empty()) {
+            Some(hex) => match PseudonymKey::from_hex(&hex) {
+                Ok(key) => Some(key),
+                Err(_) => {
+                    problems.push(format!("{} must be 64 hex digits", env::PROVISO_PSEUDONYM_KEY));
+                    None
+                }
+            },
+            None => None,
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Config {
+            data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
+            listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
+            default_region,
+            max_request_bytes,
+            policy,
+            policy_source,
+            snapshot_every_records: file.snapshot_every_records.unwrap_or(default_snapshot_every_records()),
+            segment_bytes: file.segment_bytes.unwrap_or(default_segment_bytes()),
+            tokens,
+            pseudonym_key,
+        })
+    }
+
+    pub fn pipeline_options(&self) -> PipelineOptions {
+        PipelineOptions {
+            data_dir: self.data_dir.clone(),
+            pseudonym_key: self.pseudonym_key.clone(),
+            default_region: self.default_region,
+            policy: self.policy.clone(),
+            segment_bytes: self.segment_bytes,
+            snapshot_every_records: self.snapshot_every_records,
+        }
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example config parses, and each layer overrides the one
+    /// below it: flag > file > default.
+    #[test]
+    fn example_config_parses_and_layers_override_in_order() {
+        let example = include_str!("../../docs/proviso.example.toml");
+        let file: FileConfig = toml::from_str(example).expect("example config parses");
+        assert!(!file.tokens.is_empty());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("proviso.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndefault_region = \"IN\"\n").expect("write");
+        let from_file = Config::resolve(&ServeArgs {
+            data: DataArgs { config: Some(path.clone()), ..DataArgs::default() },
+            ..ServeArgs::default()
+        })
+        .expect("resolves");
+        assert_eq!(from_file.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(from_file.default_region, Region(*b"IN"));
+        assert_eq!(from_file.max_request_bytes, default_max_request_bytes());
+        let from_flag = Config::resolve(&ServeArgs {
+            data: DataArgs { config: Some(path), default_region: Some("br".into()), ..DataArgs::default() },
+            listen: Some("127.0.0.1:9001".parse().expect("addr")),
+            ..ServeArgs::default()
+        })
+        .expect("resolves");
+        assert_eq!(from_flag.listen, "127.0.0.1:9001".parse().expect("addr"));
+        assert_eq!(from_flag.default_region, Region(*b"BR"));
+    }
+
+    #[test]
+    fn bad_config_lists_every_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("proviso.toml");
+        std::fs::write(&path, "max_request_bytes = 10\n[[tokens]]\nname = \"x\"\nrole = \"root\"\ntoken = \"short\"\n")
+            .expect("write");
+        let error = Config::resolve(&ServeArgs {
+            data: DataArgs { config: Some(path), default_region: Some("XX1".into()), ..DataArgs::default() },
+            ..ServeArgs::default()
+        })
+        .expect_err("invalid");
+        let text = error.to_string();
+        assert!(text.contains("default_region"), "{text}");
+        assert!(text.contains("max_request_bytes"), "{text}");
+        assert!(text.contains("role `root`"), "{text}");
+        assert!(text.contains("at least 16 characters"), "{text}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let token = TokenConfig { name: "n".into(), role: "admin".into(), token: Secret("supersecretvalue123".into()) };
+        assert!(!format!("{token:?}").contains("supersecret"));
+        assert_eq!(serde_json::to_string(&token.token).expect("json"), "\"***\"");
+    }
+}

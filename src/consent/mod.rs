@@ -1,0 +1,188 @@
+//! Consent registry and policy: what each subject chose, and what applies when
+//! they chose nothing.
+//!
+//! Owns: the policy file (per purpose and jurisdiction: `opt_in` or `opt_out`
+//! with a notice period), each subject's consent history, and the state of a
+//! (subject, purpose) pair at a given time.
+//! Never: filters data itself. Outputs ask `gate::allow`, which asks here.
+
+mod policy;
+
+pub use policy::{Basis, Policy, PolicyError, PurposePolicy};
+
+use std::collections::HashMap;
+
+use crate::contract::{Purpose, DAY_MS};
+
+/// One explicit choice by a subject (from a consent event or the API, both of
+/// which go through the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConsentChange {
+    pub purpose: Purpose,
+    pub granted: bool,
+    pub ts_ms: i64,
+}
+
+/// What applies to a (subject, purpose) pair at one time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsentState {
+    Granted,
+    Denied,
+    /// Opt-out notice period still running: treated as not granted.
+    Pending,
+}
+
+impl ConsentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentState::Granted => "granted",
+            ConsentState::Denied => "denied",
+            ConsentState::Pending => "pending",
+        }
+    }
+}
+
+/// Why a state holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateBasis {
+    /// Essential purpose: always allowed.
+    Essential,
+    /// The subject granted it.
+    Granted,
+    /// The subject refused it.
+    Refused,
+    /// Opt-in jurisdiction and no grant.
+    OptInRequired,
+    /// Opt-out jurisdiction; the notice period is running or has passed.
+    OptOutNotice,
+}
+
+impl StateBasis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateBasis::Essential => "essential",
+            StateBasis::Granted => "consent_granted",
+            StateBasis::Refused => "consent_refused",
+            StateBasis::OptInRequired => "opt_in_required",
+            StateBasis::OptOutNotice => "opt_out_notice",
+        }
+    }
+}
+
+/// The full answer for one pair: state, basis and the period it holds for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurposeStatus {
+    pub state: ConsentState,
+    pub basis: StateBasis,
+    /// Start of this state, when known (epoch ms).
+    pub since_ms: Option<i64>,
+    /// When this state ends on its own (end of the notice period).
+    pub until_ms: Option<i64>,
+}
+
+/// Explicit choices of every subject that made one, by dense subject index.
+#[derive(Default)]
+pub struct ConsentRegistry {
+    histories: HashMap<u32, Vec<ConsentChange>>,
+}
+
+impl ConsentRegistry {
+    /// Records a choice, keeping each history ordered by event time (a late
+    /// event lands in its place; equal times keep arrival order).
+    pub fn record(&mut self, subject: u32, change: ConsentChange) {
+        let history = self.histories.entry(subject).or_default();
+        let at = history.partition_point(|c| c.ts_ms <= change.ts_ms);
+        history.insert(at, change);
+    }
+
+    pub fn history(&self, subject: u32) -> &[ConsentChange] {
+        self.histories.get(&subject).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn subjects_with_choices(&self) -> usize {
+        self.histories.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &[ConsentChange])> {
+        self.histories.iter().map(|(s, h)| (*s, h.as_slice()))
+    }
+}
+
+/// The state of `purpose` for a subject at `at_ms`, from their history, the
+/// policy for their region, and when proviso first saw them.
+///
+/// Rules, in order: essential purposes are granted; the latest explicit
+/// choice at or before `at_ms` decides (a refusal at the same instant as a
+/// grant wins); otherwise opt-in is denied, and opt-out is pending for the
+/// notice period after first sight and granted afterwards.
+pub fn status_at(
+    history: &[ConsentChange],
+    purpose: Purpose,
+    region: &str,
+    first_seen_ms: i64,
+    policy: &Policy,
+    at_ms: i64,
+) -> PurposeStatus {
+    if purpose.is_essential() {
+        return PurposeStatus {
+            state: ConsentState::Granted,
+            basis: StateBasis::Essential,
+            since_ms: None,
+            until_ms: None,
+        };
+    }
+    let mut latest: Option<ConsentChange> = None;
+    for change in history.iter().filter(|c| c.purpose == purpose && c.ts_ms <= at_ms) {
+        let replaces = match latest {
+            None => true,
+            Some(kept) => change.ts_ms > kept.ts_ms || (change.ts_ms == kept.ts_ms && !change.granted),
+        };
+        if replaces {
+            latest = Some(*change);
+        }
+    }
+    if let Some(choice) = latest {
+        return if choice.granted {
+            PurposeStatus {
+                state: ConsentState::Granted,
+                basis: StateBasis::Granted,
+                since_ms: Some(choice.ts_ms),
+                until_ms: None,
+            }
+        } else {
+            PurposeStatus {
+                state: ConsentState::Denied,
+                basis: StateBasis::Refused,
+                since_ms: Some(choice.ts_ms),
+                until_ms: None,
+            }
+        };
+    }
+    let (basis, notice_days) = policy.basis_for(purpose, region);
+    match basis {
+        Basis::OptIn => PurposeStatus {
+            state: ConsentState::Denied,
+            basis: StateBasis::OptInRequired,
+            since_ms: Some(first_seen_ms),
+            until_ms: None,
+        },
+        Basis::OptOut => {
+            let notice_ends = first_seen_ms.saturating_add(i64::from(notice_days) * DAY_MS);
+            if at_ms < notice_ends {
+                PurposeStatus {
+                    state: ConsentState::Pending,
+                    basis: StateBasis::OptOutNotice,
+                    since_ms: Some(first_seen_ms),
+                    until_ms: Some(notice_ends),
+                }
+            } else {
+                PurposeStatus {
+                    state: ConsentState::Granted,
+                    basis: StateBasis::OptOutNotice,
+                    since_ms: Some(notice_ends),
+                    until_ms: None,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! Binary codec for [`Event`]: the bytes of one log record's payload.
+//!
+//! Layout: `version u8, type u8, ts i64 LE, subject [16], region [2]`, then
+//! the body fields in declaration order. Strings are `u16 LE length + bytes`,
+//! pseudonym lists are `u32 LE count + 16 bytes each`. Version 1 only.
+
+use super::{
+    Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind, Platform, Pseudonym, Purpose,
+    Recipient, Region,
+};
+
+const VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("record truncated")]
+    Truncated,
+    #[error("unknown record version {0}")]
+    Version(u8),
+    #[error("unknown code {code} for {what}")]
+    UnknownCode { what: &'static str, code: u8 },
+    #[error("string is not utf-8")]
+    Utf8,
+    #[error("{0} trailing bytes after record")]
+    Trailing(usize),
+}
+
+/// Appends the encoding of `event` to `out`.
+pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    out.push(event.body.event_type().code());
+    out.extend_from_slice(&event.ts_ms.to_le_bytes());
+    out.extend_from_slice(event.subject.as_bytes());
+    out.extend_from_slice(&event.region.0);
+    match &event.body {
+        EventBody::Register { device, platform } => {
+            put_str(out, device);
+            out.push(platform.code());
+        }
+        EventBody::Session { device } => put_str(out, device),
+        EventBody::Message { to, kind, link_domain } => {
+            match to {
+                Recipient::Subject(pseudonym) => {
+                    out.push(0);
+                    out.extend_from_slice(pseudonym.as_bytes());
+                }
+                Recipient::Group(group) => {
+                    out.push(1);
+                    put_str(out, group);
+                }
+            }
+            out.push(kind.code());
+            match link_domain {
+                Some(domain) => {
+                    out.push(1);
+                    put_str(out, domain);
+                }
+                None => out.push(0),
+            }
+        }
+        EventBody::Contacts { contacts } => {
+            out.extend_from_slice(&(contacts.len() as u32).to_le_bytes());
+            for contact in contacts {
+                out.extend_from_slice(contact.as_bytes());
+            }
+        }
+        EventBody::BusinessMessage { business, direction } => {
+            put_str(out, business);
+            out.push(direction.code());
+        }
+        EventBody::Report { target, reason } => {
+            out.extend_from_slice(target.as_bytes());
+            put_str(out, reason);
+        }
+        EventBody::Block { target } => out.extend_from_slice(target.as_bytes()),
+        EventBody::Consent { purpose, granted } => {
+            out.push(purpose.code());
+            out.push(u8::from(*granted));
+        }
+        EventBody::DeleteAccount => {}
+        EventBody::PartnerAccount { partner_id, state } => {
+            put_str(out, partner_id);
+            out.push(state.code());
+        }
+        EventBody::PartnerFriend { partner_id, friend, state } => {
+            put_str(out, partner_id);
+            put_str(out, friend);
+            out.push(state.code());
+        }
+        EventBody::PartnerFlag { partner_id, reason } => {
+            put_str(out, partner_id);
+            put_str(out, reason);
+        }
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, value: &str) {
+    // The edge caps every string field far below u16::MAX.
+    debug_assert!(value.len() <= u16::MAX as usize);
+    out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// Decodes one payload written by [`encode_event`].
+pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
+    let mut reader = Reader { bytes, at: 0 };
+    let version = reader.u8()?;
+    if version != VERSION {
+        return Err(CodecError::Version(version));
+    }
+    let type_code = reader.u8()?;
+    let event_type =
+        EventType::from_code(type_code).ok_or(CodecError::UnknownCode { what: "event type", code: type_code })?;
+    let ts_ms = i64::from_le_bytes(reader.array::<8>()?);
+    let subject = Pseudonym::from_stored(reader.array::<16>()?);
+    let region = Region(reader.array::<2>()?);
+    let body = match event_type {
+        EventType::Register => {
+            EventBody::Register { device: reader.string()?, platform: reader.code(Platform::from_code, "platform")? }
+        }
+        EventType::Session => EventBody::Session { device: reader.string()? },
+        EventType::Message => {
+            let to = match reader.u8()? {
+                0 => Recipient::Subject(reader.pseudonym()?),
+                1 => Recipient::Group(reader.string()?),
+                code => return Err(CodecError::UnknownCode { what: "recipient", code }),
+            };
+            let kind = reader.code(MessageKind::from_code, "message kind")?;
+            let link_domain = match reader.u8()? {
+                0 => None,
+                _ => Some(reader.string()?),
+            };
+            EventBody::Message { to, kind, link_domain }
+        }
+        EventType::Contacts => {
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut contacts = Vec::with_capacity(count.min(reader.remaining() / 16));
+            for _ in 0..count {
+                contacts.push(reader.pseudonym()?);
+            }
+            EventBody::Contacts { contacts }
+        }
+        EventType::BusinessMessage => EventBody::BusinessMessage {
+            business: reader.string()?,
+            direction: reader.code(Direction::from_code, "direction")?,
+        },
+        EventType::Report => EventBody::Report { target: reader.pseudonym()?, reason: reader.string()? },
+        EventType::Block => EventBody::Block { target: reader.pseudonym()? },
+        EventType::Consent => {
+            EventBody::Consent { purpose: reader.code(Purpose::from_code, "purpose")?, granted: reader.u8()? != 0 }
+        }
+        EventType::DeleteAccount => EventBody::DeleteAccount,
+        EventType::PartnerAccount => EventBody::PartnerAccount {
+            partner_id: reader.string()?,
+            state: reader.code(LinkState::from_code, "link state")?,
+        },
+        EventType::PartnerFriend => EventBody::PartnerFriend {
+            partner_id: reader.string()?,
+            friend: reader.string()?,
+            state: reader.code(FriendState::from_code, "friend state")?,
+        },
+        EventType::PartnerFlag => EventBody::PartnerFlag { partner_id: reader.string()?, reason: reader.string()? },
+    };
+    if reader.remaining() != 0 {
+        return Err(CodecError::Trailing(reader.remaining()));
+    }
+    Ok(Event { ts_ms, subject, region, body })
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, len: usize) -> Result<&[u8], CodecError> {
+        if self.remaining() < len {
+            return Err(CodecError::Truncated);
+        }
+        let slice = &self.bytes[self.at..self.at + len];
+        self.at += len;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn pseudonym(&mut self) -> Result<Pseudonym, CodecError> {
+        Ok(Pseudonym::from_stored(self.array::<16>()?))
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        let len = u16::from_le_bytes(self.array::<2>()?) as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::Utf8)
+    }
+
+    fn code<T>(&mut self, from_code: fn(u8) -> Option<T>, what: &'static str) -> Result<T, CodecError> {
+        let code = self.u8()?;
+        from_code(code).ok_or(CodecError::UnknownCode { what, code })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pseudonym(seed: u8) -> Pseudonym {
+        Pseudonym::from_stored([seed; 16])
+    }
+
+    fn arb_token() -> impl Strategy<Value = String> {
+        "[a-z0-9_.-]{0,20}"
+    }
+
+    fn arb_body() -> impl Strategy<Value = EventBody> {
+        prop_oneof![
+            (arb_token(), 0u8..4).prop_map(|(device, p)| EventBody::Register {
+                device,
+                platform: Platform::from_code(p).expect("in range"),
+            }),
+            arb_token().prop_map(|device| EventBody::Session { device }),
+            (any::<u8>(), 0u8..5, proptest::option::of(arb_token())).prop_map(|(s, k, link_domain)| {
+                EventBody::Message {
+                    to: Recipient::Subject(pseudonym(s)),
+                    kind: MessageKind::from_code(k).expect("in range"),
+                    link_domain,
+                }
+            }),
+            arb_token().prop_map(|group| EventBody::Message {
+                to: Recipient::Group(group),
+                kind: MessageKind::Text,
+                link_domain: None,
+            }),
+            proptest::collection::vec(any::<u8>(), 0..50)
+                .prop_map(|seeds| EventBody::Contacts { contacts: seeds.into_iter().map(pseudonym).collect() }),
+            (arb_token(), any::<bool>()).prop_map(|(business, out)| EventBody::BusinessMessage {
+                business,
+                direction: if out { Direction::Out } else { Direction::In },
+            }),
+            (any::<u8>(), arb_token()).prop_map(|(s, reason)| EventBody::Report { target: pseudonym(s), reason }),
+            any::<u8>().prop_map(|s| EventBody::Block { target: pseudonym(s) }),
+            (0u8..5, any::<bool>()).prop_map(|(p, granted)| EventBody::Consent {
+                purpose: Purpose::from_code(p).expect("in range"),
+                granted,
+            }),
+            Just(EventBody::DeleteAccount),
+            (arb_token(), any::<bool>()).prop_map(|(partner_id, linked)| EventBody::PartnerAccount {
+                partner_id,
+                state: if linked { LinkState::Linked } else { LinkState::Unlinked },
+            }),
+            (arb_token(), arb_token(), any::<bool>()).prop_map(|(partner_id, friend, added)| {
+                EventBody::PartnerFriend {
+                    partner_id,
+                    friend,
+                    state: if added { FriendState::Added } else { FriendState::Removed },
+                }
+            }),
+            (arb_token(), arb_token()).prop_map(|(partner_id, reason)| EventBody::PartnerFlag { partner_id, reason }),
+        ]
+    }
+
+    proptest! {
+        /// Every event survives encode then decode unchanged, and any strict
+        /// prefix of its encoding is refused rather than misread.
+        #[test]
+        fn encode_then_decode_is_identity(ts_ms in any::<i64>(), s in any::<u8>(), body in arb_body()) {
+            let event = Event { ts_ms, subject: pseudonym(s), region: Region(*b"IN"), body };
+            let mut bytes = Vec::new();
+            encode_event(&event, &mut bytes);
+            prop_assert_eq!(decode_event(&bytes), Ok(event));
+            for cut in 0..bytes.len() {
+                prop_assert!(decode_event(&bytes[..cut]).is_err());
+            }
+        }
+    }
+}

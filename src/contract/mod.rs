@@ -1,0 +1,296 @@
+//! Event contract v1: the shape of an event after the privacy edge.
+//!
+//! Owns: the typed, pseudonymised event (`Event`), its closed vocabularies
+//! (platforms, message kinds, purposes...) and the binary codec the log stores.
+//! Never: does I/O, parses raw NDJSON (that is `edge/`), or holds a phone number:
+//! every phone-valued field is already a [`Pseudonym`] here.
+
+mod codec;
+
+pub use codec::{decode_event, encode_event, CodecError};
+
+use std::fmt;
+
+/// A keyed, one-way pseudonym of an E.164 number (first 16 bytes of a BLAKE3
+/// keyed hash). 128 bits keeps collisions out of reach for any realistic
+/// population while halving the state cost of a full 32-byte hash.
+///
+/// Only the edge mints pseudonyms from numbers; everything else gets them from
+/// the log, a snapshot or a subject id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pseudonym(pub(crate) [u8; 16]);
+
+impl Pseudonym {
+    pub const LEN: usize = 16;
+
+    /// Rebuilds a pseudonym from bytes that were produced by the edge earlier
+    /// (log records, snapshots, subject ids).
+    pub(crate) fn from_stored(bytes: [u8; 16]) -> Self {
+        Pseudonym(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// The opaque subject id shown by the API: `s_` and 32 lowercase hex digits.
+    pub fn subject_id(&self) -> String {
+        let mut id = String::with_capacity(34);
+        id.push_str("s_");
+        for byte in self.0 {
+            id.push(HEX[(byte >> 4) as usize] as char);
+            id.push(HEX[(byte & 0xf) as usize] as char);
+        }
+        id
+    }
+
+    /// Parses a subject id made by [`Pseudonym::subject_id`].
+    pub fn from_subject_id(id: &str) -> Option<Self> {
+        let hex = id.strip_prefix("s_")?.as_bytes();
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (index, pair) in hex.chunks_exact(2).enumerate() {
+            bytes[index] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+        }
+        Some(Pseudonym(bytes))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_value(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Debug for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.subject_id())
+    }
+}
+
+/// ISO 3166 alpha-2 region of a subject's number, as two ASCII bytes
+/// (`ZZ` when libphonenumber cannot name one, e.g. non-geographic codes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region(pub [u8; 2]);
+
+impl Region {
+    pub const UNKNOWN: Region = Region(*b"ZZ");
+
+    pub fn parse(code: &str) -> Option<Region> {
+        let bytes = code.as_bytes();
+        if bytes.len() == 2 && bytes.iter().all(u8::is_ascii_uppercase) {
+            Some(Region([bytes[0], bytes[1]]))
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Constructed only from two ASCII uppercase letters.
+        std::str::from_utf8(&self.0).unwrap_or("ZZ")
+    }
+}
+
+impl fmt::Debug for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Declares a closed vocabulary: a `u8`-coded enum with its wire names.
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal => $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+        pub enum $name { $($variant = $code),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            pub fn parse(value: &str) -> Option<$name> {
+                match value { $($wire => Some($name::$variant),)+ _ => None }
+            }
+
+            pub fn code(self) -> u8 {
+                self as u8
+            }
+
+            pub fn from_code(code: u8) -> Option<$name> {
+                match code { $($code => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted wire names, for error messages.
+            pub fn expected() -> &'static str {
+                concat!($($wire, " "),+)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary!(
+    /// The `type` of an event line.
+    EventType {
+        Register = 0 => "register",
+        Session = 1 => "session",
+        Message = 2 => "message",
+        Contacts = 3 => "contacts",
+        BusinessMessage = 4 => "business_message",
+        Report = 5 => "report",
+        Block = 6 => "block",
+        Consent = 7 => "consent",
+        DeleteAccount = 8 => "delete_account",
+        PartnerAccount = 9 => "partner_account",
+        PartnerFriend = 10 => "partner_friend",
+        PartnerFlag = 11 => "partner_flag",
+    }
+);
+
+vocabulary!(
+    /// Client platform named on `register`.
+    Platform {
+        Android = 0 => "android",
+        Ios = 1 => "ios",
+        Web = 2 => "web",
+        Other = 3 => "other",
+    }
+);
+
+vocabulary!(
+    /// What a message carried (never the carried thing itself).
+    MessageKind {
+        Text = 0 => "text",
+        Media = 1 => "media",
+        Voice = 2 => "voice",
+        Call = 3 => "call",
+        Other = 4 => "other",
+    }
+);
+
+vocabulary!(
+    /// Direction of a business message: `out` is the user writing to the business.
+    Direction {
+        In = 0 => "in",
+        Out = 1 => "out",
+    }
+);
+
+vocabulary!(
+    /// Why data may be used. The first three are essential and cannot be refused.
+    Purpose {
+        Service = 0 => "service",
+        Security = 1 => "security",
+        Analytics = 2 => "analytics",
+        Product = 3 => "product",
+        Ads = 4 => "ads",
+    }
+);
+
+impl Purpose {
+    /// Essential purposes keep the service running and safe; a person cannot
+    /// refuse them (they can delete their account instead).
+    pub fn is_essential(self) -> bool {
+        matches!(self, Purpose::Service | Purpose::Security | Purpose::Analytics)
+    }
+}
+
+vocabulary!(
+    /// State of a partner friendship edge.
+    FriendState {
+        Added = 0 => "added",
+        Removed = 1 => "removed",
+    }
+);
+
+vocabulary!(
+    /// State of a partner account link; `unlinked` stops all flow for the pair.
+    LinkState {
+        Linked = 0 => "linked",
+        Unlinked = 1 => "unlinked",
+    }
+);
+
+/// Who a message went to: another subject or an opaque group.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Recipient {
+    Subject(Pseudonym),
+    Group(String),
+}
+
+/// The type-specific part of an event. Strings here are opaque ids or short
+/// tokens that the edge has checked against a strict character set.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum EventBody {
+    Register { device: String, platform: Platform },
+    Session { device: String },
+    Message { to: Recipient, kind: MessageKind, link_domain: Option<String> },
+    Contacts { contacts: Vec<Pseudonym> },
+    BusinessMessage { business: String, direction: Direction },
+    Report { target: Pseudonym, reason: String },
+    Block { target: Pseudonym },
+    Consent { purpose: Purpose, granted: bool },
+    DeleteAccount,
+    PartnerAccount { partner_id: String, state: LinkState },
+    PartnerFriend { partner_id: String, friend: String, state: FriendState },
+    PartnerFlag { partner_id: String, reason: String },
+}
+
+impl EventBody {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventBody::Register { .. } => EventType::Register,
+            EventBody::Session { .. } => EventType::Session,
+            EventBody::Message { .. } => EventType::Message,
+            EventBody::Contacts { .. } => EventType::Contacts,
+            EventBody::BusinessMessage { .. } => EventType::BusinessMessage,
+            EventBody::Report { .. } => EventType::Report,
+            EventBody::Block { .. } => EventType::Block,
+            EventBody::Consent { .. } => EventType::Consent,
+            EventBody::DeleteAccount => EventType::DeleteAccount,
+            EventBody::PartnerAccount { .. } => EventType::PartnerAccount,
+            EventBody::PartnerFriend { .. } => EventType::PartnerFriend,
+            EventBody::PartnerFlag { .. } => EventType::PartnerFlag,
+        }
+    }
+}
+
+/// One accepted event, as the log stores it and processors read it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Event {
+    /// Event time, UTC epoch milliseconds.
+    pub ts_ms: i64,
+    /// The acting account.
+    pub subject: Pseudonym,
+    /// Region of the acting account's number.
+    pub region: Region,
+    pub body: EventBody,
+}
+
+/// Milliseconds in one UTC day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day number (days since 1970-01-01) of an epoch-millisecond time.
+pub fn day_of(ts_ms: i64) -> i32 {
+    ts_ms.div_euclid(DAY_MS) as i32
+}

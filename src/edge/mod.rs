@@ -1,0 +1,286 @@
+//! Privacy edge: turns one raw NDJSON line into a validated, pseudonymised event.
+//!
+//! Owns: the strict schema of contract v1, content rejection, E.164 parsing
+//! (libphonenumber data via the `phonenumber` crate) and keyed pseudonyms.
+//! Never: writes to disk, logs a field value, or lets a raw number leave this
+//! module. Error messages name the field and at most the last two digits.
+
+mod error;
+mod key;
+mod phone;
+mod wire;
+
+pub use error::{EdgeError, RejectReason};
+pub use key::{write_private, KeyError, PseudonymKey, KEY_FILE};
+pub use phone::PhoneBook;
+
+use crate::contract::{
+    Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind, Platform, Pseudonym, Purpose,
+    Recipient, Region,
+};
+use wire::{WireEvent, WireValue};
+
+/// Largest address book accepted in one `contacts` snapshot.
+pub const MAX_CONTACTS: usize = 10_000;
+/// Longest opaque id (device, group, business, partner ids).
+pub const MAX_ID_LEN: usize = 128;
+
+/// The privacy edge. Cheap to share between threads (`&Edge` is all a worker needs).
+pub struct Edge {
+    phones: PhoneBook,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Edge { .. }")
+    }
+}
+
+impl Edge {
+    pub fn new(key: PseudonymKey, default_region: Region) -> Edge {
+        Edge { phones: PhoneBook::new(key, default_region) }
+    }
+
+    /// Validates and pseudonymises one event line (without its newline).
+    pub fn accept_line(&self, line: &[u8]) -> Result<Event, EdgeError> {
+        let wire = wire::parse_line(line)?;
+        self.accept_wire(wire)
+    }
+
+    /// Validates and pseudonymises one JSON value given as text.
+    pub fn accept_json(&self, json: &str) -> Result<Event, EdgeError> {
+        self.accept_line(json.as_bytes())
+    }
+
+    /// Resolves a written number to its pseudonym and region, as the edge would.
+    pub fn resolve_phone(&self, phone: &str, country: Option<&str>) -> Result<(Pseudonym, Region), EdgeError> {
+        let region = match country {
+            Some(code) => Some(parse_country(code, "country")?),
+            None => None,
+        };
+        self.phones.resolve(phone, region, "phone")
+    }
+
+    fn accept_wire(&self, wire: WireEvent<'_>) -> Result<Event, EdgeError> {
+        let type_name = wire.required_str("type")?;
+        let event_type = EventType::parse(type_name).ok_or_else(|| {
+            let shown = if type_name.len() <= 32 && type_name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                format!("`{type_name}`")
+            } else {
+                "value".to_string()
+            };
+            EdgeError::new(
+                RejectReason::UnknownType,
+                Some("type"),
+                format!("unknown event type {shown}, expected one of: {}", EventType::expected().trim_end()),
+            )
+        })?;
+        wire.check_fields(event_type)?;
+
+        let ts_ms = parse_ts(wire.get("ts"))?;
+        let country = match wire.optional_str("country")? {
+            Some(code) => Some(parse_country(code, "country")?),
+            None => None,
+        };
+        let (subject, region) = self.phones.resolve(wire.required_str("phone")?, country, "phone")?;
+        let phone_field = |name: &'static str| -> Result<Pseudonym, EdgeError> {
+            Ok(self.phones.resolve(wire.required_str(name)?, country, name)?.0)
+        };
+
+        let body = match event_type {
+            EventType::Register => EventBody::Register {
+                device: opaque_id(&wire, "device")?,
+                platform: vocab(&wire, "platform", Platform::parse, Platform::expected)?,
+            },
+            EventType::Session => EventBody::Session { device: opaque_id(&wire, "device")? },
+            EventType::Message => {
+                let to = match (wire.get("to"), wire.get("group")) {
+                    (Some(_), None) => Recipient::Subject(phone_field("to")?),
+                    (None, Some(_)) => Recipient::Group(opaque_id(&wire, "group")?),
+                    (Some(_), Some(_)) => {
+                        return Err(EdgeError::new(
+                            RejectReason::InvalidValue,
+                            Some("group"),
+                            "a message has either `to` or `group`, not both".to_string(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(EdgeError::new(
+                            RejectReason::MissingField,
+                            Some("to"),
+                            "missing field `to` (or `group`)".to_string(),
+                        ))
+                    }
+                };
+                let link_domain = match wire.optional_str("link_domain")? {
+                    Some(domain) => Some(bare_domain(domain)?),
+                    None => None,
+                };
+                EventBody::Message {
+                    to,
+                    kind: vocab(&wire, "kind", MessageKind::parse, MessageKind::expected)?,
+                    link_domain,
+                }
+            }
+            EventType::Contacts => {
+                let items = wire.required_str_array("contacts")?;
+                if items.len() > MAX_CONTACTS {
+                    return Err(EdgeError::new(
+                        RejectReason::InvalidValue,
+                        Some("contacts"),
+                        format!("at most {MAX_CONTACTS} contacts per snapshot"),
+                    ));
+                }
+                let mut contacts = Vec::with_capacity(items.len());
+                for written in items {
+                    contacts.push(self.phones.resolve(written, country, "contacts")?.0);
+                }
+                EventBody::Contacts { contacts }
+            }
+            EventType::BusinessMessage => EventBody::BusinessMessage {
+                business: opaque_id(&wire, "business")?,
+                direction: vocab(&wire, "direction", Direction::parse, Direction::expected)?,
+            },
+            EventType::Report => {
+                EventBody::Report { target: phone_field("target")?, reason: reason_token(&wire, "reason")? }
+            }
+            EventType::Block => EventBody::Block { target: phone_field("target")? },
+            EventType::Consent => {
+                let purpose = vocab(&wire, "purpose", Purpose::parse, Purpose::expected)?;
+                let granted = wire.required_bool("granted")?;
+                if purpose.is_essential() && !granted {
+                    return Err(EdgeError::essential_refusal(purpose));
+                }
+                EventBody::Consent { purpose, granted }
+            }
+            EventType::DeleteAccount => EventBody::DeleteAccount,
+            EventType::PartnerAccount => EventBody::PartnerAccount {
+                partner_id: opaque_id(&wire, "partner_id")?,
+                state: match wire.get("state") {
+                    Some(_) => vocab(&wire, "state", LinkState::parse, LinkState::expected)?,
+                    None => LinkState::Linked,
+                },
+            },
+            EventType::PartnerFriend => EventBody::PartnerFriend {
+                partner_id: opaque_id(&wire, "partner_id")?,
+                friend: opaque_id(&wire, "friend")?,
+                state: vocab(&wire, "state", FriendState::parse, FriendState::expected)?,
+            },
+            EventType::PartnerFlag => EventBody::PartnerFlag {
+                partner_id: opaque_id(&wire, "partner_id")?,
+                reason: reason_token(&wire, "reason")?,
+            },
+        };
+        Ok(Event { ts_ms, subject, region, body })
+    }
+}
+
+/// Earliest and latest accepted event times: 2000-01-01 and 2100-01-01 UTC.
+const MIN_TS_MS: i64 = 946_684_800_000;
+const MAX_TS_MS: i64 = 4_102_444_800_000;
+
+fn parse_ts(value: Option<&WireValue<'_>>) -> Result<i64, EdgeError> {
+    let invalid = |detail: &str| EdgeError::new(RejectReason::InvalidTimestamp, Some("ts"), detail.to_string());
+    let ts_ms = match value {
+        None => return Err(EdgeError::missing("ts")),
+        Some(WireValue::Int(ms)) => *ms,
+        Some(WireValue::Str(text)) => {
+            let parsed =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                    invalid("`ts` must be an RFC 3339 time such as 2026-01-05T13:04:11Z or epoch milliseconds")
+                })?;
+            (parsed.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        Some(_) => return Err(EdgeError::wrong_type("ts", "an RFC 3339 string or integer epoch milliseconds")),
+    };
+    if !(MIN_TS_MS..MAX_TS_MS).contains(&ts_ms) {
+        return Err(invalid("`ts` must lie between 2000-01-01 and 2100-01-01 (epoch milliseconds, not seconds)"));
+    }
+    Ok(ts_ms)
+}
+
+fn parse_country(code: &str, field: &'static str) -> Result<Region, EdgeError> {
+    let upper = code.to_ascii_uppercase();
+    match (Region::parse(&upper), upper.parse::<phonenumber::country::Id>()) {
+        (Some(region), Ok(_)) => Ok(region),
+        _ => Err(EdgeError::new(
+            RejectReason::InvalidValue,
+            Some(field),
+            format!("`{field}` must be an ISO 3166 alpha-2 region code such as IN or BR"),
+        )),
+    }
+}
+
+fn vocab<T>(
+    wire: &WireEvent<'_>,
+    field: &'static str,
+    parse: fn(&str) -> Option<T>,
+    expected: fn() -> &'static str,
+) -> Result<T, EdgeError> {
+    let value = wire.required_str(field)?;
+    parse(value).ok_or_else(|| {
+        EdgeError::new(
+            RejectReason::InvalidValue,
+            Some(field),
+            format!("`{field}` must be one of: {}", expected().trim_end()),
+        )
+    })
+}
+
+/// Opaque ids: 1 to 128 printable ASCII characters without spaces or quotes.
+fn opaque_id(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeError> {
+    let value = wire.required_str(field)?;
+    let ok = !value.is_empty()
+        && value.len() <= MAX_ID_LEN
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:@/+=#".contains(&b));
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(EdgeError::new(
+            RejectReason::InvalidValue,
+            Some(field),
+            format!("`{field}` must be an opaque id of 1-{MAX_ID_LEN} characters from A-Z a-z 0-9 _ - . : @ / + = #"),
+        ))
+    }
+}
+
+/// Reasons are short machine tokens, never free text (free text is content).
+fn reason_token(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeError> {
+    let value = wire.required_str(field)?;
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(value.to_string())
+    } else if value.contains(' ') {
+        Err(EdgeError::content(field))
+    } else {
+        Err(EdgeError::new(
+            RejectReason::InvalidValue,
+            Some(field),
+            format!("`{field}` must be a token of 1-64 characters from a-z 0-9 _ -"),
+        ))
+    }
+}
+
+/// A bare domain: lowercase labels of letters, digits and hyphens joined by
+/// dots. Anything more (scheme, path, query, port, spaces) is a link, which is
+/// message content.
+fn bare_domain(value: &str) -> Result<String, EdgeError> {
+    let domain = value.to_ascii_lowercase();
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if labels_ok && domain.contains('.') && domain.len() <= 253 {
+        Ok(domain)
+    } else {
+        Err(EdgeError::content("link_domain"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

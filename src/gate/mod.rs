@@ -1,0 +1,112 @@
+//! The purpose gate: the only door through which a subject's data leaves.
+//!
+//! Owns: `allow(subject, purpose, at)` and `Gated<T>`, the only type an output
+//! accepts. A `Gated<T>` can be built only here, after a decision.
+//! Never: offers a bypass flag, caches a decision past the instant it was
+//! asked for, or lets an output read state around it.
+
+use crate::consent::{status_at, ConsentState, Policy, PurposeStatus};
+use crate::contract::Purpose;
+use crate::state::State;
+
+/// The gate's answer for one subject, purpose and instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub status: PurposeStatus,
+}
+
+/// A value cleared by the gate for one purpose. Outputs take nothing else.
+#[derive(Debug)]
+pub struct Gated<T> {
+    value: T,
+    purpose: Purpose,
+}
+
+impl<T> Gated<T> {
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Why the gate refused to release something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    #[error("purpose `{0}` may not receive aggregates; only essential purposes may")]
+    AggregateNotEssential(Purpose),
+    #[error("subject is not allowed purpose `{0}` at this time")]
+    Refused(Purpose),
+    #[error("unknown subject")]
+    UnknownSubject,
+}
+
+/// Decides whether `subject` (dense index) may be used for `purpose` at `at_ms`.
+///
+/// Essential purposes are always allowed; a refusal always wins over policy;
+/// `pending` is never allowed; opt-in is never allowed without a grant.
+pub fn allow(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_ms: i64) -> Decision {
+    let status = match state.subjects.get(subject) {
+        Some(record) => status_at(
+            state.consent.history(subject),
+            purpose,
+            record.region.as_str(),
+            record.first_seen_ms,
+            policy,
+            at_ms,
+        ),
+        None => status_at(&[], purpose, "ZZ", at_ms, policy, at_ms),
+    };
+    let allowed = status.state == ConsentState::Granted;
+    crate::telemetry::GateDecided { purpose, allowed }.emit();
+    Decision { allowed, status }
+}
+
+/// Releases a value about one subject for `purpose`, if the gate allows it now.
+pub fn release<T>(
+    state: &State,
+    policy: &Policy,
+    subject: u32,
+    purpose: Purpose,
+    at_ms: i64,
+    value: T,
+) -> Result<Gated<T>, GateError> {
+    if state.subjects.get(subject).is_none() {
+        return Err(GateError::UnknownSubject);
+    }
+    if allow(state, policy, subject, purpose, at_ms).allowed {
+        Ok(Gated { value, purpose })
+    } else {
+        Err(GateError::Refused(purpose))
+    }
+}
+
+/// Releases an aggregate (counts over many subjects, no identifiers). Only
+/// essential purposes may receive aggregates computed over every subject;
+/// refusable purposes need per-subject checks through [`release`].
+pub fn release_aggregate<T>(purpose: Purpose, value: T) -> Result<Gated<T>, GateError> {
+    if purpose.is_essential() {
+        crate::telemetry::GateDecided { purpose, allowed: true }.emit();
+        Ok(Gated { value, purpose })
+    } else {
+        crate::telemetry::GateDecided { purpose, allowed: false }.emit();
+        Err(GateError::AggregateNotEssential(purpose))
+    }
+}
+
+/// Releases a subject's own record to the subject-facing service (the person
+/// seeing what is held about them is the `service` purpose, always allowed).
+pub fn release_to_subject<T>(value: T) -> Gated<T> {
+    crate::telemetry::GateDecided { purpose: Purpose::Service, allowed: true }.emit();
+    Gated { value, purpose: Purpose::Service }
+}
+
+#[cfg(test)]
+mod tests;

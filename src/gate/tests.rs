@@ -1,0 +1,117 @@
+//! Property tests of the gate's policy.
+
+use super::*;
+use crate::consent::{Basis, ConsentChange};
+use crate::contract::{Event, EventBody, Pseudonym, Region, DAY_MS};
+use proptest::prelude::*;
+
+const REGIONS: &[&str] = &["IN", "BR", "US", "DE", "GB", "FR"];
+
+fn arb_purpose() -> impl Strategy<Value = Purpose> {
+    (0u8..5).prop_map(|code| Purpose::from_code(code).expect("in range"))
+}
+
+/// A state with one subject from `region`, first seen at day 0, who made
+/// `choices` (purpose, granted, day).
+fn state_with(region: &str, choices: &[(Purpose, bool, i64)]) -> State {
+    let mut state = State::default();
+    let subject = Pseudonym::from_stored([7; 16]);
+    let region = Region::parse(region).expect("region");
+    let mut seq = 0;
+    let mut apply = |state: &mut State, ts_ms: i64, body: EventBody| {
+        state.apply(seq, &Event { ts_ms, subject, region, body });
+        seq += 1;
+    };
+    apply(&mut state, 0, EventBody::Session { device: "d".into() });
+    for (purpose, granted, day) in choices {
+        if purpose.is_essential() && !granted {
+            continue; // the edge rejects these; they never reach state
+        }
+        apply(&mut state, day * DAY_MS, EventBody::Consent { purpose: *purpose, granted: *granted });
+    }
+    state
+}
+
+fn last_choice(choices: &[(Purpose, bool, i64)], purpose: Purpose, at_day: i64) -> Option<bool> {
+    let mut latest: Option<(i64, bool)> = None;
+    for (p, granted, day) in choices {
+        if *p != purpose || *day > at_day || (p.is_essential() && !granted) {
+            continue;
+        }
+        latest = match latest {
+            Some((kept_day, kept)) if kept_day > *day || (kept_day == *day && !kept) => Some((kept_day, kept)),
+            _ => Some((*day, *granted)),
+        };
+    }
+    latest.map(|(_, granted)| granted)
+}
+
+proptest! {
+    /// Essential purposes are allowed for every subject at every instant,
+    /// whatever they chose.
+    #[test]
+    fn essential_purposes_are_always_allowed(
+        region in proptest::sample::select(REGIONS),
+        choices in proptest::collection::vec((arb_purpose(), any::<bool>(), 0i64..90), 0..12),
+        at_day in 0i64..120,
+    ) {
+        let state = state_with(region, &choices);
+        let policy = Policy::default_policy();
+        for purpose in [Purpose::Service, Purpose::Security, Purpose::Analytics] {
+            prop_assert!(allow(&state, &policy, 0, purpose, at_day * DAY_MS).allowed);
+        }
+    }
+
+    /// When a subject's latest choice is a refusal, the purpose is denied,
+    /// in every jurisdiction and after any notice period.
+    #[test]
+    fn refusal_always_wins(
+        region in proptest::sample::select(REGIONS),
+        choices in proptest::collection::vec((arb_purpose(), any::<bool>(), 0i64..90), 0..12),
+        at_day in 0i64..120,
+    ) {
+        let state = state_with(region, &choices);
+        let policy = Policy::default_policy();
+        for purpose in [Purpose::Product, Purpose::Ads] {
+            let decision = allow(&state, &policy, 0, purpose, at_day * DAY_MS);
+            match last_choice(&choices, purpose, at_day) {
+                Some(false) => prop_assert!(!decision.allowed),
+                Some(true) => prop_assert!(decision.allowed),
+                None => {}
+            }
+        }
+    }
+
+    /// Pending is never allowed; opt-in is never allowed without a grant;
+    /// opt-out without a choice is allowed exactly when the notice has passed.
+    #[test]
+    fn pending_and_opt_in_without_grant_are_never_allowed(
+        region in proptest::sample::select(REGIONS),
+        choices in proptest::collection::vec((arb_purpose(), any::<bool>(), 0i64..90), 0..12),
+        at_day in 0i64..120,
+    ) {
+        let state = state_with(region, &choices);
+        let policy = Policy::default_policy();
+        for purpose in [Purpose::Product, Purpose::Ads] {
+            let at_ms = at_day * DAY_MS;
+            let decision = allow(&state, &policy, 0, purpose, at_ms);
+            if decision.status.state == ConsentState::Pending {
+                prop_assert!(!decision.allowed);
+            }
+            let (basis, notice_days) = policy.basis_for(purpose, region);
+            let granted_ever = state.consent.history(0).iter().any(|c: &ConsentChange| c.purpose == purpose && c.granted && c.ts_ms <= at_ms);
+            if basis == Basis::OptIn && !granted_ever {
+                prop_assert!(!decision.allowed);
+            }
+            if last_choice(&choices, purpose, at_day).is_none() && basis == Basis::OptOut {
+                prop_assert_eq!(decision.allowed, at_day >= i64::from(notice_days));
+            }
+        }
+    }
+}
+
+#[test]
+fn aggregates_go_only_to_essential_purposes() {
+    assert!(release_aggregate(Purpose::Analytics, 1).is_ok());
+    assert_eq!(release_aggregate(Purpose::Ads, 1).err(), Some(GateError::AggregateNotEssential(Purpose::Ads)));
+}

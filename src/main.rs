@@ -1,0 +1,16 @@
+//! The `proviso` binary: parses the command line, starts tracing, and hands
+//! off to `cli/`. No business logic lives here.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    let cli = <cli::Cli as clap::Parser>::parse();
+    cli::init_tracing();
+    match cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

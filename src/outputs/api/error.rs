@@ -1,0 +1,118 @@
+//! The one error shape of the HTTP API and its closed table of codes.
+//!
+//! Every error body is `{"message": "...", "code": "...", "type": "..."}`.
+//! Codes are stable: add new ones, never rename or reuse one. Messages never
+//! echo a submitted value (it may be a phone number or content).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+/// Every API error code, with its type and HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    MissingToken,
+    InvalidToken,
+    Forbidden,
+    PayloadTooLarge,
+    InvalidQuery,
+    InvalidBody,
+    InvalidPhone,
+    InvalidSubject,
+    SubjectNotFound,
+    UnknownPurpose,
+    EssentialPurpose,
+    RouteNotFound,
+    Unavailable,
+    Internal,
+}
+
+impl Code {
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::MissingToken => "missing_token",
+            Code::InvalidToken => "invalid_token",
+            Code::Forbidden => "forbidden",
+            Code::PayloadTooLarge => "payload_too_large",
+            Code::InvalidQuery => "invalid_query",
+            Code::InvalidBody => "invalid_body",
+            Code::InvalidPhone => "invalid_phone",
+            Code::InvalidSubject => "invalid_subject",
+            Code::SubjectNotFound => "subject_not_found",
+            Code::UnknownPurpose => "unknown_purpose",
+            Code::EssentialPurpose => "essential_purpose",
+            Code::RouteNotFound => "route_not_found",
+            Code::Unavailable => "unavailable",
+            Code::Internal => "internal",
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Code::MissingToken | Code::InvalidToken | Code::Forbidden => "auth",
+            Code::Unavailable | Code::Internal => "internal",
+            _ => "invalid_request",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::MissingToken | Code::InvalidToken => StatusCode::UNAUTHORIZED,
+            Code::Forbidden => StatusCode::FORBIDDEN,
+            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::SubjectNotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
+            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and how to fix it.
+    pub message: String,
+    /// Stable machine-readable code, e.g. `forbidden`.
+    pub code: &'static str,
+    /// `invalid_request`, `auth` or `internal`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into() }
+    }
+
+    /// A 5xx: the detail goes to the log, the body stays generic.
+    pub fn internal(detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "Request failed inside proviso.");
+        ApiError::new(Code::Internal, "internal error; see the server log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { message: self.message, code: self.code.name(), kind: self.code.kind() };
+        (self.code.status(), Json(body)).into_response()
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for ApiError {
+    fn from(error: crate::pipeline::PipelineError) -> ApiError {
+        match error {
+            crate::pipeline::PipelineError::ShuttingDown | crate::pipeline::PipelineError::Failed => {
+                ApiError::new(Code::Unavailable, error.to_string())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! A request body turned into accepted events and numbered rejections.
+
+use serde::Serialize;
+
+use crate::contract::{encode_event, Event};
+use crate::edge::{Edge, EdgeError, RejectReason};
+use crate::log::frame_with;
+
+/// Longest accepted line (a 10,000-contact snapshot is about 250 KB).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One refused line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Rejection {
+    /// 1-based line number in the body (for a JSON array: the element number).
+    pub line: usize,
+    /// Stable machine-readable reason, e.g. `content` or `invalid_phone`.
+    #[serde(serialize_with = "reason_name")]
+    #[schema(value_type = String)]
+    pub reason: RejectReason,
+    /// What is wrong, naming the field; never quotes a value.
+    pub error: String,
+}
+
+fn reason_name<S: serde::Serializer>(reason: &RejectReason, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(reason.as_str())
+}
+
+/// Accepted events, already framed for the log, plus the rejections.
+#[derive(Default)]
+pub struct Prepared {
+    pub events: Vec<Event>,
+    pub framed: Vec<u8>,
+    pub rejected: Vec<Rejection>,
+}
+
+impl Prepared {
+    fn accept(&mut self, event: Event) {
+        frame_with(&mut self.framed, |out| encode_event(&event, out));
+        self.events.push(event);
+    }
+
+    fn reject(&mut self, line: usize, error: EdgeError) {
+        self.rejected.push(Rejection { line, reason: error.reason, error: format!("line {line}: {}", error.message) });
+    }
+
+    /// Rejections counted by reason, for telemetry and summaries.
+    pub fn rejected_by_reason(&self) -> Vec<(RejectReason, u64)> {
+        let mut counts: Vec<(RejectReason, u64)> = Vec::new();
+        for rejection in &self.rejected {
+            match counts.iter_mut().find(|(reason, _)| *reason == rejection.reason) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((rejection.reason, 1)),
+            }
+        }
+        counts.sort();
+        counts
+    }
+}
+
+/// Runs the edge over a body: a JSON array of events, or NDJSON. Blank lines
+/// are skipped but still counted, so line numbers match the file.
+pub fn prepare(edge: &Edge, body: &[u8]) -> Prepared {
+    let mut prepared = Prepared::default();
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
+            Ok(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    match edge.accept_json(item.get()) {
+                        Ok(event) => prepared.accept(event),
+                        Err(error) => prepared.reject(index + 1, error),
+                    }
+                }
+            }
+            Err(error) => prepared.reject(
+                error.line(),
+                EdgeError::new(
+                    RejectReason::InvalidJson,
+                    None,
+                    "body starts with `[` but is not a JSON array of objects".into(),
+                ),
+            ),
+        }
+        return prepared;
+    }
+    prepare_lines(edge, body, 1, &mut prepared);
+    prepared
+}
+
+/// NDJSON lines, numbered from `first_line`.
+pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut Prepared) {
+    for (index, raw_line) in body.split(|b| *b == b'\n').enumerate() {
+        let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let number = first_line + index;
+        if line.len() > MAX_LINE_BYTES {
+            prepared.reject(
+                number,
+                EdgeError::new(RejectReason::TooLarge, None, format!("line is longer than {MAX_LINE_BYTES} bytes")),
+            );
+            continue;
+        }
+        match edge.accept_line(line) {
+            Ok(event) => prepared.accept(event),
+            Err(error) => prepared.reject(number, error),
+        }
+    }
+}
+
+impl Prepared {
+    /// A batch of events built inside proviso (e.g. a consent change from the
+    /// API), which have already passed the edge's checks.
+    pub fn from_events(events: Vec<Event>) -> Prepared {
+        let mut prepared = Prepared::default();
+        for event in events {
+            prepared.accept(event);
+        }
+        prepared
+    }
+}

@@ -1,0 +1,322 @@
+//! The write path: edge -> durable log -> state, with group commit.
+//!
+//! Owns: the data dir layout, opening it (lock, key, snapshot + replay), the
+//! single writer thread that appends batches to the log with one fsync per
+//! group and applies them to state before acknowledging (read-your-writes).
+//! Never: decides what may leave the process (that is `gate/`), and never
+//! acknowledges an event before it is on disk.
+
+mod batch;
+
+pub use batch::{prepare_lines, Prepared, Rejection};
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::consent::Policy;
+use crate::contract::{decode_event, Region};
+use crate::edge::{Edge, PseudonymKey};
+use crate::log::{DirLock, Log, LogError};
+use crate::state::{load_snapshot, save_snapshot, State};
+
+/// Sub-directory of the data dir holding log segments.
+pub const LOG_DIR: &str = "log";
+/// Sub-directory holding the state snapshot.
+pub const STATE_DIR: &str = "state";
+
+/// How the pipeline opens a data dir.
+#[derive(Clone, Debug)]
+pub struct PipelineOptions {
+    pub data_dir: PathBuf,
+    /// Hex key from config; `None` loads or creates `pseudonym.key`.
+    pub pseudonym_key: Option<PseudonymKey>,
+    pub default_region: Region,
+    pub policy: Policy,
+    pub segment_bytes: u64,
+    /// Records applied between automatic snapshots.
+    pub snapshot_every_records: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("creating data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Lock(#[from] crate::log::LockError),
+    #[error(transparent)]
+    Key(#[from] crate::edge::KeyError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("log record {seq} cannot be decoded: {source}")]
+    Decode { seq: u64, source: crate::contract::CodecError },
+    #[error("the log is unavailable after a write failure; restart proviso")]
+    Failed,
+    #[error("proviso is shutting down")]
+    ShuttingDown,
+}
+
+/// What replaying a data dir found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenReport {
+    pub from_snapshot: bool,
+    pub replayed_records: u64,
+}
+
+type AckFn = Box<dyn FnOnce(Result<u64, PipelineError>) + Send>;
+
+struct Commit {
+    prepared: Prepared,
+    ack: AckFn,
+}
+
+/// An open data dir with its writer thread.
+pub struct Pipeline {
+    edge: Arc<Edge>,
+    state: Arc<RwLock<State>>,
+    policy: Policy,
+    sender: Mutex<Option<SyncSender<Commit>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    data_dir: PathBuf,
+    report: OpenReport,
+    _lock: DirLock,
+}
+
+impl Pipeline {
+    /// Opens a data dir: takes its lock, loads the key, loads the snapshot and
+    /// replays the log after it, then starts the writer.
+    pub fn open(options: PipelineOptions) -> Result<Pipeline, PipelineError> {
+        let data_dir = options.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
+        let lock = DirLock::acquire(&data_dir)?;
+        let key = match options.pseudonym_key.clone() {
+            Some(key) => key,
+            None => PseudonymKey::load_or_create(&data_dir)?,
+        };
+        let edge = Arc::new(Edge::new(key, options.default_region));
+        let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
+        let (state, report) = rebuild_state(&data_dir, true)?;
+        if state.next_seq > log.next_seq() {
+            tracing::warn!(
+                snapshot_seq = state.next_seq,
+                log_seq = log.next_seq(),
+                "Snapshot is ahead of the log; rebuilding state from the log alone."
+            );
+        }
+        let state = if state.next_seq > log.next_seq() { rebuild_state(&data_dir, false)?.0 } else { state };
+        let state = Arc::new(RwLock::new(state));
+        let (sender, receiver) = mpsc::sync_channel::<Commit>(256);
+        let writer_state = Arc::clone(&state);
+        let state_dir = data_dir.join(STATE_DIR);
+        let snapshot_every = options.snapshot_every_records.max(1);
+        let writer = std::thread::Builder::new()
+            .name("proviso-writer".into())
+            .spawn(move || writer_loop(receiver, log, writer_state, state_dir, snapshot_every))
+            .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
+        Ok(Pipeline {
+            edge,
+            state,
+            policy: options.policy,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            data_dir,
+            report,
+            _lock: lock,
+        })
+    }
+
+    pub fn edge(&self) -> &Edge {
+        &self.edge
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn open_report(&self) -> OpenReport {
+        self.report
+    }
+
+    /// Read access to state. Hold it briefly: the writer waits for readers.
+    pub fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the edge over a request body (NDJSON or a JSON array).
+    pub fn prepare(&self, body: &[u8]) -> Prepared {
+        batch::prepare(&self.edge, body)
+    }
+
+    /// Hands a prepared batch to the writer; `ack` runs once it is durable and
+    /// applied (or failed). Blocks while the writer's queue is full.
+    pub fn submit(&self, prepared: Prepared, ack: impl FnOnce(Result<u64, PipelineError>) + Send + 'static) {
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match sender {
+            Some(sender) => {
+                if let Err(mpsc::SendError(commit)) = sender.send(Commit { prepared, ack: Box::new(ack) }) {
+                    (commit.ack)(Err(PipelineError::ShuttingDown));
+                }
+            }
+            None => ack(Err(PipelineError::ShuttingDown)),
+        }
+    }
+
+    /// Commits and waits: returns the first sequence number of the batch.
+    pub fn commit_blocking(&self, prepared: Prepared) -> Result<u64, PipelineError> {
+        let (sender, receiver) = mpsc::channel();
+        self.submit(prepared, move |result| {
+            let _ = sender.send(result);
+        });
+        receiver.recv().unwrap_or(Err(PipelineError::ShuttingDown))
+    }
+
+    /// Stops the writer after it drains its queue, and writes a final snapshot.
+    pub fn shutdown(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Builds state from the snapshot (when `use_snapshot`) plus the log after it.
+pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, OpenReport), PipelineError> {
+    let mut report = OpenReport::default();
+    let mut state = State::default();
+    if use_snapshot {
+        match load_snapshot(&data_dir.join(STATE_DIR)) {
+            Ok(Some(loaded)) => {
+                state = loaded;
+                report.from_snapshot = true;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "Snapshot unreadable; rebuilding state from the whole log.");
+            }
+        }
+    }
+    let log_dir = data_dir.join(LOG_DIR);
+    if !log_dir.exists() {
+        return Ok((state, report));
+    }
+    let mut decode_error = None;
+    crate::log::replay(&log_dir, state.next_seq, |seq, payload| {
+        match decode_event(payload) {
+            Ok(event) => {
+                state.apply(seq, &event);
+                report.replayed_records += 1;
+            }
+            Err(source) => {
+                decode_error.get_or_insert(PipelineError::Decode { seq, source });
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(error) = decode_error {
+        return Err(error);
+    }
+    Ok((state, report))
+}
+
+/// Largest group committed at once: bounds latency of the first batch in it.
+const MAX_GROUP_RECORDS: u64 = 1 << 20;
+
+fn writer_loop(
+    receiver: Receiver<Commit>,
+    mut log: Log,
+    state: Arc<RwLock<State>>,
+    state_dir: PathBuf,
+    snapshot_every: u64,
+) {
+    let mut failed = false;
+    let mut since_snapshot = 0u64;
+    let mut framed = Vec::new();
+    while let Ok(first) = receiver.recv() {
+        let mut group = vec![first];
+        let mut records = group[0].prepared.events.len() as u64;
+        while records < MAX_GROUP_RECORDS {
+            match receiver.try_recv() {
+                Ok(commit) => {
+                    records += commit.prepared.events.len() as u64;
+                    group.push(commit);
+                }
+                Err(_) => break,
+            }
+        }
+        if failed {
+            for commit in group {
+                (commit.ack)(Err(PipelineError::Failed));
+            }
+            continue;
+        }
+        framed.clear();
+        for commit in &group {
+            framed.extend_from_slice(&commit.prepared.framed);
+        }
+        let started = Instant::now();
+        let first_seq = match log.append_framed(&framed, records) {
+            Ok(seq) => seq,
+            Err(error) => {
+                tracing::error!(%error, "Log append failed; refusing further writes until restart.");
+                failed = true;
+                for commit in group {
+                    (commit.ack)(Err(PipelineError::Failed));
+                }
+                continue;
+            }
+        };
+        let mut seq = first_seq;
+        let mut firsts = Vec::with_capacity(group.len());
+        {
+            let mut state = state.write().unwrap_or_else(|p| p.into_inner());
+            for commit in &group {
+                firsts.push(seq);
+                for event in &commit.prepared.events {
+                    state.apply(seq, event);
+                    seq += 1;
+                }
+            }
+            crate::telemetry::LogAppended {
+                log_bytes: log.size_bytes(),
+                log_records: log.next_seq(),
+                subjects: state.subjects.len(),
+            }
+            .emit();
+        }
+        tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
+        for (commit, first) in group.into_iter().zip(firsts) {
+            (commit.ack)(Ok(first));
+        }
+        since_snapshot += records;
+        if since_snapshot >= snapshot_every {
+            since_snapshot = 0;
+            write_snapshot(&state, &state_dir);
+        }
+    }
+    if !failed {
+        write_snapshot(&state, &state_dir);
+    }
+}
+
+fn write_snapshot(state: &RwLock<State>, state_dir: &Path) {
+    let state = state.read().unwrap_or_else(|p| p.into_inner());
+    match save_snapshot(&state, state_dir) {
+        Ok(bytes) => {
+            crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }.emit()
+        }
+        Err(error) => tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log."),
+    }
+}

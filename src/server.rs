@@ -1,0 +1,153 @@
+//! Starts a proviso server: pipeline, tokens, Prometheus recorder, HTTP API.
+//!
+//! Owns: the admin token file, binding the listener, graceful shutdown.
+//! Never: business logic; it wires together what other modules own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::Config;
+use crate::outputs::api::auth::{Role, Tokens};
+use crate::outputs::api::{router, AppState};
+use crate::pipeline::Pipeline;
+
+/// File in the data dir holding the generated admin token (mode 0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error("admin token file {path}: {source}")]
+    AdminToken { path: String, source: std::io::Error },
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub pipeline: Arc<Pipeline>,
+    /// Where the generated admin token is, when none was configured.
+    pub admin_token_file: Option<PathBuf>,
+    /// The admin token in effect (for `proviso demo` to use and print).
+    pub admin_token: String,
+}
+
+/// Installs the global Prometheus recorder once per process.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(crate::telemetry::INGEST_DURATION_SECONDS.to_string()),
+                    crate::telemetry::INGEST_DURATION_BUCKETS,
+                )
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            crate::telemetry::describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+/// Opens the data dir and binds the listener; then serve with [`serve`].
+pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener, Arc<AppState>), ServerError> {
+    let prometheus = prometheus();
+    let options = config.pipeline_options();
+    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(options))
+        .await
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+    let pipeline = Arc::new(pipeline);
+    let mut tokens = Tokens::default();
+    let mut admin_token = None;
+    for token in &config.tokens {
+        if let Some(role) = Role::parse(&token.role) {
+            tokens.insert(token.token.expose(), role);
+            if role == Role::Admin && admin_token.is_none() {
+                admin_token = Some(token.token.expose().to_string());
+            }
+        }
+    }
+    let mut admin_token_file = None;
+    let admin_token = match admin_token {
+        Some(token) => token,
+        None => {
+            let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+            let token = load_or_create_admin_token(&path)?;
+            tokens.insert(&token, Role::Admin);
+            admin_token_file = Some(path);
+            token
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let app = Arc::new(AppState {
+        pipeline: pipeline.clone(),
+        tokens,
+        max_request_bytes: config.max_request_bytes,
+        prometheus,
+    });
+    Ok((Running { addr, pipeline, admin_token_file, admin_token }, listener, app))
+}
+
+/// Serves until `shutdown` resolves, then drains the writer and snapshots.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let pipeline = app.pipeline.clone();
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)?;
+    tokio::task::spawn_blocking(move || pipeline.shutdown())
+        .await
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
+    Ok(())
+}
+
+fn load_or_create_admin_token(path: &Path) -> Result<String, ServerError> {
+    let io_error = |source| ServerError::AdminToken { path: path.display().to_string(), source };
+    match std::fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        Ok(_) | Err(_) if !path.exists() => {
+            let mut bytes = [0u8; 24];
+            getrandom::fill(&mut bytes).map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
+            let token: String =
+                std::iter::once("pva_".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+            crate::edge::write_private(path, token.as_bytes()).map_err(io_error)?;
+            Ok(token)
+        }
+        Ok(_) => Err(io_error(std::io::Error::other("file is empty; delete it to generate a new token"))),
+        Err(error) => Err(io_error(error)),
+    }
+}
+
+/// Resolves when the process gets Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,104 @@
+//! Snapshots: the whole state at a log position, written atomically.
+//!
+//! File layout: magic `PRVSNAP1`, body, crc32 of body. Written to a temporary
+//! file, fsynced, then renamed over the old snapshot, so a crash leaves either
+//! the old or the new snapshot, never a mix.
+
+use std::path::Path;
+
+use super::codec::{Reader, SnapshotError, Writer};
+use super::{State, SubjectRecord};
+use crate::consent::ConsentChange;
+use crate::contract::{Pseudonym, Purpose, Region};
+use crate::processors::usage::Usage;
+
+pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+const MAGIC: &[u8; 8] = b"PRVSNAP1";
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io { path: path.display().to_string(), source }
+}
+
+pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut out = Writer::default();
+    out.raw(MAGIC);
+    out.u64(state.next_seq);
+    out.u64(state.events_applied);
+    out.u32(state.subjects.records.len() as u32);
+    for record in &state.subjects.records {
+        out.raw(record.pseudonym.as_bytes());
+        out.raw(&record.region.0);
+        out.i64(record.first_seen_ms);
+    }
+    state.usage.encode(&mut out);
+    let mut histories: Vec<(u32, &[ConsentChange])> = state.consent.iter().collect();
+    histories.sort_by_key(|(subject, _)| *subject);
+    out.u32(histories.len() as u32);
+    for (subject, history) in histories {
+        out.u32(subject);
+        out.u32(history.len() as u32);
+        for change in history {
+            out.u8(change.purpose.code());
+            out.u8(u8::from(change.granted));
+            out.i64(change.ts_ms);
+        }
+    }
+    let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
+    out.u32(crc);
+
+    let path = dir.join(SNAPSHOT_FILE);
+    let temporary = dir.join("snapshot.tmp");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&temporary).map_err(io_err(&temporary))?;
+        file.write_all(&out.bytes).map_err(io_err(&temporary))?;
+        file.sync_all().map_err(io_err(&temporary))?;
+    }
+    std::fs::rename(&temporary, &path).map_err(io_err(&path))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    Ok(out.bytes.len() as u64)
+}
+
+/// Loads the snapshot in `dir`, or `None` when there is none.
+pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_err(&path)(error)),
+    };
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(SnapshotError::Magic);
+    }
+    let body = &bytes[MAGIC.len()..bytes.len() - 4];
+    let mut crc_bytes = [0u8; 4];
+    crc_bytes.copy_from_slice(&bytes[bytes.len() - 4..]);
+    if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
+        return Err(SnapshotError::Checksum);
+    }
+    let mut input = Reader::new(body);
+    let mut state = State { next_seq: input.u64()?, events_applied: input.u64()?, ..State::default() };
+    let subjects = input.u32()?;
+    for subject in 0..subjects {
+        let record = SubjectRecord {
+            pseudonym: Pseudonym::from_stored(input.bytes16()?),
+            region: Region(input.bytes2()?),
+            first_seen_ms: input.i64()?,
+        };
+        state.subjects.index.insert(record.pseudonym, subject);
+        state.subjects.records.push(record);
+    }
+    state.usage = Usage::decode(&mut input, state.subjects.records.iter().map(|r| r.region))?;
+    for _ in 0..input.u32()? {
+        let subject = input.u32()?;
+        for _ in 0..input.u32()? {
+            let code = input.u8()?;
+            let granted = input.u8()? != 0;
+            let ts_ms = input.i64()?;
+            let purpose = Purpose::from_code(code).ok_or(SnapshotError::Truncated)?;
+            state.consent.record(subject, ConsentChange { purpose, granted, ts_ms });
+        }
+    }
+    Ok(Some(state))
+}

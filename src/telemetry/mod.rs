@@ -1,0 +1,135 @@
+//! proviso's own telemetry: every Prometheus series and internal event.
+//!
+//! Owns: metric names, help texts, labels, and the structs call sites emit
+//! (`EventsAccepted`, `EventsRejected`, ...). Each `emit()` writes the counter
+//! and, where an operator should know, the log line.
+//! Never: puts a subject id, pseudonym, token or field value in a label or a
+//! log field. Labels come from closed enums only.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+use crate::contract::Purpose;
+use crate::edge::RejectReason;
+
+pub const EVENTS_ACCEPTED_TOTAL: &str = "proviso_events_accepted_total";
+pub const EVENTS_REJECTED_TOTAL: &str = "proviso_events_rejected_total";
+pub const INGEST_DURATION_SECONDS: &str = "proviso_ingest_duration_seconds";
+pub const LOG_SIZE_BYTES: &str = "proviso_log_size_bytes";
+pub const LOG_RECORDS: &str = "proviso_log_records";
+pub const SUBJECTS: &str = "proviso_subjects";
+pub const STATE_HEAP_BYTES: &str = "proviso_state_heap_bytes";
+pub const GATE_DECISIONS_TOTAL: &str = "proviso_gate_decisions_total";
+pub const HTTP_REQUESTS_TOTAL: &str = "proviso_http_requests_total";
+
+/// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
+pub const INGEST_DURATION_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Describes every series once, so `/metrics` carries HELP lines.
+pub fn describe() {
+    metrics::describe_counter!(EVENTS_ACCEPTED_TOTAL, "Events accepted by the privacy edge and made durable.");
+    metrics::describe_counter!(EVENTS_REJECTED_TOTAL, "Event lines rejected by the privacy edge, by reason.");
+    metrics::describe_histogram!(
+        INGEST_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from receiving a batch to acknowledging it (edge, log fsync, state)."
+    );
+    metrics::describe_gauge!(LOG_SIZE_BYTES, metrics::Unit::Bytes, "Bytes in the durable event log.");
+    metrics::describe_gauge!(LOG_RECORDS, "Records in the durable event log.");
+    metrics::describe_gauge!(SUBJECTS, "Subjects known to proviso.");
+    metrics::describe_gauge!(STATE_HEAP_BYTES, metrics::Unit::Bytes, "Approximate heap bytes of derived state.");
+    metrics::describe_counter!(GATE_DECISIONS_TOTAL, "Purpose gate decisions, by purpose and decision.");
+    metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests, by route and status class.");
+}
+
+/// A batch of events was accepted and acknowledged.
+pub struct EventsAccepted {
+    pub count: u64,
+    pub duration: Duration,
+}
+
+impl EventsAccepted {
+    pub fn emit(self) {
+        counter!(EVENTS_ACCEPTED_TOTAL).increment(self.count);
+        histogram!(INGEST_DURATION_SECONDS).record(self.duration.as_secs_f64());
+    }
+}
+
+/// Lines of one batch were rejected; `counts` is per reason.
+pub struct EventsRejected<'a> {
+    pub counts: &'a [(RejectReason, u64)],
+}
+
+impl EventsRejected<'_> {
+    pub fn emit(self) {
+        let mut total = 0;
+        for (reason, count) in self.counts {
+            counter!(EVENTS_REJECTED_TOTAL, "reason" => reason.as_str()).increment(*count);
+            total += count;
+        }
+        if total > 0 {
+            tracing::debug!(rejected = total, "Rejected event lines at the privacy edge.");
+        }
+    }
+}
+
+/// The log and state grew.
+pub struct LogAppended {
+    pub log_bytes: u64,
+    pub log_records: u64,
+    pub subjects: usize,
+}
+
+impl LogAppended {
+    pub fn emit(self) {
+        gauge!(LOG_SIZE_BYTES).set(self.log_bytes as f64);
+        gauge!(LOG_RECORDS).set(self.log_records as f64);
+        gauge!(SUBJECTS).set(self.subjects as f64);
+    }
+}
+
+/// A snapshot of derived state was written.
+pub struct SnapshotWritten {
+    pub bytes: u64,
+    pub next_seq: u64,
+    pub heap_bytes: usize,
+}
+
+impl SnapshotWritten {
+    pub fn emit(self) {
+        gauge!(STATE_HEAP_BYTES).set(self.heap_bytes as f64);
+        tracing::info!(bytes = self.bytes, next_seq = self.next_seq, "Snapshot written.");
+    }
+}
+
+/// The purpose gate decided.
+pub struct GateDecided {
+    pub purpose: Purpose,
+    pub allowed: bool,
+}
+
+impl GateDecided {
+    pub fn emit(self) {
+        let decision = if self.allowed { "allowed" } else { "denied" };
+        counter!(GATE_DECISIONS_TOTAL, "purpose" => self.purpose.as_str(), "decision" => decision).increment(1);
+    }
+}
+
+/// An HTTP request finished.
+pub struct HttpRequestFinished {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+impl HttpRequestFinished {
+    pub fn emit(self) {
+        let class = match self.status {
+            200..=299 => "2xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        counter!(HTTP_REQUESTS_TOTAL, "route" => self.route, "status" => class).increment(1);
+    }
+}
