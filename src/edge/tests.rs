@@ -213,3 +213,35 @@ fn every_contract_field_has_its_own_slot() {
     }
     assert_eq!(wire::slot_of("text"), None);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// The national-form shortcut gives exactly what the full parser gives:
+    /// for numbers written in their region's national format (and with the
+    /// `00` prefix), the pseudonym equals the one of the E.164 form, and a
+    /// fresh edge that sees only the national form agrees.
+    #[test]
+    fn national_forms_agree_with_the_full_parser(
+        region in proptest::sample::select(&["IN", "GB", "FR", "ES", "US", "ID", "NG", "MX", "BR", "DE", "IT", "JP"][..]),
+        subscriber in 0u64..10_000_000_000,
+    ) {
+        let id: phonenumber::country::Id = region.parse().expect("region");
+        let code = phonenumber::metadata::DATABASE.by_id(region).expect("metadata").country_code();
+        let Ok(number) = phonenumber::parse(None, format!("+{code}{subscriber}")) else { return Ok(()) };
+        if !phonenumber::is_valid(&number) {
+            return Ok(());
+        }
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        let national = number.format().mode(phonenumber::Mode::National).to_string();
+        let full_parser = phonenumber::parse(Some(id), &national).ok().filter(phonenumber::is_valid)
+            .map(|n| n.format().mode(phonenumber::Mode::E164).to_string());
+        let warm = edge();
+        let (by_e164, _) = warm.resolve_phone(&e164, None).expect("valid e164");
+        let via_shortcut = warm.resolve_phone(&national, Some(region)).ok().map(|(p, _)| p);
+        let cold = edge().resolve_phone(&national, Some(region)).ok().map(|(p, _)| p);
+        prop_assert_eq!(via_shortcut, cold, "shortcut and full parser disagree for a national form");
+        if full_parser.as_deref() == Some(e164.as_str()) {
+            prop_assert_eq!(via_shortcut, Some(by_e164));
+        }
+    }
+}
