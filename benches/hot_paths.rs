@@ -72,7 +72,7 @@ fn state_benches(c: &mut Criterion) {
             State::default,
             |mut state| {
                 for (seq, event) in events.iter().enumerate() {
-                    state.apply(seq as u64, event);
+                    state.apply_event(seq as u64, event);
                 }
                 state
             },
@@ -81,7 +81,7 @@ fn state_benches(c: &mut Criterion) {
     });
     let mut state = State::default();
     for (seq, event) in events.iter().enumerate() {
-        state.apply(seq as u64, event);
+        state.apply_event(seq as u64, event);
     }
     let policy = Policy::default_policy();
     let subjects = state.subjects.len() as u32;

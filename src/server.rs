@@ -75,6 +75,14 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
             }
         }
     }
+    for partner in &config.partners {
+        for token in &partner.tokens {
+            tokens.insert_partner(token.expose(), &partner.name);
+        }
+    }
+    if let Some(path) = &config.rules_path {
+        crate::pipeline::watch_rules(&pipeline, path.clone(), std::time::Duration::from_millis(500));
+    }
     let mut admin_token_file = None;
     let admin_token = match admin_token {
         Some(token) => token,
@@ -95,6 +103,11 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         tokens,
         max_request_bytes: config.max_request_bytes,
         prometheus,
+        partners: config.partners.clone(),
+        rules_base_dir: match &config.rules_path {
+            Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            None => config.data_dir.clone(),
+        },
     });
     Ok((Running { addr, pipeline, admin_token_file, admin_token }, listener, app))
 }

@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{Server, ADMIN, ANALYST, INGEST, SUBJECT};
+use common::{Server, ADMIN, ANALYST, INGEST, PARTNER, REVIEWER, SUBJECT};
 use proviso::outputs::api::auth::Role;
+use proviso::outputs::api::ADMIN_ONLY;
 use proviso::outputs::api::ROUTES;
 
 fn token_of(role: Role) -> &'static str {
@@ -12,6 +13,8 @@ fn token_of(role: Role) -> &'static str {
         Role::Ingest => INGEST,
         Role::Analyst => ANALYST,
         Role::SubjectService => SUBJECT,
+        Role::Reviewer => REVIEWER,
+        Role::Partner => PARTNER,
     }
 }
 
@@ -24,7 +27,10 @@ fn every_endpoint_checks_every_role() {
     let server = Server::start(&temp.path().join("data"));
     let subject = "s_00000000000000000000000000000000";
     for (method, path, admitted) in ROUTES {
-        let concrete = path.replace("{subject}", subject).replace("{purpose}", "ads");
+        let concrete = path
+            .replace("{subject}", subject)
+            .replace("{partner}", "friendnet")
+            .replace("{purpose}", if path.starts_with("/v1/partners") { "security" } else { "ads" });
         let concrete = if concrete.starts_with("/v1/metrics") {
             format!("{concrete}?from=2026-01-01&to=2026-01-02")
         } else {
@@ -34,12 +40,19 @@ fn every_endpoint_checks_every_role() {
             match *method {
                 "GET" => server.get(&concrete, token),
                 "POST" if concrete == "/v1/events" => server.post(&concrete, token, "application/x-ndjson", b""),
+                "POST" if concrete == "/v1/abuse/rules" => {
+                    server.post(&concrete, token, "application/toml", b"[[rule]]\nname = \"x\"\nwhen = \"messages_sent[1m] > 5\"\neffects = [\"review\"]\nreason = \"spam\"\n")
+                }
+                "POST" if concrete.ends_with("/decision") => {
+                    server.post(&concrete, token, "application/json", br#"{"action":"clear"}"#)
+                }
                 "POST" => server.post(&concrete, token, "application/json", br#"{"phone":"+919812345678"}"#),
                 "PUT" => server.put(&concrete, token, &serde_json::json!({"granted": false})),
                 other => panic!("unexpected method {other}"),
             }
         };
-        if admitted.is_empty() {
+        let admin_only = ADMIN_ONLY.contains(path);
+        if admitted.is_empty() && !admin_only {
             for token in [None, Some("nonsense-token-value-123"), Some(INGEST)] {
                 assert_eq!(call(token).0, 200, "{method} {path} is public");
             }

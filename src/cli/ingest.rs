@@ -115,10 +115,16 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                     _ => return,
                 };
                 let mut prepared = Prepared::default();
-                proviso::pipeline::prepare_lines(pipeline.edge(), &chunk.bytes, chunk.first_line, &mut prepared);
+                proviso::pipeline::prepare_lines(
+                    pipeline.edge(),
+                    &chunk.bytes,
+                    chunk.first_line,
+                    &mut prepared,
+                    proviso::edge::Source::Service,
+                );
                 let rejected = std::mem::take(&mut prepared.rejected);
                 let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
-                let accepted = prepared.events.len() as u64;
+                let accepted = prepared.accepted() as u64;
                 let bytes = chunk.bytes.len() as u64;
                 let done_sender = done_sender.clone();
                 pipeline.submit(prepared, move |result| {

@@ -6,6 +6,7 @@ mod http;
 mod ingest;
 mod query;
 mod rebuild;
+mod rules;
 mod serve;
 mod simulate;
 
@@ -24,6 +25,7 @@ use clap::{Parser, Subcommand};
 ///   proviso simulate --out events.ndjson generate a realistic workload
 ///   proviso ingest events.ndjson         load a file into the data dir
 ///   proviso query active --window 30     monthly active subjects
+///   proviso rules backtest RULES --labels LABELS   score abuse rules
 #[derive(Debug, Parser)]
 #[command(name = "proviso", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
@@ -45,6 +47,8 @@ pub enum Command {
     Demo(demo::DemoCommand),
     /// Rebuild derived state from the log alone and write a fresh snapshot
     Rebuild(rebuild::RebuildCommand),
+    /// Check abuse rules, or backtest them against labelled history
+    Rules(rules::RulesCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -55,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(command) => simulate::run(command),
         Command::Demo(command) => demo::run(command),
         Command::Rebuild(command) => rebuild::run(command),
+        Command::Rules(command) => rules::run(command),
     }
 }
 

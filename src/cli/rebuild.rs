@@ -28,7 +28,7 @@ pub fn run(command: RebuildCommand) -> anyhow::Result<()> {
         "rebuilt state from {} log records in {:.2}s: {} subjects, snapshot {} bytes",
         report.replayed_records,
         started.elapsed().as_secs_f64(),
-        state.subjects.len(),
+        state.subjects.acting(),
         bytes
     );
     Ok(())

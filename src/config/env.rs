@@ -12,6 +12,8 @@ pub const PROVISO_DEFAULT_REGION: &str = "PROVISO_DEFAULT_REGION";
 pub const PROVISO_MAX_REQUEST_BYTES: &str = "PROVISO_MAX_REQUEST_BYTES";
 /// `--policy`: the consent policy file.
 pub const PROVISO_POLICY: &str = "PROVISO_POLICY";
+/// `--rules`: the abuse rules file.
+pub const PROVISO_RULES: &str = "PROVISO_RULES";
 /// Admin bearer token (no flag: secrets stay out of `ps`).
 pub const PROVISO_ADMIN_TOKEN: &str = "PROVISO_ADMIN_TOKEN";
 /// Bearer token for the `ingest` role.
@@ -20,6 +22,8 @@ pub const PROVISO_INGEST_TOKEN: &str = "PROVISO_INGEST_TOKEN";
 pub const PROVISO_ANALYST_TOKEN: &str = "PROVISO_ANALYST_TOKEN";
 /// Bearer token for the `subject-service` role.
 pub const PROVISO_SUBJECT_SERVICE_TOKEN: &str = "PROVISO_SUBJECT_SERVICE_TOKEN";
+/// Token with role `reviewer` (abuse review queue and decisions).
+pub const PROVISO_REVIEWER_TOKEN: &str = "PROVISO_REVIEWER_TOKEN";
 /// Pseudonym key as 64 hex digits (no flag); otherwise `pseudonym.key` in the data dir.
 pub const PROVISO_PSEUDONYM_KEY: &str = "PROVISO_PSEUDONYM_KEY";
 /// Log filter for tracing output, e.g. `info` or `proviso=debug`.
@@ -33,10 +37,12 @@ pub const ALL: &[&str] = &[
     PROVISO_DEFAULT_REGION,
     PROVISO_MAX_REQUEST_BYTES,
     PROVISO_POLICY,
+    PROVISO_RULES,
     PROVISO_ADMIN_TOKEN,
     PROVISO_INGEST_TOKEN,
     PROVISO_ANALYST_TOKEN,
     PROVISO_SUBJECT_SERVICE_TOKEN,
+    PROVISO_REVIEWER_TOKEN,
     PROVISO_PSEUDONYM_KEY,
     PROVISO_LOG,
 ];

@@ -62,6 +62,10 @@ pub struct DataArgs {
     /// GB, opt-out with a 30-day notice elsewhere
     #[arg(long, env = env::PROVISO_POLICY, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Abuse rules file (TOML, see docs/rules.md); reloaded when it changes.
+    /// Without it the built-in default rules run
+    #[arg(long, env = env::PROVISO_RULES, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 }
 
 /// Options of `proviso serve`.
@@ -90,9 +94,50 @@ pub struct FileConfig {
     pub policy: Option<PathBuf>,
     pub snapshot_every_records: Option<u64>,
     pub segment_bytes: Option<u64>,
+    /// Abuse rules file; see `--rules`.
+    pub rules: Option<PathBuf>,
     /// Extra API tokens: `[[tokens]] name = "...", role = "...", token = "..."`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Partner networks: `[[partners]] name, purposes, tokens, pseudonym_key`.
+    #[serde(default)]
+    pub partners: Vec<PartnerConfig>,
+}
+
+/// One partner network from the config file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// Its name in URLs and events: 1-32 characters from a-z 0-9 _ -.
+    pub name: String,
+    /// Purposes it may receive data for (e.g. security, product, ads).
+    pub purposes: Vec<String>,
+    /// Bearer tokens with role `partner` for this partner.
+    pub tokens: Vec<Secret>,
+    /// 64 hex digits keying the subject handles this partner sees, so no two
+    /// partners share an identifier for anyone. Derived from the main
+    /// pseudonym key and the name when absent.
+    pub pseudonym_key: Option<Secret>,
+}
+
+impl std::fmt::Debug for PartnerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerConfig")
+            .field("name", &self.name)
+            .field("purposes", &self.purposes)
+            .field("tokens", &self.tokens)
+            .field("pseudonym_key", &self.pseudonym_key)
+            .finish()
+    }
+}
+
+/// A partner, resolved.
+#[derive(Clone, Debug)]
+pub struct Partner {
+    pub name: String,
+    pub purposes: Vec<crate::contract::Purpose>,
+    pub tokens: Vec<Secret>,
+    pub pseudonym_key: Option<PseudonymKey>,
 }
 
 /// One API token from the config file.
@@ -101,7 +146,7 @@ pub struct FileConfig {
 pub struct TokenConfig {
     /// Who holds it (shown in logs; the token itself never is).
     pub name: String,
-    /// admin, ingest, analyst or subject-service.
+    /// admin, ingest, analyst, subject-service or reviewer.
     pub role: String,
     pub token: Secret,
 }
@@ -162,6 +207,9 @@ pub struct Config {
     pub segment_bytes: u64,
     pub tokens: Vec<TokenConfig>,
     pub pseudonym_key: Option<PseudonymKey>,
+    pub partners: Vec<Partner>,
+    /// Abuse rules file; `None` runs the built-in defaults.
+    pub rules_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -221,6 +269,7 @@ impl Config {
             (env::PROVISO_INGEST_TOKEN, "ingest"),
             (env::PROVISO_ANALYST_TOKEN, "analyst"),
             (env::PROVISO_SUBJECT_SERVICE_TOKEN, "subject-service"),
+            (env::PROVISO_REVIEWER_TOKEN, "reviewer"),
             (env::PROVISO_ADMIN_TOKEN, "admin"),
         ] {
             if let Some(token) = std::env::var(variable).ok().filter(|t| !t.is_empty()) {
@@ -234,8 +283,14 @@ impl Config {
         for token in &tokens {
             if crate::outputs::api::auth::Role::parse(&token.role).is_none() {
                 problems.push(format!(
-                    "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service",
+                    "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service, reviewer",
                     token.name, token.role
+                ));
+            }
+            if token.role == "partner" {
+                problems.push(format!(
+                    "token `{}`: partner tokens belong in a [[partners]] entry, which names the partner",
+                    token.name
                 ));
             }
             if token.token.expose().len() < 16 {
@@ -252,10 +307,19 @@ impl Config {
             },
             None => None,
         };
+        let partners = resolve_partners(&file.partners, &mut problems);
+        let rules_path = args.data.rules.clone().or(file.rules.clone());
+        if let Some(path) = &rules_path {
+            if let Err(error) = crate::processors::abuse::rules::RuleSet::load(path) {
+                problems.push(format!("rules: {error}"));
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
         Ok(Config {
+            partners,
+            rules_path,
             data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             default_region,
@@ -277,8 +341,55 @@ impl Config {
             policy: self.policy.clone(),
             segment_bytes: self.segment_bytes,
             snapshot_every_records: self.snapshot_every_records,
+            default_partner: self
+                .partners
+                .first()
+                .map(|partner| partner.name.clone())
+                .unwrap_or_else(|| crate::contract::DEFAULT_PARTNER.to_string()),
+            rules_path: self.rules_path.clone(),
         }
     }
+}
+
+fn resolve_partners(configs: &[PartnerConfig], problems: &mut Vec<String>) -> Vec<Partner> {
+    let mut partners = Vec::new();
+    for config in configs {
+        let name = &config.name;
+        if !crate::edge::is_partner_name(name) {
+            problems.push(format!("partner `{name}`: name must be 1-32 characters from a-z 0-9 _ -"));
+        }
+        if partners.iter().any(|p: &Partner| &p.name == name) {
+            problems.push(format!("partner `{name}` is declared twice"));
+        }
+        let mut purposes = Vec::new();
+        for purpose in &config.purposes {
+            match crate::contract::Purpose::parse(purpose) {
+                Some(parsed) => purposes.push(parsed),
+                None => problems.push(format!(
+                    "partner `{name}`: purpose `{purpose}` is not one of {}",
+                    crate::contract::Purpose::expected().trim_end()
+                )),
+            }
+        }
+        if config.tokens.is_empty() {
+            problems.push(format!("partner `{name}`: needs at least one token"));
+        }
+        if config.tokens.iter().any(|token| token.expose().len() < 16) {
+            problems.push(format!("partner `{name}`: tokens must be at least 16 characters"));
+        }
+        let pseudonym_key = match &config.pseudonym_key {
+            Some(hex) => match PseudonymKey::from_hex(hex.expose()) {
+                Ok(key) => Some(key),
+                Err(_) => {
+                    problems.push(format!("partner `{name}`: pseudonym_key must be 64 hex digits"));
+                    None
+                }
+            },
+            None => None,
+        };
+        partners.push(Partner { name: name.clone(), purposes, tokens: config.tokens.clone(), pseudonym_key });
+    }
+    partners
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig, String> {

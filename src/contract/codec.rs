@@ -2,14 +2,25 @@
 //!
 //! Layout: `version u8, type u8, ts i64 LE, subject [16], region [2]`, then
 //! the body fields in declaration order. Strings are `u16 LE length + bytes`,
-//! pseudonym lists are `u32 LE count + 16 bytes each`. Version 1 only.
+//! pseudonym lists are `u32 LE count + 16 bytes each`.
+//!
+//! Versions: 1 (first release), 2 (partner events carry the sending
+//! partner's name first; version-1 partner events decode with
+//! [`DEFAULT_PARTNER`]). Control records start with [`CONTROL_VERSION`]:
+//! `0xC1, kind u8, ts i64 LE`, then the body.
 
 use super::{
-    Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind, Platform, Pseudonym, Purpose,
-    Recipient, Region,
+    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind,
+    Platform, Pseudonym, Purpose, Recipient, Record, Region, DEFAULT_PARTNER,
 };
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
+/// First byte of a control record (never a valid event version).
+const CONTROL_VERSION: u8 = 0xC1;
+/// Strings in control records (rules files) may exceed u16: u32 length.
+const CONTROL_RULES: u8 = 0;
+const CONTROL_DECISION: u8 = 1;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -78,16 +89,19 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             out.push(u8::from(*granted));
         }
         EventBody::DeleteAccount => {}
-        EventBody::PartnerAccount { partner_id, state } => {
+        EventBody::PartnerAccount { partner, partner_id, state } => {
+            put_str(out, partner);
             put_str(out, partner_id);
             out.push(state.code());
         }
-        EventBody::PartnerFriend { partner_id, friend, state } => {
+        EventBody::PartnerFriend { partner, partner_id, friend, state } => {
+            put_str(out, partner);
             put_str(out, partner_id);
             put_str(out, friend);
             out.push(state.code());
         }
-        EventBody::PartnerFlag { partner_id, reason } => {
+        EventBody::PartnerFlag { partner, partner_id, reason } => {
+            put_str(out, partner);
             put_str(out, partner_id);
             put_str(out, reason);
         }
@@ -101,13 +115,75 @@ fn put_str(out: &mut Vec<u8>, value: &str) {
     out.extend_from_slice(value.as_bytes());
 }
 
-/// Decodes one payload written by [`encode_event`].
+/// Appends the encoding of a control record to `out`.
+pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
+    out.push(CONTROL_VERSION);
+    match &control.body {
+        ControlBody::RulesLoaded { .. } => out.push(CONTROL_RULES),
+        ControlBody::Decision { .. } => out.push(CONTROL_DECISION),
+    }
+    out.extend_from_slice(&control.ts_ms.to_le_bytes());
+    match &control.body {
+        ControlBody::RulesLoaded { text, lists } => {
+            put_long_str(out, text);
+            out.extend_from_slice(&(lists.len() as u32).to_le_bytes());
+            for (path, content) in lists {
+                put_long_str(out, path);
+                put_long_str(out, content);
+            }
+        }
+        ControlBody::Decision { subject, action, note } => {
+            out.extend_from_slice(subject.as_bytes());
+            out.push(action.code());
+            put_long_str(out, note);
+        }
+    }
+}
+
+fn put_long_str(out: &mut Vec<u8>, value: &str) {
+    out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
+}
+
+/// Decodes any log record payload.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+    if bytes.first() != Some(&CONTROL_VERSION) {
+        return decode_event(bytes).map(Record::Event);
+    }
+    let mut reader = Reader { bytes, at: 1 };
+    let kind = reader.u8()?;
+    let ts_ms = i64::from_le_bytes(reader.array::<8>()?);
+    let body = match kind {
+        CONTROL_RULES => {
+            let text = reader.long_string()?;
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut lists = Vec::with_capacity(count.min(reader.remaining() / 8));
+            for _ in 0..count {
+                lists.push((reader.long_string()?, reader.long_string()?));
+            }
+            ControlBody::RulesLoaded { text, lists }
+        }
+        CONTROL_DECISION => ControlBody::Decision {
+            subject: reader.pseudonym()?,
+            action: reader.code(DecisionAction::from_code, "decision")?,
+            note: reader.long_string()?,
+        },
+        code => return Err(CodecError::UnknownCode { what: "control record", code }),
+    };
+    if reader.remaining() != 0 {
+        return Err(CodecError::Trailing(reader.remaining()));
+    }
+    Ok(Record::Control(Control { ts_ms, body }))
+}
+
+/// Decodes one payload written by [`encode_event`] (version 1 or 2).
 pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.u8()?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(CodecError::Version(version));
     }
+
     let type_code = reader.u8()?;
     let event_type =
         EventType::from_code(type_code).ok_or(CodecError::UnknownCode { what: "event type", code: type_code })?;
@@ -151,15 +227,21 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
         }
         EventType::DeleteAccount => EventBody::DeleteAccount,
         EventType::PartnerAccount => EventBody::PartnerAccount {
+            partner: reader.partner(version)?,
             partner_id: reader.string()?,
             state: reader.code(LinkState::from_code, "link state")?,
         },
         EventType::PartnerFriend => EventBody::PartnerFriend {
+            partner: reader.partner(version)?,
             partner_id: reader.string()?,
             friend: reader.string()?,
             state: reader.code(FriendState::from_code, "friend state")?,
         },
-        EventType::PartnerFlag => EventBody::PartnerFlag { partner_id: reader.string()?, reason: reader.string()? },
+        EventType::PartnerFlag => EventBody::PartnerFlag {
+            partner: reader.partner(version)?,
+            partner_id: reader.string()?,
+            reason: reader.string()?,
+        },
     };
     if reader.remaining() != 0 {
         return Err(CodecError::Trailing(reader.remaining()));
@@ -204,6 +286,21 @@ impl Reader<'_> {
         let len = u16::from_le_bytes(self.array::<2>()?) as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::Utf8)
+    }
+
+    fn long_string(&mut self) -> Result<String, CodecError> {
+        let len = u32::from_le_bytes(self.array::<4>()?) as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::Utf8)
+    }
+
+    /// The sending partner's name: absent before version 2.
+    fn partner(&mut self, version: u8) -> Result<String, CodecError> {
+        if version == VERSION_1 {
+            Ok(DEFAULT_PARTNER.to_string())
+        } else {
+            self.string()
+        }
     }
 
     fn code<T>(&mut self, from_code: fn(u8) -> Option<T>, what: &'static str) -> Result<T, CodecError> {
@@ -258,17 +355,23 @@ mod tests {
             }),
             Just(EventBody::DeleteAccount),
             (arb_token(), any::<bool>()).prop_map(|(partner_id, linked)| EventBody::PartnerAccount {
+                partner: "friendnet".into(),
                 partner_id,
                 state: if linked { LinkState::Linked } else { LinkState::Unlinked },
             }),
             (arb_token(), arb_token(), any::<bool>()).prop_map(|(partner_id, friend, added)| {
                 EventBody::PartnerFriend {
+                    partner: "friendnet".into(),
                     partner_id,
                     friend,
                     state: if added { FriendState::Added } else { FriendState::Removed },
                 }
             }),
-            (arb_token(), arb_token()).prop_map(|(partner_id, reason)| EventBody::PartnerFlag { partner_id, reason }),
+            (arb_token(), arb_token()).prop_map(|(partner_id, reason)| EventBody::PartnerFlag {
+                partner: "other".into(),
+                partner_id,
+                reason,
+            }),
         ]
     }
 
@@ -280,10 +383,47 @@ mod tests {
             let event = Event { ts_ms, subject: pseudonym(s), region: Region(*b"IN"), body };
             let mut bytes = Vec::new();
             encode_event(&event, &mut bytes);
+            prop_assert_eq!(decode_record(&bytes), Ok(Record::Event(event.clone())));
             prop_assert_eq!(decode_event(&bytes), Ok(event));
             for cut in 0..bytes.len() {
                 prop_assert!(decode_event(&bytes[..cut]).is_err());
             }
         }
+
+        /// Control records survive encode then decode, and prefixes are refused.
+        #[test]
+        fn control_records_round_trip(ts_ms in any::<i64>(), text in ".{0,200}", note in ".{0,40}", s in any::<u8>()) {
+            for body in [
+                ControlBody::RulesLoaded { text: text.clone(), lists: vec![("lists/a.txt".into(), note.clone())] },
+                ControlBody::Decision { subject: pseudonym(s), action: DecisionAction::Clear, note: note.clone() },
+            ] {
+                let control = Control { ts_ms, body };
+                let mut bytes = Vec::new();
+                encode_control(&control, &mut bytes);
+                prop_assert_eq!(decode_record(&bytes), Ok(Record::Control(control)));
+                for cut in 0..bytes.len() {
+                    prop_assert!(decode_record(&bytes[..cut]).is_err());
+                }
+            }
+        }
+    }
+
+    /// Version-1 partner events (no partner name) still decode, named
+    /// [`DEFAULT_PARTNER`]: logs from the first release replay.
+    #[test]
+    fn version_1_partner_events_decode() {
+        let mut bytes = vec![1u8, EventType::PartnerFlag.code()];
+        bytes.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        bytes.extend_from_slice(&[7u8; 16]);
+        bytes.extend_from_slice(b"IN");
+        for text in ["p_1", "spam"] {
+            bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        let event = decode_event(&bytes).expect("version 1 decodes");
+        assert_eq!(
+            event.body,
+            EventBody::PartnerFlag { partner: DEFAULT_PARTNER.into(), partner_id: "p_1".into(), reason: "spam".into() }
+        );
     }
 }

@@ -7,7 +7,7 @@
 
 mod codec;
 
-pub use codec::{decode_event, encode_event, CodecError};
+pub use codec::{decode_event, decode_record, encode_control, encode_event, CodecError};
 
 use std::fmt;
 
@@ -242,18 +242,55 @@ pub enum Recipient {
 /// tokens that the edge has checked against a strict character set.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum EventBody {
-    Register { device: String, platform: Platform },
-    Session { device: String },
-    Message { to: Recipient, kind: MessageKind, link_domain: Option<String> },
-    Contacts { contacts: Vec<Pseudonym> },
-    BusinessMessage { business: String, direction: Direction },
-    Report { target: Pseudonym, reason: String },
-    Block { target: Pseudonym },
-    Consent { purpose: Purpose, granted: bool },
+    Register {
+        device: String,
+        platform: Platform,
+    },
+    Session {
+        device: String,
+    },
+    Message {
+        to: Recipient,
+        kind: MessageKind,
+        link_domain: Option<String>,
+    },
+    Contacts {
+        contacts: Vec<Pseudonym>,
+    },
+    BusinessMessage {
+        business: String,
+        direction: Direction,
+    },
+    Report {
+        target: Pseudonym,
+        reason: String,
+    },
+    Block {
+        target: Pseudonym,
+    },
+    Consent {
+        purpose: Purpose,
+        granted: bool,
+    },
     DeleteAccount,
-    PartnerAccount { partner_id: String, state: LinkState },
-    PartnerFriend { partner_id: String, friend: String, state: FriendState },
-    PartnerFlag { partner_id: String, reason: String },
+    /// `partner` is the name of the partner network that sent the event
+    /// (from its token, or the `partner` field on the service's own feed).
+    PartnerAccount {
+        partner: String,
+        partner_id: String,
+        state: LinkState,
+    },
+    PartnerFriend {
+        partner: String,
+        partner_id: String,
+        friend: String,
+        state: FriendState,
+    },
+    PartnerFlag {
+        partner: String,
+        partner_id: String,
+        reason: String,
+    },
 }
 
 impl EventBody {
@@ -286,6 +323,42 @@ pub struct Event {
     pub region: Region,
     pub body: EventBody,
 }
+
+/// Partner name given to partner events that name none (and to every
+/// partner event logged by record version 1).
+pub const DEFAULT_PARTNER: &str = "default";
+
+/// A log record: an accepted event, or a control record written by proviso
+/// itself (rules reloads, reviewer decisions) so that replay reproduces
+/// every derived decision at the same position in the log.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Record {
+    Event(Event),
+    Control(Control),
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Control {
+    /// Wall-clock time it was written, UTC epoch milliseconds.
+    pub ts_ms: i64,
+    pub body: ControlBody,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum ControlBody {
+    /// The abuse rules in force from this record on: the rules file text and
+    /// the contents of every list file it names, so replay needs no files.
+    RulesLoaded { text: String, lists: Vec<(String, String)> },
+    /// A reviewer's decision about a subject.
+    Decision { subject: Pseudonym, action: DecisionAction, note: String },
+}
+
+vocabulary!(
+    DecisionAction {
+        Ban = 0 => "ban",
+        Clear = 1 => "clear",
+    }
+);
 
 /// Milliseconds in one UTC day.
 pub const DAY_MS: i64 = 86_400_000;

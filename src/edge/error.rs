@@ -17,6 +17,8 @@ pub enum RejectReason {
     Content,
     EssentialRefusal,
     TooLarge,
+    /// A partner sent an event type or partner name it may not send.
+    NotAllowed,
 }
 
 impl RejectReason {
@@ -32,6 +34,7 @@ impl RejectReason {
         RejectReason::Content,
         RejectReason::EssentialRefusal,
         RejectReason::TooLarge,
+        RejectReason::NotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl RejectReason {
             RejectReason::InvalidPhone => "invalid_phone",
             RejectReason::Content => "content",
             RejectReason::EssentialRefusal => "essential_refusal",
+            RejectReason::NotAllowed => "not_allowed",
             RejectReason::TooLarge => "too_large",
         }
     }

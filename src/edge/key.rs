@@ -61,6 +61,14 @@ impl PseudonymKey {
         }
     }
 
+    /// Loads `dir/pseudonym.key`; never creates one (for read-only tools).
+    pub fn load_existing(dir: &Path) -> Result<PseudonymKey, KeyError> {
+        let path = dir.join(KEY_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
+        PseudonymKey::from_hex(&text)
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -25,9 +25,21 @@ pub const MAX_CONTACTS: usize = 10_000;
 /// Longest opaque id (device, group, business, partner ids).
 pub const MAX_ID_LEN: usize = 128;
 
+/// Who sent a batch. Partner networks may send only partner events, and
+/// every event they send is attributed to them whatever the line says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source<'a> {
+    /// The messaging service (admin or ingest token, `proviso ingest`).
+    Service,
+    /// A partner network, by its configured name.
+    Partner(&'a str),
+}
+
 /// The privacy edge. Cheap to share between threads (`&Edge` is all a worker needs).
 pub struct Edge {
     phones: PhoneBook,
+    /// Partner named on the service's partner events that carry no `partner` field.
+    default_partner: String,
 }
 
 impl std::fmt::Debug for Edge {
@@ -38,18 +50,31 @@ impl std::fmt::Debug for Edge {
 
 impl Edge {
     pub fn new(key: PseudonymKey, default_region: Region) -> Edge {
-        Edge { phones: PhoneBook::new(key, default_region) }
+        Edge { phones: PhoneBook::new(key, default_region), default_partner: crate::contract::DEFAULT_PARTNER.into() }
     }
 
-    /// Validates and pseudonymises one event line (without its newline).
+    /// Sets the partner that the service's partner events belong to when they
+    /// name none.
+    pub fn with_default_partner(mut self, partner: &str) -> Edge {
+        self.default_partner = partner.to_string();
+        self
+    }
+
+    /// Validates and pseudonymises one event line (without its newline) sent
+    /// by the messaging service.
     pub fn accept_line(&self, line: &[u8]) -> Result<Event, EdgeError> {
+        self.accept_line_from(line, Source::Service)
+    }
+
+    /// Validates and pseudonymises one event line sent by `source`.
+    pub fn accept_line_from(&self, line: &[u8], source: Source<'_>) -> Result<Event, EdgeError> {
         let wire = wire::parse_line(line)?;
-        self.accept_wire(wire)
+        self.accept_wire(wire, source)
     }
 
     /// Validates and pseudonymises one JSON value given as text.
-    pub fn accept_json(&self, json: &str) -> Result<Event, EdgeError> {
-        self.accept_line(json.as_bytes())
+    pub fn accept_json(&self, json: &str, source: Source<'_>) -> Result<Event, EdgeError> {
+        self.accept_line_from(json.as_bytes(), source)
     }
 
     /// Resolves a written number to its pseudonym and region, as the edge would.
@@ -61,7 +86,7 @@ impl Edge {
         self.phones.resolve(phone, region, "phone")
     }
 
-    fn accept_wire(&self, wire: WireEvent<'_>) -> Result<Event, EdgeError> {
+    fn accept_wire(&self, wire: WireEvent<'_>, source: Source<'_>) -> Result<Event, EdgeError> {
         let type_name = wire.required_str("type")?;
         let event_type = EventType::parse(type_name).ok_or_else(|| {
             let shown = if type_name.len() <= 32 && type_name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
@@ -76,6 +101,7 @@ impl Edge {
             )
         })?;
         wire.check_fields(event_type)?;
+        let partner = self.partner_of(&wire, event_type, source)?;
 
         let ts_ms = parse_ts(wire.get("ts"))?;
         let country = match wire.optional_str("country")? {
@@ -155,6 +181,7 @@ impl Edge {
             }
             EventType::DeleteAccount => EventBody::DeleteAccount,
             EventType::PartnerAccount => EventBody::PartnerAccount {
+                partner,
                 partner_id: opaque_id(&wire, "partner_id")?,
                 state: match wire.get("state") {
                     Some(_) => vocab(&wire, "state", LinkState::parse, LinkState::expected)?,
@@ -162,16 +189,64 @@ impl Edge {
                 },
             },
             EventType::PartnerFriend => EventBody::PartnerFriend {
+                partner,
                 partner_id: opaque_id(&wire, "partner_id")?,
                 friend: opaque_id(&wire, "friend")?,
                 state: vocab(&wire, "state", FriendState::parse, FriendState::expected)?,
             },
             EventType::PartnerFlag => EventBody::PartnerFlag {
+                partner,
                 partner_id: opaque_id(&wire, "partner_id")?,
                 reason: reason_token(&wire, "reason")?,
             },
         };
         Ok(Event { ts_ms, subject, region, body })
+    }
+
+    /// The partner a partner event belongs to; refuses non-partner events
+    /// from a partner, and a partner naming another partner.
+    fn partner_of(&self, wire: &WireEvent<'_>, event_type: EventType, source: Source<'_>) -> Result<String, EdgeError> {
+        let is_partner_event =
+            matches!(event_type, EventType::PartnerAccount | EventType::PartnerFriend | EventType::PartnerFlag);
+        let named = wire.optional_str("partner")?;
+        match source {
+            Source::Partner(_) if !is_partner_event => Err(EdgeError::new(
+                RejectReason::NotAllowed,
+                Some("type"),
+                "a partner may send only partner_account, partner_friend and partner_flag events".to_string(),
+            )),
+            Source::Partner(own) => match named {
+                Some(name) if name != own => Err(EdgeError::new(
+                    RejectReason::NotAllowed,
+                    Some("partner"),
+                    "`partner` must name the partner whose token sent the event".to_string(),
+                )),
+                _ => Ok(own.to_string()),
+            },
+            Source::Service => match named {
+                Some(name) => partner_name(name),
+                None => Ok(self.default_partner.clone()),
+            },
+        }
+    }
+}
+
+/// Partner names: 1 to 32 characters from a-z 0-9 _ -.
+pub fn is_partner_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn partner_name(name: &str) -> Result<String, EdgeError> {
+    if is_partner_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(EdgeError::new(
+            RejectReason::InvalidValue,
+            Some("partner"),
+            "`partner` must be a partner name of 1-32 characters from a-z 0-9 _ -".to_string(),
+        ))
     }
 }
 

@@ -55,6 +55,7 @@ pub(super) const FIELDS: &[&str] = &[
     "partner_id",
     "friend",
     "state",
+    "partner",
 ];
 
 /// Slot of a contract field, or `None` for any other key. A `match` lets
@@ -81,6 +82,7 @@ pub(super) fn slot_of(key: &str) -> Option<usize> {
         "partner_id" => 17,
         "friend" => 18,
         "state" => 19,
+        "partner" => 20,
         _ => return None,
     })
 }
@@ -97,9 +99,9 @@ fn allowed_fields(event_type: EventType) -> &'static [&'static str] {
         EventType::Block => &["target"],
         EventType::Consent => &["purpose", "granted"],
         EventType::DeleteAccount => &[],
-        EventType::PartnerAccount => &["partner_id", "state"],
-        EventType::PartnerFriend => &["partner_id", "friend", "state"],
-        EventType::PartnerFlag => &["partner_id", "reason"],
+        EventType::PartnerAccount => &["partner_id", "state", "partner"],
+        EventType::PartnerFriend => &["partner_id", "friend", "state", "partner"],
+        EventType::PartnerFlag => &["partner_id", "reason", "partner"],
     }
 }
 

@@ -46,12 +46,18 @@ pub enum GateError {
     Refused(Purpose),
     #[error("unknown subject")]
     UnknownSubject,
+    #[error("the partner is not configured for purpose `{0}`")]
+    PartnerPurpose(Purpose),
+    #[error("the subject is not linked to the partner")]
+    NotLinked,
 }
 
 /// Decides whether `subject` (dense index) may be used for `purpose` at `at_ms`.
 ///
 /// Essential purposes are always allowed; a refusal always wins over policy;
-/// `pending` is never allowed; opt-in is never allowed without a grant.
+/// `pending` is never allowed; opt-in is never allowed without a grant; a
+/// banned subject is never allowed a refusable purpose (no product or ads
+/// output about an account banned for abuse).
 pub fn allow(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_ms: i64) -> Decision {
     let status = match state.subjects.get(subject) {
         Some(record) => status_at(
@@ -64,7 +70,8 @@ pub fn allow(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_
         ),
         None => status_at(&[], purpose, "ZZ", at_ms, policy, at_ms),
     };
-    let allowed = status.state == ConsentState::Granted;
+    let banned = !purpose.is_essential() && state.abuse.is_banned(subject);
+    let allowed = status.state == ConsentState::Granted && !banned;
     crate::telemetry::GateDecided { purpose, allowed }.emit();
     Decision { allowed, status }
 }
@@ -88,6 +95,38 @@ pub fn release<T>(
     }
 }
 
+/// What one partner may receive, from its configuration.
+#[derive(Clone, Debug)]
+pub struct PartnerGrant<'a> {
+    pub name: &'a str,
+    pub purposes: &'a [Purpose],
+}
+
+/// Releases a value about one subject to a partner network for `purpose`:
+/// the partner must be configured for the purpose, the subject must be
+/// linked to that partner now, and [`allow`] must say yes now.
+pub fn release_to_partner<T>(
+    state: &State,
+    policy: &Policy,
+    partner: &PartnerGrant<'_>,
+    subject: u32,
+    purpose: Purpose,
+    at_ms: i64,
+    value: T,
+) -> Result<Gated<T>, GateError> {
+    if !partner.purposes.contains(&purpose) {
+        crate::telemetry::GateDecided { purpose, allowed: false }.emit();
+        return Err(GateError::PartnerPurpose(purpose));
+    }
+    let linked =
+        state.links.partner_index(partner.name).is_some_and(|index| state.links.account_of(index, subject).is_some());
+    if !linked {
+        crate::telemetry::GateDecided { purpose, allowed: false }.emit();
+        return Err(GateError::NotLinked);
+    }
+    release(state, policy, subject, purpose, at_ms, value)
+}
+
 /// Releases an aggregate (counts over many subjects, no identifiers). Only
 /// essential purposes may receive aggregates computed over every subject;
 /// refusable purposes need per-subject checks through [`release`].
@@ -99,6 +138,13 @@ pub fn release_aggregate<T>(purpose: Purpose, value: T) -> Result<Gated<T>, Gate
         crate::telemetry::GateDecided { purpose, allowed: false }.emit();
         Err(GateError::AggregateNotEssential(purpose))
     }
+}
+
+/// Releases per-subject records to proviso's own staff for an essential
+/// purpose (abuse reviewers work under `security`). Refusable purposes never
+/// pass: nobody reviews ads data about a person.
+pub fn release_for_staff<T>(purpose: Purpose, value: T) -> Result<Gated<T>, GateError> {
+    release_aggregate(purpose, value)
 }
 
 /// Releases a subject's own record to the subject-facing service (the person

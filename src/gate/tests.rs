@@ -19,7 +19,7 @@ fn state_with(region: &str, choices: &[(Purpose, bool, i64)]) -> State {
     let region = Region::parse(region).expect("region");
     let mut seq = 0;
     let mut apply = |state: &mut State, ts_ms: i64, body: EventBody| {
-        state.apply(seq, &Event { ts_ms, subject, region, body });
+        state.apply_event(seq, &Event { ts_ms, subject, region, body });
         seq += 1;
     };
     apply(&mut state, 0, EventBody::Session { device: "d".into() });

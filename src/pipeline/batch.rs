@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use crate::contract::{encode_event, Event};
-use crate::edge::{Edge, EdgeError, RejectReason};
+use crate::contract::{encode_control, encode_event, Control, Event, Record};
+use crate::edge::{Edge, EdgeError, RejectReason, Source};
 use crate::log::frame_with;
 
 /// Longest accepted line (a 10,000-contact snapshot is about 250 KB).
@@ -26,10 +26,10 @@ fn reason_name<S: serde::Serializer>(reason: &RejectReason, serializer: S) -> Re
     serializer.serialize_str(reason.as_str())
 }
 
-/// Accepted events, already framed for the log, plus the rejections.
+/// Accepted records, already framed for the log, plus the rejections.
 #[derive(Default)]
 pub struct Prepared {
-    pub events: Vec<Event>,
+    pub records: Vec<Record>,
     pub framed: Vec<u8>,
     pub rejected: Vec<Rejection>,
 }
@@ -37,7 +37,20 @@ pub struct Prepared {
 impl Prepared {
     fn accept(&mut self, event: Event) {
         frame_with(&mut self.framed, |out| encode_event(&event, out));
-        self.events.push(event);
+        self.records.push(Record::Event(event));
+    }
+
+    /// Records accepted (events, plus any control records).
+    pub fn accepted(&self) -> usize {
+        self.records.len()
+    }
+
+    /// A control record written by proviso itself.
+    pub fn from_control(control: Control) -> Prepared {
+        let mut prepared = Prepared::default();
+        frame_with(&mut prepared.framed, |out| encode_control(&control, out));
+        prepared.records.push(Record::Control(control));
+        prepared
     }
 
     fn reject(&mut self, line: usize, error: EdgeError) {
@@ -60,14 +73,14 @@ impl Prepared {
 
 /// Runs the edge over a body: a JSON array of events, or NDJSON. Blank lines
 /// are skipped but still counted, so line numbers match the file.
-pub fn prepare(edge: &Edge, body: &[u8]) -> Prepared {
+pub fn prepare(edge: &Edge, body: &[u8], source: Source<'_>) -> Prepared {
     let mut prepared = Prepared::default();
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
             Ok(items) => {
                 for (index, item) in items.iter().enumerate() {
-                    match edge.accept_json(item.get()) {
+                    match edge.accept_json(item.get(), source) {
                         Ok(event) => prepared.accept(event),
                         Err(error) => prepared.reject(index + 1, error),
                     }
@@ -84,12 +97,12 @@ pub fn prepare(edge: &Edge, body: &[u8]) -> Prepared {
         }
         return prepared;
     }
-    prepare_lines(edge, body, 1, &mut prepared);
+    prepare_lines(edge, body, 1, &mut prepared, source);
     prepared
 }
 
 /// NDJSON lines, numbered from `first_line`.
-pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut Prepared) {
+pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut Prepared, source: Source<'_>) {
     for (index, raw_line) in body.split(|b| *b == b'\n').enumerate() {
         let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -103,7 +116,7 @@ pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut
             );
             continue;
         }
-        match edge.accept_line(line) {
+        match edge.accept_line_from(line, source) {
             Ok(event) => prepared.accept(event),
             Err(error) => prepared.reject(number, error),
         }

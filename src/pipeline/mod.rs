@@ -7,8 +7,10 @@
 //! acknowledges an event before it is on disk.
 
 mod batch;
+mod rules;
 
 pub use batch::{prepare_lines, Prepared, Rejection};
+pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -17,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::consent::Policy;
-use crate::contract::{decode_event, Region};
+use crate::contract::{decode_record, Region};
 use crate::edge::{Edge, PseudonymKey};
 use crate::log::{DirLock, Log, LogError};
 use crate::state::{load_snapshot, save_snapshot, State};
@@ -38,6 +40,10 @@ pub struct PipelineOptions {
     pub segment_bytes: u64,
     /// Records applied between automatic snapshots.
     pub snapshot_every_records: u64,
+    /// Partner named on the service's partner events that name none.
+    pub default_partner: String,
+    /// Abuse rules file; `None` runs the built-in defaults.
+    pub rules_path: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,8 @@ pub enum PipelineError {
     Failed,
     #[error("proviso is shutting down")]
     ShuttingDown,
+    #[error("abuse rules: {0}")]
+    Rules(String),
 }
 
 /// What replaying a data dir found.
@@ -96,7 +104,7 @@ impl Pipeline {
             Some(key) => key,
             None => PseudonymKey::load_or_create(&data_dir)?,
         };
-        let edge = Arc::new(Edge::new(key, options.default_region));
+        let edge = Arc::new(Edge::new(key, options.default_region).with_default_partner(&options.default_partner));
         let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
         let (state, report) = rebuild_state(&data_dir, true)?;
         if state.next_seq > log.next_seq() {
@@ -116,7 +124,7 @@ impl Pipeline {
             .name("proviso-writer".into())
             .spawn(move || writer_loop(receiver, log, writer_state, state_dir, snapshot_every))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
-        Ok(Pipeline {
+        let pipeline = Pipeline {
             edge,
             state,
             policy: options.policy,
@@ -125,7 +133,11 @@ impl Pipeline {
             data_dir,
             report,
             _lock: lock,
-        })
+        };
+        if let Some(path) = &options.rules_path {
+            pipeline.install_rules_file(path).map_err(|error| PipelineError::Rules(error.to_string()))?;
+        }
+        Ok(pipeline)
     }
 
     pub fn edge(&self) -> &Edge {
@@ -150,8 +162,8 @@ impl Pipeline {
     }
 
     /// Runs the edge over a request body (NDJSON or a JSON array).
-    pub fn prepare(&self, body: &[u8]) -> Prepared {
-        batch::prepare(&self.edge, body)
+    pub fn prepare(&self, body: &[u8], source: crate::edge::Source<'_>) -> Prepared {
+        batch::prepare(&self.edge, body, source)
     }
 
     /// Hands a prepared batch to the writer; `ack` runs once it is durable and
@@ -214,9 +226,9 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
     }
     let mut decode_error = None;
     crate::log::replay(&log_dir, state.next_seq, |seq, payload| {
-        match decode_event(payload) {
-            Ok(event) => {
-                state.apply(seq, &event);
+        match decode_record(payload) {
+            Ok(record) => {
+                state.apply(seq, &record);
                 report.replayed_records += 1;
             }
             Err(source) => {
@@ -246,11 +258,11 @@ fn writer_loop(
     let mut framed = Vec::new();
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
-        let mut records = group[0].prepared.events.len() as u64;
+        let mut records = group[0].prepared.records.len() as u64;
         while records < MAX_GROUP_RECORDS {
             match receiver.try_recv() {
                 Ok(commit) => {
-                    records += commit.prepared.events.len() as u64;
+                    records += commit.prepared.records.len() as u64;
                     group.push(commit);
                 }
                 Err(_) => break,
@@ -284,15 +296,15 @@ fn writer_loop(
             let mut state = state.write().unwrap_or_else(|p| p.into_inner());
             for commit in &group {
                 firsts.push(seq);
-                for event in &commit.prepared.events {
-                    state.apply(seq, event);
+                for record in &commit.prepared.records {
+                    state.apply(seq, record);
                     seq += 1;
                 }
             }
             crate::telemetry::LogAppended {
                 log_bytes: log.size_bytes(),
                 log_records: log.next_seq(),
-                subjects: state.subjects.len(),
+                subjects: state.subjects.acting(),
             }
             .emit();
         }

@@ -6,8 +6,10 @@ use roaring::RoaringBitmap;
 pub enum SnapshotError {
     #[error("snapshot truncated")]
     Truncated,
-    #[error("snapshot is not a proviso v1 snapshot")]
+    #[error("snapshot is not a proviso v2 snapshot")]
     Magic,
+    #[error("snapshot section: {0}")]
+    Encode(String),
     #[error("snapshot checksum mismatch")]
     Checksum,
     #[error("snapshot bitmap: {0}")]

@@ -14,7 +14,10 @@ pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 use std::collections::HashMap;
 
 use crate::consent::{ConsentChange, ConsentRegistry};
-use crate::contract::{Event, EventBody, Pseudonym, Region};
+use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Recipient, Record, Region};
+use crate::processors::abuse::{self, Abuse, Signal};
+use crate::processors::graph::Graph;
+use crate::processors::links::Links;
 use crate::processors::usage::Usage;
 
 /// What proviso holds about one acting subject, besides processor state.
@@ -23,8 +26,16 @@ pub struct SubjectRecord {
     pub pseudonym: Pseudonym,
     pub region: Region,
     /// Earliest event time seen for the subject: the start of any opt-out
-    /// notice period.
+    /// notice period. `i64::MAX` for a subject only ever named by others
+    /// (in an address book, as a recipient or a report target).
     pub first_seen_ms: i64,
+}
+
+impl SubjectRecord {
+    /// Whether the subject has sent an event of its own.
+    pub fn has_acted(&self) -> bool {
+        self.first_seen_ms != i64::MAX
+    }
 }
 
 /// Subjects by pseudonym, with dense `u32` indexes for bitmaps.
@@ -34,6 +45,8 @@ pub struct Subjects {
     /// resistance buys nothing here and costs a tenth of ingest time.
     index: HashMap<Pseudonym, u32, foldhash::fast::RandomState>,
     records: Vec<SubjectRecord>,
+    /// Subjects that have acted (the rest are only named by others).
+    acting: usize,
 }
 
 impl Subjects {
@@ -45,8 +58,26 @@ impl Subjects {
         self.records.get(subject as usize)
     }
 
+    /// Every known index, including subjects only named by others.
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Subjects that have sent at least one event of their own.
+    pub fn acting(&self) -> usize {
+        self.acting
+    }
+
+    /// The index of a pseudonym named by someone else's event, creating a
+    /// record that has not acted yet when it is new.
+    pub fn intern(&mut self, pseudonym: Pseudonym) -> u32 {
+        if let Some(&subject) = self.index.get(&pseudonym) {
+            return subject;
+        }
+        let subject = self.records.len() as u32;
+        self.index.insert(pseudonym, subject);
+        self.records.push(SubjectRecord { pseudonym, region: Region::UNKNOWN, first_seen_ms: i64::MAX });
+        subject
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,6 +101,9 @@ pub struct State {
     pub subjects: Subjects,
     pub usage: Usage,
     pub consent: ConsentRegistry,
+    pub graph: Graph,
+    pub links: Links,
+    pub abuse: Abuse,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
@@ -78,36 +112,112 @@ pub struct State {
 
 impl State {
     /// Applies log record `seq`. Records must come in log order.
-    pub fn apply(&mut self, seq: u64, event: &Event) {
+    pub fn apply(&mut self, seq: u64, record: &Record) {
         debug_assert!(seq >= self.next_seq, "records applied out of order");
-        let subject = self.subject_for(event);
-        self.usage.apply(subject, event);
-        if let EventBody::Consent { purpose, granted } = event.body {
-            self.consent.record(subject, ConsentChange { purpose, granted, ts_ms: event.ts_ms });
+        match record {
+            Record::Event(event) => self.apply_event(seq, event),
+            Record::Control(control) => {
+                self.apply_control(control);
+                self.next_seq = seq + 1;
+                self.events_applied += 1;
+            }
         }
+    }
+
+    /// Applies log record `seq`, an event.
+    pub fn apply_event(&mut self, seq: u64, event: &Event) {
         self.next_seq = seq + 1;
         self.events_applied += 1;
+        let subject = self.subject_for(event);
+        if self.abuse.note_event(subject) {
+            crate::telemetry::BannedEventLogged.emit();
+        }
+        self.usage.apply(subject, event);
+        let ts_ms = event.ts_ms;
+        match &event.body {
+            EventBody::Consent { purpose, granted } => {
+                self.consent.record(subject, ConsentChange { purpose: *purpose, granted: *granted, ts_ms });
+            }
+            EventBody::Register { device, .. } => {
+                self.abuse.observe(subject, ts_ms, Signal::Registered { device }, &self.graph, &self.links);
+            }
+            EventBody::Message { to, link_domain, .. } => {
+                let to = match to {
+                    Recipient::Subject(pseudonym) => abuse::Recipient::Subject(self.subjects.intern(*pseudonym)),
+                    Recipient::Group(group) => abuse::Recipient::Group(abuse::group_hash(group)),
+                };
+                let signal = Signal::Sent { to, link_domain: link_domain.as_deref() };
+                self.abuse.observe(subject, ts_ms, signal, &self.graph, &self.links);
+            }
+            EventBody::Contacts { contacts } => {
+                let book = contacts.iter().map(|pseudonym| self.subjects.intern(*pseudonym)).collect();
+                self.graph.set_book(subject, book);
+            }
+            EventBody::Report { target, .. } => {
+                let target = self.subjects.intern(*target);
+                self.abuse.observe(subject, ts_ms, Signal::Reported { target }, &self.graph, &self.links);
+            }
+            EventBody::Block { target } => {
+                let target = self.subjects.intern(*target);
+                self.abuse.observe(subject, ts_ms, Signal::Blocked { target }, &self.graph, &self.links);
+            }
+            EventBody::PartnerAccount { partner, partner_id, state } => {
+                self.links.apply(partner, subject, partner_id, *state);
+            }
+            EventBody::PartnerFlag { partner, partner_id, reason } => {
+                // The partner names its own account; its link decides who that is.
+                let flagged = self
+                    .links
+                    .partner_index(partner)
+                    .and_then(|index| self.links.subject_of(index, partner_id))
+                    .unwrap_or(subject);
+                let signal = Signal::PartnerFlagged { partner, reason };
+                self.abuse.observe(flagged, ts_ms, signal, &self.graph, &self.links);
+            }
+            EventBody::Session { .. }
+            | EventBody::BusinessMessage { .. }
+            | EventBody::DeleteAccount
+            | EventBody::PartnerFriend { .. } => {}
+        }
+    }
+
+    fn apply_control(&mut self, control: &Control) {
+        match &control.body {
+            ControlBody::RulesLoaded { text, lists } => {
+                match abuse::rules::RuleSet::parse_logged(text, lists) {
+                    Ok(rules) => {
+                        self.abuse.set_rules(rules, abuse::RulesSource { text: text.clone(), lists: lists.clone() })
+                    }
+                    // Rules are validated before they are logged; a record that
+                    // no longer parses (a newer rule language?) keeps the old rules.
+                    Err(error) => tracing::error!(%error, "Logged rules no longer parse; keeping the previous rules."),
+                }
+            }
+            ControlBody::Decision { subject, action, note } => {
+                let subject = self.subjects.intern(*subject);
+                self.abuse.decide(subject, control.ts_ms, *action, note, &self.links);
+            }
+        }
     }
 
     fn subject_for(&mut self, event: &Event) -> u32 {
-        if let Some(&subject) = self.subjects.index.get(&event.subject) {
-            let record = &mut self.subjects.records[subject as usize];
-            record.first_seen_ms = record.first_seen_ms.min(event.ts_ms);
-            return subject;
+        let subject = self.subjects.intern(event.subject);
+        let record = &mut self.subjects.records[subject as usize];
+        if !record.has_acted() {
+            record.region = event.region;
+            self.subjects.acting += 1;
+            self.usage.add_subject(subject, event.region);
         }
-        let subject = self.subjects.records.len() as u32;
-        self.subjects.index.insert(event.subject, subject);
-        self.subjects.records.push(SubjectRecord {
-            pseudonym: event.subject,
-            region: event.region,
-            first_seen_ms: event.ts_ms,
-        });
-        self.usage.add_subject(subject, event.region);
+        record.first_seen_ms = record.first_seen_ms.min(event.ts_ms);
         subject
     }
 
     /// Approximate heap bytes of all state (for the memory-per-subject figure).
     pub fn heap_bytes(&self) -> usize {
-        self.subjects.heap_bytes() + self.usage.heap_bytes()
+        self.subjects.heap_bytes()
+            + self.usage.heap_bytes()
+            + self.graph.heap_bytes()
+            + self.links.heap_bytes()
+            + self.abuse.heap_bytes()
     }
 }

@@ -1,6 +1,9 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP1`, body, crc32 of body. Written to a temporary
+//! File layout: magic `PRVSNAP2`, body, crc32 of body. The body holds the
+//! subject registry, usage and consent in a hand-written layout, then the
+//! graph, partner links and abuse state as one postcard blob each. A snapshot
+//! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
 
@@ -13,7 +16,7 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
-const MAGIC: &[u8; 8] = b"PRVSNAP1";
+const MAGIC: &[u8; 8] = b"PRVSNAP2";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.display().to_string(), source }
@@ -43,6 +46,13 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
             out.u8(u8::from(change.granted));
             out.i64(change.ts_ms);
         }
+    }
+    for blob in
+        [postcard::to_stdvec(&state.graph), postcard::to_stdvec(&state.links), postcard::to_stdvec(&state.abuse)]
+    {
+        let blob = blob.map_err(|error| SnapshotError::Encode(error.to_string()))?;
+        out.u64(blob.len() as u64);
+        out.raw(&blob);
     }
     let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
     out.u32(crc);
@@ -87,9 +97,10 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
             first_seen_ms: input.i64()?,
         };
         state.subjects.index.insert(record.pseudonym, subject);
+        state.subjects.acting += usize::from(record.has_acted());
         state.subjects.records.push(record);
     }
-    state.usage = Usage::decode(&mut input, state.subjects.records.iter().map(|r| r.region))?;
+    state.usage = Usage::decode(&mut input, state.subjects.records.iter().map(|r| r.has_acted().then_some(r.region)))?;
     for _ in 0..input.u32()? {
         let subject = input.u32()?;
         for _ in 0..input.u32()? {
@@ -100,5 +111,15 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
             state.consent.record(subject, ConsentChange { purpose, granted, ts_ms });
         }
     }
+    state.graph = decode_blob(&mut input)?;
+    state.links = decode_blob(&mut input)?;
+    state.abuse = decode_blob(&mut input)?;
+    state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     Ok(Some(state))
+}
+
+fn decode_blob<T: serde::de::DeserializeOwned>(input: &mut Reader<'_>) -> Result<T, SnapshotError> {
+    let len = input.u64()?;
+    let bytes = input.take(usize::try_from(len).map_err(|_| SnapshotError::Truncated)?)?;
+    postcard::from_bytes(bytes).map_err(|error| SnapshotError::Encode(error.to_string()))
 }

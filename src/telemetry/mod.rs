@@ -22,6 +22,9 @@ pub const SUBJECTS: &str = "proviso_subjects";
 pub const STATE_HEAP_BYTES: &str = "proviso_state_heap_bytes";
 pub const GATE_DECISIONS_TOTAL: &str = "proviso_gate_decisions_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "proviso_http_requests_total";
+pub const ABUSE_ACTIONS_TOTAL: &str = "proviso_abuse_actions_total";
+pub const BANNED_EVENTS_TOTAL: &str = "proviso_banned_subject_events_total";
+pub const RULES_RELOADS_TOTAL: &str = "proviso_rules_reloads_total";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -42,6 +45,53 @@ pub fn describe() {
     metrics::describe_gauge!(STATE_HEAP_BYTES, metrics::Unit::Bytes, "Approximate heap bytes of derived state.");
     metrics::describe_counter!(GATE_DECISIONS_TOTAL, "Purpose gate decisions, by purpose and decision.");
     metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests, by route and status class.");
+    metrics::describe_counter!(ABUSE_ACTIONS_TOTAL, "Abuse actions taken, by resulting status and whether shared.");
+    metrics::describe_counter!(BANNED_EVENTS_TOTAL, "Events logged from subjects that were banned at the time.");
+    metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
+}
+
+/// An abuse action was taken (by a rule, a partner flag or a reviewer).
+pub struct AbuseActed {
+    pub status: &'static str,
+    pub shared: bool,
+}
+
+impl AbuseActed {
+    pub fn emit(self) {
+        let shared = if self.shared { "true" } else { "false" };
+        counter!(ABUSE_ACTIONS_TOTAL, "status" => self.status, "shared" => shared).increment(1);
+    }
+}
+
+/// An event from a banned subject was logged (and flagged).
+pub struct BannedEventLogged;
+
+impl BannedEventLogged {
+    pub fn emit(self) {
+        counter!(BANNED_EVENTS_TOTAL).increment(1);
+    }
+}
+
+/// A rules reload was attempted.
+pub struct RulesReloaded<'a> {
+    pub source: &'a str,
+    /// `None` when loaded; the error otherwise.
+    pub error: Option<&'a str>,
+}
+
+impl RulesReloaded<'_> {
+    pub fn emit(self) {
+        match self.error {
+            None => {
+                counter!(RULES_RELOADS_TOTAL, "outcome" => "loaded").increment(1);
+                tracing::info!(source = self.source, "Abuse rules loaded.");
+            }
+            Some(error) => {
+                counter!(RULES_RELOADS_TOTAL, "outcome" => "refused").increment(1);
+                tracing::warn!(source = self.source, %error, "Abuse rules refused; the previous rules keep running.");
+            }
+        }
+    }
 }
 
 /// A batch of events was accepted and acknowledged.

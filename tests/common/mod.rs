@@ -10,6 +10,25 @@ pub const ADMIN: &str = "test-admin-token-0123456789";
 pub const INGEST: &str = "test-ingest-token-0123456789";
 pub const ANALYST: &str = "test-analyst-token-0123456789";
 pub const SUBJECT: &str = "test-subject-token-0123456789";
+pub const REVIEWER: &str = "test-reviewer-token-0123456789";
+/// Token of partner `friendnet` (security and product).
+pub const PARTNER: &str = "test-partner-friendnet-0123456789";
+/// Token of partner `othernet` (security only).
+pub const OTHER_PARTNER: &str = "test-partner-othernet-0123456789";
+
+/// The config every test server starts with: two partners. `friendnet`
+/// comes first, so the service's partner events naming no partner are its.
+pub const PARTNERS_CONFIG: &str = r#"
+[[partners]]
+name = "friendnet"
+purposes = ["security", "product"]
+tokens = ["test-partner-friendnet-0123456789"]
+
+[[partners]]
+name = "othernet"
+purposes = ["security"]
+tokens = ["test-partner-othernet-0123456789"]
+"#;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_proviso")
@@ -47,13 +66,18 @@ impl Server {
         ));
         let stderr_path = unique(stderr_path);
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let config_path = unique(data.with_extension("config.toml"));
+        std::fs::write(&config_path, PARTNERS_CONFIG).expect("config file");
         let mut cmd = command();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .arg("--config")
+            .arg(&config_path)
             .env("PROVISO_ADMIN_TOKEN", ADMIN)
             .env("PROVISO_INGEST_TOKEN", INGEST)
             .env("PROVISO_ANALYST_TOKEN", ANALYST)
             .env("PROVISO_SUBJECT_SERVICE_TOKEN", SUBJECT)
+            .env("PROVISO_REVIEWER_TOKEN", REVIEWER)
             .env("PROVISO_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(stderr);

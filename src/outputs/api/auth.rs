@@ -16,10 +16,15 @@ pub enum Role {
     Ingest,
     Analyst,
     SubjectService,
+    /// A partner network: sends partner events, reads its own feeds.
+    Partner,
+    /// Abuse reviewers: the action queue, subject evidence, decisions.
+    Reviewer,
 }
 
 impl Role {
-    pub const ALL: &'static [Role] = &[Role::Admin, Role::Ingest, Role::Analyst, Role::SubjectService];
+    pub const ALL: &'static [Role] =
+        &[Role::Admin, Role::Ingest, Role::Analyst, Role::SubjectService, Role::Partner, Role::Reviewer];
 
     pub fn parse(name: &str) -> Option<Role> {
         match name {
@@ -27,6 +32,8 @@ impl Role {
             "ingest" => Some(Role::Ingest),
             "analyst" => Some(Role::Analyst),
             "subject-service" => Some(Role::SubjectService),
+            "partner" => Some(Role::Partner),
+            "reviewer" => Some(Role::Reviewer),
             _ => None,
         }
     }
@@ -37,23 +44,45 @@ impl Role {
             Role::Ingest => "ingest",
             Role::Analyst => "analyst",
             Role::SubjectService => "subject-service",
+            Role::Partner => "partner",
+            Role::Reviewer => "reviewer",
         }
     }
 }
 
-/// Token hashes to roles.
+/// Who is calling: a role, and for partner tokens the partner's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    pub partner: Option<String>,
+}
+
+/// Token hashes to callers.
 #[derive(Default)]
 pub struct Tokens {
-    by_hash: HashMap<[u8; 32], Role>,
+    by_hash: HashMap<[u8; 32], Caller>,
 }
 
 impl Tokens {
     pub fn insert(&mut self, token: &str, role: Role) {
-        self.by_hash.insert(*blake3::hash(token.as_bytes()).as_bytes(), role);
+        self.by_hash.insert(*blake3::hash(token.as_bytes()).as_bytes(), Caller { role, partner: None });
+    }
+
+    /// A partner network's token.
+    pub fn insert_partner(&mut self, token: &str, partner: &str) {
+        self.by_hash.insert(
+            *blake3::hash(token.as_bytes()).as_bytes(),
+            Caller { role: Role::Partner, partner: Some(partner.to_string()) },
+        );
     }
 
     /// Checks the `Authorization: Bearer` header against `admitted` roles.
     pub fn require(&self, headers: &HeaderMap, admitted: &[Role]) -> Result<Role, ApiError> {
+        self.caller(headers, admitted).map(|caller| caller.role)
+    }
+
+    /// Like [`Tokens::require`], returning the whole caller.
+    pub fn caller(&self, headers: &HeaderMap, admitted: &[Role]) -> Result<Caller, ApiError> {
         let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
             return Err(ApiError::new(Code::MissingToken, "missing `Authorization: Bearer <token>` header"));
         };
@@ -64,14 +93,15 @@ impl Tokens {
         let hash = blake3::hash(token.trim().as_bytes());
         // Compare against every known hash so timing does not reveal a prefix.
         let mut found = None;
-        for (known, role) in &self.by_hash {
+        for (known, caller) in &self.by_hash {
             if blake3::Hash::from(*known) == hash {
-                found = Some(*role);
+                found = Some(caller);
             }
         }
-        let role = found.ok_or_else(|| ApiError::new(Code::InvalidToken, "unknown token"))?;
+        let caller = found.ok_or_else(|| ApiError::new(Code::InvalidToken, "unknown token"))?;
+        let role = caller.role;
         if role == Role::Admin || admitted.contains(&role) {
-            Ok(role)
+            Ok(caller.clone())
         } else {
             let names: Vec<&str> = admitted.iter().map(|r| r.as_str()).chain(["admin"]).collect();
             Err(ApiError::new(

@@ -24,6 +24,9 @@ pub enum Code {
     UnknownPurpose,
     EssentialPurpose,
     RouteNotFound,
+    InvalidRules,
+    PartnerNotFound,
+    FeedNotFound,
     Unavailable,
     Internal,
 }
@@ -43,6 +46,9 @@ impl Code {
             Code::UnknownPurpose => "unknown_purpose",
             Code::EssentialPurpose => "essential_purpose",
             Code::RouteNotFound => "route_not_found",
+            Code::InvalidRules => "invalid_rules",
+            Code::PartnerNotFound => "partner_not_found",
+            Code::FeedNotFound => "feed_not_found",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -61,7 +67,9 @@ impl Code {
             Code::MissingToken | Code::InvalidToken => StatusCode::UNAUTHORIZED,
             Code::Forbidden => StatusCode::FORBIDDEN,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::SubjectNotFound | Code::RouteNotFound => StatusCode::NOT_FOUND,
+            Code::SubjectNotFound | Code::RouteNotFound | Code::PartnerNotFound | Code::FeedNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

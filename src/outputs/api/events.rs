@@ -24,7 +24,8 @@ pub struct IngestResponse {
 
 /// Ingests NDJSON (one event per line) or a JSON array of events. Valid
 /// lines are kept even when others are rejected. Returns once the accepted
-/// events are on disk and applied. Role: ingest.
+/// events are on disk and applied. Roles: ingest, or partner (partner
+/// events only, attributed to the token's partner).
 #[utoipa::path(
     post,
     path = "/v1/events",
@@ -42,7 +43,7 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    app.tokens.require(&headers, &[Role::Ingest])?;
+    let caller = app.tokens.caller(&headers, &[Role::Ingest, Role::Partner])?;
     let started = Instant::now();
     let limit = app.max_request_bytes;
     let too_large = || {
@@ -62,11 +63,15 @@ pub async fn post_events(
     let pipeline = app.pipeline.clone();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let rejected = tokio::task::spawn_blocking(move || {
-        let mut prepared = pipeline.prepare(&bytes);
+        let source = match &caller.partner {
+            Some(partner) => crate::edge::Source::Partner(partner),
+            None => crate::edge::Source::Service,
+        };
+        let mut prepared = pipeline.prepare(&bytes, source);
         let counts = prepared.rejected_by_reason();
         let rejected = std::mem::take(&mut prepared.rejected);
         crate::telemetry::EventsRejected { counts: &counts }.emit();
-        let accepted = prepared.events.len() as u64;
+        let accepted = prepared.accepted() as u64;
         pipeline.submit(prepared, move |result| {
             let _ = sender.send(result.map(|_| accepted));
         });

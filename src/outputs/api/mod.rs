@@ -5,10 +5,12 @@
 //! Never: reaches into processors for subject data without the gate, or
 //! echoes a submitted value in a response.
 
+mod abuse;
 pub mod auth;
 pub mod error;
 mod events;
 mod ops;
+mod partners;
 mod subjects;
 pub mod usage;
 
@@ -27,23 +29,36 @@ pub struct AppState {
     pub tokens: Tokens,
     pub max_request_bytes: u64,
     pub prometheus: Option<PrometheusHandle>,
+    /// Partner networks from the config.
+    pub partners: Vec<crate::config::Partner>,
+    /// Folder that list files named in posted rules resolve against.
+    pub rules_base_dir: std::path::PathBuf,
 }
 
 pub type SharedState = Arc<AppState>;
 
-/// Every route: method, path, and the roles admitted (empty = public).
+/// Every route: method, path, and the roles admitted besides admin (empty
+/// = public, except the admin-only routes listed in [`ADMIN_ONLY`]).
 /// The OpenAPI test and the auth matrix test both walk this table.
 pub const ROUTES: &[(&str, &str, &[Role])] = &[
-    ("POST", "/v1/events", &[Role::Ingest]),
+    ("POST", "/v1/events", &[Role::Ingest, Role::Partner]),
     ("GET", "/v1/metrics/active", &[Role::Analyst]),
     ("GET", "/v1/metrics/messages", &[Role::Analyst]),
     ("POST", "/v1/subjects/resolve", &[Role::SubjectService]),
     ("GET", "/v1/subjects/{subject}/consent", &[Role::SubjectService]),
     ("PUT", "/v1/subjects/{subject}/consent/{purpose}", &[Role::SubjectService]),
+    ("GET", "/v1/abuse/actions", &[Role::Reviewer]),
+    ("GET", "/v1/abuse/subjects/{subject}", &[Role::Reviewer]),
+    ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
+    ("POST", "/v1/abuse/rules", &[]),
+    ("GET", "/v1/partners/{partner}/feeds/{purpose}", &[Role::Partner]),
     ("GET", "/healthz", &[]),
     ("GET", "/metrics", &[]),
     ("GET", "/openapi.json", &[]),
 ];
+
+/// Routes only the admin role may use.
+pub const ADMIN_ONLY: &[&str] = &["/v1/abuse/rules"];
 
 /// Builds the whole application router.
 pub fn router(state: SharedState) -> Router {
@@ -54,6 +69,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/subjects/resolve", post(subjects::resolve))
         .route("/v1/subjects/{subject}/consent", get(subjects::get_consent))
         .route("/v1/subjects/{subject}/consent/{purpose}", put(subjects::put_consent))
+        .route("/v1/abuse/actions", get(abuse::get_actions))
+        .route("/v1/abuse/subjects/{subject}", get(abuse::get_subject))
+        .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
+        .route("/v1/abuse/rules", post(abuse::post_rules))
+        .route("/v1/partners/{partner}/feeds/{purpose}", get(partners::get_feed))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
@@ -72,6 +92,11 @@ pub fn router(state: SharedState) -> Router {
         subjects::resolve,
         subjects::get_consent,
         subjects::put_consent,
+        abuse::get_actions,
+        abuse::get_subject,
+        abuse::post_decision,
+        abuse::post_rules,
+        partners::get_feed,
         ops::healthz,
         ops::prometheus,
         ops::openapi,

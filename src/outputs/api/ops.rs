@@ -23,7 +23,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 pub async fn healthz(State(app): State<SharedState>) -> Json<Health> {
     let state = app.pipeline.state();
-    Json(Health { status: "ok", events: state.next_seq, subjects: state.subjects.len() as u64 })
+    Json(Health { status: "ok", events: state.next_seq, subjects: state.subjects.acting() as u64 })
 }
 
 /// proviso's own metrics in Prometheus text format. Public: it carries no

@@ -216,16 +216,16 @@ pub fn consent_view(
     }))
 }
 
-fn parse_subject(subject: &str) -> Result<Pseudonym, ApiError> {
+pub(super) fn parse_subject(subject: &str) -> Result<Pseudonym, ApiError> {
     Pseudonym::from_subject_id(subject)
         .ok_or_else(|| ApiError::new(Code::InvalidSubject, "subject ids look like `s_` followed by 32 hex digits"))
 }
 
-fn not_found() -> ApiError {
+pub(super) fn not_found() -> ApiError {
     ApiError::new(Code::SubjectNotFound, "proviso holds nothing about this subject")
 }
 
-fn bad_body(rejection: JsonRejection) -> ApiError {
+pub(super) fn bad_body(rejection: JsonRejection) -> ApiError {
     // Serde's messages may quote the submitted value (a phone number): keep
     // only the position.
     let message = match rejection {

@@ -46,11 +46,16 @@ pub struct ActivePoint {
 
 impl Usage {
     /// Registers a new subject (dense index `subject`) from `region`.
+    /// Registers a subject on its first own event. Indexes may arrive out of
+    /// order: a subject first named in someone's address book gets its index
+    /// then, and joins usage only when it acts.
     pub fn add_subject(&mut self, subject: u32, region: Region) {
-        debug_assert_eq!(subject as usize, self.platform_of.len());
+        let index = subject as usize;
+        if self.platform_of.len() <= index {
+            self.platform_of.resize(index + 1, (UNKNOWN_PLATFORM as u8, i64::MAX));
+        }
         self.by_country.entry(region).or_default().insert(subject);
         self.by_platform[UNKNOWN_PLATFORM].insert(subject);
-        self.platform_of.push((UNKNOWN_PLATFORM as u8, i64::MAX));
     }
 
     pub fn apply(&mut self, subject: u32, event: &Event) {
@@ -163,10 +168,11 @@ impl Usage {
         }
     }
 
-    /// Rebuilds usage from a snapshot; `regions` gives each subject's region.
+    /// Rebuilds usage from a snapshot; `regions` gives each subject's region
+    /// (`None` for subjects that never acted).
     pub(crate) fn decode(
         input: &mut crate::state::codec::Reader<'_>,
-        regions: impl Iterator<Item = Region>,
+        regions: impl Iterator<Item = Option<Region>>,
     ) -> Result<Usage, crate::state::codec::SnapshotError> {
         let mut usage = Usage::default();
         for _ in 0..input.u32()? {
@@ -186,10 +192,10 @@ impl Usage {
         for subject in 0..subjects {
             let slot = input.u8()?;
             let ts = input.i64()?;
-            let region = regions.next().unwrap_or(Region::UNKNOWN);
+            usage.platform_of.push((slot, ts));
+            let Some(region) = regions.next().flatten() else { continue };
             usage.by_country.entry(region).or_default().insert(subject);
             usage.by_platform[(slot as usize).min(UNKNOWN_PLATFORM)].insert(subject);
-            usage.platform_of.push((slot, ts));
         }
         Ok(usage)
     }

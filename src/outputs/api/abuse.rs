@@ -1,0 +1,287 @@
+//! Abuse endpoints: the review queue, a subject's evidence, reviewer
+//! decisions (role reviewer) and rules reloads (role admin).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Role;
+use super::error::{ApiError, Code};
+use super::subjects::{bad_body, not_found, parse_subject};
+use super::{now_ms, rfc3339, SharedState};
+use crate::contract::{Control, ControlBody, DecisionAction};
+use crate::gate::{release_for_staff, Gated};
+use crate::pipeline::Prepared;
+use crate::processors::abuse::{Action, Origin, Status};
+use crate::state::State as DerivedState;
+
+/// Largest page of actions.
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsQuery {
+    /// Only actions that set this status: banned, review or clear.
+    pub status: Option<String>,
+    /// Cursor: return actions after this id (the `next` of the last page).
+    pub after: Option<u64>,
+    /// Page size, 1..=1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActionView {
+    pub id: u64,
+    pub subject: String,
+    /// Status the action set: banned, review or clear.
+    pub status: String,
+    /// The subject's status now.
+    pub current_status: String,
+    pub reason: String,
+    /// rule, partner_flag or reviewer.
+    pub origin: String,
+    /// The rule's name, the flagging partner's name, or empty for reviewers.
+    pub by: String,
+    /// Reviewer note, or the partner's flag reason.
+    pub note: Option<String>,
+    /// Feature values that fired the rule.
+    pub evidence: BTreeMap<String, f64>,
+    /// Whether linked partners were sent a security record.
+    pub shared: bool,
+    /// Event time that fired it (RFC 3339).
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActionsPage {
+    pub actions: Vec<ActionView>,
+    /// Pass as `after` for the next page; null when there are no more now.
+    pub next: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AbuseSubjectView {
+    pub subject: String,
+    pub status: String,
+    pub since: Option<String>,
+    /// Events logged from the subject while it was banned (kept, flagged).
+    pub events_while_banned: u64,
+    /// Partners the subject is linked to, by name.
+    pub partners: Vec<String>,
+    pub history: Vec<ActionView>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// ban or clear.
+    pub action: String,
+    /// Why (kept in the subject's history; do not paste message content).
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RulesResponse {
+    pub rules: usize,
+    /// False when the same rules were already in force.
+    pub changed: bool,
+}
+
+fn action_view(state: &DerivedState, action: &Action) -> ActionView {
+    let (origin, by, note) = match &action.origin {
+        Origin::Rule { rule } => ("rule", rule.clone(), None),
+        Origin::PartnerFlag { partner, reason } => ("partner_flag", partner.clone(), Some(reason.clone())),
+        Origin::Reviewer { note } => ("reviewer", String::new(), Some(note.clone())),
+    };
+    ActionView {
+        id: action.id,
+        subject: state.subjects.get(action.subject).map(|r| r.pseudonym.subject_id()).unwrap_or_default(),
+        status: action.status.as_str().to_string(),
+        current_status: state.abuse.status(action.subject).as_str().to_string(),
+        reason: action.reason.clone(),
+        origin: origin.to_string(),
+        by,
+        note,
+        evidence: action.evidence.iter().cloned().collect(),
+        shared: action.shared,
+        at: rfc3339(action.ts_ms),
+    }
+}
+
+fn parse_status(text: &str) -> Result<Status, ApiError> {
+    match text {
+        "banned" => Ok(Status::Banned),
+        "review" => Ok(Status::Review),
+        "clear" => Ok(Status::Clear),
+        _ => Err(ApiError::new(Code::InvalidQuery, "`status` must be one of: banned review clear")),
+    }
+}
+
+/// Abuse actions in order, filtered by the status they set; resumable with
+/// `after`. Security is an essential purpose: reviewers see every subject.
+/// Role: reviewer.
+#[utoipa::path(
+    get,
+    path = "/v1/abuse/actions",
+    params(ActionsQuery),
+    responses((status = 200, body = ActionsPage), (status = 400, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_actions(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ActionsPage>, ApiError> {
+    app.tokens.require(&headers, &[Role::Reviewer])?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(Code::InvalidQuery, "query parameters are status (banned|review|clear), after, limit")
+    })?;
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery, format!("`limit` must be 1..={MAX_LIMIT}")));
+    }
+    let start = query.after.map_or(0, |after| after.saturating_add(1));
+    let state = app.pipeline.state();
+    let page: Gated<ActionsPage> = release_for_staff(crate::contract::Purpose::Security, {
+        let mut actions = Vec::new();
+        let mut next = None;
+        for action in state.abuse.actions().iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
+            if status.is_some_and(|wanted| wanted != action.status) {
+                continue;
+            }
+            if actions.len() == limit {
+                break;
+            }
+            next = Some(action.id);
+            actions.push(action_view(&state, action));
+        }
+        ActionsPage { actions, next }
+    })
+    .map_err(ApiError::internal)?;
+    Ok(Json(page.into_inner()))
+}
+
+/// A subject's abuse status, evidence and history. Role: reviewer.
+#[utoipa::path(
+    get,
+    path = "/v1/abuse/subjects/{subject}",
+    params(("subject" = String, Path, description = "Subject id")),
+    responses((status = 200, body = AbuseSubjectView), (status = 404, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_subject(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    Path(subject): Path<String>,
+) -> Result<Json<AbuseSubjectView>, ApiError> {
+    app.tokens.require(&headers, &[Role::Reviewer])?;
+    let pseudonym = parse_subject(&subject)?;
+    let state = app.pipeline.state();
+    let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+    Ok(Json(subject_view(&state, index)))
+}
+
+fn subject_view(state: &DerivedState, index: u32) -> AbuseSubjectView {
+    let record = state.abuse.subject(index);
+    let history = record
+        .map(|r| r.actions.iter().filter_map(|id| state.abuse.action(*id)).map(|a| action_view(state, a)).collect())
+        .unwrap_or_default();
+    AbuseSubjectView {
+        subject: state.subjects.get(index).map(|r| r.pseudonym.subject_id()).unwrap_or_default(),
+        status: state.abuse.status(index).as_str().to_string(),
+        since: record.filter(|r| !r.actions.is_empty()).map(|r| rfc3339(r.since_ms)),
+        events_while_banned: record.map_or(0, |r| r.events_while_banned),
+        partners: state
+            .links
+            .links_of(index)
+            .filter_map(|(partner, _)| state.links.partner_name(partner).map(str::to_string))
+            .collect(),
+        history,
+    }
+}
+
+/// A reviewer bans or clears a subject. The decision is logged, so replay
+/// reproduces it; a ban is shared with the subject's linked partners.
+/// Role: reviewer.
+#[utoipa::path(
+    post,
+    path = "/v1/abuse/subjects/{subject}/decision",
+    params(("subject" = String, Path, description = "Subject id")),
+    request_body = DecisionRequest,
+    responses((status = 200, body = AbuseSubjectView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn post_decision(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    Path(subject): Path<String>,
+    body: Result<Json<DecisionRequest>, JsonRejection>,
+) -> Result<Json<AbuseSubjectView>, ApiError> {
+    app.tokens.require(&headers, &[Role::Reviewer])?;
+    let pseudonym = parse_subject(&subject)?;
+    let Json(request) = body.map_err(bad_body)?;
+    let action = DecisionAction::parse(&request.action)
+        .ok_or_else(|| ApiError::new(Code::InvalidBody, "`action` must be one of: ban clear"))?;
+    if request.note.len() > 2000 {
+        return Err(ApiError::new(Code::InvalidBody, "`note` must be at most 2000 bytes"));
+    }
+    if app.pipeline.state().subjects.lookup(&pseudonym).is_none() {
+        return Err(not_found());
+    }
+    let control =
+        Control { ts_ms: now_ms(), body: ControlBody::Decision { subject: pseudonym, action, note: request.note } };
+    let pipeline = app.pipeline.clone();
+    tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_control(control)))
+        .await
+        .map_err(ApiError::internal)??;
+    let state = app.pipeline.state();
+    let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+    Ok(Json(subject_view(&state, index)))
+}
+
+/// Replaces the abuse rules with the TOML in the body (list files resolve
+/// against the configured rules file's folder). A broken file is refused
+/// with every problem listed, and the rules in force keep running.
+/// Role: admin.
+#[utoipa::path(
+    post,
+    path = "/v1/abuse/rules",
+    request_body(content = String, description = "A rules file (TOML), see docs/rules.md", content_type = "application/toml"),
+    responses((status = 200, body = RulesResponse), (status = 400, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn post_rules(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RulesResponse>, ApiError> {
+    app.tokens.require(&headers, &[Role::Admin])?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(Code::InvalidRules, "the rules file must be UTF-8 TOML"))?;
+    let pipeline = app.pipeline.clone();
+    let base_dir = app.rules_base_dir.clone();
+    let outcome = tokio::task::spawn_blocking(move || pipeline.install_rules(&text, &base_dir))
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        Ok(loaded) => {
+            if loaded.changed {
+                crate::telemetry::RulesReloaded { source: "POST /v1/abuse/rules", error: None }.emit();
+            }
+            Ok(Json(RulesResponse { rules: loaded.rules, changed: loaded.changed }))
+        }
+        Err(crate::pipeline::RulesLoadError::Pipeline(error)) => Err(error.into()),
+        Err(error) => {
+            let message = error.to_string();
+            crate::telemetry::RulesReloaded { source: "POST /v1/abuse/rules", error: Some(&message) }.emit();
+            Err(ApiError::new(Code::InvalidRules, message))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+use super::*;
+use crate::contract::{
+    Control, ControlBody, DecisionAction, Event, EventBody, LinkState, MessageKind, Platform, Pseudonym, Record, Region,
+};
+use crate::state::State;
+
+const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+
+const RULES: &str = r#"
+[lists]
+phishing = { domains = ["evil.top"] }
+
+[partner_flags]
+ban_reasons = ["scam"]
+default = "review"
+
+[[rule]]
+name = "burst"
+when = "account_age < 10m and messages_sent[1m] >= 20 and non_contact_recipients[1m] > 0.8 * distinct_recipients[1m]"
+effects = ["ban", "share"]
+reason = "spam"
+
+[[rule]]
+name = "links"
+when = "list_links[phishing, 1h] >= 3"
+effects = ["review"]
+reason = "phishing"
+
+[[rule]]
+name = "reported"
+when = "distinct_reporters[1d] >= 3"
+effects = ["review", "share"]
+reason = "abuse"
+"#;
+
+fn who(n: u32) -> Pseudonym {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&n.to_le_bytes());
+    Pseudonym::from_stored(bytes)
+}
+
+struct Harness {
+    state: State,
+    seq: u64,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let mut harness = Harness { state: State::default(), seq: 0 };
+        harness.control(ControlBody::RulesLoaded { text: RULES.into(), lists: Vec::new() });
+        harness
+    }
+
+    fn apply(&mut self, record: Record) {
+        self.state.apply(self.seq, &record);
+        self.seq += 1;
+    }
+
+    fn control(&mut self, body: ControlBody) {
+        self.apply(Record::Control(Control { ts_ms: T0, body }));
+    }
+
+    fn event(&mut self, subject: u32, ts_ms: i64, body: EventBody) {
+        self.apply(Record::Event(Event { ts_ms, subject: who(subject), region: Region(*b"IN"), body }));
+    }
+
+    fn message(&mut self, from: u32, to: u32, ts_ms: i64, link: Option<&str>) {
+        let body = EventBody::Message {
+            to: crate::contract::Recipient::Subject(who(to)),
+            kind: MessageKind::Text,
+            link_domain: link.map(str::to_string),
+        };
+        self.event(from, ts_ms, body);
+    }
+
+    fn register(&mut self, subject: u32, ts_ms: i64) {
+        self.event(subject, ts_ms, EventBody::Register { device: format!("d{subject}"), platform: Platform::Android });
+    }
+
+    fn index(&self, subject: u32) -> u32 {
+        self.state.subjects.lookup(&who(subject)).expect("known subject")
+    }
+
+    fn link(&mut self, partner: &str, subject: u32, account: &str) {
+        let body =
+            EventBody::PartnerAccount { partner: partner.into(), partner_id: account.into(), state: LinkState::Linked };
+        self.event(subject, T0, body);
+    }
+}
+
+/// A fresh account blasting strangers is banned with the feature values as
+/// evidence, and only partners it is linked to get a security record.
+#[test]
+fn fresh_burst_is_banned_and_shared_with_linked_partners_only() {
+    let mut h = Harness::new();
+    h.link("friendnet", 1, "fn_1");
+    h.link("othernet", 2, "on_2");
+    h.register(1, T0 + 1_000);
+    for k in 0..25u32 {
+        h.message(1, 100 + k, T0 + 60_000 + i64::from(k) * 1_000, None);
+    }
+    let spammer = h.index(1);
+    assert_eq!(h.state.abuse.status(spammer), Status::Banned);
+    let action = &h.state.abuse.actions()[0];
+    assert_eq!(action.origin, Origin::Rule { rule: "burst".into() });
+    assert!(action.shared);
+    // Fired at the 20th message, whose event time is recorded.
+    assert_eq!(action.ts_ms, T0 + 60_000 + 19_000);
+    let evidence: std::collections::HashMap<_, _> = action.evidence.iter().cloned().collect();
+    assert_eq!(evidence["messages_sent[1m]"], 20.0);
+    assert_eq!(evidence["non_contact_recipients[1m]"], 20.0);
+    assert!(evidence["account_age"] < 600.0);
+    let friendnet = h.state.links.partner_index("friendnet").expect("interned");
+    let othernet = h.state.links.partner_index("othernet").expect("interned");
+    assert_eq!(h.state.abuse.security_feed(friendnet).len(), 1);
+    assert_eq!(h.state.abuse.security_feed(friendnet)[0].partner_account, "fn_1");
+    assert!(h.state.abuse.security_feed(othernet).is_empty(), "not linked there: nothing shared");
+    // Later events are still logged, and counted as from a banned subject:
+    // the last 5 of the burst plus this one.
+    h.message(1, 500, T0 + 200_000, None);
+    assert_eq!(h.state.abuse.subject(spammer).expect("record").events_while_banned, 6);
+    assert_eq!(h.state.abuse.actions().len(), 1, "a banned subject fires no more rules");
+}
+
+/// The same burst to people in the sender's address book fires nothing; an
+/// old account (no register seen) fires nothing either.
+#[test]
+fn contacts_and_old_accounts_do_not_fire_the_burst_rule() {
+    let mut h = Harness::new();
+    h.register(1, T0);
+    let book = (0..25u32).map(|k| who(100 + k)).collect();
+    h.event(1, T0 + 1_000, EventBody::Contacts { contacts: book });
+    for k in 0..25u32 {
+        h.message(1, 100 + k, T0 + 60_000 + i64::from(k) * 1_000, None);
+        h.message(2, 300 + k, T0 + 60_000 + i64::from(k) * 1_000, None);
+    }
+    assert_eq!(h.state.abuse.status(h.index(1)), Status::Clear);
+    assert_eq!(h.state.abuse.status(h.index(2)), Status::Clear);
+    assert!(h.state.abuse.actions().is_empty());
+}
+
+/// Reports from distinct reporters put the target in review; a partner flag
+/// bans for a named reason and reviews otherwise; reviewers can clear.
+#[test]
+fn reports_partner_flags_and_decisions() {
+    let mut h = Harness::new();
+    for reporter in 10..13u32 {
+        let body = EventBody::Report { target: who(1), reason: "spam".into() };
+        h.event(reporter, T0 + i64::from(reporter) * 1_000, body);
+    }
+    let target = h.index(1);
+    assert_eq!(h.state.abuse.status(target), Status::Review);
+
+    h.link("friendnet", 2, "fn_2");
+    h.link("friendnet", 3, "fn_3");
+    let flag = |account: &str, reason: &str| EventBody::PartnerFlag {
+        partner: "friendnet".into(),
+        partner_id: account.into(),
+        reason: reason.into(),
+    };
+    // The flag names the partner's account; the link maps it to subject 2,
+    // even though the event's phone (subject 9) is someone else.
+    h.event(9, T0 + 5_000, flag("fn_2", "scam"));
+    h.event(9, T0 + 6_000, flag("fn_3", "spam"));
+    assert_eq!(h.state.abuse.status(h.index(2)), Status::Banned);
+    assert_eq!(h.state.abuse.status(h.index(3)), Status::Review);
+    assert_eq!(h.state.abuse.status(h.index(9)), Status::Clear);
+
+    h.control(ControlBody::Decision { subject: who(2), action: DecisionAction::Clear, note: "appeal upheld".into() });
+    assert_eq!(h.state.abuse.status(h.index(2)), Status::Clear);
+    h.control(ControlBody::Decision { subject: who(3), action: DecisionAction::Ban, note: "confirmed".into() });
+    assert_eq!(h.state.abuse.status(h.index(3)), Status::Banned);
+    let friendnet = h.state.links.partner_index("friendnet").expect("interned");
+    let feed: Vec<(String, Status)> =
+        h.state.abuse.security_feed(friendnet).iter().map(|r| (r.partner_account.clone(), r.status)).collect();
+    assert_eq!(feed, vec![("fn_3".to_string(), Status::Banned)], "a reviewer ban is shared; flags are not echoed back");
+}
+
+/// Window state is dropped once no rule can read it: memory stays bounded
+/// by recent activity, not by history.
+#[test]
+fn expired_windows_are_swept() {
+    let mut h = Harness::new();
+    for subject in 0..1_000u32 {
+        h.message(subject, subject + 1, T0 + i64::from(subject), Some("evil.top"));
+    }
+    assert_eq!(h.state.abuse.active_subjects(), 1_000);
+    // Two days later (longer than every window), enough traffic to sweep.
+    let later = T0 + 2 * crate::contract::DAY_MS;
+    for k in 0..SWEEP_EVERY as u32 {
+        h.message(5_000 + (k % 10), 6_000, later + i64::from(k), None);
+    }
+    assert!(h.state.abuse.active_subjects() <= 10, "{}", h.state.abuse.active_subjects());
+}
+
+/// Phishing links count per named list, over the window only.
+#[test]
+fn list_links_count_only_listed_domains_in_the_window() {
+    let mut h = Harness::new();
+    h.message(1, 2, T0, Some("evil.top"));
+    h.message(1, 3, T0 + 1_000, Some("login.evil.top"));
+    h.message(1, 4, T0 + 2_000, Some("example.com"));
+    assert_eq!(h.state.abuse.status(h.index(1)), Status::Clear);
+    // Two hours later the first two have left the 1h window.
+    h.message(1, 5, T0 + 7_200_000, Some("evil.top"));
+    assert_eq!(h.state.abuse.status(h.index(1)), Status::Clear);
+    h.message(1, 6, T0 + 7_201_000, Some("evil.top"));
+    h.message(1, 7, T0 + 7_202_000, Some("evil.top"));
+    assert_eq!(h.state.abuse.status(h.index(1)), Status::Review);
+}
