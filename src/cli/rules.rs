@@ -36,7 +36,8 @@ pub enum RulesAction {
     #[command(verbatim_doc_comment)]
     Backtest {
         /// Candidate rules file (TOML)
-        rules: PathBuf,
+        #[arg(value_name = "RULES")]
+        candidate: PathBuf,
         /// Labels: NDJSON lines {"phone"|"subject", "label": "spam"|"ham",
         /// "behaviour", "first_abuse_ts"}, as `proviso simulate --labels` writes
         #[arg(long, value_name = "FILE")]
@@ -60,8 +61,8 @@ pub fn run(command: RulesCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        RulesAction::Backtest { rules, labels, data, json } => {
-            let set = RuleSet::load(&rules)?;
+        RulesAction::Backtest { candidate, labels, data, json } => {
+            let set = RuleSet::load(&candidate)?;
             let config = Config::resolve_data(&data)?;
             let key = match config.pseudonym_key.clone() {
                 Some(key) => key,

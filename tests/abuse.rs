@@ -1,0 +1,281 @@
+//! End-to-end tests of cross-service abuse fighting: the default rules
+//! against labelled simulated history, partner security feeds, partner
+//! flags, feed isolation, reviewer decisions and rules hot reload.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{command, Server, ADMIN, INGEST, OTHER_PARTNER, PARTNER, REVIEWER, SUBJECT};
+use serde_json::Value;
+
+fn run(args: &[&str]) -> std::process::Output {
+    command().args(args).stdin(Stdio::null()).output().expect("run proviso")
+}
+
+fn default_rules_path() -> String {
+    format!("{}/src/processors/abuse/default_rules.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// On a seed the rules were not tuned on (tuning used seed 11), the shipped
+/// default rules reach precision >= 0.95, recall >= 0.90 and a median
+/// detection delay <= 60 s of event time, with no hard negative (busy
+/// businesses, group admins, festive senders) caught. Runs the real
+/// `simulate`, `ingest` and `rules backtest` commands.
+#[test]
+fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = |name: &str| temp.path().join(name).to_str().expect("utf8").to_string();
+    let (events, labels, data) = (dir("events.ndjson"), dir("labels.ndjson"), dir("data"));
+    let output = run(&[
+        "simulate",
+        "--seed",
+        "2026",
+        "--subjects",
+        "20000",
+        "--days",
+        "14",
+        "--events",
+        "300000",
+        "--start",
+        "2026-03-01",
+        "--out",
+        &events,
+        "--labels",
+        &labels,
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["ingest", &events, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["rules", "backtest", &default_rules_path(), "--labels", &labels, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let figure = |name: &str| report[name].as_f64().unwrap_or_else(|| panic!("{name} in {report}"));
+    assert!(report["labelled_spam"].as_u64().expect("count") >= 150, "{report}");
+    assert!(figure("precision") >= 0.95, "{report:#}");
+    assert!(figure("recall") >= 0.90, "{report:#}");
+    assert!(figure("delay_p50_seconds") <= 60.0, "{report:#}");
+    for behaviour in report["by_behaviour"].as_array().expect("behaviours") {
+        if behaviour["spam"] == false {
+            assert_eq!(behaviour["detected"], 0, "hard negative caught: {behaviour}");
+        }
+    }
+}
+
+/// A burst from a fresh account, as the messaging service would send it.
+fn burst(phone: &str, start_ms: i64, messages: usize) -> String {
+    let mut lines = vec![format!(
+        r#"{{"type":"register","ts":{start_ms},"phone":"{phone}","device":"dev-burst","platform":"android"}}"#
+    )];
+    for k in 0..messages {
+        let to = format!("+9198111{:05}", 10_000 + k);
+        let ts = start_ms + 60_000 + k as i64 * 500;
+        lines.push(format!(r#"{{"type":"message","ts":{ts},"phone":"{phone}","to":"{to}","kind":"text"}}"#));
+    }
+    lines.join("\n")
+}
+
+fn resolve(server: &Server, phone: &str) -> String {
+    let (status, body) = server.post(
+        "/v1/subjects/resolve",
+        Some(SUBJECT),
+        "application/json",
+        format!(r#"{{"phone":"{phone}"}}"#).as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["subject"].as_str().expect("subject").to_string()
+}
+
+const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+
+/// A spammer detected here shows up in the linked partner's security feed
+/// with that partner's own account id; an unlinked spammer appears in no
+/// feed; partner A cannot read partner B's feed; a partner's flag leads to
+/// the configured action (review) and a reviewer's ban is shared.
+#[test]
+fn detections_reach_only_the_linked_partners_feed() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let linked = "+919876500111";
+    let unlinked = "+919876500222";
+    let flagged = "+919876500333";
+    // The partner links two of its accounts through its own token.
+    let links = [
+        format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{linked}","partner_id":"fn-account-1"}}"#),
+        format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{flagged}","partner_id":"fn-account-3"}}"#),
+    ]
+    .join("\n");
+    let (status, body) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", links.as_bytes());
+    assert_eq!((status, body["accepted"].as_u64()), (200, Some(2)), "{body}");
+    // A partner may not send the service's events.
+    let session = format!(r#"{{"type":"session","ts":{T0},"phone":"{linked}","device":"x"}}"#);
+    let (_, body) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", session.as_bytes());
+    assert_eq!(body["rejected"][0]["reason"], "not_allowed", "{body}");
+
+    let body = server.ingest(&format!("{}\n{}", burst(linked, T0, 40), burst(unlinked, T0, 40)));
+    assert_eq!(body["accepted"], 82, "{body}");
+
+    let (status, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
+    assert_eq!(status, 200, "{feed}");
+    let records = feed["records"].as_array().expect("records");
+    assert_eq!(records.len(), 1, "only the linked spammer: {feed}");
+    assert_eq!(records[0]["partner_id"], "fn-account-1");
+    assert_eq!(records[0]["action"], "ban");
+    assert_eq!(records[0]["reason"], "spam");
+    let feed_text = feed.to_string();
+    assert!(!feed_text.contains("9876500"), "no phone number in a feed");
+    assert!(!feed_text.contains(&resolve(&server, linked)), "no subject id in a feed");
+
+    // Resumable: nothing after the last cursor.
+    let next = feed["next"].as_u64().expect("cursor");
+    let (_, page) = server.get(&format!("/v1/partners/friendnet/feeds/security?after={next}"), Some(PARTNER));
+    assert!(page["records"].as_array().expect("records").is_empty(), "{page}");
+
+    // Isolation: othernet cannot read friendnet's feed; its own is empty.
+    let (status, body) = server.get("/v1/partners/friendnet/feeds/security", Some(OTHER_PARTNER));
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) = server.get("/v1/partners/othernet/feeds/security", Some(OTHER_PARTNER));
+    assert_eq!(status, 200);
+    assert!(body["records"].as_array().expect("records").is_empty(), "{body}");
+    // othernet may not receive product at all.
+    let (status, _) = server.get("/v1/partners/othernet/feeds/product", Some(OTHER_PARTNER));
+    assert_eq!(status, 403);
+
+    // The reviewer sees both detections with evidence.
+    let (status, actions) = server.get("/v1/abuse/actions?status=banned", Some(REVIEWER));
+    assert_eq!(status, 200, "{actions}");
+    let actions = actions["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[0]["by"], "fresh_account_burst");
+    assert_eq!(actions[0]["evidence"]["messages_sent[1m]"], 30.0);
+
+    // A partner flag (default policy: review) puts its subject in review.
+    let flag = format!(
+        r#"{{"type":"partner_flag","ts":{},"phone":"{flagged}","partner_id":"fn-account-3","reason":"spam"}}"#,
+        T0 + 1_000
+    );
+    let (status, _) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", flag.as_bytes());
+    assert_eq!(status, 200);
+    let subject = resolve(&server, flagged);
+    let (_, view) = server.get(&format!("/v1/abuse/subjects/{subject}"), Some(REVIEWER));
+    assert_eq!(view["status"], "review", "{view}");
+    assert_eq!(view["history"][0]["origin"], "partner_flag");
+    assert_eq!(view["partners"][0], "friendnet");
+    // The reviewer bans: shared with the linked partner.
+    let (status, view) = server.post(
+        &format!("/v1/abuse/subjects/{subject}/decision"),
+        Some(REVIEWER),
+        "application/json",
+        br#"{"action":"ban","note":"confirmed by review"}"#,
+    );
+    assert_eq!((status, view["status"].as_str()), (200, Some("banned")), "{view}");
+    let (_, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
+    let ids: Vec<&str> =
+        feed["records"].as_array().expect("records").iter().filter_map(|r| r["partner_id"].as_str()).collect();
+    assert_eq!(ids, vec!["fn-account-1", "fn-account-3"]);
+
+    // Survives a restart: actions are derived from the log, decisions included.
+    let data = server.data.clone();
+    server.stop();
+    let server = Server::start(&data);
+    let (_, again) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
+    assert_eq!(again["records"], feed["records"]);
+    let (_, view) = server.get(&format!("/v1/abuse/subjects/{subject}"), Some(REVIEWER));
+    assert_eq!(view["status"], "banned");
+}
+
+/// A broken rules file is refused with every problem named and the old rules
+/// keep running; a good one replaces them while batches keep flowing, and
+/// no acknowledged event is lost.
+#[test]
+fn rules_reload_under_load_loses_nothing_and_refuses_broken_files() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let broken =
+        b"[[rule]]\nname = \"x\"\nwhen = \"mesages_sent[1m] > 5 and\"\neffects = [\"nuke\"]\nreason = \"spam\"\n";
+    let (status, body) = server.post("/v1/abuse/rules", Some(ADMIN), "application/toml", broken);
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_rules")), "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("messages_sent"), "suggests the feature: {message}");
+    assert!(message.contains("effects"), "names the field: {message}");
+
+    let strict =
+        b"[[rule]]\nname = \"chatty\"\nwhen = \"messages_sent[1h] >= 3\"\neffects = [\"review\"]\nreason = \"spam\"\n";
+    let base = server.base.clone();
+    let writer = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut acknowledged = 0u64;
+        for batch in 0..40i64 {
+            let lines: Vec<String> = (0..250i64)
+                .map(|k| {
+                    let ts = T0 + batch * 1_000 + k;
+                    format!(r#"{{"type":"session","ts":{ts},"phone":"+9198770{:05}","device":"d"}}"#, batch * 250 + k)
+                })
+                .collect();
+            let mut response = agent
+                .post(&format!("{base}/v1/events"))
+                .header("Authorization", &format!("Bearer {INGEST}"))
+                .header("Content-Type", "application/x-ndjson")
+                .send(lines.join("\n"))
+                .expect("post");
+            let body: Value = response.body_mut().read_json().expect("json");
+            acknowledged += body["accepted"].as_u64().expect("accepted");
+        }
+        acknowledged
+    });
+    let (status, body) = server.post("/v1/abuse/rules", Some(ADMIN), "application/toml", strict);
+    assert_eq!((status, body["changed"].as_bool()), (200, Some(true)), "{body}");
+    let acknowledged = writer.join().expect("writer");
+    assert_eq!(acknowledged, 10_000);
+    let (_, health) = server.get("/healthz", None);
+    assert_eq!(health["subjects"], 10_000, "{health}");
+
+    // The new rules are in force: three messages within the hour is "chatty".
+    let lines: Vec<String> = (0..3)
+        .map(|k| {
+            format!(
+                r#"{{"type":"message","ts":{},"phone":"+919877988001","to":"+919877988002","kind":"text"}}"#,
+                T0 + k
+            )
+        })
+        .collect();
+    server.ingest(&lines.join("\n"));
+    let (_, actions) = server.get("/v1/abuse/actions?status=review", Some(REVIEWER));
+    assert_eq!(actions["actions"][0]["by"], "chatty", "{actions}");
+}
+
+/// A rules file given with `--rules` is reloaded when it changes on disk; a
+/// broken edit is refused (logged) and the rules in force keep running.
+#[test]
+fn rules_file_changes_are_picked_up() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let rules = temp.path().join("rules.toml");
+    std::fs::write(&rules, "# nothing yet\n").expect("write");
+    let rules_arg = rules.to_str().expect("utf8").to_string();
+    let server = Server::start_with(&temp.path().join("data"), &[("PROVISO_RULES", &rules_arg)]);
+    std::fs::write(&rules, "[[rule]]\nname = \"broken\"\nwhen = \"nonsense\"\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    std::fs::write(
+        &rules,
+        "[[rule]]\nname = \"two_messages\"\nwhen = \"messages_sent[1h] >= 2\"\neffects = [\"review\"]\nreason = \"spam\"\n",
+    )
+    .expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut fired = false;
+    let mut k = 0;
+    while std::time::Instant::now() < deadline && !fired {
+        k += 1;
+        let line = format!(
+            r#"{{"type":"message","ts":{},"phone":"+919877970{:03}","to":"+919877988002","kind":"text"}}"#,
+            T0,
+            k / 2
+        );
+        server.ingest(&line);
+        let (_, actions) = server.get("/v1/abuse/actions", Some(REVIEWER));
+        fired = actions["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["by"] == "two_messages"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(fired, "the edited rules file was not picked up");
+    let log = server.stop();
+    assert!(log.contains("Abuse rules refused"), "the broken edit is reported:\n{log}");
+}
