@@ -103,7 +103,14 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         tokens,
         max_request_bytes: config.max_request_bytes,
         prometheus,
-        partners: config.partners.clone(),
+        partners: config
+            .partners
+            .iter()
+            .map(|partner| {
+                let key = pipeline.edge().partner_handle_key(&partner.name, partner.pseudonym_key.as_ref());
+                (partner.clone(), key)
+            })
+            .collect(),
         rules_base_dir: match &config.rules_path {
             Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => config.data_dir.clone(),

@@ -107,6 +107,10 @@ fn detections_reach_only_the_linked_partners_feed() {
     .join("\n");
     let (status, body) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", links.as_bytes());
     assert_eq!((status, body["accepted"].as_u64()), (200, Some(2)), "{body}");
+    // othernet links the same person under its own id.
+    let other = format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{linked}","partner_id":"on-account-1"}}"#);
+    let (status, _) = server.post("/v1/events", Some(OTHER_PARTNER), "application/x-ndjson", other.as_bytes());
+    assert_eq!(status, 200);
     // A partner may not send the service's events.
     let session = format!(r#"{{"type":"session","ts":{T0},"phone":"{linked}","device":"x"}}"#);
     let (_, body) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", session.as_bytes());
@@ -131,12 +135,19 @@ fn detections_reach_only_the_linked_partners_feed() {
     let (_, page) = server.get(&format!("/v1/partners/friendnet/feeds/security?after={next}"), Some(PARTNER));
     assert!(page["records"].as_array().expect("records").is_empty(), "{page}");
 
-    // Isolation: othernet cannot read friendnet's feed; its own is empty.
+    // Isolation: othernet cannot read friendnet's feed; its own carries only
+    // its own id for the person, and a handle friendnet never sees.
     let (status, body) = server.get("/v1/partners/friendnet/feeds/security", Some(OTHER_PARTNER));
     assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
     let (status, body) = server.get("/v1/partners/othernet/feeds/security", Some(OTHER_PARTNER));
     assert_eq!(status, 200);
-    assert!(body["records"].as_array().expect("records").is_empty(), "{body}");
+    let other_records = body["records"].as_array().expect("records");
+    assert_eq!(other_records.len(), 1, "{body}");
+    assert_eq!(other_records[0]["partner_id"], "on-account-1");
+    assert!(!body.to_string().contains("fn-account"), "no friendnet id in othernet's feed");
+    let (friend_handle, other_handle) = (records[0]["handle"].as_str(), other_records[0]["handle"].as_str());
+    assert!(friend_handle.is_some_and(|h| h.starts_with("h_") && h.len() == 34), "{feed}");
+    assert_ne!(friend_handle, other_handle, "no identifier shared across partners");
     // othernet may not receive product at all.
     let (status, _) = server.get("/v1/partners/othernet/feeds/product", Some(OTHER_PARTNER));
     assert_eq!(status, 403);

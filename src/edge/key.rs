@@ -69,6 +69,18 @@ impl PseudonymKey {
         PseudonymKey::from_hex(&text)
     }
 
+    /// A partner's subject handle for `pseudonym` under this key: `h_` and
+    /// 32 hex digits, stable for one partner, unlinkable across partners.
+    pub fn handle(&self, pseudonym: &crate::contract::Pseudonym) -> String {
+        let hash = blake3::keyed_hash(&self.0, pseudonym.as_bytes());
+        let mut handle = String::with_capacity(34);
+        handle.push_str("h_");
+        for byte in &hash.as_bytes()[..16] {
+            handle.push_str(&format!("{byte:02x}"));
+        }
+        handle
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -77,6 +77,18 @@ impl Edge {
         self.accept_line_from(json.as_bytes(), source)
     }
 
+    /// The key of the subject handles one partner sees: `configured` when
+    /// given, else derived from the pseudonym key and the partner's name, so
+    /// no two partners share an identifier for anyone.
+    pub fn partner_handle_key(&self, partner: &str, configured: Option<&PseudonymKey>) -> PseudonymKey {
+        if let Some(key) = configured {
+            return key.clone();
+        }
+        let mut material = self.phones.key().bytes().to_vec();
+        material.extend_from_slice(partner.as_bytes());
+        PseudonymKey::from_bytes(blake3::derive_key("proviso 2026 partner subject handle v1", &material))
+    }
+
     /// Resolves a written number to its pseudonym and region, as the edge would.
     pub fn resolve_phone(&self, phone: &str, country: Option<&str>) -> Result<(Pseudonym, Region), EdgeError> {
         let region = match country {

@@ -38,6 +38,10 @@ pub struct PhoneBook {
 }
 
 impl PhoneBook {
+    pub(super) fn key(&self) -> &PseudonymKey {
+        &self.key
+    }
+
     pub fn new(key: PseudonymKey, default_region: Region) -> PhoneBook {
         enlarge_regex_cache();
         PhoneBook {

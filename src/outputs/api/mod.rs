@@ -29,8 +29,9 @@ pub struct AppState {
     pub tokens: Tokens,
     pub max_request_bytes: u64,
     pub prometheus: Option<PrometheusHandle>,
-    /// Partner networks from the config.
-    pub partners: Vec<crate::config::Partner>,
+    /// Partner networks from the config, with the key of the subject
+    /// handles each one sees.
+    pub partners: Vec<(crate::config::Partner, crate::edge::PseudonymKey)>,
     /// Folder that list files named in posted rules resolve against.
     pub rules_base_dir: std::path::PathBuf,
 }

@@ -32,6 +32,9 @@ pub struct SecurityRecordView {
     pub cursor: u64,
     /// The account id at this partner (the partner's own id).
     pub partner_id: String,
+    /// This partner's handle for the subject (`h_` + 32 hex): stable across
+    /// this partner's feeds, different for every partner.
+    pub handle: String,
     /// ban, review or clear.
     pub action: String,
     /// spam, scam, phishing, fake_account or abuse.
@@ -71,10 +74,11 @@ pub async fn get_feed(
     if caller.role == Role::Partner && caller.partner.as_deref() != Some(partner.as_str()) {
         return Err(ApiError::new(Code::Forbidden, "a partner may read only its own feeds"));
     }
-    let config = app
+    let (config, handle_key) = app
         .partners
         .iter()
-        .find(|p| p.name == partner)
+        .find(|(p, _)| p.name == partner)
+        .map(|(p, key)| (p, key))
         .ok_or_else(|| ApiError::new(Code::PartnerNotFound, "no partner of that name is configured"))?;
     let purpose = Purpose::parse(&purpose).ok_or_else(|| {
         ApiError::new(
@@ -110,6 +114,7 @@ pub async fn get_feed(
             let view = SecurityRecordView {
                 cursor: cursor as u64,
                 partner_id: record.partner_account.clone(),
+                handle: state.subjects.get(record.subject).map(|r| handle_key.handle(&r.pseudonym)).unwrap_or_default(),
                 action: match record.status {
                     crate::processors::abuse::Status::Banned => "ban".to_string(),
                     other => other.as_str().to_string(),
