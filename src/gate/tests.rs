@@ -115,3 +115,27 @@ fn aggregates_go_only_to_essential_purposes() {
     assert!(release_aggregate(Purpose::Analytics, 1).is_ok());
     assert_eq!(release_aggregate(Purpose::Ads, 1).err(), Some(GateError::AggregateNotEssential(Purpose::Ads)));
 }
+
+/// A subject banned for abuse is never allowed a refusable purpose, even
+/// with a grant; essential purposes (security) still flow; clearing the ban
+/// restores the consent decision.
+#[test]
+fn banned_subjects_get_no_product_or_ads_output() {
+    use crate::contract::{Control, ControlBody, DecisionAction, Record};
+    let mut state = state_with("IN", &[(Purpose::Ads, true, 1), (Purpose::Product, true, 1)]);
+    let policy = Policy::default_policy();
+    let at = 2 * DAY_MS;
+    assert!(allow(&state, &policy, 0, Purpose::Ads, at).allowed);
+    let subject = Pseudonym::from_stored([7; 16]);
+    let decide = |action| {
+        Record::Control(Control { ts_ms: at, body: ControlBody::Decision { subject, action, note: String::new() } })
+    };
+    state.apply(100, &decide(DecisionAction::Ban));
+    for purpose in [Purpose::Ads, Purpose::Product] {
+        assert!(!allow(&state, &policy, 0, purpose, at).allowed, "{purpose}");
+        assert!(release(&state, &policy, 0, purpose, at, ()).is_err());
+    }
+    assert!(allow(&state, &policy, 0, Purpose::Security, at).allowed);
+    state.apply(101, &decide(DecisionAction::Clear));
+    assert!(allow(&state, &policy, 0, Purpose::Ads, at).allowed);
+}
