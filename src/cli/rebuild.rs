@@ -31,5 +31,14 @@ pub fn run(command: RebuildCommand) -> anyhow::Result<()> {
         state.subjects.acting(),
         bytes
     );
+    let acting = state.subjects.acting().max(1) as f64;
+    let parts: Vec<String> =
+        state.heap_breakdown().iter().map(|(name, part)| format!("{name} {:.0}", *part as f64 / acting)).collect();
+    println!(
+        "state heap: {:.1} MB, {:.0} bytes per acting subject ({})",
+        state.heap_bytes() as f64 / 1e6,
+        state.heap_bytes() as f64 / acting,
+        parts.join(", ")
+    );
     Ok(())
 }

@@ -87,6 +87,12 @@ pub struct ConsentRegistry {
 }
 
 impl ConsentRegistry {
+    /// Approximate heap bytes of the histories.
+    pub fn heap_bytes(&self) -> usize {
+        self.histories.capacity() * (std::mem::size_of::<(u32, Vec<ConsentChange>)>() + 1)
+            + self.histories.values().map(|h| h.capacity() * std::mem::size_of::<ConsentChange>()).sum::<usize>()
+    }
+
     /// Records a choice, keeping each history ordered by event time (a late
     /// event lands in its place; equal times keep arrival order).
     pub fn record(&mut self, subject: u32, change: ConsentChange) {

@@ -11,8 +11,6 @@ mod snapshot;
 
 pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 
-use std::collections::HashMap;
-
 use crate::consent::{ConsentChange, ConsentRegistry};
 use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Recipient, Record, Region};
 use crate::processors::abuse::{self, Abuse, Signal};
@@ -43,7 +41,10 @@ impl SubjectRecord {
 pub struct Subjects {
     /// foldhash: pseudonyms are keyed-hash output already, SipHash's DoS
     /// resistance buys nothing here and costs a tenth of ingest time.
-    index: HashMap<Pseudonym, u32, foldhash::fast::RandomState>,
+    /// Dense indexes only: the pseudonym is read from `records`, so it is
+    /// stored once (4 bytes per subject here instead of 20).
+    index: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::FixedState,
     records: Vec<SubjectRecord>,
     /// Subjects that have acted (the rest are only named by others).
     acting: usize,
@@ -51,11 +52,26 @@ pub struct Subjects {
 
 impl Subjects {
     pub fn lookup(&self, pseudonym: &Pseudonym) -> Option<u32> {
-        self.index.get(pseudonym).copied()
+        let records = &self.records;
+        self.index.find(self.hash(pseudonym), |&subject| records[subject as usize].pseudonym == *pseudonym).copied()
     }
 
     pub fn get(&self, subject: u32) -> Option<&SubjectRecord> {
         self.records.get(subject as usize)
+    }
+
+    fn hash(&self, pseudonym: &Pseudonym) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, pseudonym)
+    }
+
+    /// Adds `subject` (whose record is, or is about to be, `pseudonym`).
+    fn insert_index(&mut self, pseudonym: Pseudonym, subject: u32) {
+        let hash = self.hash(&pseudonym);
+        let (records, hasher) = (&self.records, &self.hasher);
+        self.index.insert_unique(hash, subject, |&known| {
+            let known_pseudonym = if known == subject { pseudonym } else { records[known as usize].pseudonym };
+            std::hash::BuildHasher::hash_one(hasher, known_pseudonym)
+        });
     }
 
     /// Every known index, including subjects only named by others.
@@ -71,11 +87,11 @@ impl Subjects {
     /// The index of a pseudonym named by someone else's event, creating a
     /// record that has not acted yet when it is new.
     pub fn intern(&mut self, pseudonym: Pseudonym) -> u32 {
-        if let Some(&subject) = self.index.get(&pseudonym) {
+        if let Some(subject) = self.lookup(&pseudonym) {
             return subject;
         }
         let subject = self.records.len() as u32;
-        self.index.insert(pseudonym, subject);
+        self.insert_index(pseudonym, subject);
         self.records.push(SubjectRecord { pseudonym, region: Region::UNKNOWN, first_seen_ms: i64::MAX });
         subject
     }
@@ -90,7 +106,7 @@ impl Subjects {
 
     fn heap_bytes(&self) -> usize {
         // hashbrown: one control byte per bucket plus the entry.
-        self.index.capacity() * (std::mem::size_of::<(Pseudonym, u32)>() + 1)
+        self.index.capacity() * (std::mem::size_of::<u32>() + 1)
             + self.records.capacity() * std::mem::size_of::<SubjectRecord>()
     }
 }
@@ -214,10 +230,18 @@ impl State {
 
     /// Approximate heap bytes of all state (for the memory-per-subject figure).
     pub fn heap_bytes(&self) -> usize {
-        self.subjects.heap_bytes()
-            + self.usage.heap_bytes()
-            + self.graph.heap_bytes()
-            + self.links.heap_bytes()
-            + self.abuse.heap_bytes()
+        self.heap_breakdown().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// Approximate heap bytes per part of the state.
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 6] {
+        [
+            ("subjects", self.subjects.heap_bytes()),
+            ("usage", self.usage.heap_bytes()),
+            ("consent", self.consent.heap_bytes()),
+            ("graph", self.graph.heap_bytes()),
+            ("links", self.links.heap_bytes()),
+            ("abuse", self.abuse.heap_bytes()),
+        ]
     }
 }

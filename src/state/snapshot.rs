@@ -96,9 +96,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
             region: Region(input.bytes2()?),
             first_seen_ms: input.i64()?,
         };
-        state.subjects.index.insert(record.pseudonym, subject);
         state.subjects.acting += usize::from(record.has_acted());
         state.subjects.records.push(record);
+        state.subjects.insert_index(record.pseudonym, subject);
     }
     state.usage = Usage::decode(&mut input, state.subjects.records.iter().map(|r| r.has_acted().then_some(r.region)))?;
     for _ in 0..input.u32()? {

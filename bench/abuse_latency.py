@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Abuse action latency for bench/abuse.sh (standard library only).
+
+Against a running `proviso serve` with a partner configured for `security`,
+plays --bursts fresh spammers, one at a time. For spammer K:
+
+  a. the partner links its account `bn-K` to the spammer's number
+     (`partner_account`, partner token);
+  b. the service posts one NDJSON batch (ingest token): the spammer's
+     `register` at T, then 29 messages to 29 never-seen numbers, 500 ms
+     apart in event time from T+60 s;
+  c. t_send; the 30th message is posted alone; t_ack when its 200 arrives.
+     That event fires the default `fresh_account_burst` rule (account < 1h,
+     >= 30 messages in 1m, > 80% to non-contacts): ban + share;
+  d. the partner polls GET /v1/partners/NAME/feeds/security?after=CURSOR
+     until a record with partner_id == "bn-K" appears: t_seen (when that
+     response arrived).
+
+Reports p50/p99/max of t_seen - t_ack (how long after the server
+acknowledged the event the partner can read the action) and t_seen - t_send
+(end to end, including the request that carried the event), in ms. Every
+request goes over a keep-alive connection (one for the service, one for the
+partner). The partner polls as fast as it can (--poll-interval-ms between
+polls, 0 by default), so the resolution is one feed round trip.
+
+Event times: T = --base-ts + K * 1 h, so no two bursts share a window.
+Numbers: spammers +91981KKKKKKK, recipients +91982RRRRRRR (valid Indian
+mobiles, never produced by the simulator's other events in this form).
+
+When --pid is given, also reports the CPU-seconds used by the server, by this
+client, and by every other process during the bursts (from /proc), so a
+noisy run is visible. Prints one JSON object on stdout.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def busy_cpu_s():
+    """CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    values = [int(v) for v in fields[1:]]
+    return (values[0] + values[1] + values[2] + values[5] + values[6] + values[7]) / CLK_TCK
+
+
+def process_cpu_s(pid):
+    """utime + stime of one process, in seconds (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def vm_rss_bytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def pct(values, p):
+    """Nearest-rank percentile of a sorted list (same as http_load.py)."""
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(p * len(values)))], 3)
+
+
+def summary(values):
+    values = sorted(values)
+    if not values:
+        return {"p50": None, "p99": None, "max": None, "mean": None}
+    return {
+        "p50": pct(values, 0.50),
+        "p99": pct(values, 0.99),
+        "max": round(values[-1], 3),
+        "mean": round(sum(values) / len(values), 3),
+    }
+
+
+class Client:
+    """One keep-alive connection; reconnects once on a dropped connection."""
+
+    def __init__(self, url, token, timeout):
+        self.host, self.port = url.hostname, url.port
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, content_type=None):
+        headers = dict(self.headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        for attempt in (0, 1):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                payload = response.read()
+                return response.status, payload
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self):
+        self.conn.close()
+
+
+def ndjson(events):
+    return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events).encode()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="server base URL, e.g. http://127.0.0.1:7420")
+    parser.add_argument("--ingest-token", required=True)
+    parser.add_argument("--partner", required=True, help="partner name from the config")
+    parser.add_argument("--partner-token", required=True)
+    parser.add_argument("--bursts", type=int, default=300, help="spammers, one at a time")
+    parser.add_argument("--messages", type=int, default=30, help="messages per spammer (the last one fires)")
+    parser.add_argument("--base-ts", type=int, default=1_772_323_200_000, help="event time of burst 0 (epoch ms)")
+    parser.add_argument("--poll-interval-ms", type=float, default=0.0, help="sleep between feed polls")
+    parser.add_argument("--deadline-s", type=float, default=10.0, help="give up on one burst after this long")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout (s)")
+    parser.add_argument("--pid", type=int, help="server pid, for CPU and RSS figures")
+    args = parser.parse_args()
+
+    url = urllib.parse.urlsplit(args.url)
+    service = Client(url, args.ingest_token, args.timeout)
+    partner = Client(url, args.partner_token, args.timeout)
+    feed_path = f"/v1/partners/{urllib.parse.quote(args.partner)}/feeds/security"
+    errors = []
+
+    def post_events(client, events, what):
+        status, payload = client.request("POST", "/v1/events", ndjson(events), "application/x-ndjson")
+        if status != 200:
+            raise RuntimeError(f"{what}: HTTP {status} {payload[:300]!r}")
+        result = json.loads(payload)
+        if result.get("accepted") != len(events) or result.get("rejected"):
+            raise RuntimeError(f"{what}: accepted {result.get('accepted')} of {len(events)}: {result.get('rejected')!r}")
+
+    def read_feed(cursor):
+        path = feed_path + "?limit=1000" + ("" if cursor is None else f"&after={cursor}")
+        status, payload = partner.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status} {payload[:300]!r}")
+        page = json.loads(payload)
+        return page["records"], page["next"]
+
+    # Skip whatever the feed already holds.
+    cursor = None
+    preexisting = 0
+    while True:
+        records, next_cursor = read_feed(cursor)
+        preexisting += len(records)
+        if next_cursor == cursor:
+            break
+        cursor = next_cursor
+    print(f"[latency] feed cursor {cursor} ({preexisting} earlier records)", file=sys.stderr, flush=True)
+
+    ack_to_seen = []
+    send_to_seen = []
+    send_to_ack = []
+    polls_per_burst = []
+    missed = []
+    unexpected = []
+    sample = None
+    first_phone = None
+    recipient = 0
+
+    busy_before = busy_cpu_s()
+    own_before = sum(os.times()[:2])
+    server_before = process_cpu_s(args.pid) if args.pid else None
+    started = time.perf_counter()
+    for k in range(args.bursts):
+        phone = f"+91981{k:07d}"
+        first_phone = first_phone or phone
+        account = f"bn-{k}"
+        t0 = args.base_ts + k * 3_600_000
+        try:
+            post_events(
+                partner,
+                [{"type": "partner_account", "ts": t0, "phone": phone, "partner_id": account}],
+                f"burst {k} partner_account",
+            )
+            batch = [{"type": "register", "ts": t0, "phone": phone, "device": f"dev-{k}", "platform": "android"}]
+            for i in range(args.messages - 1):
+                batch.append(
+                    {"type": "message", "ts": t0 + 60_000 + i * 500, "phone": phone,
+                     "to": f"+91982{recipient:07d}", "kind": "text"}
+                )
+                recipient += 1
+            post_events(service, batch, f"burst {k} batch")
+            last = [{"type": "message", "ts": t0 + 60_000 + (args.messages - 1) * 500, "phone": phone,
+                     "to": f"+91982{recipient:07d}", "kind": "text"}]
+            recipient += 1
+            t_send = time.perf_counter()
+            post_events(service, last, f"burst {k} last message")
+            t_ack = time.perf_counter()
+            polls = 0
+            found = None
+            while found is None:
+                records, next_cursor = read_feed(cursor)
+                polls += 1
+                t_now = time.perf_counter()
+                if next_cursor is not None:
+                    cursor = next_cursor
+                for record in records:
+                    if record.get("partner_id") == account:
+                        found = record
+                    else:
+                        unexpected.append(record)
+                if found is not None:
+                    break
+                if t_now - t_ack > args.deadline_s:
+                    break
+                if args.poll_interval_ms > 0:
+                    time.sleep(args.poll_interval_ms / 1000)
+            polls_per_burst.append(polls)
+            send_to_ack.append((t_ack - t_send) * 1000)
+            if found is None:
+                missed.append(k)
+                continue
+            if sample is None:
+                sample = found
+            ack_to_seen.append((t_now - t_ack) * 1000)
+            send_to_seen.append((t_now - t_send) * 1000)
+        except (RuntimeError, OSError, http.client.HTTPException, ValueError, KeyError) as error:
+            errors.append(f"burst {k}: {error}")
+            if len(errors) >= 10:
+                break
+        if (k + 1) % 50 == 0:
+            print(f"[latency] {k + 1}/{args.bursts} bursts", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - started
+    busy = busy_cpu_s() - busy_before
+    own = sum(os.times()[:2]) - own_before
+    server_after = process_cpu_s(args.pid) if args.pid else None
+    server = None if server_before is None or server_after is None else server_after - server_before
+    service.close()
+    partner.close()
+
+    out = {
+        "bursts": args.bursts,
+        "messages_per_burst": args.messages,
+        "seen": len(ack_to_seen),
+        "missed": len(missed),
+        "missed_bursts": missed[:20],
+        "errors": errors,
+        "unexpected_feed_records": len(unexpected),
+        "earlier_feed_records": preexisting,
+        "sample_record": sample,
+        "first_spammer_phone": first_phone,
+        "ack_to_seen_ms": summary(ack_to_seen),
+        "send_to_seen_ms": summary(send_to_seen),
+        "send_to_ack_ms": summary(send_to_ack),
+        "polls_per_burst": summary(polls_per_burst),
+        "poll_interval_ms": args.poll_interval_ms,
+        "wall_s": round(wall, 3),
+        "busy_cpu_s": round(busy, 2),
+        "client_cpu_s": round(own, 2),
+        "server_cpu_s": None if server is None else round(server, 2),
+        "other_cpu_s": None if server is None else round(busy - own - server, 1),
+        "server_rss_bytes": vm_rss_bytes(args.pid) if args.pid else None,
+    }
+    print(json.dumps(out, indent=2))
+    if errors or missed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
