@@ -134,3 +134,39 @@ fn help_lists_subcommands_and_examples() {
         assert!(help.contains(needle), "{needle} in {help}");
     }
 }
+
+/// `proviso demo` starts a server on its own data dir, streams the simulator
+/// into it, shows live figures and stops cleanly with every line accepted.
+#[test]
+fn demo_streams_the_simulator_into_a_live_server() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("demo");
+    let output = run(
+        &[
+            "demo",
+            "--data",
+            data.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "3",
+            "--subjects",
+            "2000",
+            "--events",
+            "20000",
+            "--rate",
+            "20000",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("proviso demo listening on http://127.0.0.1:"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("events ") && l.contains("DAU")), "{stdout}");
+    let summary = stdout.lines().find(|l| l.starts_with("streamed ")).expect("summary line");
+    let numbers: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
+    assert!(numbers[0] > 0, "{summary}");
+    assert_eq!(numbers[0], numbers[1], "every streamed line accepted: {summary}");
+    assert_eq!(numbers[2], 0, "{summary}");
+    assert!(data.join("log").is_dir());
+}

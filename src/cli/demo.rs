@@ -138,16 +138,24 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         let rate = (events - last_events.min(events)) as f64 / last_tick.elapsed().as_secs_f64();
         last_events = events;
         last_tick = Instant::now();
-        let day = proviso::outputs::api::usage::format_day(today);
-        let dau = client.get_json(&format!("/v1/metrics/active?from={day}&to={day}&window=1"))?;
-        let mau = client.get_json(&format!("/v1/metrics/active?from={day}&to={day}&window=30"))?;
+        // The simulator streams its 30 days in event-time order: show the
+        // latest simulated day that has activity so far.
+        let (from, to) =
+            (proviso::outputs::api::usage::format_day(start_day), proviso::outputs::api::usage::format_day(today));
+        let daily = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=1"))?;
+        let monthly = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=30"))?;
+        let latest = daily["series"]
+            .as_array()
+            .and_then(|series| series.iter().rposition(|item| item["active"].as_u64().unwrap_or(0) > 0))
+            .unwrap_or(0);
         let line = format!(
-            "events {:>10}  {:>8.0}/s  subjects {:>8}  DAU {:>7}  MAU {:>7}",
+            "events {:>10}  {:>8.0}/s  subjects {:>8}  day {}  DAU {:>7}  MAU {:>7}",
             events,
             rate,
             health["subjects"].as_u64().unwrap_or(0),
-            dau["series"][0]["active"].as_u64().unwrap_or(0),
-            mau["series"][0]["active"].as_u64().unwrap_or(0),
+            daily["series"][latest]["day"].as_str().unwrap_or("-"),
+            daily["series"][latest]["active"].as_u64().unwrap_or(0),
+            monthly["series"][latest]["active"].as_u64().unwrap_or(0),
         );
         if live {
             print!("\r{line}");
