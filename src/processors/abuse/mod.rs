@@ -138,6 +138,10 @@ const SWEEP_EVERY: u64 = 1 << 16;
 pub struct Abuse {
     #[serde(skip)]
     rules: Option<Arc<RuleSet>>,
+    /// Retention of sent, received and device entries under the rules in
+    /// force, computed once per rules change (not per event).
+    #[serde(skip)]
+    retention: Option<Retention>,
     /// `None`: the built-in default rules.
     rules_source: Option<RulesSource>,
     windows: HashMap<u32, SubjectWindow, foldhash::fast::RandomState>,
@@ -157,6 +161,35 @@ pub struct Abuse {
     pub evaluations: u64,
     #[serde(skip)]
     scratch: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Retention {
+    sent_ms: i64,
+    received_ms: i64,
+    device_ms: i64,
+}
+
+impl Retention {
+    fn of(rules: &RuleSet) -> Retention {
+        let longest = |kinds: &[FeatureKind]| kinds.iter().map(|kind| rules.retention_ms(*kind)).max().unwrap_or(0);
+        Retention {
+            sent_ms: longest(&[
+                FeatureKind::MessagesSent,
+                FeatureKind::DistinctRecipients,
+                FeatureKind::NonContactRecipients,
+                FeatureKind::GroupsMessaged,
+                FeatureKind::ListLinks,
+            ]),
+            received_ms: longest(&[
+                FeatureKind::ReportsReceived,
+                FeatureKind::DistinctReporters,
+                FeatureKind::BlocksReceived,
+                FeatureKind::PartnerFlags,
+            ]),
+            device_ms: rules.retention_ms(FeatureKind::DeviceRegistrations),
+        }
+    }
 }
 
 /// Stable 32-bit hash for group ids and 64-bit for devices (fixed seed, so
@@ -195,6 +228,7 @@ impl Abuse {
     /// kept: a rule that reads a longer window than before sees only what
     /// the old rules retained.
     pub fn set_rules(&mut self, rules: RuleSet, source: RulesSource) {
+        self.retention = Some(Retention::of(&rules));
         self.rules = Some(Arc::new(rules));
         self.rules_source = Some(source);
     }
@@ -205,6 +239,7 @@ impl Abuse {
             Some(source) => Some(Arc::new(RuleSet::parse_logged(&source.text, &source.lists)?)),
             None => None,
         };
+        self.retention = None;
         Ok(())
     }
 
@@ -261,35 +296,15 @@ impl Abuse {
     /// rules for whichever subject's features changed.
     pub fn observe(&mut self, subject: u32, ts_ms: i64, signal: Signal<'_>, graph: &Graph, links: &Links) {
         let rules = self.rules_ref();
-        let sent_retention = [
-            FeatureKind::MessagesSent,
-            FeatureKind::DistinctRecipients,
-            FeatureKind::NonContactRecipients,
-            FeatureKind::GroupsMessaged,
-            FeatureKind::ListLinks,
-        ]
-        .into_iter()
-        .map(|kind| rules.retention_ms(kind))
-        .max()
-        .unwrap_or(0);
-        let received_retention = [
-            FeatureKind::ReportsReceived,
-            FeatureKind::DistinctReporters,
-            FeatureKind::BlocksReceived,
-            FeatureKind::PartnerFlags,
-        ]
-        .into_iter()
-        .map(|kind| rules.retention_ms(kind))
-        .max()
-        .unwrap_or(0);
+        let retention = *self.retention.get_or_insert_with(|| Retention::of(&rules));
+        let (sent_retention, received_retention) = (retention.sent_ms, retention.received_ms);
         self.watermark_ms = self.watermark_ms.max(ts_ms);
         let evaluated = match signal {
             Signal::Registered { device } => {
                 self.note_registered(subject, ts_ms);
                 let device = stable_hash(device);
-                let retention = rules.retention_ms(FeatureKind::DeviceRegistrations);
-                if retention > 0 {
-                    insert_sorted(self.devices.entry(device).or_default(), (ts_ms, subject), retention);
+                if retention.device_ms > 0 {
+                    insert_sorted(self.devices.entry(device).or_default(), (ts_ms, subject), retention.device_ms);
                 }
                 let window = self.windows.entry(subject).or_default();
                 window.device = Some(device);
