@@ -30,6 +30,7 @@ fn every_endpoint_checks_every_role() {
         let concrete = path
             .replace("{subject}", subject)
             .replace("{partner}", "friendnet")
+            .replace("{partner_id}", "fn-none")
             .replace("{purpose}", if path.starts_with("/v1/partners") { "security" } else { "ads" });
         let concrete = if concrete.starts_with("/v1/metrics") {
             format!("{concrete}?from=2026-01-01&to=2026-01-02")

@@ -175,6 +175,7 @@ impl State {
             }
             EventBody::Block { target } => {
                 let target = self.subjects.intern(*target);
+                self.graph.block(subject, target);
                 self.abuse.observe(subject, ts_ms, Signal::Blocked { target }, &self.graph, &self.links);
             }
             EventBody::PartnerAccount { partner, partner_id, state } => {
@@ -190,10 +191,10 @@ impl State {
                 let signal = Signal::PartnerFlagged { partner, reason };
                 self.abuse.observe(flagged, ts_ms, signal, &self.graph, &self.links);
             }
-            EventBody::Session { .. }
-            | EventBody::BusinessMessage { .. }
-            | EventBody::DeleteAccount
-            | EventBody::PartnerFriend { .. } => {}
+            EventBody::PartnerFriend { partner, partner_id, friend, state } => {
+                self.links.set_friends(partner, partner_id, friend, *state);
+            }
+            EventBody::Session { .. } | EventBody::BusinessMessage { .. } | EventBody::DeleteAccount => {}
         }
     }
 

@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
     ("POST", "/v1/abuse/rules", &[]),
     ("GET", "/v1/partners/{partner}/feeds/{purpose}", &[Role::Partner]),
+    ("GET", "/v1/partners/{partner}/suggestions/{partner_id}", &[Role::Partner]),
     ("GET", "/healthz", &[]),
     ("GET", "/metrics", &[]),
     ("GET", "/openapi.json", &[]),
@@ -75,6 +76,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
         .route("/v1/abuse/rules", post(abuse::post_rules))
         .route("/v1/partners/{partner}/feeds/{purpose}", get(partners::get_feed))
+        .route("/v1/partners/{partner}/suggestions/{partner_id}", get(partners::get_suggestions))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
@@ -98,6 +100,7 @@ pub fn router(state: SharedState) -> Router {
         abuse::post_decision,
         abuse::post_rules,
         partners::get_feed,
+        partners::get_suggestions,
         ops::healthz,
         ops::prometheus,
         ops::openapi,

@@ -70,16 +70,7 @@ pub async fn get_feed(
     Path((partner, purpose)): Path<(String, String)>,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SecurityFeedPage>, ApiError> {
-    let caller = app.tokens.caller(&headers, &[Role::Partner])?;
-    if caller.role == Role::Partner && caller.partner.as_deref() != Some(partner.as_str()) {
-        return Err(ApiError::new(Code::Forbidden, "a partner may read only its own feeds"));
-    }
-    let (config, handle_key) = app
-        .partners
-        .iter()
-        .find(|(p, _)| p.name == partner)
-        .map(|(p, key)| (p, key))
-        .ok_or_else(|| ApiError::new(Code::PartnerNotFound, "no partner of that name is configured"))?;
+    let (config, handle_key) = partner_for(&app, &headers, &partner)?;
     let purpose = Purpose::parse(&purpose).ok_or_else(|| {
         ApiError::new(
             Code::FeedNotFound,
@@ -135,4 +126,117 @@ pub async fn get_feed(
         }
     }
     Ok(Json(SecurityFeedPage { records, next }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionsQuery {
+    /// Most suggestions to return, 1..=100 (default 20).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SuggestionView {
+    /// The suggested account's id at this partner.
+    pub partner_id: String,
+    /// Adamic-Adar weight of the mutual contacts (ranking's third key).
+    pub score: f64,
+    /// Why, in plain words: "in your contacts", "has you in their
+    /// contacts", "12 mutual contacts".
+    pub reasons: Vec<String>,
+}
+
+/// Friend suggestions for one of this partner's accounts (purpose
+/// `product`): its linked person's contacts who are on this partner, not
+/// yet friends there, not blocked either way, not banned, and both people
+/// allowing product sharing now. Ranked: reciprocal contacts, then mutual
+/// contacts, then Adamic-Adar, then id. Role: partner (its own name only).
+#[utoipa::path(
+    get,
+    path = "/v1/partners/{partner}/suggestions/{partner_id}",
+    params(
+        ("partner" = String, Path, description = "Partner name from the config"),
+        ("partner_id" = String, Path, description = "The partner's own account id"),
+        SuggestionsQuery,
+    ),
+    responses((status = 200, body = [SuggestionView]), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_suggestions(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    Path((partner, partner_id)): Path<(String, String)>,
+    query: Result<Query<SuggestionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<SuggestionView>>, ApiError> {
+    let (config, _) = partner_for(&app, &headers, &partner)?;
+    if !config.purposes.contains(&Purpose::Product) {
+        return Err(ApiError::new(Code::Forbidden, "this partner is not configured to receive product data"));
+    }
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is limit"))?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::new(Code::InvalidQuery, "`limit` must be 1..=100"));
+    }
+    let grant = PartnerGrant { name: &config.name, purposes: &config.purposes };
+    let state = app.pipeline.state();
+    let policy = app.pipeline.policy();
+    let at_ms = now_ms();
+    let not_linked = || ApiError::new(Code::SubjectNotFound, "no account with that id is linked at this partner");
+    let index = state.links.partner_index(&partner).ok_or_else(not_linked)?;
+    let owner = state.links.subject_of(index, &partner_id).ok_or_else(not_linked)?;
+    // The asker's own consent counts too: no suggestions for someone who
+    // refused product sharing (an empty list, not an error, so the answer
+    // does not reveal the refusal).
+    if release_to_partner(&state, policy, &grant, owner, Purpose::Product, at_ms, ()).is_err() {
+        return Ok(Json(Vec::new()));
+    }
+    let mut eligible =
+        |candidate: u32| release_to_partner(&state, policy, &grant, candidate, Purpose::Product, at_ms, ()).is_ok();
+    let found = crate::processors::graph::suggest::suggest(
+        &state.graph,
+        &state.links,
+        index,
+        owner,
+        &partner_id,
+        &mut eligible,
+        limit,
+    );
+    let views = found
+        .into_iter()
+        .map(|suggestion| {
+            let mut reasons = vec!["in your contacts".to_string()];
+            if suggestion.reciprocal {
+                reasons.push("has you in their contacts".to_string());
+            }
+            match suggestion.mutual {
+                0 => {}
+                1 => reasons.push("1 mutual contact".to_string()),
+                n => reasons.push(format!("{n} mutual contacts")),
+            }
+            SuggestionView {
+                partner_id: suggestion.account,
+                score: (suggestion.adamic_adar * 10_000.0).round() / 10_000.0,
+                reasons,
+            }
+        })
+        .collect();
+    Ok(Json(views))
+}
+
+/// The configured partner `name` and its handle key, if the caller may act
+/// for it (its own token, or admin).
+fn partner_for<'a>(
+    app: &'a super::AppState,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<(&'a crate::config::Partner, &'a crate::edge::PseudonymKey), ApiError> {
+    let caller = app.tokens.caller(headers, &[Role::Partner])?;
+    if caller.role == Role::Partner && caller.partner.as_deref() != Some(name) {
+        return Err(ApiError::new(Code::Forbidden, "a partner may read only its own data"));
+    }
+    app.partners
+        .iter()
+        .find(|(partner, _)| partner.name == name)
+        .map(|(partner, key)| (partner, key))
+        .ok_or_else(|| ApiError::new(Code::PartnerNotFound, "no partner of that name is configured"))
 }

@@ -22,6 +22,8 @@ pub struct Links {
     by_subject: HashMap<(PartnerIndex, u32), String, foldhash::fast::RandomState>,
     /// (partner, account id) -> subject.
     by_account: HashMap<(PartnerIndex, String), u32, foldhash::fast::RandomState>,
+    /// Friendships at each partner, between its account ids (smaller id first).
+    friends: std::collections::HashSet<(PartnerIndex, String, String), foldhash::fast::RandomState>,
 }
 
 impl Links {
@@ -68,6 +70,22 @@ impl Links {
         }
     }
 
+    /// Applies a `partner_friend` event (friendship is symmetric).
+    pub fn set_friends(&mut self, partner: &str, a: &str, b: &str, state: crate::contract::FriendState) {
+        let index = self.intern(partner);
+        let key = if a <= b { (index, a.to_string(), b.to_string()) } else { (index, b.to_string(), a.to_string()) };
+        match state {
+            crate::contract::FriendState::Added => self.friends.insert(key),
+            crate::contract::FriendState::Removed => self.friends.remove(&key),
+        };
+    }
+
+    /// Whether two accounts are friends at `partner`.
+    pub fn are_friends(&self, partner: PartnerIndex, a: &str, b: &str) -> bool {
+        let (low, high) = if a <= b { (a, b) } else { (b, a) };
+        self.friends.contains(&(partner, low.to_string(), high.to_string()))
+    }
+
     /// The subject's account id at `partner`, if linked.
     pub fn account_of(&self, partner: PartnerIndex, subject: u32) -> Option<&str> {
         self.by_subject.get(&(partner, subject)).map(String::as_str)
@@ -85,7 +103,7 @@ impl Links {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.by_subject.capacity() + self.by_account.capacity()) * 64
+        (self.by_subject.capacity() + self.by_account.capacity()) * 64 + self.friends.capacity() * 80
     }
 }
 
