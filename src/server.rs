@@ -111,6 +111,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
                 (partner.clone(), key)
             })
             .collect(),
+        audience: config.audience,
         rules_base_dir: match &config.rules_path {
             Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => config.data_dir.clone(),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, ADMIN, ANALYST, INGEST, PARTNER, REVIEWER, SUBJECT};
+use common::{Server, ADMIN, ADVERTISER, ANALYST, INGEST, PARTNER, REVIEWER, SUBJECT};
 use proviso::outputs::api::auth::Role;
 use proviso::outputs::api::ADMIN_ONLY;
 use proviso::outputs::api::ROUTES;
@@ -15,6 +15,7 @@ fn token_of(role: Role) -> &'static str {
         Role::SubjectService => SUBJECT,
         Role::Reviewer => REVIEWER,
         Role::Partner => PARTNER,
+        Role::Advertiser => ADVERTISER,
     }
 }
 
@@ -31,6 +32,7 @@ fn every_endpoint_checks_every_role() {
             .replace("{subject}", subject)
             .replace("{partner}", "friendnet")
             .replace("{partner_id}", "fn-none")
+            .replace("{business}", "b_1")
             .replace("{purpose}", if path.starts_with("/v1/partners") { "security" } else { "ads" });
         let concrete = if concrete.starts_with("/v1/metrics") {
             format!("{concrete}?from=2026-01-01&to=2026-01-02")

@@ -1,12 +1,12 @@
-//! End-to-end: friend suggestions from the real server equal a brute-force
-//! computation over a simulated population with partner links, friendships,
-//! blocks, bans and refusals.
+//! End-to-end: friend suggestions and ad audiences from the real server
+//! equal a brute-force computation over a simulated population with partner
+//! links, friendships, blocks, bans and refusals.
 
 mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{Server, PARTNER, REVIEWER, SUBJECT};
+use common::{Server, ADVERTISER, PARTNER, REVIEWER, SUBJECT};
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::sim::{SimConfig, Simulator};
 use serde_json::Value;
@@ -21,6 +21,8 @@ struct World {
     subject_of: HashMap<String, String>,
     friends: HashSet<(String, String)>,
     blocks: HashSet<(String, String)>,
+    /// Business -> subjects with a business message with it.
+    customers: HashMap<String, HashSet<String>>,
 }
 
 impl World {
@@ -36,6 +38,10 @@ impl World {
                 let book: HashSet<String> =
                     event["contacts"].as_array().expect("contacts").iter().map(id).filter(|c| *c != subject).collect();
                 self.books.insert(subject, book);
+            }
+            "business_message" => {
+                let business = event["business"].as_str().expect("business").to_string();
+                self.customers.entry(business).or_default().insert(subject);
             }
             "block" => {
                 self.blocks.insert((subject, id(&event["target"])));
@@ -77,6 +83,7 @@ impl World {
 /// Product allowed now and not banned, asked through the API per subject.
 struct Eligibility<'a> {
     server: &'a Server,
+    purpose: &'static str,
     cache: HashMap<String, bool>,
 }
 
@@ -86,7 +93,7 @@ impl Eligibility<'_> {
             return *known;
         }
         let (status, consent) = self.server.get(&format!("/v1/subjects/{subject}/consent"), Some(SUBJECT));
-        let allowed = status == 200 && consent["purposes"]["product"]["state"] == "granted";
+        let allowed = status == 200 && consent["purposes"][self.purpose]["state"] == "granted";
         let (_, abuse) = self.server.get(&format!("/v1/abuse/subjects/{subject}"), Some(REVIEWER));
         let eligible = allowed && abuse["status"] != "banned";
         self.cache.insert(subject.to_string(), eligible);
@@ -99,7 +106,10 @@ impl Eligibility<'_> {
 #[test]
 fn suggestions_equal_brute_force_over_a_simulated_population() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let server = Server::start_with(&temp.path().join("data"), &[("PROVISO_PSEUDONYM_KEY", KEY_HEX)]);
+    let server = Server::start_with(
+        &temp.path().join("data"),
+        &[("PROVISO_PSEUDONYM_KEY", KEY_HEX), ("PROVISO_AUDIENCE_K", "10")],
+    );
     let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     // History that ended 45 days ago: opt-out notice periods are over.
@@ -131,7 +141,7 @@ fn suggestions_equal_brute_force_over_a_simulated_population() {
     }
     assert_eq!(server.ingest(&batch)["rejected"], serde_json::json!([]));
 
-    let mut eligibility = Eligibility { server: &server, cache: HashMap::new() };
+    let mut eligibility = Eligibility { server: &server, purpose: "product", cache: HashMap::new() };
     let mut in_degree: HashMap<&str, u32> = HashMap::new();
     for book in world.books.values() {
         for contact in book {
@@ -193,4 +203,65 @@ fn suggestions_equal_brute_force_over_a_simulated_population() {
     }
     assert_eq!(checked, 60);
     assert!(non_empty >= 20, "the sample must exercise real suggestions, got {non_empty} non-empty lists");
+
+    // Audiences: every business, size for the advertiser, ids for the partner.
+    let mut ads = Eligibility { server: &server, purpose: "ads", cache: HashMap::new() };
+    let mut businesses: Vec<&String> = world.customers.keys().collect();
+    businesses.sort();
+    let (mut released, mut suppressed) = (0, 0);
+    for business in businesses {
+        let consenting: Vec<&String> = {
+            let mut members: Vec<&String> = world.customers[business].iter().collect();
+            members.sort();
+            members.into_iter().filter(|subject| ads.eligible(subject)).collect()
+        };
+        let (status, size) = server.get(&format!("/v1/audiences/{business}?days=90"), Some(ADVERTISER));
+        assert_eq!(status, 200, "{size}");
+        let (_, partner) = server.get(&format!("/v1/partners/friendnet/audiences/{business}?days=90"), Some(PARTNER));
+        if consenting.len() < 10 {
+            assert_eq!((size["suppressed"].as_bool(), &size["size"]), (Some(true), &Value::Null), "{size}");
+            assert_eq!(partner["members"], serde_json::json!([]), "{partner}");
+            suppressed += 1;
+            continue;
+        }
+        released += 1;
+        let rounded = (consenting.len() as u64 + 5) / 10 * 10;
+        assert_eq!(size["size"].as_u64(), Some(rounded), "{business}: {size}");
+        let text = size.to_string();
+        assert!(!text.contains("s_") && !text.contains("p_"), "no identifier reaches an advertiser: {text}");
+        let mut expected: Vec<&str> =
+            consenting.iter().filter_map(|subject| world.account_of.get(*subject).map(String::as_str)).collect();
+        expected.sort();
+        let got: Vec<&str> = partner["members"].as_array().expect("members").iter().filter_map(Value::as_str).collect();
+        assert_eq!(got, expected, "{business}");
+    }
+    assert!(released >= 3, "released {released}, suppressed {suppressed}");
+
+    // A business only a few people wrote to is suppressed for everyone.
+    let lines: Vec<String> = (0..5)
+        .map(|k| {
+            format!(
+                r#"{{"type":"business_message","ts":{},"phone":"+9198700{k:05}","business":"b_tiny","direction":"out"}}"#,
+                now_ms - 1_000
+            )
+        })
+        .collect();
+    server.ingest(&lines.join("\n"));
+    let (_, size) = server.get("/v1/audiences/b_tiny?days=1", Some(ADVERTISER));
+    assert_eq!((size["suppressed"].as_bool(), &size["size"]), (Some(true), &Value::Null), "{size}");
+
+    // Noisy sizes spend the business's daily budget (2.0 at 0.5 each), then
+    // are refused; the spend survives a restart.
+    let business = world.customers.keys().max_by_key(|b| world.customers[*b].len()).expect("a business").clone();
+    for left in [1.5, 1.0, 0.5, 0.0] {
+        let (status, size) = server.get(&format!("/v1/audiences/{business}?days=90&noise=true"), Some(ADVERTISER));
+        assert_eq!(status, 200, "{size}");
+        assert_eq!(size["budget_left"].as_f64(), Some(left), "{size}");
+        assert!(size["size"].as_u64().is_none_or(|n| n % 10 == 0), "{size}");
+    }
+    let data = server.data.clone();
+    server.stop();
+    let server = Server::start_with(&data, &[("PROVISO_PSEUDONYM_KEY", KEY_HEX), ("PROVISO_AUDIENCE_K", "10")]);
+    let (status, body) = server.get(&format!("/v1/audiences/{business}?days=90&noise=true"), Some(ADVERTISER));
+    assert_eq!((status, body["code"].as_str()), (429, Some("budget_spent")), "{body}");
 }

@@ -24,6 +24,10 @@ pub const PROVISO_ANALYST_TOKEN: &str = "PROVISO_ANALYST_TOKEN";
 pub const PROVISO_SUBJECT_SERVICE_TOKEN: &str = "PROVISO_SUBJECT_SERVICE_TOKEN";
 /// Token with role `reviewer` (abuse review queue and decisions).
 pub const PROVISO_REVIEWER_TOKEN: &str = "PROVISO_REVIEWER_TOKEN";
+/// Token with role `advertiser` (audience sizes only).
+pub const PROVISO_ADVERTISER_TOKEN: &str = "PROVISO_ADVERTISER_TOKEN";
+/// Same as the `audience_k` file key: smallest audience size ever released (≥ 10).
+pub const PROVISO_AUDIENCE_K: &str = "PROVISO_AUDIENCE_K";
 /// Pseudonym key as 64 hex digits (no flag); otherwise `pseudonym.key` in the data dir.
 pub const PROVISO_PSEUDONYM_KEY: &str = "PROVISO_PSEUDONYM_KEY";
 /// Log filter for tracing output, e.g. `info` or `proviso=debug`.
@@ -43,6 +47,8 @@ pub const ALL: &[&str] = &[
     PROVISO_ANALYST_TOKEN,
     PROVISO_SUBJECT_SERVICE_TOKEN,
     PROVISO_REVIEWER_TOKEN,
+    PROVISO_ADVERTISER_TOKEN,
+    PROVISO_AUDIENCE_K,
     PROVISO_PSEUDONYM_KEY,
     PROVISO_LOG,
 ];

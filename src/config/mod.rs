@@ -96,6 +96,12 @@ pub struct FileConfig {
     pub segment_bytes: Option<u64>,
     /// Abuse rules file; see `--rules`.
     pub rules: Option<PathBuf>,
+    /// Smallest audience ever released (k-anonymity); at least 10.
+    pub audience_k: Option<u64>,
+    /// Epsilon charged per noisy audience size.
+    pub audience_epsilon: Option<f64>,
+    /// Epsilon each business may spend per UTC day on noisy sizes.
+    pub audience_daily_epsilon: Option<f64>,
     /// Extra API tokens: `[[tokens]] name = "...", role = "...", token = "..."`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -146,7 +152,7 @@ pub struct Partner {
 pub struct TokenConfig {
     /// Who holds it (shown in logs; the token itself never is).
     pub name: String,
-    /// admin, ingest, analyst, subject-service or reviewer.
+    /// admin, ingest, analyst, subject-service, reviewer or advertiser.
     pub role: String,
     pub token: Secret,
 }
@@ -210,6 +216,32 @@ pub struct Config {
     pub partners: Vec<Partner>,
     /// Abuse rules file; `None` runs the built-in defaults.
     pub rules_path: Option<PathBuf>,
+    pub audience: AudienceConfig,
+}
+
+/// How ad audience sizes are released.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AudienceConfig {
+    /// Audiences smaller than this are suppressed (k-anonymity).
+    pub k: u64,
+    /// Epsilon charged per noisy size (Laplace scale 1/epsilon).
+    pub epsilon: f64,
+    /// Epsilon each business may spend per UTC day.
+    pub daily_epsilon: f64,
+}
+
+/// Default k: 100, as ad platforms commonly use.
+pub const fn default_audience_k() -> u64 {
+    100
+}
+
+/// Smallest k accepted: below 10 an audience can single people out.
+pub const MIN_AUDIENCE_K: u64 = 10;
+
+impl Default for AudienceConfig {
+    fn default() -> Self {
+        AudienceConfig { k: default_audience_k(), epsilon: 0.5, daily_epsilon: 2.0 }
+    }
 }
 
 impl Config {
@@ -270,6 +302,7 @@ impl Config {
             (env::PROVISO_ANALYST_TOKEN, "analyst"),
             (env::PROVISO_SUBJECT_SERVICE_TOKEN, "subject-service"),
             (env::PROVISO_REVIEWER_TOKEN, "reviewer"),
+            (env::PROVISO_ADVERTISER_TOKEN, "advertiser"),
             (env::PROVISO_ADMIN_TOKEN, "admin"),
         ] {
             if let Some(token) = std::env::var(variable).ok().filter(|t| !t.is_empty()) {
@@ -283,7 +316,7 @@ impl Config {
         for token in &tokens {
             if crate::outputs::api::auth::Role::parse(&token.role).is_none() {
                 problems.push(format!(
-                    "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service, reviewer",
+                    "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service, reviewer, advertiser",
                     token.name, token.role
                 ));
             }
@@ -308,6 +341,21 @@ impl Config {
             None => None,
         };
         let partners = resolve_partners(&file.partners, &mut problems);
+        let mut audience = AudienceConfig::default();
+        let k_env = std::env::var(env::PROVISO_AUDIENCE_K).ok().filter(|v| !v.is_empty());
+        match k_env.map(|v| v.parse::<u64>()) {
+            Some(Ok(k)) => audience.k = k,
+            Some(Err(_)) => problems.push(format!("{} must be a whole number", env::PROVISO_AUDIENCE_K)),
+            None => audience.k = file.audience_k.unwrap_or(audience.k),
+        }
+        if audience.k < MIN_AUDIENCE_K {
+            problems.push(format!("audience_k must be at least {MIN_AUDIENCE_K}, got {}", audience.k));
+        }
+        audience.epsilon = file.audience_epsilon.unwrap_or(audience.epsilon);
+        audience.daily_epsilon = file.audience_daily_epsilon.unwrap_or(audience.daily_epsilon);
+        if !(audience.epsilon > 0.0 && audience.epsilon <= audience.daily_epsilon) {
+            problems.push("audience_epsilon must be positive and at most audience_daily_epsilon".to_string());
+        }
         let rules_path = args.data.rules.clone().or(file.rules.clone());
         if let Some(path) = &rules_path {
             if let Err(error) = crate::processors::abuse::rules::RuleSet::load(path) {
@@ -320,6 +368,7 @@ impl Config {
         Ok(Config {
             partners,
             rules_path,
+            audience,
             data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             default_region,

@@ -21,6 +21,7 @@ const CONTROL_VERSION: u8 = 0xC1;
 /// Strings in control records (rules files) may exceed u16: u32 length.
 const CONTROL_RULES: u8 = 0;
 const CONTROL_DECISION: u8 = 1;
+const CONTROL_BUDGET: u8 = 2;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -121,6 +122,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
     match &control.body {
         ControlBody::RulesLoaded { .. } => out.push(CONTROL_RULES),
         ControlBody::Decision { .. } => out.push(CONTROL_DECISION),
+        ControlBody::BudgetSpent { .. } => out.push(CONTROL_BUDGET),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -136,6 +138,11 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
             out.extend_from_slice(subject.as_bytes());
             out.push(action.code());
             put_long_str(out, note);
+        }
+        ControlBody::BudgetSpent { business, day, epsilon_micros } => {
+            put_long_str(out, business);
+            out.extend_from_slice(&day.to_le_bytes());
+            out.extend_from_slice(&epsilon_micros.to_le_bytes());
         }
     }
 }
@@ -167,6 +174,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             subject: reader.pseudonym()?,
             action: reader.code(DecisionAction::from_code, "decision")?,
             note: reader.long_string()?,
+        },
+        CONTROL_BUDGET => ControlBody::BudgetSpent {
+            business: reader.long_string()?,
+            day: i32::from_le_bytes(reader.array::<4>()?),
+            epsilon_micros: u64::from_le_bytes(reader.array::<8>()?),
         },
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
@@ -396,6 +408,7 @@ mod tests {
             for body in [
                 ControlBody::RulesLoaded { text: text.clone(), lists: vec![("lists/a.txt".into(), note.clone())] },
                 ControlBody::Decision { subject: pseudonym(s), action: DecisionAction::Clear, note: note.clone() },
+                ControlBody::BudgetSpent { business: note.clone(), day: i32::from(s) - 100, epsilon_micros: ts_ms as u64 },
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();

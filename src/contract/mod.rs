@@ -351,6 +351,9 @@ pub enum ControlBody {
     RulesLoaded { text: String, lists: Vec<(String, String)> },
     /// A reviewer's decision about a subject.
     Decision { subject: Pseudonym, action: DecisionAction, note: String },
+    /// Privacy budget spent on a noisy audience size: `epsilon_micros`
+    /// millionths of epsilon for `business` on UTC day `day`.
+    BudgetSpent { business: String, day: i32, epsilon_micros: u64 },
 }
 
 vocabulary!(

@@ -127,6 +127,21 @@ pub fn release_to_partner<T>(
     release(state, policy, subject, purpose, at_ms, value)
 }
 
+/// Counts the subjects in `subjects` allowed `purpose` now (refusable
+/// purposes too: each subject is asked, so the count covers only people who
+/// allow it). The only way a refusable purpose receives a number.
+pub fn release_count(
+    state: &State,
+    policy: &Policy,
+    subjects: impl IntoIterator<Item = u32>,
+    purpose: Purpose,
+    at_ms: i64,
+) -> Gated<Vec<u32>> {
+    let allowed =
+        subjects.into_iter().filter(|&subject| allow(state, policy, subject, purpose, at_ms).allowed).collect();
+    Gated { value: allowed, purpose }
+}
+
 /// Releases an aggregate (counts over many subjects, no identifiers). Only
 /// essential purposes may receive aggregates computed over every subject;
 /// refusable purposes need per-subject checks through [`release`].

@@ -14,6 +14,7 @@ pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 use crate::consent::{ConsentChange, ConsentRegistry};
 use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Recipient, Record, Region};
 use crate::processors::abuse::{self, Abuse, Signal};
+use crate::processors::audiences::Audiences;
 use crate::processors::graph::Graph;
 use crate::processors::links::Links;
 use crate::processors::usage::Usage;
@@ -120,6 +121,7 @@ pub struct State {
     pub graph: Graph,
     pub links: Links,
     pub abuse: Abuse,
+    pub audiences: Audiences,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
@@ -194,7 +196,8 @@ impl State {
             EventBody::PartnerFriend { partner, partner_id, friend, state } => {
                 self.links.set_friends(partner, partner_id, friend, *state);
             }
-            EventBody::Session { .. } | EventBody::BusinessMessage { .. } | EventBody::DeleteAccount => {}
+            EventBody::BusinessMessage { business, .. } => self.audiences.record(business, subject, ts_ms),
+            EventBody::Session { .. } | EventBody::DeleteAccount => {}
         }
     }
 
@@ -213,6 +216,9 @@ impl State {
             ControlBody::Decision { subject, action, note } => {
                 let subject = self.subjects.intern(*subject);
                 self.abuse.decide(subject, control.ts_ms, *action, note, &self.links);
+            }
+            ControlBody::BudgetSpent { business, day, epsilon_micros } => {
+                self.audiences.spend(business, *day, *epsilon_micros);
             }
         }
     }
@@ -235,7 +241,7 @@ impl State {
     }
 
     /// Approximate heap bytes per part of the state.
-    pub fn heap_breakdown(&self) -> [(&'static str, usize); 6] {
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 7] {
         [
             ("subjects", self.subjects.heap_bytes()),
             ("usage", self.usage.heap_bytes()),
@@ -243,6 +249,7 @@ impl State {
             ("graph", self.graph.heap_bytes()),
             ("links", self.links.heap_bytes()),
             ("abuse", self.abuse.heap_bytes()),
+            ("audiences", self.audiences.heap_bytes()),
         ]
     }
 }

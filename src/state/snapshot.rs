@@ -114,6 +114,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
     state.graph = decode_blob(&mut input)?;
     state.links = decode_blob(&mut input)?;
     state.abuse = decode_blob(&mut input)?;
+    state.audiences = decode_blob(&mut input)?;
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     Ok(Some(state))
 }

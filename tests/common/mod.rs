@@ -11,7 +11,8 @@ pub const INGEST: &str = "test-ingest-token-0123456789";
 pub const ANALYST: &str = "test-analyst-token-0123456789";
 pub const SUBJECT: &str = "test-subject-token-0123456789";
 pub const REVIEWER: &str = "test-reviewer-token-0123456789";
-/// Token of partner `friendnet` (security and product).
+pub const ADVERTISER: &str = "test-advertiser-token-0123456789";
+/// Token of partner `friendnet` (security, product and ads).
 pub const PARTNER: &str = "test-partner-friendnet-0123456789";
 /// Token of partner `othernet` (security only).
 pub const OTHER_PARTNER: &str = "test-partner-othernet-0123456789";
@@ -21,7 +22,7 @@ pub const OTHER_PARTNER: &str = "test-partner-othernet-0123456789";
 pub const PARTNERS_CONFIG: &str = r#"
 [[partners]]
 name = "friendnet"
-purposes = ["security", "product"]
+purposes = ["security", "product", "ads"]
 tokens = ["test-partner-friendnet-0123456789"]
 
 [[partners]]
@@ -78,6 +79,7 @@ impl Server {
             .env("PROVISO_ANALYST_TOKEN", ANALYST)
             .env("PROVISO_SUBJECT_SERVICE_TOKEN", SUBJECT)
             .env("PROVISO_REVIEWER_TOKEN", REVIEWER)
+            .env("PROVISO_ADVERTISER_TOKEN", ADVERTISER)
             .env("PROVISO_LOG", "debug")
             .stdout(Stdio::piped())
             .stderr(stderr);

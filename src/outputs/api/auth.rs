@@ -20,11 +20,20 @@ pub enum Role {
     Partner,
     /// Abuse reviewers: the action queue, subject evidence, decisions.
     Reviewer,
+    /// Advertisers: audience sizes only, never identifiers.
+    Advertiser,
 }
 
 impl Role {
-    pub const ALL: &'static [Role] =
-        &[Role::Admin, Role::Ingest, Role::Analyst, Role::SubjectService, Role::Partner, Role::Reviewer];
+    pub const ALL: &'static [Role] = &[
+        Role::Admin,
+        Role::Ingest,
+        Role::Analyst,
+        Role::SubjectService,
+        Role::Partner,
+        Role::Reviewer,
+        Role::Advertiser,
+    ];
 
     pub fn parse(name: &str) -> Option<Role> {
         match name {
@@ -34,6 +43,7 @@ impl Role {
             "subject-service" => Some(Role::SubjectService),
             "partner" => Some(Role::Partner),
             "reviewer" => Some(Role::Reviewer),
+            "advertiser" => Some(Role::Advertiser),
             _ => None,
         }
     }
@@ -46,6 +56,7 @@ impl Role {
             Role::SubjectService => "subject-service",
             Role::Partner => "partner",
             Role::Reviewer => "reviewer",
+            Role::Advertiser => "advertiser",
         }
     }
 }

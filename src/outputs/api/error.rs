@@ -27,6 +27,7 @@ pub enum Code {
     InvalidRules,
     PartnerNotFound,
     FeedNotFound,
+    BudgetSpent,
     Unavailable,
     Internal,
 }
@@ -49,6 +50,7 @@ impl Code {
             Code::InvalidRules => "invalid_rules",
             Code::PartnerNotFound => "partner_not_found",
             Code::FeedNotFound => "feed_not_found",
+            Code::BudgetSpent => "budget_spent",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
         }
@@ -71,6 +73,7 @@ impl Code {
                 StatusCode::NOT_FOUND
             }
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::BudgetSpent => StatusCode::TOO_MANY_REQUESTS,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

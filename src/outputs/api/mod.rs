@@ -6,6 +6,7 @@
 //! echoes a submitted value in a response.
 
 mod abuse;
+mod audiences;
 pub mod auth;
 pub mod error;
 mod events;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub partners: Vec<(crate::config::Partner, crate::edge::PseudonymKey)>,
     /// Folder that list files named in posted rules resolve against.
     pub rules_base_dir: std::path::PathBuf,
+    /// k, epsilon and budget for audience sizes.
+    pub audience: crate::config::AudienceConfig,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -54,6 +57,8 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/v1/abuse/rules", &[]),
     ("GET", "/v1/partners/{partner}/feeds/{purpose}", &[Role::Partner]),
     ("GET", "/v1/partners/{partner}/suggestions/{partner_id}", &[Role::Partner]),
+    ("GET", "/v1/partners/{partner}/audiences/{business}", &[Role::Partner]),
+    ("GET", "/v1/audiences/{business}", &[Role::Advertiser]),
     ("GET", "/healthz", &[]),
     ("GET", "/metrics", &[]),
     ("GET", "/openapi.json", &[]),
@@ -77,6 +82,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/abuse/rules", post(abuse::post_rules))
         .route("/v1/partners/{partner}/feeds/{purpose}", get(partners::get_feed))
         .route("/v1/partners/{partner}/suggestions/{partner_id}", get(partners::get_suggestions))
+        .route("/v1/partners/{partner}/audiences/{business}", get(audiences::get_partner_audience))
+        .route("/v1/audiences/{business}", get(audiences::get_size))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
@@ -101,6 +108,8 @@ pub fn router(state: SharedState) -> Router {
         abuse::post_rules,
         partners::get_feed,
         partners::get_suggestions,
+        audiences::get_partner_audience,
+        audiences::get_size,
         ops::healthz,
         ops::prometheus,
         ops::openapi,

@@ -225,7 +225,7 @@ pub async fn get_suggestions(
 
 /// The configured partner `name` and its handle key, if the caller may act
 /// for it (its own token, or admin).
-fn partner_for<'a>(
+pub(super) fn partner_for<'a>(
     app: &'a super::AppState,
     headers: &HeaderMap,
     name: &str,

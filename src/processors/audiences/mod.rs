@@ -1,0 +1,122 @@
+//! Ad audiences: who exchanged messages with which business, by day.
+//!
+//! Owns: per-business, per-day roaring bitmaps of subjects with a
+//! `business_message` (either direction), and the per-business daily
+//! privacy budget spent on noisy sizes (from `BudgetSpent` control records,
+//! so a restart never refills a budget).
+//! Never: releases anything: sizes go out through `outputs/api` after the
+//! gate's per-subject check, suppression below k, rounding and noise.
+
+use std::collections::{BTreeMap, HashMap};
+
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::day_of;
+
+#[derive(Default, Serialize, Deserialize)]
+pub struct Audiences {
+    /// Business id -> day -> subjects.
+    by_business: HashMap<String, BTreeMap<i32, SerdeBitmap>>,
+    /// (business, UTC day) -> epsilon spent, in millionths.
+    spent: HashMap<(String, i32), u64>,
+}
+
+/// A roaring bitmap stored in its portable serialization.
+#[derive(Default, Clone)]
+struct SerdeBitmap(RoaringBitmap);
+
+impl Serialize for SerdeBitmap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(self.0.serialized_size());
+        self.0.serialize_into(&mut bytes).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_bytes(&bytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for SerdeBitmap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = serde::Deserialize::deserialize(deserializer)?;
+        RoaringBitmap::deserialize_from(&bytes[..]).map(SerdeBitmap).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Audiences {
+    /// Records a business message of `subject` with `business` at `ts_ms`.
+    pub fn record(&mut self, business: &str, subject: u32, ts_ms: i64) {
+        let days = match self.by_business.get_mut(business) {
+            Some(days) => days,
+            None => self.by_business.entry(business.to_string()).or_default(),
+        };
+        days.entry(day_of(ts_ms)).or_default().0.insert(subject);
+    }
+
+    /// Subjects with a business message with `business` on days
+    /// `last_day - days + 1 ..= last_day`.
+    pub fn members(&self, business: &str, last_day: i32, days: u32) -> RoaringBitmap {
+        let mut members = RoaringBitmap::new();
+        if let Some(by_day) = self.by_business.get(business) {
+            let first = last_day - days as i32 + 1;
+            for (_, bitmap) in by_day.range(first..=last_day) {
+                members |= &bitmap.0;
+            }
+        }
+        members
+    }
+
+    /// Epsilon already spent on `business` on UTC day `day`.
+    pub fn spent(&self, business: &str, day: i32) -> f64 {
+        self.spent.get(&(business.to_string(), day)).copied().unwrap_or(0) as f64 / 1e6
+    }
+
+    /// Records a noisy release (from a `BudgetSpent` control record).
+    pub fn spend(&mut self, business: &str, day: i32, epsilon_micros: u64) {
+        *self.spent.entry((business.to_string(), day)).or_default() += epsilon_micros;
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.by_business.values().flat_map(|days| days.values()).map(|b| b.0.serialized_size() + 32).sum::<usize>()
+            + self.by_business.len() * 64
+    }
+}
+
+/// Laplace noise with scale `scale` from a uniform draw in (0, 1).
+pub fn laplace(scale: f64, uniform: f64) -> f64 {
+    let centred = uniform - 0.5;
+    -scale * centred.signum() * (1.0 - 2.0 * centred.abs()).max(f64::MIN_POSITIVE).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::DAY_MS;
+
+    /// Members are the union over the span; days outside it do not count.
+    #[test]
+    fn members_cover_exactly_the_span() {
+        let mut audiences = Audiences::default();
+        audiences.record("shop", 1, 10 * DAY_MS);
+        audiences.record("shop", 2, 12 * DAY_MS);
+        audiences.record("shop", 3, 20 * DAY_MS);
+        audiences.record("other", 4, 12 * DAY_MS);
+        let members: Vec<u32> = audiences.members("shop", 12, 3).iter().collect();
+        assert_eq!(members, vec![1, 2]);
+        assert_eq!(audiences.members("shop", 20, 1).len(), 1);
+        assert!(audiences.members("nobody", 20, 30).is_empty());
+        audiences.spend("shop", 20, 500_000);
+        audiences.spend("shop", 20, 250_000);
+        assert!((audiences.spent("shop", 20) - 0.75).abs() < 1e-9);
+        assert_eq!(audiences.spent("shop", 21), 0.0);
+    }
+
+    /// Laplace draws are symmetric with mean absolute value equal to the scale.
+    #[test]
+    fn laplace_noise_has_the_documented_scale() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let draws: Vec<f64> = (0..200_000).map(|_| laplace(2.0, rng.f64())).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let mean_abs = draws.iter().map(|d| d.abs()).sum::<f64>() / draws.len() as f64;
+        assert!(mean.abs() < 0.05, "{mean}");
+        assert!((mean_abs - 2.0).abs() < 0.05, "{mean_abs}");
+    }
+}
