@@ -44,6 +44,8 @@ pub struct IngestCommand {
 
 /// A piece of the input: whole lines, and the number of its first line.
 struct Chunk {
+    /// Position in the file, for submitting in order.
+    index: u64,
     first_line: usize,
     bytes: Vec<u8>,
 }
@@ -104,8 +106,13 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     let mut failure: Option<String> = None;
     let mut all_rejections: Vec<(Rejection, Vec<u8>)> = Vec::new();
 
+    // Chunks are parsed in parallel but handed to the log in file order, so
+    // the log (and every "latest wins" state: address books, links,
+    // consent at equal times) follows the file, whatever the scheduling.
+    let turn = (std::sync::Mutex::new(0u64), std::sync::Condvar::new());
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
+            let turn = &turn;
             let receiver = &chunk_receiver;
             let pipeline = &pipeline;
             let done_sender = done_sender.clone();
@@ -127,6 +134,11 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                 let accepted = prepared.accepted() as u64;
                 let bytes = chunk.bytes.len() as u64;
                 let done_sender = done_sender.clone();
+                let (next, ready) = turn;
+                let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
+                while *next != chunk.index {
+                    next = ready.wait(next).unwrap_or_else(|p| p.into_inner());
+                }
                 pipeline.submit(prepared, move |result| {
                     let _ = done_sender.send(Done {
                         accepted,
@@ -136,6 +148,8 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                         result: result.map(|_| ()).map_err(|e| e.to_string()),
                     });
                 });
+                *next += 1;
+                ready.notify_all();
             });
         }
         drop(done_sender);
@@ -144,6 +158,7 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
         let reader_result = scope.spawn(move || -> std::io::Result<()> {
             let mut reader = BufReader::with_capacity(1 << 20, input);
             let mut next_line = 1usize;
+            let mut index = 0u64;
             loop {
                 let mut bytes = Vec::with_capacity(command.chunk_bytes + 4096);
                 while bytes.len() < command.chunk_bytes {
@@ -155,7 +170,8 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 let lines = bytes.iter().filter(|b| **b == b'\n').count() + usize::from(bytes.last() != Some(&b'\n'));
-                let chunk = Chunk { first_line: next_line, bytes };
+                let chunk = Chunk { index, first_line: next_line, bytes };
+                index += 1;
                 next_line += lines;
                 if chunk_sender.send(chunk).is_err() {
                     return Ok(());
