@@ -27,6 +27,8 @@ pub enum ServerError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Audit(#[from] crate::outputs::audit::AuditError),
 }
 
 /// A running server.
@@ -98,7 +100,9 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
+    let audit = crate::outputs::audit::AuditLog::open(&config.data_dir)?;
     let app = Arc::new(AppState {
+        audit,
         pipeline: pipeline.clone(),
         tokens,
         max_request_bytes: config.max_request_bytes,

@@ -185,6 +185,30 @@ fn detections_reach_only_the_linked_partners_feed() {
         feed["records"].as_array().expect("records").iter().filter_map(|r| r["partner_id"].as_str()).collect();
     assert_eq!(ids, vec!["fn-account-1", "fn-account-3"]);
 
+    // The person's report shows the links, the ban and every disclosure to
+    // a partner, and no one else's number or id.
+    let linked_subject = resolve(&server, linked);
+    let (status, report) = server.get(&format!("/v1/subjects/{linked_subject}/report"), Some(SUBJECT));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["abuse"]["status"], "banned");
+    assert_eq!(report["abuse"]["actions"][0]["reason"], "spam");
+    let partners: Vec<&str> =
+        report["partners"].as_array().expect("partners").iter().filter_map(|p| p["partner"].as_str()).collect();
+    assert_eq!(partners.len(), 2, "{report}");
+    let recipients: Vec<&str> =
+        report["disclosures"].as_array().expect("disclosures").iter().filter_map(|d| d["recipient"].as_str()).collect();
+    assert!(recipients.contains(&"partner:friendnet") && recipients.contains(&"partner:othernet"), "{report}");
+    assert_eq!(report["held"]["active_days"]["count"], 1);
+    let text = report.to_string();
+    assert!(!text.contains("9198111") && !text.contains("9876500"), "no numbers in a report: {text}");
+
+    // Every disclosure is in the audit log, whose chain verifies; a tampered
+    // record is named.
+    let data_arg = server.data.to_str().expect("utf8").to_string();
+    let output = run(&["audit", "verify", "--data", &data_arg]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("chain intact"));
+
     // Survives a restart: actions are derived from the log, decisions included.
     let data = server.data.clone();
     server.stop();
@@ -193,6 +217,14 @@ fn detections_reach_only_the_linked_partners_feed() {
     assert_eq!(again["records"], feed["records"]);
     let (_, view) = server.get(&format!("/v1/abuse/subjects/{subject}"), Some(REVIEWER));
     assert_eq!(view["status"], "banned");
+    let audit = server.data.join("audit").join("disclosures.log");
+    let original = std::fs::read_to_string(&audit).expect("audit log");
+    assert!(original.lines().count() >= 4, "{original}");
+    std::fs::write(&audit, original.replacen("security_feed", "suggestions", 1)).expect("tamper");
+    let output = run(&["audit", "verify", "--data", &data_arg]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("record 0 was altered"), "{stderr}");
 }
 
 /// A broken rules file is refused with every problem named and the old rules

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. Parses arguments and formats
 //! output; the work happens in the library.
 
+mod audit;
 mod demo;
 mod http;
 mod ingest;
@@ -49,6 +50,8 @@ pub enum Command {
     Rebuild(rebuild::RebuildCommand),
     /// Check abuse rules, or backtest them against labelled history
     Rules(rules::RulesCommand),
+    /// Verify the hash-chained disclosure audit log
+    Audit(audit::AuditCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -60,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(command) => demo::run(command),
         Command::Rebuild(command) => rebuild::run(command),
         Command::Rules(command) => rules::run(command),
+        Command::Audit(command) => audit::run(command),
     }
 }
 

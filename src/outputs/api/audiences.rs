@@ -180,12 +180,15 @@ pub async fn get_partner_audience(
     }
     let grant = PartnerGrant { name: &config.name, purposes: &config.purposes };
     let index = state.links.partner_index(&partner);
+    let mut disclosed = Vec::new();
     for subject in consenting {
         let Some(account) = index.and_then(|index| state.links.account_of(index, subject)) else { continue };
         if let Ok(gated) = release_to_partner(&state, policy, &grant, subject, Purpose::Ads, at_ms, account) {
             answer.members.push(gated.into_inner().to_string());
+            disclosed.push(subject);
         }
     }
+    super::audit_disclosure(&app, &state, &partner, Purpose::Ads, "audience_members", disclosed, at_ms)?;
     answer.members.sort();
     Ok(Json(answer))
 }

@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 mod ops;
 mod partners;
+mod report;
 mod subjects;
 pub mod usage;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub rules_base_dir: std::path::PathBuf,
     /// k, epsilon and budget for audience sizes.
     pub audience: crate::config::AudienceConfig,
+    /// Every disclosure to a partner is recorded here before it is sent.
+    pub audit: crate::outputs::audit::AuditLog,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -51,6 +54,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/v1/subjects/resolve", &[Role::SubjectService]),
     ("GET", "/v1/subjects/{subject}/consent", &[Role::SubjectService]),
     ("PUT", "/v1/subjects/{subject}/consent/{purpose}", &[Role::SubjectService]),
+    ("GET", "/v1/subjects/{subject}/report", &[Role::SubjectService]),
     ("GET", "/v1/abuse/actions", &[Role::Reviewer]),
     ("GET", "/v1/abuse/subjects/{subject}", &[Role::Reviewer]),
     ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
@@ -76,6 +80,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/subjects/resolve", post(subjects::resolve))
         .route("/v1/subjects/{subject}/consent", get(subjects::get_consent))
         .route("/v1/subjects/{subject}/consent/{purpose}", put(subjects::put_consent))
+        .route("/v1/subjects/{subject}/report", get(report::get_report))
         .route("/v1/abuse/actions", get(abuse::get_actions))
         .route("/v1/abuse/subjects/{subject}", get(abuse::get_subject))
         .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
@@ -102,6 +107,7 @@ pub fn router(state: SharedState) -> Router {
         subjects::resolve,
         subjects::get_consent,
         subjects::put_consent,
+        report::get_report,
         abuse::get_actions,
         abuse::get_subject,
         abuse::post_decision,
@@ -130,6 +136,28 @@ impl utoipa::Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// Records a disclosure of `subjects` (dense indexes) to a partner before
+/// the response leaves; a disclosure that cannot be audited is not made.
+pub(crate) fn audit_disclosure(
+    app: &AppState,
+    state: &crate::state::State,
+    partner: &str,
+    purpose: crate::contract::Purpose,
+    kind: &str,
+    subjects: impl IntoIterator<Item = u32>,
+    at_ms: i64,
+) -> Result<(), error::ApiError> {
+    let ids: Vec<String> =
+        subjects.into_iter().filter_map(|s| state.subjects.get(s).map(|r| r.pseudonym.subject_id())).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    app.audit
+        .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, ids)
+        .map(|_| ())
+        .map_err(error::ApiError::internal)
 }
 
 /// Current wall-clock time in epoch milliseconds.

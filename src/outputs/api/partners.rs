@@ -94,6 +94,7 @@ pub async fn get_feed(
     let policy = app.pipeline.policy();
     let at_ms = now_ms();
     let mut records = Vec::new();
+    let mut disclosed: Vec<u32> = Vec::new();
     let mut next = query.after;
     if let Some(index) = state.links.partner_index(&partner) {
         let feed = state.abuse.security_feed(index);
@@ -121,10 +122,12 @@ pub async fn get_feed(
                     state.links.account_of(index, record.subject) == Some(view.partner_id.as_str());
                 if still_same_account {
                     records.push(view);
+                    disclosed.push(record.subject);
                 }
             }
         }
     }
+    super::audit_disclosure(&app, &state, &partner, purpose, "security_feed", disclosed, at_ms)?;
     Ok(Json(SecurityFeedPage { records, next }))
 }
 
@@ -201,6 +204,8 @@ pub async fn get_suggestions(
         &mut eligible,
         limit,
     );
+    let involved = found.iter().map(|s| s.subject).chain((!found.is_empty()).then_some(owner));
+    super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
     let views = found
         .into_iter()
         .map(|suggestion| {

@@ -64,6 +64,18 @@ impl Audiences {
         members
     }
 
+    /// Businesses `subject` exchanged messages with, and on how many days.
+    pub fn businesses_of(&self, subject: u32) -> Vec<(&str, usize)> {
+        let mut found: Vec<(&str, usize)> = self
+            .by_business
+            .iter()
+            .map(|(business, days)| (business.as_str(), days.values().filter(|b| b.0.contains(subject)).count()))
+            .filter(|(_, days)| *days > 0)
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Epsilon already spent on `business` on UTC day `day`.
     pub fn spent(&self, business: &str, day: i32) -> f64 {
         self.spent.get(&(business.to_string(), day)).copied().unwrap_or(0) as f64 / 1e6

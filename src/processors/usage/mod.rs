@@ -136,6 +136,17 @@ impl Usage {
     }
 
     /// The last UTC day with any activity.
+    /// Days on which `subject` was active, oldest first.
+    pub fn active_days_of(&self, subject: u32) -> Vec<i32> {
+        self.active_by_day.iter().filter(|(_, bitmap)| bitmap.contains(subject)).map(|(day, _)| *day).collect()
+    }
+
+    /// The platform of the subject's earliest register, if any.
+    pub fn platform_of(&self, subject: u32) -> Option<Platform> {
+        let (slot, _) = self.platform_of.get(subject as usize)?;
+        Platform::ALL.get(usize::from(*slot)).copied()
+    }
+
     pub fn last_day(&self) -> Option<i32> {
         self.active_by_day.keys().next_back().copied()
     }
