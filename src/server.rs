@@ -29,6 +29,8 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error(transparent)]
     Audit(#[from] crate::outputs::audit::AuditError),
+    #[error(transparent)]
+    Feeds(#[from] crate::outputs::feeds::FeedError),
 }
 
 /// A running server.
@@ -101,8 +103,17 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
     let audit = crate::outputs::audit::AuditLog::open(&config.data_dir)?;
+    let feeds = Arc::new(crate::outputs::feeds::Feeds::open(&config.data_dir)?);
+    reconcile_feeds(&pipeline, &feeds, &config.partners)?;
+    let hook_feeds = Arc::clone(&feeds);
+    pipeline.set_revocation_hook(Arc::new(move |revocations| {
+        if let Err(error) = hook_feeds.revoke(revocations, crate::outputs::api::now_ms()) {
+            tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
+        }
+    }));
     let app = Arc::new(AppState {
         audit,
+        feeds,
         pipeline: pipeline.clone(),
         tokens,
         max_request_bytes: config.max_request_bytes,
@@ -122,6 +133,49 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         },
     });
     Ok((Running { addr, pipeline, admin_token_file, admin_token }, listener, app))
+}
+
+/// Retracts every live feed disclosure the gate would refuse now (changes
+/// made while the server was down, e.g. by `proviso ingest`).
+fn reconcile_feeds(
+    pipeline: &Pipeline,
+    feeds: &crate::outputs::feeds::Feeds,
+    partners: &[crate::config::Partner],
+) -> Result<(), ServerError> {
+    let at_ms = crate::outputs::api::now_ms();
+    let mut revocations = Vec::new();
+    {
+        let state = pipeline.state();
+        for (partner, purpose, record) in feeds.live() {
+            let grant = partners
+                .iter()
+                .find(|p| p.name == partner)
+                .map(|p| crate::gate::PartnerGrant { name: &p.name, purposes: &p.purposes });
+            for subject in &record.subjects {
+                let allowed = grant.as_ref().is_some_and(|grant| {
+                    crate::contract::Pseudonym::from_subject_id(subject)
+                        .and_then(|pseudonym| state.subjects.lookup(&pseudonym))
+                        .is_some_and(|index| {
+                            crate::gate::release_to_partner(&state, pipeline.policy(), grant, index, purpose, at_ms, ())
+                                .is_ok()
+                        })
+                });
+                if !allowed {
+                    revocations.push(crate::outputs::feeds::Revocation {
+                        subject: subject.clone(),
+                        purposes: vec![purpose],
+                        partner: Some(partner.clone()),
+                        reason: "no_longer_allowed",
+                    });
+                }
+            }
+        }
+    }
+    let retracted = feeds.revoke(&revocations, at_ms)?;
+    if retracted > 0 {
+        tracing::info!(retracted, "Retracted feed records no longer allowed since the last run.");
+    }
+    Ok(())
 }
 
 /// Serves until `shutdown` resolves, then drains the writer and snapshots.

@@ -130,9 +130,6 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     let mut stream_done = false;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1));
-        if command.duration.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
-            stop.store(true, Ordering::Relaxed);
-        }
         let health = client.get_json("/healthz")?;
         let events = health["events"].as_u64().unwrap_or(0);
         let rate = (events - last_events.min(events)) as f64 / last_tick.elapsed().as_secs_f64();
@@ -169,6 +166,11 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
                 println!();
             }
             println!("simulator finished; the server keeps running (Ctrl-C to stop)");
+        }
+        // Stop only after this round of queries: the server shuts down as
+        // soon as the flag is set.
+        if command.duration.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
+            break;
         }
     }
     stop.store(true, Ordering::Relaxed);

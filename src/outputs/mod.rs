@@ -8,3 +8,4 @@
 
 pub mod api;
 pub mod audit;
+pub mod feeds;

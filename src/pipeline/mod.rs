@@ -75,6 +75,10 @@ pub struct OpenReport {
 
 type AckFn = Box<dyn FnOnce(Result<u64, PipelineError>) + Send>;
 
+/// Called by the writer with the revocations of each group, after it is
+/// applied and before it is acknowledged (the feeds append retractions).
+pub type RevocationHook = Arc<dyn Fn(&[crate::outputs::feeds::Revocation]) + Send + Sync>;
+
 struct Commit {
     prepared: Prepared,
     ack: AckFn,
@@ -87,6 +91,7 @@ pub struct Pipeline {
     policy: Policy,
     sender: Mutex<Option<SyncSender<Commit>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    hook: Arc<Mutex<Option<RevocationHook>>>,
     data_dir: PathBuf,
     report: OpenReport,
     _lock: DirLock,
@@ -120,9 +125,11 @@ impl Pipeline {
         let writer_state = Arc::clone(&state);
         let state_dir = data_dir.join(STATE_DIR);
         let snapshot_every = options.snapshot_every_records.max(1);
+        let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
+        let writer_hook = Arc::clone(&hook);
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, state_dir, snapshot_every))
+            .spawn(move || writer_loop(receiver, log, writer_state, state_dir, snapshot_every, writer_hook))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let pipeline = Pipeline {
             edge,
@@ -130,6 +137,7 @@ impl Pipeline {
             policy: options.policy,
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            hook,
             data_dir,
             report,
             _lock: lock,
@@ -138,6 +146,12 @@ impl Pipeline {
             pipeline.install_rules_file(path).map_err(|error| PipelineError::Rules(error.to_string()))?;
         }
         Ok(pipeline)
+    }
+
+    /// Installs the hook that receives each group's revocations before the
+    /// group is acknowledged.
+    pub fn set_revocation_hook(&self, hook: RevocationHook) {
+        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     pub fn edge(&self) -> &Edge {
@@ -240,6 +254,9 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
     if let Some(error) = decode_error {
         return Err(error);
     }
+    // Replayed refusals and bans were handled when first applied; the server
+    // reconciles its feeds against the current state when it starts.
+    drop(state.drain_revocations());
     Ok((state, report))
 }
 
@@ -252,6 +269,7 @@ fn writer_loop(
     state: Arc<RwLock<State>>,
     state_dir: PathBuf,
     snapshot_every: u64,
+    hook: Arc<Mutex<Option<RevocationHook>>>,
 ) {
     let mut failed = false;
     let mut since_snapshot = 0u64;
@@ -292,7 +310,7 @@ fn writer_loop(
         };
         let mut seq = first_seq;
         let mut firsts = Vec::with_capacity(group.len());
-        {
+        let revocations = {
             let mut state = state.write().unwrap_or_else(|p| p.into_inner());
             for commit in &group {
                 firsts.push(seq);
@@ -307,6 +325,13 @@ fn writer_loop(
                 subjects: state.subjects.acting(),
             }
             .emit();
+            state.drain_revocations()
+        };
+        if !revocations.is_empty() {
+            let hook = hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(hook) = hook {
+                hook(&revocations);
+            }
         }
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
         for (commit, first) in group.into_iter().zip(firsts) {

@@ -12,7 +12,7 @@ mod snapshot;
 pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 
 use crate::consent::{ConsentChange, ConsentRegistry};
-use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Recipient, Record, Region};
+use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Purpose, Recipient, Record, Region};
 use crate::processors::abuse::{self, Abuse, Signal};
 use crate::processors::audiences::Audiences;
 use crate::processors::graph::Graph;
@@ -122,6 +122,10 @@ pub struct State {
     pub links: Links,
     pub abuse: Abuse,
     pub audiences: Audiences,
+    /// Withdrawals of earlier disclosures caused by records applied since
+    /// the last drain (refusals, bans, unlinkings, account deletions). Not
+    /// snapshotted: the writer hands them to the feeds before acknowledging.
+    pub revocations: Vec<crate::outputs::feeds::Revocation>,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
@@ -155,6 +159,9 @@ impl State {
         match &event.body {
             EventBody::Consent { purpose, granted } => {
                 self.consent.record(subject, ConsentChange { purpose: *purpose, granted: *granted, ts_ms });
+                if !granted {
+                    self.revoke(subject, vec![*purpose], None, "refused");
+                }
             }
             EventBody::Register { device, .. } => {
                 self.abuse.observe(subject, ts_ms, Signal::Registered { device }, &self.graph, &self.links);
@@ -181,7 +188,14 @@ impl State {
                 self.abuse.observe(subject, ts_ms, Signal::Blocked { target }, &self.graph, &self.links);
             }
             EventBody::PartnerAccount { partner, partner_id, state } => {
+                let was_linked =
+                    self.links.partner_index(partner).and_then(|p| self.links.account_of(p, subject)).is_some();
                 self.links.apply(partner, subject, partner_id, *state);
+                let is_linked =
+                    self.links.partner_index(partner).and_then(|p| self.links.account_of(p, subject)).is_some();
+                if was_linked && !is_linked {
+                    self.revoke(subject, Purpose::ALL.to_vec(), Some(partner.clone()), "unlinked");
+                }
             }
             EventBody::PartnerFlag { partner, partner_id, reason } => {
                 // The partner names its own account; its link decides who that is.
@@ -197,8 +211,25 @@ impl State {
                 self.links.set_friends(partner, partner_id, friend, *state);
             }
             EventBody::BusinessMessage { business, .. } => self.audiences.record(business, subject, ts_ms),
-            EventBody::Session { .. } | EventBody::DeleteAccount => {}
+            EventBody::DeleteAccount => self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted"),
+            EventBody::Session { .. } => {}
         }
+    }
+
+    fn revoke(&mut self, subject: u32, purposes: Vec<Purpose>, partner: Option<String>, reason: &'static str) {
+        if let Some(record) = self.subjects.get(subject) {
+            let subject = record.pseudonym.subject_id();
+            self.revocations.push(crate::outputs::feeds::Revocation { subject, purposes, partner, reason });
+        }
+    }
+
+    /// Takes the revocations of the records applied since the last call
+    /// (bans included).
+    pub fn drain_revocations(&mut self) -> Vec<crate::outputs::feeds::Revocation> {
+        for subject in self.abuse.drain_newly_banned() {
+            self.revoke(subject, vec![Purpose::Product, Purpose::Ads], None, "banned");
+        }
+        std::mem::take(&mut self.revocations)
     }
 
     fn apply_control(&mut self, control: &Control) {

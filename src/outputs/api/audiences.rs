@@ -188,7 +188,24 @@ pub async fn get_partner_audience(
             disclosed.push(subject);
         }
     }
-    super::audit_disclosure(&app, &state, &partner, Purpose::Ads, "audience_members", disclosed, at_ms)?;
+    super::audit_disclosure(
+        &app,
+        &state,
+        &partner,
+        Purpose::Ads,
+        "audience_members",
+        disclosed.iter().copied(),
+        at_ms,
+    )?;
+    let items = disclosed
+        .iter()
+        .zip(&answer.members)
+        .map(|(subject, account)| {
+            let id = state.subjects.get(*subject).map(|r| r.pseudonym.subject_id()).unwrap_or_default();
+            (account.clone(), None, Some(answer.business.clone()), vec![id])
+        })
+        .collect();
+    app.feeds.disclose(&partner, Purpose::Ads, "audience_member", items, at_ms).map_err(ApiError::internal)?;
     answer.members.sort();
     Ok(Json(answer))
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub audience: crate::config::AudienceConfig,
     /// Every disclosure to a partner is recorded here before it is sent.
     pub audit: crate::outputs::audit::AuditLog,
+    /// Product and ads feeds with their retractions.
+    pub feeds: Arc<crate::outputs::feeds::Feeds>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -120,7 +122,7 @@ pub fn router(state: SharedState) -> Router {
         ops::prometheus,
         ops::openapi,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, partners::PurposeFeedPage)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -43,6 +43,39 @@ pub struct SecurityRecordView {
     pub at: String,
 }
 
+/// One record of a product or ads feed.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PurposeRecordView {
+    pub cursor: u64,
+    /// add or retract.
+    pub op: String,
+    /// suggestion or audience_member.
+    pub about: String,
+    /// The account the record is about (suggestions: who it is for).
+    pub partner_id: String,
+    /// Suggestions: the suggested account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggested: Option<String>,
+    /// Audience memberships: the business.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business: Option<String>,
+    /// Retractions: the cursor of the add withdrawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retracts: Option<u64>,
+    /// Retractions: refused, banned, unlinked, deleted or no_longer_allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: String,
+}
+
+/// A page of a product or ads feed.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PurposeFeedPage {
+    pub records: Vec<PurposeRecordView>,
+    /// Pass as `after` for the next page.
+    pub next: Option<u64>,
+}
+
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecurityFeedPage {
     pub records: Vec<SecurityRecordView>,
@@ -51,8 +84,12 @@ pub struct SecurityFeedPage {
     pub next: Option<u64>,
 }
 
-/// The partner's feed for one purpose. `security`: abuse actions about
-/// subjects linked to this partner. Role: partner (its own name only).
+/// The partner's feed for one purpose, resumable with `after`.
+/// `security`: abuse actions about subjects linked to this partner
+/// (SecurityFeedPage). `product` / `ads`: every suggestion / audience
+/// membership disclosed to this partner (`add`) and its withdrawal
+/// (`retract`) once a person involved refuses, is banned, unlinks or
+/// deletes their account (PurposeFeedPage). Role: partner (own name only).
 #[utoipa::path(
     get,
     path = "/v1/partners/{partner}/feeds/{purpose}",
@@ -61,7 +98,7 @@ pub struct SecurityFeedPage {
         ("purpose" = String, Path, description = "security"),
         FeedQuery,
     ),
-    responses((status = 200, body = SecurityFeedPage), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = SecurityFeedPage, description = "security; product and ads return PurposeFeedPage"), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn get_feed(
@@ -69,7 +106,8 @@ pub async fn get_feed(
     headers: HeaderMap,
     Path((partner, purpose)): Path<(String, String)>,
     query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<SecurityFeedPage>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let (config, handle_key) = partner_for(&app, &headers, &partner)?;
     let purpose = Purpose::parse(&purpose).ok_or_else(|| {
         ApiError::new(
@@ -80,13 +118,16 @@ pub async fn get_feed(
     if !config.purposes.contains(&purpose) {
         return Err(ApiError::new(Code::Forbidden, "this partner is not configured to receive that purpose"));
     }
-    if purpose != Purpose::Security {
-        return Err(ApiError::new(Code::FeedNotFound, "only the security feed exists so far"));
-    }
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are after and limit"))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::new(Code::InvalidQuery, format!("`limit` must be 1..={MAX_LIMIT}")));
+    }
+    if matches!(purpose, Purpose::Product | Purpose::Ads) {
+        return Ok(Json(purpose_feed(&app, &partner, purpose, query.after, limit)?).into_response());
+    }
+    if purpose != Purpose::Security {
+        return Err(ApiError::new(Code::FeedNotFound, "feeds exist for security, product and ads"));
     }
     let start = query.after.map_or(0, |after| after.saturating_add(1));
     let grant = PartnerGrant { name: &config.name, purposes: &config.purposes };
@@ -128,7 +169,43 @@ pub async fn get_feed(
         }
     }
     super::audit_disclosure(&app, &state, &partner, purpose, "security_feed", disclosed, at_ms)?;
-    Ok(Json(SecurityFeedPage { records, next }))
+    Ok(Json(SecurityFeedPage { records, next }).into_response())
+}
+
+fn purpose_feed(
+    app: &super::AppState,
+    partner: &str,
+    purpose: Purpose,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<PurposeFeedPage, ApiError> {
+    let at_ms = now_ms();
+    let stored = app.feeds.read(partner, purpose, after, limit);
+    let next = stored.last().map(|record| record.cursor).or(after);
+    let state = app.pipeline.state();
+    let involved: Vec<u32> = stored
+        .iter()
+        .flat_map(|record| record.subjects.iter())
+        .filter_map(|id| crate::contract::Pseudonym::from_subject_id(id))
+        .filter_map(|pseudonym| state.subjects.lookup(&pseudonym))
+        .collect();
+    let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
+    super::audit_disclosure(app, &state, partner, purpose, kind, involved, at_ms)?;
+    let records = stored
+        .into_iter()
+        .map(|record| PurposeRecordView {
+            cursor: record.cursor,
+            op: record.op,
+            about: record.about,
+            partner_id: record.partner_id,
+            suggested: record.suggested,
+            business: record.business,
+            retracts: record.retracts,
+            reason: record.reason,
+            at: rfc3339(record.at_ms),
+        })
+        .collect();
+    Ok(PurposeFeedPage { records, next })
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -206,6 +283,12 @@ pub async fn get_suggestions(
     );
     let involved = found.iter().map(|s| s.subject).chain((!found.is_empty()).then_some(owner));
     super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
+    let id_of = |subject: u32| state.subjects.get(subject).map(|r| r.pseudonym.subject_id()).unwrap_or_default();
+    let items = found
+        .iter()
+        .map(|s| (partner_id.clone(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))
+        .collect();
+    app.feeds.disclose(&partner, Purpose::Product, "suggestion", items, at_ms).map_err(ApiError::internal)?;
     let views = found
         .into_iter()
         .map(|suggestion| {

@@ -161,6 +161,9 @@ pub struct Abuse {
     pub evaluations: u64,
     #[serde(skip)]
     scratch: Vec<u32>,
+    /// Subjects banned since the last drain (for retractions).
+    #[serde(skip)]
+    newly_banned: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -266,6 +269,11 @@ impl Abuse {
     /// A partner's security records, oldest first (index = cursor).
     pub fn security_feed(&self, partner: PartnerIndex) -> &[SecurityRecord] {
         self.feeds.get(usize::from(partner)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Subjects banned since the last call.
+    pub fn drain_newly_banned(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.newly_banned)
     }
 
     /// Counts an event logged from a banned subject.
@@ -490,6 +498,9 @@ impl Abuse {
     ) {
         let id = self.actions.len() as u64;
         let record = self.subjects.entry(subject).or_default();
+        if status == Status::Banned && record.status != Status::Banned {
+            self.newly_banned.push(subject);
+        }
         if record.status != status {
             record.status = status;
             record.since_ms = ts_ms;

@@ -1,0 +1,355 @@
+//! Partner purpose feeds (`product`, `ads`) with retraction.
+//!
+//! Owns: one ordered, resumable change stream per partner and purpose in
+//! `<data>/feeds/<partner>.<purpose>.ndjson`: an `add` for every suggestion
+//! or audience membership first disclosed to the partner, and a `retract`
+//! for each of those once a person involved refuses the purpose, is banned,
+//! unlinks from the partner or deletes their account. The ledger of what is
+//! live (disclosed and not retracted), rebuilt from the files at start.
+//! Never: sends a pseudonym to a partner (records keep the subject ids for
+//! the ledger, the API strips them), or drops a retraction: retractions are
+//! fsynced before the refusal that caused them is acknowledged.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::contract::Purpose;
+
+/// Sub-directory of the data dir holding the feeds.
+pub const FEEDS_DIR: &str = "feeds";
+
+/// One feed record as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedRecord {
+    pub cursor: u64,
+    /// `add` or `retract`.
+    pub op: String,
+    /// `suggestion` or `audience_member`.
+    pub about: String,
+    /// The partner account the record is about (suggestions: who it is for).
+    pub partner_id: String,
+    /// Suggestions: the suggested account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested: Option<String>,
+    /// Audience memberships: the business.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business: Option<String>,
+    /// Retractions: the cursor of the `add` withdrawn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retracts: Option<u64>,
+    /// Retractions: refused, banned, unlinked, deleted or no_longer_allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at_ms: i64,
+    /// Subject ids involved (kept for the ledger; never sent to partners).
+    pub subjects: Vec<String>,
+}
+
+/// One disclosed item: (partner_id, suggested, business, subject ids).
+pub type Disclosed = (String, Option<String>, Option<String>, Vec<String>);
+
+/// Why a subject's earlier disclosures must be withdrawn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    /// Subject id (`s_…`).
+    pub subject: String,
+    /// Purposes affected.
+    pub purposes: Vec<Purpose>,
+    /// Only this partner's disclosures (an unlinking); `None`: every partner.
+    pub partner: Option<String>,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("feed file {path}: {source}")]
+pub struct FeedError {
+    path: String,
+    source: std::io::Error,
+}
+
+struct Stream {
+    path: PathBuf,
+    file: File,
+    records: Vec<FeedRecord>,
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<(String, Purpose), Stream>,
+    /// Live adds by identity key -> cursor.
+    live: HashMap<(String, Purpose, String), u64>,
+    /// Subject id -> live adds involving it: (partner, purpose, key).
+    by_subject: HashMap<String, Vec<(String, Purpose, String)>>,
+}
+
+/// Every partner's product and ads feeds.
+pub struct Feeds {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+fn key_of(record: &FeedRecord) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        record.about,
+        record.partner_id,
+        record.suggested.as_deref().unwrap_or(""),
+        record.business.as_deref().unwrap_or("")
+    )
+}
+
+impl Feeds {
+    /// Opens the feeds in `data_dir`, rebuilding the live ledger.
+    pub fn open(data_dir: &Path) -> Result<Feeds, FeedError> {
+        let dir = data_dir.join(FEEDS_DIR);
+        std::fs::create_dir_all(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
+        let feeds = Feeds { dir: dir.clone(), inner: Mutex::new(Inner::default()) };
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
+        let mut inner = feeds.lock();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(stem) = name.strip_suffix(".ndjson") else { continue };
+            let Some((partner, purpose)) = stem.rsplit_once('.') else { continue };
+            let Some(purpose) = Purpose::parse(purpose) else { continue };
+            let path = entry.path();
+            let io = |source| FeedError { path: path.display().to_string(), source };
+            let file = File::open(&path).map_err(io)?;
+            let mut records = Vec::new();
+            for line in BufReader::new(file).lines() {
+                let line = line.map_err(io)?;
+                // A torn last line (crash mid-append) is dropped.
+                if let Ok(record) = serde_json::from_str::<FeedRecord>(&line) {
+                    records.push(record);
+                }
+            }
+            for record in &records {
+                Inner::track(&mut inner, partner, purpose, record);
+            }
+            let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
+            inner.streams.insert((partner.to_string(), purpose), Stream { path, file, records });
+        }
+        drop(inner);
+        Ok(feeds)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the adds of a disclosure not already live; returns how many
+    /// were new. Each item: (partner_id, suggested, business, subject ids).
+    pub fn disclose(
+        &self,
+        partner: &str,
+        purpose: Purpose,
+        about: &str,
+        items: Vec<Disclosed>,
+        at_ms: i64,
+    ) -> Result<usize, FeedError> {
+        let mut inner = self.lock();
+        let mut fresh = Vec::new();
+        for (partner_id, suggested, business, subjects) in items {
+            let record = FeedRecord {
+                cursor: 0,
+                op: "add".into(),
+                about: about.into(),
+                partner_id,
+                suggested,
+                business,
+                retracts: None,
+                reason: None,
+                at_ms,
+                subjects,
+            };
+            if !inner.live.contains_key(&(partner.to_string(), purpose, key_of(&record))) {
+                fresh.push(record);
+            }
+        }
+        let count = fresh.len();
+        self.append(&mut inner, partner, purpose, fresh)?;
+        Ok(count)
+    }
+
+    /// Appends retractions for every live add involving a revoked subject.
+    /// Returns how many records were retracted.
+    pub fn revoke(&self, revocations: &[Revocation], at_ms: i64) -> Result<usize, FeedError> {
+        let mut inner = self.lock();
+        let mut by_stream: HashMap<(String, Purpose), Vec<FeedRecord>> = HashMap::new();
+        for revocation in revocations {
+            let Some(entries) = inner.by_subject.get(&revocation.subject).cloned() else { continue };
+            for (partner, purpose, key) in entries {
+                if !revocation.purposes.contains(&purpose)
+                    || revocation.partner.as_ref().is_some_and(|only| only != &partner)
+                {
+                    continue;
+                }
+                let Some(cursor) = inner.live.get(&(partner.clone(), purpose, key.clone())).copied() else { continue };
+                let pending = by_stream.entry((partner.clone(), purpose)).or_default();
+                if pending.iter().any(|r| r.retracts == Some(cursor)) {
+                    continue;
+                }
+                let Some(added) =
+                    inner.streams.get(&(partner.clone(), purpose)).and_then(|s| s.records.get(cursor as usize))
+                else {
+                    continue;
+                };
+                pending.push(FeedRecord {
+                    cursor: 0,
+                    op: "retract".into(),
+                    retracts: Some(cursor),
+                    reason: Some(revocation.reason.to_string()),
+                    at_ms,
+                    ..added.clone()
+                });
+            }
+        }
+        let mut count = 0;
+        for ((partner, purpose), records) in by_stream {
+            count += records.len();
+            self.append(&mut inner, &partner, purpose, records)?;
+        }
+        Ok(count)
+    }
+
+    fn append(
+        &self,
+        inner: &mut Inner,
+        partner: &str,
+        purpose: Purpose,
+        records: Vec<FeedRecord>,
+    ) -> Result<(), FeedError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let stream_key = (partner.to_string(), purpose);
+        if !inner.streams.contains_key(&stream_key) {
+            let path = self.dir.join(format!("{partner}.{}.ndjson", purpose.as_str()));
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|source| FeedError { path: path.display().to_string(), source })?;
+            inner.streams.insert(stream_key.clone(), Stream { path, file, records: Vec::new() });
+        }
+        let mut bytes = Vec::new();
+        let mut numbered = Vec::with_capacity(records.len());
+        {
+            let stream = inner.streams.get_mut(&stream_key).ok_or_else(|| FeedError {
+                path: partner.to_string(),
+                source: std::io::Error::other("stream vanished"),
+            })?;
+            for (cursor, mut record) in (stream.records.len() as u64..).zip(records) {
+                record.cursor = cursor;
+                bytes.extend_from_slice(&serde_json::to_vec(&record).unwrap_or_default());
+                bytes.push(b'\n');
+                numbered.push(record);
+            }
+            let io = |source| FeedError { path: stream.path.display().to_string(), source };
+            stream.file.write_all(&bytes).map_err(io)?;
+            stream.file.sync_data().map_err(io)?;
+            stream.records.extend(numbered.iter().cloned());
+        }
+        for record in &numbered {
+            Inner::track(inner, partner, purpose, record);
+        }
+        Ok(())
+    }
+
+    /// Records of one feed after `after`, at most `limit`.
+    pub fn read(&self, partner: &str, purpose: Purpose, after: Option<u64>, limit: usize) -> Vec<FeedRecord> {
+        let inner = self.lock();
+        let start = after.map_or(0, |a| a.saturating_add(1)) as usize;
+        inner
+            .streams
+            .get(&(partner.to_string(), purpose))
+            .map(|stream| stream.records.iter().skip(start).take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every live add, as (partner, purpose, record), for reconciliation.
+    pub fn live(&self) -> Vec<(String, Purpose, FeedRecord)> {
+        let inner = self.lock();
+        inner
+            .live
+            .iter()
+            .filter_map(|((partner, purpose, _), cursor)| {
+                let stream = inner.streams.get(&(partner.clone(), *purpose))?;
+                Some((partner.clone(), *purpose, stream.records.get(*cursor as usize)?.clone()))
+            })
+            .collect()
+    }
+}
+
+impl Inner {
+    fn track(inner: &mut Inner, partner: &str, purpose: Purpose, record: &FeedRecord) {
+        let key = key_of(record);
+        let live_key = (partner.to_string(), purpose, key.clone());
+        if record.op == "add" {
+            inner.live.insert(live_key, record.cursor);
+            for subject in &record.subjects {
+                inner.by_subject.entry(subject.clone()).or_default().push((partner.to_string(), purpose, key.clone()));
+            }
+        } else if inner.live.get(&live_key) == record.retracts.as_ref() {
+            inner.live.remove(&live_key);
+            for subject in &record.subjects {
+                if let Some(entries) = inner.by_subject.get_mut(subject) {
+                    entries.retain(|(p, q, k)| !(p == partner && *q == purpose && *k == key));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suggestion(
+        asker: &str,
+        suggested: &str,
+        subjects: &[&str],
+    ) -> (String, Option<String>, Option<String>, Vec<String>) {
+        (asker.into(), Some(suggested.into()), None, subjects.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// Adds are recorded once; a refusal retracts every live add involving
+    /// the subject for that purpose only; the ledger survives a reopen.
+    #[test]
+    fn disclosures_are_retracted_once_and_survive_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let feeds = Feeds::open(dir.path()).expect("open");
+        let items = vec![suggestion("p1", "p2", &["s_a", "s_b"]), suggestion("p1", "p3", &["s_a", "s_c"])];
+        assert_eq!(feeds.disclose("net", Purpose::Product, "suggestion", items.clone(), 1).expect("add"), 2);
+        assert_eq!(feeds.disclose("net", Purpose::Product, "suggestion", items, 2).expect("again"), 0);
+        let audience = vec![("p2".to_string(), None, Some("shop".to_string()), vec!["s_b".to_string()])];
+        feeds.disclose("net", Purpose::Ads, "audience_member", audience, 3).expect("ads");
+        let refusal =
+            Revocation { subject: "s_b".into(), purposes: vec![Purpose::Product], partner: None, reason: "refused" };
+        assert_eq!(feeds.revoke(std::slice::from_ref(&refusal), 4).expect("revoke"), 1);
+        assert_eq!(feeds.revoke(&[refusal], 5).expect("again"), 0, "retracted once");
+        let product = feeds.read("net", Purpose::Product, None, 10);
+        assert_eq!(product.len(), 3);
+        assert_eq!(
+            (product[2].op.as_str(), product[2].retracts, product[2].suggested.as_deref()),
+            ("retract", Some(0), Some("p2"))
+        );
+        assert_eq!(feeds.read("net", Purpose::Ads, None, 10).len(), 1, "ads untouched by a product refusal");
+        drop(feeds);
+        let feeds = Feeds::open(dir.path()).expect("reopen");
+        assert_eq!(feeds.live().len(), 2, "p1->p3 and the ads membership stay live");
+        let ban = Revocation {
+            subject: "s_a".into(),
+            purposes: vec![Purpose::Product, Purpose::Ads],
+            partner: None,
+            reason: "banned",
+        };
+        assert_eq!(feeds.revoke(&[ban], 6).expect("revoke"), 1);
+        assert_eq!(feeds.read("net", Purpose::Product, Some(2), 10).len(), 1);
+    }
+}
