@@ -144,21 +144,26 @@ fn reconcile_feeds(
 ) -> Result<(), ServerError> {
     let at_ms = crate::outputs::api::now_ms();
     let mut revocations = Vec::new();
+    let live = feeds.live();
+    if live.is_empty() {
+        return Ok(());
+    }
     {
         let state = pipeline.state();
-        for (partner, purpose, record) in feeds.live() {
+        let by_handle: std::collections::HashMap<String, u32> = (0..state.subjects.len() as u32)
+            .filter_map(|index| state.subjects.get(index).map(|r| (r.pseudonym.record_handle(), index)))
+            .collect();
+        for (partner, purpose, record) in live {
             let grant = partners
                 .iter()
                 .find(|p| p.name == partner)
                 .map(|p| crate::gate::PartnerGrant { name: &p.name, purposes: &p.purposes });
             for subject in &record.subjects {
                 let allowed = grant.as_ref().is_some_and(|grant| {
-                    crate::contract::Pseudonym::from_subject_id(subject)
-                        .and_then(|pseudonym| state.subjects.lookup(&pseudonym))
-                        .is_some_and(|index| {
-                            crate::gate::release_to_partner(&state, pipeline.policy(), grant, index, purpose, at_ms, ())
-                                .is_ok()
-                        })
+                    by_handle.get(subject).is_some_and(|&index| {
+                        crate::gate::release_to_partner(&state, pipeline.policy(), grant, index, purpose, at_ms, ())
+                            .is_ok()
+                    })
                 });
                 if !allowed {
                     revocations.push(crate::outputs::feeds::Revocation {

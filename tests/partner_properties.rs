@@ -164,7 +164,7 @@ proptest! {
                     for suggestion in &found {
                         let person = world.person(suggestion.subject);
                         prop_assert!(world.model.allowed(person, Purpose::Product), "suggested {person} not allowed");
-                        items.push((account.clone(), Some(suggestion.account.clone()), None, vec![who(k).subject_id(), who(person).subject_id()]));
+                        items.push((account.clone(), Some(suggestion.account.clone()), None, vec![who(k).record_handle(), who(person).record_handle()]));
                     }
                     world.feeds.disclose("net", Purpose::Product, "suggestion", items, at).expect("disclose");
                 }
@@ -181,7 +181,7 @@ proptest! {
                             let person = world.person(subject);
                             prop_assert!(world.model.allowed(person, Purpose::Ads), "audience member {person} not allowed");
                             let account = state.links.account_of(index, subject).expect("linked").to_string();
-                            items.push((account, None, Some("shop".to_string()), vec![who(person).subject_id()]));
+                            items.push((account, None, Some("shop".to_string()), vec![who(person).record_handle()]));
                         }
                     }
                     world.feeds.disclose("net", Purpose::Ads, "audience_member", items, at).expect("disclose");
@@ -191,7 +191,7 @@ proptest! {
         // Every live disclosure involves only people allowed its purpose now.
         for (_, purpose, record) in world.feeds.live() {
             for subject in &record.subjects {
-                let person = (0..PEOPLE).find(|k| who(*k).subject_id() == *subject).expect("person");
+                let person = (0..PEOPLE).find(|k| who(*k).record_handle() == *subject).expect("person");
                 prop_assert!(world.model.allowed(person, purpose), "{record:?} still live for {person}");
             }
         }

@@ -45,6 +45,23 @@ impl Pseudonym {
     }
 
     /// Parses a subject id made by [`Pseudonym::subject_id`].
+    /// The handle proviso's own records (audit log, feeds ledger) use for
+    /// the subject: `r_` + 32 hex of a one-way hash of the pseudonym. Those
+    /// files never hold the pseudonym itself, so erasing a subject from the
+    /// log and state erases it from the data dir.
+    pub fn record_handle(&self) -> String {
+        let mut hasher = blake3::Hasher::new_derive_key("proviso 2026 record handle v1");
+        hasher.update(&self.0);
+        let hash = hasher.finalize();
+        let mut handle = String::with_capacity(34);
+        handle.push_str("r_");
+        for byte in &hash.as_bytes()[..16] {
+            handle.push(HEX[(byte >> 4) as usize] as char);
+            handle.push(HEX[(byte & 0xf) as usize] as char);
+        }
+        handle
+    }
+
     pub fn from_subject_id(id: &str) -> Option<Self> {
         let hex = id.strip_prefix("s_")?.as_bytes();
         if hex.len() != 32 {

@@ -218,7 +218,7 @@ impl State {
 
     fn revoke(&mut self, subject: u32, purposes: Vec<Purpose>, partner: Option<String>, reason: &'static str) {
         if let Some(record) = self.subjects.get(subject) {
-            let subject = record.pseudonym.subject_id();
+            let subject = record.pseudonym.record_handle();
             self.revocations.push(crate::outputs::feeds::Revocation { subject, purposes, partner, reason });
         }
     }

@@ -152,7 +152,7 @@ pub(crate) fn audit_disclosure(
     at_ms: i64,
 ) -> Result<(), error::ApiError> {
     let ids: Vec<String> =
-        subjects.into_iter().filter_map(|s| state.subjects.get(s).map(|r| r.pseudonym.subject_id())).collect();
+        subjects.into_iter().filter_map(|s| state.subjects.get(s).map(|r| r.pseudonym.record_handle())).collect();
     if ids.is_empty() {
         return Ok(());
     }

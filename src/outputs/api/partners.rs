@@ -183,14 +183,14 @@ fn purpose_feed(
     let stored = app.feeds.read(partner, purpose, after, limit);
     let next = stored.last().map(|record| record.cursor).or(after);
     let state = app.pipeline.state();
-    let involved: Vec<u32> = stored
-        .iter()
-        .flat_map(|record| record.subjects.iter())
-        .filter_map(|id| crate::contract::Pseudonym::from_subject_id(id))
-        .filter_map(|pseudonym| state.subjects.lookup(&pseudonym))
-        .collect();
+    let handles: Vec<String> = stored.iter().flat_map(|record| record.subjects.iter().cloned()).collect();
     let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
-    super::audit_disclosure(app, &state, partner, purpose, kind, involved, at_ms)?;
+    if !handles.is_empty() {
+        app.audit
+            .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, handles)
+            .map_err(ApiError::internal)?;
+    }
+    drop(state);
     let records = stored
         .into_iter()
         .map(|record| PurposeRecordView {
@@ -283,7 +283,7 @@ pub async fn get_suggestions(
     );
     let involved = found.iter().map(|s| s.subject).chain((!found.is_empty()).then_some(owner));
     super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
-    let id_of = |subject: u32| state.subjects.get(subject).map(|r| r.pseudonym.subject_id()).unwrap_or_default();
+    let id_of = |subject: u32| state.subjects.get(subject).map(|r| r.pseudonym.record_handle()).unwrap_or_default();
     let items = found
         .iter()
         .map(|s| (partner_id.clone(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))

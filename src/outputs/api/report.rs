@@ -105,7 +105,7 @@ pub async fn get_report(
     let at_ms = now_ms();
     let disclosures = app
         .audit
-        .records_about(&pseudonym.subject_id())
+        .records_about(&pseudonym.record_handle())
         .map_err(ApiError::internal)?
         .into_iter()
         .map(|record| Disclosure {
