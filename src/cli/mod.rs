@@ -2,6 +2,7 @@
 //! output; the work happens in the library.
 
 mod audit;
+mod compact;
 mod demo;
 mod http;
 mod ingest;
@@ -52,6 +53,8 @@ pub enum Command {
     Rules(rules::RulesCommand),
     /// Verify the hash-chained disclosure audit log
     Audit(audit::AuditCommand),
+    /// Rewrite the log without erased (deleted) subjects
+    Compact(compact::CompactCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rebuild(command) => rebuild::run(command),
         Command::Rules(command) => rules::run(command),
         Command::Audit(command) => audit::run(command),
+        Command::Compact(command) => compact::run(command),
     }
 }
 

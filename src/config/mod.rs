@@ -102,6 +102,8 @@ pub struct FileConfig {
     pub audience_epsilon: Option<f64>,
     /// Epsilon each business may spend per UTC day on noisy sizes.
     pub audience_daily_epsilon: Option<f64>,
+    /// Longest time (seconds) an erased subject's events stay in the log.
+    pub erasure_compaction_seconds: Option<u64>,
     /// Extra API tokens: `[[tokens]] name = "...", role = "...", token = "..."`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -217,6 +219,14 @@ pub struct Config {
     /// Abuse rules file; `None` runs the built-in defaults.
     pub rules_path: Option<PathBuf>,
     pub audience: AudienceConfig,
+    /// Longest time (seconds) an erased subject's events stay in the log.
+    pub erasure_compaction_seconds: u64,
+}
+
+/// Default erasure bound: one hour, so a burst of deletions costs one
+/// rewrite of the log, not one each.
+pub const fn default_erasure_compaction_seconds() -> u64 {
+    3600
 }
 
 /// How ad audience sizes are released.
@@ -365,10 +375,21 @@ impl Config {
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
+        let erasure_compaction_seconds = match std::env::var(env::PROVISO_ERASURE_COMPACTION_SECONDS).ok() {
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                problems.push(format!("{} must be a whole number of seconds", env::PROVISO_ERASURE_COMPACTION_SECONDS));
+                default_erasure_compaction_seconds()
+            }),
+            None => file.erasure_compaction_seconds.unwrap_or(default_erasure_compaction_seconds()),
+        };
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
         Ok(Config {
             partners,
             rules_path,
             audience,
+            erasure_compaction_seconds,
             data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             default_region,
@@ -396,6 +417,7 @@ impl Config {
                 .map(|partner| partner.name.clone())
                 .unwrap_or_else(|| crate::contract::DEFAULT_PARTNER.to_string()),
             rules_path: self.rules_path.clone(),
+            erasure_compaction: std::time::Duration::from_secs(self.erasure_compaction_seconds),
         }
     }
 }

@@ -87,6 +87,11 @@ pub struct ConsentRegistry {
 }
 
 impl ConsentRegistry {
+    /// Forgets an erased subject's choices.
+    pub fn remove(&mut self, subject: u32) {
+        self.histories.remove(&subject);
+    }
+
     /// Approximate heap bytes of the histories.
     pub fn heap_bytes(&self) -> usize {
         self.histories.capacity() * (std::mem::size_of::<(u32, Vec<ConsentChange>)>() + 1)

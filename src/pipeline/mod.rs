@@ -7,16 +7,18 @@
 //! acknowledges an event before it is on disk.
 
 mod batch;
+mod compact;
 mod rules;
 
 pub use batch::{prepare_lines, Prepared, Rejection};
+pub use compact::{compact_log, recover_interrupted, CompactReport};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::consent::Policy;
 use crate::contract::{decode_record, Region};
@@ -44,6 +46,10 @@ pub struct PipelineOptions {
     pub default_partner: String,
     /// Abuse rules file; `None` runs the built-in defaults.
     pub rules_path: Option<PathBuf>,
+    /// Longest time an erased subject's events stay in the log: the writer
+    /// compacts the log this long after the first pending erasure (zero:
+    /// before acknowledging the deletion).
+    pub erasure_compaction: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +111,7 @@ impl Pipeline {
         std::fs::create_dir_all(&data_dir)
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let lock = DirLock::acquire(&data_dir)?;
+        compact::recover_interrupted(&data_dir)?;
         let key = match options.pseudonym_key.clone() {
             Some(key) => key,
             None => PseudonymKey::load_or_create(&data_dir)?,
@@ -123,13 +130,17 @@ impl Pipeline {
         let state = Arc::new(RwLock::new(state));
         let (sender, receiver) = mpsc::sync_channel::<Commit>(256);
         let writer_state = Arc::clone(&state);
-        let state_dir = data_dir.join(STATE_DIR);
+        let housekeeping = Housekeeping {
+            data_dir: data_dir.clone(),
+            segment_bytes: options.segment_bytes,
+            erasure_compaction: options.erasure_compaction,
+        };
         let snapshot_every = options.snapshot_every_records.max(1);
         let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
         let writer_hook = Arc::clone(&hook);
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, state_dir, snapshot_every, writer_hook))
+            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping, snapshot_every, writer_hook))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let pipeline = Pipeline {
             edge,
@@ -267,14 +278,38 @@ fn writer_loop(
     receiver: Receiver<Commit>,
     mut log: Log,
     state: Arc<RwLock<State>>,
-    state_dir: PathBuf,
+    housekeeping: Housekeeping,
     snapshot_every: u64,
     hook: Arc<Mutex<Option<RevocationHook>>>,
 ) {
+    let state_dir = housekeeping.data_dir.join(STATE_DIR);
+    let mut erasure_seen: Option<Instant> = None;
     let mut failed = false;
     let mut since_snapshot = 0u64;
     let mut framed = Vec::new();
-    while let Ok(first) = receiver.recv() {
+    loop {
+        let pending = state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0;
+        if pending {
+            let since = *erasure_seen.get_or_insert_with(Instant::now);
+            if !failed && since.elapsed() >= housekeeping.erasure_compaction {
+                housekeeping.compact(&mut log, &state);
+                erasure_seen = None;
+            }
+        }
+        let first = if pending && erasure_seen.is_some() {
+            let wait =
+                housekeeping.erasure_compaction.saturating_sub(erasure_seen.map_or(Duration::ZERO, |s| s.elapsed()));
+            match receiver.recv_timeout(wait.max(Duration::from_millis(10))) {
+                Ok(commit) => commit,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match receiver.recv() {
+                Ok(commit) => commit,
+                Err(_) => break,
+            }
+        };
         let mut group = vec![first];
         let mut records = group[0].prepared.records.len() as u64;
         while records < MAX_GROUP_RECORDS {
@@ -333,6 +368,15 @@ fn writer_loop(
                 hook(&revocations);
             }
         }
+        // With a zero bound, a deletion is compacted away before it is
+        // acknowledged.
+        if housekeeping.erasure_compaction.is_zero()
+            && state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
+        {
+            housekeeping.compact(&mut log, &state);
+            erasure_seen = None;
+            since_snapshot = 0;
+        }
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
         for (commit, first) in group.into_iter().zip(firsts) {
             (commit.ack)(Ok(first));
@@ -345,6 +389,44 @@ fn writer_loop(
     }
     if !failed {
         write_snapshot(&state, &state_dir);
+    }
+}
+
+/// What the writer needs to compact the log for erasures.
+struct Housekeeping {
+    data_dir: PathBuf,
+    segment_bytes: u64,
+    erasure_compaction: Duration,
+}
+
+impl Housekeeping {
+    /// Compacts the log, rebuilds state from it and snapshots, all while
+    /// holding the state lock (queries wait; nothing is acknowledged
+    /// meanwhile). On failure the old log stays and compaction is retried.
+    fn compact(&self, log: &mut Log, state: &RwLock<State>) {
+        let started = Instant::now();
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let outcome = compact::compact_log(&self.data_dir, self.segment_bytes).and_then(|report| {
+            *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+            let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
+            *guard = rebuilt;
+            Ok(report)
+        });
+        match outcome {
+            Ok(report) => {
+                if let Err(error) = save_snapshot(&guard, &self.data_dir.join(STATE_DIR)) {
+                    tracing::warn!(%error, "Snapshot after compaction failed; state stays rebuildable from the log.");
+                }
+                tracing::info!(
+                    erased_subjects = report.erased_subjects,
+                    records_before = report.records_before,
+                    records_after = report.records_after,
+                    millis = started.elapsed().as_millis() as u64,
+                    "Log compacted: erased subjects removed."
+                );
+            }
+            Err(error) => tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log."),
+        }
     }
 }
 

@@ -75,6 +75,25 @@ impl Subjects {
         });
     }
 
+    /// Erases a subject from the registry: its pseudonym leaves the index
+    /// and the record (zeroed); the dense index stays reserved until the
+    /// next compaction rebuilds state.
+    fn erase(&mut self, subject: u32) {
+        let Some(record) = self.records.get(subject as usize).copied() else { return };
+        let hash = self.hash(&record.pseudonym);
+        if let Ok(entry) = self.index.find_entry(hash, |&known| known == subject) {
+            entry.remove();
+        }
+        if record.has_acted() {
+            self.acting -= 1;
+        }
+        self.records[subject as usize] = SubjectRecord {
+            pseudonym: Pseudonym::from_stored([0; 16]),
+            region: Region::UNKNOWN,
+            first_seen_ms: i64::MAX,
+        };
+    }
+
     /// Every known index, including subjects only named by others.
     pub fn len(&self) -> usize {
         self.records.len()
@@ -112,6 +131,14 @@ impl Subjects {
     }
 }
 
+/// Bookkeeping that is neither a processor nor the registry.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Housekeeping {
+    /// Account deletions applied since the log was last compacted: while
+    /// above zero, the log still holds erased subjects' events.
+    pub erasures_pending: u64,
+}
+
 /// Everything derived from the log.
 #[derive(Default)]
 pub struct State {
@@ -126,6 +153,7 @@ pub struct State {
     /// the last drain (refusals, bans, unlinkings, account deletions). Not
     /// snapshotted: the writer hands them to the feeds before acknowledging.
     pub revocations: Vec<crate::outputs::feeds::Revocation>,
+    pub housekeeping: Housekeeping,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
@@ -211,9 +239,25 @@ impl State {
                 self.links.set_friends(partner, partner_id, friend, *state);
             }
             EventBody::BusinessMessage { business, .. } => self.audiences.record(business, subject, ts_ms),
-            EventBody::DeleteAccount => self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted"),
+            EventBody::DeleteAccount => {
+                self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted");
+                self.erase(subject);
+            }
             EventBody::Session { .. } => {}
         }
+    }
+
+    /// Removes a subject from every processor and the registry. Its events
+    /// stay in the log until compaction rewrites it without them.
+    fn erase(&mut self, subject: u32) {
+        self.usage.remove_subject(subject);
+        self.consent.remove(subject);
+        self.graph.remove_subject(subject);
+        self.links.remove_subject(subject);
+        self.abuse.remove_subject(subject);
+        self.audiences.remove_subject(subject);
+        self.subjects.erase(subject);
+        self.housekeeping.erasures_pending += 1;
     }
 
     fn revoke(&mut self, subject: u32, purposes: Vec<Purpose>, partner: Option<String>, reason: &'static str) {

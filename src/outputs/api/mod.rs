@@ -57,6 +57,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/v1/subjects/{subject}/consent", &[Role::SubjectService]),
     ("PUT", "/v1/subjects/{subject}/consent/{purpose}", &[Role::SubjectService]),
     ("GET", "/v1/subjects/{subject}/report", &[Role::SubjectService]),
+    ("POST", "/v1/subjects/{subject}/erase", &[Role::SubjectService]),
     ("GET", "/v1/abuse/actions", &[Role::Reviewer]),
     ("GET", "/v1/abuse/subjects/{subject}", &[Role::Reviewer]),
     ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
@@ -83,6 +84,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/subjects/{subject}/consent", get(subjects::get_consent))
         .route("/v1/subjects/{subject}/consent/{purpose}", put(subjects::put_consent))
         .route("/v1/subjects/{subject}/report", get(report::get_report))
+        .route("/v1/subjects/{subject}/erase", post(subjects::erase))
         .route("/v1/abuse/actions", get(abuse::get_actions))
         .route("/v1/abuse/subjects/{subject}", get(abuse::get_subject))
         .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
@@ -110,6 +112,7 @@ pub fn router(state: SharedState) -> Router {
         subjects::get_consent,
         subjects::put_consent,
         report::get_report,
+        subjects::erase,
         abuse::get_actions,
         abuse::get_subject,
         abuse::post_decision,

@@ -236,3 +236,45 @@ pub(super) fn bad_body(rejection: JsonRejection) -> ApiError {
     };
     ApiError::new(Code::InvalidBody, message)
 }
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EraseResponse {
+    pub subject: String,
+    pub erased: bool,
+    /// Whether the log no longer holds the subject's events (true when the
+    /// erasure bound is zero; otherwise compaction follows within the bound).
+    pub compacted: bool,
+}
+
+/// Erases a person: logged like a `delete_account` event. From the
+/// acknowledgement they are gone from every state and output, partners get
+/// retractions, and once the log is compacted (within the configured bound,
+/// or `proviso compact`) no byte of their pseudonym or events remains in the
+/// data dir. Role: subject-service.
+#[utoipa::path(
+    post,
+    path = "/v1/subjects/{subject}/erase",
+    params(("subject" = String, Path, description = "Subject id")),
+    responses((status = 200, body = EraseResponse), (status = 404, body = super::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn erase(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    Path(subject): Path<String>,
+) -> Result<Json<EraseResponse>, ApiError> {
+    app.tokens.require(&headers, &[Role::SubjectService])?;
+    let pseudonym = parse_subject(&subject)?;
+    let region = {
+        let state = app.pipeline.state();
+        let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+        state.subjects.get(index).map(|r| r.region).ok_or_else(not_found)?
+    };
+    let event = Event { ts_ms: now_ms(), subject: pseudonym, region, body: EventBody::DeleteAccount };
+    let pipeline = app.pipeline.clone();
+    tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_events(vec![event])))
+        .await
+        .map_err(ApiError::internal)??;
+    let compacted = app.pipeline.state().housekeeping.erasures_pending == 0;
+    Ok(Json(EraseResponse { subject: pseudonym.subject_id(), erased: true, compacted }))
+}

@@ -126,6 +126,9 @@ pub struct RulesSource {
     pub lists: Vec<(String, String)>,
 }
 
+/// Subject index of actions and records about an erased subject.
+pub const ERASED: u32 = u32::MAX;
+
 /// Account age reported when no register event was seen: effectively
 /// infinite, so "young account" rules never fire on old accounts.
 pub const UNKNOWN_ACCOUNT_AGE_SECONDS: f64 = 1e12;
@@ -269,6 +272,29 @@ impl Abuse {
     /// A partner's security records, oldest first (index = cursor).
     pub fn security_feed(&self, partner: PartnerIndex) -> &[SecurityRecord] {
         self.feeds.get(usize::from(partner)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Forgets an erased subject: windows, registration, status, and its
+    /// place in actions and security records (kept as erased placeholders
+    /// so cursors stay stable; outputs skip them).
+    pub fn remove_subject(&mut self, subject: u32) {
+        self.windows.remove(&subject);
+        if let Some(slot) = self.registered_s.get_mut(subject as usize) {
+            *slot = 0;
+        }
+        self.subjects.remove(&subject);
+        for registrations in self.devices.values_mut() {
+            registrations.retain(|(_, s)| *s != subject);
+        }
+        for action in self.actions.iter_mut().filter(|a| a.subject == subject) {
+            action.subject = ERASED;
+            action.evidence.clear();
+            action.origin = Origin::Reviewer { note: String::new() };
+        }
+        for record in self.feeds.iter_mut().flatten().filter(|r| r.subject == subject) {
+            record.subject = ERASED;
+            record.partner_account.clear();
+        }
     }
 
     /// Subjects banned since the last call.

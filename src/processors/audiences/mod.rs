@@ -64,6 +64,15 @@ impl Audiences {
         members
     }
 
+    /// Forgets an erased subject.
+    pub fn remove_subject(&mut self, subject: u32) {
+        for days in self.by_business.values_mut() {
+            for bitmap in days.values_mut() {
+                bitmap.0.remove(subject);
+            }
+        }
+    }
+
     /// Businesses `subject` exchanged messages with, and on how many days.
     pub fn businesses_of(&self, subject: u32) -> Vec<(&str, usize)> {
         let mut found: Vec<(&str, usize)> = self

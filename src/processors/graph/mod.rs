@@ -51,6 +51,21 @@ impl Graph {
         }
     }
 
+    /// Forgets an erased subject: its book, its blocks, and its place in
+    /// everyone else's book.
+    pub fn remove_subject(&mut self, subject: u32) {
+        self.set_book(subject, Vec::new());
+        if self.in_degree(subject) > 0 {
+            for book in self.books.values_mut() {
+                if book.binary_search(&subject).is_ok() {
+                    *book = book.iter().copied().filter(|&c| c != subject).collect();
+                }
+            }
+            self.in_degree[subject as usize] = 0;
+        }
+        self.blocks.retain(|(a, b)| *a != subject && *b != subject);
+    }
+
     /// Records that `blocker` blocked `blocked`.
     pub fn block(&mut self, blocker: u32, blocked: u32) {
         self.blocks.insert((blocker, blocked));

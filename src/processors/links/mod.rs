@@ -86,6 +86,12 @@ impl Links {
         self.friends.contains(&(partner, low.to_string(), high.to_string()))
     }
 
+    /// Forgets an erased subject's links at every partner.
+    pub fn remove_subject(&mut self, subject: u32) {
+        self.by_subject.retain(|(_, linked), _| *linked != subject);
+        self.by_account.retain(|_, linked| *linked != subject);
+    }
+
     /// The subject's account id at `partner`, if linked.
     pub fn account_of(&self, partner: PartnerIndex, subject: u32) -> Option<&str> {
         self.by_subject.get(&(partner, subject)).map(String::as_str)

@@ -136,6 +136,19 @@ impl Usage {
     }
 
     /// The last UTC day with any activity.
+    /// Forgets an erased subject: it leaves every active-day, country and
+    /// platform bitmap. (Message totals are recomputed by log compaction.)
+    pub fn remove_subject(&mut self, subject: u32) {
+        for bitmap in
+            self.active_by_day.values_mut().chain(self.by_country.values_mut()).chain(self.by_platform.iter_mut())
+        {
+            bitmap.remove(subject);
+        }
+        if let Some(slot) = self.platform_of.get_mut(subject as usize) {
+            *slot = (UNKNOWN_PLATFORM as u8, i64::MAX);
+        }
+    }
+
     /// Days on which `subject` was active, oldest first.
     pub fn active_days_of(&self, subject: u32) -> Vec<i32> {
         self.active_by_day.iter().filter(|(_, bitmap)| bitmap.contains(subject)).map(|(day, _)| *day).collect()

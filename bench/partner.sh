@@ -1,0 +1,476 @@
+#!/usr/bin/env bash
+# bench/partner.sh: latency of the consent-gated partner outputs (friend
+# suggestions, audience sizes, retraction on refusal) on a realistic graph.
+#
+# What is measured (bench/partner_load.py, one client, one request at a time,
+# keep-alive loopback connections):
+# a. GET /v1/partners/benchnet/suggestions/{partner_id}?limit=20 for
+#    SUGGESTIONS random (seeded) partner accounts of the workload: p50, p90,
+#    p99, max (ms), requests/s, share of non-empty answers, mean list length.
+#    Each answer runs the graph walk over the asker's contact book (median
+#    100 contacts) and their contacts, the consent gate on every candidate,
+#    appends the disclosure to the audit log and the new pairs to the
+#    product feed, as in production. Target p99 <= 5 ms.
+# b. GET /v1/audiences/{business}?days=90 (advertiser) for AUDIENCES random
+#    businesses: the same figures, and how many were suppressed (< k = 100
+#    people allowing ads) or released. Target p99 <= 1 ms.
+# c. For RETRACTIONS (owner, suggested) pairs from (a): the suggested
+#    person's number is resolved (untimed), then PUT
+#    /v1/subjects/{s}/consent/product {"granted":false}; t_ack is its 200;
+#    the partner then reads its product feed after its last cursor until the
+#    `retract` of that person's suggestion appears (t_seen). Figures:
+#    t_seen - t_ack (target p99 <= 10 ms) and the refusal's own latency.
+# Also: the server's VmRSS before and after the load, the data dir size, and
+# the time to ingest the workload and start the server.
+#
+# Why the figures are fair:
+# - The workload: `proviso simulate` with 200k subjects, its default median
+#   contact book of 100 (no flag changes it), ~40% of subjects linked to a
+#   partner account, starting 60 days before today so that the opt-out
+#   notice periods (30 days from first seen) are over: outside the EEA and GB
+#   people allow product and ads unless they refused (~5% refuse ads; EEA and
+#   GB people need an explicit grant). So the gate does real work and most
+#   answers are non-empty.
+# - The data is ingested with `--config` naming benchnet first: the
+#   simulator's partner events name no partner and go to the first configured
+#   one at the edge (without the config they land at the partner `default`
+#   and benchnet has no accounts).
+# - Same binary for every step: a private copy in bench/out, so a concurrent
+#   `cargo build` cannot swap it mid-run.
+# - Contention is visible: for each phase, the CPU-seconds the machine spent
+#   busy minus the server's and the client's own (from /proc) is the work of
+#   other processes. About 0 on a quiet machine. Before each timed step the
+#   script waits (at most WAIT_QUIET s) while a cargo/rustc process runs.
+# - The client is Python, sequential, on the same 2 cores; the latencies
+#   include one HTTP round trip on loopback and Python's HTTP handling, so
+#   they are an upper bound on the server's own time.
+#
+# Parameters (environment): SUBJECTS (200000), DAYS (14), EVENTS (3000000),
+# SEED (3), START (60 days before today, UTC), SUGGESTIONS (2000), AUDIENCES
+# (2000), RETRACTIONS (300), AUDIENCE_DAYS (90), K (100: PROVISO_AUDIENCE_K),
+# WAIT_QUIET (300: before each timed step, wait at most this many seconds
+# while a cargo/rustc process runs; 0 never waits), SKIP_BUILD (0).
+# Outputs: bench/out/ (gitignored); summary in bench/out/partner-results.json,
+# table in bench/out/partner-results.txt.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+cd "$ROOT"
+
+SUBJECTS=${SUBJECTS:-200000}
+DAYS=${DAYS:-14}
+EVENTS=${EVENTS:-3000000}
+SEED=${SEED:-3}
+START=${START:-$(date -u -d '60 days ago' +%F)}
+SUGGESTIONS=${SUGGESTIONS:-2000}
+AUDIENCES=${AUDIENCES:-2000}
+RETRACTIONS=${RETRACTIONS:-300}
+AUDIENCE_DAYS=${AUDIENCE_DAYS:-90}
+K=${K:-100}
+WAIT_QUIET=${WAIT_QUIET:-300}
+SKIP_BUILD=${SKIP_BUILD:-0}
+
+OUT=bench/out
+BIN=target/release/proviso
+PY=python3
+EVENTS_FILE=$OUT/partner-events-$SUBJECTS-$EVENTS-$DAYS-$SEED-$START.ndjson
+LABELS_FILE=$OUT/partner-labels-$SUBJECTS-$EVENTS-$DAYS-$SEED-$START.ndjson
+DATA=$OUT/partner-data
+BENCH_CONFIG=$OUT/partner-bench.toml
+ADMIN_TOKEN=bench-admin-token-0000001
+SUBJECT_TOKEN=bench-subject-token-000001
+ADVERTISER_TOKEN=bench-advertiser-token-01
+PARTNER=benchnet
+PARTNER_TOKEN=bench-partner-token-00000001
+NPROC=$(nproc)
+
+mkdir -p "$OUT"
+: >"$OUT/partner-commands.txt"
+# Results of an earlier run must not leak into this one's report.
+rm -f "$OUT"/partner-{ingest,load,steps,results}.json "$OUT"/partner-ingest.{time,stderr} \
+    "$OUT"/partner-simulate.stderr "$OUT/partner-results.txt"
+SERVER_PID=
+
+say() { printf '\n== %s\n' "$*" >&2; }
+record() { printf '%s\n' "$*" >>"$OUT/partner-commands.txt"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+trap stop_server EXIT
+
+# Peak RSS and own CPU of a command, when GNU time is installed.
+TIME_BIN=
+if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null; then
+    TIME_BIN=/usr/bin/time
+fi
+with_time() { # FILE CMD...
+    local file=$1
+    shift
+    if [[ -n "$TIME_BIN" ]]; then
+        "$TIME_BIN" -f '%M %U %S' -o "$file" "$@"
+    else
+        "$@"
+    fi
+}
+# CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal).
+busy_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
+# CPU-seconds used by other processes while a step ran: machine busy time
+# minus the step's own user+system time (from GNU time). Near 0 = quiet machine.
+other_cpu_s() { # BUSY_BEFORE BUSY_AFTER TIME_FILE
+    if [[ -s "$3" ]]; then
+        awk -v a="$1" -v b="$2" '{ own = $2 + $3 } END { printf "%.1f", b - a - own }' <(tail -n 1 "$3")
+    else
+        echo null
+    fi
+}
+# Compilers running right now (another engineer's cargo build), for the notes.
+compilers_running() { { pgrep -x rustc || true; pgrep -x cargo || true; } | wc -l; }
+# Before a timed step, waits (at most WAIT_QUIET seconds) until no compiler runs.
+wait_quiet() {
+    local waited=0
+    while ((waited < WAIT_QUIET)) && (($(compilers_running) > 0)); do
+        ((waited == 0)) && echo "waiting up to ${WAIT_QUIET}s for a running cargo/rustc to finish..." >&2
+        sleep 5
+        waited=$((waited + 5))
+    done
+    ((waited == 0)) || echo "waited ${waited}s" >&2
+}
+# One line per timed step into partner-steps.json (NDJSON).
+step_record() { # NAME WALL_S BUSY_BEFORE BUSY_AFTER TIME_FILE COMPILERS
+    local own=null peak=null
+    if [[ -s "$5" ]]; then
+        own=$(awk '{ printf "%.2f", $2 + $3 }' <(tail -n 1 "$5"))
+        peak=$(($(tail -n 1 "$5" | cut -d' ' -f1) * 1024))
+    fi
+    printf '{"step":"%s","wall_s":%s,"own_cpu_s":%s,"other_cpu_s":%s,"peak_rss_bytes":%s,"compilers_at_start":%s}\n' \
+        "$1" "$2" "$own" "$(other_cpu_s "$3" "$4" "$5")" "$peak" "$6" >>"$OUT/partner-steps.json"
+}
+# Bytes under a directory, and per top-level entry as JSON.
+dir_bytes_json() { # DIR
+    local total parts
+    total=$(du -sb "$1" | cut -f1)
+    parts=$(du -sb "$1"/* 2>/dev/null | awk '{ n = split($2, p, "/"); printf "%s\"%s\":%s", (NR > 1 ? "," : ""), p[n], $1 }')
+    printf '{"total":%s,"parts":{%s}}' "$total" "$parts"
+}
+
+# Starts `proviso serve` on DATA_DIR with the bench config and tokens; sets
+# SERVER_PID, SERVER_URL and SERVER_STARTUP_S.
+start_server() { # DATA_DIR NAME
+    local data=$1 name=$2
+    local started
+    started=$(now)
+    env PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" PROVISO_SUBJECT_SERVICE_TOKEN="$SUBJECT_TOKEN" \
+        PROVISO_ADVERTISER_TOKEN="$ADVERTISER_TOKEN" PROVISO_AUDIENCE_K="$K" \
+        "$BIN" serve --listen 127.0.0.1:0 --data "$data" --config "$BENCH_CONFIG" \
+        >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+    SERVER_PID=$!
+    SERVER_URL=
+    local line
+    for _ in $(seq 1 2400); do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "proviso serve exited early; see $OUT/$name.stderr:" >&2
+            tail -n 20 "$OUT/$name.stderr" >&2
+            exit 1
+        fi
+        line=$(grep -m1 '^proviso listening on http://' "$OUT/$name.stdout" || true)
+        if [[ -n "$line" ]]; then
+            SERVER_URL=${line#proviso listening on }
+            break
+        fi
+        sleep 0.25
+    done
+    [[ -n "$SERVER_URL" ]] || { echo "proviso serve did not say where it listens" >&2; exit 1; }
+    for _ in $(seq 1 200); do
+        if curl -fsS "$SERVER_URL/healthz" >/dev/null 2>&1; then
+            SERVER_STARTUP_S=$(elapsed "$started" "$(now)")
+            echo "server $name on $SERVER_URL (pid $SERVER_PID), ready in ${SERVER_STARTUP_S}s" >&2
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "proviso serve at $SERVER_URL never answered /healthz" >&2
+    exit 1
+}
+
+# 1. Build.
+if [[ "$SKIP_BUILD" != 1 ]]; then
+    say "1. cargo build --release"
+    record "cargo build --release"
+    cargo build --release
+fi
+[[ -x "$BIN" ]] || { echo "$BIN is missing: build failed?" >&2; exit 1; }
+# What the binary was built from (another engineer may be editing sources).
+GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY_FILES=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+BIN_MTIME=$(date -u -r "$BIN" +%FT%TZ)
+# Every step runs this private copy, so a concurrent `cargo build` replacing
+# target/release/proviso mid-run cannot put two binaries in one run.
+cp "$BIN" "$OUT/partner-proviso.tmp" && mv -f "$OUT/partner-proviso.tmp" "$OUT/partner-proviso"
+BIN=$OUT/partner-proviso
+BIN_SHA256=$(sha256sum "$BIN" | cut -c1-16)
+echo "running $BIN (sha256 $BIN_SHA256..., built $BIN_MTIME from $GIT_HEAD + $GIT_DIRTY_FILES modified files)" >&2
+
+# 2. Data, generated once per parameter set (START is in the name: rerun on
+# another day and the notice periods move with it).
+say "2. workload: $EVENTS events, $SUBJECTS subjects, $DAYS days from $START, seed $SEED"
+GEN_CMD=("$BIN" simulate --seed "$SEED" --subjects "$SUBJECTS" --days "$DAYS" --events "$EVENTS"
+    --start "$START" --out "$EVENTS_FILE" --labels "$LABELS_FILE")
+record "${GEN_CMD[*]}"
+if [[ -s "$EVENTS_FILE" && -s "$LABELS_FILE" ]]; then
+    echo "reusing $EVENTS_FILE and $LABELS_FILE (delete them to regenerate)" >&2
+else
+    started=$(now)
+    "${GEN_CMD[@]}" 2>"$OUT/partner-simulate.stderr" || {
+        cat "$OUT/partner-simulate.stderr" >&2
+        rm -f "$EVENTS_FILE" "$LABELS_FILE"
+        exit 1
+    }
+    echo "generated in $(elapsed "$started" "$(now)")s" >&2
+fi
+FILE_BYTES=$(stat -c %s "$EVENTS_FILE")
+FILE_LINES=$(wc -l <"$EVENTS_FILE")
+echo "$EVENTS_FILE: $FILE_BYTES bytes, $FILE_LINES lines" >&2
+
+# 3. The partner config: benchnet first, so the simulator's partner events
+# (no partner name) belong to it.
+cat >"$BENCH_CONFIG" <<EOF
+# bench/partner.sh: one partner network receiving security, product and ads.
+[[partners]]
+name = "$PARTNER"
+purposes = ["security", "product", "ads"]
+tokens = ["$PARTNER_TOKEN"]
+EOF
+
+# 4. Ingest into a fresh data dir.
+say "4. ingest into a fresh $DATA"
+rm -rf "$DATA"
+INGEST_CMD=("$BIN" ingest "$EVENTS_FILE" --data "$DATA" --config "$BENCH_CONFIG" --json)
+record "rm -rf $DATA && ${INGEST_CMD[*]}"
+wait_quiet
+compilers=$(compilers_running)
+busy_before=$(busy_cpu_s)
+started=$(now)
+with_time "$OUT/partner-ingest.time" "${INGEST_CMD[@]}" >"$OUT/partner-ingest.json" 2>"$OUT/partner-ingest.stderr" ||
+    { cat "$OUT/partner-ingest.stderr" >&2; exit 1; }
+wall=$(elapsed "$started" "$(now)")
+step_record ingest "$wall" "$busy_before" "$(busy_cpu_s)" "$OUT/partner-ingest.time" "$compilers"
+"$PY" - "$OUT/partner-ingest.json" "$wall" <<'EOF' >&2
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"ingest: {s['events_per_second']:,.0f} lines/s, {s['seconds']:.2f}s (wall {float(sys.argv[2]):.2f}s), "
+      f"accepted {s['accepted']:,}, rejected {s['rejected']:,} {s['rejected_by_reason']}")
+EOF
+DATA_BYTES_INGESTED=$(dir_bytes_json "$DATA")
+
+# 5. Serve and load.
+say "5. serve and measure: $SUGGESTIONS suggestions, $AUDIENCES audience sizes, $RETRACTIONS retractions"
+record "PROVISO_ADMIN_TOKEN=$ADMIN_TOKEN PROVISO_SUBJECT_SERVICE_TOKEN=$SUBJECT_TOKEN PROVISO_ADVERTISER_TOKEN=$ADVERTISER_TOKEN PROVISO_AUDIENCE_K=$K $BIN serve --listen 127.0.0.1:0 --data $DATA --config $BENCH_CONFIG"
+wait_quiet
+start_server "$DATA" partner-serve
+SERVE_STARTUP=$SERVER_STARTUP_S
+HEALTHZ=$(curl -fsS "$SERVER_URL/healthz" || echo null)
+LOAD_CMD=("$PY" bench/partner_load.py --url "$SERVER_URL" --events "$EVENTS_FILE" --partner "$PARTNER"
+    --partner-token "$PARTNER_TOKEN" --advertiser-token "$ADVERTISER_TOKEN" --subject-token "$SUBJECT_TOKEN"
+    --suggestions "$SUGGESTIONS" --audiences "$AUDIENCES" --audience-days "$AUDIENCE_DAYS"
+    --retractions "$RETRACTIONS" --seed "$SEED" --pid "$SERVER_PID")
+record "${LOAD_CMD[*]}"
+wait_quiet
+LOAD_COMPILERS=$(compilers_running)
+"${LOAD_CMD[@]}" >"$OUT/partner-load.json" || echo "partner_load reported problems; see $OUT/partner-load.json" >&2
+LOAD_COMPILERS_AFTER=$(compilers_running)
+DATA_BYTES_LOADED=$(dir_bytes_json "$DATA")
+stop_server
+
+# 6. Results.
+say "6. results"
+export OUT EVENTS SUBJECTS DAYS SEED START K NPROC EVENTS_FILE FILE_BYTES FILE_LINES SERVE_STARTUP HEALTHZ \
+    LOAD_COMPILERS LOAD_COMPILERS_AFTER GIT_HEAD GIT_DIRTY_FILES BIN_MTIME BIN_SHA256 DATA_BYTES_INGESTED DATA_BYTES_LOADED
+"$PY" - <<'EOF' | tee "$OUT/partner-results.txt"
+import json, os, platform
+
+e = os.environ
+out = e["OUT"]
+
+
+def load(name):
+    path = os.path.join(out, name)
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def mem_total_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+steps = {}
+with open(os.path.join(out, "partner-steps.json")) as f:
+    for line in f:
+        if line.strip():
+            step = json.loads(line)
+            steps[step["step"]] = step
+ingest = load("partner-ingest.json") or {}
+load_ = load("partner-load.json") or {}
+sug = load_.get("suggestions") or {}
+aud = load_.get("audiences") or {}
+ret = load_.get("retractions") or {}
+healthz = json.loads(e["HEALTHZ"]) if e.get("HEALTHZ", "null") != "null" else None
+with open(os.path.join(out, "partner-commands.txt")) as f:
+    commands = [line.rstrip("\n") for line in f if line.strip()]
+
+noisy = []
+for name, step in steps.items():
+    if step.get("other_cpu_s") is not None and step["other_cpu_s"] > 1.0:
+        noisy.append(f"{name}: other processes used {step['other_cpu_s']} CPU-s")
+    if step.get("compilers_at_start"):
+        noisy.append(f"{name}: {step['compilers_at_start']} rustc/cargo process(es) running at its start")
+for name, phase in (("suggestions", sug), ("audiences", aud), ("retractions", ret)):
+    if phase.get("other_cpu_s") is not None and phase["other_cpu_s"] > 1.0:
+        noisy.append(f"{name}: other processes used {phase['other_cpu_s']} CPU-s")
+if int(e.get("LOAD_COMPILERS") or 0) or int(e.get("LOAD_COMPILERS_AFTER") or 0):
+    noisy.append(f"load: rustc/cargo process(es) running at its start ({e['LOAD_COMPILERS']}) "
+                 f"or end ({e['LOAD_COMPILERS_AFTER']})")
+
+
+def meets(summary, target):
+    p99 = (summary or {}).get("p99")
+    return None if p99 is None else p99 <= target
+
+
+rss = load_.get("server_rss_bytes_after")
+subjects = (healthz or {}).get("subjects")
+results = {
+    "events": int(e["EVENTS"]), "subjects": int(e["SUBJECTS"]), "days": int(e["DAYS"]), "seed": int(e["SEED"]),
+    "start": e["START"], "audience_k": int(e["K"]),
+    "file": e["EVENTS_FILE"], "file_bytes": int(e["FILE_BYTES"]), "lines": int(e["FILE_LINES"]),
+    "machine": {
+        "nproc": int(e["NPROC"]), "cpu_model": cpu_model(), "mem_total_bytes": mem_total_bytes(),
+        "kernel": platform.release(),
+    },
+    "binary": {"git_head": e["GIT_HEAD"], "dirty_tracked_files": int(e["GIT_DIRTY_FILES"]), "built": e["BIN_MTIME"],
+               "sha256_prefix": e["BIN_SHA256"]},
+    "ingest": ingest,
+    "ingest_step": steps.get("ingest"),
+    "serve_startup_s": float(e["SERVE_STARTUP"]) if e.get("SERVE_STARTUP") else None,
+    "healthz": healthz,
+    "suggestions_p99_meets_target": meets(sug.get("latency_ms"), 5.0),
+    "audiences_p99_meets_target": meets(aud.get("latency_ms"), 1.0),
+    "retraction_ack_to_seen_p99_meets_target": meets(ret.get("ack_to_seen_ms"), 10.0),
+    "server_rss_bytes": rss,
+    "server_rss_bytes_per_subject": round(rss / subjects, 1) if rss and subjects else None,
+    "data_bytes_after_ingest": json.loads(e["DATA_BYTES_INGESTED"]),
+    "data_bytes_after_load": json.loads(e["DATA_BYTES_LOADED"]),
+    "load": load_,
+    "contention": noisy,
+    "commands": commands,
+}
+with open(os.path.join(out, "partner-results.json"), "w") as f:
+    json.dump(results, f, indent=2)
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def lat(summary):
+    s = summary or {}
+    return " / ".join(fmt(s.get(key), 2) for key in ("p50", "p90", "p99", "max"))
+
+
+def verdict(ok):
+    return "" if ok is None else ("  meets target" if ok else "  ABOVE TARGET")
+
+
+mib = lambda b: fmt(b / 2**20) if b else "n/a"
+rows = [
+    ("workload", f"{results['lines']:,} lines, {results['file_bytes'] / 1e6:,.0f} MB, {int(e['SUBJECTS']):,} subjects, "
+                 f"{int(e['DAYS'])} days from {e['START']}, seed {int(e['SEED'])}"),
+    ("machine", f"{results['machine']['nproc']} cores, {results['machine']['cpu_model']}"),
+    ("binary", f"{e['GIT_HEAD']} (+{e['GIT_DIRTY_FILES']} modified tracked files), built {e['BIN_MTIME']}"),
+    ("", ""),
+    ("ingest", f"{fmt(ingest.get('events_per_second'), 0)} lines/s, {fmt(ingest.get('seconds'), 2)} s; accepted "
+               f"{fmt(ingest.get('accepted'))}, rejected {fmt(ingest.get('rejected'))}"),
+    ("serve startup (s)", fmt(results["serve_startup_s"], 2)),
+    ("subjects (healthz) / linked accounts", f"{fmt(subjects)} / {fmt(load_.get('linked_partner_accounts'))}"),
+    ("", ""),
+    ("suggestions p50/p90/p99/max (ms)", lat(sug.get("latency_ms")) + verdict(results["suggestions_p99_meets_target"])),
+    ("suggestions requests/s", fmt(sug.get("requests_per_second"))),
+    ("suggestions non-empty", f"{fmt(sug.get('non_empty'))} of {fmt(sug.get('requests'))} "
+                              f"({fmt(100 * (sug.get('non_empty_share') or 0))}%), status {sug.get('status')}"),
+    ("suggestions mean length (limit 20)", f"{fmt(sug.get('mean_length'), 2)} (full lists: {fmt(sug.get('full_lists'))})"),
+    ("", ""),
+    ("audience size p50/p90/p99/max (ms)", lat(aud.get("latency_ms")) + verdict(results["audiences_p99_meets_target"])),
+    ("audience requests/s", fmt(aud.get("requests_per_second"))),
+    ("audience released / suppressed", f"{fmt(aud.get('released'))} / {fmt(aud.get('suppressed'))} "
+                                       f"({fmt(aud.get('businesses_released'))} of {fmt(aud.get('businesses_asked'))} "
+                                       f"businesses released, k = {e['K']})"),
+    ("largest audiences", ", ".join(f"{b} {fmt(s)}" for b, s in (aud.get("largest") or {}).items())),
+    ("", ""),
+    ("retractions seen / missed", f"{fmt(ret.get('seen'))} / {fmt(ret.get('missed'))} of {fmt(ret.get('pairs_available'))}"
+                                  f" pairs (asked {fmt(ret.get('asked'))})"),
+    ("ack -> retract seen p50/p90/p99/max (ms)", lat(ret.get("ack_to_seen_ms"))
+     + verdict(results["retraction_ack_to_seen_p99_meets_target"])),
+    ("refusal PUT p50/p90/p99/max (ms)", lat(ret.get("send_to_ack_ms"))),
+    ("retracts per refusal mean / max", f"{fmt((ret.get('retracts_per_refusal') or {}).get('mean'), 2)} / "
+                                        f"{fmt((ret.get('retracts_per_refusal') or {}).get('max'))}"),
+    ("feed polls per refusal max", fmt((ret.get("polls_per_refusal") or {}).get("max"))),
+    ("still suggested after refusal", fmt(ret.get("still_suggested_after_refusal"))),
+    ("", ""),
+    ("server RSS before / after load (MiB)", f"{mib(load_.get('server_rss_bytes_before'))} / {mib(rss)}"
+                                             f" ({fmt(results['server_rss_bytes_per_subject'])} B per subject)"),
+    ("data dir after ingest / load (MiB)", f"{mib(results['data_bytes_after_ingest']['total'])} / "
+                                           f"{mib(results['data_bytes_after_load']['total'])}"),
+    ("other CPU-s: ingest / sugg / aud / retr", " / ".join(
+        fmt(x) for x in ((steps.get("ingest") or {}).get("other_cpu_s"), sug.get("other_cpu_s"),
+                         aud.get("other_cpu_s"), ret.get("other_cpu_s")))),
+]
+width = max(len(name) for name, _ in rows)
+for name, value in rows:
+    print(f"{name:<{width}}  {value}" if name else "")
+print()
+if noisy:
+    print("CONTENTION: these figures may be off; rerun on a quiet machine:")
+    for note in noisy:
+        print(f"  - {note}")
+else:
+    print("no contention detected (other CPU <= 1 CPU-s in every timed step, no compiler running)")
+problems = (sug.get("errors") or []) + (aud.get("errors") or []) + (ret.get("errors") or [])
+if problems or ret.get("missed") or ret.get("still_suggested_after_refusal"):
+    print(f"LOAD PROBLEMS: {ret.get('missed')} retractions missed, {ret.get('still_suggested_after_refusal')} "
+          f"still suggested; errors: {problems[:3]}")
+if not load_:
+    print("LOAD FAILED: no figures; see the script's stderr")
+print(f"\nfull figures: {os.path.join(out, 'partner-results.json')}")
+EOF

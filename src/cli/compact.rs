@@ -1,0 +1,35 @@
+//! `proviso compact`.
+
+use anyhow::Context;
+use proviso::config::{Config, DataArgs};
+use proviso::log::DirLock;
+use proviso::pipeline::{compact_log, rebuild_state, STATE_DIR};
+use proviso::state::save_snapshot;
+
+/// Rewrite the log without erased subjects (deleted accounts), then rebuild
+/// state and the snapshot from it. Afterwards no byte of an erased subject's
+/// pseudonym or events remains in the data dir. The server does this on its
+/// own within `erasure_compaction_seconds`; run this with the server stopped.
+#[derive(Debug, clap::Args)]
+pub struct CompactCommand {
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn run(command: CompactCommand) -> anyhow::Result<()> {
+    let config = Config::resolve_data(&command.data)?;
+    let dir = &config.data_dir;
+    let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
+    let report = compact_log(dir, config.segment_bytes).with_context(|| format!("compacting {}", dir.display()))?;
+    if report.erased_subjects == 0 {
+        println!("nothing to compact: no deleted accounts in {} log records", report.records_before);
+        return Ok(());
+    }
+    let (state, _) = rebuild_state(dir, false).context("rebuilding state from the compacted log")?;
+    save_snapshot(&state, &dir.join(STATE_DIR)).context("writing the snapshot")?;
+    println!(
+        "erased {} subjects: {} -> {} log records, {} -> {} bytes",
+        report.erased_subjects, report.records_before, report.records_after, report.bytes_before, report.bytes_after
+    );
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! Log compaction for erasure: rewrite the log without erased subjects.
+//!
+//! Owns: finding every `delete_account` in the log, writing a new log in
+//! which each deleted subject's records up to its deletion are gone and
+//! every reference to it in other people's records (message recipient,
+//! address-book entry, report or block target) is scrubbed, swapping the new
+//! log in atomically, and finishing or undoing a swap a crash interrupted.
+//! Never: keeps a byte of an erased pseudonym in the new log, or loses a
+//! record of anyone else.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{PipelineError, LOG_DIR, STATE_DIR};
+use crate::contract::{
+    decode_record, encode_control, encode_event, ControlBody, EventBody, Pseudonym, Recipient, Record,
+};
+use crate::log::{frame_with, Log, LogError};
+
+/// Where the new log is written before the swap.
+const NEW_DIR: &str = "log.new";
+/// Where the old log goes during the swap.
+const OLD_DIR: &str = "log.old";
+/// Stands in for an erased subject in other people's records.
+pub const ERASED_PSEUDONYM: [u8; 16] = [0; 16];
+
+/// What a compaction did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    pub erased_subjects: u64,
+    pub records_before: u64,
+    pub records_after: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
+    move |source| PipelineError::DataDir { path: path.display().to_string(), source }
+}
+
+/// Finishes or undoes a swap interrupted by a crash. Safe to call always.
+pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
+    let (log, new, old) = (data_dir.join(LOG_DIR), data_dir.join(NEW_DIR), data_dir.join(OLD_DIR));
+    if !log.exists() && new.exists() {
+        // Crashed between the two renames: the new log is complete.
+        std::fs::rename(&new, &log).map_err(io(&new))?;
+    }
+    for leftover in [new, old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(&leftover).map_err(io(&leftover))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the log in `data_dir` without erased subjects and removes the
+/// snapshot (state must be rebuilt from the new log). The caller holds the
+/// data dir exclusively (the writer thread, or `proviso compact` with the lock).
+pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport, PipelineError> {
+    recover_interrupted(data_dir)?;
+    let log_dir = data_dir.join(LOG_DIR);
+    let mut report = CompactReport::default();
+    // Pass 1: the last deletion of each subject.
+    let mut deleted_at: HashMap<Pseudonym, u64> = HashMap::new();
+    let mut decode_error = None;
+    crate::log::replay(&log_dir, 0, |seq, payload| {
+        report.records_before += 1;
+        report.bytes_before += payload.len() as u64 + 8;
+        match decode_record(payload) {
+            Ok(Record::Event(event)) if event.body == EventBody::DeleteAccount => {
+                deleted_at.insert(event.subject, seq);
+            }
+            Ok(_) => {}
+            Err(source) => {
+                decode_error.get_or_insert(PipelineError::Decode { seq, source });
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(error) = decode_error {
+        return Err(error);
+    }
+    if deleted_at.is_empty() {
+        report.records_after = report.records_before;
+        report.bytes_after = report.bytes_before;
+        return Ok(report);
+    }
+    report.erased_subjects = deleted_at.len() as u64;
+    let erased = |pseudonym: &Pseudonym, seq: u64| deleted_at.get(pseudonym).is_some_and(|&at| seq <= at);
+    let scrub = |pseudonym: &mut Pseudonym, seq: u64| {
+        if erased(pseudonym, seq) {
+            *pseudonym = Pseudonym::from_stored(ERASED_PSEUDONYM);
+        }
+    };
+
+    // Pass 2: write the new log.
+    let new_dir = data_dir.join(NEW_DIR);
+    if new_dir.exists() {
+        std::fs::remove_dir_all(&new_dir).map_err(io(&new_dir))?;
+    }
+    let mut new_log = Log::open(&new_dir, segment_bytes)?;
+    let mut framed = Vec::with_capacity(1 << 20);
+    let mut pending = 0u64;
+    let mut write_error: Option<LogError> = None;
+    crate::log::replay(&log_dir, 0, |seq, payload| {
+        let Ok(record) = decode_record(payload) else { return Ok(()) };
+        let kept = match record {
+            Record::Event(mut event) => {
+                if erased(&event.subject, seq) {
+                    None
+                } else {
+                    match &mut event.body {
+                        EventBody::Message { to: Recipient::Subject(to), .. } => scrub(to, seq),
+                        EventBody::Report { target, .. } | EventBody::Block { target } => scrub(target, seq),
+                        EventBody::Contacts { contacts } => contacts.retain(|c| !erased(c, seq)),
+                        _ => {}
+                    }
+                    Some(Record::Event(event))
+                }
+            }
+            Record::Control(control) => match &control.body {
+                ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
+                _ => Some(Record::Control(control)),
+            },
+        };
+        match kept {
+            Some(Record::Event(event)) => frame_with(&mut framed, |out| encode_event(&event, out)),
+            Some(Record::Control(control)) => frame_with(&mut framed, |out| encode_control(&control, out)),
+            None => return Ok(()),
+        }
+        pending += 1;
+        if framed.len() >= 1 << 20 {
+            if let Err(error) = new_log.append_framed(&framed, pending) {
+                write_error.get_or_insert(error);
+            }
+            report.bytes_after += framed.len() as u64;
+            report.records_after += pending;
+            framed.clear();
+            pending = 0;
+        }
+        Ok(())
+    })?;
+    if pending > 0 {
+        new_log.append_framed(&framed, pending)?;
+        report.bytes_after += framed.len() as u64;
+        report.records_after += pending;
+    }
+    if let Some(error) = write_error {
+        return Err(error.into());
+    }
+    drop(new_log);
+
+    // Swap: log -> log.old, log.new -> log, then drop the old log and the
+    // snapshot (which may hold the erased pseudonyms).
+    let old_dir = data_dir.join(OLD_DIR);
+    std::fs::rename(&log_dir, &old_dir).map_err(io(&log_dir))?;
+    std::fs::rename(&new_dir, &log_dir).map_err(io(&new_dir))?;
+    sync_dir(data_dir)?;
+    std::fs::remove_dir_all(&old_dir).map_err(io(&old_dir))?;
+    let snapshot = data_dir.join(STATE_DIR).join(crate::state::SNAPSHOT_FILE);
+    if snapshot.exists() {
+        std::fs::remove_file(&snapshot).map_err(io(&snapshot))?;
+    }
+    sync_dir(data_dir)?;
+    Ok(report)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PipelineError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}

@@ -1,0 +1,144 @@
+//! End-to-end erasure: after `POST /v1/subjects/{s}/erase` the person is
+//! gone from every state and output (metrics recomputed without them),
+//! partners get retractions, and after compaction no byte of their
+//! pseudonym or events remains anywhere in the data dir; they never return
+//! on restart or rebuild.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{command, files_under, Server, ANALYST, PARTNER, SUBJECT};
+use proviso::edge::{Edge, PseudonymKey};
+use serde_json::{json, Value};
+
+const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const DAY_MS: i64 = 86_400_000;
+
+fn phone(k: u32) -> String {
+    format!("+9198766{k:05}")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+fn day(ts: i64) -> String {
+    let days = ts.div_euclid(DAY_MS);
+    let date = time::Date::from_julian_day(2_440_588 + days as i32).expect("date");
+    format!("{}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+fn start(data: &std::path::Path) -> Server {
+    Server::start_with(data, &[("PROVISO_PSEUDONYM_KEY", KEY_HEX), ("PROVISO_ERASURE_COMPACTION_SECONDS", "0")])
+}
+
+fn active(server: &Server, on: &str) -> u64 {
+    let (status, body) = server.get(&format!("/v1/metrics/active?from={on}&to={on}&window=1"), Some(ANALYST));
+    assert_eq!(status, 200, "{body}");
+    body["series"][0]["active"].as_u64().expect("count")
+}
+
+fn resolve(server: &Server, k: u32) -> (u16, Value) {
+    let body = json!({ "phone": phone(k) }).to_string();
+    server.post("/v1/subjects/resolve", Some(SUBJECT), "application/json", body.as_bytes())
+}
+
+/// Scans every file under the data dir for each needle.
+fn traces(data: &std::path::Path, needles: &[&[u8]]) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in files_under(data) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for needle in needles {
+            if bytes.windows(needle.len()).any(|w| w == *needle) {
+                found.push(format!("{} holds {:?}", path.display(), String::from_utf8_lossy(needle)));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn erased_subjects_leave_no_trace_and_never_return() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = start(&data);
+    let target = 1u32;
+    let old = now_ms() - 40 * DAY_MS;
+    let today = now_ms() - 60_000;
+    let mut lines = Vec::new();
+    for k in 0..6u32 {
+        let p = phone(k);
+        lines.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"dev{k}","platform":"ios"}}"#));
+        lines.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fn-{k}"}}"#));
+        lines.push(format!(r#"{{"type":"session","ts":{today},"phone":"{p}","device":"dev{k}"}}"#));
+        // Everyone's book holds everyone else, the target included.
+        let book: Vec<String> = (0..6).filter(|j| *j != k).map(phone).collect();
+        lines.push(json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
+    }
+    let t = phone(target);
+    lines.push(format!(r#"{{"type":"message","ts":{today},"phone":"{t}","to":"{}","kind":"text"}}"#, phone(2)));
+    lines.push(format!(r#"{{"type":"message","ts":{today},"phone":"{}","to":"{t}","kind":"voice"}}"#, phone(3)));
+    lines.push(format!(r#"{{"type":"report","ts":{today},"phone":"{}","target":"{t}","reason":"spam"}}"#, phone(4)));
+    lines.push(format!(
+        r#"{{"type":"business_message","ts":{today},"phone":"{t}","business":"shop","direction":"out"}}"#
+    ));
+    lines.push(format!(r#"{{"type":"consent","ts":{today},"phone":"{t}","purpose":"ads","granted":true}}"#));
+    assert_eq!(server.ingest(&lines.join("\n"))["rejected"], json!([]));
+
+    // Disclose the target to the partner: suggested to person 0.
+    let (_, suggestions) = server.get("/v1/partners/friendnet/suggestions/fn-0", Some(PARTNER));
+    assert!(suggestions.to_string().contains("fn-1"), "{suggestions}");
+    let today_name = day(today);
+    let before = active(&server, &today_name);
+    assert_eq!(before, 6);
+    let (status, resolved) = resolve(&server, target);
+    assert_eq!(status, 200);
+    let subject = resolved["subject"].as_str().expect("subject").to_string();
+
+    let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
+    let (pseudonym, _) = edge.resolve_phone(&t, None).expect("phone");
+    assert!(!traces(&data, &[pseudonym.as_bytes()]).is_empty(), "the log holds the pseudonym before erasure");
+
+    let (status, erased) =
+        server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["compacted"], true, "{erased}");
+
+    // Gone from every output.
+    assert_eq!(resolve(&server, target).0, 404);
+    assert_eq!(server.get(&format!("/v1/subjects/{subject}/report"), Some(SUBJECT)).0, 404);
+    assert_eq!(active(&server, &today_name), before - 1, "metrics recomputed without them");
+    let (_, messages) = server.get(&format!("/v1/metrics/messages?from={today_name}&to={today_name}"), Some(ANALYST));
+    assert_eq!(messages["series"][0]["messages"], 1, "their own message is gone: {messages}");
+    let (_, again) = server.get("/v1/partners/friendnet/suggestions/fn-0", Some(PARTNER));
+    assert!(!again.to_string().contains("fn-1"), "{again}");
+    let (_, feed) = server.get("/v1/partners/friendnet/feeds/product", Some(PARTNER));
+    let retracted: Vec<&Value> =
+        feed["records"].as_array().expect("records").iter().filter(|r| r["op"] == "retract").collect();
+    assert!(retracted.iter().any(|r| r["suggested"] == "fn-1" && r["reason"] == "deleted"), "{feed}");
+
+    // No byte of the pseudonym, its subject id, or the number anywhere.
+    let digits = t.trim_start_matches('+').to_string();
+    let needles: [&[u8]; 3] = [pseudonym.as_bytes(), subject.as_bytes(), digits.as_bytes()];
+    let found = traces(&data, &needles);
+    assert!(found.is_empty(), "{found:#?}");
+
+    // Never returns: not after a restart, not after a rebuild.
+    server.stop();
+    let output = command()
+        .args(["rebuild", "--data"])
+        .arg(&data)
+        .env("PROVISO_PSEUDONYM_KEY", KEY_HEX)
+        .stdin(Stdio::null())
+        .output()
+        .expect("rebuild");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let server = start(&data);
+    assert_eq!(resolve(&server, target).0, 404);
+    assert_eq!(active(&server, &today_name), before - 1);
+    assert!(traces(&data, &needles).is_empty());
+    // The others are intact: person 3 still sent their message.
+    assert_eq!(resolve(&server, 3).0, 200);
+    server.stop();
+}
