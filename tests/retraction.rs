@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{command, Server, PARTNER, REVIEWER, SUBJECT};
+use common::{command, Server, OTHER_PARTNER, PARTNER, REVIEWER, SUBJECT};
 use serde_json::{json, Value};
 
 const DAY_MS: i64 = 86_400_000;
@@ -86,6 +86,22 @@ fn refusals_bans_unlinks_and_deletions_retract_earlier_disclosures() {
     let cursor_of = |records: &[Value], key: &str, value: &str| -> u64 {
         records.iter().find(|r| r[key] == value && r["op"] == "add").and_then(|r| r["cursor"].as_u64()).expect("add")
     };
+
+    // Partner isolation: othernet reads nothing of friendnet's, and its own
+    // outputs never carry friendnet's ids.
+    for path in [
+        "/v1/partners/friendnet/suggestions/fn-0",
+        "/v1/partners/friendnet/audiences/shop?days=7",
+        "/v1/partners/friendnet/feeds/product",
+        "/v1/partners/friendnet/feeds/ads",
+    ] {
+        let (status, body) = server.get(path, Some(OTHER_PARTNER));
+        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{path}: {body}");
+    }
+    for path in ["/v1/partners/othernet/suggestions/fn-0", "/v1/partners/othernet/feeds/security"] {
+        let (_, body) = server.get(path, Some(OTHER_PARTNER));
+        assert!(!body.to_string().contains("fn-"), "{path}: {body}");
+    }
 
     // 1. Person 2 refuses product: retracted before the PUT returns.
     let subject2 = resolve(&server, 2);
