@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use proviso::config::{Config, DataArgs};
-use proviso::contract::decode_record;
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::pipeline::LOG_DIR;
 use proviso::processors::abuse::backtest::{backtest, parse_labels};
@@ -75,24 +74,14 @@ pub fn run(command: RulesCommand) -> anyhow::Result<()> {
             let labels =
                 parse_labels(&text, |phone| edge.resolve_phone(phone, None).ok().map(|(pseudonym, _)| pseudonym))?;
             let log_dir = config.data_dir.join(LOG_DIR);
-            let bar = super::progress_bar(None, "reading log");
+            let bar = super::progress_bar(None, "reading log records");
             let mut records = Vec::new();
-            let mut decode_error = None;
-            proviso::log::replay(&log_dir, 0, |seq, payload| {
-                match decode_record(payload) {
-                    Ok(record) => records.push(record),
-                    Err(error) => {
-                        decode_error.get_or_insert(format!("log record {seq}: {error}"));
-                    }
-                }
-                bar.inc(payload.len() as u64);
-                Ok(())
+            proviso::pipeline::replay_records(&log_dir, 0, |_, record| {
+                records.push(record);
+                bar.inc(1);
             })
             .with_context(|| format!("reading the log in {}", log_dir.display()))?;
             bar.finish_and_clear();
-            if let Some(error) = decode_error {
-                anyhow::bail!(error);
-            }
             let report = backtest(records, set, &labels);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{PipelineError, LOG_DIR, STATE_DIR};
-use crate::contract::{
-    decode_record, encode_control, encode_event, ControlBody, EventBody, Pseudonym, Recipient, Record,
-};
+use crate::contract::{encode_control, encode_event, ControlBody, EventBody, Pseudonym, Recipient, Record};
 use crate::log::{frame_with, Log, LogError};
 
 /// Where the new log is written before the swap.
@@ -62,24 +60,15 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
     let mut report = CompactReport::default();
     // Pass 1: the last deletion of each subject.
     let mut deleted_at: HashMap<Pseudonym, u64> = HashMap::new();
-    let mut decode_error = None;
-    crate::log::replay(&log_dir, 0, |seq, payload| {
+    report.bytes_before = Log::open(&log_dir, segment_bytes)?.size_bytes();
+    super::replay_records(&log_dir, 0, |seq, record| {
         report.records_before += 1;
-        report.bytes_before += payload.len() as u64 + 8;
-        match decode_record(payload) {
-            Ok(Record::Event(event)) if event.body == EventBody::DeleteAccount => {
+        if let Record::Event(event) = record {
+            if event.body == EventBody::DeleteAccount {
                 deleted_at.insert(event.subject, seq);
             }
-            Ok(_) => {}
-            Err(source) => {
-                decode_error.get_or_insert(PipelineError::Decode { seq, source });
-            }
         }
-        Ok(())
     })?;
-    if let Some(error) = decode_error {
-        return Err(error);
-    }
     if deleted_at.is_empty() {
         report.records_after = report.records_before;
         report.bytes_after = report.bytes_before;
@@ -102,8 +91,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
     let mut framed = Vec::with_capacity(1 << 20);
     let mut pending = 0u64;
     let mut write_error: Option<LogError> = None;
-    crate::log::replay(&log_dir, 0, |seq, payload| {
-        let Ok(record) = decode_record(payload) else { return Ok(()) };
+    super::replay_records(&log_dir, 0, |seq, record| {
         let kept = match record {
             Record::Event(mut event) => {
                 if erased(&event.subject, seq) {
@@ -126,7 +114,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
         match kept {
             Some(Record::Event(event)) => frame_with(&mut framed, |out| encode_event(&event, out)),
             Some(Record::Control(control)) => frame_with(&mut framed, |out| encode_control(&control, out)),
-            None => return Ok(()),
+            None => return,
         }
         pending += 1;
         if framed.len() >= 1 << 20 {
@@ -138,7 +126,6 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
             framed.clear();
             pending = 0;
         }
-        Ok(())
     })?;
     if pending > 0 {
         new_log.append_framed(&framed, pending)?;

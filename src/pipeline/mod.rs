@@ -249,26 +249,38 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
     if !log_dir.exists() {
         return Ok((state, report));
     }
+    let from = state.next_seq;
+    replay_records(&log_dir, from, |seq, record| {
+        state.apply(seq, &record);
+        report.replayed_records += 1;
+    })?;
+    // Replayed refusals and bans were handled when first applied; the server
+    // reconciles its feeds against the current state when it starts.
+    drop(state.drain_revocations());
+    Ok((state, report))
+}
+
+/// Replays the decoded records of the log in `log_dir` from `from_seq`;
+/// the first undecodable record fails the whole replay (after it ends).
+pub fn replay_records(
+    log_dir: &Path,
+    from_seq: u64,
+    mut on_record: impl FnMut(u64, crate::contract::Record),
+) -> Result<(), PipelineError> {
     let mut decode_error = None;
-    crate::log::replay(&log_dir, state.next_seq, |seq, payload| {
+    crate::log::replay(log_dir, from_seq, |seq, payload| {
         match decode_record(payload) {
-            Ok(record) => {
-                state.apply(seq, &record);
-                report.replayed_records += 1;
-            }
+            Ok(record) => on_record(seq, record),
             Err(source) => {
                 decode_error.get_or_insert(PipelineError::Decode { seq, source });
             }
         }
         Ok(())
     })?;
-    if let Some(error) = decode_error {
-        return Err(error);
+    match decode_error {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
-    // Replayed refusals and bans were handled when first applied; the server
-    // reconciles its feeds against the current state when it starts.
-    drop(state.drain_revocations());
-    Ok((state, report))
 }
 
 /// Largest group committed at once: bounds latency of the first batch in it.
