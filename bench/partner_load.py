@@ -10,11 +10,16 @@ connections (one per token):
      --suggestions partner accounts drawn at random (seeded) from the
      distinct `partner_id`s of the workload's `partner_account` events.
      Also: share of non-empty answers, mean list length, status codes.
-     Target p99 <= 5 ms.
+     Target p99 <= 5 ms. Then, untimed, up to --explain of the accounts
+     with an empty answer are resolved and their product consent read
+     (GET /v1/subjects/{s}/consent), to tell an asker who does not allow
+     product sharing (empty by design) from one with no eligible contact.
   b. audience sizes: GET /v1/audiences/{business}?days=D (advertiser token)
      for --audiences businesses drawn at random (with replacement) from the
      workload's `business_message` events. Also: suppressed vs released,
-     sizes per business. Target p99 <= 1 ms.
+     sizes per business. Target p99 <= 1 ms. Then (b2) --largest requests
+     for the largest released audience alone (the cost grows with the
+     audience; a random draw is mostly small businesses).
   c. retraction: for --retractions pairs (owner O, suggested S) from the
      non-empty answers of (a), with S distinct and neither O nor S refused
      earlier in this run (so the `add` of S to O is still live): S's phone
@@ -198,8 +203,10 @@ def main():
     parser.add_argument("--subject-token", required=True, help="subject-service token")
     parser.add_argument("--suggestions", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=20, help="suggestions per request")
+    parser.add_argument("--explain", type=int, default=100, help="empty suggestion answers to explain (untimed)")
     parser.add_argument("--audiences", type=int, default=2000)
     parser.add_argument("--audience-days", type=int, default=90)
+    parser.add_argument("--largest", type=int, default=500, help="requests for the largest released audience (0: none)")
     parser.add_argument("--retractions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=3, help="seed of the random choices")
     parser.add_argument("--deadline-s", type=float, default=10.0, help="give up on one retraction after this long")
@@ -238,6 +245,7 @@ def main():
     ids = sorted(accounts)
     chosen = rng.sample(ids, args.suggestions) if args.suggestions <= len(ids) else rng.choices(ids, k=args.suggestions)
     latencies = []
+    by_outcome = {"non_empty": [], "empty": []}
     statuses = {}
     lengths = []
     answered = {}  # owner -> suggested ids, in rank order (non-empty answers only)
@@ -252,6 +260,7 @@ def main():
         if status == 200:
             items = json.loads(payload)
             lengths.append(len(items))
+            by_outcome["non_empty" if items else "empty"].append(latencies[-1])
             if items:
                 answered[account] = [item["partner_id"] for item in items]
         elif status != 404:
@@ -261,10 +270,35 @@ def main():
         if (i + 1) % 500 == 0:
             log(f"suggestions {i + 1}/{len(chosen)}")
     phase = meter.done()
+    # Untimed: why answers were empty. For up to --explain empty answers, the
+    # asker's own product consent (an empty list is also the answer to an
+    # asker who does not allow product sharing, so that it reveals nothing).
+    empty = [account for account in dict.fromkeys(chosen[: len(latencies)]) if account not in answered]
+    why_empty = {}
+    for account in empty[: args.explain]:
+        phone, country = accounts[account]
+        body = {"phone": phone, **({"country": country} if country else {})}
+        status, payload = subjects.request("POST", "/v1/subjects/resolve", json.dumps(body).encode())
+        if status != 200:
+            key = f"resolve HTTP {status}"
+        else:
+            subject = json.loads(payload)["subject"]
+            status, payload = subjects.request("GET", f"/v1/subjects/{subject}/consent")
+            if status != 200:
+                key = f"consent HTTP {status}"
+            else:
+                view = json.loads(payload)
+                product = view["purposes"]["product"]
+                key = f"asker product {product['state']} ({product['basis']})"
+                if product["state"] == "granted":
+                    key = "asker allows product: no eligible contact on the partner"
+        why_empty[key] = why_empty.get(key, 0) + 1
     out["suggestions"] = {
         "requests": len(latencies),
         "limit": args.limit,
         "latency_ms": summary(latencies),
+        "latency_ms_non_empty": summary(by_outcome["non_empty"]),
+        "latency_ms_empty": summary(by_outcome["empty"]),
         "requests_per_second": round(len(latencies) / phase["wall_s"], 1) if phase["wall_s"] else None,
         "status": statuses,
         "non_empty": len(answered),
@@ -272,6 +306,8 @@ def main():
         "mean_length": round(sum(lengths) / len(latencies), 2) if latencies else None,
         "mean_length_of_200s": round(sum(lengths) / len(lengths), 2) if lengths else None,
         "full_lists": sum(1 for n in lengths if n == args.limit),
+        "empty_explained": why_empty,
+        "empty_explained_of": min(len(empty), args.explain),
         "target_p99_ms": 5.0,
         "errors": errors,
         **phase,
@@ -284,6 +320,7 @@ def main():
     latencies = []
     statuses = {}
     suppressed = released = 0
+    by_outcome = {"released": [], "suppressed": []}
     sizes = {}
     errors = []
     meter = Meter(args.pid)
@@ -299,6 +336,7 @@ def main():
                 suppressed += 1
             else:
                 released += 1
+            by_outcome["suppressed" if answer["suppressed"] else "released"].append(latencies[-1])
             sizes[business] = answer["size"]
         else:
             errors.append(f"GET {path}: HTTP {status} {payload[:200]!r}")
@@ -307,11 +345,13 @@ def main():
         if (i + 1) % 500 == 0:
             log(f"audiences {i + 1}/{len(chosen)}")
     phase = meter.done()
-    by_size = sorted(sizes.items(), key=lambda kv: (-(kv[1] or -1), kv[0]))
+    by_size = sorted(((b, n) for b, n in sizes.items() if n is not None), key=lambda kv: (-kv[1], kv[0]))
     out["audiences"] = {
         "requests": len(latencies),
         "days": args.audience_days,
         "latency_ms": summary(latencies),
+        "latency_ms_released": summary(by_outcome["released"]),
+        "latency_ms_suppressed": summary(by_outcome["suppressed"]),
         "requests_per_second": round(len(latencies) / phase["wall_s"], 1) if phase["wall_s"] else None,
         "status": statuses,
         "suppressed": suppressed,
@@ -319,7 +359,7 @@ def main():
         "businesses_asked": len(sizes),
         "businesses_released": sum(1 for size in sizes.values() if size is not None),
         "largest": dict(by_size[:5]),
-        "smallest_released": dict([kv for kv in by_size if kv[1] is not None][-3:]),
+        "smallest_released": dict(by_size[-3:]),
         "suppressed_sample": sorted(b for b, size in sizes.items() if size is None)[:5],
         "target_p99_ms": 1.0,
         "errors": errors,
@@ -327,6 +367,37 @@ def main():
     }
     log(f"audiences: p50 {out['audiences']['latency_ms']['p50']} ms, p99 {out['audiences']['latency_ms']['p99']} ms, "
         f"{released} released, {suppressed} suppressed")
+
+    # b2. The largest released audience alone: the size query's cost grows
+    # with the audience (every member goes through the consent gate), and
+    # random businesses are mostly small.
+    out["audience_largest"] = None
+    if by_size and args.largest > 0:
+        business = by_size[0][0]
+        path = f"/v1/audiences/{urllib.parse.quote(business, safe='')}?days={args.audience_days}"
+        latencies = []
+        errors = []
+        meter = Meter(args.pid)
+        for _ in range(args.largest):
+            t0 = time.perf_counter()
+            status, payload = advertiser.request("GET", path)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            if status != 200:
+                errors.append(f"GET {path}: HTTP {status} {payload[:200]!r}")
+                if len(errors) >= 20:
+                    break
+        phase = meter.done()
+        out["audience_largest"] = {
+            "business": business,
+            "size": by_size[0][1],
+            "requests": len(latencies),
+            "latency_ms": summary(latencies),
+            "requests_per_second": round(len(latencies) / phase["wall_s"], 1) if phase["wall_s"] else None,
+            "errors": errors,
+            **phase,
+        }
+        log(f"largest audience {business} ({by_size[0][1]}): p50 {out['audience_largest']['latency_ms']['p50']} ms, "
+            f"p99 {out['audience_largest']['latency_ms']['p99']} ms")
 
     # c. Retraction latency.
     feed_path = f"/v1/partners/{quoted}/feeds/product"
@@ -475,7 +546,8 @@ def main():
     for client in (partner, advertiser, subjects):
         client.close()
     print(json.dumps(out, indent=2))
-    failed = out["suggestions"]["errors"] or out["audiences"]["errors"] or errors or missed
+    failed = (out["suggestions"]["errors"] or out["audiences"]["errors"]
+              or (out["audience_largest"] or {}).get("errors") or errors or missed)
     if failed or still_suggested:
         sys.exit(1)
 
