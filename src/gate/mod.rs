@@ -59,6 +59,13 @@ pub enum GateError {
 /// banned subject is never allowed a refusable purpose (no product or ads
 /// output about an account banned for abuse).
 pub fn allow(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_ms: i64) -> Decision {
+    let decision = decide(state, policy, subject, purpose, at_ms);
+    crate::telemetry::GateDecided { purpose, allowed: decision.allowed }.emit();
+    decision
+}
+
+/// [`allow`] without telemetry, for callers that count a whole batch once.
+fn decide(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_ms: i64) -> Decision {
     let status = match state.subjects.get(subject) {
         Some(record) => status_at(
             state.consent.history(subject),
@@ -72,7 +79,6 @@ pub fn allow(state: &State, policy: &Policy, subject: u32, purpose: Purpose, at_
     };
     let banned = !purpose.is_essential() && state.abuse.is_banned(subject);
     let allowed = status.state == ConsentState::Granted && !banned;
-    crate::telemetry::GateDecided { purpose, allowed }.emit();
     Decision { allowed, status }
 }
 
@@ -137,8 +143,16 @@ pub fn release_count(
     purpose: Purpose,
     at_ms: i64,
 ) -> Gated<Vec<u32>> {
-    let allowed =
-        subjects.into_iter().filter(|&subject| allow(state, policy, subject, purpose, at_ms).allowed).collect();
+    let mut denied = 0u64;
+    let allowed: Vec<u32> = subjects
+        .into_iter()
+        .filter(|&subject| {
+            let allowed = decide(state, policy, subject, purpose, at_ms).allowed;
+            denied += u64::from(!allowed);
+            allowed
+        })
+        .collect();
+    crate::telemetry::GateDecisionsCounted { purpose, allowed: allowed.len() as u64, denied }.emit();
     Gated { value: allowed, purpose }
 }
 

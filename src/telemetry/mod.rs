@@ -162,8 +162,31 @@ pub struct GateDecided {
 
 impl GateDecided {
     pub fn emit(self) {
-        let decision = if self.allowed { "allowed" } else { "denied" };
-        counter!(GATE_DECISIONS_TOTAL, "purpose" => self.purpose.as_str(), "decision" => decision).increment(1);
+        GateDecisionsCounted {
+            purpose: self.purpose,
+            allowed: u64::from(self.allowed),
+            denied: u64::from(!self.allowed),
+        }
+        .emit();
+    }
+}
+
+/// Many gate decisions for one purpose, counted once (per request, not
+/// per subject).
+pub struct GateDecisionsCounted {
+    pub purpose: Purpose,
+    pub allowed: u64,
+    pub denied: u64,
+}
+
+impl GateDecisionsCounted {
+    pub fn emit(self) {
+        for (decision, count) in [("allowed", self.allowed), ("denied", self.denied)] {
+            if count > 0 {
+                counter!(GATE_DECISIONS_TOTAL, "purpose" => self.purpose.as_str(), "decision" => decision)
+                    .increment(count);
+            }
+        }
     }
 }
 
