@@ -83,7 +83,8 @@ pub struct PurposeStatus {
 /// Explicit choices of every subject that made one, by dense subject index.
 #[derive(Default)]
 pub struct ConsentRegistry {
-    histories: HashMap<u32, Vec<ConsentChange>>,
+    /// foldhash: subject indexes are dense and trusted; the gate reads this per subject.
+    histories: HashMap<u32, Vec<ConsentChange>, foldhash::fast::RandomState>,
 }
 
 impl ConsentRegistry {
