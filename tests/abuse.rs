@@ -202,6 +202,15 @@ fn detections_reach_only_the_linked_partners_feed() {
     let text = report.to_string();
     assert!(!text.contains("9198111") && !text.contains("9876500"), "no numbers in a report: {text}");
 
+    // `proviso report` prints the same document from the data dir.
+    let data_dir = server.data.to_str().expect("utf8").to_string();
+    let output = run(&["report", "--subject", &linked_subject, "--data", &data_dir]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    for key in ["subject", "region", "held", "partners", "disclosures", "abuse"] {
+        assert_eq!(printed[key], report[key], "{key}");
+    }
+
     // Every disclosure is in the audit log, whose chain verifies; a tampered
     // record is named.
     let data_arg = server.data.to_str().expect("utf8").to_string();

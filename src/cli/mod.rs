@@ -8,6 +8,7 @@ mod http;
 mod ingest;
 mod query;
 mod rebuild;
+mod report;
 mod rules;
 mod serve;
 mod simulate;
@@ -55,6 +56,8 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Rewrite the log without erased (deleted) subjects
     Compact(compact::CompactCommand),
+    /// Print what proviso holds about one person (JSON)
+    Report(report::ReportCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(command) => rules::run(command),
         Command::Audit(command) => audit::run(command),
         Command::Compact(command) => compact::run(command),
+        Command::Report(command) => report::run(command),
     }
 }
 

@@ -12,7 +12,7 @@ pub mod error;
 mod events;
 mod ops;
 mod partners;
-mod report;
+pub mod report;
 mod subjects;
 pub mod usage;
 
@@ -166,7 +166,7 @@ pub(crate) fn audit_disclosure(
 }
 
 /// Current wall-clock time in epoch milliseconds.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 

@@ -102,9 +102,20 @@ pub async fn get_report(
 ) -> Result<Json<SubjectReport>, ApiError> {
     app.tokens.require(&headers, &[Role::SubjectService])?;
     let pseudonym = parse_subject(&subject)?;
-    let at_ms = now_ms();
-    let disclosures = app
-        .audit
+    let state = app.pipeline.state();
+    let report = build_report(&state, app.pipeline.policy(), &app.audit, &pseudonym, now_ms())?;
+    Ok(Json(report.into_inner()))
+}
+
+/// The report of one person at `at_ms` (also used by `proviso report`).
+pub fn build_report(
+    state: &crate::state::State,
+    policy: &crate::consent::Policy,
+    audit: &crate::outputs::audit::AuditLog,
+    pseudonym: &crate::contract::Pseudonym,
+    at_ms: i64,
+) -> Result<crate::gate::Gated<SubjectReport>, ApiError> {
+    let disclosures = audit
         .records_about(&pseudonym.record_handle())
         .map_err(ApiError::internal)?
         .into_iter()
@@ -115,8 +126,7 @@ pub async fn get_report(
             at: rfc3339(record.at_ms),
         })
         .collect();
-    let state = app.pipeline.state();
-    let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+    let index = state.subjects.lookup(pseudonym).ok_or_else(not_found)?;
     let record = state.subjects.get(index).ok_or_else(not_found)?;
     if !record.has_acted() {
         return Err(not_found());
@@ -162,8 +172,8 @@ pub async fn get_report(
             })
             .collect(),
     };
-    let consent = consent_view(&state, app.pipeline.policy(), &pseudonym, at_ms)?.into_inner();
-    let report = release_to_subject(SubjectReport {
+    let consent = consent_view(state, policy, pseudonym, at_ms)?.into_inner();
+    Ok(release_to_subject(SubjectReport {
         subject: pseudonym.subject_id(),
         region: record.region.as_str().to_string(),
         generated_at: rfc3339(at_ms),
@@ -172,6 +182,5 @@ pub async fn get_report(
         partners,
         disclosures,
         abuse,
-    });
-    Ok(Json(report.into_inner()))
+    }))
 }
