@@ -29,6 +29,7 @@ use clap::{Parser, Subcommand};
 ///   proviso ingest events.ndjson         load a file into the data dir
 ///   proviso query active --window 30     monthly active subjects
 ///   proviso rules backtest RULES --labels LABELS   score abuse rules
+///   proviso report --phone NUMBER        what proviso holds about one person
 #[derive(Debug, Parser)]
 #[command(name = "proviso", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
@@ -38,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (ingest, metrics, consent) on a data dir
+    /// Run the HTTP server (ingest, metrics, consent, abuse, partner outputs) on a data dir
     Serve(serve::ServeCommand),
     /// Load an NDJSON file (or stdin) into a data dir, durably
     Ingest(ingest::IngestCommand),
