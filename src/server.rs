@@ -112,6 +112,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         }
     }));
     let app = Arc::new(AppState {
+        closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         audit,
         feeds,
         pipeline: pipeline.clone(),
@@ -190,6 +191,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let pipeline = app.pipeline.clone();
+    let closing = app.closing.clone();
+    // Streams (GET /v1/live) end when shutdown begins, so draining waits
+    // only for ordinary requests.
+    let shutdown = async move {
+        shutdown.await;
+        closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)?;
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await

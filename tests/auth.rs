@@ -40,6 +40,10 @@ fn every_endpoint_checks_every_role() {
             concrete
         };
         let call = |token: Option<&str>| -> (u16, serde_json::Value) {
+            if concrete.starts_with("/v1/live") {
+                let status = server.get_status(&concrete, token);
+                return if status == 200 { (status, serde_json::Value::Null) } else { server.get(&concrete, token) };
+            }
             match *method {
                 "GET" => server.get(&concrete, token),
                 "POST" if concrete == "/v1/events" => server.post(&concrete, token, "application/x-ndjson", b""),

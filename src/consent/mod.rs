@@ -115,7 +115,7 @@ impl ConsentRegistry {
         self.histories.len()
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &[ConsentChange])> {
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &[ConsentChange])> {
         self.histories.iter().map(|(s, h)| (*s, h.as_slice()))
     }
 }

@@ -142,6 +142,27 @@ impl Server {
         read(request.call().expect("GET"))
     }
 
+    /// GETs and returns only the status (for streaming endpoints).
+    pub fn get_status(&self, path: &str, token: Option<&str>) -> u16 {
+        let mut request = self.agent.get(format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        request.call().expect("GET").status().as_u16()
+    }
+
+    /// Opens a server-sent-event stream; returns a reader of its lines.
+    pub fn stream(&self, path: &str, token: &str) -> Box<dyn BufRead + Send> {
+        let response = self
+            .agent
+            .get(format!("{}{}", self.base, path))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("GET stream");
+        assert_eq!(response.status().as_u16(), 200);
+        Box::new(BufReader::new(response.into_body().into_reader()))
+    }
+
     pub fn get_text(&self, path: &str) -> (u16, String) {
         let mut response = self.agent.get(format!("{}{}", self.base, path)).call().expect("GET");
         let status = response.status().as_u16();

@@ -10,6 +10,7 @@ mod audiences;
 pub mod auth;
 pub mod error;
 mod events;
+mod live;
 mod ops;
 mod partners;
 pub mod report;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub audit: crate::outputs::audit::AuditLog,
     /// Product and ads feeds with their retractions.
     pub feeds: Arc<crate::outputs::feeds::Feeds>,
+    /// Set when the server begins to shut down: open streams end.
+    pub closing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -53,6 +56,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("POST", "/v1/events", &[Role::Ingest, Role::Partner]),
     ("GET", "/v1/metrics/active", &[Role::Analyst]),
     ("GET", "/v1/metrics/messages", &[Role::Analyst]),
+    ("GET", "/v1/live", &[Role::Analyst]),
     ("POST", "/v1/subjects/resolve", &[Role::SubjectService]),
     ("GET", "/v1/subjects/{subject}/consent", &[Role::SubjectService]),
     ("PUT", "/v1/subjects/{subject}/consent/{purpose}", &[Role::SubjectService]),
@@ -80,6 +84,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/events", post(events::post_events))
         .route("/v1/metrics/active", get(usage::get_active))
         .route("/v1/metrics/messages", get(usage::get_messages))
+        .route("/v1/live", get(live::get_live))
         .route("/v1/subjects/resolve", post(subjects::resolve))
         .route("/v1/subjects/{subject}/consent", get(subjects::get_consent))
         .route("/v1/subjects/{subject}/consent/{purpose}", put(subjects::put_consent))
@@ -108,6 +113,7 @@ pub fn router(state: SharedState) -> Router {
         events::post_events,
         usage::get_active,
         usage::get_messages,
+        live::get_live,
         subjects::resolve,
         subjects::get_consent,
         subjects::put_consent,

@@ -257,6 +257,18 @@ impl Abuse {
         self.status(subject) == Status::Banned
     }
 
+    /// Subjects per current status (clear subjects without actions are not counted).
+    pub fn status_counts(&self) -> Vec<(Status, u64)> {
+        let mut counts: Vec<(Status, u64)> = Vec::new();
+        for record in self.subjects.values() {
+            match counts.iter_mut().find(|(status, _)| *status == record.status) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((record.status, 1)),
+            }
+        }
+        counts
+    }
+
     pub fn subject(&self, subject: u32) -> Option<&SubjectAbuse> {
         self.subjects.get(&subject)
     }

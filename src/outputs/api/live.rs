@@ -1,0 +1,157 @@
+//! `GET /v1/live`: a server-sent-event stream of the service's pulse for the
+//! dashboard (role analyst): events/s, DAU/WAU/MAU, messages by kind, abuse
+//! actions by status, refusals by purpose. Aggregates only.
+//!
+//! Never: sends an identifier; every figure is a count over everyone, which
+//! only essential purposes (analytics, security) may receive.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Role;
+use super::error::{ApiError, Code};
+use super::usage::format_day;
+use super::{now_ms, rfc3339, SharedState};
+use crate::consent::{status_at, ConsentState};
+use crate::contract::{MessageKind, Purpose};
+use crate::gate::release_aggregate;
+use crate::state::State as DerivedState;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    /// Milliseconds between updates, 200..=60000 (default 1000).
+    pub interval_ms: Option<u64>,
+}
+
+/// One update of the stream (event name `figures`).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LiveFigures {
+    pub at: String,
+    /// Log records applied.
+    pub events: u64,
+    /// Records applied per second since the previous update.
+    pub events_per_second: f64,
+    pub subjects: u64,
+    /// Latest UTC day with activity (the figures below are for it).
+    pub day: Option<String>,
+    pub dau: u64,
+    pub wau: u64,
+    pub mau: u64,
+    /// Messages on `day` by kind.
+    pub messages: BTreeMap<String, u64>,
+    /// Subjects by current abuse status (banned, review).
+    pub abuse: BTreeMap<String, u64>,
+    /// Subjects whose latest choice refuses a refusable purpose, by purpose
+    /// and jurisdiction (region of the number).
+    pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+fn figures(
+    state: &DerivedState,
+    policy: &crate::consent::Policy,
+    previous: &mut Option<(Instant, u64)>,
+) -> LiveFigures {
+    let at_ms = now_ms();
+    let events = state.next_seq;
+    let events_per_second = match previous {
+        Some((when, count)) => {
+            let seconds = when.elapsed().as_secs_f64();
+            if seconds > 0.0 {
+                events.saturating_sub(*count) as f64 / seconds
+            } else {
+                0.0
+            }
+        }
+        None => 0.0,
+    };
+    *previous = Some((Instant::now(), events));
+    let last_day = state.usage.last_day();
+    let active = |window: u32| {
+        last_day.map_or(0, |day| state.usage.active_series(day, day, window, None).first().map_or(0, |p| p.active))
+    };
+    let mut messages = BTreeMap::new();
+    if let Some(day) = last_day {
+        if let Some((_, counts)) = state.usage.message_series(day, day).first() {
+            for kind in MessageKind::ALL {
+                messages.insert(kind.as_str().to_string(), counts[kind.code() as usize]);
+            }
+        }
+    }
+    let mut abuse = BTreeMap::from([("banned".to_string(), 0u64), ("review".to_string(), 0u64)]);
+    for (status, count) in state.abuse.status_counts() {
+        abuse.insert(status.as_str().to_string(), count);
+    }
+    let mut refusals: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (subject, history) in state.consent.iter() {
+        let Some(record) = state.subjects.get(subject) else { continue };
+        for purpose in [Purpose::Product, Purpose::Ads] {
+            let status = status_at(history, purpose, record.region.as_str(), record.first_seen_ms, policy, at_ms);
+            if status.state == ConsentState::Denied && status.since_ms.is_some() {
+                let by_region = refusals.entry(purpose.as_str().to_string()).or_default();
+                *by_region.entry(record.region.as_str().to_string()).or_default() += 1;
+            }
+        }
+    }
+    LiveFigures {
+        at: rfc3339(at_ms),
+        events,
+        events_per_second,
+        subjects: state.subjects.acting() as u64,
+        day: last_day.map(format_day),
+        dau: active(1),
+        wau: active(7),
+        mau: active(30),
+        messages,
+        abuse,
+        refusals,
+    }
+}
+
+/// Live figures as server-sent events (`event: figures`, JSON data), one
+/// update immediately and then every `interval_ms`. Role: analyst.
+#[utoipa::path(
+    get,
+    path = "/v1/live",
+    params(LiveQuery),
+    responses((status = 200, body = LiveFigures, content_type = "text/event-stream", description = "a stream of `figures` events")),
+    security(("bearer" = []))
+)]
+pub async fn get_live(
+    State(app): State<SharedState>,
+    headers: HeaderMap,
+    query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    app.tokens.require(&headers, &[Role::Analyst])?;
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is interval_ms"))?;
+    let interval = query.interval_ms.unwrap_or(1000);
+    if !(200..=60_000).contains(&interval) {
+        return Err(ApiError::new(Code::InvalidQuery, "`interval_ms` must be 200..=60000"));
+    }
+    let stream = futures_util::stream::unfold((app, None, true), move |(app, mut previous, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_millis(interval)).await;
+        }
+        if app.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        let update = {
+            let state = app.pipeline.state();
+            release_aggregate(Purpose::Analytics, figures(&state, app.pipeline.policy(), &mut previous))
+                .map(|g| g.into_inner())
+        };
+        let event = match update.ok().and_then(|figures| Event::default().event("figures").json_data(figures).ok()) {
+            Some(event) => event,
+            None => Event::default().event("error").data("figures unavailable"),
+        };
+        Some((Ok(event), (app, previous, false)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,56 @@
+//! End-to-end: the dashboard's live stream reports the same DAU as the
+//! metrics API and moves within 2 s of new events.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+use common::{Server, ANALYST};
+use serde_json::Value;
+
+fn next_figures(lines: &mut dyn BufRead) -> Value {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(lines.read_line(&mut line).expect("read stream") > 0, "stream ended");
+        if let Some(data) = line.strip_prefix("data:") {
+            return serde_json::from_str(data.trim()).expect("figures json");
+        }
+    }
+}
+
+#[test]
+fn live_figures_match_the_api_and_move_within_two_seconds() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let session = |k: u32| format!(r#"{{"type":"session","ts":{now},"phone":"+9198767{k:05}","device":"d"}}"#);
+    server.ingest(&(0..5).map(session).collect::<Vec<_>>().join("\n"));
+    let mut stream = server.stream("/v1/live?interval_ms=200", ANALYST);
+    let first = next_figures(&mut stream);
+    let day = first["day"].as_str().expect("day").to_string();
+    let (_, api) = server.get(&format!("/v1/metrics/active?from={day}&to={day}&window=1"), Some(ANALYST));
+    assert_eq!(first["dau"], api["series"][0]["active"], "{first}");
+    assert_eq!(first["dau"], 5);
+    assert_eq!(first["subjects"], 5);
+
+    server.ingest(&(5..8).map(session).collect::<Vec<_>>().join("\n"));
+    let sent = Instant::now();
+    loop {
+        let figures = next_figures(&mut stream);
+        if figures["dau"] == 8 {
+            break;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(2), "DAU did not move within 2 s: {figures}");
+    }
+    assert!(sent.elapsed() < Duration::from_secs(2));
+    let (status, body) = server.get("/v1/live?interval_ms=5", Some(ANALYST));
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
+
+    // An open stream does not hold up a graceful shutdown.
+    let stopping = Instant::now();
+    let log = server.stop();
+    assert!(stopping.elapsed() < Duration::from_secs(5), "shutdown waited for the stream:\n{log}");
+    drop(stream);
+}
