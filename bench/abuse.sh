@@ -74,6 +74,8 @@ LABELS_FILE=$OUT/abuse-labels-$EVENTS.ndjson
 DEFAULT_RULES=src/processors/abuse/default_rules.toml
 NO_RULES=$OUT/no-rules.toml
 BENCH_CONFIG=$OUT/abuse-bench.toml
+COMMANDS_FILE=$OUT/abuse-commands.txt
+STEPS_FILE=$OUT/abuse-steps.json
 ADMIN_TOKEN=bench-admin-token-0000001
 INGEST_TOKEN=bench-ingest-token-000001
 REVIEWER_TOKEN=bench-reviewer-token-00001
@@ -82,148 +84,23 @@ PARTNER_TOKEN=bench-partner-token-00000001
 NPROC=$(nproc)
 
 mkdir -p "$OUT"
-: >"$OUT/abuse-commands.txt"
+: >"$COMMANDS_FILE"
 # Results of an earlier run must not leak into this one's report.
 rm -f "$OUT"/abuse-ingest-*.json "$OUT"/abuse-ingest-*.time "$OUT"/abuse-ingest-*.stderr \
     "$OUT"/abuse-{backtest,latency,preload,steps,results}.json "$OUT"/abuse-backtest.time "$OUT/abuse-results.txt"
-SERVER_PID=
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
-say() { printf '\n== %s\n' "$*" >&2; }
-record() { printf '%s\n' "$*" >>"$OUT/abuse-commands.txt"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=
-}
-trap stop_server EXIT
-
-# Peak RSS and own CPU of a command, when GNU time is installed.
-TIME_BIN=
-if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null; then
-    TIME_BIN=/usr/bin/time
-fi
-with_time() { # FILE CMD...
-    local file=$1
-    shift
-    if [[ -n "$TIME_BIN" ]]; then
-        "$TIME_BIN" -f '%M %U %S' -o "$file" "$@"
-    else
-        "$@"
-    fi
-}
-# CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal).
-busy_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
-# CPU-seconds used by other processes while a step ran: machine busy time
-# minus the step's own user+system time (from GNU time). Near 0 = quiet machine.
-other_cpu_s() { # BUSY_BEFORE BUSY_AFTER TIME_FILE
-    if [[ -s "$3" ]]; then
-        awk -v a="$1" -v b="$2" '{ own = $2 + $3 } END { printf "%.1f", b - a - own }' <(tail -n 1 "$3")
-    else
-        echo null
-    fi
-}
-# Compilers running right now (another engineer's cargo build), for the notes.
-compilers_running() { { pgrep -x rustc || true; pgrep -x cargo || true; } | wc -l; }
-# Before a timed step, waits (at most WAIT_QUIET seconds) until no compiler runs.
-wait_quiet() {
-    local waited=0
-    while ((waited < WAIT_QUIET)) && (($(compilers_running) > 0)); do
-        ((waited == 0)) && echo "waiting up to ${WAIT_QUIET}s for a running cargo/rustc to finish..." >&2
-        sleep 5
-        waited=$((waited + 5))
-    done
-    ((waited == 0)) || echo "waited ${waited}s" >&2
-}
-# One line per timed step into abuse-steps.json (NDJSON): name, wall, own and
-# other CPU, compilers seen at the start.
-step_record() { # NAME WALL_S BUSY_BEFORE BUSY_AFTER TIME_FILE COMPILERS
-    local own=null peak=null
-    if [[ -s "$5" ]]; then
-        own=$(awk '{ printf "%.2f", $2 + $3 }' <(tail -n 1 "$5"))
-        peak=$(($(tail -n 1 "$5" | cut -d' ' -f1) * 1024))
-    fi
-    printf '{"step":"%s","wall_s":%s,"own_cpu_s":%s,"other_cpu_s":%s,"peak_rss_bytes":%s,"compilers_at_start":%s}\n' \
-        "$1" "$2" "$own" "$(other_cpu_s "$3" "$4" "$5")" "$peak" "$6" >>"$OUT/abuse-steps.json"
-}
-
-# Starts `proviso serve` on DATA_DIR with the bench config and tokens; sets
-# SERVER_PID and SERVER_URL.
-start_server() { # DATA_DIR NAME
-    local data=$1 name=$2
-    local started
-    started=$(now)
-    env PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" PROVISO_INGEST_TOKEN="$INGEST_TOKEN" \
-        PROVISO_REVIEWER_TOKEN="$REVIEWER_TOKEN" \
-        "$BIN" serve --listen 127.0.0.1:0 --data "$data" --config "$BENCH_CONFIG" \
-        >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
-    SERVER_PID=$!
-    SERVER_URL=
-    local line
-    for _ in $(seq 1 1200); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "proviso serve exited early; see $OUT/$name.stderr:" >&2
-            tail -n 20 "$OUT/$name.stderr" >&2
-            exit 1
-        fi
-        line=$(grep -m1 '^proviso listening on http://' "$OUT/$name.stdout" || true)
-        if [[ -n "$line" ]]; then
-            SERVER_URL=${line#proviso listening on }
-            break
-        fi
-        sleep 0.25
-    done
-    [[ -n "$SERVER_URL" ]] || { echo "proviso serve did not say where it listens" >&2; exit 1; }
-    for _ in $(seq 1 200); do
-        if curl -fsS "$SERVER_URL/healthz" >/dev/null 2>&1; then
-            SERVER_STARTUP_S=$(elapsed "$started" "$(now)")
-            echo "server $name on $SERVER_URL (pid $SERVER_PID), ready in ${SERVER_STARTUP_S}s" >&2
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "proviso serve at $SERVER_URL never answered /healthz" >&2
-    exit 1
-}
-
-# 1. Build.
-if [[ "$SKIP_BUILD" != 1 ]]; then
-    say "1. cargo build --release"
-    record "cargo build --release"
-    cargo build --release
-fi
-[[ -x "$BIN" ]] || { echo "$BIN is missing: build failed?" >&2; exit 1; }
-# What the binary was built from (another engineer may be editing sources).
-GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY_FILES=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
-BIN_MTIME=$(date -u -r "$BIN" +%FT%TZ)
-# Every step runs this private copy, so a concurrent `cargo build` replacing
-# target/release/proviso mid-run cannot put two binaries in one comparison.
-cp "$BIN" "$OUT/abuse-proviso.tmp" && mv -f "$OUT/abuse-proviso.tmp" "$OUT/abuse-proviso"
-BIN=$OUT/abuse-proviso
-BIN_SHA256=$(sha256sum "$BIN" | cut -c1-16)
-echo "running $BIN (sha256 $BIN_SHA256..., built $BIN_MTIME from $GIT_HEAD + $GIT_DIRTY_FILES modified files)" >&2
+# 1. Build, and run a private copy of the binary from here on.
+build_binary
+private_binary abuse-proviso
 
 # 2. Data, generated once.
 say "2. workload: $EVENTS events, $SUBJECTS subjects, $DAYS days, seed $SEED"
 GEN_CMD=("$BIN" simulate --seed "$SEED" --subjects "$SUBJECTS" --days "$DAYS" --events "$EVENTS"
     --start "$START" --out "$EVENTS_FILE" --labels "$LABELS_FILE")
 record "${GEN_CMD[*]}"
-if [[ -s "$EVENTS_FILE" && -s "$LABELS_FILE" ]]; then
-    echo "reusing $EVENTS_FILE and $LABELS_FILE (delete them to regenerate)" >&2
-else
-    started=$(now)
-    "${GEN_CMD[@]}" 2>"$OUT/abuse-simulate.stderr" || {
-        cat "$OUT/abuse-simulate.stderr" >&2
-        rm -f "$EVENTS_FILE" "$LABELS_FILE"
-        exit 1
-    }
-    echo "generated in $(elapsed "$started" "$(now)")s" >&2
-fi
+generate_workload abuse-simulate.stderr "$EVENTS_FILE" "$LABELS_FILE"
 FILE_BYTES=$(stat -c %s "$EVENTS_FILE")
 FILE_LINES=$(wc -l <"$EVENTS_FILE")
 LABEL_LINES=$(wc -l <"$LABELS_FILE")
@@ -251,16 +128,8 @@ ingest_once() { # SIDE ROUND
     [[ "$side" == norules ]] && cmd+=(--rules "$NO_RULES")
     rm -rf "$data"
     record "rm -rf $data && ${cmd[*]}"
-    local compilers busy_before started wall
-    wait_quiet
-    compilers=$(compilers_running)
-    busy_before=$(busy_cpu_s)
-    started=$(now)
-    with_time "$OUT/abuse-ingest-$side-$round.time" "${cmd[@]}" >"$OUT/abuse-ingest-$side-$round.json" \
-        2>"$OUT/abuse-ingest-$side-$round.stderr" || { cat "$OUT/abuse-ingest-$side-$round.stderr" >&2; exit 1; }
-    wall=$(elapsed "$started" "$(now)")
-    step_record "ingest-$side-$round" "$wall" "$busy_before" "$(busy_cpu_s)" "$OUT/abuse-ingest-$side-$round.time" "$compilers"
-    "$PY" - "$OUT/abuse-ingest-$side-$round.json" "$side" "$round" "$wall" <<'EOF' >&2
+    timed_step "ingest-$side-$round" "abuse-ingest-$side-$round" "${cmd[@]}"
+    "$PY" - "$OUT/abuse-ingest-$side-$round.json" "$side" "$round" "$STEP_WALL_S" <<'EOF' >&2
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"ingest {sys.argv[2]:>7} round {sys.argv[3]}: {s['events_per_second']:,.0f} lines/s, "
@@ -281,13 +150,7 @@ done
 say "5. rules backtest of the default rules on $OUT/abuse-data-rules"
 BT_CMD=("$BIN" rules backtest "$DEFAULT_RULES" --labels "$LABELS_FILE" --data "$OUT/abuse-data-rules" --json)
 record "${BT_CMD[*]}"
-wait_quiet
-compilers=$(compilers_running)
-busy_before=$(busy_cpu_s)
-started=$(now)
-with_time "$OUT/abuse-backtest.time" "${BT_CMD[@]}" >"$OUT/abuse-backtest.json" 2>"$OUT/abuse-backtest.stderr" ||
-    { cat "$OUT/abuse-backtest.stderr" >&2; exit 1; }
-step_record backtest "$(elapsed "$started" "$(now)")" "$busy_before" "$(busy_cpu_s)" "$OUT/abuse-backtest.time" "$compilers"
+timed_step backtest abuse-backtest "${BT_CMD[@]}"
 
 # 6. Action latency on a served data dir with background state.
 say "6. action latency: $BURSTS spammers, partner $PARTNER polling its security feed"
@@ -300,7 +163,8 @@ if ((PRELOAD_LINES > 0)); then
             2>"$OUT/abuse-preload.stderr" || { cat "$OUT/abuse-preload.stderr" >&2; exit 1; }
 fi
 record "PROVISO_ADMIN_TOKEN=$ADMIN_TOKEN PROVISO_INGEST_TOKEN=$INGEST_TOKEN PROVISO_REVIEWER_TOKEN=$REVIEWER_TOKEN $BIN serve --listen 127.0.0.1:0 --data $LAT_DATA --config $BENCH_CONFIG"
-start_server "$LAT_DATA" abuse-serve
+start_server abuse-serve PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" PROVISO_INGEST_TOKEN="$INGEST_TOKEN" \
+    PROVISO_REVIEWER_TOKEN="$REVIEWER_TOKEN" -- --listen 127.0.0.1:0 --data "$LAT_DATA" --config "$BENCH_CONFIG"
 SERVE_STARTUP=$SERVER_STARTUP_S
 LAT_CMD=("$PY" bench/abuse_latency.py --url "$SERVER_URL" --ingest-token "$INGEST_TOKEN" --partner "$PARTNER"
     --partner-token "$PARTNER_TOKEN" --bursts "$BURSTS" --pid "$SERVER_PID")
@@ -316,7 +180,10 @@ say "7. results"
 export OUT EVENTS SUBJECTS DAYS SEED REPEATS BURSTS PRELOAD_LINES NPROC EVENTS_FILE LABELS_FILE FILE_BYTES \
     FILE_LINES LABEL_LINES SERVE_STARTUP LAT_HEALTHZ LAT_COMPILERS GIT_HEAD GIT_DIRTY_FILES BIN_MTIME BIN_SHA256
 "$PY" - <<'EOF' | tee "$OUT/abuse-results.txt"
-import json, os, platform
+import json, os, sys
+
+sys.path.insert(0, "bench")  # the working directory is the repository root
+from benchlib import binary, fmt, load_json, machine, print_table, read_commands, read_steps, step_contention
 
 e = os.environ
 out = e["OUT"]
@@ -324,38 +191,10 @@ repeats = int(e["REPEATS"])
 
 
 def load(name):
-    path = os.path.join(out, name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return load_json(out, name)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def mem_total_bytes():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-steps = {}
-with open(os.path.join(out, "abuse-steps.json")) as f:
-    for line in f:
-        if line.strip():
-            step = json.loads(line)
-            steps[step["step"]] = step
+steps = read_steps(os.path.join(out, "abuse-steps.json"))
 
 runs = {"rules": [], "norules": []}
 for side in runs:
@@ -396,15 +235,9 @@ evals_per_s = (bt["rule_evaluations"] / bt["replay_seconds"]) if bt.get("replay_
 lat = load("abuse-latency.json") or {}
 preload = load("abuse-preload.json")
 healthz = json.loads(e["LAT_HEALTHZ"]) if e.get("LAT_HEALTHZ", "null") != "null" else None
-with open(os.path.join(out, "abuse-commands.txt")) as f:
-    commands = [line.rstrip("\n") for line in f if line.strip()]
+commands = read_commands(os.path.join(out, "abuse-commands.txt"))
 
-noisy = []
-for name, step in steps.items():
-    if step.get("other_cpu_s") is not None and step["other_cpu_s"] > 1.0:
-        noisy.append(f"{name}: other processes used {step['other_cpu_s']} CPU-s")
-    if step.get("compilers_at_start"):
-        noisy.append(f"{name}: {step['compilers_at_start']} rustc/cargo process(es) running at its start")
+noisy = step_contention(steps)
 if lat.get("other_cpu_s") is not None and lat["other_cpu_s"] > 1.0:
     noisy.append(f"latency: other processes used {lat['other_cpu_s']} CPU-s")
 if int(e.get("LAT_COMPILERS") or 0):
@@ -414,12 +247,8 @@ results = {
     "events": int(e["EVENTS"]), "subjects": int(e["SUBJECTS"]), "days": int(e["DAYS"]), "seed": int(e["SEED"]),
     "file": e["EVENTS_FILE"], "file_bytes": int(e["FILE_BYTES"]), "lines": int(e["FILE_LINES"]),
     "labels_file": e["LABELS_FILE"], "labels": int(e["LABEL_LINES"]),
-    "machine": {
-        "nproc": int(e["NPROC"]), "cpu_model": cpu_model(), "mem_total_bytes": mem_total_bytes(),
-        "kernel": platform.release(),
-    },
-    "binary": {"git_head": e["GIT_HEAD"], "dirty_tracked_files": int(e["GIT_DIRTY_FILES"]), "built": e["BIN_MTIME"],
-               "sha256_prefix": e["BIN_SHA256"]},
+    "machine": machine(e),
+    "binary": binary(e),
     "repeats": repeats,
     "ingest_rules_events_per_second": with_rules["events_per_second"],
     "ingest_norules_events_per_second": without["events_per_second"],
@@ -446,18 +275,6 @@ results = {
 }
 with open(os.path.join(out, "abuse-results.json"), "w") as f:
     json.dump(results, f, indent=2)
-
-
-def fmt(value, digits=1):
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def ms(name, key):
@@ -504,16 +321,7 @@ rows = [
     ("feed polls per burst max", ms("polls_per_burst", "max")),
     ("other CPU-s during latency test", fmt(lat.get("other_cpu_s"))),
 ]
-width = max(len(name) for name, _ in rows)
-for name, value in rows:
-    print(f"{name:<{width}}  {value}" if name else "")
-print()
-if noisy:
-    print("CONTENTION: these figures may be low; rerun on a quiet machine:")
-    for note in noisy:
-        print(f"  - {note}")
-else:
-    print("no contention detected (other CPU <= 1 CPU-s in every timed step, no compiler running)")
+print_table(rows, noisy, "low")
 errors = lat.get("errors") or []
 if errors or lat.get("missed"):
     print(f"LATENCY TEST PROBLEMS: {lat.get('missed')} missed; errors: {errors[:3]}")

@@ -33,94 +33,12 @@ noisy run is visible. Prints one JSON object on stdout.
 """
 
 import argparse
-import http.client
 import json
-import os
 import sys
 import time
 import urllib.parse
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def busy_cpu_s():
-    """CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal)."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()
-    values = [int(v) for v in fields[1:]]
-    return (values[0] + values[1] + values[2] + values[5] + values[6] + values[7]) / CLK_TCK
-
-
-def process_cpu_s(pid):
-    """utime + stime of one process, in seconds (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def vm_rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def pct(values, p):
-    """Nearest-rank percentile of a sorted list (same as http_load.py)."""
-    if not values:
-        return None
-    return round(values[min(len(values) - 1, int(p * len(values)))], 3)
-
-
-def summary(values):
-    values = sorted(values)
-    if not values:
-        return {"p50": None, "p99": None, "max": None, "mean": None}
-    return {
-        "p50": pct(values, 0.50),
-        "p99": pct(values, 0.99),
-        "max": round(values[-1], 3),
-        "mean": round(sum(values) / len(values), 3),
-    }
-
-
-class Client:
-    """One keep-alive connection; reconnects once on a dropped connection."""
-
-    def __init__(self, url, token, timeout):
-        self.host, self.port = url.hostname, url.port
-        self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, content_type=None):
-        headers = dict(self.headers)
-        if content_type:
-            headers["Content-Type"] = content_type
-        for attempt in (0, 1):
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                response = self.conn.getresponse()
-                payload = response.read()
-                return response.status, payload
-            except (OSError, http.client.HTTPException):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self):
-        self.conn.close()
-
+from benchlib import REQUEST_ERRORS, Client, Meter, read_feed, summary
 
 def ndjson(events):
     return "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events).encode()
@@ -155,19 +73,14 @@ def main():
         if result.get("accepted") != len(events) or result.get("rejected"):
             raise RuntimeError(f"{what}: accepted {result.get('accepted')} of {len(events)}: {result.get('rejected')!r}")
 
-    def read_feed(cursor):
-        path = feed_path + "?limit=1000" + ("" if cursor is None else f"&after={cursor}")
-        status, payload = partner.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {status} {payload[:300]!r}")
-        page = json.loads(payload)
-        return page["records"], page["next"]
+    def feed(cursor):
+        return read_feed(partner, feed_path, cursor)
 
     # Skip whatever the feed already holds.
     cursor = None
     preexisting = 0
     while True:
-        records, next_cursor = read_feed(cursor)
+        records, next_cursor = feed(cursor)
         preexisting += len(records)
         if next_cursor == cursor:
             break
@@ -184,10 +97,7 @@ def main():
     first_phone = None
     recipient = 0
 
-    busy_before = busy_cpu_s()
-    own_before = sum(os.times()[:2])
-    server_before = process_cpu_s(args.pid) if args.pid else None
-    started = time.perf_counter()
+    meter = Meter(args.pid)
     for k in range(args.bursts):
         phone = f"+91981{k:07d}"
         first_phone = first_phone or phone
@@ -216,7 +126,7 @@ def main():
             polls = 0
             found = None
             while found is None:
-                records, next_cursor = read_feed(cursor)
+                records, next_cursor = feed(cursor)
                 polls += 1
                 t_now = time.perf_counter()
                 if next_cursor is not None:
@@ -241,17 +151,13 @@ def main():
                 sample = found
             ack_to_seen.append((t_now - t_ack) * 1000)
             send_to_seen.append((t_now - t_send) * 1000)
-        except (RuntimeError, OSError, http.client.HTTPException, ValueError, KeyError) as error:
+        except REQUEST_ERRORS as error:
             errors.append(f"burst {k}: {error}")
             if len(errors) >= 10:
                 break
         if (k + 1) % 50 == 0:
             print(f"[latency] {k + 1}/{args.bursts} bursts", file=sys.stderr, flush=True)
-    wall = time.perf_counter() - started
-    busy = busy_cpu_s() - busy_before
-    own = sum(os.times()[:2]) - own_before
-    server_after = process_cpu_s(args.pid) if args.pid else None
-    server = None if server_before is None or server_after is None else server_after - server_before
+    phase = meter.done()
     service.close()
     partner.close()
 
@@ -271,12 +177,7 @@ def main():
         "send_to_ack_ms": summary(send_to_ack),
         "polls_per_burst": summary(polls_per_burst),
         "poll_interval_ms": args.poll_interval_ms,
-        "wall_s": round(wall, 3),
-        "busy_cpu_s": round(busy, 2),
-        "client_cpu_s": round(own, 2),
-        "server_cpu_s": None if server is None else round(server, 2),
-        "other_cpu_s": None if server is None else round(busy - own - server, 1),
-        "server_rss_bytes": vm_rss_bytes(args.pid) if args.pid else None,
+        **phase,
     }
     print(json.dumps(out, indent=2))
     if errors or missed:

@@ -57,6 +57,7 @@ BIN=target/release/proviso
 VENV=bench/.venv
 PY=$VENV/bin/python
 EVENTS_FILE=$OUT/events-$EVENTS.ndjson
+COMMANDS_FILE=$OUT/commands.txt
 ANALYST_TOKEN=bench-analyst-token-000001
 ADMIN_TOKEN=bench-admin-token-0000001
 INGEST_TOKEN=bench-ingest-token-000001
@@ -64,112 +65,21 @@ NPROC=$(nproc)
 LAST_DAY=$(date -u -d "$START + $((DAYS - 1)) days" +%F)
 
 mkdir -p "$OUT"
-: >"$OUT/commands.txt"
+: >"$COMMANDS_FILE"
 # Results of an earlier run must not leak into this one's report.
 rm -f "$OUT"/{duckdb,proviso-ingest,proviso-queries,http-load,run,results}.json "$OUT/results.txt" "$OUT"/*.peak_rss
-SERVER_PID=
-
-say() { printf '\n== %s\n' "$*" >&2; }
-record() { printf '%s\n' "$*" >>"$OUT/commands.txt"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=
-}
-trap stop_server EXIT
-
-# Peak RSS of a command, when GNU time is installed.
-TIME_BIN=
-if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null; then
-    TIME_BIN=/usr/bin/time
-fi
-with_peak_rss() { # FILE CMD...
-    local file=$1
-    shift
-    if [[ -n "$TIME_BIN" ]]; then
-        "$TIME_BIN" -f '%M %U %S' -o "$file" "$@"
-    else
-        "$@"
-    fi
-}
-peak_rss_bytes() { # FILE
-    if [[ -s "$1" ]]; then echo $(($(tail -n 1 "$1" | cut -d' ' -f1) * 1024)); else echo null; fi
-}
-# CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal).
-busy_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
-# CPU-seconds used by other processes while a step ran: machine busy time
-# minus the step's own user+system time (from GNU time). Near 0 = quiet machine.
-other_cpu_s() { # BUSY_BEFORE BUSY_AFTER TIME_FILE
-    if [[ -s "$3" ]]; then
-        awk -v a="$1" -v b="$2" '{ own = $2 + $3 } END { printf "%.1f", b - a - own }' <(tail -n 1 "$3")
-    else
-        echo null
-    fi
-}
-
-# Starts `proviso serve` in the background on DATA_DIR with the given extra
-# environment; sets SERVER_PID and SERVER_URL.
-start_server() { # DATA_DIR NAME VAR=VALUE...
-    local data=$1 name=$2
-    shift 2
-    local started
-    started=$(now)
-    env "$@" "$BIN" serve --data "$data" --listen 127.0.0.1:0 \
-        >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
-    SERVER_PID=$!
-    SERVER_URL=
-    local line
-    for _ in $(seq 1 1200); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "proviso serve exited early; see $OUT/$name.stderr:" >&2
-            tail -n 20 "$OUT/$name.stderr" >&2
-            exit 1
-        fi
-        line=$(grep -m1 '^proviso listening on http://' "$OUT/$name.stdout" || true)
-        if [[ -n "$line" ]]; then
-            SERVER_URL=${line#proviso listening on }
-            break
-        fi
-        sleep 0.25
-    done
-    [[ -n "$SERVER_URL" ]] || { echo "proviso serve did not say where it listens" >&2; exit 1; }
-    for _ in $(seq 1 200); do
-        if curl -fsS "$SERVER_URL/healthz" >/dev/null 2>&1; then
-            SERVER_STARTUP_S=$(elapsed "$started" "$(now)")
-            echo "server $name on $SERVER_URL (pid $SERVER_PID), ready in ${SERVER_STARTUP_S}s" >&2
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "proviso serve at $SERVER_URL never answered /healthz" >&2
-    exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 
 # 1. Build.
-if [[ "$SKIP_BUILD" != 1 ]]; then
-    say "1. cargo build --release"
-    record "cargo build --release"
-    cargo build --release
-fi
-[[ -x "$BIN" ]] || { echo "$BIN is missing: build failed?" >&2; exit 1; }
+build_binary
 
 # 2. Data, generated once.
 say "2. workload: $EVENTS events, $SUBJECTS subjects, $DAYS days, seed $SEED"
 GEN_CMD=("$BIN" simulate --seed "$SEED" --subjects "$SUBJECTS" --days "$DAYS" --events "$EVENTS"
     --start "$START" --out "$EVENTS_FILE" --labels "$OUT/labels.ndjson")
 record "${GEN_CMD[*]}"
-if [[ -s "$EVENTS_FILE" ]]; then
-    echo "reusing $EVENTS_FILE (delete it to regenerate)" >&2
-else
-    started=$(now)
-    "${GEN_CMD[@]}" 2>"$OUT/simulate.stderr" || { cat "$OUT/simulate.stderr" >&2; rm -f "$EVENTS_FILE"; exit 1; }
-    echo "generated in $(elapsed "$started" "$(now)")s" >&2
-fi
+generate_workload simulate.stderr "$EVENTS_FILE"
 FILE_BYTES=$(stat -c %s "$EVENTS_FILE")
 FILE_LINES=$(wc -l <"$EVENTS_FILE")
 echo "$EVENTS_FILE: $FILE_BYTES bytes, $FILE_LINES lines" >&2
@@ -189,7 +99,7 @@ DUCK_CMD=("$PY" bench/duckdb_ref.py "$EVENTS_FILE" --db "$OUT/ref.duckdb" --from
     --window 30 --runs 3)
 record "${DUCK_CMD[*]}"
 busy_before=$(busy_cpu_s)
-with_peak_rss "$OUT/duckdb.peak_rss" "${DUCK_CMD[@]}" >"$OUT/duckdb.json"
+with_time "$OUT/duckdb.peak_rss" "${DUCK_CMD[@]}" >"$OUT/duckdb.json"
 DUCK_OTHER_CPU=$(other_cpu_s "$busy_before" "$(busy_cpu_s)" "$OUT/duckdb.peak_rss")
 DUCK_PEAK=$(peak_rss_bytes "$OUT/duckdb.peak_rss")
 
@@ -200,7 +110,7 @@ INGEST_CMD=("$BIN" ingest "$EVENTS_FILE" --data "$OUT/proviso-data" --json)
 record "${INGEST_CMD[*]}"
 started=$(now)
 busy_before=$(busy_cpu_s)
-with_peak_rss "$OUT/proviso-ingest.peak_rss" "${INGEST_CMD[@]}" >"$OUT/proviso-ingest.json" \
+with_time "$OUT/proviso-ingest.peak_rss" "${INGEST_CMD[@]}" >"$OUT/proviso-ingest.json" \
     2>"$OUT/proviso-ingest.stderr" || { cat "$OUT/proviso-ingest.stderr" >&2; exit 1; }
 INGEST_WALL=$(elapsed "$started" "$(now)")
 INGEST_OTHER_CPU=$(other_cpu_s "$busy_before" "$(busy_cpu_s)" "$OUT/proviso-ingest.peak_rss")
@@ -212,8 +122,8 @@ cat "$OUT/proviso-ingest.json" >&2
 # 6. proviso queries over HTTP.
 say "6. proviso serve on $OUT/proviso-data: DAU and MAU queries (best of 5)"
 record "PROVISO_ANALYST_TOKEN=$ANALYST_TOKEN PROVISO_ADMIN_TOKEN=$ADMIN_TOKEN $BIN serve --data $OUT/proviso-data --listen 127.0.0.1:0"
-start_server "$OUT/proviso-data" serve \
-    PROVISO_ANALYST_TOKEN="$ANALYST_TOKEN" PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN"
+start_server serve PROVISO_ANALYST_TOKEN="$ANALYST_TOKEN" PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" \
+    -- --data "$OUT/proviso-data" --listen 127.0.0.1:0
 SERVE_STARTUP=$SERVER_STARTUP_S
 record "GET $SERVER_URL/v1/metrics/active?from=$START&to=$LAST_DAY&window=1 (and window=30), Authorization: Bearer $ANALYST_TOKEN"
 "$PY" bench/proviso_queries.py --url "$SERVER_URL" --token "$ANALYST_TOKEN" --pid "$SERVER_PID" \
@@ -224,8 +134,8 @@ stop_server
 say "7. HTTP ingest: first $HTTP_EVENTS lines, $HTTP_BATCH lines/batch, $HTTP_CONNECTIONS connections"
 rm -rf "$OUT/http-data"
 record "PROVISO_INGEST_TOKEN=$INGEST_TOKEN PROVISO_ADMIN_TOKEN=$ADMIN_TOKEN $BIN serve --data $OUT/http-data --listen 127.0.0.1:0"
-start_server "$OUT/http-data" http-serve \
-    PROVISO_INGEST_TOKEN="$INGEST_TOKEN" PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN"
+start_server http-serve PROVISO_INGEST_TOKEN="$INGEST_TOKEN" PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" \
+    -- --data "$OUT/http-data" --listen 127.0.0.1:0
 HTTP_CMD=("$PY" bench/http_load.py "$EVENTS_FILE" --url "$SERVER_URL" --token "$INGEST_TOKEN"
     --batch "$HTTP_BATCH" --connections "$HTTP_CONNECTIONS" --max-lines "$HTTP_EVENTS")
 record "${HTTP_CMD[*]}"

@@ -81,6 +81,8 @@ EVENTS_FILE=$OUT/partner-events-$SUBJECTS-$EVENTS-$DAYS-$SEED-$START.ndjson
 LABELS_FILE=$OUT/partner-labels-$SUBJECTS-$EVENTS-$DAYS-$SEED-$START.ndjson
 DATA=$OUT/partner-data
 BENCH_CONFIG=$OUT/partner-bench.toml
+COMMANDS_FILE=$OUT/partner-commands.txt
+STEPS_FILE=$OUT/partner-steps.json
 ADMIN_TOKEN=bench-admin-token-0000001
 SUBJECT_TOKEN=bench-subject-token-000001
 ADVERTISER_TOKEN=bench-advertiser-token-01
@@ -89,73 +91,15 @@ PARTNER_TOKEN=bench-partner-token-00000001
 NPROC=$(nproc)
 
 mkdir -p "$OUT"
-: >"$OUT/partner-commands.txt"
+: >"$COMMANDS_FILE"
 # Results of an earlier run must not leak into this one's report.
 rm -f "$OUT"/partner-{ingest,load,steps,results}.json "$OUT"/partner-ingest.{time,stderr} \
     "$OUT"/partner-simulate.stderr "$OUT/partner-results.txt"
-SERVER_PID=
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+# Replaying a large log can take a while before the server listens.
+SERVER_LISTEN_POLLS=2400
 
-say() { printf '\n== %s\n' "$*" >&2; }
-record() { printf '%s\n' "$*" >>"$OUT/partner-commands.txt"; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-
-stop_server() {
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    SERVER_PID=
-}
-trap stop_server EXIT
-
-# Peak RSS and own CPU of a command, when GNU time is installed.
-TIME_BIN=
-if [[ -x /usr/bin/time ]] && /usr/bin/time -f '%M' -o /dev/null true 2>/dev/null; then
-    TIME_BIN=/usr/bin/time
-fi
-with_time() { # FILE CMD...
-    local file=$1
-    shift
-    if [[ -n "$TIME_BIN" ]]; then
-        "$TIME_BIN" -f '%M %U %S' -o "$file" "$@"
-    else
-        "$@"
-    fi
-}
-# CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal).
-busy_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
-# CPU-seconds used by other processes while a step ran: machine busy time
-# minus the step's own user+system time (from GNU time). Near 0 = quiet machine.
-other_cpu_s() { # BUSY_BEFORE BUSY_AFTER TIME_FILE
-    if [[ -s "$3" ]]; then
-        awk -v a="$1" -v b="$2" '{ own = $2 + $3 } END { printf "%.1f", b - a - own }' <(tail -n 1 "$3")
-    else
-        echo null
-    fi
-}
-# Compilers running right now (another engineer's cargo build), for the notes.
-compilers_running() { { pgrep -x rustc || true; pgrep -x cargo || true; } | wc -l; }
-# Before a timed step, waits (at most WAIT_QUIET seconds) until no compiler runs.
-wait_quiet() {
-    local waited=0
-    while ((waited < WAIT_QUIET)) && (($(compilers_running) > 0)); do
-        ((waited == 0)) && echo "waiting up to ${WAIT_QUIET}s for a running cargo/rustc to finish..." >&2
-        sleep 5
-        waited=$((waited + 5))
-    done
-    ((waited == 0)) || echo "waited ${waited}s" >&2
-}
-# One line per timed step into partner-steps.json (NDJSON).
-step_record() { # NAME WALL_S BUSY_BEFORE BUSY_AFTER TIME_FILE COMPILERS
-    local own=null peak=null
-    if [[ -s "$5" ]]; then
-        own=$(awk '{ printf "%.2f", $2 + $3 }' <(tail -n 1 "$5"))
-        peak=$(($(tail -n 1 "$5" | cut -d' ' -f1) * 1024))
-    fi
-    printf '{"step":"%s","wall_s":%s,"own_cpu_s":%s,"other_cpu_s":%s,"peak_rss_bytes":%s,"compilers_at_start":%s}\n' \
-        "$1" "$2" "$own" "$(other_cpu_s "$3" "$4" "$5")" "$peak" "$6" >>"$OUT/partner-steps.json"
-}
 # Bytes under a directory, and per top-level entry as JSON.
 dir_bytes_json() { # DIR
     local total parts
@@ -164,62 +108,9 @@ dir_bytes_json() { # DIR
     printf '{"total":%s,"parts":{%s}}' "$total" "$parts"
 }
 
-# Starts `proviso serve` on DATA_DIR with the bench config and tokens; sets
-# SERVER_PID, SERVER_URL and SERVER_STARTUP_S.
-start_server() { # DATA_DIR NAME
-    local data=$1 name=$2
-    local started
-    started=$(now)
-    env PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" PROVISO_SUBJECT_SERVICE_TOKEN="$SUBJECT_TOKEN" \
-        PROVISO_ADVERTISER_TOKEN="$ADVERTISER_TOKEN" PROVISO_AUDIENCE_K="$K" \
-        "$BIN" serve --listen 127.0.0.1:0 --data "$data" --config "$BENCH_CONFIG" \
-        >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
-    SERVER_PID=$!
-    SERVER_URL=
-    local line
-    for _ in $(seq 1 2400); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            echo "proviso serve exited early; see $OUT/$name.stderr:" >&2
-            tail -n 20 "$OUT/$name.stderr" >&2
-            exit 1
-        fi
-        line=$(grep -m1 '^proviso listening on http://' "$OUT/$name.stdout" || true)
-        if [[ -n "$line" ]]; then
-            SERVER_URL=${line#proviso listening on }
-            break
-        fi
-        sleep 0.25
-    done
-    [[ -n "$SERVER_URL" ]] || { echo "proviso serve did not say where it listens" >&2; exit 1; }
-    for _ in $(seq 1 200); do
-        if curl -fsS "$SERVER_URL/healthz" >/dev/null 2>&1; then
-            SERVER_STARTUP_S=$(elapsed "$started" "$(now)")
-            echo "server $name on $SERVER_URL (pid $SERVER_PID), ready in ${SERVER_STARTUP_S}s" >&2
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "proviso serve at $SERVER_URL never answered /healthz" >&2
-    exit 1
-}
-
-# 1. Build.
-if [[ "$SKIP_BUILD" != 1 ]]; then
-    say "1. cargo build --release"
-    record "cargo build --release"
-    cargo build --release
-fi
-[[ -x "$BIN" ]] || { echo "$BIN is missing: build failed?" >&2; exit 1; }
-# What the binary was built from (another engineer may be editing sources).
-GIT_HEAD=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-GIT_DIRTY_FILES=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
-BIN_MTIME=$(date -u -r "$BIN" +%FT%TZ)
-# Every step runs this private copy, so a concurrent `cargo build` replacing
-# target/release/proviso mid-run cannot put two binaries in one run.
-cp "$BIN" "$OUT/partner-proviso.tmp" && mv -f "$OUT/partner-proviso.tmp" "$OUT/partner-proviso"
-BIN=$OUT/partner-proviso
-BIN_SHA256=$(sha256sum "$BIN" | cut -c1-16)
-echo "running $BIN (sha256 $BIN_SHA256..., built $BIN_MTIME from $GIT_HEAD + $GIT_DIRTY_FILES modified files)" >&2
+# 1. Build, and run a private copy of the binary from here on.
+build_binary
+private_binary partner-proviso
 
 # 2. Data, generated once per parameter set (START is in the name: rerun on
 # another day and the notice periods move with it).
@@ -227,17 +118,7 @@ say "2. workload: $EVENTS events, $SUBJECTS subjects, $DAYS days from $START, se
 GEN_CMD=("$BIN" simulate --seed "$SEED" --subjects "$SUBJECTS" --days "$DAYS" --events "$EVENTS"
     --start "$START" --out "$EVENTS_FILE" --labels "$LABELS_FILE")
 record "${GEN_CMD[*]}"
-if [[ -s "$EVENTS_FILE" && -s "$LABELS_FILE" ]]; then
-    echo "reusing $EVENTS_FILE and $LABELS_FILE (delete them to regenerate)" >&2
-else
-    started=$(now)
-    "${GEN_CMD[@]}" 2>"$OUT/partner-simulate.stderr" || {
-        cat "$OUT/partner-simulate.stderr" >&2
-        rm -f "$EVENTS_FILE" "$LABELS_FILE"
-        exit 1
-    }
-    echo "generated in $(elapsed "$started" "$(now)")s" >&2
-fi
+generate_workload partner-simulate.stderr "$EVENTS_FILE" "$LABELS_FILE"
 FILE_BYTES=$(stat -c %s "$EVENTS_FILE")
 FILE_LINES=$(wc -l <"$EVENTS_FILE")
 echo "$EVENTS_FILE: $FILE_BYTES bytes, $FILE_LINES lines" >&2
@@ -257,15 +138,8 @@ say "4. ingest into a fresh $DATA"
 rm -rf "$DATA"
 INGEST_CMD=("$BIN" ingest "$EVENTS_FILE" --data "$DATA" --config "$BENCH_CONFIG" --json)
 record "rm -rf $DATA && ${INGEST_CMD[*]}"
-wait_quiet
-compilers=$(compilers_running)
-busy_before=$(busy_cpu_s)
-started=$(now)
-with_time "$OUT/partner-ingest.time" "${INGEST_CMD[@]}" >"$OUT/partner-ingest.json" 2>"$OUT/partner-ingest.stderr" ||
-    { cat "$OUT/partner-ingest.stderr" >&2; exit 1; }
-wall=$(elapsed "$started" "$(now)")
-step_record ingest "$wall" "$busy_before" "$(busy_cpu_s)" "$OUT/partner-ingest.time" "$compilers"
-"$PY" - "$OUT/partner-ingest.json" "$wall" <<'EOF' >&2
+timed_step ingest partner-ingest "${INGEST_CMD[@]}"
+"$PY" - "$OUT/partner-ingest.json" "$STEP_WALL_S" <<'EOF' >&2
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"ingest: {s['events_per_second']:,.0f} lines/s, {s['seconds']:.2f}s (wall {float(sys.argv[2]):.2f}s), "
@@ -277,7 +151,9 @@ DATA_BYTES_INGESTED=$(dir_bytes_json "$DATA")
 say "5. serve and measure: $SUGGESTIONS suggestions, $AUDIENCES audience sizes, $RETRACTIONS retractions"
 record "PROVISO_ADMIN_TOKEN=$ADMIN_TOKEN PROVISO_SUBJECT_SERVICE_TOKEN=$SUBJECT_TOKEN PROVISO_ADVERTISER_TOKEN=$ADVERTISER_TOKEN PROVISO_AUDIENCE_K=$K $BIN serve --listen 127.0.0.1:0 --data $DATA --config $BENCH_CONFIG"
 wait_quiet
-start_server "$DATA" partner-serve
+start_server partner-serve PROVISO_ADMIN_TOKEN="$ADMIN_TOKEN" PROVISO_SUBJECT_SERVICE_TOKEN="$SUBJECT_TOKEN" \
+    PROVISO_ADVERTISER_TOKEN="$ADVERTISER_TOKEN" PROVISO_AUDIENCE_K="$K" \
+    -- --listen 127.0.0.1:0 --data "$DATA" --config "$BENCH_CONFIG"
 SERVE_STARTUP=$SERVER_STARTUP_S
 HEALTHZ=$(curl -fsS "$SERVER_URL/healthz" || echo null)
 LOAD_CMD=("$PY" bench/partner_load.py --url "$SERVER_URL" --events "$EVENTS_FILE" --partner "$PARTNER"
@@ -297,45 +173,20 @@ say "6. results"
 export OUT EVENTS SUBJECTS DAYS SEED START K NPROC EVENTS_FILE FILE_BYTES FILE_LINES SERVE_STARTUP HEALTHZ \
     LOAD_COMPILERS LOAD_COMPILERS_AFTER GIT_HEAD GIT_DIRTY_FILES BIN_MTIME BIN_SHA256 DATA_BYTES_INGESTED DATA_BYTES_LOADED
 "$PY" - <<'EOF' | tee "$OUT/partner-results.txt"
-import json, os, platform
+import json, os, sys
+
+sys.path.insert(0, "bench")  # the working directory is the repository root
+from benchlib import binary, fmt, load_json, machine, print_table, read_commands, read_steps, step_contention
 
 e = os.environ
 out = e["OUT"]
 
 
 def load(name):
-    path = os.path.join(out, name)
-    if not os.path.exists(path) or os.path.getsize(path) == 0:
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return load_json(out, name, empty_is_missing=True)
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def mem_total_bytes():
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-steps = {}
-with open(os.path.join(out, "partner-steps.json")) as f:
-    for line in f:
-        if line.strip():
-            step = json.loads(line)
-            steps[step["step"]] = step
+steps = read_steps(os.path.join(out, "partner-steps.json"))
 ingest = load("partner-ingest.json") or {}
 load_ = load("partner-load.json") or {}
 sug = load_.get("suggestions") or {}
@@ -343,15 +194,9 @@ aud = load_.get("audiences") or {}
 ret = load_.get("retractions") or {}
 big = load_.get("audience_largest") or {}
 healthz = json.loads(e["HEALTHZ"]) if e.get("HEALTHZ", "null") != "null" else None
-with open(os.path.join(out, "partner-commands.txt")) as f:
-    commands = [line.rstrip("\n") for line in f if line.strip()]
+commands = read_commands(os.path.join(out, "partner-commands.txt"))
 
-noisy = []
-for name, step in steps.items():
-    if step.get("other_cpu_s") is not None and step["other_cpu_s"] > 1.0:
-        noisy.append(f"{name}: other processes used {step['other_cpu_s']} CPU-s")
-    if step.get("compilers_at_start"):
-        noisy.append(f"{name}: {step['compilers_at_start']} rustc/cargo process(es) running at its start")
+noisy = step_contention(steps)
 for name, phase in (("suggestions", sug), ("audiences", aud), ("audience_largest", big), ("retractions", ret)):
     if phase.get("other_cpu_s") is not None and phase["other_cpu_s"] > 1.0:
         noisy.append(f"{name}: other processes used {phase['other_cpu_s']} CPU-s")
@@ -371,12 +216,8 @@ results = {
     "events": int(e["EVENTS"]), "subjects": int(e["SUBJECTS"]), "days": int(e["DAYS"]), "seed": int(e["SEED"]),
     "start": e["START"], "audience_k": int(e["K"]),
     "file": e["EVENTS_FILE"], "file_bytes": int(e["FILE_BYTES"]), "lines": int(e["FILE_LINES"]),
-    "machine": {
-        "nproc": int(e["NPROC"]), "cpu_model": cpu_model(), "mem_total_bytes": mem_total_bytes(),
-        "kernel": platform.release(),
-    },
-    "binary": {"git_head": e["GIT_HEAD"], "dirty_tracked_files": int(e["GIT_DIRTY_FILES"]), "built": e["BIN_MTIME"],
-               "sha256_prefix": e["BIN_SHA256"]},
+    "machine": machine(e),
+    "binary": binary(e),
     "ingest": ingest,
     "ingest_step": steps.get("ingest"),
     "serve_startup_s": float(e["SERVE_STARTUP"]) if e.get("SERVE_STARTUP") else None,
@@ -395,18 +236,6 @@ results = {
 }
 with open(os.path.join(out, "partner-results.json"), "w") as f:
     json.dump(results, f, indent=2)
-
-
-def fmt(value, digits=1):
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
 
 
 def lat(summary):
@@ -468,16 +297,7 @@ rows = [
         fmt(x) for x in ((steps.get("ingest") or {}).get("other_cpu_s"), sug.get("other_cpu_s"),
                          aud.get("other_cpu_s"), ret.get("other_cpu_s")))),
 ]
-width = max(len(name) for name, _ in rows)
-for name, value in rows:
-    print(f"{name:<{width}}  {value}" if name else "")
-print()
-if noisy:
-    print("CONTENTION: these figures may be off; rerun on a quiet machine:")
-    for note in noisy:
-        print(f"  - {note}")
-else:
-    print("no contention detected (other CPU <= 1 CPU-s in every timed step, no compiler running)")
+print_table(rows, noisy, "off")
 problems = (sug.get("errors") or []) + (aud.get("errors") or []) + (big.get("errors") or []) + (ret.get("errors") or [])
 if problems or ret.get("missed") or ret.get("still_suggested_after_refusal"):
     print(f"LOAD PROBLEMS: {ret.get('missed')} retractions missed, {ret.get('still_suggested_after_refusal')} "

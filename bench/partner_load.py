@@ -45,126 +45,21 @@ Prints one JSON object on stdout; progress on stderr.
 """
 
 import argparse
-import http.client
 import json
-import os
 import random
 import re
 import sys
 import time
 import urllib.parse
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from benchlib import REQUEST_ERRORS, Client, Meter, read_feed, vm_rss_bytes
+from benchlib import summary as benchlib_summary
+
 BUSINESS_RE = re.compile(r'"business":"([^"\\]*)"')
 
 
-def busy_cpu_s():
-    """CPU-seconds the whole machine spent busy (user+nice+system+irq+softirq+steal)."""
-    with open("/proc/stat") as f:
-        fields = f.readline().split()
-    values = [int(v) for v in fields[1:]]
-    return (values[0] + values[1] + values[2] + values[5] + values[6] + values[7]) / CLK_TCK
-
-
-def process_cpu_s(pid):
-    """utime + stime of one process, in seconds (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def vm_rss_bytes(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def pct(values, p):
-    """Nearest-rank percentile of a sorted list (same as http_load.py)."""
-    if not values:
-        return None
-    return round(values[min(len(values) - 1, int(p * len(values)))], 3)
-
-
 def summary(values):
-    values = sorted(values)
-    if not values:
-        return {"n": 0, "p50": None, "p90": None, "p99": None, "max": None, "mean": None}
-    return {
-        "n": len(values),
-        "p50": pct(values, 0.50),
-        "p90": pct(values, 0.90),
-        "p99": pct(values, 0.99),
-        "max": round(values[-1], 3),
-        "mean": round(sum(values) / len(values), 3),
-    }
-
-
-class Client:
-    """One keep-alive connection; reconnects once on a dropped connection."""
-
-    def __init__(self, url, token, timeout):
-        self.host, self.port = url.hostname, url.port
-        self.timeout = timeout
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        self.reconnects = 0
-
-    def request(self, method, path, body=None):
-        headers = dict(self.headers)
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        for attempt in (0, 1):
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                response = self.conn.getresponse()
-                payload = response.read()
-                return response.status, payload
-            except (OSError, http.client.HTTPException):
-                self.conn.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-                self.reconnects += 1
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self):
-        self.conn.close()
-
-
-class Meter:
-    """CPU of the server, this client and everything else over one phase."""
-
-    def __init__(self, pid):
-        self.pid = pid
-        self.busy = busy_cpu_s()
-        self.own = sum(os.times()[:2])
-        self.server = process_cpu_s(pid) if pid else None
-        self.started = time.perf_counter()
-
-    def done(self):
-        wall = time.perf_counter() - self.started
-        busy = busy_cpu_s() - self.busy
-        own = sum(os.times()[:2]) - self.own
-        server_after = process_cpu_s(self.pid) if self.pid else None
-        server = None if self.server is None or server_after is None else server_after - self.server
-        return {
-            "wall_s": round(wall, 3),
-            "busy_cpu_s": round(busy, 2),
-            "client_cpu_s": round(own, 2),
-            "server_cpu_s": None if server is None else round(server, 2),
-            "other_cpu_s": None if server is None else round(busy - own - server, 1),
-            "server_rss_bytes": vm_rss_bytes(self.pid) if self.pid else None,
-        }
+    return benchlib_summary(values, percentiles=(50, 90, 99), count=True)
 
 
 def read_workload(path):
@@ -402,13 +297,8 @@ def main():
     # c. Retraction latency.
     feed_path = f"/v1/partners/{quoted}/feeds/product"
 
-    def read_feed(cursor):
-        path = feed_path + "?limit=1000" + ("" if cursor is None else f"&after={cursor}")
-        status, payload = partner.request("GET", path)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {status} {payload[:300]!r}")
-        page = json.loads(payload)
-        return page["records"], page["next"]
+    def feed(cursor):
+        return read_feed(partner, feed_path, cursor)
 
     cursor = None
     earlier = {"add": 0, "retract": 0}
@@ -416,7 +306,7 @@ def main():
     catch_up_started = time.perf_counter()
     catch_up_pages = 0
     while True:
-        records, next_cursor = read_feed(cursor)
+        records, next_cursor = feed(cursor)
         catch_up_pages += 1
         for record in records:
             earlier[record["op"]] = earlier.get(record["op"], 0) + 1
@@ -475,7 +365,7 @@ def main():
             n_polls = 0
             n_retracts = 0
             while True:
-                records, next_cursor = read_feed(cursor)
+                records, next_cursor = feed(cursor)
                 t_now = time.perf_counter()
                 n_polls += 1
                 if next_cursor is not None:
@@ -506,11 +396,11 @@ def main():
                 still_suggested += 1
             # Those suggestion calls add records too: skip them.
             while True:
-                records, next_cursor = read_feed(cursor)
+                records, next_cursor = feed(cursor)
                 if not records or next_cursor == cursor:
                     break
                 cursor = next_cursor
-        except (RuntimeError, OSError, http.client.HTTPException, ValueError, KeyError) as error:
+        except REQUEST_ERRORS as error:
             errors.append(f"retraction {k} ({suggested}): {error}")
             if len(errors) >= 20:
                 break

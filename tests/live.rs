@@ -54,3 +54,26 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     assert!(stopping.elapsed() < Duration::from_secs(5), "shutdown waited for the stream:\n{log}");
     drop(stream);
 }
+
+/// The dashboard page and every asset it references are served from the
+/// binary itself (no other web server, nothing fetched from elsewhere).
+#[test]
+fn dashboard_page_and_its_assets_are_embedded() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let (status, html) = server.get_text("/");
+    assert_eq!(status, 200);
+    assert!(html.contains("<label for=\"token\">"), "the token field is labelled");
+    let referenced: Vec<&str> = html.split(['"', '\'']).filter(|part| part.starts_with("/assets/")).collect();
+    assert_eq!(referenced.len(), 4, "{referenced:?}");
+    for path in referenced {
+        let (status, body) = server.get_text(path);
+        assert_eq!(status, 200, "{path}");
+        assert!(body.len() > 100, "{path}");
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external resources");
+    let (status, license) = server.get_text("/assets/uPlot.LICENSE");
+    assert_eq!(status, 200);
+    assert!(license.contains("MIT License"));
+    assert_eq!(server.get_text("/assets/nothing.js").0, 404);
+}

@@ -98,6 +98,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/partners/{partner}/suggestions/{partner_id}", get(partners::get_suggestions))
         .route("/v1/partners/{partner}/audiences/{business}", get(audiences::get_partner_audience))
         .route("/v1/audiences/{business}", get(audiences::get_size))
+        .route("/", get(crate::outputs::dashboard::index))
+        .route("/assets/{name}", get(crate::outputs::dashboard::asset))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
