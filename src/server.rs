@@ -113,6 +113,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     }));
     let app = Arc::new(AppState {
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        rejected: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         audit,
         feeds,
         pipeline: pipeline.clone(),

@@ -35,11 +35,14 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     assert_eq!(first["dau"], 5);
     assert_eq!(first["subjects"], 5);
 
-    server.ingest(&(5..8).map(session).collect::<Vec<_>>().join("\n"));
+    let mut batch: Vec<String> = (5..8).map(session).collect();
+    batch.push(r#"{"type":"session","ts":1,"phone":"+919876700099","device":"d"}"#.to_string());
+    server.ingest(&batch.join("\n"));
     let sent = Instant::now();
     loop {
         let figures = next_figures(&mut stream);
         if figures["dau"] == 8 {
+            assert_eq!(figures["rejected"]["invalid_timestamp"], 1, "{figures}");
             break;
         }
         assert!(sent.elapsed() < Duration::from_secs(2), "DAU did not move within 2 s: {figures}");

@@ -86,6 +86,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         });
     }
     println!("proviso demo listening on {base}");
+    println!("dashboard: {base}/  (sign in with the admin token below)");
     println!("admin token: {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display());
     println!("try: curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
 

@@ -71,6 +71,12 @@ pub async fn post_events(
         let counts = prepared.rejected_by_reason();
         let rejected = std::mem::take(&mut prepared.rejected);
         crate::telemetry::EventsRejected { counts: &counts }.emit();
+        if !counts.is_empty() {
+            let mut totals = app.rejected.lock().unwrap_or_else(|p| p.into_inner());
+            for (reason, count) in &counts {
+                *totals.entry(reason.as_str()).or_default() += count;
+            }
+        }
         let accepted = prepared.accepted() as u64;
         pipeline.submit(prepared, move |result| {
             let _ = sender.send(result.map(|_| accepted));

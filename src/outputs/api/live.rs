@@ -52,6 +52,10 @@ pub struct LiveFigures {
     /// Subjects whose latest choice refuses a refusable purpose, by purpose
     /// and jurisdiction (region of the number).
     pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Lines rejected by the edge since the server started, by reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Disclosures to partners recorded in the audit log, by purpose.
+    pub disclosures: BTreeMap<String, u64>,
 }
 
 fn figures(
@@ -112,6 +116,8 @@ fn figures(
         messages,
         abuse,
         refusals,
+        rejected: BTreeMap::new(),
+        disclosures: BTreeMap::new(),
     }
 }
 
@@ -144,8 +150,16 @@ pub async fn get_live(
         }
         let update = {
             let state = app.pipeline.state();
-            release_aggregate(Purpose::Analytics, figures(&state, app.pipeline.policy(), &mut previous))
-                .map(|g| g.into_inner())
+            let mut figures = figures(&state, app.pipeline.policy(), &mut previous);
+            figures.rejected = app
+                .rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(reason, count)| (reason.to_string(), *count))
+                .collect();
+            figures.disclosures = app.audit.counts_by_purpose();
+            release_aggregate(Purpose::Analytics, figures).map(|g| g.into_inner())
         };
         let event = match update.ok().and_then(|figures| Event::default().event("figures").json_data(figures).ok()) {
             Some(event) => event,

@@ -43,6 +43,8 @@ pub struct AppState {
     pub audit: crate::outputs::audit::AuditLog,
     /// Product and ads feeds with their retractions.
     pub feeds: Arc<crate::outputs::feeds::Feeds>,
+    /// Lines rejected by the edge since start, by reason (for the dashboard).
+    pub rejected: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Set when the server begins to shut down: open streams end.
     pub closing: Arc<std::sync::atomic::AtomicBool>,
 }

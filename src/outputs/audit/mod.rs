@@ -78,6 +78,8 @@ struct Tail {
 pub struct AuditLog {
     path: PathBuf,
     tail: Mutex<Tail>,
+    /// Disclosure records by purpose, since the log began.
+    by_purpose: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl AuditLog {
@@ -94,8 +96,17 @@ impl AuditLog {
                 return Err(AuditError::Broken { path: path.display().to_string(), problem })
             }
         };
+        let mut by_purpose = std::collections::BTreeMap::new();
+        if next_seq > 0 {
+            let file = File::open(&path).map_err(io)?;
+            for line in BufReader::new(file).lines().map_while(Result::ok) {
+                if let Ok(record) = serde_json::from_str::<AuditRecord>(&line) {
+                    *by_purpose.entry(record.purpose).or_default() += 1;
+                }
+            }
+        }
         let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
-        Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash }) })
+        Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash }), by_purpose: Mutex::new(by_purpose) })
     }
 
     pub fn path(&self) -> &Path {
@@ -129,7 +140,13 @@ impl AuditLog {
         tail.file.sync_data().map_err(|e| self.io(e))?;
         tail.next_seq += 1;
         tail.last_hash = record.hash;
+        *self.by_purpose.lock().unwrap_or_else(|p| p.into_inner()).entry(record.purpose).or_default() += 1;
         Ok(record.seq)
+    }
+
+    /// Disclosure records by purpose, since the log began.
+    pub fn counts_by_purpose(&self) -> std::collections::BTreeMap<String, u64> {
+        self.by_purpose.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn io(&self, source: std::io::Error) -> AuditError {

@@ -41,6 +41,8 @@ function show(f) {
     for (const [region, n] of Object.entries(byRegion)) refusals.push([`${purpose} · ${region}`, n]);
   }
   rows($("refusals"), refusals);
+  rows($("rejected"), Object.entries(f.rejected || {}));
+  rows($("disclosures"), Object.entries(f.disclosures || {}));
   series[0].push(Date.now() / 1000); series[1].push(f.events_per_second); series[2].push(f.dau);
   if (series[0].length > 300) series.forEach((s) => s.shift());
   if (plot) plot.setData(series);
