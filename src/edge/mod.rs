@@ -334,10 +334,7 @@ fn opaque_id(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeEr
 /// Reasons are short machine tokens, never free text (free text is content).
 fn reason_token(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeError> {
     let value = wire.required_str(field)?;
-    let ok = !value.is_empty()
-        && value.len() <= 64
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
+    if is_reason_token(value) {
         Ok(value.to_string())
     } else if value.contains(' ') {
         Err(EdgeError::content(field))
@@ -345,15 +342,32 @@ fn reason_token(wire: &WireEvent<'_>, field: &'static str) -> Result<String, Edg
         Err(EdgeError::new(
             RejectReason::InvalidValue,
             Some(field),
-            format!("`{field}` must be a token of 1-64 characters from a-z 0-9 _ -"),
+            format!("`{field}` must be a token of 1-{MAX_REASON_LEN} characters from a-z 0-9 _ -"),
         ))
     }
+}
+
+/// Longest reason token.
+pub const MAX_REASON_LEN: usize = 64;
+
+/// Reasons (report, partner flag) are short machine tokens: `[a-z0-9_-]{1,64}`.
+pub fn is_reason_token(reason: &str) -> bool {
+    !reason.is_empty()
+        && reason.len() <= MAX_REASON_LEN
+        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A bare domain: lowercase labels of letters, digits and hyphens joined by
 /// dots. Anything more (scheme, path, query, port, spaces) is a link, which is
 /// message content.
 fn bare_domain(value: &str) -> Result<String, EdgeError> {
+    normalize_bare_domain(value).ok_or_else(|| EdgeError::content("link_domain"))
+}
+
+/// `value` lowercased if it is a bare domain (at least two labels of
+/// letters, digits and inner hyphens, at most 253 characters), else `None`.
+/// The abuse rules' domain lists use the same definition.
+pub fn normalize_bare_domain(value: &str) -> Option<String> {
     let domain = value.to_ascii_lowercase();
     let labels_ok = domain.split('.').all(|label| {
         !label.is_empty()
@@ -362,11 +376,7 @@ fn bare_domain(value: &str) -> Result<String, EdgeError> {
             && !label.ends_with('-')
             && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    if labels_ok && domain.contains('.') && domain.len() <= 253 {
-        Ok(domain)
-    } else {
-        Err(EdgeError::content("link_domain"))
-    }
+    (labels_ok && domain.contains('.') && domain.len() <= 253).then_some(domain)
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
+// Partner-flag reasons and list domains follow the edge's definitions.
+use crate::edge::{is_reason_token, MAX_REASON_LEN};
+
 /// Shortest window a windowed feature may use.
 const MIN_WINDOW_MS: i64 = 1_000;
 /// Longest window: the engine keeps per-subject event state this long at most.
@@ -27,9 +30,6 @@ const MAX_NAME_LEN: usize = 64;
 /// Most domain lists in one file: the engine marks each sent message with
 /// the lists its link matched in a 16-bit mask.
 const MAX_LISTS: usize = 16;
-/// Longest partner-flag reason token (the edge accepts the same).
-const MAX_REASON_LEN: usize = 64;
-
 /// The built-in rules file, compiled in so the default works with no files.
 const DEFAULT_RULES_TOML: &str = include_str!("default_rules.toml");
 /// The one list file the built-in rules name, as written in the file.
@@ -1020,26 +1020,11 @@ fn is_identifier(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Partner-flag reasons as the edge accepts them: `[a-z0-9_-]{1,64}`.
-fn is_reason_token(reason: &str) -> bool {
-    !reason.is_empty()
-        && reason.len() <= MAX_REASON_LEN
-        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// A bare domain, lowercased and trimmed: labels of letters, digits and
-/// hyphens joined by dots, at least two labels (so a list entry can never
-/// match a whole top-level domain). The edge checks `link_domain` the same way.
+/// A list entry, trimmed and lowercased, if it is a bare domain as the edge
+/// accepts `link_domain` (at least two labels, so an entry can never match
+/// a whole top-level domain).
 fn normalize_domain(text: &str) -> Option<String> {
-    let domain = text.trim().to_ascii_lowercase();
-    let labels_ok = domain.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    (labels_ok && domain.contains('.') && domain.len() <= 253).then_some(domain)
+    crate::edge::normalize_bare_domain(text.trim())
 }
 
 /// The closest candidate to a misspelt name, if any is close enough.
