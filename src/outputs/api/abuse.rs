@@ -143,10 +143,7 @@ pub async fn get_actions(
         ApiError::new(Code::InvalidQuery, "query parameters are status (banned|review|clear), after, limit")
     })?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery, format!("`limit` must be 1..={MAX_LIMIT}")));
-    }
+    let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
     let start = query.after.map_or(0, |after| after.saturating_add(1));
     let state = app.pipeline.state();
     let page: Gated<ActionsPage> = release_for_staff(crate::contract::Purpose::Security, {

@@ -175,6 +175,16 @@ pub(crate) fn audit_disclosure(
         .map_err(error::ApiError::internal)
 }
 
+/// A page size from `?limit=`: `default` when absent, else 1..=`max`.
+pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, error::ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(error::ApiError::new(error::Code::InvalidQuery, format!("`limit` must be 1..={max}")))
+    }
+}
+
 /// Current wall-clock time in epoch milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)

@@ -119,10 +119,7 @@ pub async fn get_feed(
         return Err(ApiError::new(Code::Forbidden, "this partner is not configured to receive that purpose"));
     }
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are after and limit"))?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery, format!("`limit` must be 1..={MAX_LIMIT}")));
-    }
+    let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
     if matches!(purpose, Purpose::Product | Purpose::Ads) {
         return Ok(Json(purpose_feed(&app, &partner, purpose, query.after, limit)?).into_response());
     }
@@ -253,10 +250,7 @@ pub async fn get_suggestions(
         return Err(ApiError::new(Code::Forbidden, "this partner is not configured to receive product data"));
     }
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is limit"))?;
-    let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::new(Code::InvalidQuery, "`limit` must be 1..=100"));
-    }
+    let limit = super::page_limit(query.limit, 20, 100)?;
     let grant = PartnerGrant { name: &config.name, purposes: &config.purposes };
     let state = app.pipeline.state();
     let policy = app.pipeline.policy();
