@@ -26,7 +26,10 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     let server = Server::start(&temp.path().join("data"));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let session = |k: u32| format!(r#"{{"type":"session","ts":{now},"phone":"+9198767{k:05}","device":"d"}}"#);
-    server.ingest(&(0..5).map(session).collect::<Vec<_>>().join("\n"));
+    let mut first_batch: Vec<String> = (0..5).map(session).collect();
+    first_batch
+        .push(format!(r#"{{"type":"consent","ts":{now},"phone":"+919876700000","purpose":"ads","granted":false}}"#));
+    server.ingest(&first_batch.join("\n"));
     let mut stream = server.stream("/v1/live?interval_ms=200", ANALYST);
     let first = next_figures(&mut stream);
     let day = first["day"].as_str().expect("day").to_string();
@@ -34,15 +37,32 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     assert_eq!(first["dau"], api["series"][0]["active"], "{first}");
     assert_eq!(first["dau"], 5);
     assert_eq!(first["subjects"], 5);
+    // Refusal rates: one of the five people in IN refused ads.
+    assert_eq!(first["subjects_by_region"]["IN"], 5, "{first}");
+    assert_eq!(first["refusals"]["ads"]["IN"], 1, "{first}");
+    assert_eq!(first["refusal_rates"]["ads"]["IN"], 0.2, "{first}");
+    assert!(first["refusal_rates"].get("product").is_none(), "{first}");
+    // Abuse actions per day: 14 days ending on the latest day, none yet.
+    let days = first["abuse_actions"].as_array().expect("abuse_actions");
+    assert_eq!(days.len(), 14, "{first}");
+    assert_eq!(days[13]["day"], day.as_str());
+    assert!(days.iter().all(|d| d["banned"] == 0 && d["review"] == 0), "{first}");
 
     let mut batch: Vec<String> = (5..8).map(session).collect();
     batch.push(r#"{"type":"session","ts":1,"phone":"+919876700099","device":"d"}"#.to_string());
+    // A partner flags a linked account: one review action today.
+    batch.push(format!(r#"{{"type":"partner_account","ts":{now},"phone":"+919876700001","partner_id":"fn-1"}}"#));
+    batch.push(format!(
+        r#"{{"type":"partner_flag","ts":{now},"phone":"+919876700001","partner_id":"fn-1","reason":"spam"}}"#
+    ));
     server.ingest(&batch.join("\n"));
     let sent = Instant::now();
     loop {
         let figures = next_figures(&mut stream);
         if figures["dau"] == 8 {
             assert_eq!(figures["rejected"]["invalid_timestamp"], 1, "{figures}");
+            assert_eq!(figures["abuse_actions"][13]["review"], 1, "{figures}");
+            assert_eq!(figures["abuse"]["review"], 1, "{figures}");
             break;
         }
         assert!(sent.elapsed() < Duration::from_secs(2), "DAU did not move within 2 s: {figures}");
@@ -58,23 +78,32 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     drop(stream);
 }
 
-/// The dashboard page and every asset it references are served from the
-/// binary itself (no other web server, nothing fetched from elsewhere).
+/// The three pages and every asset they reference are served from the
+/// binary itself (no other web server, nothing fetched from elsewhere), and
+/// every page's controls are labelled.
 #[test]
-fn dashboard_page_and_its_assets_are_embedded() {
+fn pages_and_their_assets_are_embedded() {
     let temp = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&temp.path().join("data"));
-    let (status, html) = server.get_text("/");
-    assert_eq!(status, 200);
-    assert!(html.contains("<label for=\"token\">"), "the token field is labelled");
-    let referenced: Vec<&str> = html.split(['"', '\'']).filter(|part| part.starts_with("/assets/")).collect();
-    assert_eq!(referenced.len(), 4, "{referenced:?}");
-    for path in referenced {
-        let (status, body) = server.get_text(path);
-        assert_eq!(status, 200, "{path}");
-        assert!(body.len() > 100, "{path}");
+    for (page, assets) in [("/", 5), ("/privacy", 3), ("/review", 3)] {
+        let (status, html) = server.get_text(page);
+        assert_eq!(status, 200, "{page}");
+        assert!(html.contains("<label for=\"token\">"), "{page}: the token field is labelled");
+        for input in html.split("<input").skip(1) {
+            let id = input.split("id=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("input id");
+            assert!(html.contains(&format!("<label for=\"{id}\"")), "{page}: input #{id} has a label");
+        }
+        assert!(html.contains("name=\"viewport\""), "{page}: phone-width layout");
+        let referenced: Vec<&str> = html.split(['"', '\'']).filter(|part| part.starts_with("/assets/")).collect();
+        assert_eq!(referenced.len(), assets, "{page}: {referenced:?}");
+        for path in referenced {
+            let (status, body) = server.get_text(path);
+            assert_eq!(status, 200, "{path}");
+            assert!(body.len() > 100, "{path}");
+            assert!(!body.contains("http://") && !body.contains("https://") || path.contains("uPlot"), "{path}");
+        }
+        assert!(!html.contains("http://") && !html.contains("https://"), "{page}: no external resources");
     }
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external resources");
     let (status, license) = server.get_text("/assets/uPlot.LICENSE");
     assert_eq!(status, 200);
     assert!(license.contains("MIT License"));

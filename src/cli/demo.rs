@@ -1,4 +1,6 @@
-//! `proviso demo`: a live server fed by the simulator, with figures in the terminal.
+//! `proviso demo`: a live server fed by the simulator, with its three pages
+//! (dashboard, privacy center, review queue), a partner reading its feeds,
+//! and figures in the terminal.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,12 +9,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs, ServeArgs};
+use proviso::config::{Config, DataArgs, Partner, Secret, ServeArgs, TokenConfig};
+use proviso::contract::Purpose;
 use proviso::server;
 use proviso::sim::{SimConfig, Simulator};
 
 /// Start a server on a fresh demo data dir, stream the simulator into it
 /// over HTTP in real time, and show live figures.
+///
+/// The demo prints the addresses of its three pages, each with a token for
+/// its role in the link: the dashboard (analyst), the privacy center
+/// (subject-service; try one of the simulated numbers it prints) and the
+/// abuse review queue (reviewer). A simulated partner network, `friendnet`,
+/// reads its security, product and ads feeds every two seconds, so the
+/// disclosures it receives show in the dashboard and in each person's
+/// report. Tokens are new on every run.
 ///
 /// The demo data dir is wiped at start. The server keeps running after the
 /// stream ends so you can query it; stop with Ctrl-C.
@@ -61,11 +72,13 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         );
         std::fs::remove_dir_all(&command.data).with_context(|| format!("wiping {}", command.data.display()))?;
     }
-    let config = Config::resolve(&ServeArgs {
+    let mut config = Config::resolve(&ServeArgs {
         data: DataArgs { data: Some(command.data.clone()), ..DataArgs::default() },
         listen: Some(command.listen),
         max_request_bytes: None,
     })?;
+    let tokens = DemoTokens::new()?;
+    tokens.install(&mut config);
     let runtime = super::runtime()?;
     let (running, listener, app) = runtime.block_on(server::start(&config)).context("starting the demo server")?;
     let base = format!("http://{}", running.addr);
@@ -86,9 +99,6 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         });
     }
     println!("proviso demo listening on {base}");
-    println!("dashboard: {base}/  (sign in with the admin token below)");
-    println!("admin token: {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display());
-    println!("try: curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
 
     let today = proviso::contract::day_of(super::simulate::now_ms());
     let start_day = today - command.days as i32 + 1;
@@ -100,12 +110,13 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         target_events: command.events,
         ..SimConfig::default()
     };
+    let mut simulator = Simulator::new(sim_config);
+    let people = simulator.sample_people(3);
     let streamer = {
         let stop = stop.clone();
         let base = base.clone();
         let token = token.clone();
         std::thread::spawn(move || -> anyhow::Result<super::simulate::StreamStats> {
-            let mut simulator = Simulator::new(sim_config);
             let client = super::http::Client::new(&base, &token);
             super::simulate::stream(
                 &mut simulator,
@@ -122,6 +133,18 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
             )
         })
     };
+
+    let partner = spawn_partner_reader(&base, &tokens.partner, stop.clone());
+    // The pages are worth opening once the first simulated day is in.
+    wait_until_populated(&super::http::Client::new(&base, &token), &stop);
+    println!();
+    println!("dashboard:      {base}/#token={}", tokens.analyst);
+    println!("privacy center: {base}/privacy#token={}", tokens.subject_service);
+    println!("review queue:   {base}/review#token={}", tokens.reviewer);
+    println!("  try these simulated numbers in the privacy center: {}", people.join(", "));
+    println!("admin token:    {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display());
+    println!("  curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
+    println!();
 
     let started = Instant::now();
     let client = super::http::Client::new(&base, &token);
@@ -185,8 +208,99 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         Ok(Err(error)) => eprintln!("streaming stopped: {error:#}"),
         Err(_) => eprintln!("streaming thread panicked"),
     }
+    let _ = partner.join();
     runtime.block_on(server_task).context("server task")??;
     Ok(())
+}
+
+/// One fresh token per role the demo's pages and partner use.
+struct DemoTokens {
+    analyst: String,
+    subject_service: String,
+    reviewer: String,
+    partner: String,
+}
+
+impl DemoTokens {
+    fn new() -> anyhow::Result<DemoTokens> {
+        let fresh = |role: &str| -> anyhow::Result<String> {
+            let mut bytes = [0u8; 12];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+            Ok(format!("demo-{role}-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        };
+        Ok(DemoTokens {
+            analyst: fresh("analyst")?,
+            subject_service: fresh("subjects")?,
+            reviewer: fresh("reviewer")?,
+            partner: fresh("friendnet")?,
+        })
+    }
+
+    /// Adds the role tokens and the partner `friendnet` (security, product
+    /// and ads) to the demo's config.
+    fn install(&self, config: &mut Config) {
+        for (role, token) in
+            [("analyst", &self.analyst), ("subject-service", &self.subject_service), ("reviewer", &self.reviewer)]
+        {
+            config.tokens.push(TokenConfig {
+                name: format!("demo {role}"),
+                role: role.to_string(),
+                token: Secret::new(token.clone()),
+            });
+        }
+        config.partners.push(Partner {
+            name: DEMO_PARTNER.to_string(),
+            purposes: vec![Purpose::Security, Purpose::Product, Purpose::Ads],
+            tokens: vec![Secret::new(self.partner.clone())],
+            pseudonym_key: None,
+        });
+    }
+}
+
+/// The demo's partner network (the simulator's partner events name none,
+/// so they are its).
+const DEMO_PARTNER: &str = "friendnet";
+
+/// Waits (at most 30 s) until the server holds a first batch of people, so
+/// the printed pages have something to show.
+fn wait_until_populated(client: &super::http::Client, stop: &AtomicBool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        let subjects = client.get_json("/healthz").ok().and_then(|h| h["subjects"].as_u64()).unwrap_or(0);
+        if subjects >= 100 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The partner `friendnet` reading its three feeds every two seconds, as a
+/// real partner would; each read is a disclosure the audit log records.
+fn spawn_partner_reader(base: &str, token: &str, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    let client = super::http::Client::new(base, token);
+    std::thread::spawn(move || {
+        let mut cursors = [("security", None::<u64>), ("product", None), ("ads", None)];
+        while !stop.load(Ordering::Relaxed) {
+            for (feed, cursor) in &mut cursors {
+                loop {
+                    let after = cursor.map(|c| format!("&after={c}")).unwrap_or_default();
+                    let path = format!("/v1/partners/{DEMO_PARTNER}/feeds/{feed}?limit=1000{after}");
+                    let Ok(page) = client.get_json(&path) else { break };
+                    let Some(next) = page["next"].as_u64() else { break };
+                    *cursor = Some(next);
+                    if page["records"].as_array().is_none_or(Vec::is_empty) {
+                        break;
+                    }
+                }
+            }
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
 }
 
 async fn wait_for(flag: Arc<AtomicBool>) {

@@ -1145,6 +1145,24 @@ impl Simulator {
         }
     }
 
+    /// Numbers (written `+cc …`) of up to `n` of the most active ordinary
+    /// people who have a partner account and keep theirs to the end: for
+    /// `proviso demo` to suggest in its privacy center. Simulated numbers
+    /// from the regions' mobile ranges, not anyone's.
+    pub fn sample_people(&self, n: usize) -> Vec<String> {
+        let mut people: Vec<&Subject> = self
+            .subjects
+            .iter()
+            .filter(|s| s.behaviour == B_NONE && s.partner != 0 && s.del_ms == i64::MAX && s.reg_ms < self.start)
+            .collect();
+        people.sort_by(|a, b| b.active_p.total_cmp(&a.active_p).then(b.biz_user.cmp(&a.biz_user)));
+        people
+            .into_iter()
+            .take(n)
+            .map(|s| String::from_utf8_lossy(form_bytes(&self.forms, s, F_SPACED)).into_owned())
+            .collect()
+    }
+
     /// Total lines expected (an estimate for progress bars).
     pub fn estimated_lines(&self) -> u64 {
         self.estimated

@@ -1,6 +1,7 @@
 //! `GET /v1/live`: a server-sent-event stream of the service's pulse for the
 //! dashboard (role analyst): events/s, DAU/WAU/MAU, messages by kind, abuse
-//! actions by status, refusals by purpose. Aggregates only.
+//! actions by status and per day, refusals and refusal rates by purpose and
+//! jurisdiction. Aggregates only.
 //!
 //! Never: sends an identifier; every figure is a count over everyone, which
 //! only essential purposes (analytics, security) may receive.
@@ -22,6 +23,7 @@ use super::{now_ms, rfc3339, SharedState};
 use crate::consent::{status_at, ConsentState};
 use crate::contract::{MessageKind, Purpose};
 use crate::gate::release_aggregate;
+use crate::processors::abuse::Status;
 use crate::state::State as DerivedState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,13 +51,49 @@ pub struct LiveFigures {
     pub messages: BTreeMap<String, u64>,
     /// Subjects by current abuse status (banned, review).
     pub abuse: BTreeMap<String, u64>,
+    /// Abuse actions per event-time day, by the status they set, for the
+    /// [`ABUSE_DAYS`] days ending on `day` (oldest first).
+    pub abuse_actions: Vec<AbuseDay>,
     /// Subjects whose latest choice refuses a refusable purpose, by purpose
     /// and jurisdiction (region of the number).
     pub refusals: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Acting subjects by jurisdiction: the denominators of `refusal_rates`.
+    pub subjects_by_region: BTreeMap<String, u64>,
+    /// `refusals` divided by `subjects_by_region`, by purpose and jurisdiction.
+    pub refusal_rates: BTreeMap<String, BTreeMap<String, f64>>,
     /// Lines rejected by the edge since the server started, by reason.
     pub rejected: BTreeMap<String, u64>,
     /// Disclosures to partners recorded in the audit log, by purpose.
     pub disclosures: BTreeMap<String, u64>,
+}
+
+/// Days of abuse actions in each update.
+pub const ABUSE_DAYS: i32 = 14;
+
+/// Abuse actions fired on one day, by the status they set.
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AbuseDay {
+    pub day: String,
+    pub banned: u64,
+    pub review: u64,
+    pub clear: u64,
+}
+
+/// Actions per day for the [`ABUSE_DAYS`] days ending on `last_day`.
+fn abuse_days(state: &DerivedState, last_day: i32) -> Vec<AbuseDay> {
+    let first_day = last_day - ABUSE_DAYS + 1;
+    let mut days: Vec<AbuseDay> =
+        (first_day..=last_day).map(|day| AbuseDay { day: format_day(day), ..AbuseDay::default() }).collect();
+    for action in state.abuse.actions() {
+        let day = crate::contract::day_of(action.ts_ms);
+        let Some(slot) = usize::try_from(day - first_day).ok().and_then(|i| days.get_mut(i)) else { continue };
+        match action.status {
+            Status::Banned => slot.banned += 1,
+            Status::Review => slot.review += 1,
+            Status::Clear => slot.clear += 1,
+        }
+    }
+    days
 }
 
 fn figures(
@@ -93,6 +131,10 @@ fn figures(
     for (status, count) in state.abuse.status_counts() {
         abuse.insert(status.as_str().to_string(), count);
     }
+    let mut subjects_by_region: BTreeMap<String, u64> = BTreeMap::new();
+    for record in state.subjects.iter().filter(|r| r.has_acted()) {
+        *subjects_by_region.entry(record.region.as_str().to_string()).or_default() += 1;
+    }
     let mut refusals: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (subject, history) in state.consent.iter() {
         let Some(record) = state.subjects.get(subject) else { continue };
@@ -104,6 +146,19 @@ fn figures(
             }
         }
     }
+    let refusal_rates = refusals
+        .iter()
+        .map(|(purpose, by_region)| {
+            let rates = by_region
+                .iter()
+                .map(|(region, refused)| {
+                    let subjects = subjects_by_region.get(region).copied().unwrap_or(0).max(1);
+                    (region.clone(), *refused as f64 / subjects as f64)
+                })
+                .collect();
+            (purpose.clone(), rates)
+        })
+        .collect();
     LiveFigures {
         at: rfc3339(at_ms),
         events,
@@ -115,7 +170,10 @@ fn figures(
         mau: active(30),
         messages,
         abuse,
+        abuse_actions: last_day.map(|day| abuse_days(state, day)).unwrap_or_default(),
         refusals,
+        subjects_by_region,
+        refusal_rates,
         rejected: BTreeMap::new(),
         disclosures: BTreeMap::new(),
     }

@@ -101,6 +101,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/partners/{partner}/audiences/{business}", get(audiences::get_partner_audience))
         .route("/v1/audiences/{business}", get(audiences::get_size))
         .route("/", get(crate::outputs::dashboard::index))
+        .route("/privacy", get(crate::outputs::dashboard::privacy))
+        .route("/review", get(crate::outputs::dashboard::review))
         .route("/assets/{name}", get(crate::outputs::dashboard::asset))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))

@@ -1,35 +1,72 @@
-//! The dashboard: static pages embedded in the binary at build time.
+//! The pages: static HTML, CSS and JS embedded in the binary at build time.
 //!
-//! Owns: serving `/` and `/assets/*` (HTML, CSS, JS, and uPlot 1.6.31,
-//! vendored with its MIT license under `assets/vendor/`).
-//! Never: reads state itself: the page asks the API (`GET /v1/live`) with
-//! the operator's token, like any other client.
+//! Owns: serving `/` (dashboard), `/privacy` (privacy center), `/review`
+//! (abuse review queue) and `/assets/*` (including uPlot 1.6.31, vendored
+//! with its MIT license under `assets/vendor/`).
+//! Never: reads state itself: each page asks the API with the token its
+//! user holds (analyst, subject-service, reviewer), like any other client.
 
 use axum::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
-const UPLOT_JS: &str = include_str!("assets/vendor/uPlot.iife.min.js");
-const UPLOT_CSS: &str = include_str!("assets/vendor/uPlot.min.css");
-const UPLOT_LICENSE: &str = include_str!("assets/vendor/uPlot.LICENSE");
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
-/// `GET /`: the dashboard page.
+/// Every asset under `/assets/`: name, body, content type.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("common.js", include_str!("assets/common.js"), JS),
+    ("app.js", include_str!("assets/app.js"), JS),
+    ("privacy.js", include_str!("assets/privacy.js"), JS),
+    ("review.js", include_str!("assets/review.js"), JS),
+    ("app.css", include_str!("assets/app.css"), CSS),
+    ("uPlot.iife.min.js", include_str!("assets/vendor/uPlot.iife.min.js"), JS),
+    ("uPlot.min.css", include_str!("assets/vendor/uPlot.min.css"), CSS),
+    ("uPlot.LICENSE", include_str!("assets/vendor/uPlot.LICENSE"), "text/plain; charset=utf-8"),
+];
+
+/// Headers every page carries: no caching of the HTML (assets are
+/// versioned with the binary), and no sending of the page address (which
+/// may carry a `#token=` fragment only the browser sees) to anyone.
+fn page(body: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, HTML),
+            (CACHE_CONTROL, "no-cache"),
+            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /`: the dashboard.
 pub async fn index() -> Response {
-    ([(CONTENT_TYPE, "text/html; charset=utf-8"), (CACHE_CONTROL, "no-cache")], INDEX_HTML).into_response()
+    page(include_str!("assets/index.html"))
+}
+
+/// `GET /privacy`: the privacy center.
+pub async fn privacy() -> Response {
+    page(include_str!("assets/privacy.html"))
+}
+
+/// `GET /review`: the abuse review queue.
+pub async fn review() -> Response {
+    page(include_str!("assets/review.html"))
 }
 
 /// `GET /assets/{name}`: one embedded asset, or 404.
 pub async fn asset(Path(name): Path<String>) -> Response {
-    let (body, content_type) = match name.as_str() {
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
-        "uPlot.iife.min.js" => (UPLOT_JS, "text/javascript; charset=utf-8"),
-        "uPlot.min.css" => (UPLOT_CSS, "text/css; charset=utf-8"),
-        "uPlot.LICENSE" => (UPLOT_LICENSE, "text/plain; charset=utf-8"),
-        _ => return (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
-    };
-    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
+        Some((_, body, content_type)) => {
+            ([(CONTENT_TYPE, *content_type), (CACHE_CONTROL, "public, max-age=3600")], *body).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }

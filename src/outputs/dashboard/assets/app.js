@@ -1,92 +1,100 @@
 // proviso dashboard: reads GET /v1/live (server-sent events) with the
-// token the operator enters; the token stays in this tab (sessionStorage).
+// analyst's token. Aggregates only: nothing here names a person.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
-const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US", { maximumFractionDigits: 0 }) : "–");
+(() => {
+  const { $, fmt, percent, rows } = Proviso;
+  const KEY = "proviso-dashboard-token";
 
-function rows(tbody, entries) {
-  tbody.replaceChildren(...entries.map(([k, v]) => {
-    const tr = document.createElement("tr");
-    const a = document.createElement("td"); a.textContent = k;
-    const b = document.createElement("td"); b.textContent = fmt(v);
-    tr.append(a, b);
-    return tr;
-  }));
-}
+  const pulse = [[], [], []];
+  let pulseChart = null;
+  let abuseChart = null;
 
-const series = [[], [], []];
-let plot = null;
+  const width = (id) => Math.max(Math.min($(id).clientWidth || 320, 1060), 260);
 
-function chart() {
-  const width = Math.min($("chart").clientWidth || 600, 1060);
-  plot = new uPlot({
-    width, height: 240,
-    series: [{}, { label: "events/s", stroke: "#3b82f6" }, { label: "DAU", stroke: "#16a34a", scale: "dau" }],
-    axes: [{}, {}, { scale: "dau", side: 1 }],
-  }, series, $("chart"));
-}
-
-function show(f) {
-  $("dau").textContent = fmt(f.dau);
-  $("wau").textContent = fmt(f.wau);
-  $("mau").textContent = fmt(f.mau);
-  $("eps").textContent = fmt(f.events_per_second);
-  $("subjects").textContent = fmt(f.subjects);
-  $("day").textContent = f.day || "–";
-  rows($("messages"), Object.entries(f.messages || {}));
-  rows($("abuse"), Object.entries(f.abuse || {}));
-  const refusals = [];
-  for (const [purpose, byRegion] of Object.entries(f.refusals || {})) {
-    for (const [region, n] of Object.entries(byRegion)) refusals.push([`${purpose} · ${region}`, n]);
+  function charts() {
+    pulseChart = new uPlot({
+      width: width("chart"), height: 220,
+      series: [{}, { label: "events/s", stroke: "#2563eb" }, { label: "DAU", stroke: "#16a34a", scale: "dau" }],
+      axes: [{}, { size: 64 }, { scale: "dau", side: 1, size: 64 }],
+    }, pulse, $("chart"));
+    abuseChart = new uPlot({
+      width: width("abuse-chart"), height: 220,
+      series: [{},
+        { label: "banned", stroke: "#b91c1c", fill: "#b91c1c22" },
+        { label: "review", stroke: "#d97706", fill: "#d9770622" },
+        { label: "cleared", stroke: "#0f766e" }],
+      axes: [{}, { size: 48 }],
+    }, [[], [], [], []], $("abuse-chart"));
+    window.addEventListener("resize", () => {
+      pulseChart.setSize({ width: width("chart"), height: 220 });
+      abuseChart.setSize({ width: width("abuse-chart"), height: 220 });
+    });
   }
-  rows($("refusals"), refusals);
-  rows($("rejected"), Object.entries(f.rejected || {}));
-  rows($("disclosures"), Object.entries(f.disclosures || {}));
-  series[0].push(Date.now() / 1000); series[1].push(f.events_per_second); series[2].push(f.dau);
-  if (series[0].length > 300) series.forEach((s) => s.shift());
-  if (plot) plot.setData(series);
-}
 
-async function stream(token) {
-  const response = await fetch("/v1/live?interval_ms=1000", { headers: { Authorization: `Bearer ${token}` } });
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw new Error(body.message || `HTTP ${response.status}`);
-  }
-  $("login").hidden = true;
-  $("board").hidden = false;
-  if (!plot) chart();
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
-      if (data) show(JSON.parse(data));
+  function show(f) {
+    $("dau").textContent = fmt(f.dau);
+    $("wau").textContent = fmt(f.wau);
+    $("mau").textContent = fmt(f.mau);
+    $("eps").textContent = fmt(f.events_per_second);
+    $("subjects").textContent = fmt(f.subjects);
+    $("day").textContent = f.day || "–";
+    $("status").textContent = `live · updated ${new Date().toLocaleTimeString("en-GB")}`;
+    rows($("messages"), Object.entries(f.messages || {}));
+    rows($("abuse"), Object.entries(f.abuse || {}));
+    const refusals = [];
+    for (const [purpose, byRegion] of Object.entries(f.refusal_rates || {})) {
+      for (const [region, rate] of Object.entries(byRegion)) {
+        const refused = (f.refusals?.[purpose] || {})[region] || 0;
+        refusals.push([`${purpose} · ${region}`, `${percent(rate)} (${fmt(refused)} of ${fmt(f.subjects_by_region?.[region])})`]);
+      }
     }
+    rows($("refusals"), refusals, String);
+    rows($("rejected"), Object.entries(f.rejected || {}));
+    rows($("disclosures"), Object.entries(f.disclosures || {}));
+    pulse[0].push(Date.now() / 1000); pulse[1].push(f.events_per_second); pulse[2].push(f.dau);
+    if (pulse[0].length > 300) pulse.forEach((s) => s.shift());
+    pulseChart.setData(pulse);
+    const days = f.abuse_actions || [];
+    abuseChart.setData([
+      days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000),
+      days.map((d) => d.banned), days.map((d) => d.review), days.map((d) => d.clear),
+    ]);
   }
-}
 
-function start(token) {
-  stream(token).catch((error) => {
-    $("login").hidden = false;
-    $("board").hidden = true;
-    $("login-error").textContent = `Could not connect: ${error.message}`;
+  async function stream(token) {
+    const response = await fetch("/v1/live?interval_ms=1000", { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.message || `HTTP ${response.status}`);
+    }
+    $("login").hidden = true;
+    $("board").hidden = false;
+    if (!pulseChart) charts();
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const lines = block.split("\n");
+        const name = (lines.find((l) => l.startsWith("event:")) || "event:message").slice(6).trim();
+        const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
+        if (name === "figures" && data) show(JSON.parse(data));
+      }
+    }
+    $("status").textContent = "the server closed the stream";
+  }
+
+  Proviso.signIn(KEY, (token) => {
+    stream(token).catch((error) => {
+      $("board").hidden = true;
+      Proviso.signInFailed(error);
+    });
   });
-}
-
-$("login").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const token = $("token").value.trim();
-  sessionStorage.setItem("proviso-token", token);
-  start(token);
-});
-const saved = sessionStorage.getItem("proviso-token");
-if (saved) start(saved);
+})();

@@ -1,0 +1,111 @@
+// The abuse review queue (role reviewer): actions that put an account in
+// review and that nobody has decided yet, with the rule and its evidence;
+// a reviewer bans or clears with a note, and the recorded outcome is read
+// back from the API.
+"use strict";
+
+(() => {
+  const { $, el, fmt, when } = Proviso;
+  const KEY = "proviso-review-token";
+  const api = (method, path, body) => Proviso.api(KEY, method, path, body);
+  const PAGE = 50;
+
+  let open = [];
+  let shown = 0;
+
+  function origin(action) {
+    if (action.origin === "rule") return `rule ${action.by}`;
+    if (action.origin === "partner_flag") return `flagged by partner ${action.by} (${action.note})`;
+    return "a reviewer";
+  }
+
+  function item(action) {
+    const id = `item-${action.id}`;
+    const evidence = Object.entries(action.evidence);
+    const note = el("textarea", { id: `${id}-note`, rows: 2, maxlength: 500 });
+    const outcome = el("p", { class: "outcome", role: "status", id: `${id}-outcome` });
+    const decide = (verdict) => async () => {
+      for (const button of node.querySelectorAll("button")) button.disabled = true;
+      try {
+        await api("POST", `/v1/abuse/subjects/${action.subject}/decision`, { action: verdict, note: note.value });
+        const after = await api("GET", `/v1/abuse/subjects/${action.subject}`);
+        const last = after.history[after.history.length - 1];
+        outcome.textContent = `Recorded: ${after.status} since ${when(after.since || last?.at)}${last?.note ? ` — “${last.note}”` : ""}`
+          + (after.partners.length ? `; shared with ${after.partners.join(", ")}` : "");
+        node.dataset.status = after.status;
+        open = open.filter((a) => a.subject !== action.subject);
+        shown = Math.max(shown - 1, 0);
+        $("decided").prepend(node);
+        node.querySelector(".decide").remove();
+        count();
+      } catch (error) {
+        outcome.textContent = `Could not record: ${error.message}`;
+        for (const button of node.querySelectorAll("button")) button.disabled = false;
+      }
+    };
+    const node = el("li", { class: "item", id, "data-subject": action.subject, "aria-labelledby": `${id}-title` },
+      el("h3", { id: `${id}-title` }, el("code", { text: action.subject })),
+      el("p", { text: `${action.reason} · sent to review by ${origin(action)} · ${when(action.at)}${action.shared ? " · shared with linked partners" : ""}` }),
+      evidence.length
+        ? el("table", { class: "evidence" }, el("caption", { text: "Evidence" }),
+          el("tbody", {}, evidence.map(([feature, value]) => el("tr", {}, el("td", {}, el("code", { text: feature })), el("td", { text: fmt(value) })))))
+        : null,
+      el("div", { class: "decide" },
+        el("label", { for: `${id}-note`, text: "Note (why; never paste message content)" }),
+        note,
+        el("div", { class: "actions" },
+          el("button", { type: "button", class: "danger", "data-action": "ban", onclick: decide("ban"), text: "Ban" }),
+          el("button", { type: "button", "data-action": "clear", onclick: decide("clear"), text: "Clear" }))),
+      outcome);
+    return node;
+  }
+
+  function count() {
+    $("queue-status").textContent = open.length
+      ? `${fmt(open.length)} open item${open.length === 1 ? "" : "s"}, oldest first.`
+      : "Nothing to review.";
+    $("more").hidden = shown >= open.length;
+  }
+
+  function showMore() {
+    const next = open.slice(shown, shown + PAGE);
+    $("items").append(...next.map(item));
+    shown += next.length;
+    count();
+  }
+
+  // Every action that set `review`, paged, keeping the latest per subject
+  // still in review now.
+  async function load() {
+    $("queue-status").textContent = "loading…";
+    const latest = new Map();
+    let after;
+    for (let page = 0; page < 100; page++) {
+      const query = `status=review&limit=1000${after === undefined ? "" : `&after=${after}`}`;
+      const result = await api("GET", `/v1/abuse/actions?${query}`);
+      for (const action of result.actions) {
+        if (action.current_status === "review") latest.set(action.subject, action);
+      }
+      if (result.next === null || result.next === undefined || result.actions.length === 0) break;
+      after = result.next;
+    }
+    open = [...latest.values()].sort((a, b) => a.id - b.id);
+    shown = 0;
+    $("items").replaceChildren();
+    showMore();
+  }
+
+  $("more").addEventListener("click", showMore);
+  $("refresh").addEventListener("click", () => load().catch((error) => { $("queue-status").textContent = error.message; }));
+
+  Proviso.signIn(KEY, () => {
+    load().then(() => {
+      $("login").hidden = true;
+      $("queue").hidden = false;
+    }).catch((error) => {
+      $("queue").hidden = true;
+      Proviso.signInFailed(error);
+    });
+  });
+  if (!sessionStorage.getItem(KEY)) $("login").hidden = false;
+})();
