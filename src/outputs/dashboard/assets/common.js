@@ -74,7 +74,10 @@ const Proviso = (() => {
 
   // Wires a sign-in form (#login with #token, #login-error) and a sign-out
   // button (#signout) to `start(token)`, which shows the page.
+  let pageKey = null;
+
   function signIn(key, start) {
+    pageKey = key;
     const form = $("login");
     form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -94,8 +97,9 @@ const Proviso = (() => {
     if (saved) start(saved);
   }
 
-  // Shows the sign-in form again with an error.
+  // Forgets the refused token and shows the sign-in form again with an error.
   function signInFailed(error) {
+    if (pageKey) sessionStorage.removeItem(pageKey);
     $("login").hidden = false;
     $("login-error").textContent = `Could not sign in: ${error.message}`;
   }

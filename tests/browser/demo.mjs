@@ -1,0 +1,60 @@
+// `proviso demo`'s three pages, opened from the links it prints: each is
+// populated from the simulator, and each is saved as a screenshot at
+// desktop and phone width. Run by tests/browser.rs against a real demo;
+// with PROVISO_ARTIFACTS=docs/screenshots it regenerates the README's
+// screenshots.
+//
+// Environment: PROVISO_BASE, DEMO_DASHBOARD, DEMO_PRIVACY, DEMO_REVIEW (the
+// printed links, tokens in the fragment) and DEMO_NUMBER (one of the
+// simulated numbers it suggests).
+
+import { assert, log, main, newPage, numberIn, shot, waitFor } from "./lib.mjs";
+
+function required(name) {
+  const value = process.env[name];
+  assert(value, `environment variable ${name} is set`);
+  return value;
+}
+
+const SIZES = [
+  ["desktop", { width: 1280, height: 900 }],
+  ["phone", { width: 390, height: 844 }],
+];
+
+await main("demo", async () => {
+  for (const [size, viewport] of SIZES) {
+    const phone = size === "phone";
+
+    // The dashboard signs in from the link's fragment and moves.
+    const dashboard = await newPage({ viewport, isMobile: phone, hasTouch: phone });
+    await dashboard.goto(required("DEMO_DASHBOARD"));
+    await dashboard.waitForSelector("#board", { state: "visible" });
+    const first = await waitFor(async () => (await numberIn(dashboard, "#dau")) || null, 10_000, "a DAU above zero");
+    assert(!dashboard.url().includes("token="), "the token is taken out of the address bar");
+    await waitFor(async () => (await dashboard.locator("#messages tr").count()) > 0, 5_000, "messages by kind");
+    log(`${size}: dashboard DAU ${first}`);
+    await dashboard.waitForTimeout(2_500); // a few points on the live chart
+    await shot(dashboard, `dashboard-${size}.png`);
+
+    // The privacy center finds a simulated person by number.
+    const privacy = await newPage({ viewport, isMobile: phone, hasTouch: phone });
+    await privacy.goto(required("DEMO_PRIVACY"));
+    await privacy.waitForSelector("#lookup", { state: "visible" });
+    await privacy.fill("#phone", required("DEMO_NUMBER"));
+    await privacy.click("#lookup button[type=submit]");
+    await privacy.waitForSelector("#person", { state: "visible" });
+    assert((await privacy.locator("#purposes li").count()) === 5, "five purposes listed");
+    assert(await privacy.isVisible("#toggle-ads"), "an ads toggle");
+    const held = await privacy.textContent("#held");
+    assert(/Days you used the app/.test(held) && !held.includes(required("DEMO_NUMBER")), "what is held, without the number");
+    await shot(privacy, `privacy-${size}.png`);
+
+    // The review queue has open items with their evidence.
+    const review = await newPage({ viewport, isMobile: phone, hasTouch: phone });
+    await review.goto(required("DEMO_REVIEW"));
+    await review.waitForSelector("#queue", { state: "visible" });
+    const items = await waitFor(async () => review.locator("#items li").count(), 10_000, "an open review item");
+    log(`${size}: ${items} review items shown`);
+    await shot(review, `review-${size}.png`);
+  }
+});
