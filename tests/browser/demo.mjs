@@ -6,7 +6,9 @@
 //
 // Environment: PROVISO_BASE, DEMO_DASHBOARD, DEMO_PRIVACY, DEMO_REVIEW (the
 // printed links, tokens in the fragment) and DEMO_NUMBER (one of the
-// simulated numbers it suggests).
+// simulated numbers it suggests); DEMO_SETTLE_MS, how long the dashboard
+// runs before its screenshot (default 2500). bench/screenshots.sh runs it
+// against `proviso demo` to regenerate docs/screenshots/.
 
 import { assert, log, main, newPage, numberIn, shot, waitFor } from "./lib.mjs";
 
@@ -33,7 +35,8 @@ await main("demo", async () => {
     assert(!dashboard.url().includes("token="), "the token is taken out of the address bar");
     await waitFor(async () => (await dashboard.locator("#messages tr").count()) > 0, 5_000, "messages by kind");
     log(`${size}: dashboard DAU ${first}`);
-    await dashboard.waitForTimeout(2_500); // a few points on the live chart
+    // A few points on the live chart (longer with DEMO_SETTLE_MS for the docs).
+    await dashboard.waitForTimeout(Number(process.env.DEMO_SETTLE_MS || 2_500));
     await shot(dashboard, `dashboard-${size}.png`);
 
     // The privacy center finds a simulated person by number.

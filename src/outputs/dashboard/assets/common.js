@@ -38,8 +38,12 @@ const Proviso = (() => {
     return node;
   }
 
-  // Rows of [label, value] into a tbody.
+  // Rows of [label, value] into a tbody ("none" when there are none).
   function rows(tbody, entries, show = fmt) {
+    if (entries.length === 0) {
+      tbody.replaceChildren(el("tr", {}, el("td", { colspan: 2, class: "none", text: "none" })));
+      return;
+    }
     tbody.replaceChildren(...entries.map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: show(v) }))));
   }
 
