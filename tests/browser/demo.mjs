@@ -33,6 +33,11 @@ await main("demo", async () => {
     await dashboard.waitForSelector("#board", { state: "visible" });
     const first = await waitFor(async () => (await numberIn(dashboard, "#dau")) || null, 10_000, "a DAU above zero");
     assert(!dashboard.url().includes("token="), "the token is taken out of the address bar");
+    if (!process.env.DEMO_STREAM_DONE) {
+      // The simulator is still streaming: the figures move without a reload.
+      const people = await numberIn(dashboard, "#subjects");
+      await waitFor(async () => (await numberIn(dashboard, "#subjects")) > people, 5_000, `people to grow past ${people}`);
+    }
     await waitFor(async () => (await dashboard.locator("#messages tr").count()) > 0, 5_000, "messages by kind");
     log(`${size}: dashboard DAU ${first}`);
     // A few points on the live chart (longer with DEMO_SETTLE_MS for the docs).
@@ -56,8 +61,18 @@ await main("demo", async () => {
     const review = await newPage({ viewport, isMobile: phone, hasTouch: phone });
     await review.goto(required("DEMO_REVIEW"));
     await review.waitForSelector("#queue", { state: "visible" });
-    const items = await waitFor(async () => review.locator("#items li").count(), 10_000, "an open review item");
+    const items = await waitFor(async () => {
+      const count = await review.locator("#items li").count();
+      if (count === 0) await review.click("#refresh");
+      return count;
+    }, 30_000, "an open review item");
     log(`${size}: ${items} review items shown`);
     await shot(review, `review-${size}.png`);
+
+    // Nothing wider than the window (no sideways scrolling on a phone).
+    for (const page of [dashboard, privacy, review]) {
+      const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      assert(scroll <= inner, `${page.url()} at ${size} width: content ${scroll}px wide in a ${inner}px window`);
+    }
   }
 });
