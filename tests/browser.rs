@@ -150,6 +150,24 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
 }
 
+/// A number looked up in the privacy center leaves no trace: neither its
+/// written form, nor its digits, nor its last ten digits are in any file of
+/// the data dir or in the server's log.
+fn assert_no_trace(number: &str, data: &Path, log: &str) {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let needles = [number.to_string(), digits.clone(), digits[digits.len().saturating_sub(10)..].to_string()];
+    let mut places: Vec<(String, Vec<u8>)> = common::files_under(data)
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap_or_default()))
+        .collect();
+    places.push(("the server log".to_string(), log.as_bytes().to_vec()));
+    for (place, bytes) in &places {
+        for needle in &needles {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{place} contains `{needle}`");
+        }
+    }
+}
+
 /// The subject id of a number, through the subject-service role.
 fn resolve(server: &Server, phone: &str) -> String {
     let (status, body) = server.post(
@@ -166,7 +184,9 @@ fn resolve(server: &Server, phone: &str) -> String {
 fn privacy_center_refuses_ads_downloads_the_report_and_erases() {
     let _serial = serial();
     let temp = tempfile::tempdir().expect("tempdir");
-    let server = Server::start_with(&temp.path().join("data"), &[("PROVISO_AUDIENCE_K", "10")]);
+    // A fixed key: no random hex can look like the number's digits.
+    let key = ("PROVISO_PSEUDONYM_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let server = Server::start_with(&temp.path().join("data"), &[("PROVISO_AUDIENCE_K", "10"), key]);
     // Twelve people linked to friendnet who message shop-1 and allow ads
     // and product: an ads audience above k = 10.
     let yesterday = now_ms() - 86_400_000;
@@ -195,6 +215,7 @@ fn privacy_center_refuses_ads_downloads_the_report_and_erases() {
         &server,
         &[("PRIVACY_NUMBER", "+91 98766 00003"), ("PRIVACY_PARTNER_ID", "fn-3"), ("PRIVACY_BUSINESS", "shop-1")],
     );
+    assert_no_trace("+91 98766 00003", &server.data, &server.stderr());
 }
 
 #[test]
