@@ -62,11 +62,12 @@
     ]);
   }
 
+  // One connection to the stream; returns when the server ends it.
   async function stream(token) {
     const response = await fetch("/v1/live?interval_ms=1000", { headers: { Authorization: `Bearer ${token}` } });
     if (!response.ok) {
       const body = await response.json().catch(() => ({}));
-      throw new Error(body.message || `HTTP ${response.status}`);
+      throw new Proviso.ApiError(response.status, body);
     }
     $("login").hidden = true;
     $("board").hidden = false;
@@ -88,13 +89,28 @@
         if (name === "figures" && data) show(JSON.parse(data));
       }
     }
-    $("status").textContent = "the server closed the stream";
   }
 
-  Proviso.signIn(KEY, (token) => {
-    stream(token).catch((error) => {
-      $("board").hidden = true;
-      Proviso.signInFailed(error);
-    });
-  });
+  // Keeps the stream open: reconnects (1 s, 2 s, … up to 10 s apart) when
+  // the server ends it or the network drops. A refused token, or a first
+  // connection that fails, brings back the sign-in form.
+  async function connect(token) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await stream(token);
+        attempt = 0;
+        $("status").textContent = "the server closed the stream; reconnecting…";
+      } catch (error) {
+        if (error.status === 401 || error.status === 403 || $("board").hidden) {
+          $("board").hidden = true;
+          Proviso.signInFailed(error);
+          return;
+        }
+        $("status").textContent = `connection lost (${error.message}); reconnecting…`;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** attempt, 10_000)));
+    }
+  }
+
+  Proviso.signIn(KEY, connect);
 })();
