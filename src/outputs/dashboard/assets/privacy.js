@@ -16,6 +16,8 @@
     product: ["Friend suggestions", "Suggesting your contacts who are on the partner network but not yet your friends there."],
     ads: ["More relevant ads", "Ads on the partner network, e.g. from businesses you already message. Advertisers see only rounded audience sizes, never your number or who you are."],
   };
+  // Disclosures listed on the page (the download has every one).
+  const SHOWN = 100;
   // The two choices first, then what is always on.
   const ORDER = ["product", "ads", "security", "analytics", "service"];
   const KINDS = {
@@ -88,9 +90,10 @@
     const recipients = new Set(disclosures.map((d) => d.recipient.replace(/^partner:/, "")));
     $("disclosure-summary").textContent = disclosures.length
       ? `${fmt(disclosures.length)} disclosure${disclosures.length === 1 ? "" : "s"} to ${[...recipients].join(", ")}. Each was checked against your choices at that moment.`
+        + (disclosures.length > SHOWN ? ` The latest ${SHOWN} are below; the downloaded report has all of them.` : "")
       : "Nothing about you has been shared with anyone.";
     $("disclosure-table").hidden = disclosures.length === 0;
-    $("disclosures").replaceChildren(...disclosures.slice(0, 100).map((d) => el("tr", {},
+    $("disclosures").replaceChildren(...disclosures.slice(0, SHOWN).map((d) => el("tr", {},
       el("td", { text: when(d.at) }),
       el("td", { text: d.recipient.replace(/^partner:/, "") }),
       el("td", { text: (PURPOSES[d.purpose] || [d.purpose])[0] }),
