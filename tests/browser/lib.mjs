@@ -67,12 +67,21 @@ export async function launch() {
 
 /**
  * A page in a new browser context (own cookies and sessionStorage) of the
- * given size; its uncaught script errors fail the test and its console
- * errors are logged.
+ * given size; its uncaught script errors and any request to a host other
+ * than the server under test fail the test; its console errors are logged.
  */
 export async function newPage(options = {}) {
   if (!browser) await launch();
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+  // The pages work without any network beyond the proviso server: a request
+  // anywhere else is refused and fails the test.
+  const origin = new URL(BASE).origin;
+  await context.route("**/*", (route) => {
+    const url = route.request().url();
+    if (new URL(url).origin === origin) return route.continue();
+    pageErrors.push(`request outside the proviso server: ${url}`);
+    return route.abort("blockedbyclient");
+  });
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
   page.on("pageerror", (error) => {
@@ -81,6 +90,9 @@ export async function newPage(options = {}) {
   });
   page.on("console", (message) => {
     if (message.type() === "error") console.error(`console error: ${message.text()} (${message.location().url || "no url"})`);
+    // The pages' Content-Security-Policy refuses other hosts before the
+    // request is made: a refusal is a page reaching outside too.
+    if (message.text().includes("Content Security Policy")) pageErrors.push(`${page.url()}: ${message.text()}`);
   });
   page.on("response", (response) => {
     if (response.status() >= 400) console.error(`HTTP ${response.status()} ${response.request().method()} ${response.url()}`);
