@@ -131,10 +131,12 @@ fn figures(
     for (status, count) in state.abuse.status_counts() {
         abuse.insert(status.as_str().to_string(), count);
     }
-    let mut subjects_by_region: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_region: BTreeMap<crate::contract::Region, u64> = BTreeMap::new();
     for record in state.subjects.iter().filter(|r| r.has_acted()) {
-        *subjects_by_region.entry(record.region.as_str().to_string()).or_default() += 1;
+        *by_region.entry(record.region).or_default() += 1;
     }
+    let subjects_by_region: BTreeMap<String, u64> =
+        by_region.into_iter().map(|(region, count)| (region.as_str().to_string(), count)).collect();
     let mut refusals: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (subject, history) in state.consent.iter() {
         let Some(record) = state.subjects.get(subject) else { continue };
