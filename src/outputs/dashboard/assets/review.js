@@ -19,6 +19,28 @@
     return "a reviewer";
   }
 
+  // The subject's whole abuse history and linked partners, fetched when a
+  // reviewer opens it.
+  function history(subject) {
+    const body = el("div", { class: "history" }, el("p", { text: "loading…" }));
+    const details = el("details", {}, el("summary", { text: "History and linked partners" }), body);
+    details.addEventListener("toggle", async () => {
+      if (!details.open || details.dataset.loaded) return;
+      try {
+        const view = await api("GET", `/v1/abuse/subjects/${subject}`);
+        details.dataset.loaded = "1";
+        body.replaceChildren(
+          el("p", { text: `Linked to: ${view.partners.length ? view.partners.join(", ") : "no partner"} · events while banned: ${fmt(view.events_while_banned)}` }),
+          el("ol", {}, view.history.map((a) => el("li", {
+            text: `${when(a.at)} — ${a.status} by ${origin(a)}: ${a.reason}${a.note && a.origin === "reviewer" ? ` (“${a.note}”)` : ""}`,
+          }))));
+      } catch (error) {
+        body.replaceChildren(el("p", { text: `Could not load: ${error.message}` }));
+      }
+    });
+    return details;
+  }
+
   function item(action) {
     const id = `item-${action.id}`;
     const evidence = Object.entries(action.evidence);
@@ -50,6 +72,7 @@
         ? el("table", { class: "evidence" }, el("caption", { text: "Evidence" }),
           el("tbody", {}, evidence.map(([feature, value]) => el("tr", {}, el("td", {}, el("code", { text: feature })), el("td", { text: fmt(value) })))))
         : null,
+      history(action.subject),
       el("div", { class: "decide" },
         el("label", { for: `${id}-note`, text: "Note (why; never paste message content)" }),
         note,
