@@ -68,6 +68,14 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
         assert!(sent.elapsed() < Duration::from_secs(2), "DAU did not move within 2 s: {figures}");
     }
     assert!(sent.elapsed() < Duration::from_secs(2));
+    // Each update's cost is on /metrics.
+    let (_, metrics) = server.get_text("/metrics");
+    let computed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("proviso_live_figures_seconds_count "))
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(computed >= 2, "updates computed: {computed}\n{metrics}");
     let (status, body) = server.get("/v1/live?interval_ms=5", Some(ANALYST));
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
 

@@ -25,6 +25,7 @@ pub const HTTP_REQUESTS_TOTAL: &str = "proviso_http_requests_total";
 pub const ABUSE_ACTIONS_TOTAL: &str = "proviso_abuse_actions_total";
 pub const BANNED_EVENTS_TOTAL: &str = "proviso_banned_subject_events_total";
 pub const RULES_RELOADS_TOTAL: &str = "proviso_rules_reloads_total";
+pub const LIVE_FIGURES_SECONDS: &str = "proviso_live_figures_seconds";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -48,6 +49,22 @@ pub fn describe() {
     metrics::describe_counter!(ABUSE_ACTIONS_TOTAL, "Abuse actions taken, by resulting status and whether shared.");
     metrics::describe_counter!(BANNED_EVENTS_TOTAL, "Events logged from subjects that were banned at the time.");
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
+    metrics::describe_histogram!(
+        LIVE_FIGURES_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to compute one update of GET /v1/live (under the state read lock)."
+    );
+}
+
+/// One update of the dashboard's live figures was computed.
+pub struct LiveFiguresComputed {
+    pub duration: Duration,
+}
+
+impl LiveFiguresComputed {
+    pub fn emit(self) {
+        histogram!(LIVE_FIGURES_SECONDS).record(self.duration.as_secs_f64());
+    }
 }
 
 /// An abuse action was taken (by a rule, a partner flag or a reviewer).

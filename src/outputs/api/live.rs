@@ -209,8 +209,11 @@ pub async fn get_live(
             return None;
         }
         let update = {
+            let started = Instant::now();
             let state = app.pipeline.state();
             let mut figures = figures(&state, app.pipeline.policy(), &mut previous);
+            drop(state);
+            crate::telemetry::LiveFiguresComputed { duration: started.elapsed() }.emit();
             figures.rejected = app
                 .rejected
                 .lock()
