@@ -75,17 +75,6 @@ fn burst(phone: &str, start_ms: i64, messages: usize) -> String {
     lines.join("\n")
 }
 
-fn resolve(server: &Server, phone: &str) -> String {
-    let (status, body) = server.post(
-        "/v1/subjects/resolve",
-        Some(SUBJECT),
-        "application/json",
-        format!(r#"{{"phone":"{phone}"}}"#).as_bytes(),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["subject"].as_str().expect("subject").to_string()
-}
-
 const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
 
 /// A spammer detected here shows up in the linked partner's security feed
@@ -128,7 +117,7 @@ fn detections_reach_only_the_linked_partners_feed() {
     assert_eq!(records[0]["reason"], "spam");
     let feed_text = feed.to_string();
     assert!(!feed_text.contains("9876500"), "no phone number in a feed");
-    assert!(!feed_text.contains(&resolve(&server, linked)), "no subject id in a feed");
+    assert!(!feed_text.contains(&server.subject(linked)), "no subject id in a feed");
 
     // Resumable: nothing after the last cursor.
     let next = feed["next"].as_u64().expect("cursor");
@@ -167,7 +156,7 @@ fn detections_reach_only_the_linked_partners_feed() {
     );
     let (status, _) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", flag.as_bytes());
     assert_eq!(status, 200);
-    let subject = resolve(&server, flagged);
+    let subject = server.subject(flagged);
     let (_, view) = server.get(&format!("/v1/abuse/subjects/{subject}"), Some(REVIEWER));
     assert_eq!(view["status"], "review", "{view}");
     assert_eq!(view["history"][0]["origin"], "partner_flag");
@@ -187,7 +176,7 @@ fn detections_reach_only_the_linked_partners_feed() {
 
     // The person's report shows the links, the ban and every disclosure to
     // a partner, and no one else's number or id.
-    let linked_subject = resolve(&server, linked);
+    let linked_subject = server.subject(linked);
     let (status, report) = server.get(&format!("/v1/subjects/{linked_subject}/report"), Some(SUBJECT));
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["abuse"]["status"], "banned");

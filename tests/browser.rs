@@ -168,18 +168,6 @@ fn assert_no_trace(number: &str, data: &Path, log: &str) {
     }
 }
 
-/// The subject id of a number, through the subject-service role.
-fn resolve(server: &Server, phone: &str) -> String {
-    let (status, body) = server.post(
-        "/v1/subjects/resolve",
-        Some(common::SUBJECT),
-        "application/json",
-        format!(r#"{{"phone":"{phone}"}}"#).as_bytes(),
-    );
-    assert_eq!(status, 200, "{body}");
-    body["subject"].as_str().expect("subject").to_string()
-}
-
 #[test]
 fn privacy_center_refuses_ads_downloads_the_report_and_erases() {
     let _serial = serial();
@@ -237,7 +225,7 @@ fn review_queue_decisions_change_the_subjects_status() {
     }
     let response = server.ingest(&lines.join("\n"));
     assert_eq!(response["accepted"], lines.len(), "{response}");
-    let (to_ban, to_clear) = (resolve(&server, "+919876700000"), resolve(&server, "+919876700001"));
+    let (to_ban, to_clear) = (server.subject("+919876700000"), server.subject("+919876700001"));
     run_script("review.mjs", &server, &[("REVIEW_BAN", &to_ban), ("REVIEW_CLEAR", &to_clear)]);
 }
 

@@ -17,12 +17,6 @@ fn resolve(server: &Server, phone: &str) -> (u16, serde_json::Value) {
     )
 }
 
-fn subject_of(server: &Server, phone: &str) -> String {
-    let (status, body) = resolve(server, phone);
-    assert_eq!(status, 200, "{body}");
-    body["subject"].as_str().expect("subject").to_string()
-}
-
 /// Opt-out regions are pending during the notice period and granted after it;
 /// opt-in regions are denied until granted; refusals through the API and
 /// through ingest are both recorded, with history; essential purposes cannot
@@ -44,7 +38,7 @@ fn consent_follows_policy_and_changes_through_api_and_ingest() {
         .join("\n"),
     );
 
-    let old = subject_of(&server, old_in);
+    let old = server.subject(old_in);
     let (_, view) = server.get(&format!("/v1/subjects/{old}/consent"), Some(SUBJECT));
     assert_eq!(view["region"], "IN");
     assert_eq!(view["purposes"]["ads"]["state"], "granted", "{view}");
@@ -52,12 +46,12 @@ fn consent_follows_policy_and_changes_through_api_and_ingest() {
     assert_eq!(view["purposes"]["security"]["state"], "granted");
     assert_eq!(view["purposes"]["security"]["refusable"], false);
 
-    let new = subject_of(&server, new_in);
+    let new = server.subject(new_in);
     let (_, view) = server.get(&format!("/v1/subjects/{new}/consent"), Some(SUBJECT));
     assert_eq!(view["purposes"]["product"]["state"], "pending", "{view}");
     assert!(view["purposes"]["product"]["until"].is_string());
 
-    let de = subject_of(&server, german);
+    let de = server.subject(german);
     let (_, view) = server.get(&format!("/v1/subjects/{de}/consent"), Some(SUBJECT));
     assert_eq!(view["purposes"]["ads"]["state"], "denied");
     assert_eq!(view["purposes"]["ads"]["basis"], "opt_in_required");

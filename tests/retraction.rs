@@ -26,10 +26,7 @@ fn account(k: u32) -> String {
 }
 
 fn resolve(server: &Server, k: u32) -> String {
-    let body = json!({ "phone": phone(k) }).to_string();
-    let (status, value) = server.post("/v1/subjects/resolve", Some(SUBJECT), "application/json", body.as_bytes());
-    assert_eq!(status, 200, "{value}");
-    value["subject"].as_str().expect("subject").to_string()
+    server.subject(&phone(k))
 }
 
 fn feed(server: &Server, purpose: &str) -> Vec<Value> {

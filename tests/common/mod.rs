@@ -169,6 +169,14 @@ impl Server {
         (status, response.body_mut().read_to_string().expect("body"))
     }
 
+    /// The subject id of a number (role subject-service); panics unless 200.
+    pub fn subject(&self, phone: &str) -> String {
+        let body = serde_json::json!({ "phone": phone }).to_string();
+        let (status, value) = self.post("/v1/subjects/resolve", Some(SUBJECT), "application/json", body.as_bytes());
+        assert_eq!(status, 200, "resolving a number: {value}");
+        value["subject"].as_str().expect("subject").to_string()
+    }
+
     /// POSTs NDJSON events with the ingest token; panics unless 200.
     pub fn ingest(&self, ndjson: &str) -> serde_json::Value {
         let (status, body) = self.post("/v1/events", Some(INGEST), "application/x-ndjson", ndjson.as_bytes());
