@@ -161,6 +161,12 @@ fn detections_reach_only_the_linked_partners_feed() {
     assert_eq!(view["status"], "review", "{view}");
     assert_eq!(view["history"][0]["origin"], "partner_flag");
     assert_eq!(view["partners"][0], "friendnet");
+    // The open review queue holds it, once.
+    let (status, open) = server.get("/v1/abuse/actions?status=review&open=true", Some(REVIEWER));
+    assert_eq!(status, 200, "{open}");
+    let open: Vec<&str> =
+        open["actions"].as_array().expect("actions").iter().filter_map(|a| a["subject"].as_str()).collect();
+    assert_eq!(open, vec![subject.as_str()]);
     // The reviewer bans: shared with the linked partner.
     let (status, view) = server.post(
         &format!("/v1/abuse/subjects/{subject}/decision"),
@@ -169,6 +175,16 @@ fn detections_reach_only_the_linked_partners_feed() {
         br#"{"action":"ban","note":"confirmed by review"}"#,
     );
     assert_eq!((status, view["status"].as_str()), (200, Some("banned")), "{view}");
+    // Decided: no longer open, still listed among actions that set review.
+    let (_, open) = server.get("/v1/abuse/actions?status=review&open=true", Some(REVIEWER));
+    assert_eq!(open["actions"], serde_json::json!([]), "{open}");
+    let (_, all) = server.get("/v1/abuse/actions?status=review", Some(REVIEWER));
+    assert_eq!(all["actions"].as_array().map(Vec::len), Some(1), "{all}");
+    let (_, banned) = server.get("/v1/abuse/actions?status=banned&open=true", Some(REVIEWER));
+    assert!(
+        banned["actions"].as_array().expect("actions").iter().any(|a| a["subject"] == subject.as_str()),
+        "{banned}"
+    );
     let (_, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
     let ids: Vec<&str> =
         feed["records"].as_array().expect("records").iter().filter_map(|r| r["partner_id"].as_str()).collect();

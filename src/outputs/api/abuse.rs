@@ -32,6 +32,10 @@ pub struct ActionsQuery {
     pub after: Option<u64>,
     /// Page size, 1..=1000 (default 100).
     pub limit: Option<usize>,
+    /// Only actions still in force: each subject's latest action, when the
+    /// subject's status is still the one it set. With `status=review`, the
+    /// open review queue, one item per subject.
+    pub open: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -123,6 +127,13 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
     }
 }
 
+/// Whether `action` is its subject's latest and the subject still has the
+/// status it set.
+fn in_force(state: &DerivedState, action: &Action) -> bool {
+    state.abuse.status(action.subject) == action.status
+        && state.abuse.subject(action.subject).and_then(|s| s.actions.last()) == Some(&action.id)
+}
+
 /// Abuse actions in order, filtered by the status they set; resumable with
 /// `after`. Security is an essential purpose: reviewers see every subject.
 /// Role: reviewer.
@@ -140,7 +151,10 @@ pub async fn get_actions(
 ) -> Result<Json<ActionsPage>, ApiError> {
     app.tokens.require(&headers, &[Role::Reviewer])?;
     let Query(query) = query.map_err(|_| {
-        ApiError::new(Code::InvalidQuery, "query parameters are status (banned|review|clear), after, limit")
+        ApiError::new(
+            Code::InvalidQuery,
+            "query parameters are status (banned|review|clear), after, limit, open (bool)",
+        )
     })?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
@@ -151,6 +165,9 @@ pub async fn get_actions(
         let mut next = None;
         for action in state.abuse.actions().iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
             if status.is_some_and(|wanted| wanted != action.status) {
+                continue;
+            }
+            if query.open == Some(true) && !in_force(&state, action) {
                 continue;
             }
             if actions.len() == limit {

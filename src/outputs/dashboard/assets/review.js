@@ -97,22 +97,20 @@
     count();
   }
 
-  // Every action that set `review`, paged, keeping the latest per subject
-  // still in review now.
+  // The open queue: each subject still in review, with the action that put
+  // it there (`open=true`), paged.
   async function load() {
     $("queue-status").textContent = "loading…";
-    const latest = new Map();
+    const found = [];
     let after;
     for (let page = 0; page < 100; page++) {
-      const query = `status=review&limit=1000${after === undefined ? "" : `&after=${after}`}`;
+      const query = `status=review&open=true&limit=1000${after === undefined ? "" : `&after=${after}`}`;
       const result = await api("GET", `/v1/abuse/actions?${query}`);
-      for (const action of result.actions) {
-        if (action.current_status === "review") latest.set(action.subject, action);
-      }
+      found.push(...result.actions);
       if (result.next === null || result.next === undefined || result.actions.length === 0) break;
       after = result.next;
     }
-    open = [...latest.values()].sort((a, b) => a.id - b.id);
+    open = found;
     shown = 0;
     $("items").replaceChildren();
     showMore();
