@@ -211,10 +211,8 @@ fn load_or_create_admin_token(path: &Path) -> Result<String, ServerError> {
     match std::fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
         Ok(_) | Err(_) if !path.exists() => {
-            let mut bytes = [0u8; 24];
-            getrandom::fill(&mut bytes).map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
-            let token: String =
-                std::iter::once("pva_".to_string()).chain(bytes.iter().map(|b| format!("{b:02x}"))).collect();
+            let token =
+                crate::edge::random_token("pva_", 24).map_err(|e| io_error(std::io::Error::other(e.to_string())))?;
             crate::edge::write_private(path, token.as_bytes()).map_err(io_error)?;
             Ok(token)
         }

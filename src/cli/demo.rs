@@ -135,7 +135,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     };
 
     let partner = spawn_partner_reader(&base, &tokens.partner, stop.clone());
-    // The pages are worth opening once the first simulated day is in.
+    // The pages are worth opening once the first hundred people are in.
     wait_until_populated(&super::http::Client::new(&base, &token), &stop);
     println!();
     println!("dashboard:      {base}/#token={}", tokens.analyst);
@@ -223,10 +223,9 @@ struct DemoTokens {
 
 impl DemoTokens {
     fn new() -> anyhow::Result<DemoTokens> {
-        let fresh = |role: &str| -> anyhow::Result<String> {
-            let mut bytes = [0u8; 12];
-            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
-            Ok(format!("demo-{role}-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+        let fresh = |role: &str| {
+            proviso::edge::random_token(&format!("demo-{role}-"), 12)
+                .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))
         };
         Ok(DemoTokens {
             analyst: fresh("analyst")?,

@@ -35,16 +35,9 @@ impl Pseudonym {
 
     /// The opaque subject id shown by the API: `s_` and 32 lowercase hex digits.
     pub fn subject_id(&self) -> String {
-        let mut id = String::with_capacity(34);
-        id.push_str("s_");
-        for byte in self.0 {
-            id.push(HEX[(byte >> 4) as usize] as char);
-            id.push(HEX[(byte & 0xf) as usize] as char);
-        }
-        id
+        prefixed_hex("s_", &self.0)
     }
 
-    /// Parses a subject id made by [`Pseudonym::subject_id`].
     /// The handle proviso's own records (audit log, feeds ledger) use for
     /// the subject: `r_` + 32 hex of a one-way hash of the pseudonym. Those
     /// files never hold the pseudonym itself, so erasing a subject from the
@@ -52,16 +45,10 @@ impl Pseudonym {
     pub fn record_handle(&self) -> String {
         let mut hasher = blake3::Hasher::new_derive_key("proviso 2026 record handle v1");
         hasher.update(&self.0);
-        let hash = hasher.finalize();
-        let mut handle = String::with_capacity(34);
-        handle.push_str("r_");
-        for byte in &hash.as_bytes()[..16] {
-            handle.push(HEX[(byte >> 4) as usize] as char);
-            handle.push(HEX[(byte & 0xf) as usize] as char);
-        }
-        handle
+        prefixed_hex("r_", &hasher.finalize().as_bytes()[..16])
     }
 
+    /// Parses a subject id made by [`Pseudonym::subject_id`].
     pub fn from_subject_id(id: &str) -> Option<Self> {
         let hex = id.strip_prefix("s_")?.as_bytes();
         if hex.len() != 32 {
@@ -76,6 +63,18 @@ impl Pseudonym {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `prefix` followed by `bytes` as lowercase hex: every id, handle, key
+/// file and token proviso writes.
+pub fn prefixed_hex(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + 2 * bytes.len());
+    out.push_str(prefix);
+    for byte in bytes {
+        out.push(HEX[(byte >> 4) as usize] as char);
+        out.push(HEX[(byte & 0xf) as usize] as char);
+    }
+    out
+}
 
 fn hex_value(digit: u8) -> Option<u8> {
     match digit {

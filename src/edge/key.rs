@@ -53,8 +53,7 @@ impl PseudonymKey {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-                write_private(&path, hex.as_bytes()).map_err(io_error)?;
+                write_private(&path, crate::contract::prefixed_hex("", &bytes).as_bytes()).map_err(io_error)?;
                 Ok(PseudonymKey(bytes))
             }
             Err(error) => Err(io_error(error)),
@@ -73,12 +72,7 @@ impl PseudonymKey {
     /// 32 hex digits, stable for one partner, unlinkable across partners.
     pub fn handle(&self, pseudonym: &crate::contract::Pseudonym) -> String {
         let hash = blake3::keyed_hash(&self.0, pseudonym.as_bytes());
-        let mut handle = String::with_capacity(34);
-        handle.push_str("h_");
-        for byte in &hash.as_bytes()[..16] {
-            handle.push_str(&format!("{byte:02x}"));
-        }
-        handle
+        crate::contract::prefixed_hex("h_", &hash.as_bytes()[..16])
     }
 
     pub(crate) fn bytes(&self) -> &[u8; 32] {
@@ -98,4 +92,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(contents)?;
     file.sync_all()
+}
+
+/// A fresh secret: `prefix` and `bytes` random bytes as hex (API tokens).
+pub fn random_token(prefix: &str, bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(crate::contract::prefixed_hex(prefix, &buffer))
 }

@@ -11,7 +11,7 @@ mod phone;
 mod wire;
 
 pub use error::{EdgeError, RejectReason};
-pub use key::{write_private, KeyError, PseudonymKey, KEY_FILE};
+pub use key::{random_token, write_private, KeyError, PseudonymKey, KEY_FILE};
 pub use phone::PhoneBook;
 
 use crate::contract::{
