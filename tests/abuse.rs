@@ -161,12 +161,21 @@ fn detections_reach_only_the_linked_partners_feed() {
     assert_eq!(view["status"], "review", "{view}");
     assert_eq!(view["history"][0]["origin"], "partner_flag");
     assert_eq!(view["partners"][0], "friendnet");
-    // The open review queue holds it, once.
+    // A second flag: two actions set review, the open queue holds the
+    // subject once, with the latest.
+    let flag = format!(
+        r#"{{"type":"partner_flag","ts":{},"phone":"{flagged}","partner_id":"fn-account-3","reason":"scam"}}"#,
+        T0 + 2_000
+    );
+    let (status, _) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", flag.as_bytes());
+    assert_eq!(status, 200);
+    let (_, all) = server.get("/v1/abuse/actions?status=review", Some(REVIEWER));
+    assert_eq!(all["actions"].as_array().map(Vec::len), Some(2), "{all}");
     let (status, open) = server.get("/v1/abuse/actions?status=review&open=true", Some(REVIEWER));
     assert_eq!(status, 200, "{open}");
-    let open: Vec<&str> =
-        open["actions"].as_array().expect("actions").iter().filter_map(|a| a["subject"].as_str()).collect();
-    assert_eq!(open, vec![subject.as_str()]);
+    let open = open["actions"].as_array().expect("actions");
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0]["subject"].as_str(), open[0]["note"].as_str()), (Some(subject.as_str()), Some("scam")));
     // The reviewer bans: shared with the linked partner.
     let (status, view) = server.post(
         &format!("/v1/abuse/subjects/{subject}/decision"),
@@ -179,7 +188,7 @@ fn detections_reach_only_the_linked_partners_feed() {
     let (_, open) = server.get("/v1/abuse/actions?status=review&open=true", Some(REVIEWER));
     assert_eq!(open["actions"], serde_json::json!([]), "{open}");
     let (_, all) = server.get("/v1/abuse/actions?status=review", Some(REVIEWER));
-    assert_eq!(all["actions"].as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all["actions"].as_array().map(Vec::len), Some(2), "{all}");
     let (_, banned) = server.get("/v1/abuse/actions?status=banned&open=true", Some(REVIEWER));
     assert!(
         banned["actions"].as_array().expect("actions").iter().any(|a| a["subject"] == subject.as_str()),

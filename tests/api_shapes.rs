@@ -7,8 +7,6 @@
 mod common;
 
 use common::{Server, ANALYST, PARTNER, REVIEWER, SUBJECT};
-use serde_json::Value;
-use std::io::BufRead;
 
 /// A fixed key: subject ids and handles are the same on every run.
 const KEY: (&str, &str) = ("PROVISO_PSEUDONYM_KEY", "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed");
@@ -67,13 +65,6 @@ fn documents_keep_their_shape() {
     insta::assert_json_snapshot!("abuse_subject", abuse);
 
     let mut stream = server.stream("/v1/live?interval_ms=1000", ANALYST);
-    let mut line = String::new();
-    let figures: Value = loop {
-        line.clear();
-        assert!(stream.read_line(&mut line).expect("read stream") > 0, "stream ended");
-        if let Some(data) = line.strip_prefix("data:") {
-            break serde_json::from_str(data.trim()).expect("figures json");
-        }
-    };
+    let figures = common::next_event_data(&mut stream);
     insta::assert_json_snapshot!("live_figures", figures, { ".at" => "[now]" });
 }

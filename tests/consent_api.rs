@@ -4,10 +4,6 @@ mod common;
 
 use common::{Server, SUBJECT};
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 fn resolve(server: &Server, phone: &str) -> (u16, serde_json::Value) {
     server.post(
         "/v1/subjects/resolve",
@@ -31,9 +27,9 @@ fn consent_follows_policy_and_changes_through_api_and_ingest() {
     let german = "+4915112345603";
     server.ingest(
         &[
-            format!(r#"{{"type":"session","ts":{},"phone":"{old_in}","device":"d"}}"#, now_ms() - 40 * day),
-            format!(r#"{{"type":"session","ts":{},"phone":"{new_in}","device":"d"}}"#, now_ms() - 10 * day),
-            format!(r#"{{"type":"session","ts":{},"phone":"{german}","device":"d"}}"#, now_ms() - 40 * day),
+            format!(r#"{{"type":"session","ts":{},"phone":"{old_in}","device":"d"}}"#, common::now_ms() - 40 * day),
+            format!(r#"{{"type":"session","ts":{},"phone":"{new_in}","device":"d"}}"#, common::now_ms() - 10 * day),
+            format!(r#"{{"type":"session","ts":{},"phone":"{german}","device":"d"}}"#, common::now_ms() - 40 * day),
         ]
         .join("\n"),
     );
@@ -73,7 +69,7 @@ fn consent_follows_policy_and_changes_through_api_and_ingest() {
     // Refuse through ingest.
     let response = server.ingest(&format!(
         r#"{{"type":"consent","ts":{},"phone":"{old_in}","purpose":"product","granted":false}}"#,
-        now_ms()
+        common::now_ms()
     ));
     assert_eq!(response["accepted"], 1, "{response}");
     let (_, view) = server.get(&format!("/v1/subjects/{old}/consent"), Some(SUBJECT));

@@ -19,10 +19,6 @@ fn phone(k: u32) -> String {
     format!("+9198766{k:05}")
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 fn day(ts: i64) -> String {
     let days = ts.div_euclid(DAY_MS);
     let date = time::Date::from_julian_day(2_440_588 + days as i32).expect("date");
@@ -64,8 +60,8 @@ fn erased_subjects_leave_no_trace_and_never_return() {
     let data = temp.path().join("data");
     let server = start(&data);
     let target = 1u32;
-    let old = now_ms() - 40 * DAY_MS;
-    let today = now_ms() - 60_000;
+    let old = common::now_ms() - 40 * DAY_MS;
+    let today = common::now_ms() - 60_000;
     let mut lines = Vec::new();
     for k in 0..6u32 {
         let p = phone(k);

@@ -3,22 +3,9 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use common::{Server, ANALYST};
-use serde_json::Value;
-
-fn next_figures(lines: &mut dyn BufRead) -> Value {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(lines.read_line(&mut line).expect("read stream") > 0, "stream ended");
-        if let Some(data) = line.strip_prefix("data:") {
-            return serde_json::from_str(data.trim()).expect("figures json");
-        }
-    }
-}
 
 #[test]
 fn live_figures_match_the_api_and_move_within_two_seconds() {
@@ -31,7 +18,7 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
         .push(format!(r#"{{"type":"consent","ts":{now},"phone":"+919876700000","purpose":"ads","granted":false}}"#));
     server.ingest(&first_batch.join("\n"));
     let mut stream = server.stream("/v1/live?interval_ms=200", ANALYST);
-    let first = next_figures(&mut stream);
+    let first = common::next_event_data(&mut stream);
     let day = first["day"].as_str().expect("day").to_string();
     let (_, api) = server.get(&format!("/v1/metrics/active?from={day}&to={day}&window=1"), Some(ANALYST));
     assert_eq!(first["dau"], api["series"][0]["active"], "{first}");
@@ -58,7 +45,7 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     server.ingest(&batch.join("\n"));
     let sent = Instant::now();
     loop {
-        let figures = next_figures(&mut stream);
+        let figures = common::next_event_data(&mut stream);
         if figures["dau"] == 8 {
             assert_eq!(figures["rejected"]["invalid_timestamp"], 1, "{figures}");
             assert_eq!(figures["abuse_actions"][13]["review"], 1, "{figures}");
@@ -96,6 +83,14 @@ fn pages_and_their_assets_are_embedded() {
     for (page, assets) in [("/", 5), ("/privacy", 3), ("/review", 3)] {
         let (status, html) = server.get_text(page);
         assert_eq!(status, 200, "{page}");
+        // Nothing from another host, never framed, the address (which may
+        // carry a token fragment) never sent on.
+        let response = ureq::get(format!("{}{page}", server.base)).call().expect("GET page");
+        let header =
+            |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let csp = header("content-security-policy");
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{page}: {csp}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{page}");
         assert!(html.contains("<label for=\"token\">"), "{page}: the token field is labelled");
         for input in html.split("<input").skip(1) {
             let id = input.split("id=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("input id");

@@ -13,10 +13,6 @@ use serde_json::{json, Value};
 
 const DAY_MS: i64 = 86_400_000;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
-}
-
 fn phone(k: u32) -> String {
     format!("+9198765{k:05}")
 }
@@ -53,8 +49,8 @@ fn refusals_bans_unlinks_and_deletions_retract_earlier_disclosures() {
     // 12 people in India (opt-out, notice over: first seen 40 days ago), all
     // on friendnet; person 0's address book holds 1..=3; 1..=11 wrote to
     // the business.
-    let long_ago = now_ms() - 40 * DAY_MS;
-    let recent = now_ms() - 60_000;
+    let long_ago = common::now_ms() - 40 * DAY_MS;
+    let recent = common::now_ms() - 60_000;
     let mut lines = Vec::new();
     for k in 0..12u32 {
         let (p, a) = (phone(k), account(k));
@@ -144,8 +140,11 @@ fn refusals_bans_unlinks_and_deletions_retract_earlier_disclosures() {
 
     // 3. A refusal ingested while the server is down is reconciled at start.
     server.stop();
-    let refusal =
-        format!(r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#, now_ms(), phone(3));
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
+        common::now_ms(),
+        phone(3)
+    );
     let mut ingest = command()
         .args(["ingest", "-", "--data"])
         .arg(&data)

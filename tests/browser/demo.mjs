@@ -7,7 +7,7 @@
 // Environment: PROVISO_BASE, DEMO_DASHBOARD, DEMO_PRIVACY, DEMO_REVIEW (the
 // printed links, tokens in the fragment) and DEMO_NUMBER (one of the
 // simulated numbers it suggests); DEMO_SETTLE_MS, how long the dashboard
-// runs before its screenshot (default 2500). bench/screenshots.sh runs it
+// runs before its screenshot (default 2500). tests/browser/screenshots.sh runs it
 // against `proviso demo` to regenerate docs/screenshots/.
 
 import { assert, log, main, newPage, numberIn, shot, waitFor } from "./lib.mjs";
@@ -33,8 +33,9 @@ await main("demo", async () => {
     await dashboard.waitForSelector("#board", { state: "visible" });
     const first = await waitFor(async () => (await numberIn(dashboard, "#dau")) || null, 10_000, "a DAU above zero");
     assert(!dashboard.url().includes("token="), "the token is taken out of the address bar");
-    if (!process.env.DEMO_STREAM_DONE) {
-      // The simulator is still streaming: the figures move without a reload.
+    if (size === "desktop") {
+      // The simulator is still streaming (the desktop pass comes first):
+      // the figures move without a reload.
       const people = await numberIn(dashboard, "#subjects");
       await waitFor(async () => (await numberIn(dashboard, "#subjects")) > people, 5_000, `people to grow past ${people}`);
     }
@@ -61,9 +62,13 @@ await main("demo", async () => {
     const review = await newPage({ viewport, isMobile: phone, hasTouch: phone });
     await review.goto(required("DEMO_REVIEW"));
     await review.waitForSelector("#queue", { state: "visible" });
+    let refreshed = Date.now();
     const items = await waitFor(async () => {
-      const count = await review.locator("#items li").count();
-      if (count === 0) await review.click("#refresh");
+      const count = await review.locator("#items > li").count();
+      if (count === 0 && Date.now() - refreshed > 2_000) {
+        refreshed = Date.now();
+        await review.click("#refresh");
+      }
       return count;
     }, 30_000, "an open review item");
     log(`${size}: ${items} review items shown`);

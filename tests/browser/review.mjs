@@ -28,11 +28,11 @@ await main("review", async () => {
   await waitFor(async () => (await page.locator("#items > li").count()) === 2, 5_000, "two open items");
   const banItem = page.locator(`#queue li[data-subject="${TO_BAN}"]`);
   const text = await banItem.textContent();
-  assert(text.includes("partner friendnet") || text.includes("rule "), `the item names what sent it: ${text}`);
+  assert(text.includes("sent to review by a flag from partner friendnet (spam)"), `the item names what sent it: ${text}`);
   // The history opens on demand, with the partner the account is linked to.
   await banItem.getByText("History and linked partners").click();
   await waitFor(async () => ((await banItem.locator(".history").textContent()) || "").includes("Linked to: friendnet"), 5_000, "the history");
-  assert(((await banItem.locator(".history li").first().textContent()) || "").includes("review by flagged by partner friendnet"), "the flag is in the history");
+  assert(((await banItem.locator(".history li").first().textContent()) || "").includes("review by a flag from partner friendnet"), "the flag is in the history");
   await shot(page, "review-queue.png");
 
   // Ban by keyboard: type the note, Tab to "Ban", press Enter.

@@ -230,6 +230,23 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Val
     (status, value)
 }
 
+/// Epoch milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// The JSON data of the next server-sent event on `lines`.
+pub fn next_event_data(lines: &mut dyn BufRead) -> serde_json::Value {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(lines.read_line(&mut line).expect("read stream") > 0, "stream ended");
+        if let Some(data) = line.strip_prefix("data:") {
+            return serde_json::from_str(data.trim()).expect("event data is JSON");
+        }
+    }
+}
+
 /// Epoch milliseconds of `day` days after 2026-01-01 plus `ms`.
 pub fn ts(day: i64, ms: i64) -> i64 {
     1_767_225_600_000 + day * 86_400_000 + ms

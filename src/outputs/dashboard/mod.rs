@@ -14,6 +14,9 @@ use axum::response::{IntoResponse, Response};
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
+/// The pages' Content-Security-Policy (uPlot sets inline styles).
+const CSP: &str =
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
 
 /// Every asset under `/assets/`: name, body, content type.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -27,19 +30,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("uPlot.LICENSE", include_str!("assets/vendor/uPlot.LICENSE"), "text/plain; charset=utf-8"),
 ];
 
-/// Headers every page carries: no caching of the HTML (assets are
-/// versioned with the binary), and no sending of the page address (which
-/// may carry a `#token=` fragment only the browser sees) to anyone.
+/// Headers every page carries: revalidate on every load (so pages and
+/// assets change with the binary), never send the page address (which may
+/// carry a `#token=` fragment only the browser sees) to anyone, load
+/// nothing from another host, and never be framed by another site.
 fn page(body: &'static str) -> Response {
     (
         [
             (CONTENT_TYPE, HTML),
             (CACHE_CONTROL, "no-cache"),
             (axum::http::header::REFERRER_POLICY, "no-referrer"),
-            (
-                axum::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'",
-            ),
+            (axum::http::header::CONTENT_SECURITY_POLICY, CSP),
         ],
         body,
     )
@@ -65,7 +66,7 @@ pub async fn review() -> Response {
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
         Some((_, body, content_type)) => {
-            ([(CONTENT_TYPE, *content_type), (CACHE_CONTROL, "public, max-age=3600")], *body).into_response()
+            ([(CONTENT_TYPE, *content_type), (CACHE_CONTROL, "no-cache")], *body).into_response()
         }
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }

@@ -62,45 +62,71 @@
     ]);
   }
 
-  // One connection to the stream; returns when the server ends it.
-  async function stream(token) {
-    const response = await fetch("/v1/live?interval_ms=1000", { headers: { Authorization: `Bearer ${token}` } });
-    if (!response.ok) {
-      const body = await response.json().catch(() => ({}));
-      throw new Proviso.ApiError(response.status, body);
-    }
-    $("login").hidden = true;
-    $("board").hidden = false;
-    if (!pulseChart) charts();
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const lines = block.split("\n");
-        const name = (lines.find((l) => l.startsWith("event:")) || "event:message").slice(6).trim();
-        const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
-        if (name === "figures" && data) show(JSON.parse(data));
+  // No update for this long: the stream is stalled; reconnect.
+  const STALL_MS = 10_000;
+  // Bumped by every sign-in: older connection loops stop.
+  let session = 0;
+
+  // One connection to the stream; returns when the server ends it or a
+  // newer sign-in replaces it, throws on errors and stalls.
+  async function stream(token, mine) {
+    const controller = new AbortController();
+    let watchdog = null;
+    const arm = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => controller.abort(new Error(`no update for ${STALL_MS / 1000} s`)), STALL_MS);
+    };
+    arm();
+    try {
+      const response = await fetch("/v1/live?interval_ms=1000", {
+        headers: { Authorization: `Bearer ${token}` }, signal: controller.signal,
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        throw new Proviso.ApiError(response.status, body);
       }
+      $("login").hidden = true;
+      $("board").hidden = false;
+      if (!pulseChart) charts();
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || mine !== session) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const lines = block.split("\n");
+          const name = (lines.find((l) => l.startsWith("event:")) || "event:message").slice(6).trim();
+          const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5)).join("");
+          if (name === "figures" && data) {
+            arm();
+            show(JSON.parse(data));
+          }
+        }
+      }
+    } finally {
+      clearTimeout(watchdog);
+      controller.abort();
     }
   }
 
   // Keeps the stream open: reconnects (1 s, 2 s, … up to 10 s apart) when
-  // the server ends it or the network drops. A refused token, or a first
-  // connection that fails, brings back the sign-in form.
+  // the server ends it, the network drops or it stalls. A refused token, or
+  // a first connection that fails, brings back the sign-in form.
   async function connect(token) {
-    for (let attempt = 0; ; attempt++) {
+    const mine = ++session;
+    for (let attempt = 0; mine === session; attempt++) {
       try {
-        await stream(token);
+        await stream(token, mine);
+        if (mine !== session) return;
         attempt = 0;
         $("status").textContent = "the server closed the stream; reconnecting…";
       } catch (error) {
+        if (mine !== session) return;
         if (error.status === 401 || error.status === 403 || $("board").hidden) {
           $("board").hidden = true;
           Proviso.signInFailed(error);

@@ -49,10 +49,14 @@ const Proviso = (() => {
 
   // The token of this page: from the URL fragment first, else the tab's storage.
   function token(key) {
-    const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
     if (match) {
-      sessionStorage.setItem(key, decodeURIComponent(match[1]));
       history.replaceState(null, "", location.pathname + location.search);
+      try {
+        if (match[1]) sessionStorage.setItem(key, decodeURIComponent(match[1]));
+      } catch {
+        // A mangled link: sign in by hand.
+      }
     }
     return sessionStorage.getItem(key);
   }
@@ -86,6 +90,7 @@ const Proviso = (() => {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const value = $("token").value.trim();
+      $("token").value = "";
       sessionStorage.setItem(key, value);
       $("login-error").textContent = "";
       start(value);
@@ -101,9 +106,10 @@ const Proviso = (() => {
     if (saved) start(saved);
   }
 
-  // Forgets the refused token and shows the sign-in form again with an error.
+  // Shows the sign-in form again with an error; a refused token (401, 403)
+  // is forgotten, one that met a network error is kept for a retry.
   function signInFailed(error) {
-    if (pageKey) sessionStorage.removeItem(pageKey);
+    if (pageKey && (error.status === 401 || error.status === 403)) sessionStorage.removeItem(pageKey);
     $("login").hidden = false;
     $("login-error").textContent = `Could not sign in: ${error.message}`;
   }

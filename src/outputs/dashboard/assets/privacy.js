@@ -30,6 +30,9 @@
 
   let subject = null;
   let report = null;
+  // Bumped by every lookup and "look up another": a late answer about an
+  // earlier person is dropped instead of shown.
+  let generation = 0;
 
   function show(id) {
     for (const section of ["login", "lookup", "person", "erased"]) $(section).hidden = section !== id;
@@ -56,6 +59,7 @@
       const on = view.state !== "denied";
       const toggle = el("button", {
         id, type: "button", role: "switch", class: "switch", "aria-checked": String(on), "aria-labelledby": `${id}-label`,
+        "aria-describedby": `state-${name}`,
         "data-purpose": name,
         onclick: () => choose(name, !on, toggle),
       }, el("span", { text: on ? "On" : "Off" }));
@@ -104,36 +108,46 @@
       : status === "banned" ? "Your account was suspended for abuse. Partners where you have an account were told." : "Your account is being reviewed by our safety team.";
   }
 
+  // Loads and shows the current person's report; false when a newer lookup
+  // made the answer stale.
   async function load() {
-    report = await api("GET", `/v1/subjects/${subject}/report`);
+    const mine = generation;
+    const fresh = await api("GET", `/v1/subjects/${subject}/report`);
+    if (mine !== generation) return false;
+    report = fresh;
     render();
     show("person");
+    return true;
   }
 
   async function choose(purpose, granted, toggle) {
-    toggle.disabled = true;
+    // One change at a time: the report shown is always the latest.
+    for (const button of document.querySelectorAll(".switch")) button.disabled = true;
     try {
       await api("PUT", `/v1/subjects/${subject}/consent/${purpose}`, { granted });
-      await load();
+      if (!(await load())) return;
       $("person-status").textContent = `${PURPOSES[purpose][0]} is now ${granted ? "on" : "off"}.`;
-      $(`toggle-${purpose}`)?.focus();
     } catch (error) {
       $("person-status").textContent = `Could not change it: ${error.message}`;
-      toggle.disabled = false;
+      for (const button of document.querySelectorAll(".switch")) button.disabled = false;
     }
+    $(`toggle-${purpose}`)?.focus();
   }
 
   $("lookup").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("lookup-error").textContent = "";
     const country = $("country").value.trim().toUpperCase();
+    const mine = ++generation;
     try {
       const resolved = await api("POST", "/v1/subjects/resolve", { phone: $("phone").value, ...(country ? { country } : {}) });
+      if (mine !== generation) return;
       subject = resolved.subject;
-      await load();
+      if (!(await load())) return;
       $("phone").value = "";
       $("person-title").focus();
     } catch (error) {
+      if (mine !== generation) return;
       if (error.status === 401 || error.status === 403) {
         show("login");
         return Proviso.signInFailed(error);
@@ -144,7 +158,13 @@
     }
   });
 
-  $("another").addEventListener("click", () => { subject = null; report = null; show("lookup"); $("phone").focus(); });
+  $("another").addEventListener("click", () => {
+    generation++;
+    subject = null;
+    report = null;
+    show("lookup");
+    $("phone").focus();
+  });
   $("erased-again").addEventListener("click", () => { show("lookup"); $("phone").focus(); });
 
   $("download").addEventListener("click", () => {

@@ -15,7 +15,7 @@
 
   function origin(action) {
     if (action.origin === "rule") return `rule ${action.by}`;
-    if (action.origin === "partner_flag") return `flagged by partner ${action.by} (${action.note})`;
+    if (action.origin === "partner_flag") return `a flag from partner ${action.by} (${action.note})`;
     return "a reviewer";
   }
 
@@ -47,26 +47,32 @@
     const note = el("textarea", { id: `${id}-note`, rows: 2, maxlength: 500 });
     const outcome = el("p", { class: "outcome", role: "status", id: `${id}-outcome` });
     const decide = (verdict) => async () => {
-      for (const button of node.querySelectorAll("button")) button.disabled = true;
+      const buttons = [...node.querySelectorAll(".decide button")];
+      for (const button of buttons) button.disabled = true;
+      let after;
       try {
-        await api("POST", `/v1/abuse/subjects/${action.subject}/decision`, { action: verdict, note: note.value });
-        const after = await api("GET", `/v1/abuse/subjects/${action.subject}`);
-        const last = after.history[after.history.length - 1];
-        outcome.textContent = `Recorded: ${after.status} since ${when(after.since || last?.at)}${last?.note ? ` — “${last.note}”` : ""}`
-          + (after.partners.length ? `; shared with ${after.partners.join(", ")}` : "");
-        node.dataset.status = after.status;
-        open = open.filter((a) => a.subject !== action.subject);
-        shown = Math.max(shown - 1, 0);
-        $("decided").prepend(node);
-        node.querySelector(".decide").remove();
-        count();
+        // The answer is the subject as recorded: no second request that
+        // could fail after the decision is made.
+        after = await api("POST", `/v1/abuse/subjects/${action.subject}/decision`, { action: verdict, note: note.value });
       } catch (error) {
         outcome.textContent = `Could not record: ${error.message}`;
-        for (const button of node.querySelectorAll("button")) button.disabled = false;
+        for (const button of buttons) button.disabled = false;
+        return;
       }
+      const last = after.history[after.history.length - 1];
+      open = open.filter((a) => a.subject !== action.subject);
+      $("decided").prepend(node);
+      node.querySelector(".decide").remove();
+      node.dataset.status = after.status;
+      outcome.textContent = `Recorded: ${after.status} since ${when(after.since || last?.at)}${last?.note ? ` — “${last.note}”` : ""}`
+        + (after.partners.length ? `; shared with ${after.partners.join(", ")}` : "");
+      // Focus moves to the next open item (or the queue's heading).
+      const next = $("items").querySelector("li h3") || $("queue-title");
+      next.focus();
+      count();
     };
     const node = el("li", { class: "item", id, "data-subject": action.subject, "aria-labelledby": `${id}-title` },
-      el("h3", { id: `${id}-title` }, el("code", { text: action.subject })),
+      el("h3", { id: `${id}-title`, tabindex: -1 }, el("code", { text: action.subject })),
       el("p", { text: `${action.reason} · sent to review by ${origin(action)} · ${when(action.at)}${action.shared ? " · shared with linked partners" : ""}` }),
       evidence.length
         ? el("table", { class: "evidence" }, el("caption", { text: "Evidence" }),
@@ -84,6 +90,7 @@
   }
 
   function count() {
+    shown = $("items").children.length;
     $("queue-status").textContent = open.length
       ? `${fmt(open.length)} open item${open.length === 1 ? "" : "s"}, oldest first.`
       : "Nothing to review.";
@@ -110,7 +117,9 @@
       if (result.next === null || result.next === undefined || result.actions.length === 0) break;
       after = result.next;
     }
-    open = found;
+    // One item per subject (a subject that got a new review action between
+    // two pages would otherwise show twice).
+    open = [...new Map(found.map((action) => [action.subject, action])).values()];
     shown = 0;
     $("items").replaceChildren();
     showMore();
