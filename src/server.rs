@@ -112,6 +112,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         }
     }));
     let app = Arc::new(AppState {
+        live: Default::default(),
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         rejected: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         audit,

@@ -56,13 +56,8 @@ fn live_figures_match_the_api_and_move_within_two_seconds() {
     }
     assert!(sent.elapsed() < Duration::from_secs(2));
     // Each update's cost is on /metrics.
-    let (_, metrics) = server.get_text("/metrics");
-    let computed = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("proviso_live_figures_seconds_count "))
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(computed >= 2, "updates computed: {computed}\n{metrics}");
+    let computed = figures_computed(&server);
+    assert!(computed >= 2, "updates computed: {computed}");
     let (status, body) = server.get("/v1/live?interval_ms=5", Some(ANALYST));
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_query")));
 
@@ -111,4 +106,42 @@ fn pages_and_their_assets_are_embedded() {
     assert_eq!(status, 200);
     assert!(license.contains("MIT License"));
     assert_eq!(server.get_text("/assets/nothing.js").0, 404);
+}
+
+/// `proviso_live_figures_seconds_count` from `/metrics`.
+fn figures_computed(server: &Server) -> u64 {
+    let (_, metrics) = server.get_text("/metrics");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("proviso_live_figures_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Three dashboards open at once share one computation of the figures per
+/// 200 ms instead of each making their own, and each still gets its own
+/// updates and its own events/s.
+#[test]
+fn open_streams_share_one_computation() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let now = common::now_ms();
+    server.ingest(&format!(r#"{{"type":"session","ts":{now},"phone":"+919876700001","device":"d"}}"#));
+    let before = figures_computed(&server);
+    let started = Instant::now();
+    let mut streams: Vec<_> = (0..3).map(|_| server.stream("/v1/live?interval_ms=200", ANALYST)).collect();
+    let mut received = 0;
+    for stream in &mut streams {
+        for _ in 0..6 {
+            let figures = common::next_event_data(stream.as_mut());
+            assert_eq!(figures["dau"], 1, "{figures}");
+            assert!(figures["events_per_second"].as_f64().is_some_and(|r| r >= 0.0), "{figures}");
+            received += 1;
+        }
+    }
+    let computed = figures_computed(&server) - before;
+    let ticks = started.elapsed().as_millis() as u64 / 200 + 1;
+    // Unshared, three streams would compute about 3 × ticks times.
+    assert!(computed <= ticks * 3 / 2 + 2, "{computed} computations for {ticks} ticks of 3 streams ({received} read)");
+    assert!(computed >= 1);
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
@@ -34,7 +35,7 @@ pub struct LiveQuery {
 }
 
 /// One update of the stream (event name `figures`).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveFigures {
     pub at: String,
     /// Log records applied.
@@ -71,7 +72,7 @@ pub struct LiveFigures {
 pub const ABUSE_DAYS: i32 = 14;
 
 /// Abuse actions fired on one day, by the status they set.
-#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AbuseDay {
     pub day: String,
     pub banned: u64,
@@ -96,25 +97,11 @@ fn abuse_days(state: &DerivedState, last_day: i32) -> Vec<AbuseDay> {
     days
 }
 
-fn figures(
-    state: &DerivedState,
-    policy: &crate::consent::Policy,
-    previous: &mut Option<(Instant, u64)>,
-) -> LiveFigures {
+/// The figures of `state` now, except `events_per_second`, which each
+/// stream derives from the snapshots it sends.
+fn figures(state: &DerivedState, policy: &crate::consent::Policy) -> LiveFigures {
     let at_ms = now_ms();
     let events = state.next_seq;
-    let events_per_second = match previous {
-        Some((when, count)) => {
-            let seconds = when.elapsed().as_secs_f64();
-            if seconds > 0.0 {
-                events.saturating_sub(*count) as f64 / seconds
-            } else {
-                0.0
-            }
-        }
-        None => 0.0,
-    };
-    *previous = Some((Instant::now(), events));
     let last_day = state.usage.last_day();
     let active = |window: u32| {
         last_day.map_or(0, |day| state.usage.active_series(day, day, window, None).first().map_or(0, |p| p.active))
@@ -164,7 +151,7 @@ fn figures(
     LiveFigures {
         at: rfc3339(at_ms),
         events,
-        events_per_second,
+        events_per_second: 0.0,
         subjects: state.subjects.acting() as u64,
         day: last_day.map(format_day),
         dau: active(1),
@@ -179,6 +166,54 @@ fn figures(
         rejected: BTreeMap::new(),
         disclosures: BTreeMap::new(),
     }
+}
+
+/// How long one computation of the figures serves every open stream.
+const SHARED_FOR: Duration = Duration::from_millis(200);
+
+/// The latest figures and when they were computed, shared by every open
+/// stream: however many dashboards are open, the figures (a pass over every
+/// person under the state read lock) are computed at most once per
+/// [`SHARED_FOR`].
+#[derive(Default)]
+pub struct LiveCache(std::sync::Mutex<Option<(Instant, Arc<LiveFigures>)>>);
+
+impl LiveCache {
+    /// The shared figures, computed anew when older than [`SHARED_FOR`]
+    /// (streams asking meanwhile wait for that one computation).
+    fn current(&self, app: &super::AppState) -> (Instant, Arc<LiveFigures>) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((computed, figures)) = slot.as_ref() {
+            if computed.elapsed() < SHARED_FOR {
+                return (*computed, figures.clone());
+            }
+        }
+        let started = Instant::now();
+        let mut figures = {
+            let state = app.pipeline.state();
+            figures(&state, app.pipeline.policy())
+        };
+        crate::telemetry::LiveFiguresComputed { duration: started.elapsed() }.emit();
+        figures.rejected = app
+            .rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(reason, count)| (reason.to_string(), *count))
+            .collect();
+        figures.disclosures = app.audit.counts_by_purpose();
+        let fresh = (started, Arc::new(figures));
+        *slot = Some(fresh.clone());
+        fresh
+    }
+}
+
+/// Records applied per second between two snapshots a stream sent (0 for
+/// its first, or when both are the same snapshot).
+fn rate(previous: Option<(Instant, u64)>, now: (Instant, u64)) -> Option<f64> {
+    let (when, count) = previous?;
+    let seconds = now.0.checked_duration_since(when)?.as_secs_f64();
+    (seconds > 0.0).then(|| now.1.saturating_sub(count) as f64 / seconds)
 }
 
 /// Live figures as server-sent events (`event: figures`, JSON data), one
@@ -201,34 +236,28 @@ pub async fn get_live(
     if !(200..=60_000).contains(&interval) {
         return Err(ApiError::new(Code::InvalidQuery, "`interval_ms` must be 200..=60000"));
     }
-    let stream = futures_util::stream::unfold((app, None, true), move |(app, mut previous, first)| async move {
-        if !first {
-            tokio::time::sleep(Duration::from_millis(interval)).await;
-        }
-        if app.closing.load(std::sync::atomic::Ordering::Relaxed) {
-            return None;
-        }
-        let update = {
-            let started = Instant::now();
-            let state = app.pipeline.state();
-            let mut figures = figures(&state, app.pipeline.policy(), &mut previous);
-            drop(state);
-            crate::telemetry::LiveFiguresComputed { duration: started.elapsed() }.emit();
-            figures.rejected = app
-                .rejected
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .map(|(reason, count)| (reason.to_string(), *count))
-                .collect();
-            figures.disclosures = app.audit.counts_by_purpose();
-            release_aggregate(Purpose::Analytics, figures).map(|g| g.into_inner())
-        };
-        let event = match update.ok().and_then(|figures| Event::default().event("figures").json_data(figures).ok()) {
-            Some(event) => event,
-            None => Event::default().event("error").data("figures unavailable"),
-        };
-        Some((Ok(event), (app, previous, false)))
-    });
+    // Per stream: the snapshot it last sent (when computed, records) and
+    // the rate it last showed.
+    let stream =
+        futures_util::stream::unfold((app, None, 0.0, true), move |(app, previous, shown, first)| async move {
+            if !first {
+                tokio::time::sleep(Duration::from_millis(interval)).await;
+            }
+            if app.closing.load(std::sync::atomic::Ordering::Relaxed) {
+                return None;
+            }
+            let (computed, shared) = app.live.current(&app);
+            let snapshot = (computed, shared.events);
+            let events_per_second = if first { 0.0 } else { rate(previous, snapshot).unwrap_or(shown) };
+            let mut figures = LiveFigures::clone(&shared);
+            figures.events_per_second = events_per_second;
+            let update = release_aggregate(Purpose::Analytics, figures).map(|g| g.into_inner());
+            let event = match update.ok().and_then(|figures| Event::default().event("figures").json_data(figures).ok())
+            {
+                Some(event) => event,
+                None => Event::default().event("error").data("figures unavailable"),
+            };
+            Some((Ok(event), (app, Some(snapshot), events_per_second, false)))
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

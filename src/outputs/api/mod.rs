@@ -10,7 +10,7 @@ mod audiences;
 pub mod auth;
 pub mod error;
 mod events;
-mod live;
+pub mod live;
 mod ops;
 mod partners;
 pub mod report;
@@ -45,6 +45,8 @@ pub struct AppState {
     pub feeds: Arc<crate::outputs::feeds::Feeds>,
     /// Lines rejected by the edge since start, by reason (for the dashboard).
     pub rejected: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// The dashboard's live figures, shared by every open stream.
+    pub live: live::LiveCache,
     /// Set when the server begins to shut down: open streams end.
     pub closing: Arc<std::sync::atomic::AtomicBool>,
 }
