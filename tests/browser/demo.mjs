@@ -49,6 +49,7 @@ await main("demo", async () => {
     const privacy = await newPage({ viewport, isMobile: phone, hasTouch: phone });
     await privacy.goto(required("DEMO_PRIVACY"));
     await privacy.waitForSelector("#lookup", { state: "visible" });
+    assert(!privacy.url().includes("token="), "the privacy center takes the token out of the address bar");
     await privacy.fill("#phone", required("DEMO_NUMBER"));
     await privacy.click("#lookup button[type=submit]");
     await privacy.waitForSelector("#person", { state: "visible" });
@@ -62,6 +63,7 @@ await main("demo", async () => {
     const review = await newPage({ viewport, isMobile: phone, hasTouch: phone });
     await review.goto(required("DEMO_REVIEW"));
     await review.waitForSelector("#queue", { state: "visible" });
+    assert(!review.url().includes("token="), "the review queue takes the token out of the address bar");
     let refreshed = Date.now();
     const items = await waitFor(async () => {
       const count = await review.locator("#items > li").count();
