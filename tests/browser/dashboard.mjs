@@ -3,7 +3,7 @@
 // events being acknowledged. Run by tests/browser.rs, which has ingested
 // events first (EXPECT_DAY and EXPECT_DAU, when set, are its own count).
 
-import { api, assert, assertEqual, BASE, log, main, newPage, numberIn, shot, TOKENS, waitFor } from "./lib.mjs";
+import { api, assert, assertEqual, checkAccessibility, BASE, log, main, newPage, numberIn, shot, TOKENS, waitFor } from "./lib.mjs";
 
 /** Signs in on `page` (at `/`, sign-in form shown) and waits until the figures are shown. */
 async function signIn(page, token) {
@@ -27,6 +27,8 @@ await main("dashboard", async () => {
 
   // A wrong token is refused on the page, with the form still there.
   await page.goto(`${BASE}/`);
+  await page.waitForSelector("#login", { state: "visible" });
+  await checkAccessibility(page, "the dashboard's sign-in form");
   assert(await page.isVisible("#login"), "the sign-in form is shown first");
   assert(await page.isHidden("#board"), "the board is hidden before sign-in");
   await page.fill("#token", "not-a-token");

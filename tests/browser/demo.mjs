@@ -10,7 +10,7 @@
 // runs before its screenshot (default 2500). tests/browser/screenshots.sh runs it
 // against `proviso demo` to regenerate docs/screenshots/.
 
-import { assert, log, main, newPage, numberIn, shot, waitFor } from "./lib.mjs";
+import { assert, checkAccessibility, log, main, newPage, numberIn, shot, waitFor } from "./lib.mjs";
 
 function required(name) {
   const value = process.env[name];
@@ -44,6 +44,7 @@ await main("demo", async () => {
     // A few points on the live chart (longer with DEMO_SETTLE_MS for the docs).
     await dashboard.waitForTimeout(Number(process.env.DEMO_SETTLE_MS || 2_500));
     await shot(dashboard, `dashboard-${size}.png`);
+    await checkAccessibility(dashboard, `the dashboard at ${size} width`);
 
     // The privacy center finds a simulated person by number.
     const privacy = await newPage({ viewport, isMobile: phone, hasTouch: phone });
@@ -58,6 +59,7 @@ await main("demo", async () => {
     const held = await privacy.textContent("#held");
     assert(/Days you used the app/.test(held) && !held.includes(required("DEMO_NUMBER")), "what is held, without the number");
     await shot(privacy, `privacy-${size}.png`);
+    await checkAccessibility(privacy, `the privacy center at ${size} width`);
 
     // The review queue has open items with their evidence.
     const review = await newPage({ viewport, isMobile: phone, hasTouch: phone });
@@ -75,6 +77,7 @@ await main("demo", async () => {
     }, 30_000, "an open review item");
     log(`${size}: ${items} review items shown`);
     await shot(review, `review-${size}.png`);
+    await checkAccessibility(review, `the review queue at ${size} width`);
 
     // Nothing wider than the window (no sideways scrolling on a phone).
     for (const page of [dashboard, privacy, review]) {

@@ -135,6 +135,26 @@ export async function api(method, urlPath, token, body, contentType) {
   return { status: response.status, body: parsed, ms: Date.now() - t0 };
 }
 
+const AXE_SOURCE = fs.readFileSync(new URL("./node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+
+/**
+ * Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page as it is now and
+ * throws listing every violation of serious or critical impact: unlabelled
+ * controls, missing names, contrast, keyboard traps and so on. Injected
+ * through the DevTools protocol, so the page's own CSP stays in force.
+ */
+export async function checkAccessibility(page, what) {
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  if (violations.length > 0) throw new Error(`accessibility of ${what}:\n  ${violations.join("\n  ")}`);
+  log(`accessibility of ${what}: no serious or critical violations`);
+}
+
 /** Saves a full-page PNG screenshot to PROVISO_ARTIFACTS; returns its path. */
 export async function shot(page, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });

@@ -7,7 +7,7 @@
 // ads allowed, in an audience of at least k people).
 
 import fs from "node:fs";
-import { api, assert, assertEqual, BASE, log, main, newPage, shot, TOKENS, waitFor } from "./lib.mjs";
+import { api, assert, assertEqual, checkAccessibility, BASE, log, main, newPage, shot, TOKENS, waitFor } from "./lib.mjs";
 
 const NUMBER = process.env.PRIVACY_NUMBER;
 const PARTNER_ID = process.env.PRIVACY_PARTNER_ID;
@@ -34,12 +34,14 @@ await main("privacy", async () => {
   await page.fill("#phone", NUMBER);
   await page.click("#lookup button[type=submit]");
   await page.waitForSelector("#login", { state: "visible" });
+  await checkAccessibility(page, "the privacy center's connect form");
   assert(((await page.textContent("#login-error")) || "").includes("Could not sign in"), "a wrong token is explained");
 
   // The right token, typed in the labelled field.
   await page.getByLabel("Subject-service token").fill(TOKENS.subject);
   await page.getByRole("button", { name: "Connect" }).click();
   await page.waitForSelector("#lookup", { state: "visible" });
+  await checkAccessibility(page, "the privacy center's lookup form");
 
   // An unknown number: nothing held, said plainly.
   await page.getByLabel("Your phone number").fill("+91 98766 99999");
@@ -58,6 +60,7 @@ await main("privacy", async () => {
   assert(((await page.textContent("#disclosure-summary")) || "").includes("friendnet"), "disclosures to the partner are summed up");
   assert(((await page.textContent("#disclosures")) || "").includes("ad audience"), "the audience disclosure is listed");
   await shot(page, "privacy-person.png");
+  await checkAccessibility(page, "a person's privacy center");
 
   // Turn ads off with the labelled switch.
   await page.getByRole("switch", { name: "More relevant ads" }).click();
@@ -84,6 +87,7 @@ await main("privacy", async () => {
   await page.click("#erase");
   await page.waitForSelector("#confirm", { state: "visible" });
   await shot(page, "privacy-erase-confirm.png");
+  await checkAccessibility(page, "the erasure confirmation");
   await page.click("#cancel-erase");
   await page.waitForSelector("#confirm", { state: "hidden" });
   assertEqual((await api("GET", `/v1/subjects/${subject}/report`, TOKENS.subject)).status, 200, "cancel erases nothing");

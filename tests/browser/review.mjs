@@ -4,7 +4,7 @@
 // with the note. Run by tests/browser.rs, which has put REVIEW_BAN and
 // REVIEW_CLEAR (subject ids) in review.
 
-import { api, assert, assertEqual, BASE, log, main, newPage, shot, TOKENS, waitFor } from "./lib.mjs";
+import { api, assert, assertEqual, checkAccessibility, BASE, log, main, newPage, shot, TOKENS, waitFor } from "./lib.mjs";
 
 const TO_BAN = process.env.REVIEW_BAN;
 const TO_CLEAR = process.env.REVIEW_CLEAR;
@@ -22,6 +22,8 @@ await main("review", async () => {
 
   const page = await newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(`${BASE}/review`);
+  await page.waitForSelector("#login", { state: "visible" });
+  await checkAccessibility(page, "the review queue's sign-in form");
   await page.getByLabel("Reviewer or admin token").fill(TOKENS.reviewer);
   await page.keyboard.press("Enter");
   await page.waitForSelector("#queue", { state: "visible" });
@@ -34,6 +36,7 @@ await main("review", async () => {
   await waitFor(async () => ((await banItem.locator(".history").textContent()) || "").includes("Linked to: friendnet"), 5_000, "the history");
   assert(((await banItem.locator(".history li").first().textContent()) || "").includes("review by a flag from partner friendnet"), "the flag is in the history");
   await shot(page, "review-queue.png");
+  await checkAccessibility(page, "the review queue with its history open");
 
   // Ban by keyboard: type the note, Tab to "Ban", press Enter.
   await banItem.getByLabel(/^Note/).fill("spam wave confirmed by the partner");
