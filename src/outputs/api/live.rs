@@ -208,8 +208,9 @@ impl LiveCache {
     }
 }
 
-/// Records applied per second between two snapshots a stream sent (0 for
-/// its first, or when both are the same snapshot).
+/// Records applied per second between two snapshots a stream sent; `None`
+/// without an earlier snapshot or when both are the same one (the stream
+/// then repeats the rate it last showed).
 fn rate(previous: Option<(Instant, u64)>, now: (Instant, u64)) -> Option<f64> {
     let (when, count) = previous?;
     let seconds = now.0.checked_duration_since(when)?.as_secs_f64();

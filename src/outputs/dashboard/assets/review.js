@@ -11,7 +11,8 @@
   const PAGE = 50;
 
   let open = [];
-  let shown = 0;
+  // Open items on the page now (a prefix of `open`).
+  const shown = () => $("items").children.length;
 
   function origin(action) {
     if (action.origin === "rule") return `rule ${action.by}`;
@@ -90,17 +91,14 @@
   }
 
   function count() {
-    shown = $("items").children.length;
     $("queue-status").textContent = open.length
       ? `${fmt(open.length)} open item${open.length === 1 ? "" : "s"}, oldest first.`
       : "Nothing to review.";
-    $("more").hidden = shown >= open.length;
+    $("more").hidden = shown() >= open.length;
   }
 
   function showMore() {
-    const next = open.slice(shown, shown + PAGE);
-    $("items").append(...next.map(item));
-    shown += next.length;
+    $("items").append(...open.slice(shown(), shown() + PAGE).map(item));
     count();
   }
 
@@ -120,7 +118,6 @@
     // One item per subject (a subject that got a new review action between
     // two pages would otherwise show twice).
     open = [...new Map(found.map((action) => [action.subject, action])).values()];
-    shown = 0;
     $("items").replaceChildren();
     showMore();
   }
