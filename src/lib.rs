@@ -11,6 +11,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`clock`]: the wall clock.
 //! - [`config`]: the one resolved configuration (defaults < file < env < flags).
 //! - [`contract`]: event contract v1 after the edge, and its binary codec.
 //! - [`edge`]: the privacy edge; the only place a phone number exists.
@@ -25,6 +26,7 @@
 //! - [`telemetry`]: proviso's own Prometheus series.
 //! - [`sim`]: the deterministic workload simulator.
 
+pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod contract;

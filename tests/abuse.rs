@@ -88,7 +88,7 @@ fn detections_reach_only_the_linked_partners_feed() {
     let linked = "+919876500111";
     let unlinked = "+919876500222";
     let flagged = "+919876500333";
-    // The partner links two of its accounts through its own token.
+    // The partner claims two of its accounts through its own token.
     let links = [
         format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{linked}","partner_id":"fn-account-1"}}"#),
         format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{flagged}","partner_id":"fn-account-3"}}"#),
@@ -100,6 +100,22 @@ fn detections_reach_only_the_linked_partners_feed() {
     let other = format!(r#"{{"type":"partner_account","ts":{T0},"phone":"{linked}","partner_id":"on-account-1"}}"#);
     let (status, _) = server.post("/v1/events", Some(OTHER_PARTNER), "application/x-ndjson", other.as_bytes());
     assert_eq!(status, 200);
+    // Claims share nothing until the messaging service attests them (the
+    // people linked the accounts in the app).
+    let attest = [
+        (linked, "friendnet", "fn-account-1"),
+        (flagged, "friendnet", "fn-account-3"),
+        (linked, "othernet", "on-account-1"),
+    ]
+    .iter()
+    .map(|(phone, partner, account)| {
+        format!(
+            r#"{{"type":"partner_account","ts":{T0},"phone":"{phone}","partner":"{partner}","partner_id":"{account}"}}"#
+        )
+    })
+    .collect::<Vec<_>>()
+    .join("\n");
+    assert_eq!(server.ingest(&attest)["accepted"], 3);
     // A partner may not send the service's events.
     let session = format!(r#"{{"type":"session","ts":{T0},"phone":"{linked}","device":"x"}}"#);
     let (_, body) = server.post("/v1/events", Some(PARTNER), "application/x-ndjson", session.as_bytes());

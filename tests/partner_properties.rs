@@ -12,7 +12,8 @@ use proptest::prelude::*;
 use proviso::config::Partner;
 use proviso::consent::Policy;
 use proviso::contract::{
-    Control, ControlBody, DecisionAction, Event, EventBody, LinkState, Pseudonym, Purpose, Record, Region, DAY_MS,
+    Control, ControlBody, DecisionAction, Event, EventBody, LinkOrigin, LinkState, Pseudonym, Purpose, Record, Region,
+    DAY_MS,
 };
 use proviso::gate::{release_count, release_to_partner, PartnerGrant};
 use proviso::outputs::feeds::Feeds;
@@ -117,7 +118,7 @@ proptest! {
         // Everyone acts and links long before the reads: notices are over.
         for k in 0..PEOPLE {
             world.event(k, EventBody::Session { device: format!("d{k}") });
-            world.event(k, EventBody::PartnerAccount { partner: "net".into(), partner_id: format!("p{k}"), state: LinkState::Linked });
+            world.event(k, EventBody::PartnerAccount { partner: "net".into(), partner_id: format!("p{k}"), state: LinkState::Linked, origin: LinkOrigin::Service });
             world.model.linked.insert(k, true);
         }
         world.ts += 40 * DAY_MS;
@@ -141,7 +142,7 @@ proptest! {
                 }
                 Op::Link(k, linked) => {
                     let state = if linked { LinkState::Linked } else { LinkState::Unlinked };
-                    world.event(k, EventBody::PartnerAccount { partner: "net".into(), partner_id: format!("p{k}"), state });
+                    world.event(k, EventBody::PartnerAccount { partner: "net".into(), partner_id: format!("p{k}"), state, origin: LinkOrigin::Service });
                     world.model.linked.insert(k, linked);
                 }
                 Op::Shop(k) => {

@@ -44,7 +44,7 @@ pub struct DemoCommand {
     /// Simulated subjects
     #[arg(long, default_value_t = 20_000)]
     pub subjects: u32,
-    /// Simulated days (ending today)
+    /// Simulated days (ending yesterday: proviso refuses event times in the future)
     #[arg(long, default_value_t = 30)]
     pub days: u32,
     /// Simulated events
@@ -101,7 +101,8 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     println!("proviso demo listening on {base}");
 
     let today = proviso::contract::day_of(super::simulate::now_ms());
-    let start_day = today - command.days as i32 + 1;
+    // The window ends yesterday: the edge refuses event times in the future.
+    let start_day = today - command.days as i32;
     let sim_config = SimConfig {
         seed: command.seed,
         subjects: command.subjects,

@@ -32,7 +32,7 @@ pub struct SimulateCommand {
     /// Approximate number of events to generate
     #[arg(long, default_value_t = 200_000)]
     pub events: u64,
-    /// First day (YYYY-MM-DD, UTC) [default: 2026-01-01; with --server: `days` before today]
+    /// First day (YYYY-MM-DD, UTC) [default: 2026-01-01; with --server: `days` days ending yesterday]
     #[arg(long)]
     pub start: Option<String>,
     /// Output file, or `-` for stdout (ignored with --server)
@@ -79,7 +79,8 @@ impl SimulateCommand {
 pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
     let default_start = if command.server.is_some() {
         let today = proviso::contract::day_of(now_ms());
-        i64::from(today - command.days as i32 + 1) * proviso::contract::DAY_MS
+        // Ends yesterday: proviso refuses event times in the future.
+        i64::from(today - command.days as i32) * proviso::contract::DAY_MS
     } else {
         SimConfig::default().start_ms
     };
@@ -183,6 +184,4 @@ pub fn stream(
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use proviso::clock::now_ms;

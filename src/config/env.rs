@@ -30,6 +30,8 @@ pub const PROVISO_ADVERTISER_TOKEN: &str = "PROVISO_ADVERTISER_TOKEN";
 pub const PROVISO_AUDIENCE_K: &str = "PROVISO_AUDIENCE_K";
 /// Same as the `erasure_compaction_seconds` file key.
 pub const PROVISO_ERASURE_COMPACTION_SECONDS: &str = "PROVISO_ERASURE_COMPACTION_SECONDS";
+/// Same as the `max_future_skew_seconds` file key.
+pub const PROVISO_MAX_FUTURE_SKEW_SECONDS: &str = "PROVISO_MAX_FUTURE_SKEW_SECONDS";
 /// Pseudonym key as 64 hex digits (no flag); otherwise `pseudonym.key` in the data dir.
 pub const PROVISO_PSEUDONYM_KEY: &str = "PROVISO_PSEUDONYM_KEY";
 /// Log filter for tracing output, e.g. `info` or `proviso=debug`.
@@ -52,6 +54,7 @@ pub const ALL: &[&str] = &[
     PROVISO_ADVERTISER_TOKEN,
     PROVISO_AUDIENCE_K,
     PROVISO_ERASURE_COMPACTION_SECONDS,
+    PROVISO_MAX_FUTURE_SKEW_SECONDS,
     PROVISO_PSEUDONYM_KEY,
     PROVISO_LOG,
 ];

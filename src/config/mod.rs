@@ -104,6 +104,8 @@ pub struct FileConfig {
     pub audience_daily_epsilon: Option<f64>,
     /// Longest time (seconds) an erased subject's events stay in the log.
     pub erasure_compaction_seconds: Option<u64>,
+    /// How far (seconds) an event time may be ahead of its arrival.
+    pub max_future_skew_seconds: Option<u64>,
     /// Extra API tokens: `[[tokens]] name = "...", role = "...", token = "..."`.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -221,6 +223,14 @@ pub struct Config {
     pub audience: AudienceConfig,
     /// Longest time (seconds) an erased subject's events stay in the log.
     pub erasure_compaction_seconds: u64,
+    /// How far (seconds) an event time may be ahead of its arrival; later
+    /// times are refused, earlier ones ahead of arrival logged as arrival.
+    pub max_future_skew_seconds: u64,
+}
+
+/// Default allowed clock skew of event times: five minutes.
+pub const fn default_max_future_skew_seconds() -> u64 {
+    300
 }
 
 /// Default erasure bound: one hour, so a burst of deletions costs one
@@ -382,6 +392,13 @@ impl Config {
             }),
             None => file.erasure_compaction_seconds.unwrap_or(default_erasure_compaction_seconds()),
         };
+        let max_future_skew_seconds = match std::env::var(env::PROVISO_MAX_FUTURE_SKEW_SECONDS).ok() {
+            Some(text) => text.parse().unwrap_or_else(|_| {
+                problems.push(format!("{} must be a whole number of seconds", env::PROVISO_MAX_FUTURE_SKEW_SECONDS));
+                default_max_future_skew_seconds()
+            }),
+            None => file.max_future_skew_seconds.unwrap_or(default_max_future_skew_seconds()),
+        };
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -390,6 +407,7 @@ impl Config {
             rules_path,
             audience,
             erasure_compaction_seconds,
+            max_future_skew_seconds,
             data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             default_region,
@@ -418,6 +436,7 @@ impl Config {
                 .unwrap_or_else(|| crate::contract::DEFAULT_PARTNER.to_string()),
             rules_path: self.rules_path.clone(),
             erasure_compaction: std::time::Duration::from_secs(self.erasure_compaction_seconds),
+            max_future_skew_ms: i64::try_from(self.max_future_skew_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
         }
     }
 }

@@ -99,12 +99,11 @@ impl ConsentRegistry {
             + self.histories.values().map(|h| h.capacity() * std::mem::size_of::<ConsentChange>()).sum::<usize>()
     }
 
-    /// Records a choice, keeping each history ordered by event time (a late
-    /// event lands in its place; equal times keep arrival order).
+    /// Records a choice. Histories keep log (acknowledgement) order: a
+    /// choice acknowledged later overrides every earlier one, whatever the
+    /// event times say.
     pub fn record(&mut self, subject: u32, change: ConsentChange) {
-        let history = self.histories.entry(subject).or_default();
-        let at = history.partition_point(|c| c.ts_ms <= change.ts_ms);
-        history.insert(at, change);
+        self.histories.entry(subject).or_default().push(change);
     }
 
     pub fn history(&self, subject: u32) -> &[ConsentChange] {
@@ -123,10 +122,15 @@ impl ConsentRegistry {
 /// The state of `purpose` for a subject at `at_ms`, from their history, the
 /// policy for their region, and when proviso first saw them.
 ///
-/// Rules, in order: essential purposes are granted; the latest explicit
-/// choice at or before `at_ms` decides (a refusal at the same instant as a
-/// grant wins); otherwise opt-in is denied, and opt-out is pending for the
+/// Rules, in order: essential purposes are granted; of the explicit choices
+/// in effect at `at_ms` (event time at or before it), the one acknowledged
+/// last decides; otherwise opt-in is denied, and opt-out is pending for the
 /// notice period after first sight and granted afterwards.
+///
+/// `history` is in log order. The edge never logs an event time later than
+/// arrival, so a choice is in effect from its acknowledgement at the latest,
+/// and a later acknowledgement always wins: a refusal sent with a back-dated
+/// time cannot lose to an earlier grant, nor a future-dated one wait.
 pub fn status_at(
     history: &[ConsentChange],
     purpose: Purpose,
@@ -143,16 +147,7 @@ pub fn status_at(
             until_ms: None,
         };
     }
-    let mut latest: Option<ConsentChange> = None;
-    for change in history.iter().filter(|c| c.purpose == purpose && c.ts_ms <= at_ms) {
-        let replaces = match latest {
-            None => true,
-            Some(kept) => change.ts_ms > kept.ts_ms || (change.ts_ms == kept.ts_ms && !change.granted),
-        };
-        if replaces {
-            latest = Some(*change);
-        }
-    }
+    let latest = history.iter().rev().find(|c| c.purpose == purpose && c.ts_ms <= at_ms);
     if let Some(choice) = latest {
         return if choice.granted {
             PurposeStatus {

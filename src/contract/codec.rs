@@ -6,15 +6,19 @@
 //!
 //! Versions: 1 (first release), 2 (partner events carry the sending
 //! partner's name first; version-1 partner events decode with
-//! [`DEFAULT_PARTNER`]). Control records start with [`CONTROL_VERSION`]:
+//! [`DEFAULT_PARTNER`]), 3 (`partner_account` ends with its origin byte:
+//! service attestation or partner claim; older records were accepted under
+//! the contract of their time, when every link took effect, and decode as
+//! attested by the service). Control records start with [`CONTROL_VERSION`]:
 //! `0xC1, kind u8, ts i64 LE`, then the body.
 
 use super::{
-    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind,
-    Platform, Pseudonym, Purpose, Recipient, Record, Region, DEFAULT_PARTNER,
+    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, LinkOrigin, LinkState,
+    MessageKind, Platform, Pseudonym, Purpose, Recipient, Record, Region, DEFAULT_PARTNER,
 };
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+const VERSION_2: u8 = 2;
 const VERSION_1: u8 = 1;
 /// First byte of a control record (never a valid event version).
 const CONTROL_VERSION: u8 = 0xC1;
@@ -90,10 +94,11 @@ pub fn encode_event(event: &Event, out: &mut Vec<u8>) {
             out.push(u8::from(*granted));
         }
         EventBody::DeleteAccount => {}
-        EventBody::PartnerAccount { partner, partner_id, state } => {
+        EventBody::PartnerAccount { partner, partner_id, state, origin } => {
             put_str(out, partner);
             put_str(out, partner_id);
             out.push(state.code());
+            out.push(origin.code());
         }
         EventBody::PartnerFriend { partner, partner_id, friend, state } => {
             put_str(out, partner);
@@ -188,11 +193,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     Ok(Record::Control(Control { ts_ms, body }))
 }
 
-/// Decodes one payload written by [`encode_event`] (version 1 or 2).
+/// Decodes one payload written by [`encode_event`] (version 1, 2 or 3).
 pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.u8()?;
-    if version != VERSION && version != VERSION_1 {
+    if !matches!(version, VERSION | VERSION_2 | VERSION_1) {
         return Err(CodecError::Version(version));
     }
 
@@ -242,6 +247,11 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
             partner: reader.partner(version)?,
             partner_id: reader.string()?,
             state: reader.code(LinkState::from_code, "link state")?,
+            origin: if version == VERSION {
+                reader.code(LinkOrigin::from_code, "link origin")?
+            } else {
+                LinkOrigin::Service
+            },
         },
         EventType::PartnerFriend => EventBody::PartnerFriend {
             partner: reader.partner(version)?,
@@ -366,10 +376,13 @@ mod tests {
                 granted,
             }),
             Just(EventBody::DeleteAccount),
-            (arb_token(), any::<bool>()).prop_map(|(partner_id, linked)| EventBody::PartnerAccount {
-                partner: "friendnet".into(),
-                partner_id,
-                state: if linked { LinkState::Linked } else { LinkState::Unlinked },
+            (arb_token(), any::<bool>(), any::<bool>()).prop_map(|(partner_id, linked, claim)| {
+                EventBody::PartnerAccount {
+                    partner: "friendnet".into(),
+                    partner_id,
+                    state: if linked { LinkState::Linked } else { LinkState::Unlinked },
+                    origin: if claim { LinkOrigin::Partner } else { LinkOrigin::Service },
+                }
             }),
             (arb_token(), arb_token(), any::<bool>()).prop_map(|(partner_id, friend, added)| {
                 EventBody::PartnerFriend {
@@ -437,6 +450,31 @@ mod tests {
         assert_eq!(
             event.body,
             EventBody::PartnerFlag { partner: DEFAULT_PARTNER.into(), partner_id: "p_1".into(), reason: "spam".into() }
+        );
+    }
+
+    /// Version-2 `partner_account` records (no origin byte) decode as
+    /// attested by the service: they were accepted when every link counted.
+    #[test]
+    fn version_2_partner_accounts_decode_as_attested() {
+        let mut bytes = vec![2u8, EventType::PartnerAccount.code()];
+        bytes.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        bytes.extend_from_slice(&[7u8; 16]);
+        bytes.extend_from_slice(b"IN");
+        for text in ["friendnet", "p_1"] {
+            bytes.extend_from_slice(&(text.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        bytes.push(LinkState::Linked.code());
+        let event = decode_event(&bytes).expect("version 2 decodes");
+        assert_eq!(
+            event.body,
+            EventBody::PartnerAccount {
+                partner: "friendnet".into(),
+                partner_id: "p_1".into(),
+                state: LinkState::Linked,
+                origin: LinkOrigin::Service,
+            }
         );
     }
 }

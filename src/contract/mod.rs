@@ -247,6 +247,17 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// Who said a `partner_account` event. Only the messaging service can
+    /// attest that a person linked the two accounts in the app; a partner's
+    /// own `linked` is a claim that shares nothing until the service attests
+    /// the same (partner, account id, person).
+    LinkOrigin {
+        Service = 0 => "service",
+        Partner = 1 => "partner",
+    }
+);
+
 /// Who a message went to: another subject or an opaque group.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Recipient {
@@ -295,6 +306,8 @@ pub enum EventBody {
         partner: String,
         partner_id: String,
         state: LinkState,
+        /// The service (an attestation) or the partner (a claim).
+        origin: LinkOrigin,
     },
     PartnerFriend {
         partner: String,
@@ -338,6 +351,21 @@ pub struct Event {
     /// Region of the acting account's number.
     pub region: Region,
     pub body: EventBody,
+}
+
+impl Event {
+    /// Whether the event is the acting person's own use of the messaging
+    /// service, as the service reports it: only such events make a person
+    /// known (first sight, region, notice periods, activity). A partner's
+    /// claim, flag or friendship says something about an account, never that
+    /// its owner used the service.
+    pub fn is_own_use(&self) -> bool {
+        match &self.body {
+            EventBody::PartnerAccount { origin, .. } => *origin == LinkOrigin::Service,
+            EventBody::PartnerFriend { .. } | EventBody::PartnerFlag { .. } => false,
+            _ => true,
+        }
+    }
 }
 
 /// Partner name given to partner events that name none (and to every

@@ -19,6 +19,9 @@ pub enum RejectReason {
     TooLarge,
     /// A partner sent an event type or partner name it may not send.
     NotAllowed,
+    /// A partner flag or friendship about an account id the messaging
+    /// service has not attested as linked to that partner.
+    NotLinked,
 }
 
 impl RejectReason {
@@ -35,6 +38,7 @@ impl RejectReason {
         RejectReason::EssentialRefusal,
         RejectReason::TooLarge,
         RejectReason::NotAllowed,
+        RejectReason::NotLinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +54,7 @@ impl RejectReason {
             RejectReason::Content => "content",
             RejectReason::EssentialRefusal => "essential_refusal",
             RejectReason::NotAllowed => "not_allowed",
+            RejectReason::NotLinked => "not_linked",
             RejectReason::TooLarge => "too_large",
         }
     }

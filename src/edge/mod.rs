@@ -6,24 +6,30 @@
 //! module. Error messages name the field and at most the last two digits.
 
 mod error;
+mod ids;
 mod key;
 mod phone;
 mod wire;
 
 pub use error::{EdgeError, RejectReason};
+pub use ids::{
+    has_email, has_phone_like_run, is_reason_token, mask_contact_details, normalize_bare_domain, MAX_ID_LEN,
+    MAX_REASON_LEN,
+};
 pub use key::{random_token, write_private, KeyError, PseudonymKey, KEY_FILE};
 pub use phone::PhoneBook;
 
 use crate::contract::{
-    Direction, Event, EventBody, EventType, FriendState, LinkState, MessageKind, Platform, Pseudonym, Purpose,
-    Recipient, Region,
+    Direction, Event, EventBody, EventType, FriendState, LinkOrigin, LinkState, MessageKind, Platform, Pseudonym,
+    Purpose, Recipient, Region,
 };
+use ids::{bare_domain, opaque_id, reason_token, service_id};
 use wire::{WireEvent, WireValue};
 
 /// Largest address book accepted in one `contacts` snapshot.
 pub const MAX_CONTACTS: usize = 10_000;
-/// Longest opaque id (device, group, business, partner ids).
-pub const MAX_ID_LEN: usize = 128;
+/// How far ahead of arrival an event time may be (clocks drift): 5 minutes.
+pub const DEFAULT_MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
 
 /// Who sent a batch. Partner networks may send only partner events, and
 /// every event they send is attributed to them whatever the line says.
@@ -40,6 +46,11 @@ pub struct Edge {
     phones: PhoneBook,
     /// Partner named on the service's partner events that carry no `partner` field.
     default_partner: String,
+    /// Event times more than this far ahead of arrival are refused; times
+    /// ahead by less are logged as the arrival time.
+    max_future_skew_ms: i64,
+    /// Arrival time of a line (the wall clock; tests pin it).
+    clock: fn() -> i64,
 }
 
 impl std::fmt::Debug for Edge {
@@ -50,7 +61,29 @@ impl std::fmt::Debug for Edge {
 
 impl Edge {
     pub fn new(key: PseudonymKey, default_region: Region) -> Edge {
-        Edge { phones: PhoneBook::new(key, default_region), default_partner: crate::contract::DEFAULT_PARTNER.into() }
+        Edge {
+            phones: PhoneBook::new(key, default_region),
+            default_partner: crate::contract::DEFAULT_PARTNER.into(),
+            max_future_skew_ms: DEFAULT_MAX_FUTURE_SKEW_MS,
+            clock: crate::clock::now_ms,
+        }
+    }
+
+    /// Sets how far ahead of arrival an event time may be.
+    pub fn with_max_future_skew_ms(mut self, skew_ms: i64) -> Edge {
+        self.max_future_skew_ms = skew_ms.max(0);
+        self
+    }
+
+    /// Sets the clock that stamps arrivals (tests pin it).
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Edge {
+        self.clock = clock;
+        self
+    }
+
+    /// The arrival time of a batch starting now.
+    pub fn arrival_ms(&self) -> i64 {
+        (self.clock)()
     }
 
     /// Sets the partner that the service's partner events belong to when they
@@ -66,15 +99,17 @@ impl Edge {
         self.accept_line_from(line, Source::Service)
     }
 
-    /// Validates and pseudonymises one event line sent by `source`.
+    /// Validates and pseudonymises one event line sent by `source`, arriving now.
     pub fn accept_line_from(&self, line: &[u8], source: Source<'_>) -> Result<Event, EdgeError> {
-        let wire = wire::parse_line(line)?;
-        self.accept_wire(wire, source)
+        self.accept_line_at(line, source, self.arrival_ms())
     }
 
-    /// Validates and pseudonymises one JSON value given as text.
-    pub fn accept_json(&self, json: &str, source: Source<'_>) -> Result<Event, EdgeError> {
-        self.accept_line_from(json.as_bytes(), source)
+    /// Validates and pseudonymises one event line sent by `source` that
+    /// arrived at `arrival_ms`: its time may not be later than arrival plus
+    /// the allowed skew, and is logged as at most the arrival time.
+    pub fn accept_line_at(&self, line: &[u8], source: Source<'_>, arrival_ms: i64) -> Result<Event, EdgeError> {
+        let wire = wire::parse_line(line)?;
+        self.accept_wire(wire, source, arrival_ms)
     }
 
     /// The key of the subject handles one partner sees: `configured` when
@@ -98,7 +133,7 @@ impl Edge {
         self.phones.resolve(phone, region, "phone")
     }
 
-    fn accept_wire(&self, wire: WireEvent<'_>, source: Source<'_>) -> Result<Event, EdgeError> {
+    fn accept_wire(&self, wire: WireEvent<'_>, source: Source<'_>, arrival_ms: i64) -> Result<Event, EdgeError> {
         let type_name = wire.required_str("type")?;
         let event_type = EventType::parse(type_name).ok_or_else(|| {
             let shown = if type_name.len() <= 32 && type_name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
@@ -115,7 +150,7 @@ impl Edge {
         wire.check_fields(event_type)?;
         let partner = self.partner_of(&wire, event_type, source)?;
 
-        let ts_ms = parse_ts(wire.get("ts"))?;
+        let ts_ms = self.not_after_arrival(parse_ts(wire.get("ts"))?, arrival_ms)?;
         let country = match wire.optional_str("country")? {
             Some(code) => Some(parse_country(code, "country")?),
             None => None,
@@ -127,14 +162,14 @@ impl Edge {
 
         let body = match event_type {
             EventType::Register => EventBody::Register {
-                device: opaque_id(&wire, "device")?,
+                device: service_id(&wire, "device")?,
                 platform: vocab(&wire, "platform", Platform::parse, Platform::expected)?,
             },
-            EventType::Session => EventBody::Session { device: opaque_id(&wire, "device")? },
+            EventType::Session => EventBody::Session { device: service_id(&wire, "device")? },
             EventType::Message => {
                 let to = match (wire.get("to"), wire.get("group")) {
                     (Some(_), None) => Recipient::Subject(phone_field("to")?),
-                    (None, Some(_)) => Recipient::Group(opaque_id(&wire, "group")?),
+                    (None, Some(_)) => Recipient::Group(service_id(&wire, "group")?),
                     (Some(_), Some(_)) => {
                         return Err(EdgeError::new(
                             RejectReason::InvalidValue,
@@ -176,7 +211,7 @@ impl Edge {
                 EventBody::Contacts { contacts }
             }
             EventType::BusinessMessage => EventBody::BusinessMessage {
-                business: opaque_id(&wire, "business")?,
+                business: service_id(&wire, "business")?,
                 direction: vocab(&wire, "direction", Direction::parse, Direction::expected)?,
             },
             EventType::Report => {
@@ -199,6 +234,10 @@ impl Edge {
                     Some(_) => vocab(&wire, "state", LinkState::parse, LinkState::expected)?,
                     None => LinkState::Linked,
                 },
+                origin: match source {
+                    Source::Service => LinkOrigin::Service,
+                    Source::Partner(_) => LinkOrigin::Partner,
+                },
             },
             EventType::PartnerFriend => EventBody::PartnerFriend {
                 partner,
@@ -213,6 +252,23 @@ impl Edge {
             },
         };
         Ok(Event { ts_ms, subject, region, body })
+    }
+
+    /// `ts_ms` checked against arrival: refused beyond the allowed skew,
+    /// else capped at the arrival time, so nothing logged (first sight, a
+    /// consent change) takes effect later than its acknowledgement.
+    fn not_after_arrival(&self, ts_ms: i64, arrival_ms: i64) -> Result<i64, EdgeError> {
+        if ts_ms > arrival_ms.saturating_add(self.max_future_skew_ms) {
+            return Err(EdgeError::new(
+                RejectReason::InvalidTimestamp,
+                Some("ts"),
+                format!(
+                    "`ts` is more than {} seconds ahead of proviso's clock; send the time the event happened",
+                    self.max_future_skew_ms / 1000
+                ),
+            ));
+        }
+        Ok(ts_ms.min(arrival_ms))
     }
 
     /// The partner a partner event belongs to; refuses non-partner events
@@ -312,71 +368,6 @@ fn vocab<T>(
             format!("`{field}` must be one of: {}", expected().trim_end()),
         )
     })
-}
-
-/// Opaque ids: 1 to 128 printable ASCII characters without spaces or quotes.
-fn opaque_id(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeError> {
-    let value = wire.required_str(field)?;
-    let ok = !value.is_empty()
-        && value.len() <= MAX_ID_LEN
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:@/+=#".contains(&b));
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(EdgeError::new(
-            RejectReason::InvalidValue,
-            Some(field),
-            format!("`{field}` must be an opaque id of 1-{MAX_ID_LEN} characters from A-Z a-z 0-9 _ - . : @ / + = #"),
-        ))
-    }
-}
-
-/// Reasons are short machine tokens, never free text (free text is content).
-fn reason_token(wire: &WireEvent<'_>, field: &'static str) -> Result<String, EdgeError> {
-    let value = wire.required_str(field)?;
-    if is_reason_token(value) {
-        Ok(value.to_string())
-    } else if value.contains(' ') {
-        Err(EdgeError::content(field))
-    } else {
-        Err(EdgeError::new(
-            RejectReason::InvalidValue,
-            Some(field),
-            format!("`{field}` must be a token of 1-{MAX_REASON_LEN} characters from a-z 0-9 _ -"),
-        ))
-    }
-}
-
-/// Longest reason token.
-pub const MAX_REASON_LEN: usize = 64;
-
-/// Reasons (report, partner flag) are short machine tokens: `[a-z0-9_-]{1,64}`.
-pub fn is_reason_token(reason: &str) -> bool {
-    !reason.is_empty()
-        && reason.len() <= MAX_REASON_LEN
-        && reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-/// A bare domain: lowercase labels of letters, digits and hyphens joined by
-/// dots. Anything more (scheme, path, query, port, spaces) is a link, which is
-/// message content.
-fn bare_domain(value: &str) -> Result<String, EdgeError> {
-    normalize_bare_domain(value).ok_or_else(|| EdgeError::content("link_domain"))
-}
-
-/// `value` lowercased if it is a bare domain (at least two labels of
-/// letters, digits and inner hyphens, at most 253 characters), else `None`.
-/// The abuse rules' domain lists use the same definition.
-pub fn normalize_bare_domain(value: &str) -> Option<String> {
-    let domain = value.to_ascii_lowercase();
-    let labels_ok = domain.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    (labels_ok && domain.contains('.') && domain.len() <= 253).then_some(domain)
 }
 
 #[cfg(test)]

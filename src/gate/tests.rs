@@ -32,18 +32,14 @@ fn state_with(region: &str, choices: &[(Purpose, bool, i64)]) -> State {
     state
 }
 
+/// The choice in force at `at_day`: of those made by then, the one
+/// acknowledged (applied) last, whatever their days say.
 fn last_choice(choices: &[(Purpose, bool, i64)], purpose: Purpose, at_day: i64) -> Option<bool> {
-    let mut latest: Option<(i64, bool)> = None;
-    for (p, granted, day) in choices {
-        if *p != purpose || *day > at_day || (p.is_essential() && !granted) {
-            continue;
-        }
-        latest = match latest {
-            Some((kept_day, kept)) if kept_day > *day || (kept_day == *day && !kept) => Some((kept_day, kept)),
-            _ => Some((*day, *granted)),
-        };
-    }
-    latest.map(|(_, granted)| granted)
+    choices
+        .iter()
+        .rev()
+        .find(|(p, granted, day)| *p == purpose && *day <= at_day && (*granted || !p.is_essential()))
+        .map(|(_, granted, _)| *granted)
 }
 
 proptest! {

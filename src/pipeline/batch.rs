@@ -32,12 +32,84 @@ pub struct Prepared {
     pub records: Vec<Record>,
     pub framed: Vec<u8>,
     pub rejected: Vec<Rejection>,
+    /// The body's line number of each record (0 for records made inside proviso).
+    lines: Vec<usize>,
 }
 
 impl Prepared {
-    fn accept(&mut self, event: Event) {
+    fn accept(&mut self, event: Event, line: usize) {
         frame_with(&mut self.framed, |out| encode_event(&event, out));
         self.records.push(Record::Event(event));
+        self.lines.push(line);
+    }
+
+    /// Refuses partner flags and friendships about an account id that is
+    /// not linked to that partner: neither now (`is_linked`) nor by an
+    /// attestation earlier in this batch. (Applying such an event has no
+    /// effect either; this names the line to its sender.)
+    pub fn refuse_unlinked_partner_events(&mut self, is_linked: impl Fn(&str, &str) -> bool) {
+        use crate::contract::{EventBody, LinkOrigin, LinkState};
+        use std::collections::HashMap;
+        let mut batch_links: HashMap<(&str, &str), bool> = HashMap::new();
+        let mut refused = Vec::new();
+        for (index, record) in self.records.iter().enumerate() {
+            let Record::Event(event) = record else { continue };
+            let linked = |partner: &str, account: &str| {
+                batch_links.get(&(partner, account)).copied().unwrap_or_else(|| is_linked(partner, account))
+            };
+            let unlinked_field = match &event.body {
+                EventBody::PartnerAccount { partner, partner_id, state, origin } => {
+                    match (state, origin) {
+                        (LinkState::Linked, LinkOrigin::Service) => batch_links.insert((partner, partner_id), true),
+                        (LinkState::Unlinked, _) => batch_links.insert((partner, partner_id), false),
+                        (LinkState::Linked, LinkOrigin::Partner) => None,
+                    };
+                    None
+                }
+                EventBody::PartnerFlag { partner, partner_id, .. } => {
+                    (!linked(partner, partner_id)).then_some("partner_id")
+                }
+                EventBody::PartnerFriend { partner, partner_id, friend, .. } => {
+                    if !linked(partner, partner_id) {
+                        Some("partner_id")
+                    } else if !linked(partner, friend) {
+                        Some("friend")
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            if let Some(field) = unlinked_field {
+                refused.push((index, field));
+            }
+        }
+        if refused.is_empty() {
+            return;
+        }
+        for &(index, field) in refused.iter().rev() {
+            self.records.remove(index);
+            let line = self.lines.remove(index);
+            self.reject(
+                line,
+                EdgeError::new(
+                    RejectReason::NotLinked,
+                    Some(field),
+                    format!(
+                        "`{field}` is not an account the messaging service has attested as linked to this partner; \
+                         flags and friendships are accepted only about linked accounts"
+                    ),
+                ),
+            );
+        }
+        self.rejected.sort_by_key(|rejection| rejection.line);
+        self.framed.clear();
+        for record in &self.records {
+            match record {
+                Record::Event(event) => frame_with(&mut self.framed, |out| encode_event(event, out)),
+                Record::Control(control) => frame_with(&mut self.framed, |out| encode_control(control, out)),
+            }
+        }
     }
 
     /// Records accepted (events, plus any control records).
@@ -50,6 +122,7 @@ impl Prepared {
         let mut prepared = Prepared::default();
         frame_with(&mut prepared.framed, |out| encode_control(&control, out));
         prepared.records.push(Record::Control(control));
+        prepared.lines.push(0);
         prepared
     }
 
@@ -75,13 +148,14 @@ impl Prepared {
 /// are skipped but still counted, so line numbers match the file.
 pub fn prepare(edge: &Edge, body: &[u8], source: Source<'_>) -> Prepared {
     let mut prepared = Prepared::default();
+    let arrival_ms = edge.arrival_ms();
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body) {
             Ok(items) => {
                 for (index, item) in items.iter().enumerate() {
-                    match edge.accept_json(item.get(), source) {
-                        Ok(event) => prepared.accept(event),
+                    match edge.accept_line_at(item.get().as_bytes(), source, arrival_ms) {
+                        Ok(event) => prepared.accept(event, index + 1),
                         Err(error) => prepared.reject(index + 1, error),
                     }
                 }
@@ -101,8 +175,9 @@ pub fn prepare(edge: &Edge, body: &[u8], source: Source<'_>) -> Prepared {
     prepared
 }
 
-/// NDJSON lines, numbered from `first_line`.
+/// NDJSON lines, numbered from `first_line`, all arriving now.
 pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut Prepared, source: Source<'_>) {
+    let arrival_ms = edge.arrival_ms();
     for (index, raw_line) in body.split(|b| *b == b'\n').enumerate() {
         let line = raw_line.strip_suffix(b"\r").unwrap_or(raw_line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -116,8 +191,8 @@ pub fn prepare_lines(edge: &Edge, body: &[u8], first_line: usize, prepared: &mut
             );
             continue;
         }
-        match edge.accept_line_from(line, source) {
-            Ok(event) => prepared.accept(event),
+        match edge.accept_line_at(line, source, arrival_ms) {
+            Ok(event) => prepared.accept(event, number),
             Err(error) => prepared.reject(number, error),
         }
     }
@@ -129,7 +204,7 @@ impl Prepared {
     pub fn from_events(events: Vec<Event>) -> Prepared {
         let mut prepared = Prepared::default();
         for event in events {
-            prepared.accept(event);
+            prepared.accept(event, 0);
         }
         prepared
     }

@@ -50,6 +50,8 @@ pub struct PipelineOptions {
     /// compacts the log this long after the first pending erasure (zero:
     /// before acknowledging the deletion).
     pub erasure_compaction: std::time::Duration,
+    /// Event times more than this far ahead of arrival are refused.
+    pub max_future_skew_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +118,11 @@ impl Pipeline {
             Some(key) => key,
             None => PseudonymKey::load_or_create(&data_dir)?,
         };
-        let edge = Arc::new(Edge::new(key, options.default_region).with_default_partner(&options.default_partner));
+        let edge = Arc::new(
+            Edge::new(key, options.default_region)
+                .with_default_partner(&options.default_partner)
+                .with_max_future_skew_ms(options.max_future_skew_ms),
+        );
         let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
         let (state, report) = rebuild_state(&data_dir, true)?;
         if state.next_seq > log.next_seq() {
@@ -186,9 +192,14 @@ impl Pipeline {
         self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs the edge over a request body (NDJSON or a JSON array).
+    /// Runs the edge over a request body (NDJSON or a JSON array), then
+    /// refuses partner flags and friendships about accounts not linked to
+    /// their partner (as state stands now, plus this body's own links).
     pub fn prepare(&self, body: &[u8], source: crate::edge::Source<'_>) -> Prepared {
-        batch::prepare(&self.edge, body, source)
+        let mut prepared = batch::prepare(&self.edge, body, source);
+        let state = self.state();
+        prepared.refuse_unlinked_partner_events(|partner, account| state.linked_subject(partner, account).is_some());
+        prepared
     }
 
     /// Hands a prepared batch to the writer; `ack` runs once it is durable and

@@ -31,7 +31,7 @@ use std::collections::HashSet;
 use fastrand::Rng;
 
 use phones::{F_E164, F_IDD, F_NATIONAL, F_SPACED, REGIONS};
-use render::{mix, push_hex, push_i64, push_u64, TsFmt, DAY_MS};
+use render::{mix, push_hex, push_i64, push_letters, push_u64, TsFmt, DAY_MS};
 
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
@@ -809,7 +809,14 @@ impl Simulator {
             }
         }
         let subjects = &self.subjects;
-        p.ev.retain(|e| e.kind == K_DELETE || e.ts < subjects[e.subj as usize].del_ms);
+        // Nothing about a deleted account after its deletion: neither its own
+        // events nor a partner friendship naming it (proviso refuses
+        // friendships with accounts no longer linked).
+        p.ev.retain(|e| {
+            e.kind == K_DELETE
+                || (e.ts < subjects[e.subj as usize].del_ms
+                    && (e.kind != K_PARTNER_FRIEND || e.ts < subjects[e.a as usize].del_ms))
+        });
         p.ev.sort_unstable_by_key(|e| (e.ts, e.subj, e.kind));
         self.plan = p.ev;
     }
@@ -1009,7 +1016,9 @@ impl Simulator {
     /// Queues an event into the current day, possibly as a late line.
     #[inline]
     fn enqueue(&mut self, mut e: Ev, day_end: i64, last_day: bool) {
-        if e.kind != K_REGISTER && e.kind != K_DELETE && self.day_rng.u32(0..1000) < 10 {
+        // Registrations, deletions and partner links are never late: the
+        // partner's flags and friendships that follow a link need it first.
+        if !matches!(e.kind, K_REGISTER | K_DELETE | K_PARTNER_ACCOUNT) && self.day_rng.u32(0..1000) < 10 {
             e.key = e.ts + self.day_rng.i64(MINUTE..=2 * DAY_MS);
             if e.key >= day_end && !last_day {
                 self.carry.push(e);
@@ -1230,7 +1239,7 @@ impl Simulator {
         match e.kind {
             K_REGISTER | K_SESSION => {
                 out.extend_from_slice(b",\"device\":\"d_");
-                push_hex(out, s.device, 16);
+                push_letters(out, s.device, 16);
                 out.push(b'"');
                 if e.kind == K_REGISTER {
                     out.extend_from_slice(b",\"platform\":\"");
@@ -1245,7 +1254,7 @@ impl Simulator {
                     out.push(b'"');
                 } else {
                     out.extend_from_slice(b",\"group\":\"g_");
-                    push_hex(out, mix(self.cfg.seed ^ 0x6772_6f75 ^ u64::from(e.a)), 12);
+                    push_letters(out, mix(self.cfg.seed ^ 0x6772_6f75 ^ u64::from(e.a)), 12);
                     out.push(b'"');
                 }
                 out.extend_from_slice(b",\"kind\":\"");

@@ -49,6 +49,16 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
     }
 }
 
+/// Appends `v` as `digits` letters, four bits each: ids of the service's own
+/// (devices, groups) that never hold a run of digits, as the edge requires.
+#[inline]
+pub(crate) fn push_letters(out: &mut Vec<u8>, v: u64, digits: u32) {
+    const LETTERS: &[u8; 16] = b"abcdefghjkmnpqrs";
+    for i in (0..digits).rev() {
+        out.push(LETTERS[((v >> (i * 4)) & 0xf) as usize]);
+    }
+}
+
 /// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -12,7 +12,9 @@ mod snapshot;
 pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 
 use crate::consent::{ConsentChange, ConsentRegistry};
-use crate::contract::{Control, ControlBody, Event, EventBody, Pseudonym, Purpose, Recipient, Record, Region};
+use crate::contract::{
+    Control, ControlBody, Event, EventBody, LinkOrigin, LinkState, Pseudonym, Purpose, Recipient, Record, Region,
+};
 use crate::processors::abuse::{self, Abuse, Signal};
 use crate::processors::audiences::Audiences;
 use crate::processors::graph::Graph;
@@ -55,6 +57,14 @@ impl Subjects {
     pub fn lookup(&self, pseudonym: &Pseudonym) -> Option<u32> {
         let records = &self.records;
         self.index.find(self.hash(pseudonym), |&subject| records[subject as usize].pseudonym == *pseudonym).copied()
+    }
+
+    /// The index of a person who has used the service (sent an event of
+    /// their own). Someone only named in others' address books, messages or
+    /// reports, or claimed by a partner, is not answered for: the answer
+    /// would tell the asker whether anyone saved that number.
+    pub fn lookup_person(&self, pseudonym: &Pseudonym) -> Option<u32> {
+        self.lookup(pseudonym).filter(|&subject| self.records[subject as usize].has_acted())
     }
 
     pub fn get(&self, subject: u32) -> Option<&SubjectRecord> {
@@ -178,6 +188,10 @@ impl State {
     pub fn apply_event(&mut self, seq: u64, event: &Event) {
         self.next_seq = seq + 1;
         self.events_applied += 1;
+        if !event.is_own_use() {
+            self.apply_partner_event(event);
+            return;
+        }
         let subject = self.subject_for(event);
         if self.abuse.note_event(subject) {
             crate::telemetry::BannedEventLogged.emit();
@@ -215,35 +229,55 @@ impl State {
                 self.graph.block(subject, target);
                 self.abuse.observe(subject, ts_ms, Signal::Blocked { target }, &self.graph, &self.links);
             }
-            EventBody::PartnerAccount { partner, partner_id, state } => {
-                let was_linked =
-                    self.links.partner_index(partner).and_then(|p| self.links.account_of(p, subject)).is_some();
-                self.links.apply(partner, subject, partner_id, *state);
-                let is_linked =
-                    self.links.partner_index(partner).and_then(|p| self.links.account_of(p, subject)).is_some();
-                if was_linked && !is_linked {
-                    self.revoke(subject, Purpose::ALL.to_vec(), Some(partner.clone()), "unlinked");
-                }
+            EventBody::PartnerAccount { partner, partner_id, state, origin } => {
+                self.apply_link(partner, subject, partner_id, *state, *origin);
             }
-            EventBody::PartnerFlag { partner, partner_id, reason } => {
-                // The partner names its own account; its link decides who that is.
-                let flagged = self
-                    .links
-                    .partner_index(partner)
-                    .and_then(|index| self.links.subject_of(index, partner_id))
-                    .unwrap_or(subject);
-                let signal = Signal::PartnerFlagged { partner, reason };
-                self.abuse.observe(flagged, ts_ms, signal, &self.graph, &self.links);
-            }
-            EventBody::PartnerFriend { partner, partner_id, friend, state } => {
-                self.links.set_friends(partner, partner_id, friend, *state);
-            }
+            // Never own use: handled by `apply_partner_event`.
+            EventBody::PartnerFlag { .. } | EventBody::PartnerFriend { .. } => {}
             EventBody::BusinessMessage { business, .. } => self.audiences.record(business, subject, ts_ms),
             EventBody::DeleteAccount => {
                 self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted");
                 self.erase(subject);
             }
             EventBody::Session { .. } => {}
+        }
+    }
+
+    /// Applies what a partner says (a claim, an unlinking, a flag, a
+    /// friendship). It never makes the line's person known: a flag or a
+    /// friendship about an account id not linked to that partner has no
+    /// effect, and the line's phone number is not consulted.
+    fn apply_partner_event(&mut self, event: &Event) {
+        match &event.body {
+            EventBody::PartnerAccount { partner, partner_id, state, origin } => {
+                // A claim names a person who may never have used the service:
+                // intern without making them known.
+                let subject = self.subjects.intern(event.subject);
+                self.apply_link(partner, subject, partner_id, *state, *origin);
+            }
+            EventBody::PartnerFlag { partner, partner_id, reason } => {
+                let Some(flagged) = self.linked_subject(partner, partner_id) else { return };
+                let signal = Signal::PartnerFlagged { partner, reason };
+                self.abuse.observe(flagged, event.ts_ms, signal, &self.graph, &self.links);
+            }
+            EventBody::PartnerFriend { partner, partner_id, friend, state }
+                if self.linked_subject(partner, partner_id).is_some()
+                    && self.linked_subject(partner, friend).is_some() =>
+            {
+                self.links.set_friends(partner, partner_id, friend, *state);
+            }
+            _ => {}
+        }
+    }
+
+    /// The subject the service attested for `account` at `partner`.
+    pub fn linked_subject(&self, partner: &str, account: &str) -> Option<u32> {
+        self.links.partner_index(partner).and_then(|index| self.links.subject_of(index, account))
+    }
+
+    fn apply_link(&mut self, partner: &str, subject: u32, account: &str, state: LinkState, origin: LinkOrigin) {
+        for ended in self.links.apply(partner, subject, account, state, origin) {
+            self.revoke(ended, Purpose::ALL.to_vec(), Some(partner.to_string()), "unlinked");
         }
     }
 

@@ -1,6 +1,6 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP2`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP3`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links and abuse state as one postcard blob each. A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
@@ -16,7 +16,7 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
-const MAGIC: &[u8; 8] = b"PRVSNAP2";
+const MAGIC: &[u8; 8] = b"PRVSNAP3";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.display().to_string(), source }
@@ -144,7 +144,15 @@ mod tests {
         let events = [
             (1, EventBody::Contacts { contacts: vec![who(2), who(3)] }),
             (1, EventBody::BusinessMessage { business: "shop".into(), direction: Direction::Out }),
-            (2, EventBody::PartnerAccount { partner: "net".into(), partner_id: "p2".into(), state: LinkState::Linked }),
+            (
+                2,
+                EventBody::PartnerAccount {
+                    partner: "net".into(),
+                    partner_id: "p2".into(),
+                    state: LinkState::Linked,
+                    origin: crate::contract::LinkOrigin::Service,
+                },
+            ),
             (3, EventBody::Consent { purpose: Purpose::Ads, granted: false }),
             (2, EventBody::Block { target: who(1) }),
         ];

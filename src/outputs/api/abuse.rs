@@ -249,8 +249,10 @@ pub async fn post_decision(
     if app.pipeline.state().subjects.lookup(&pseudonym).is_none() {
         return Err(not_found());
     }
-    let control =
-        Control { ts_ms: now_ms(), body: ControlBody::Decision { subject: pseudonym, action, note: request.note } };
+    // A note explains a decision; phone numbers and e-mail addresses in it
+    // are masked before it is logged (reviewers' free text is not trusted).
+    let note = crate::edge::mask_contact_details(&request.note);
+    let control = Control { ts_ms: now_ms(), body: ControlBody::Decision { subject: pseudonym, action, note } };
     let pipeline = app.pipeline.clone();
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_control(control)))
         .await

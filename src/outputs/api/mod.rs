@@ -189,10 +189,7 @@ pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Re
     }
 }
 
-/// Current wall-clock time in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// Formats epoch milliseconds as RFC 3339 UTC.
 pub(crate) fn rfc3339(ts_ms: i64) -> String {

@@ -126,7 +126,7 @@ pub fn build_report(
             at: rfc3339(record.at_ms),
         })
         .collect();
-    let index = state.subjects.lookup(pseudonym).ok_or_else(not_found)?;
+    let index = state.subjects.lookup_person(pseudonym).ok_or_else(not_found)?;
     let record = state.subjects.get(index).ok_or_else(not_found)?;
     if !record.has_acted() {
         return Err(not_found());

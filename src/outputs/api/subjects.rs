@@ -72,8 +72,9 @@ pub struct ConsentView {
     pub history: Vec<ConsentChangeView>,
 }
 
-/// Resolves a number to its opaque subject id. 404 when proviso holds nothing
-/// about the number. Role: subject-service.
+/// Resolves a number to its opaque subject id. 404 unless the number's owner
+/// has used the service (a number only in other people's address books
+/// answers as unknown). Role: subject-service.
 #[utoipa::path(
     post,
     path = "/v1/subjects/resolve",
@@ -93,7 +94,7 @@ pub async fn resolve(
         .edge()
         .resolve_phone(&request.phone, request.country.as_deref())
         .map_err(|error| ApiError::new(Code::InvalidPhone, error.message))?;
-    if app.pipeline.state().subjects.lookup(&pseudonym).is_none() {
+    if app.pipeline.state().subjects.lookup_person(&pseudonym).is_none() {
         return Err(not_found());
     }
     Ok(Json(ResolveResponse { subject: pseudonym.subject_id() }))
@@ -151,7 +152,7 @@ pub async fn put_consent(
     }
     let region = {
         let state = app.pipeline.state();
-        let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+        let index = state.subjects.lookup_person(&pseudonym).ok_or_else(not_found)?;
         state.subjects.get(index).map(|r| r.region).ok_or_else(not_found)?
     };
     let at_ms = now_ms();
@@ -183,7 +184,7 @@ pub fn consent_view(
     pseudonym: &Pseudonym,
     at_ms: i64,
 ) -> Result<Gated<ConsentView>, ApiError> {
-    let index = state.subjects.lookup(pseudonym).ok_or_else(not_found)?;
+    let index = state.subjects.lookup_person(pseudonym).ok_or_else(not_found)?;
     let record = state.subjects.get(index).ok_or_else(not_found)?;
     let history = state.consent.history(index);
     let purposes = Purpose::ALL
@@ -267,7 +268,7 @@ pub async fn erase(
     let pseudonym = parse_subject(&subject)?;
     let region = {
         let state = app.pipeline.state();
-        let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
+        let index = state.subjects.lookup_person(&pseudonym).ok_or_else(not_found)?;
         state.subjects.get(index).map(|r| r.region).ok_or_else(not_found)?
     };
     let event = Event { ts_ms: now_ms(), subject: pseudonym, region, body: EventBody::DeleteAccount };

@@ -82,8 +82,12 @@ impl Harness {
     }
 
     fn link(&mut self, partner: &str, subject: u32, account: &str) {
-        let body =
-            EventBody::PartnerAccount { partner: partner.into(), partner_id: account.into(), state: LinkState::Linked };
+        let body = EventBody::PartnerAccount {
+            partner: partner.into(),
+            partner_id: account.into(),
+            state: LinkState::Linked,
+            origin: crate::contract::LinkOrigin::Service,
+        };
         self.event(subject, T0, body);
     }
 }
@@ -164,7 +168,7 @@ fn reports_partner_flags_and_decisions() {
     h.event(9, T0 + 6_000, flag("fn_3", "spam"));
     assert_eq!(h.state.abuse.status(h.index(2)), Status::Banned);
     assert_eq!(h.state.abuse.status(h.index(3)), Status::Review);
-    assert_eq!(h.state.abuse.status(h.index(9)), Status::Clear);
+    assert!(h.state.subjects.lookup(&who(9)).is_none(), "the line's phone is never consulted, not even interned");
 
     h.control(ControlBody::Decision { subject: who(2), action: DecisionAction::Clear, note: "appeal upheld".into() });
     assert_eq!(h.state.abuse.status(h.index(2)), Status::Clear);

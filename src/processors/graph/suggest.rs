@@ -105,7 +105,7 @@ mod tests {
         graph.set_book(2, vec![0, 10]);
         graph.set_book(3, vec![10, 11]);
         for (subject, account) in [(0, "p0"), (1, "p1"), (2, "p2"), (3, "p3"), (4, "p4"), (5, "p5"), (6, "p6")] {
-            links.apply("net", subject, account, LinkState::Linked);
+            links.apply("net", subject, account, LinkState::Linked, crate::contract::LinkOrigin::Service);
         }
         links.set_friends("net", "p4", "p0", FriendState::Added);
         graph.block(5, 0);

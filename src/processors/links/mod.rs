@@ -1,15 +1,18 @@
 //! Partner links: which partner account belongs to which subject.
 //!
 //! Owns: the (partner, partner account id) <-> subject mapping built from
-//! `partner_account` events, linked and unlinked.
-//! Never: decides what a partner may receive (that is `gate/`), or lets one
-//! partner's ids answer a lookup for another.
+//! `partner_account` events, and the partners' pending claims. A link exists
+//! only when the messaging service attests it (the person linked the two
+//! accounts in the app); a partner's own `linked` is a claim kept as pending,
+//! which shares nothing. Unlinking by either side ends the link.
+//! Never: decides what a partner may receive (that is `gate/`), lets one
+//! partner's ids answer a lookup for another, or turns a claim into a link.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contract::LinkState;
+use crate::contract::{LinkOrigin, LinkState};
 
 /// Dense partner number, interned from the partner's name in log order.
 pub type PartnerIndex = u16;
@@ -24,6 +27,9 @@ pub struct Links {
     by_account: HashMap<(PartnerIndex, String), u32, foldhash::fast::RandomState>,
     /// Friendships at each partner, between its account ids (smaller id first).
     friends: std::collections::HashSet<(PartnerIndex, String, String), foldhash::fast::RandomState>,
+    /// A partner's claims not attested by the service: (partner, subject) ->
+    /// the account id it claims. Never consulted by an output.
+    claims: HashMap<(PartnerIndex, u32), String, foldhash::fast::RandomState>,
 }
 
 impl Links {
@@ -44,30 +50,76 @@ impl Links {
         self.partners.get(usize::from(index)).map(String::as_str)
     }
 
-    /// Applies a `partner_account` event. Linking an account id moves it to
-    /// the new subject; a subject has at most one account per partner.
-    pub fn apply(&mut self, partner: &str, subject: u32, account: &str, state: LinkState) {
+    /// Applies a `partner_account` event; returns the subjects whose link at
+    /// `partner` ended (their earlier disclosures to it must be withdrawn).
+    ///
+    /// The service's `linked` creates the link (moving the account id to this
+    /// subject, and this subject's link to this account id), and settles any
+    /// claim. A partner's `linked` is only recorded as a claim. `unlinked`
+    /// from the service ends the subject's link to that id; from the partner,
+    /// it ends the link of its account id whoever the line names (a partner
+    /// may always stop receiving, never start).
+    pub fn apply(
+        &mut self,
+        partner: &str,
+        subject: u32,
+        account: &str,
+        state: LinkState,
+        origin: LinkOrigin,
+    ) -> Vec<u32> {
         let index = self.intern(partner);
-        match state {
-            LinkState::Linked => {
+        let mut ended = Vec::new();
+        match (state, origin) {
+            (LinkState::Linked, LinkOrigin::Service) => {
+                self.claims.remove(&(index, subject));
                 if let Some(previous) = self.by_subject.insert((index, subject), account.to_string()) {
                     if previous != account {
                         self.by_account.remove(&(index, previous));
+                        ended.push(subject);
                     }
                 }
                 if let Some(other) = self.by_account.insert((index, account.to_string()), subject) {
                     if other != subject {
                         self.by_subject.remove(&(index, other));
+                        ended.push(other);
                     }
                 }
             }
-            LinkState::Unlinked => {
+            (LinkState::Linked, LinkOrigin::Partner) => {
+                if self.account_of(index, subject) != Some(account) {
+                    self.claims.insert((index, subject), account.to_string());
+                }
+            }
+            (LinkState::Unlinked, LinkOrigin::Service) => {
+                if self.claims.get(&(index, subject)).is_some_and(|claimed| claimed == account) {
+                    self.claims.remove(&(index, subject));
+                }
                 if self.by_subject.get(&(index, subject)).is_some_and(|linked| linked == account) {
                     self.by_subject.remove(&(index, subject));
                     self.by_account.remove(&(index, account.to_string()));
+                    ended.push(subject);
+                }
+            }
+            (LinkState::Unlinked, LinkOrigin::Partner) => {
+                self.claims.retain(|(claim_partner, _), claimed| !(*claim_partner == index && claimed == account));
+                if let Some(linked) = self.by_account.remove(&(index, account.to_string())) {
+                    self.by_subject.remove(&(index, linked));
+                    ended.push(linked);
                 }
             }
         }
+        ended
+    }
+
+    /// The account id `partner` claims for the subject, not attested yet.
+    pub fn claim_of(&self, partner: PartnerIndex, subject: u32) -> Option<&str> {
+        self.claims.get(&(partner, subject)).map(String::as_str)
+    }
+
+    /// Every pending claim about the subject, with the account id claimed.
+    pub fn claims_of(&self, subject: u32) -> impl Iterator<Item = (PartnerIndex, &str)> + '_ {
+        (0..self.partners.len() as PartnerIndex)
+            .filter_map(move |partner| self.claim_of(partner, subject).map(|account| (partner, account)))
     }
 
     /// Applies a `partner_friend` event (friendship is symmetric).
@@ -90,6 +142,7 @@ impl Links {
     pub fn remove_subject(&mut self, subject: u32) {
         self.by_subject.retain(|(_, linked), _| *linked != subject);
         self.by_account.retain(|_, linked| *linked != subject);
+        self.claims.retain(|(_, claimed), _| *claimed != subject);
     }
 
     /// The subject's account id at `partner`, if linked.
@@ -109,7 +162,8 @@ impl Links {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        (self.by_subject.capacity() + self.by_account.capacity()) * 64 + self.friends.capacity() * 80
+        (self.by_subject.capacity() + self.by_account.capacity() + self.claims.capacity()) * 64
+            + self.friends.capacity() * 80
     }
 }
 
@@ -121,19 +175,42 @@ mod tests {
     #[test]
     fn links_are_per_partner_and_follow_the_latest_event() {
         let mut links = Links::default();
-        links.apply("a", 1, "p_1", LinkState::Linked);
-        links.apply("b", 1, "q_9", LinkState::Linked);
+        links.apply("a", 1, "p_1", LinkState::Linked, LinkOrigin::Service);
+        links.apply("b", 1, "q_9", LinkState::Linked, LinkOrigin::Service);
         let (a, b) = (links.partner_index("a").expect("a"), links.partner_index("b").expect("b"));
         assert_eq!(links.account_of(a, 1), Some("p_1"));
         assert_eq!(links.subject_of(b, "q_9"), Some(1));
         assert_eq!(links.subject_of(b, "p_1"), None, "ids never answer for another partner");
-        links.apply("a", 2, "p_1", LinkState::Linked);
+        assert_eq!(links.apply("a", 2, "p_1", LinkState::Linked, LinkOrigin::Service), vec![1], "1's link ended");
         assert_eq!(links.account_of(a, 1), None);
         assert_eq!(links.subject_of(a, "p_1"), Some(2));
-        links.apply("a", 2, "p_other", LinkState::Unlinked);
+        links.apply("a", 2, "p_other", LinkState::Unlinked, LinkOrigin::Service);
         assert_eq!(links.subject_of(a, "p_1"), Some(2), "unlinking another id changes nothing");
-        links.apply("a", 2, "p_1", LinkState::Unlinked);
+        links.apply("a", 2, "p_1", LinkState::Unlinked, LinkOrigin::Service);
         assert_eq!(links.subject_of(a, "p_1"), None);
         assert_eq!(links.links_of(1).collect::<Vec<_>>(), vec![(b, "q_9")]);
+    }
+
+    /// A partner's claim shares nothing until the service attests the same
+    /// account for the same person; either side's unlinking ends the link.
+    #[test]
+    fn claims_become_links_only_by_attestation() {
+        let mut links = Links::default();
+        links.apply("a", 1, "p_1", LinkState::Linked, LinkOrigin::Partner);
+        let a = links.partner_index("a").expect("a");
+        assert_eq!(links.account_of(a, 1), None, "a claim is not a link");
+        assert_eq!(links.subject_of(a, "p_1"), None);
+        assert_eq!(links.claim_of(a, 1), Some("p_1"));
+        links.apply("a", 1, "p_1", LinkState::Linked, LinkOrigin::Service);
+        assert_eq!(links.account_of(a, 1), Some("p_1"));
+        assert_eq!(links.claim_of(a, 1), None, "the attestation settles the claim");
+        // The partner ends its account's link whoever its line names.
+        assert_eq!(links.apply("a", 7, "p_1", LinkState::Unlinked, LinkOrigin::Partner), vec![1]);
+        assert_eq!(links.account_of(a, 1), None);
+        // A claim after unlinking does not bring the link back.
+        links.apply("a", 1, "p_1", LinkState::Linked, LinkOrigin::Partner);
+        assert_eq!(links.account_of(a, 1), None);
+        links.remove_subject(1);
+        assert_eq!(links.claim_of(a, 1), None, "erasure forgets claims");
     }
 }
