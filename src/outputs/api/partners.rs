@@ -51,8 +51,10 @@ pub struct PurposeRecordView {
     pub op: String,
     /// suggestion or audience_member.
     pub about: String,
-    /// The account the record is about (suggestions: who it is for).
-    pub partner_id: String,
+    /// The account the record is about (suggestions: who it is for); absent
+    /// from a withdrawn add and from every retract.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_id: Option<String>,
     /// Suggestions: the suggested account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggested: Option<String>,
@@ -65,6 +67,9 @@ pub struct PurposeRecordView {
     /// Retractions: refused, banned, unlinked, deleted or no_longer_allowed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// An add that was withdrawn since: it names nobody any more.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
     pub at: String,
 }
 
@@ -191,10 +196,11 @@ fn purpose_feed(
     let records = stored
         .into_iter()
         .map(|record| PurposeRecordView {
+            withdrawn: record.op == "add" && record.is_redacted(),
             cursor: record.cursor,
             op: record.op,
             about: record.about,
-            partner_id: record.partner_id,
+            partner_id: (!record.partner_id.is_empty()).then_some(record.partner_id),
             suggested: record.suggested,
             business: record.business,
             retracts: record.retracts,

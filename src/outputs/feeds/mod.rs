@@ -50,6 +50,20 @@ pub struct FeedRecord {
     pub subjects: Vec<String>,
 }
 
+impl FeedRecord {
+    /// The record with every identifier removed: what a withdrawn `add` and
+    /// every `retract` read as (cursor, op, what it was about, the cursor it
+    /// withdraws, why and when), the way log compaction keeps offsets.
+    pub fn redacted(&self) -> FeedRecord {
+        FeedRecord { partner_id: String::new(), suggested: None, business: None, subjects: Vec::new(), ..self.clone() }
+    }
+
+    /// Whether the record names nobody (a redacted one).
+    pub fn is_redacted(&self) -> bool {
+        self.partner_id.is_empty() && self.suggested.is_none() && self.business.is_none() && self.subjects.is_empty()
+    }
+}
+
 /// One disclosed item: (partner_id, suggested, business, subject ids).
 pub type Disclosed = (String, Option<String>, Option<String>, Vec<String>);
 
@@ -76,6 +90,8 @@ struct Stream {
     path: PathBuf,
     file: File,
     records: Vec<FeedRecord>,
+    /// Cursors of `add`s that a `retract` withdrew: never served again.
+    withdrawn: std::collections::HashSet<u64>,
 }
 
 #[derive(Default)]
@@ -132,7 +148,8 @@ impl Feeds {
                 Inner::track(&mut inner, partner, purpose, record);
             }
             let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
-            inner.streams.insert((partner.to_string(), purpose), Stream { path, file, records });
+            let withdrawn = records.iter().filter_map(|record| record.retracts).collect();
+            inner.streams.insert((partner.to_string(), purpose), Stream { path, file, records, withdrawn });
         }
         drop(inner);
         Ok(feeds)
@@ -235,7 +252,9 @@ impl Feeds {
                 .append(true)
                 .open(&path)
                 .map_err(|source| FeedError { path: path.display().to_string(), source })?;
-            inner.streams.insert(stream_key.clone(), Stream { path, file, records: Vec::new() });
+            inner
+                .streams
+                .insert(stream_key.clone(), Stream { path, file, records: Vec::new(), withdrawn: Default::default() });
         }
         let mut bytes = Vec::new();
         let mut numbered = Vec::with_capacity(records.len());
@@ -254,6 +273,7 @@ impl Feeds {
             stream.file.write_all(&bytes).map_err(io)?;
             stream.file.sync_data().map_err(io)?;
             stream.records.extend(numbered.iter().cloned());
+            stream.withdrawn.extend(numbered.iter().filter_map(|record| record.retracts));
         }
         for record in &numbered {
             Inner::track(inner, partner, purpose, record);
@@ -261,14 +281,29 @@ impl Feeds {
         Ok(())
     }
 
-    /// Records of one feed after `after`, at most `limit`.
+    /// Records of one feed after `after`, at most `limit`, as a partner may
+    /// read them: a withdrawn `add` and every `retract` come redacted.
     pub fn read(&self, partner: &str, purpose: Purpose, after: Option<u64>, limit: usize) -> Vec<FeedRecord> {
         let inner = self.lock();
         let start = after.map_or(0, |a| a.saturating_add(1)) as usize;
         inner
             .streams
             .get(&(partner.to_string(), purpose))
-            .map(|stream| stream.records.iter().skip(start).take(limit).cloned().collect())
+            .map(|stream| {
+                stream
+                    .records
+                    .iter()
+                    .skip(start)
+                    .take(limit)
+                    .map(|record| {
+                        if record.op != "add" || stream.withdrawn.contains(&record.cursor) {
+                            record.redacted()
+                        } else {
+                            record.clone()
+                        }
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -337,8 +372,11 @@ mod tests {
         assert_eq!(product.len(), 3);
         assert_eq!(
             (product[2].op.as_str(), product[2].retracts, product[2].suggested.as_deref()),
-            ("retract", Some(0), Some("p2"))
+            ("retract", Some(0), None),
+            "a retraction names nobody"
         );
+        assert!(product[0].is_redacted(), "the withdrawn add reads as a tombstone: {:?}", product[0]);
+        assert_eq!(product[1].suggested.as_deref(), Some("p3"), "a live add is served whole");
         assert_eq!(feeds.read("net", Purpose::Ads, None, 10).len(), 1, "ads untouched by a product refusal");
         drop(feeds);
         let feeds = Feeds::open(dir.path()).expect("reopen");
