@@ -25,6 +25,7 @@
 //! - [`server`]: starts the pipeline and the API together.
 //! - [`telemetry`]: proviso's own Prometheus series.
 //! - [`sim`]: the deterministic workload simulator.
+//! - [`vault`]: per-person secrets that erasure destroys (crypto-shredding).
 
 pub mod clock;
 pub mod config;
@@ -40,3 +41,4 @@ pub mod server;
 pub mod sim;
 pub mod state;
 pub mod telemetry;
+pub mod vault;

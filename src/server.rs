@@ -106,10 +106,17 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     let feeds = Arc::new(crate::outputs::feeds::Feeds::open(&config.data_dir)?);
     reconcile_feeds(&pipeline, &feeds, &config.partners)?;
     let hook_feeds = Arc::clone(&feeds);
-    pipeline.set_revocation_hook(Arc::new(move |revocations| {
-        if let Err(error) = hook_feeds.revoke(revocations, crate::outputs::api::now_ms()) {
+    let hook_vault = Arc::clone(pipeline.vault());
+    pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
+        let revocations = crate::outputs::feeds::Revocation::from_withdrawals(withdrawals, &hook_vault);
+        if let Err(error) = hook_feeds.revoke(&revocations, crate::outputs::api::now_ms()) {
             tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
         }
+    }));
+    let compact_feeds = Arc::clone(&feeds);
+    pipeline.set_compaction_hook(Arc::new(move || match compact_feeds.compact() {
+        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
+        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
     }));
     let app = Arc::new(AppState {
         live: Default::default(),
@@ -154,7 +161,10 @@ fn reconcile_feeds(
     {
         let state = pipeline.state();
         let by_handle: std::collections::HashMap<String, u32> = (0..state.subjects.len() as u32)
-            .filter_map(|index| state.subjects.get(index).map(|r| (r.pseudonym.record_handle(), index)))
+            .filter_map(|index| {
+                let record = state.subjects.get(index)?;
+                Some((pipeline.vault().existing(&record.pseudonym)?.record_handle(), index))
+            })
             .collect();
         for (partner, purpose, record) in live {
             let grant = partners

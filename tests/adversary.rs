@@ -291,3 +291,74 @@ fn lookups_do_not_reveal_address_books_and_regions_come_from_numbers() {
     assert_eq!(consent["region"], "DE", "{consent}");
     assert_eq!(consent["purposes"]["ads"]["basis"], "opt_in_required", "{consent}");
 }
+
+/// §3: erasure sticks. After erasure and compaction, the same number
+/// registering again is a new person: an empty report, and a partner sees a
+/// different handle (identifiers are derived from a per-person secret that
+/// erasure destroyed).
+#[test]
+fn erasure_cuts_every_link_to_a_later_life() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start_with(&data, &[("PROVISO_ERASURE_COMPACTION_SECONDS", "0")]);
+    let p = phone(7);
+    let life = |server: &Server, ts: i64| -> String {
+        let lines = [
+            format!(r#"{{"type":"session","ts":{ts},"phone":"{p}","device":"dev-7"}}"#),
+            format!(r#"{{"type":"partner_account","ts":{ts},"phone":"{p}","partner_id":"fn-7"}}"#),
+        ];
+        assert_eq!(post_as(server, INGEST, &lines)["rejected"], json!([]));
+        let subject = server.subject(&p);
+        let (status, view) = server.post(
+            &format!("/v1/abuse/subjects/{subject}/decision"),
+            Some(REVIEWER),
+            "application/json",
+            br#"{"action":"ban","note":"confirmed"}"#,
+        );
+        assert_eq!(status, 200, "{view}");
+        subject
+    };
+    let security_handles = |server: &Server| -> Vec<String> {
+        let (status, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
+        assert_eq!(status, 200, "{feed}");
+        feed["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|r| r["handle"].as_str().map(str::to_string))
+            .filter(|h| !h.is_empty())
+            .collect()
+    };
+    let subject = life(&server, common::now_ms() - 60_000);
+    let first = security_handles(&server);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (_, report) = server.get(&format!("/v1/subjects/{subject}/report"), Some(SUBJECT));
+    assert!(!report["disclosures"].as_array().expect("disclosures").is_empty(), "{report}");
+
+    let (status, erased) =
+        server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!((status, erased["compacted"].as_bool()), (200, Some(true)), "{erased}");
+    assert_eq!(resolve_status(&server, &p), 404);
+
+    // The same number comes back: a new person.
+    let again = life(&server, common::now_ms() - 1_000);
+    let (_, report) = server.get(&format!("/v1/subjects/{again}/report"), Some(SUBJECT));
+    assert_eq!(report["disclosures"], json!([]), "the old life's disclosures are not the new one's: {report}");
+    let second = security_handles(&server);
+    assert!(second.iter().all(|h| !first.contains(h)), "a new handle for the new life: {first:?} {second:?}");
+    assert_eq!(second.len(), 1, "{second:?}");
+    // And the old handle is nowhere in the data dir but the audit trail of
+    // what was disclosed then (which names a secret nobody holds any more).
+    drop(server);
+    for file in common::files_under(&data) {
+        if file.components().any(|c| c.as_os_str() == "audit") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).expect("read");
+        assert!(
+            !bytes.windows(first[0].len()).any(|w| w == first[0].as_bytes()),
+            "{} holds the old handle",
+            file.display()
+        );
+    }
+}

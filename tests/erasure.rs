@@ -96,6 +96,14 @@ fn erased_subjects_leave_no_trace_and_never_return() {
     let (pseudonym, _) = edge.resolve_phone(&t, None).expect("phone");
     assert!(!traces(&data, &[pseudonym.as_bytes()]).is_empty(), "the log holds the pseudonym before erasure");
 
+    let (_, feed) = server.get("/v1/partners/friendnet/feeds/product", Some(PARTNER));
+    let added = feed["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|r| r["suggested"] == "fn-1")
+        .and_then(|r| r["cursor"].as_u64())
+        .expect("the target was suggested");
     let (status, erased) =
         server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
     assert_eq!(status, 200, "{erased}");
@@ -112,11 +120,14 @@ fn erased_subjects_leave_no_trace_and_never_return() {
     let (_, feed) = server.get("/v1/partners/friendnet/feeds/product", Some(PARTNER));
     let retracted: Vec<&Value> =
         feed["records"].as_array().expect("records").iter().filter(|r| r["op"] == "retract").collect();
-    assert!(retracted.iter().any(|r| r["suggested"] == "fn-1" && r["reason"] == "deleted"), "{feed}");
+    assert!(retracted.iter().any(|r| r["retracts"] == added && r["reason"] == "deleted"), "{feed}");
+    assert!(!feed.to_string().contains("fn-1"), "read from cursor 0, the feed names them nowhere: {feed}");
 
-    // No byte of the pseudonym, its subject id, or the number anywhere.
+    // No byte of the pseudonym, its subject id, the number, or their partner
+    // account id anywhere (feeds included; the audit log keeps `r_` handles
+    // of a secret that was destroyed).
     let digits = t.trim_start_matches('+').to_string();
-    let needles: [&[u8]; 3] = [pseudonym.as_bytes(), subject.as_bytes(), digits.as_bytes()];
+    let needles: [&[u8]; 4] = [pseudonym.as_bytes(), subject.as_bytes(), digits.as_bytes(), b"\"fn-1\""];
     let found = traces(&data, &needles);
     assert!(found.is_empty(), "{found:#?}");
 

@@ -16,7 +16,7 @@ use proviso::contract::{
     DAY_MS,
 };
 use proviso::gate::{release_count, release_to_partner, PartnerGrant};
-use proviso::outputs::feeds::Feeds;
+use proviso::outputs::feeds::{Feeds, Revocation};
 use proviso::processors::graph::suggest::suggest;
 use proviso::state::State;
 
@@ -74,6 +74,7 @@ struct World {
     seq: u64,
     ts: i64,
     feeds: Feeds,
+    vault: proviso::vault::Vault,
     model: Model,
 }
 
@@ -81,7 +82,7 @@ impl World {
     fn apply(&mut self, record: Record) {
         self.state.apply(self.seq, &record);
         self.seq += 1;
-        let revocations = self.state.drain_revocations();
+        let revocations = Revocation::from_withdrawals(&self.state.drain_revocations(), &self.vault);
         self.feeds.revoke(&revocations, self.ts).expect("revoke");
     }
 
@@ -92,6 +93,11 @@ impl World {
 
     fn index(&self, k: u32) -> u32 {
         self.state.subjects.lookup(&who(k)).expect("known")
+    }
+
+    /// The person's `r_` handle, minting their secret on first use.
+    fn handle(&self, k: u32) -> String {
+        self.vault.record_handles(&[who(k)]).expect("vault").remove(0)
     }
 
     fn person(&self, index: u32) -> u32 {
@@ -110,6 +116,7 @@ proptest! {
             seq: 0,
             ts: BASE,
             feeds: Feeds::open(dir.path()).expect("feeds"),
+            vault: proviso::vault::Vault::open(dir.path()).expect("vault"),
             model: Model::default(),
         };
         let policy = Policy::default_policy();
@@ -165,7 +172,7 @@ proptest! {
                     for suggestion in &found {
                         let person = world.person(suggestion.subject);
                         prop_assert!(world.model.allowed(person, Purpose::Product), "suggested {person} not allowed");
-                        items.push((account.clone(), Some(suggestion.account.clone()), None, vec![who(k).record_handle(), who(person).record_handle()]));
+                        items.push((account.clone(), Some(suggestion.account.clone()), None, vec![world.handle(k), world.handle(person)]));
                     }
                     world.feeds.disclose("net", Purpose::Product, "suggestion", items, at).expect("disclose");
                 }
@@ -182,7 +189,7 @@ proptest! {
                             let person = world.person(subject);
                             prop_assert!(world.model.allowed(person, Purpose::Ads), "audience member {person} not allowed");
                             let account = state.links.account_of(index, subject).expect("linked").to_string();
-                            items.push((account, None, Some("shop".to_string()), vec![who(person).record_handle()]));
+                            items.push((account, None, Some("shop".to_string()), vec![world.handle(person)]));
                         }
                     }
                     world.feeds.disclose("net", Purpose::Ads, "audience_member", items, at).expect("disclose");
@@ -192,7 +199,7 @@ proptest! {
         // Every live disclosure involves only people allowed its purpose now.
         for (_, purpose, record) in world.feeds.live() {
             for subject in &record.subjects {
-                let person = (0..PEOPLE).find(|k| who(*k).record_handle() == *subject).expect("person");
+                let person = (0..PEOPLE).find(|k| world.handle(*k) == *subject).expect("person");
                 prop_assert!(world.model.allowed(person, purpose), "{record:?} still live for {person}");
             }
         }

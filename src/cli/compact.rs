@@ -27,6 +27,13 @@ pub fn run(command: CompactCommand) -> anyhow::Result<()> {
     }
     let (state, _) = rebuild_state(dir, false).context("rebuilding state from the compacted log")?;
     save_snapshot(&state, &dir.join(STATE_DIR)).context("writing the snapshot")?;
+    // The erased people's secrets leave the vault file with the log.
+    let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;
+    vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some()).context("shredding secrets")?;
+    vault.compact().context("rewriting the vault")?;
+    proviso::outputs::feeds::Feeds::open(dir)
+        .and_then(|feeds| feeds.compact())
+        .context("rewriting the feeds without withdrawn identifiers")?;
     println!(
         "erased {} subjects: {} -> {} log records, {} -> {} bytes",
         report.erased_subjects, report.records_before, report.records_after, report.bytes_before, report.bytes_after

@@ -51,7 +51,8 @@ pub fn run(command: ReportCommand) -> anyhow::Result<()> {
     };
     let (state, _) = rebuild_state(dir, true).with_context(|| format!("reading {}", dir.display()))?;
     let audit = AuditLog::open(dir).context("opening the audit log")?;
-    let report = build_report(&state, &config.policy, &audit, &pseudonym, proviso::outputs::api::now_ms())
+    let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;
+    let report = build_report(&state, &config.policy, &audit, &vault, &pseudonym, proviso::outputs::api::now_ms())
         .map_err(|error| anyhow::anyhow!("{}", error.message))?;
     println!("{}", serde_json::to_string_pretty(report.get())?);
     Ok(())

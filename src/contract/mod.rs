@@ -38,16 +38,6 @@ impl Pseudonym {
         prefixed_hex("s_", &self.0)
     }
 
-    /// The handle proviso's own records (audit log, feeds ledger) use for
-    /// the subject: `r_` + 32 hex of a one-way hash of the pseudonym. Those
-    /// files never hold the pseudonym itself, so erasing a subject from the
-    /// log and state erases it from the data dir.
-    pub fn record_handle(&self) -> String {
-        let mut hasher = blake3::Hasher::new_derive_key("proviso 2026 record handle v1");
-        hasher.update(&self.0);
-        prefixed_hex("r_", &hasher.finalize().as_bytes()[..16])
-    }
-
     /// Parses a subject id made by [`Pseudonym::subject_id`].
     pub fn from_subject_id(id: &str) -> Option<Self> {
         let hex = id.strip_prefix("s_")?.as_bytes();

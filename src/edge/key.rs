@@ -70,11 +70,6 @@ impl PseudonymKey {
 
     /// A partner's subject handle for `pseudonym` under this key: `h_` and
     /// 32 hex digits, stable for one partner, unlinkable across partners.
-    pub fn handle(&self, pseudonym: &crate::contract::Pseudonym) -> String {
-        let hash = blake3::keyed_hash(&self.0, pseudonym.as_bytes());
-        crate::contract::prefixed_hex("h_", &hash.as_bytes()[..16])
-    }
-
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

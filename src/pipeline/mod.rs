@@ -25,6 +25,7 @@ use crate::contract::{decode_record, Region};
 use crate::edge::{Edge, PseudonymKey};
 use crate::log::{DirLock, Log, LogError};
 use crate::state::{load_snapshot, save_snapshot, State};
+use crate::vault::Vault;
 
 /// Sub-directory of the data dir holding log segments.
 pub const LOG_DIR: &str = "log";
@@ -72,6 +73,8 @@ pub enum PipelineError {
     ShuttingDown,
     #[error("abuse rules: {0}")]
     Rules(String),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 /// What replaying a data dir found.
@@ -83,9 +86,13 @@ pub struct OpenReport {
 
 type AckFn = Box<dyn FnOnce(Result<u64, PipelineError>) + Send>;
 
+/// Called by the writer after each log compaction (outputs rewrite their
+/// own files without the erased people).
+pub type CompactionHook = Arc<dyn Fn() + Send + Sync>;
+
 /// Called by the writer with the revocations of each group, after it is
 /// applied and before it is acknowledged (the feeds append retractions).
-pub type RevocationHook = Arc<dyn Fn(&[crate::outputs::feeds::Revocation]) + Send + Sync>;
+pub type RevocationHook = Arc<dyn Fn(&[crate::state::Withdrawal]) + Send + Sync>;
 
 struct Commit {
     prepared: Prepared,
@@ -100,6 +107,8 @@ pub struct Pipeline {
     sender: Mutex<Option<SyncSender<Commit>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     hook: Arc<Mutex<Option<RevocationHook>>>,
+    on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+    vault: Arc<Vault>,
     data_dir: PathBuf,
     report: OpenReport,
     _lock: DirLock,
@@ -133,6 +142,13 @@ impl Pipeline {
             );
         }
         let state = if state.next_seq > log.next_seq() { rebuild_state(&data_dir, false)?.0 } else { state };
+        let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
+        // Erasures a crash kept from the vault (logged, not yet shredded).
+        let vault = Arc::new(Vault::open(&data_dir)?);
+        let shredded = vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some())?;
+        if shredded > 0 {
+            tracing::info!(shredded, "Destroyed the secrets of people erased before the last stop.");
+        }
         let state = Arc::new(RwLock::new(state));
         let (sender, receiver) = mpsc::sync_channel::<Commit>(256);
         let writer_state = Arc::clone(&state);
@@ -140,6 +156,8 @@ impl Pipeline {
             data_dir: data_dir.clone(),
             segment_bytes: options.segment_bytes,
             erasure_compaction: options.erasure_compaction,
+            vault: Arc::clone(&vault),
+            on_compacted: Arc::clone(&on_compacted),
         };
         let snapshot_every = options.snapshot_every_records.max(1);
         let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
@@ -155,6 +173,8 @@ impl Pipeline {
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             hook,
+            on_compacted,
+            vault,
             data_dir,
             report,
             _lock: lock,
@@ -169,6 +189,16 @@ impl Pipeline {
     /// group is acknowledged.
     pub fn set_revocation_hook(&self, hook: RevocationHook) {
         *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Installs the hook run after each log compaction.
+    pub fn set_compaction_hook(&self, hook: CompactionHook) {
+        *self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// The per-person secrets every outgoing identifier is derived from.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     pub fn edge(&self) -> &Edge {
@@ -266,8 +296,10 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
         report.replayed_records += 1;
     })?;
     // Replayed refusals and bans were handled when first applied; the server
-    // reconciles its feeds against the current state when it starts.
+    // reconciles its feeds against the current state when it starts, and
+    // opening the pipeline shreds any erased person's secret left behind.
     drop(state.drain_revocations());
+    drop(state.drain_erased());
     Ok((state, report))
 }
 
@@ -383,13 +415,19 @@ fn writer_loop(
                 subjects: state.subjects.acting(),
             }
             .emit();
-            state.drain_revocations()
+            (state.drain_revocations(), state.drain_erased())
         };
+        let (revocations, erased) = revocations;
         if !revocations.is_empty() {
             let hook = hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(hook) = hook {
                 hook(&revocations);
             }
+        }
+        // Crypto-shredding: the erased people's secrets are destroyed before
+        // the erasure is acknowledged (after the retractions, which need them).
+        if let Err(error) = housekeeping.vault.forget(&erased) {
+            tracing::error!(%error, "Erased people's secrets could not be destroyed on disk; retried at the next start.");
         }
         // With a zero bound, a deletion is compacted away before it is
         // acknowledged.
@@ -420,6 +458,8 @@ struct Housekeeping {
     data_dir: PathBuf,
     segment_bytes: u64,
     erasure_compaction: Duration,
+    vault: Arc<Vault>,
+    on_compacted: Arc<Mutex<Option<CompactionHook>>>,
 }
 
 impl Housekeeping {
@@ -433,6 +473,8 @@ impl Housekeeping {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
             let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
             *guard = rebuilt;
+            // The destroyed secrets leave the vault file with the log.
+            self.vault.compact()?;
             Ok(report)
         });
         match outcome {
@@ -447,6 +489,10 @@ impl Housekeeping {
                     millis = started.elapsed().as_millis() as u64,
                     "Log compacted: erased subjects removed."
                 );
+                let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
             }
             Err(error) => tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log."),
         }

@@ -141,6 +141,18 @@ impl Subjects {
     }
 }
 
+/// Why a person's earlier disclosures must be withdrawn: emitted by state,
+/// consumed by the outputs that disclosed (the partner feeds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub subject: Pseudonym,
+    /// Purposes affected.
+    pub purposes: Vec<Purpose>,
+    /// Only this partner's disclosures (an unlinking); `None`: every partner.
+    pub partner: Option<String>,
+    pub reason: &'static str,
+}
+
 /// Bookkeeping that is neither a processor nor the registry.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Housekeeping {
@@ -161,8 +173,11 @@ pub struct State {
     pub audiences: Audiences,
     /// Withdrawals of earlier disclosures caused by records applied since
     /// the last drain (refusals, bans, unlinkings, account deletions). Not
-    /// snapshotted: the writer hands them to the feeds before acknowledging.
-    pub revocations: Vec<crate::outputs::feeds::Revocation>,
+    /// snapshotted: the writer hands them to the outputs before acknowledging.
+    pub revocations: Vec<Withdrawal>,
+    /// People erased since the last drain: the writer destroys their secrets
+    /// (`vault/`) before acknowledging. Not snapshotted.
+    erased: Vec<Pseudonym>,
     pub housekeeping: Housekeeping,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
@@ -290,24 +305,31 @@ impl State {
         self.links.remove_subject(subject);
         self.abuse.remove_subject(subject);
         self.audiences.remove_subject(subject);
+        if let Some(record) = self.subjects.get(subject) {
+            self.erased.push(record.pseudonym);
+        }
         self.subjects.erase(subject);
         self.housekeeping.erasures_pending += 1;
     }
 
     fn revoke(&mut self, subject: u32, purposes: Vec<Purpose>, partner: Option<String>, reason: &'static str) {
         if let Some(record) = self.subjects.get(subject) {
-            let subject = record.pseudonym.record_handle();
-            self.revocations.push(crate::outputs::feeds::Revocation { subject, purposes, partner, reason });
+            self.revocations.push(Withdrawal { subject: record.pseudonym, purposes, partner, reason });
         }
     }
 
     /// Takes the revocations of the records applied since the last call
     /// (bans included).
-    pub fn drain_revocations(&mut self) -> Vec<crate::outputs::feeds::Revocation> {
+    pub fn drain_revocations(&mut self) -> Vec<Withdrawal> {
         for subject in self.abuse.drain_newly_banned() {
             self.revoke(subject, vec![Purpose::Product, Purpose::Ads], None, "banned");
         }
         std::mem::take(&mut self.revocations)
+    }
+
+    /// Takes the people erased since the last call.
+    pub fn drain_erased(&mut self) -> Vec<Pseudonym> {
+        std::mem::take(&mut self.erased)
     }
 
     fn apply_control(&mut self, control: &Control) {

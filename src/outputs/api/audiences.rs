@@ -188,7 +188,7 @@ pub async fn get_partner_audience(
             disclosed.push(subject);
         }
     }
-    super::audit_disclosure(
+    let handles = super::audit_disclosure(
         &app,
         &state,
         &partner,
@@ -201,7 +201,7 @@ pub async fn get_partner_audience(
         .iter()
         .zip(&answer.members)
         .map(|(subject, account)| {
-            let id = state.subjects.get(*subject).map(|r| r.pseudonym.record_handle()).unwrap_or_default();
+            let id = handles.get(subject).cloned().unwrap_or_default();
             (account.clone(), None, Some(answer.business.clone()), vec![id])
         })
         .collect();

@@ -157,8 +157,23 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The per-person secrets of `subjects` (dense indexes), minted when new;
+/// every identifier that leaves about them is derived from these.
+pub(crate) fn subject_secrets(
+    app: &AppState,
+    state: &crate::state::State,
+    subjects: &[u32],
+) -> Result<std::collections::HashMap<u32, crate::vault::SubjectSecret>, error::ApiError> {
+    let known: Vec<(u32, crate::contract::Pseudonym)> =
+        subjects.iter().filter_map(|&s| state.subjects.get(s).map(|r| (s, r.pseudonym))).collect();
+    let pseudonyms: Vec<crate::contract::Pseudonym> = known.iter().map(|(_, p)| *p).collect();
+    let secrets = app.pipeline.vault().secrets_for(&pseudonyms).map_err(error::ApiError::internal)?;
+    Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
+}
+
 /// Records a disclosure of `subjects` (dense indexes) to a partner before
 /// the response leaves; a disclosure that cannot be audited is not made.
+/// Returns each subject's `r_` handle (for the feeds ledger).
 pub(crate) fn audit_disclosure(
     app: &AppState,
     state: &crate::state::State,
@@ -167,16 +182,20 @@ pub(crate) fn audit_disclosure(
     kind: &str,
     subjects: impl IntoIterator<Item = u32>,
     at_ms: i64,
-) -> Result<(), error::ApiError> {
-    let ids: Vec<String> =
-        subjects.into_iter().filter_map(|s| state.subjects.get(s).map(|r| r.pseudonym.record_handle())).collect();
+) -> Result<std::collections::HashMap<u32, String>, error::ApiError> {
+    let subjects: Vec<u32> = subjects.into_iter().collect();
+    let handles: std::collections::HashMap<u32, String> = subject_secrets(app, state, &subjects)?
+        .into_iter()
+        .map(|(subject, secret)| (subject, secret.record_handle()))
+        .collect();
+    let ids: Vec<String> = subjects.iter().filter_map(|s| handles.get(s).cloned()).collect();
     if ids.is_empty() {
-        return Ok(());
+        return Ok(handles);
     }
     app.audit
         .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, ids)
-        .map(|_| ())
-        .map_err(error::ApiError::internal)
+        .map_err(error::ApiError::internal)?;
+    Ok(handles)
 }
 
 /// A page size from `?limit=`: `default` when absent, else 1..=`max`.

@@ -149,7 +149,8 @@ pub async fn get_feed(
             let view = SecurityRecordView {
                 cursor: cursor as u64,
                 partner_id: record.partner_account.clone(),
-                handle: state.subjects.get(record.subject).map(|r| handle_key.handle(&r.pseudonym)).unwrap_or_default(),
+                // Filled below from the person's secret, once the page is known.
+                handle: String::new(),
                 action: match record.status {
                     crate::processors::abuse::Status::Banned => "ban".to_string(),
                     other => other.as_str().to_string(),
@@ -169,6 +170,10 @@ pub async fn get_feed(
                 }
             }
         }
+    }
+    let secrets = super::subject_secrets(&app, &state, &disclosed)?;
+    for (view, subject) in records.iter_mut().zip(&disclosed) {
+        view.handle = secrets.get(subject).map(|secret| secret.partner_handle(handle_key)).unwrap_or_default();
     }
     super::audit_disclosure(&app, &state, &partner, purpose, "security_feed", disclosed, at_ms)?;
     Ok(Json(SecurityFeedPage { records, next }).into_response())
@@ -282,8 +287,8 @@ pub async fn get_suggestions(
         limit,
     );
     let involved = found.iter().map(|s| s.subject).chain((!found.is_empty()).then_some(owner));
-    super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
-    let id_of = |subject: u32| state.subjects.get(subject).map(|r| r.pseudonym.record_handle()).unwrap_or_default();
+    let handles = super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
+    let id_of = |subject: u32| handles.get(&subject).cloned().unwrap_or_default();
     let items = found
         .iter()
         .map(|s| (partner_id.clone(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))

@@ -103,7 +103,7 @@ pub async fn get_report(
     app.tokens.require(&headers, &[Role::SubjectService])?;
     let pseudonym = parse_subject(&subject)?;
     let state = app.pipeline.state();
-    let report = build_report(&state, app.pipeline.policy(), &app.audit, &pseudonym, now_ms())?;
+    let report = build_report(&state, app.pipeline.policy(), &app.audit, app.pipeline.vault(), &pseudonym, now_ms())?;
     Ok(Json(report.into_inner()))
 }
 
@@ -112,12 +112,17 @@ pub fn build_report(
     state: &crate::state::State,
     policy: &crate::consent::Policy,
     audit: &crate::outputs::audit::AuditLog,
+    vault: &crate::vault::Vault,
     pseudonym: &crate::contract::Pseudonym,
     at_ms: i64,
 ) -> Result<crate::gate::Gated<SubjectReport>, ApiError> {
-    let disclosures = audit
-        .records_about(&pseudonym.record_handle())
-        .map_err(ApiError::internal)?
+    // Nothing was disclosed about a person without a secret; a person erased
+    // before has a new one, so the old life's records are not theirs.
+    let disclosures = match vault.existing(pseudonym) {
+        Some(secret) => audit.records_about(&secret.record_handle()).map_err(ApiError::internal)?,
+        None => Vec::new(),
+    };
+    let disclosures = disclosures
         .into_iter()
         .map(|record| Disclosure {
             recipient: record.recipient,

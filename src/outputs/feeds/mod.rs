@@ -79,6 +79,25 @@ pub struct Revocation {
     pub reason: &'static str,
 }
 
+impl Revocation {
+    /// The feed revocations of state's withdrawals: each person by the `r_`
+    /// handle of their secret. A person without a secret was never
+    /// disclosed, so has nothing to retract.
+    pub fn from_withdrawals(withdrawals: &[crate::state::Withdrawal], vault: &crate::vault::Vault) -> Vec<Revocation> {
+        withdrawals
+            .iter()
+            .filter_map(|withdrawal| {
+                Some(Revocation {
+                    subject: vault.existing(&withdrawal.subject)?.record_handle(),
+                    purposes: withdrawal.purposes.clone(),
+                    partner: withdrawal.partner.clone(),
+                    reason: withdrawal.reason,
+                })
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("feed file {path}: {source}")]
 pub struct FeedError {
@@ -305,6 +324,48 @@ impl Feeds {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Rewrites every feed file with each withdrawn `add` and every
+    /// `retract` redacted, cursors unchanged: after an erasure no byte of the
+    /// person's partner ids, businesses or handles stays in `feeds/` (their
+    /// adds were all withdrawn when the erasure was acknowledged). Runs
+    /// with the log's compaction; each file is written aside, fsynced and
+    /// renamed over, so a crash leaves the old or the new file.
+    pub fn compact(&self) -> Result<usize, FeedError> {
+        let mut inner = self.lock();
+        let mut redacted = 0;
+        for stream in inner.streams.values_mut() {
+            let mut changed = false;
+            for index in 0..stream.records.len() {
+                let record = &stream.records[index];
+                let withdrawn = record.op != "add" || stream.withdrawn.contains(&record.cursor);
+                if withdrawn && !record.is_redacted() {
+                    stream.records[index] = record.redacted();
+                    changed = true;
+                    redacted += 1;
+                }
+            }
+            if !changed {
+                continue;
+            }
+            let tmp = stream.path.with_extension("ndjson.tmp");
+            let io = |source| FeedError { path: tmp.display().to_string(), source };
+            let mut bytes = Vec::new();
+            for record in &stream.records {
+                bytes.extend_from_slice(&serde_json::to_vec(record).unwrap_or_default());
+                bytes.push(b'\n');
+            }
+            let mut file = File::create(&tmp).map_err(io)?;
+            file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io)?;
+            let io = |source| FeedError { path: stream.path.display().to_string(), source };
+            std::fs::rename(&tmp, &stream.path).map_err(io)?;
+            stream.file = OpenOptions::new().append(true).open(&stream.path).map_err(io)?;
+        }
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| FeedError { path: self.dir.display().to_string(), source })?;
+        Ok(redacted)
     }
 
     /// Every live add, as (partner, purpose, record), for reconciliation.

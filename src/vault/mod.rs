@@ -1,0 +1,290 @@
+//! Per-person secrets: crypto-shredding.
+//!
+//! Owns: one random 32-byte secret per person, minted the first time an
+//! identifier that leaves the core is needed for them, kept in
+//! `<data>/vault/secrets.bin`. Every identifier that leaves the core (the
+//! audit log's `r_` handles, a partner's `h_` handles) is derived from it.
+//! Erasure destroys the secret: a tombstone at once, the bytes themselves at
+//! the next compaction. From then on nobody, the operator with the
+//! pseudonym key included, can tie those identifiers to the number again,
+//! and a number that registers after erasure gets a new secret: a new
+//! person with an empty report.
+//! Never: derives an outgoing identifier from the pseudonym alone, or hands
+//! out a secret it has destroyed.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::contract::{prefixed_hex, Pseudonym};
+use crate::edge::PseudonymKey;
+
+/// Sub-directory of the data dir holding the vault.
+pub const VAULT_DIR: &str = "vault";
+const SECRETS_FILE: &str = "secrets.bin";
+/// One record: pseudonym (16 bytes), then the secret (32 bytes; all zero:
+/// a tombstone, the secret is destroyed).
+const RECORD: usize = 16 + 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("vault file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("no randomness for a new secret: {0}")]
+    Random(String),
+}
+
+/// A person's secret. Not `Debug`, `Display` or serialisable: only the
+/// identifiers derived from it leave this module.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SubjectSecret([u8; 32]);
+
+impl SubjectSecret {
+    /// The handle proviso's own records (audit log, feeds ledger) use for
+    /// the person: `r_` + 32 hex.
+    pub fn record_handle(&self) -> String {
+        let hash = blake3::keyed_hash(&blake3::derive_key("proviso 2026 record handle v2", b""), &self.0);
+        prefixed_hex("r_", &hash.as_bytes()[..16])
+    }
+
+    /// The handle one partner sees for the person: `h_` + 32 hex, keyed by
+    /// that partner's key, so no two partners share an identifier.
+    pub fn partner_handle(&self, partner_key: &PseudonymKey) -> String {
+        let hash = blake3::keyed_hash(partner_key.bytes(), &self.0);
+        prefixed_hex("h_", &hash.as_bytes()[..16])
+    }
+}
+
+struct Inner {
+    secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState>,
+    file: File,
+}
+
+/// The per-person secrets of one data dir.
+pub struct Vault {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault { .. }")
+    }
+}
+
+impl Vault {
+    /// Opens (or creates) the vault of `data_dir`. A torn last record (a
+    /// crash mid-append) is cut: its secret was never used, because a
+    /// secret is fsynced before any identifier derived from it is written.
+    pub fn open(data_dir: &Path) -> Result<Vault, VaultError> {
+        let dir = data_dir.join(VAULT_DIR);
+        let path = dir.join(SECRETS_FILE);
+        let io = |source| VaultError::Io { path: path.display().to_string(), source };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes).map_err(io)?;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io(error)),
+        }
+        let whole = bytes.len() - bytes.len() % RECORD;
+        let mut secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState> = HashMap::default();
+        for record in bytes[..whole].chunks_exact(RECORD) {
+            let (pseudonym, secret) = parse_record(record);
+            match secret {
+                Some(secret) => secrets.insert(pseudonym, secret),
+                None => secrets.remove(&pseudonym),
+            };
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        if whole != bytes.len() {
+            file.set_len(whole as u64).map_err(io)?;
+        }
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, file }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn io(&self) -> impl Fn(std::io::Error) -> VaultError + '_ {
+        move |source| VaultError::Io { path: self.path.display().to_string(), source }
+    }
+
+    /// The secret of each person, minting (and fsyncing, once for all) the
+    /// ones not made yet.
+    pub fn secrets_for(&self, pseudonyms: &[Pseudonym]) -> Result<Vec<SubjectSecret>, VaultError> {
+        let mut inner = self.lock();
+        let mut minted = Vec::new();
+        let mut out = Vec::with_capacity(pseudonyms.len());
+        for pseudonym in pseudonyms {
+            let secret = match inner.secrets.get(pseudonym) {
+                Some(secret) => *secret,
+                None => {
+                    let secret = random_secret()?;
+                    inner.secrets.insert(*pseudonym, secret);
+                    minted.extend_from_slice(pseudonym.as_bytes());
+                    minted.extend_from_slice(&secret.0);
+                    secret
+                }
+            };
+            out.push(secret);
+        }
+        if !minted.is_empty() {
+            let written = inner.file.write_all(&minted).and_then(|()| inner.file.sync_data());
+            if let Err(error) = written {
+                // Not durable: forget them, so nothing derived from them leaves.
+                for record in minted.chunks_exact(RECORD) {
+                    inner.secrets.remove(&parse_record(record).0);
+                }
+                return Err(self.io()(error));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `r_` handles of people, minting their secrets when needed.
+    pub fn record_handles(&self, pseudonyms: &[Pseudonym]) -> Result<Vec<String>, VaultError> {
+        Ok(self.secrets_for(pseudonyms)?.iter().map(SubjectSecret::record_handle).collect())
+    }
+
+    /// The person's secret if one was made (nothing was ever disclosed
+    /// about a person without one).
+    pub fn existing(&self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
+        self.lock().secrets.get(pseudonym).copied()
+    }
+
+    /// Destroys the secrets of erased people: a tombstone is fsynced before
+    /// this returns; the bytes leave the file at the next [`Vault::compact`].
+    pub fn forget(&self, pseudonyms: &[Pseudonym]) -> Result<(), VaultError> {
+        let mut inner = self.lock();
+        let mut tombstones = Vec::new();
+        for pseudonym in pseudonyms {
+            if inner.secrets.remove(pseudonym).is_some() {
+                tombstones.extend_from_slice(pseudonym.as_bytes());
+                tombstones.extend_from_slice(&[0; 32]);
+            }
+        }
+        if tombstones.is_empty() {
+            return Ok(());
+        }
+        inner.file.write_all(&tombstones).and_then(|()| inner.file.sync_data()).map_err(self.io())
+    }
+
+    /// Destroys the secrets of everyone `keep` says no longer exists (at
+    /// start, after replaying erasures a crash kept from the vault).
+    pub fn forget_unless(&self, keep: impl Fn(&Pseudonym) -> bool) -> Result<usize, VaultError> {
+        let gone: Vec<Pseudonym> = self.lock().secrets.keys().filter(|p| !keep(p)).copied().collect();
+        self.forget(&gone)?;
+        Ok(gone.len())
+    }
+
+    /// Rewrites the file with the live secrets only (no tombstone, no
+    /// destroyed secret): written aside, fsynced, renamed over, and the
+    /// directory fsynced. Runs with the log's compaction.
+    pub fn compact(&self) -> Result<(), VaultError> {
+        let mut inner = self.lock();
+        let tmp = self.path.with_extension("bin.tmp");
+        let io = |source| VaultError::Io { path: tmp.display().to_string(), source };
+        let mut bytes = Vec::with_capacity(inner.secrets.len() * RECORD);
+        for (pseudonym, secret) in &inner.secrets {
+            bytes.extend_from_slice(pseudonym.as_bytes());
+            bytes.extend_from_slice(&secret.0);
+        }
+        let mut file = File::create(&tmp).map_err(io)?;
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(self.io())?;
+        }
+        inner.file = OpenOptions::new().append(true).open(&self.path).map_err(self.io())?;
+        Ok(())
+    }
+
+    /// People with a live secret.
+    pub fn len(&self) -> usize {
+        self.lock().secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn parse_record(record: &[u8]) -> (Pseudonym, Option<SubjectSecret>) {
+    let mut pseudonym = [0u8; 16];
+    pseudonym.copy_from_slice(&record[..16]);
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(&record[16..RECORD]);
+    let secret = (secret != [0; 32]).then_some(SubjectSecret(secret));
+    (Pseudonym::from_stored(pseudonym), secret)
+}
+
+fn random_secret() -> Result<SubjectSecret, VaultError> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|error| VaultError::Random(error.to_string()))?;
+    if secret == [0; 32] {
+        // All zeros means a tombstone on disk; 2^-256, but never ambiguous.
+        secret[0] = 1;
+    }
+    Ok(SubjectSecret(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(seed: u8) -> Pseudonym {
+        Pseudonym::from_stored([seed; 16])
+    }
+
+    /// Secrets survive a reopen; a forgotten secret is gone for good, the
+    /// same pseudonym later gets a different one, and compaction leaves no
+    /// byte of the destroyed secret or the erased pseudonym in the file.
+    #[test]
+    fn erasure_destroys_the_secret_and_a_new_life_gets_a_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Vault::open(dir.path()).expect("open");
+        let first = vault.record_handles(&[person(1), person(2)]).expect("mint");
+        assert_ne!(first[0], first[1]);
+        assert_eq!(vault.record_handles(&[person(1)]).expect("again"), vec![first[0].clone()], "stable");
+        let old_secret = vault.existing(&person(1)).expect("made").0;
+        vault.forget(&[person(1)]).expect("forget");
+        assert!(vault.existing(&person(1)).is_none());
+        drop(vault);
+        let vault = Vault::open(dir.path()).expect("reopen");
+        assert!(vault.existing(&person(1)).is_none(), "the tombstone survives a reopen");
+        assert_eq!(vault.record_handles(&[person(2)]).expect("kept"), vec![first[1].clone()]);
+        let second = vault.record_handles(&[person(1)]).expect("new life");
+        assert_ne!(second[0], first[0], "a new life is a new person");
+        vault.forget(&[person(1)]).expect("forget again");
+        vault.compact().expect("compact");
+        let bytes = std::fs::read(dir.path().join(VAULT_DIR).join(SECRETS_FILE)).expect("read");
+        assert_eq!(bytes.len(), RECORD, "only person 2 remains");
+        assert!(!bytes.windows(32).any(|w| w == old_secret), "the destroyed secret is gone");
+        assert!(!bytes.windows(16).any(|w| w == person(1).as_bytes()), "so is the erased pseudonym");
+        let partner = PseudonymKey::from_bytes([9; 32]);
+        let other = PseudonymKey::from_bytes([8; 32]);
+        let secret = vault.existing(&person(2)).expect("secret");
+        assert_ne!(secret.partner_handle(&partner), secret.partner_handle(&other), "per partner");
+    }
+
+    /// A torn last record is cut on open.
+    #[test]
+    fn a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Vault::open(dir.path()).expect("open");
+        let handle = vault.record_handles(&[person(3)]).expect("mint");
+        drop(vault);
+        let path = dir.path().join(VAULT_DIR).join(SECRETS_FILE);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[7; 20]).expect("torn");
+        let vault = Vault::open(dir.path()).expect("reopen");
+        assert_eq!(vault.record_handles(&[person(3)]).expect("same"), handle);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), RECORD as u64);
+    }
+}
