@@ -1,16 +1,19 @@
 //! Starts a proviso server: pipeline, tokens, Prometheus recorder, HTTP API.
 //!
-//! Owns: the admin token file, binding the listener, graceful shutdown.
+//! Owns: the admin token file, binding the listener, the accept loop with
+//! its connection cap and header timeout, graceful shutdown.
 //! Never: business logic; it wires together what other modules own.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::Config;
 use crate::outputs::api::auth::{Role, Tokens};
+use crate::outputs::api::error::{ApiError, Code};
 use crate::outputs::api::{router, AppState};
 use crate::pipeline::Pipeline;
 
@@ -121,6 +124,8 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     let app = Arc::new(AppState {
         live: Default::default(),
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        live_streams: Default::default(),
+        limits: config.limits,
         rejected: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         audit,
         feeds,
@@ -197,6 +202,12 @@ fn reconcile_feeds(
 }
 
 /// Serves until `shutdown` resolves, then drains the writer and snapshots.
+///
+/// Each connection holds one of `max_connections` places; one more is
+/// answered 503 `too_many_connections` and closed. A connection that has not
+/// sent a whole request head within `header_timeout_seconds` (including an
+/// idle kept-alive one) is closed, and a request body that stalls for
+/// `body_idle_timeout_seconds` ends the request with 408.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<AppState>,
@@ -204,17 +215,98 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let pipeline = app.pipeline.clone();
     let closing = app.closing.clone();
+    let limits = app.limits;
+    let service = router(app);
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds));
+    let body_idle = Duration::from_secs(limits.body_idle_timeout_seconds);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+            tokio::spawn(refuse_connection(stream));
+            continue;
+        };
+        let router = service.clone();
+        let per_request = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let request = crate::outputs::api::limits::with_idle_timeout(request, body_idle);
+            tower_service::Service::call(&mut router.clone(), request)
+        });
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), per_request));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "Connection ended with an error.");
+            }
+            drop(place);
+        });
+    }
     // Streams (GET /v1/live) end when shutdown begins, so draining waits
     // only for ordinary requests.
-    let shutdown = async move {
-        shutdown.await;
-        closing.store(true, std::sync::atomic::Ordering::Relaxed);
-    };
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await.map_err(ServerError::Serve)?;
+    closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(listener);
+    graceful.shutdown().await;
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
     Ok(())
+}
+
+/// Answers a connection over the cap with 503 and the standard error body,
+/// then closes it. The request it may have sent is read and discarded for
+/// up to a second first, so the close does not reset the connection before
+/// the client reads the answer.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    static ANSWER: OnceLock<Vec<u8>> = OnceLock::new();
+    let answer = ANSWER.get_or_init(|| {
+        let body = ApiError::new(Code::TooManyConnections, "proviso holds its most connections; try again shortly")
+            .body_json();
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             retry-after: 1\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    });
+    let answered = async {
+        stream.write_all(answer).await?;
+        stream.shutdown().await?;
+        let mut discard = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < 64 << 10 {
+            match stream.read(&mut discard).await? {
+                0 => break,
+                n => discarded += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answered).await;
+}
+
+/// After a failed accept: a connection that failed on its own is skipped;
+/// anything else (such as too many open files) is logged and the loop
+/// pauses for a second so it does not spin.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(error.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
+    {
+        return;
+    }
+    tracing::error!(%error, "Accepting a connection failed; retrying in a second.");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 fn load_or_create_admin_token(path: &Path) -> Result<String, ServerError> {

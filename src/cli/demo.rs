@@ -75,7 +75,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     let mut config = Config::resolve(&ServeArgs {
         data: DataArgs { data: Some(command.data.clone()), ..DataArgs::default() },
         listen: Some(command.listen),
-        max_request_bytes: None,
+        ..ServeArgs::default()
     })?;
     let tokens = DemoTokens::new()?;
     tokens.install(&mut config);

@@ -10,6 +10,14 @@ pub const PROVISO_CONFIG: &str = "PROVISO_CONFIG";
 pub const PROVISO_DEFAULT_REGION: &str = "PROVISO_DEFAULT_REGION";
 /// `--max-request-bytes`: largest accepted request body.
 pub const PROVISO_MAX_REQUEST_BYTES: &str = "PROVISO_MAX_REQUEST_BYTES";
+/// `--header-timeout-seconds`: time to send a request head.
+pub const PROVISO_HEADER_TIMEOUT_SECONDS: &str = "PROVISO_HEADER_TIMEOUT_SECONDS";
+/// `--body-idle-timeout-seconds`: longest stall inside a request body.
+pub const PROVISO_BODY_IDLE_TIMEOUT_SECONDS: &str = "PROVISO_BODY_IDLE_TIMEOUT_SECONDS";
+/// `--max-connections`: most connections open at once.
+pub const PROVISO_MAX_CONNECTIONS: &str = "PROVISO_MAX_CONNECTIONS";
+/// `--max-live-streams-per-token`: most `/v1/live` streams per token.
+pub const PROVISO_MAX_LIVE_STREAMS_PER_TOKEN: &str = "PROVISO_MAX_LIVE_STREAMS_PER_TOKEN";
 /// `--policy`: the consent policy file.
 pub const PROVISO_POLICY: &str = "PROVISO_POLICY";
 /// `--rules`: the abuse rules file.
@@ -44,6 +52,10 @@ pub const ALL: &[&str] = &[
     PROVISO_CONFIG,
     PROVISO_DEFAULT_REGION,
     PROVISO_MAX_REQUEST_BYTES,
+    PROVISO_HEADER_TIMEOUT_SECONDS,
+    PROVISO_BODY_IDLE_TIMEOUT_SECONDS,
+    PROVISO_MAX_CONNECTIONS,
+    PROVISO_MAX_LIVE_STREAMS_PER_TOKEN,
     PROVISO_POLICY,
     PROVISO_RULES,
     PROVISO_ADMIN_TOKEN,

@@ -35,6 +35,26 @@ pub const fn default_region() -> &'static str {
 pub const fn default_max_request_bytes() -> u64 {
     64 << 20
 }
+/// Default header timeout: 10 s to send a request head (and the longest a
+/// kept-alive connection may sit idle), ample for any client that is not
+/// holding the connection on purpose.
+pub const fn default_header_timeout_seconds() -> u64 {
+    10
+}
+/// Default idle-body timeout: 30 s without a byte of a request body that is
+/// still owed, generous for slow uplinks.
+pub const fn default_body_idle_timeout_seconds() -> u64 {
+    30
+}
+/// Default connection cap: 512, half the common per-process open-file limit
+/// of 1024, so log segments and other files always have room.
+pub const fn default_max_connections() -> usize {
+    512
+}
+/// Default live streams per token: 4, a few dashboard tabs.
+pub const fn default_max_live_streams_per_token() -> usize {
+    4
+}
 /// Default snapshot interval: every 2M applied records.
 pub const fn default_snapshot_every_records() -> u64 {
     2_000_000
@@ -81,6 +101,22 @@ pub struct ServeArgs {
     /// [default: 67108864]
     #[arg(long, env = env::PROVISO_MAX_REQUEST_BYTES, value_name = "BYTES")]
     pub max_request_bytes: Option<u64>,
+    /// Seconds a client has to send a request head; also the longest a
+    /// kept-alive connection may sit idle. Then it is closed [default: 10]
+    #[arg(long, env = env::PROVISO_HEADER_TIMEOUT_SECONDS, value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a request body may stall (no byte arriving) before the
+    /// request gets 408 and the connection is closed [default: 30]
+    #[arg(long, env = env::PROVISO_BODY_IDLE_TIMEOUT_SECONDS, value_name = "SECONDS")]
+    pub body_idle_timeout_seconds: Option<u64>,
+    /// Most connections open at once; each one over gets 503 and is closed
+    /// [default: 512]
+    #[arg(long, env = env::PROVISO_MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Most `GET /v1/live` streams one token may hold open; one more gets
+    /// 429 [default: 4]
+    #[arg(long, env = env::PROVISO_MAX_LIVE_STREAMS_PER_TOKEN, value_name = "N")]
+    pub max_live_streams_per_token: Option<usize>,
 }
 
 /// The config file. Every key is optional; unknown keys are errors.
@@ -91,6 +127,14 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub default_region: Option<String>,
     pub max_request_bytes: Option<u64>,
+    /// See `--header-timeout-seconds`.
+    pub header_timeout_seconds: Option<u64>,
+    /// See `--body-idle-timeout-seconds`.
+    pub body_idle_timeout_seconds: Option<u64>,
+    /// See `--max-connections`.
+    pub max_connections: Option<usize>,
+    /// See `--max-live-streams-per-token`.
+    pub max_live_streams_per_token: Option<usize>,
     pub policy: Option<PathBuf>,
     pub snapshot_every_records: Option<u64>,
     pub segment_bytes: Option<u64>,
@@ -226,11 +270,34 @@ pub struct Config {
     /// How far (seconds) an event time may be ahead of its arrival; later
     /// times are refused, earlier ones ahead of arrival logged as arrival.
     pub max_future_skew_seconds: u64,
+    /// Timeouts and caps on connections and streams.
+    pub limits: ConnectionLimits,
 }
 
 /// Default allowed clock skew of event times: five minutes.
 pub const fn default_max_future_skew_seconds() -> u64 {
     300
+}
+
+/// Timeouts and caps that keep one client from holding the server:
+/// see docs/privacy.md, "Limits".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_timeout_seconds: u64,
+    pub body_idle_timeout_seconds: u64,
+    pub max_connections: usize,
+    pub max_live_streams_per_token: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout_seconds: default_header_timeout_seconds(),
+            body_idle_timeout_seconds: default_body_idle_timeout_seconds(),
+            max_connections: default_max_connections(),
+            max_live_streams_per_token: default_max_live_streams_per_token(),
+        }
+    }
 }
 
 /// Default erasure bound: one hour, so a burst of deletions costs one
@@ -315,6 +382,32 @@ impl Config {
             args.max_request_bytes.or(file.max_request_bytes).unwrap_or(default_max_request_bytes());
         if max_request_bytes < 1024 {
             problems.push(format!("max_request_bytes must be at least 1024, got {max_request_bytes}"));
+        }
+        let defaults = ConnectionLimits::default();
+        let limits = ConnectionLimits {
+            header_timeout_seconds: args
+                .header_timeout_seconds
+                .or(file.header_timeout_seconds)
+                .unwrap_or(defaults.header_timeout_seconds),
+            body_idle_timeout_seconds: args
+                .body_idle_timeout_seconds
+                .or(file.body_idle_timeout_seconds)
+                .unwrap_or(defaults.body_idle_timeout_seconds),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(defaults.max_connections),
+            max_live_streams_per_token: args
+                .max_live_streams_per_token
+                .or(file.max_live_streams_per_token)
+                .unwrap_or(defaults.max_live_streams_per_token),
+        };
+        for (name, value) in [
+            ("header_timeout_seconds", limits.header_timeout_seconds),
+            ("body_idle_timeout_seconds", limits.body_idle_timeout_seconds),
+            ("max_connections", limits.max_connections as u64),
+            ("max_live_streams_per_token", limits.max_live_streams_per_token as u64),
+        ] {
+            if value == 0 {
+                problems.push(format!("{name} must be at least 1"));
+            }
         }
         let mut tokens = file.tokens.clone();
         for (variable, role) in [
@@ -408,6 +501,7 @@ impl Config {
             audience,
             erasure_compaction_seconds,
             max_future_skew_seconds,
+            limits,
             data_dir: args.data.data.clone().or(file.data).unwrap_or_else(default_data_dir),
             listen: args.listen.or(file.listen).unwrap_or_else(default_listen),
             default_region,
@@ -535,6 +629,40 @@ mod tests {
         assert!(text.contains("max_request_bytes"), "{text}");
         assert!(text.contains("role `root`"), "{text}");
         assert!(text.contains("at least 16 characters"), "{text}");
+    }
+
+    /// Connection limits: default < file < flag (clap folds env into the
+    /// flag), and zero is refused.
+    #[test]
+    fn connection_limits_layer_and_refuse_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("proviso.toml");
+        std::fs::write(&path, "max_connections = 7\nheader_timeout_seconds = 3\n").expect("write");
+        let config = Config::resolve(&ServeArgs {
+            data: DataArgs { config: Some(path.clone()), ..DataArgs::default() },
+            header_timeout_seconds: Some(5),
+            ..ServeArgs::default()
+        })
+        .expect("resolves");
+        assert_eq!(
+            config.limits,
+            ConnectionLimits {
+                header_timeout_seconds: 5,
+                body_idle_timeout_seconds: default_body_idle_timeout_seconds(),
+                max_connections: 7,
+                max_live_streams_per_token: default_max_live_streams_per_token(),
+            }
+        );
+        let error = Config::resolve(&ServeArgs {
+            data: DataArgs { config: Some(path), ..DataArgs::default() },
+            max_live_streams_per_token: Some(0),
+            body_idle_timeout_seconds: Some(0),
+            ..ServeArgs::default()
+        })
+        .expect_err("zero is refused");
+        let text = error.to_string();
+        assert!(text.contains("max_live_streams_per_token must be at least 1"), "{text}");
+        assert!(text.contains("body_idle_timeout_seconds must be at least 1"), "{text}");
     }
 
     #[test]

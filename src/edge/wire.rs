@@ -248,7 +248,9 @@ impl<'de> Visitor<'de> for EventVisitor {
 }
 
 fn unknown_field(key: &str) -> EdgeError {
-    let printable = key.len() <= 32 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    // Only a word shaped like a field name is quoted: never digits, which
+    // could be (part of) a number sent as a key.
+    let printable = key.len() <= 32 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
     let message = if printable {
         match suggest(key) {
             Some(near) => format!("unknown field `{key}` (did you mean `{near}`?)"),

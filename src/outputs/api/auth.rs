@@ -94,18 +94,11 @@ impl Tokens {
 
     /// Like [`Tokens::require`], returning the whole caller.
     pub fn caller(&self, headers: &HeaderMap, admitted: &[Role]) -> Result<Caller, ApiError> {
-        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-            return Err(ApiError::new(Code::MissingToken, "missing `Authorization: Bearer <token>` header"));
-        };
-        let token =
-            value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).ok_or_else(|| {
-                ApiError::new(Code::InvalidToken, "the Authorization header must be `Bearer <token>`")
-            })?;
-        let hash = blake3::hash(token.trim().as_bytes());
+        let hash = token_hash(headers)?;
         // Compare against every known hash so timing does not reveal a prefix.
         let mut found = None;
         for (known, caller) in &self.by_hash {
-            if blake3::Hash::from(*known) == hash {
+            if blake3::Hash::from(*known) == blake3::Hash::from(hash) {
                 found = Some(caller);
             }
         }
@@ -121,4 +114,18 @@ impl Tokens {
             ))
         }
     }
+}
+
+/// The BLAKE3 hash of the bearer token in `headers`: what [`Tokens`] keys
+/// callers by, and what per-token limits count by (never the token itself).
+pub fn token_hash(headers: &HeaderMap) -> Result<[u8; 32], ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(ApiError::new(Code::MissingToken, "missing `Authorization: Bearer <token>` header"));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(Code::InvalidToken, "the Authorization header must be `Bearer <token>`"))?;
+    Ok(*blake3::hash(token.trim().as_bytes()).as_bytes())
 }

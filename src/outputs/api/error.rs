@@ -30,6 +30,16 @@ pub enum Code {
     BudgetSpent,
     Unavailable,
     Internal,
+    /// A request body stopped arriving for longer than the idle-body timeout.
+    RequestTimeout,
+    /// The server holds its most connections; sent before closing one more.
+    TooManyConnections,
+    /// The token holds its most `/v1/live` streams.
+    TooManyStreams,
+    MethodNotAllowed,
+    /// The framework could not read the request (e.g. a path segment that is
+    /// not UTF-8).
+    MalformedRequest,
 }
 
 impl Code {
@@ -53,13 +63,18 @@ impl Code {
             Code::BudgetSpent => "budget_spent",
             Code::Unavailable => "unavailable",
             Code::Internal => "internal",
+            Code::RequestTimeout => "request_timeout",
+            Code::TooManyConnections => "too_many_connections",
+            Code::TooManyStreams => "too_many_streams",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::MalformedRequest => "malformed_request",
         }
     }
 
     pub fn kind(self) -> &'static str {
         match self {
             Code::MissingToken | Code::InvalidToken | Code::Forbidden => "auth",
-            Code::Unavailable | Code::Internal => "internal",
+            Code::Unavailable | Code::Internal | Code::TooManyConnections => "internal",
             _ => "invalid_request",
         }
     }
@@ -72,8 +87,10 @@ impl Code {
             Code::SubjectNotFound | Code::RouteNotFound | Code::PartnerNotFound | Code::FeedNotFound => {
                 StatusCode::NOT_FOUND
             }
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::BudgetSpent => StatusCode::TOO_MANY_REQUESTS,
+            Code::Unavailable | Code::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Code::BudgetSpent | Code::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
+            Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -107,6 +124,15 @@ impl ApiError {
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "Request failed inside proviso.");
         ApiError::new(Code::Internal, "internal error; see the server log")
+    }
+}
+
+impl ApiError {
+    /// The standard body of this error as JSON text (for answers written
+    /// outside axum, such as the one sent to a connection over the cap).
+    pub fn body_json(&self) -> String {
+        let body = ErrorBody { message: self.message.clone(), code: self.code.name(), kind: self.code.kind() };
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }
 

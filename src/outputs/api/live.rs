@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Role;
+use super::auth::{token_hash, Role};
 use super::error::{ApiError, Code};
 use super::usage::format_day;
 use super::{now_ms, rfc3339, SharedState};
@@ -218,12 +218,16 @@ fn rate(previous: Option<(Instant, u64)>, now: (Instant, u64)) -> Option<f64> {
 }
 
 /// Live figures as server-sent events (`event: figures`, JSON data), one
-/// update immediately and then every `interval_ms`. Role: analyst.
+/// update immediately and then every `interval_ms`. Role: analyst. Each
+/// token may hold `max_live_streams_per_token` streams at once.
 #[utoipa::path(
     get,
     path = "/v1/live",
     params(LiveQuery),
-    responses((status = 200, body = LiveFigures, content_type = "text/event-stream", description = "a stream of `figures` events")),
+    responses(
+        (status = 200, body = LiveFigures, content_type = "text/event-stream", description = "a stream of `figures` events"),
+        (status = 429, body = super::error::ErrorBody, description = "`too_many_streams`: the token holds its most streams"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_live(
@@ -237,10 +241,13 @@ pub async fn get_live(
     if !(200..=60_000).contains(&interval) {
         return Err(ApiError::new(Code::InvalidQuery, "`interval_ms` must be 200..=60000"));
     }
+    // Held by the stream: its place is freed when the stream is dropped.
+    let place = app.live_streams.open(token_hash(&headers)?, app.limits.max_live_streams_per_token)?;
     // Per stream: the snapshot it last sent (when computed, records) and
     // the rate it last showed.
-    let stream =
-        futures_util::stream::unfold((app, None, 0.0, true), move |(app, previous, shown, first)| async move {
+    let stream = futures_util::stream::unfold(
+        (app, None, 0.0, true, place),
+        move |(app, previous, shown, first, place)| async move {
             if !first {
                 tokio::time::sleep(Duration::from_millis(interval)).await;
             }
@@ -258,7 +265,8 @@ pub async fn get_live(
                 Some(event) => event,
                 None => Event::default().event("error").data("figures unavailable"),
             };
-            Some((Ok(event), (app, Some(snapshot), events_per_second, false)))
-        });
+            Some((Ok(event), (app, Some(snapshot), events_per_second, false, place)))
+        },
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

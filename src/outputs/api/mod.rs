@@ -10,6 +10,7 @@ mod audiences;
 pub mod auth;
 pub mod error;
 mod events;
+pub mod limits;
 pub mod live;
 mod ops;
 mod partners;
@@ -49,6 +50,10 @@ pub struct AppState {
     pub live: live::LiveCache,
     /// Set when the server begins to shut down: open streams end.
     pub closing: Arc<std::sync::atomic::AtomicBool>,
+    /// Open `/v1/live` streams per token.
+    pub live_streams: Arc<limits::LiveStreams>,
+    /// Timeouts and caps on connections and streams.
+    pub limits: crate::config::ConnectionLimits,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -109,7 +114,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
+        // Runs after routing and before the handler's extractors: the
+        // token is checked before any body is read.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::authenticate_first))
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(limits::standard_errors))
         .with_state(state)
 }
 

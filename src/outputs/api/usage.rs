@@ -89,7 +89,12 @@ pub async fn get_active(
     query: Result<Query<ActiveQuery>, QueryRejection>,
 ) -> Result<Json<ActiveResponse>, ApiError> {
     app.tokens.require(&headers, &[Role::Analyst])?;
-    let Query(query) = query.map_err(bad_query)?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(
+            Code::InvalidQuery,
+            "query parameters are from and to (YYYY-MM-DD), window (days) and by (country or platform)",
+        )
+    })?;
     let state = app.pipeline.state();
     Ok(Json(active(&state, &query)?.into_inner()))
 }
@@ -108,13 +113,11 @@ pub async fn get_messages(
     query: Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Json<MessagesResponse>, ApiError> {
     app.tokens.require(&headers, &[Role::Analyst])?;
-    let Query(query) = query.map_err(bad_query)?;
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(Code::InvalidQuery, "query parameters are from and to (YYYY-MM-DD) and by (kind)")
+    })?;
     let state = app.pipeline.state();
     Ok(Json(messages(&state, &query)?.into_inner()))
-}
-
-fn bad_query(rejection: QueryRejection) -> ApiError {
-    ApiError::new(Code::InvalidQuery, format!("invalid query string: {}", rejection.body_text()))
 }
 
 /// Builds the active series from state (shared by the API and `proviso query`).
