@@ -23,7 +23,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 }
 
 pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    crate::log::fsmode::create_private_dir(dir).map_err(io_err(dir))?;
     let mut out = Writer::default();
     out.raw(MAGIC);
     out.u64(state.next_seq);
@@ -65,7 +65,14 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
     let temporary = dir.join("snapshot.tmp");
     {
         use std::io::Write;
-        let mut file = std::fs::File::create(&temporary).map_err(io_err(&temporary))?;
+        let mut file = crate::log::fsmode::private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .map_err(io_err(&temporary))?;
+        // A leftover temporary file keeps its old mode when reopened.
+        crate::log::fsmode::restrict(&temporary).map_err(io_err(&temporary))?;
         file.write_all(&out.bytes).map_err(io_err(&temporary))?;
         file.sync_all().map_err(io_err(&temporary))?;
     }

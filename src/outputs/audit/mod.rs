@@ -8,7 +8,7 @@
 //! `verify`, which names the first altered, removed or reordered record.
 //! Never: rewrites or deletes a past record.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -89,7 +89,7 @@ impl AuditLog {
         let dir = data_dir.join(AUDIT_DIR);
         let path = dir.join(AUDIT_FILE);
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
         let (next_seq, last_hash) = match verify(&path)? {
             Verified { records, last_hash, first_bad: None } => (records, last_hash),
             Verified { first_bad: Some(problem), .. } => {
@@ -105,7 +105,7 @@ impl AuditLog {
                 }
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
         Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash }), by_purpose: Mutex::new(by_purpose) })
     }
 

@@ -107,7 +107,8 @@ impl Feeds {
     /// Opens the feeds in `data_dir`, rebuilding the live ledger.
     pub fn open(data_dir: &Path) -> Result<Feeds, FeedError> {
         let dir = data_dir.join(FEEDS_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
+        crate::log::fsmode::create_private_dir(&dir)
+            .map_err(|source| FeedError { path: dir.display().to_string(), source })?;
         let feeds = Feeds { dir: dir.clone(), inner: Mutex::new(Inner::default()) };
         let entries =
             std::fs::read_dir(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
@@ -230,7 +231,7 @@ impl Feeds {
         let stream_key = (partner.to_string(), purpose);
         if !inner.streams.contains_key(&stream_key) {
             let path = self.dir.join(format!("{partner}.{}.ndjson", purpose.as_str()));
-            let file = OpenOptions::new()
+            let file = crate::log::fsmode::private_file()
                 .create(true)
                 .append(true)
                 .open(&path)
