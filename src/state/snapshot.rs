@@ -1,6 +1,6 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP2`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP3`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links and abuse state as one postcard blob each. A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
@@ -16,7 +16,8 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
-const MAGIC: &[u8; 8] = b"PRVSNAP2";
+/// Version 3: audience budgets per advertiser.
+const MAGIC: &[u8; 8] = b"PRVSNAP3";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.display().to_string(), source }
@@ -159,7 +160,8 @@ mod tests {
             let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
             state.apply_event(seq as u64, &event);
         }
-        state.audiences.spend("shop", 1, 500_000);
+        state.audiences.spend(Some("acme"), "shop", 1, 500_000);
+        state.audiences.spend(None, "shop", 1, 250_000);
         let dir = tempfile::tempdir().expect("tempdir");
         save_snapshot(&state, dir.path()).expect("save");
         let loaded = load_snapshot(dir.path()).expect("loads without error").expect("present");
@@ -168,7 +170,8 @@ mod tests {
         let one = loaded.subjects.lookup(&who(1)).expect("subject 1");
         assert_eq!(loaded.graph.book(one).len(), 2);
         assert_eq!(loaded.audiences.businesses_of(one), vec![("shop", 1)]);
-        assert!((loaded.audiences.spent("shop", 1) - 0.5).abs() < 1e-9);
+        assert!((loaded.audiences.spent("acme", "shop", 1) - 0.75).abs() < 1e-9);
+        assert!((loaded.audiences.spent("beta", "shop", 1) - 0.25).abs() < 1e-9);
         let two = loaded.subjects.lookup(&who(2)).expect("subject 2");
         assert!(loaded.graph.blocked_either_way(one, two));
         let net = loaded.links.partner_index("net").expect("partner");
