@@ -276,14 +276,16 @@ pub fn verify(path: &Path) -> Result<Verified, AuditError> {
 }
 
 /// [`verify`], and whether the log extends `head`: the record at the head's
-/// count still has the head's hash. `Ok(Err(problem))` when the chain is
-/// intact but does not extend the head (rewritten, or cut short of it).
+/// count still has the head's hash. The second value is `Err(problem)` when
+/// the chain is intact but does not extend the head (rewritten, or cut short
+/// of it); a broken chain is reported in `first_bad` alone.
 pub fn verify_extends(path: &Path, head: &Head) -> Result<(Verified, Result<(), String>), AuditError> {
     let walked = walk(path, Some(head.records), &mut |_, _| {})?;
     let verified = walked.verified;
     let extends = match walked.hash_at_head {
         _ if verified.first_bad.is_some() => Ok(()),
         Some(hash) if hash == head.hash => Ok(()),
+        Some(_) if head.records == 0 => Err(format!("the head {head} is not a head: an empty chain's hash is {GENESIS}")),
         Some(hash) => Err(format!(
             "the log does not extend the head {head}: record {} has hash {hash} (the log was rewritten since the head was taken)",
             head.records.wrapping_sub(1)
