@@ -76,7 +76,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     let mut admin_token = None;
     for token in &config.tokens {
         if let Some(role) = Role::parse(&token.role) {
-            tokens.insert(token.token.expose(), role);
+            tokens.insert_named(token.token.expose(), role, &token.name);
             if role == Role::Admin && admin_token.is_none() {
                 admin_token = Some(token.token.expose().to_string());
             }

@@ -1,10 +1,15 @@
-//! `proviso audit verify`.
+//! `proviso audit verify` and `proviso audit head`.
 
+use anyhow::Context;
 use proviso::config::{Config, DataArgs};
-use proviso::outputs::audit::{verify, AUDIT_DIR, AUDIT_FILE};
+use proviso::outputs::audit::{verify, verify_extends, Head, AUDIT_DIR, AUDIT_FILE};
 
 /// Check the disclosure audit log.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  proviso audit verify
+  proviso audit head > audit-head.txt     # keep this file where the data dir's writers cannot
+  proviso audit verify --head \"$(cat audit-head.txt)\"")]
 pub struct AuditCommand {
     #[command(subcommand)]
     pub action: AuditAction,
@@ -13,9 +18,24 @@ pub struct AuditCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditAction {
     /// Verify the hash chain of <data>/audit/disclosures.log: exits non-zero
-    /// and names the first altered, removed or reordered record. Safe while
-    /// the server runs (read-only).
+    /// and names the first altered, removed or reordered record. With
+    /// --head, also proves the log still extends a head printed earlier by
+    /// `proviso audit head`. Safe while the server runs (read-only).
     Verify {
+        /// A head printed earlier by `proviso audit head` (COUNT:HASH): fails
+        /// unless record COUNT-1 still has HASH, which catches a log rewritten
+        /// with a valid chain or cut short
+        #[arg(long, value_name = "COUNT:HASH")]
+        head: Option<Head>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Verify the chain, then print its head as COUNT:HASH (the number of
+    /// records and the last one's hash) on stdout. Keep it where whoever can
+    /// write the data dir cannot: anyone who can write the file can rebuild
+    /// a valid chain, but not one that extends a head kept elsewhere. Safe
+    /// while the server runs (read-only).
+    Head {
         #[command(flatten)]
         data: DataArgs,
     },
@@ -23,28 +43,35 @@ pub enum AuditAction {
 
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command.action {
-        AuditAction::Verify { data } => {
+        AuditAction::Verify { head, data } => {
             let config = Config::resolve_data(&data)?;
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
-            let verified = verify(&path)?;
-            match verified.first_bad {
-                None => {
-                    println!(
-                        "{}: {} records, chain intact (head {})",
-                        path.display(),
-                        verified.records,
-                        verified.last_hash
-                    );
-                    Ok(())
-                }
-                Some(problem) => {
-                    anyhow::bail!(
-                        "{}: {problem}; the {} records before it are intact",
-                        path.display(),
-                        verified.records
-                    )
-                }
+            let (verified, extends) = match &head {
+                Some(head) => verify_extends(&path, head)?,
+                None => (verify(&path)?, Ok(())),
+            };
+            if let Some(problem) = verified.first_bad {
+                anyhow::bail!("{}: {problem}; the {} records before it are intact", path.display(), verified.records);
             }
+            extends.map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+            let extended = head.map(|head| format!("; extends head {head}")).unwrap_or_default();
+            println!(
+                "{}: {} records, chain intact (head {}){extended}",
+                path.display(),
+                verified.records,
+                verified.head()
+            );
+            Ok(())
+        }
+        AuditAction::Head { data } => {
+            let config = Config::resolve_data(&data)?;
+            let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
+            let verified = verify(&path).with_context(|| format!("reading {}", path.display()))?;
+            if let Some(problem) = verified.first_bad {
+                anyhow::bail!("{}: {problem}; no head printed for a broken chain", path.display());
+            }
+            println!("{}", verified.head());
+            Ok(())
         }
     }
 }

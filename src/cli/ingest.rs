@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
 use proviso::config::{Config, DataArgs};
 use proviso::edge::RejectReason;
+use proviso::log::fsmode;
 use proviso::pipeline::{Pipeline, Prepared, Rejection};
 
 /// Load NDJSON events into a data dir.
@@ -27,8 +28,8 @@ pub struct IngestCommand {
     pub input: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Write every rejected line, unchanged, to this file (it may hold the
-    /// numbers or content that caused the rejection: keep it private)
+    /// Write every rejected line, unchanged, to this file, created with mode
+    /// 0600 (it may hold the numbers or content that caused the rejection)
     #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
     /// Bytes per batch handed to the edge workers
@@ -68,6 +69,19 @@ struct Summary {
     events_per_second: f64,
 }
 
+/// Creates (or truncates) the `--rejects` file owner-only (0600): rejected
+/// lines may hold the very numbers or content that got them rejected.
+fn create_rejects_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    let file = fsmode::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    fsmode::restrict(path).with_context(|| format!("making {} private", path.display()))?;
+    Ok(file)
+}
+
 pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     let config = Config::resolve_data(&command.data)?;
     let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if command.input.as_os_str() == "-" {
@@ -79,9 +93,7 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
         (Box::new(file), len)
     };
     let mut rejects_file = match &command.rejects {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
+        Some(path) => Some(std::io::BufWriter::new(create_rejects_file(path)?)),
         None => None,
     };
     let keep_rejected_lines = rejects_file.is_some();

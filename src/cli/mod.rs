@@ -53,7 +53,7 @@ pub enum Command {
     Rebuild(rebuild::RebuildCommand),
     /// Check abuse rules, or backtest them against labelled history
     Rules(rules::RulesCommand),
-    /// Verify the hash-chained disclosure audit log
+    /// Verify the hash-chained disclosure audit log, or print its head to keep
     Audit(audit::AuditCommand),
     /// Rewrite the log without erased (deleted) subjects
     Compact(compact::CompactCommand),

@@ -142,9 +142,13 @@ pub struct FileConfig {
     pub rules: Option<PathBuf>,
     /// Smallest audience ever released (k-anonymity); at least 10.
     pub audience_k: Option<u64>,
-    /// Epsilon charged per noisy audience size.
+    /// Epsilon charged per noisy audience size (default 0.5). Setting it
+    /// turns noise on for every advertiser answer: each one is noised and
+    /// charged, and `noise=false` is refused. Unset, noise is opt-in
+    /// (`noise=true`).
     pub audience_epsilon: Option<f64>,
-    /// Epsilon each business may spend per UTC day on noisy sizes.
+    /// Epsilon each advertiser may spend per business per UTC day on noisy
+    /// sizes (default 2.0).
     pub audience_daily_epsilon: Option<f64>,
     /// Longest time (seconds) an erased subject's events stay in the log.
     pub erasure_compaction_seconds: Option<u64>,
@@ -313,8 +317,11 @@ pub struct AudienceConfig {
     pub k: u64,
     /// Epsilon charged per noisy size (Laplace scale 1/epsilon).
     pub epsilon: f64,
-    /// Epsilon each business may spend per UTC day.
+    /// Epsilon each advertiser may spend per business per UTC day.
     pub daily_epsilon: f64,
+    /// Every advertiser answer is noised and charged (`audience_epsilon`
+    /// is configured); otherwise only answers asked with `noise=true`.
+    pub noise_required: bool,
 }
 
 /// Default k: 100, as ad platforms commonly use.
@@ -327,7 +334,7 @@ pub const MIN_AUDIENCE_K: u64 = 10;
 
 impl Default for AudienceConfig {
     fn default() -> Self {
-        AudienceConfig { k: default_audience_k(), epsilon: 0.5, daily_epsilon: 2.0 }
+        AudienceConfig { k: default_audience_k(), epsilon: 0.5, daily_epsilon: 2.0, noise_required: false }
     }
 }
 
@@ -465,6 +472,7 @@ impl Config {
             problems.push(format!("audience_k must be at least {MIN_AUDIENCE_K}, got {}", audience.k));
         }
         audience.epsilon = file.audience_epsilon.unwrap_or(audience.epsilon);
+        audience.noise_required = file.audience_epsilon.is_some();
         audience.daily_epsilon = file.audience_daily_epsilon.unwrap_or(audience.daily_epsilon);
         if !(audience.epsilon > 0.0 && audience.epsilon <= audience.daily_epsilon) {
             problems.push("audience_epsilon must be positive and at most audience_daily_epsilon".to_string());

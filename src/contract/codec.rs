@@ -10,7 +10,9 @@
 //! service attestation or partner claim; older records were accepted under
 //! the contract of their time, when every link took effect, and decode as
 //! attested by the service). Control records start with [`CONTROL_VERSION`]:
-//! `0xC1, kind u8, ts i64 LE`, then the body.
+//! `0xC1, kind u8, ts i64 LE`, then the body. Budget charges are kind 3
+//! (advertiser first); kind 2 is the older charge naming no advertiser, still
+//! decoded (as `advertiser: None`) so old logs replay.
 
 use super::{
     Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, LinkOrigin, LinkState,
@@ -25,7 +27,10 @@ const CONTROL_VERSION: u8 = 0xC1;
 /// Strings in control records (rules files) may exceed u16: u32 length.
 const CONTROL_RULES: u8 = 0;
 const CONTROL_DECISION: u8 = 1;
+/// A budget charge naming no advertiser (logs written before kind 3).
 const CONTROL_BUDGET: u8 = 2;
+/// A budget charge by one advertiser.
+const CONTROL_ADVERTISER_BUDGET: u8 = 3;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -127,7 +132,8 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
     match &control.body {
         ControlBody::RulesLoaded { .. } => out.push(CONTROL_RULES),
         ControlBody::Decision { .. } => out.push(CONTROL_DECISION),
-        ControlBody::BudgetSpent { .. } => out.push(CONTROL_BUDGET),
+        ControlBody::BudgetSpent { advertiser: None, .. } => out.push(CONTROL_BUDGET),
+        ControlBody::BudgetSpent { advertiser: Some(_), .. } => out.push(CONTROL_ADVERTISER_BUDGET),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -144,7 +150,10 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
             out.push(action.code());
             put_long_str(out, note);
         }
-        ControlBody::BudgetSpent { business, day, epsilon_micros } => {
+        ControlBody::BudgetSpent { advertiser, business, day, epsilon_micros } => {
+            if let Some(advertiser) = advertiser {
+                put_long_str(out, advertiser);
+            }
             put_long_str(out, business);
             out.extend_from_slice(&day.to_le_bytes());
             out.extend_from_slice(&epsilon_micros.to_le_bytes());
@@ -180,7 +189,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             action: reader.code(DecisionAction::from_code, "decision")?,
             note: reader.long_string()?,
         },
-        CONTROL_BUDGET => ControlBody::BudgetSpent {
+        CONTROL_BUDGET | CONTROL_ADVERTISER_BUDGET => ControlBody::BudgetSpent {
+            advertiser: if kind == CONTROL_ADVERTISER_BUDGET { Some(reader.long_string()?) } else { None },
             business: reader.long_string()?,
             day: i32::from_le_bytes(reader.array::<4>()?),
             epsilon_micros: u64::from_le_bytes(reader.array::<8>()?),
@@ -421,7 +431,13 @@ mod tests {
             for body in [
                 ControlBody::RulesLoaded { text: text.clone(), lists: vec![("lists/a.txt".into(), note.clone())] },
                 ControlBody::Decision { subject: pseudonym(s), action: DecisionAction::Clear, note: note.clone() },
-                ControlBody::BudgetSpent { business: note.clone(), day: i32::from(s) - 100, epsilon_micros: ts_ms as u64 },
+                ControlBody::BudgetSpent { advertiser: None, business: note.clone(), day: i32::from(s) - 100, epsilon_micros: ts_ms as u64 },
+                ControlBody::BudgetSpent {
+                    advertiser: Some(text.chars().take(20).collect()),
+                    business: note.clone(),
+                    day: i32::from(s) - 100,
+                    epsilon_micros: ts_ms as u64,
+                },
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();
@@ -432,6 +448,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A budget charge written before budgets were per advertiser (kind 2,
+    /// bytes as that release wrote them) still decodes, naming no advertiser.
+    #[test]
+    fn budget_charges_naming_no_advertiser_decode() {
+        let mut bytes = vec![CONTROL_VERSION, 2];
+        bytes.extend_from_slice(&1_700_000_000_000i64.to_le_bytes());
+        bytes.extend_from_slice(&4u32.to_le_bytes());
+        bytes.extend_from_slice(b"shop");
+        bytes.extend_from_slice(&19_675i32.to_le_bytes());
+        bytes.extend_from_slice(&500_000u64.to_le_bytes());
+        let body = ControlBody::BudgetSpent {
+            advertiser: None,
+            business: "shop".into(),
+            day: 19_675,
+            epsilon_micros: 500_000,
+        };
+        assert_eq!(
+            decode_record(&bytes),
+            Ok(Record::Control(Control { ts_ms: 1_700_000_000_000, body: body.clone() }))
+        );
+        let mut encoded = Vec::new();
+        encode_control(&Control { ts_ms: 1_700_000_000_000, body }, &mut encoded);
+        assert_eq!(encoded, bytes, "a charge naming no advertiser is still written as kind 2");
     }
 
     /// Version-1 partner events (no partner name) still decode, named

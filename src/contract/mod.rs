@@ -386,8 +386,11 @@ pub enum ControlBody {
     /// A reviewer's decision about a subject.
     Decision { subject: Pseudonym, action: DecisionAction, note: String },
     /// Privacy budget spent on a noisy audience size: `epsilon_micros`
-    /// millionths of epsilon for `business` on UTC day `day`.
-    BudgetSpent { business: String, day: i32, epsilon_micros: u64 },
+    /// millionths of epsilon by `advertiser` (the configured name of the
+    /// token that asked, never the token) for `business` on UTC day `day`.
+    /// `advertiser` is `None` only in records written before budgets were
+    /// per advertiser: such a charge counts against every advertiser.
+    BudgetSpent { advertiser: Option<String>, business: String, day: i32, epsilon_micros: u64 },
 }
 
 vocabulary!(

@@ -77,14 +77,7 @@ impl PseudonymKey {
 
 /// Writes a secret file readable by the owner only, durably.
 pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
+    let mut file = crate::log::fsmode::private_file().write(true).create_new(true).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }

@@ -1,6 +1,6 @@
 //! The data dir lock: one proviso process per data dir.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
 pub const LOCK_FILE: &str = "LOCK";
@@ -24,7 +24,8 @@ impl DirLock {
     pub fn acquire(dir: &Path) -> Result<DirLock, LockError> {
         let path = dir.join(LOCK_FILE);
         let io_error = |source| LockError::Io { path: path.display().to_string(), source };
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error)?;
+        let file =
+            super::fsmode::private_file().create(true).truncate(false).write(true).open(&path).map_err(io_error)?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held(dir.display().to_string())),

@@ -1,15 +1,17 @@
 //! Durable event log: append-only segment files, group-committed with fsync.
 //!
 //! Owns: the on-disk framing (`u32 len, u32 crc32, payload`), segment rolling,
-//! torn-tail recovery, replay from a sequence number, and the data dir lock.
+//! torn-tail recovery, replay from a sequence number, the data dir lock, and
+//! owner-only file modes for everything in the data dir ([`fsmode`]).
 //! Never: interprets a payload (that is `contract::codec`) or rewrites an
 //! acknowledged record.
 
+pub mod fsmode;
 mod lock;
 
 pub use lock::{DirLock, LockError};
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -65,7 +67,7 @@ pub struct Log {
 impl Log {
     /// Opens (or creates) the log in `dir`, cutting a torn tail left by a crash.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<Log, LogError> {
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        fsmode::create_private_dir(dir).map_err(io_err(dir))?;
         let segments = list_segments(dir)?;
         let (base, closed_bytes) = match segments.last() {
             Some(&(base, _)) => {
@@ -78,7 +80,7 @@ impl Log {
             None => (0, 0),
         };
         let path = segment_path(dir, base);
-        let mut active = OpenOptions::new()
+        let mut active = fsmode::private_file()
             .create(true)
             .truncate(false)
             .read(true)
@@ -131,7 +133,7 @@ impl Log {
 
     fn roll(&mut self) -> Result<(), LogError> {
         let path = segment_path(&self.dir, self.next_seq);
-        let file = OpenOptions::new().create_new(true).read(true).write(true).open(&path).map_err(io_err(&path))?;
+        let file = fsmode::private_file().create_new(true).read(true).write(true).open(&path).map_err(io_err(&path))?;
         sync_dir(&self.dir)?;
         self.closed_bytes += self.active_len;
         self.active = file;
@@ -323,7 +325,7 @@ mod tests {
         log.append_framed(&framed, 2).expect("append");
         drop(log);
         let path = segment_path(temp.path(), 0);
-        let mut file = OpenOptions::new().append(true).open(&path).expect("open segment");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open segment");
         file.write_all(&[9, 0, 0, 0, 1, 2]).expect("torn write");
         drop(file);
         let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("reopen");

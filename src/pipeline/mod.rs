@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::consent::Policy;
 use crate::contract::{decode_record, Region};
 use crate::edge::{Edge, PseudonymKey};
-use crate::log::{DirLock, Log, LogError};
+use crate::log::{fsmode, DirLock, Log, LogError};
 use crate::state::{load_snapshot, save_snapshot, State};
 use crate::vault::Vault;
 
@@ -119,9 +119,11 @@ impl Pipeline {
     /// replays the log after it, then starts the writer.
     pub fn open(options: PipelineOptions) -> Result<Pipeline, PipelineError> {
         let data_dir = options.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
+        let dir_error = |source| PipelineError::DataDir { path: data_dir.display().to_string(), source };
+        fsmode::create_private_dir(&data_dir).map_err(dir_error)?;
         let lock = DirLock::acquire(&data_dir)?;
+        // A data dir made by an older proviso or under a loose umask: owner only.
+        fsmode::restrict_tree(&data_dir).map_err(dir_error)?;
         compact::recover_interrupted(&data_dir)?;
         let key = match options.pseudonym_key.clone() {
             Some(key) => key,

@@ -348,8 +348,8 @@ impl State {
                 let subject = self.subjects.intern(*subject);
                 self.abuse.decide(subject, control.ts_ms, *action, note, &self.links);
             }
-            ControlBody::BudgetSpent { business, day, epsilon_micros } => {
-                self.audiences.spend(business, *day, *epsilon_micros);
+            ControlBody::BudgetSpent { advertiser, business, day, epsilon_micros } => {
+                self.audiences.spend(advertiser.as_deref(), business, *day, *epsilon_micros);
             }
         }
     }

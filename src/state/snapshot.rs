@@ -16,6 +16,7 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 3: partner claims beside links; audience budgets per advertiser.
 const MAGIC: &[u8; 8] = b"PRVSNAP3";
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
@@ -23,7 +24,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 }
 
 pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    crate::log::fsmode::create_private_dir(dir).map_err(io_err(dir))?;
     let mut out = Writer::default();
     out.raw(MAGIC);
     out.u64(state.next_seq);
@@ -65,7 +66,14 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
     let temporary = dir.join("snapshot.tmp");
     {
         use std::io::Write;
-        let mut file = std::fs::File::create(&temporary).map_err(io_err(&temporary))?;
+        let mut file = crate::log::fsmode::private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .map_err(io_err(&temporary))?;
+        // A leftover temporary file keeps its old mode when reopened.
+        crate::log::fsmode::restrict(&temporary).map_err(io_err(&temporary))?;
         file.write_all(&out.bytes).map_err(io_err(&temporary))?;
         file.sync_all().map_err(io_err(&temporary))?;
     }
@@ -160,7 +168,8 @@ mod tests {
             let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
             state.apply_event(seq as u64, &event);
         }
-        state.audiences.spend("shop", 1, 500_000);
+        state.audiences.spend(Some("acme"), "shop", 1, 500_000);
+        state.audiences.spend(None, "shop", 1, 250_000);
         let dir = tempfile::tempdir().expect("tempdir");
         save_snapshot(&state, dir.path()).expect("save");
         let loaded = load_snapshot(dir.path()).expect("loads without error").expect("present");
@@ -169,7 +178,8 @@ mod tests {
         let one = loaded.subjects.lookup(&who(1)).expect("subject 1");
         assert_eq!(loaded.graph.book(one).len(), 2);
         assert_eq!(loaded.audiences.businesses_of(one), vec![("shop", 1)]);
-        assert!((loaded.audiences.spent("shop", 1) - 0.5).abs() < 1e-9);
+        assert!((loaded.audiences.spent("acme", "shop", 1) - 0.75).abs() < 1e-9);
+        assert!((loaded.audiences.spent("beta", "shop", 1) - 0.25).abs() < 1e-9);
         let two = loaded.subjects.lookup(&who(2)).expect("subject 2");
         assert!(loaded.graph.blocked_either_way(one, two));
         let net = loaded.links.partner_index("net").expect("partner");

@@ -13,7 +13,7 @@
 //! out a secret it has destroyed.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -82,7 +82,7 @@ impl Vault {
         let dir = data_dir.join(VAULT_DIR);
         let path = dir.join(SECRETS_FILE);
         let io = |source| VaultError::Io { path: path.display().to_string(), source };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
         let mut bytes = Vec::new();
         match File::open(&path) {
             Ok(mut file) => {
@@ -100,7 +100,7 @@ impl Vault {
                 None => secrets.remove(&pseudonym),
             };
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
+        let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
         if whole != bytes.len() {
             file.set_len(whole as u64).map_err(io)?;
         }
@@ -195,13 +195,14 @@ impl Vault {
             bytes.extend_from_slice(pseudonym.as_bytes());
             bytes.extend_from_slice(&secret.0);
         }
-        let mut file = File::create(&tmp).map_err(io)?;
+        let mut file =
+            crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
         file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(self.io())?;
         if let Some(dir) = self.path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).map_err(self.io())?;
         }
-        inner.file = OpenOptions::new().append(true).open(&self.path).map_err(self.io())?;
+        inner.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(self.io())?;
         Ok(())
     }
 
@@ -281,7 +282,7 @@ mod tests {
         let handle = vault.record_handles(&[person(3)]).expect("mint");
         drop(vault);
         let path = dir.path().join(VAULT_DIR).join(SECRETS_FILE);
-        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
         file.write_all(&[7; 20]).expect("torn");
         let vault = Vault::open(dir.path()).expect("reopen");
         assert_eq!(vault.record_handles(&[person(3)]).expect("same"), handle);

@@ -61,6 +61,12 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with_config(data, env, "")
+    }
+
+    /// Like [`Server::start_with`], with `extra_config` (top-level keys and
+    /// `[[tokens]]` tables) placed before [`PARTNERS_CONFIG`] in the config file.
+    pub fn start_with_config(data: &Path, env: &[(&str, &str)], extra_config: &str) -> Server {
         let stderr_path = data.with_extension(format!(
             "stderr.{}.log",
             std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
@@ -68,7 +74,7 @@ impl Server {
         let stderr_path = unique(stderr_path);
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let config_path = unique(data.with_extension("config.toml"));
-        std::fs::write(&config_path, PARTNERS_CONFIG).expect("config file");
+        std::fs::write(&config_path, format!("{extra_config}\n{PARTNERS_CONFIG}")).expect("config file");
         let mut cmd = command();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)

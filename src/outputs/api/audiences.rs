@@ -2,8 +2,9 @@
 //! member ids for a partner, only for audiences of at least k people.
 //!
 //! Never: releases a size below k, an identifier to an advertiser, a member
-//! who does not allow ads now or is banned, or a noisy size beyond the
-//! business's daily privacy budget.
+//! who does not allow ads now or is banned, a noisy size beyond the asking
+//! advertiser's daily privacy budget for the business, or an exact size when
+//! noise is configured.
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -23,7 +24,9 @@ use crate::processors::audiences::laplace;
 pub struct AudienceQuery {
     /// Span in days ending today (UTC), 1..=365 (default 30).
     pub days: Option<u32>,
-    /// Add Laplace noise (charged to the business's daily privacy budget).
+    /// Add Laplace noise, charged to the caller's daily privacy budget for
+    /// the business. Always on when the server configures `audience_epsilon`
+    /// (then `false` is refused).
     pub noise: Option<bool>,
 }
 
@@ -39,7 +42,7 @@ pub struct AudienceSize {
     pub k: u64,
     /// Epsilon charged for this answer (0 without noise).
     pub epsilon: f64,
-    /// Budget left today for this business after this answer.
+    /// The caller's budget left today for this business after this answer.
     pub budget_left: f64,
 }
 
@@ -67,11 +70,32 @@ fn round_to_ten(value: f64) -> u64 {
     ((value.max(0.0) / 10.0 + 0.5).floor() * 10.0) as u64
 }
 
+/// Serializes checking and charging budgets, so two concurrent requests
+/// cannot both spend the last of one.
+static CHARGING: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(Default::default);
+
+/// Whether an answer is noised: always when noise is configured
+/// (`audience_epsilon` set; asking `noise=false` then is an error), else
+/// only when asked with `noise=true`.
+fn noised(config: &crate::config::AudienceConfig, asked: Option<bool>) -> Result<bool, ApiError> {
+    match (config.noise_required, asked) {
+        (true, Some(false)) => Err(ApiError::new(
+            Code::InvalidQuery,
+            "this server adds noise to every audience size (audience_epsilon is configured): leave out `noise` or set it to true",
+        )),
+        (true, _) => Ok(true),
+        (false, asked) => Ok(asked == Some(true)),
+    }
+}
+
 /// The size of a business's audience: people with a business message with
 /// it in the span who allow ads now and are not banned. Suppressed below k,
-/// rounded to 10; with `noise=true`, Laplace noise of scale 1/epsilon is
-/// added and epsilon is charged to the business's budget for today (429
-/// `budget_spent` once spent). Role: advertiser.
+/// rounded to 10. A noised answer (every answer when `audience_epsilon` is
+/// configured, else one asked with `noise=true`) adds Laplace noise of scale
+/// 1/epsilon and charges epsilon, suppressed or not, to this advertiser's
+/// budget for this business today (429 `budget_spent` once spent); each
+/// advertiser (a token's configured name) has its own budget. Role:
+/// advertiser.
 #[utoipa::path(
     get,
     path = "/v1/audiences/{business}",
@@ -85,17 +109,21 @@ pub async fn get_size(
     Path(business): Path<String>,
     query: Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AudienceSize>, ApiError> {
-    app.tokens.require(&headers, &[Role::Advertiser])?;
+    let caller = app.tokens.caller(&headers, &[Role::Advertiser])?;
+    let advertiser = caller.budget_holder().to_string();
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are days and noise"))?;
     let days = parse_days(query.days)?;
     let config = app.audience;
+    let noise = noised(&config, query.noise)?;
+    // Held from reading the budget until the charge is committed.
+    let _charging = if noise { Some(CHARGING.lock().await) } else { None };
     let at_ms = now_ms();
     let today = day_of(at_ms);
     let (count, spent) = {
         let state = app.pipeline.state();
         let members = state.audiences.members(&business, today, days);
         let allowed = release_count(&state, app.pipeline.policy(), members.iter(), Purpose::Ads, at_ms);
-        (allowed.get().len() as u64, state.audiences.spent(&business, today))
+        (allowed.get().len() as u64, state.audiences.spent(&advertiser, &business, today))
     };
     let mut answer = AudienceSize {
         business: business.clone(),
@@ -106,31 +134,38 @@ pub async fn get_size(
         epsilon: 0.0,
         budget_left: (config.daily_epsilon - spent).max(0.0),
     };
-    if answer.suppressed {
-        return Ok(Json(answer));
-    }
-    if query.noise != Some(true) {
-        answer.size = Some(round_to_ten(count as f64));
+    if !noise {
+        if !answer.suppressed {
+            answer.size = Some(round_to_ten(count as f64));
+        }
         return Ok(Json(answer));
     }
     if spent + config.epsilon > config.daily_epsilon + 1e-9 {
         return Err(ApiError::new(
             Code::BudgetSpent,
-            "this business's privacy budget for noisy sizes is spent for today (UTC); ask again tomorrow",
+            "your privacy budget for this business's sizes is spent for today (UTC); ask again tomorrow",
         ));
     }
     // Charge the budget durably before answering: a restart never refills it.
     let control = Control {
         ts_ms: at_ms,
-        body: ControlBody::BudgetSpent { business, day: today, epsilon_micros: (config.epsilon * 1e6).round() as u64 },
+        body: ControlBody::BudgetSpent {
+            advertiser: Some(advertiser),
+            business,
+            day: today,
+            epsilon_micros: (config.epsilon * 1e6).round() as u64,
+        },
     };
     let pipeline = app.pipeline.clone();
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_control(control)))
         .await
         .map_err(ApiError::internal)??;
-    let noisy = count as f64 + laplace(1.0 / config.epsilon, fastrand::f64());
     answer.epsilon = config.epsilon;
     answer.budget_left = (config.daily_epsilon - spent - config.epsilon).max(0.0);
+    if answer.suppressed {
+        return Ok(Json(answer));
+    }
+    let noisy = count as f64 + laplace(1.0 / config.epsilon, fastrand::f64());
     if noisy < config.k as f64 {
         answer.suppressed = true;
     } else {

@@ -61,11 +61,25 @@ impl Role {
     }
 }
 
-/// Who is calling: a role, and for partner tokens the partner's name.
+/// Who is calling: a role, for partner tokens the partner's name, and for
+/// tokens from the config the name they were given there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     pub role: Role,
     pub partner: Option<String>,
+    /// The token's configured name (`[[tokens]] name`, or the env variable's
+    /// name in lower case); never the token.
+    pub name: Option<String>,
+}
+
+impl Caller {
+    /// Whose audience budget an answer is charged to: the token's configured
+    /// name, so tokens sharing a name share a budget (rotating a token does
+    /// not refill it); a token without a name (the generated admin token)
+    /// is charged as its role.
+    pub fn budget_holder(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.role.as_str())
+    }
 }
 
 /// Token hashes to callers.
@@ -76,14 +90,22 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn insert(&mut self, token: &str, role: Role) {
-        self.by_hash.insert(*blake3::hash(token.as_bytes()).as_bytes(), Caller { role, partner: None });
+        self.by_hash.insert(*blake3::hash(token.as_bytes()).as_bytes(), Caller { role, partner: None, name: None });
+    }
+
+    /// A token from the config, with the name it was given there.
+    pub fn insert_named(&mut self, token: &str, role: Role, name: &str) {
+        self.by_hash.insert(
+            *blake3::hash(token.as_bytes()).as_bytes(),
+            Caller { role, partner: None, name: Some(name.to_string()) },
+        );
     }
 
     /// A partner network's token.
     pub fn insert_partner(&mut self, token: &str, partner: &str) {
         self.by_hash.insert(
             *blake3::hash(token.as_bytes()).as_bytes(),
-            Caller { role: Role::Partner, partner: Some(partner.to_string()) },
+            Caller { role: Role::Partner, partner: Some(partner.to_string()), name: None },
         );
     }
 

@@ -4,12 +4,17 @@
 //!
 //! Owns: `audit/disclosures.log` in the data dir (NDJSON, one record per
 //! line, each carrying the hash of the previous one), appending durably
-//! before the response leaves, reading a subject's disclosures back, and
-//! `verify`, which names the first altered, removed or reordered record.
-//! Never: rewrites or deletes a past record.
+//! before the response leaves, an in-memory index of record offsets by
+//! subject (built at open, updated on append) for reading a subject's
+//! disclosures back without the append lock, `verify`, which names the first
+//! altered, removed or reordered record, and the chain's [`Head`], which an
+//! operator keeps elsewhere to prove later that the log still extends it.
+//! Never: rewrites or deletes a past record; scans the log under the append
+//! lock.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -68,45 +73,108 @@ pub enum AuditError {
     Broken { path: String, problem: String },
 }
 
+/// The head of the chain: how many records it holds and the last one's
+/// hash. Written `COUNT:HASH` (`proviso audit head`), so an operator can keep
+/// it where the data dir's writers cannot and later check that the log still
+/// extends it ([`verify_extends`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    pub records: u64,
+    /// Hash of record `records - 1` (hex), or the genesis hash when empty.
+    pub hash: String,
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.records, self.hash)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a head is COUNT:HASH as printed by `proviso audit head` (a record count, a colon, 64 hex digits)")]
+pub struct HeadParseError;
+
+impl std::str::FromStr for Head {
+    type Err = HeadParseError;
+
+    fn from_str(text: &str) -> Result<Head, HeadParseError> {
+        let (count, hash) = text.trim().split_once(':').ok_or(HeadParseError)?;
+        let records = count.parse::<u64>().map_err(|_| HeadParseError)?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HeadParseError);
+        }
+        Ok(Head { records, hash: hash.to_ascii_lowercase() })
+    }
+}
+
 struct Tail {
     file: File,
     next_seq: u64,
     last_hash: String,
+    /// Length of the file: where the next record starts.
+    end: u64,
 }
 
-/// The open audit log. Appends are serialized by a mutex.
+/// What is read without the append lock.
+#[derive(Default)]
+struct Index {
+    /// Disclosure records by purpose, since the log began.
+    by_purpose: BTreeMap<String, u64>,
+    /// Short hash of a subject handle -> byte offsets of the records naming
+    /// it, ascending. A hash, so the index holds no handle; a collision only
+    /// costs reading a record that is then skipped.
+    by_subject: HashMap<u64, Vec<u64>>,
+}
+
+impl Index {
+    fn add(&mut self, offset: u64, record: &AuditRecord) {
+        *self.by_purpose.entry(record.purpose.clone()).or_default() += 1;
+        for subject in &record.subjects {
+            let offsets = self.by_subject.entry(subject_key(subject)).or_default();
+            // A record naming a subject twice is listed once.
+            if offsets.last() != Some(&offset) {
+                offsets.push(offset);
+            }
+        }
+    }
+}
+
+fn subject_key(subject: &str) -> u64 {
+    let hash = blake3::hash(subject.as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(key)
+}
+
+/// The open audit log. Appends are serialized by the `tail` mutex; reads
+/// (a subject's records, counts) go through the in-memory index and never
+/// take it, so a report on a long log cannot hold up a disclosure.
 pub struct AuditLog {
     path: PathBuf,
     tail: Mutex<Tail>,
-    /// Disclosure records by purpose, since the log began.
-    by_purpose: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Updated after each append, under the append lock (lock order: tail,
+    /// then index); readers hold it only to copy what they need.
+    index: Mutex<Index>,
 }
 
 impl AuditLog {
     /// Opens (or creates) the log in `data_dir`, verifying the chain so
-    /// appends continue it.
+    /// appends continue it and indexing every record by subject, in one read.
     pub fn open(data_dir: &Path) -> Result<AuditLog, AuditError> {
         let dir = data_dir.join(AUDIT_DIR);
         let path = dir.join(AUDIT_FILE);
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
-        std::fs::create_dir_all(&dir).map_err(io)?;
-        let (next_seq, last_hash) = match verify(&path)? {
-            Verified { records, last_hash, first_bad: None } => (records, last_hash),
-            Verified { first_bad: Some(problem), .. } => {
+        crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
+        let mut index = Index::default();
+        let walked = walk(&path, None, &mut |offset, record| index.add(offset, record))?;
+        let (next_seq, last_hash, end) = match walked {
+            Walked { verified: Verified { records, last_hash, first_bad: None }, end, .. } => (records, last_hash, end),
+            Walked { verified: Verified { first_bad: Some(problem), .. }, .. } => {
                 return Err(AuditError::Broken { path: path.display().to_string(), problem })
             }
         };
-        let mut by_purpose = std::collections::BTreeMap::new();
-        if next_seq > 0 {
-            let file = File::open(&path).map_err(io)?;
-            for line in BufReader::new(file).lines().map_while(Result::ok) {
-                if let Ok(record) = serde_json::from_str::<AuditRecord>(&line) {
-                    *by_purpose.entry(record.purpose).or_default() += 1;
-                }
-            }
-        }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
-        Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash }), by_purpose: Mutex::new(by_purpose) })
+        let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
+        Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash, end }), index: Mutex::new(index) })
     }
 
     pub fn path(&self) -> &Path {
@@ -138,35 +206,45 @@ impl AuditLog {
         line.push(b'\n');
         tail.file.write_all(&line).map_err(|e| self.io(e))?;
         tail.file.sync_data().map_err(|e| self.io(e))?;
+        let offset = tail.end;
+        tail.end += line.len() as u64;
         tail.next_seq += 1;
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, &record);
         tail.last_hash = record.hash;
-        *self.by_purpose.lock().unwrap_or_else(|p| p.into_inner()).entry(record.purpose).or_default() += 1;
         Ok(record.seq)
     }
 
     /// Disclosure records by purpose, since the log began.
-    pub fn counts_by_purpose(&self) -> std::collections::BTreeMap<String, u64> {
-        self.by_purpose.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    pub fn counts_by_purpose(&self) -> BTreeMap<String, u64> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).by_purpose.clone()
     }
 
     fn io(&self, source: std::io::Error) -> AuditError {
         AuditError::Io { path: self.path.display().to_string(), source }
     }
 
-    /// Every record naming `subject`, oldest first.
+    /// Every record naming `subject`, oldest first: read at the offsets the
+    /// index holds, without the append lock (records before the end are
+    /// never rewritten, and an offset is indexed only once its record is
+    /// fully written).
     pub fn records_about(&self, subject: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        let _tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let file = File::open(&self.path).map_err(|e| self.io(e))?;
-        let mut found = Vec::new();
-        for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| self.io(e))?;
-            if !line.contains(subject) {
-                continue;
-            }
-            if let Ok(record) = serde_json::from_str::<AuditRecord>(&line) {
-                if record.subjects.iter().any(|s| s == subject) {
-                    found.push(record);
-                }
+        let offsets = match self.index.lock().unwrap_or_else(|p| p.into_inner()).by_subject.get(&subject_key(subject)) {
+            Some(offsets) => offsets.clone(),
+            None => return Ok(Vec::new()),
+        };
+        let mut reader = BufReader::new(File::open(&self.path).map_err(|e| self.io(e))?);
+        let mut found = Vec::with_capacity(offsets.len());
+        let mut line = String::new();
+        for offset in offsets {
+            reader.seek(SeekFrom::Start(offset)).map_err(|e| self.io(e))?;
+            line.clear();
+            reader.read_line(&mut line).map_err(|e| self.io(e))?;
+            let record = serde_json::from_str::<AuditRecord>(&line).map_err(|_| AuditError::Broken {
+                path: self.path.display().to_string(),
+                problem: format!("no audit record at byte {offset}: the file changed while proviso had it open"),
+            })?;
+            if record.subjects.iter().any(|s| s == subject) {
+                found.push(record);
             }
         }
         Ok(found)
@@ -183,21 +261,77 @@ pub struct Verified {
     pub first_bad: Option<String>,
 }
 
+impl Verified {
+    /// The head of the valid part of the chain.
+    pub fn head(&self) -> Head {
+        Head { records: self.records, hash: self.last_hash.clone() }
+    }
+}
+
 /// Checks the chain: each record's `seq` follows the previous one, its
 /// `prev` is the previous record's hash and its `hash` matches its fields.
 /// A missing file is an empty, valid log.
 pub fn verify(path: &Path) -> Result<Verified, AuditError> {
+    Ok(walk(path, None, &mut |_, _| {})?.verified)
+}
+
+/// [`verify`], and whether the log extends `head`: the record at the head's
+/// count still has the head's hash. The second value is `Err(problem)` when
+/// the chain is intact but does not extend the head (rewritten, or cut short
+/// of it); a broken chain is reported in `first_bad` alone.
+pub fn verify_extends(path: &Path, head: &Head) -> Result<(Verified, Result<(), String>), AuditError> {
+    let walked = walk(path, Some(head.records), &mut |_, _| {})?;
+    let verified = walked.verified;
+    let extends = match walked.hash_at_head {
+        _ if verified.first_bad.is_some() => Ok(()),
+        Some(hash) if hash == head.hash => Ok(()),
+        Some(_) if head.records == 0 => Err(format!("the head {head} is not a head: an empty chain's hash is {GENESIS}")),
+        Some(hash) => Err(format!(
+            "the log does not extend the head {head}: record {} has hash {hash} (the log was rewritten since the head was taken)",
+            head.records.wrapping_sub(1)
+        )),
+        None => Err(format!(
+            "the log does not extend the head {head}: it holds {} records, fewer than the head's {} (records were removed from its end)",
+            verified.records, head.records
+        )),
+    };
+    Ok((verified, extends))
+}
+
+struct Walked {
+    verified: Verified,
+    /// Byte length of the valid records.
+    end: u64,
+    /// The chain's hash after the first `at` records, when asked and reached.
+    hash_at_head: Option<String>,
+}
+
+/// Reads the chain from the start, calling `visit(offset, record)` for each
+/// valid record, up to the first bad one.
+fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) -> Result<Walked, AuditError> {
     let mut verified = Verified { records: 0, last_hash: GENESIS.to_string(), first_bad: None };
+    let mut walked_end = 0u64;
+    let mut hash_at_head = (at == Some(0)).then(|| GENESIS.to_string());
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(verified),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Walked { verified, end: 0, hash_at_head })
+        }
         Err(source) => return Err(AuditError::Io { path: path.display().to_string(), source }),
     };
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| AuditError::Io { path: path.display().to_string(), source })?;
-        let number = index + 1;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    for number in 1u64.. {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|source| AuditError::Io { path: path.display().to_string(), source })?;
+        if read == 0 {
+            break;
+        }
+        let text = line.strip_suffix('\n').unwrap_or(&line);
         let expected = verified.records;
-        let problem = match serde_json::from_str::<AuditRecord>(&line) {
+        let problem = match serde_json::from_str::<AuditRecord>(text) {
             Err(_) => Some(format!("line {number}: not an audit record")),
             Ok(record) if record.seq != expected => Some(format!(
                 "line {number}: record {} where record {expected} was expected (a record was removed, inserted or reordered)",
@@ -210,8 +344,13 @@ pub fn verify(path: &Path) -> Result<Verified, AuditError> {
                 Some(format!("line {number}: record {} was altered (its hash does not match its fields)", record.seq))
             }
             Ok(record) => {
+                visit(walked_end, &record);
+                walked_end += read as u64;
                 verified.records += 1;
                 verified.last_hash = record.hash;
+                if at == Some(verified.records) {
+                    hash_at_head = Some(verified.last_hash.clone());
+                }
                 None
             }
         };
@@ -220,7 +359,7 @@ pub fn verify(path: &Path) -> Result<Verified, AuditError> {
             break;
         }
     }
-    Ok(verified)
+    Ok(Walked { verified, end: walked_end, hash_at_head })
 }
 
 #[cfg(test)]
@@ -253,6 +392,82 @@ mod tests {
         let verified = verify(log.path()).expect("verify");
         assert_eq!((verified.records, verified.first_bad), (6, None));
         assert_eq!(log.records_about(&format!("s_{:032x}", 3)).expect("read").len(), 1);
+    }
+
+    /// A head prints as COUNT:HASH and parses back; the empty head is
+    /// extended by every valid log; malformed heads are refused.
+    #[test]
+    fn head_round_trips_and_the_empty_head_is_always_extended() {
+        let (_dir, log) = log_with(3);
+        let verified = verify(log.path()).expect("verify");
+        let head = verified.head();
+        assert_eq!(head.to_string().parse::<Head>(), Ok(head.clone()));
+        assert_eq!(verify_extends(log.path(), &head).expect("verify").1, Ok(()));
+        let empty: Head = format!("0:{GENESIS}").parse().expect("empty head");
+        assert_eq!(verify_extends(log.path(), &empty).expect("verify").1, Ok(()));
+        for bad in ["", "3", "x:abc", &format!("3:{}", &head.hash[1..]), &format!("-1:{}", head.hash)] {
+            assert_eq!(bad.parse::<Head>(), Err(HeadParseError), "{bad:?}");
+        }
+    }
+
+    /// Every record naming `subject`, found by reading the whole file.
+    fn scanned(path: &Path, subject: &str) -> Vec<AuditRecord> {
+        std::fs::read_to_string(path)
+            .expect("read")
+            .lines()
+            .map(|line| serde_json::from_str::<AuditRecord>(line).expect("record"))
+            .filter(|record| record.subjects.iter().any(|s| s == subject))
+            .collect()
+    }
+
+    /// The per-subject index answers exactly what a scan of the file finds,
+    /// for records from before the open (indexed at open) and after it
+    /// (indexed on append), and for subjects never disclosed.
+    #[test]
+    fn records_about_matches_a_scan_before_and_after_reopen() {
+        let subject = |k: usize| format!("r_{k:032x}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(dir.path()).expect("open");
+        let append = |log: &AuditLog, k: usize| {
+            let subjects = (0..k % 7).map(|j| subject((k + j * 3) % 20)).collect();
+            log.append(k as i64, "partner:net", "product", "suggestions", subjects).expect("append");
+        };
+        for k in 0..300 {
+            append(&log, k);
+        }
+        drop(log);
+        let log = AuditLog::open(dir.path()).expect("reopen");
+        for k in 300..400 {
+            append(&log, k);
+        }
+        let mut total = 0;
+        for k in 0..25 {
+            let expected = scanned(log.path(), &subject(k));
+            assert_eq!(log.records_about(&subject(k)).expect("records"), expected, "subject {k}");
+            total += expected.len();
+        }
+        assert!(total > 300, "the test must cover many records, got {total}");
+        // A substring of a handle is not the handle.
+        assert!(log.records_about("r_0000").expect("records").is_empty());
+    }
+
+    /// Reading a subject's records never waits for the append lock, so a
+    /// report read (however long the log) cannot stall disclosures: here the
+    /// read completes while another holder keeps the append lock.
+    #[test]
+    fn records_about_does_not_take_the_append_lock() {
+        let (_dir, log) = log_with(50);
+        let log = std::sync::Arc::new(log);
+        let tail = log.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let reader = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            let _ = sender.send(reader.records_about(&format!("s_{:032x}", 7)).map(|r| r.len()).ok());
+        });
+        // Generous: the read takes milliseconds; with the lock it never ends.
+        let found = receiver.recv_timeout(std::time::Duration::from_secs(30));
+        drop(tail);
+        assert_eq!(found, Ok(Some(1)), "records_about waited for the append lock");
     }
 
     /// Altering, removing or reordering a record is caught at that record.

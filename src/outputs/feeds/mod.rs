@@ -142,7 +142,8 @@ impl Feeds {
     /// Opens the feeds in `data_dir`, rebuilding the live ledger.
     pub fn open(data_dir: &Path) -> Result<Feeds, FeedError> {
         let dir = data_dir.join(FEEDS_DIR);
-        std::fs::create_dir_all(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
+        crate::log::fsmode::create_private_dir(&dir)
+            .map_err(|source| FeedError { path: dir.display().to_string(), source })?;
         let feeds = Feeds { dir: dir.clone(), inner: Mutex::new(Inner::default()) };
         let entries =
             std::fs::read_dir(&dir).map_err(|source| FeedError { path: dir.display().to_string(), source })?;
@@ -266,7 +267,7 @@ impl Feeds {
         let stream_key = (partner.to_string(), purpose);
         if !inner.streams.contains_key(&stream_key) {
             let path = self.dir.join(format!("{partner}.{}.ndjson", purpose.as_str()));
-            let file = OpenOptions::new()
+            let file = crate::log::fsmode::private_file()
                 .create(true)
                 .append(true)
                 .open(&path)
@@ -356,7 +357,8 @@ impl Feeds {
                 bytes.extend_from_slice(&serde_json::to_vec(record).unwrap_or_default());
                 bytes.push(b'\n');
             }
-            let mut file = File::create(&tmp).map_err(io)?;
+            let mut file =
+                crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
             file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(io)?;
             let io = |source| FeedError { path: stream.path.display().to_string(), source };
             std::fs::rename(&tmp, &stream.path).map_err(io)?;

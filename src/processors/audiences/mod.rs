@@ -1,9 +1,9 @@
 //! Ad audiences: who exchanged messages with which business, by day.
 //!
 //! Owns: per-business, per-day roaring bitmaps of subjects with a
-//! `business_message` (either direction), and the per-business daily
-//! privacy budget spent on noisy sizes (from `BudgetSpent` control records,
-//! so a restart never refills a budget).
+//! `business_message` (either direction), and the daily privacy budget each
+//! advertiser has spent on each business's noisy sizes (from `BudgetSpent`
+//! control records, so a restart never refills a budget).
 //! Never: releases anything: sizes go out through `outputs/api` after the
 //! gate's per-subject check, suppression below k, rounding and noise.
 
@@ -18,8 +18,12 @@ use crate::contract::day_of;
 pub struct Audiences {
     /// Business id -> day -> subjects.
     by_business: HashMap<String, BTreeMap<i32, SerdeBitmap>>,
-    /// (business, UTC day) -> epsilon spent, in millionths.
+    /// (business, UTC day) -> epsilon spent, in millionths, by charges that
+    /// name no advertiser (logged before budgets were per advertiser); they
+    /// count against every advertiser.
     spent: HashMap<(String, i32), u64>,
+    /// (advertiser, business, UTC day) -> epsilon spent, in millionths.
+    spent_by_advertiser: HashMap<(String, String, i32), u64>,
 }
 
 /// A roaring bitmap stored in its portable serialization.
@@ -85,14 +89,25 @@ impl Audiences {
         found
     }
 
-    /// Epsilon already spent on `business` on UTC day `day`.
-    pub fn spent(&self, business: &str, day: i32) -> f64 {
-        self.spent.get(&(business.to_string(), day)).copied().unwrap_or(0) as f64 / 1e6
+    /// Epsilon `advertiser` already spent on `business` on UTC day `day`
+    /// (charges naming no advertiser included).
+    pub fn spent(&self, advertiser: &str, business: &str, day: i32) -> f64 {
+        let shared = self.spent.get(&(business.to_string(), day)).copied().unwrap_or(0);
+        let own =
+            self.spent_by_advertiser.get(&(advertiser.to_string(), business.to_string(), day)).copied().unwrap_or(0);
+        (shared + own) as f64 / 1e6
     }
 
-    /// Records a noisy release (from a `BudgetSpent` control record).
-    pub fn spend(&mut self, business: &str, day: i32, epsilon_micros: u64) {
-        *self.spent.entry((business.to_string(), day)).or_default() += epsilon_micros;
+    /// Records a noisy release (from a `BudgetSpent` control record); `None`
+    /// charges every advertiser.
+    pub fn spend(&mut self, advertiser: Option<&str>, business: &str, day: i32, epsilon_micros: u64) {
+        let spent = match advertiser {
+            Some(advertiser) => {
+                self.spent_by_advertiser.entry((advertiser.to_string(), business.to_string(), day)).or_default()
+            }
+            None => self.spent.entry((business.to_string(), day)).or_default(),
+        };
+        *spent += epsilon_micros;
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -124,10 +139,23 @@ mod tests {
         assert_eq!(members, vec![1, 2]);
         assert_eq!(audiences.members("shop", 20, 1).len(), 1);
         assert!(audiences.members("nobody", 20, 30).is_empty());
-        audiences.spend("shop", 20, 500_000);
-        audiences.spend("shop", 20, 250_000);
-        assert!((audiences.spent("shop", 20) - 0.75).abs() < 1e-9);
-        assert_eq!(audiences.spent("shop", 21), 0.0);
+    }
+
+    /// Each advertiser spends its own budget per business and day; a charge
+    /// naming no advertiser (an old log) counts against all of them.
+    #[test]
+    fn budgets_are_per_advertiser_business_and_day() {
+        let mut audiences = Audiences::default();
+        audiences.spend(Some("acme"), "shop", 20, 500_000);
+        audiences.spend(Some("acme"), "shop", 20, 250_000);
+        audiences.spend(Some("beta"), "shop", 20, 100_000);
+        assert!((audiences.spent("acme", "shop", 20) - 0.75).abs() < 1e-9);
+        assert!((audiences.spent("beta", "shop", 20) - 0.1).abs() < 1e-9);
+        assert_eq!(audiences.spent("acme", "shop", 21), 0.0);
+        assert_eq!(audiences.spent("acme", "other", 20), 0.0);
+        audiences.spend(None, "shop", 20, 1_000_000);
+        assert!((audiences.spent("acme", "shop", 20) - 1.75).abs() < 1e-9);
+        assert!((audiences.spent("gamma", "shop", 20) - 1.0).abs() < 1e-9);
     }
 
     /// Laplace draws are symmetric with mean absolute value equal to the scale.
