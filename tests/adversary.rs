@@ -362,3 +362,65 @@ fn erasure_cuts_every_link_to_a_later_life() {
         );
     }
 }
+
+/// §4: compaction keeps every feed's cursors: a partner resuming its
+/// security feed after an erasure and compaction misses nothing, also
+/// after a restart.
+#[test]
+fn security_feed_cursors_survive_compaction() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let env = [("PROVISO_ERASURE_COMPACTION_SECONDS", "0")];
+    let server = Server::start_with(&data, &env);
+    let ts = common::now_ms() - 60_000;
+    let ban = |server: &Server, k: u32| {
+        let p = phone(k);
+        let lines = [
+            format!(r#"{{"type":"session","ts":{ts},"phone":"{p}","device":"dev-{k}"}}"#),
+            format!(r#"{{"type":"partner_account","ts":{ts},"phone":"{p}","partner_id":"fn-{k}"}}"#),
+        ];
+        assert_eq!(post_as(server, INGEST, &lines)["rejected"], json!([]));
+        let subject = server.subject(&p);
+        let (status, view) = server.post(
+            &format!("/v1/abuse/subjects/{subject}/decision"),
+            Some(REVIEWER),
+            "application/json",
+            br#"{"action":"ban","note":"confirmed"}"#,
+        );
+        assert_eq!(status, 200, "{view}");
+        subject
+    };
+    let read = |server: &Server, after: Option<u64>| -> (Vec<(u64, String)>, Option<u64>) {
+        let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
+        let (status, page) = server.get(&format!("/v1/partners/friendnet/feeds/security{query}"), Some(PARTNER));
+        assert_eq!(status, 200, "{page}");
+        let records = page["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .map(|r| (r["cursor"].as_u64().expect("cursor"), r["partner_id"].as_str().expect("id").to_string()))
+            .collect();
+        (records, page["next"].as_u64())
+    };
+    let erased = ban(&server, 1);
+    ban(&server, 2);
+    let (records, next) = read(&server, None);
+    assert_eq!(records, vec![(0, "fn-1".to_string()), (1, "fn-2".to_string())]);
+    let (status, body) = server.post(&format!("/v1/subjects/{erased}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!((status, body["compacted"].as_bool()), (200, Some(true)), "{body}");
+    ban(&server, 3);
+    // Resuming where it stopped: exactly the new record, at a new cursor.
+    assert_eq!(read(&server, next).0, vec![(2, "fn-3".to_string())]);
+    // From the start: the erased person's cursor is a gap, the rest unmoved.
+    assert_eq!(read(&server, None).0, vec![(1, "fn-2".to_string()), (2, "fn-3".to_string())]);
+    server.stop();
+    // A restart (snapshot) and a rebuild from the log keep them too.
+    let server = Server::start_with(&data, &env);
+    assert_eq!(read(&server, None).0, vec![(1, "fn-2".to_string()), (2, "fn-3".to_string())]);
+    server.stop();
+    std::fs::remove_dir_all(data.join("state")).expect("drop the snapshot");
+    let server = Server::start_with(&data, &env);
+    assert_eq!(read(&server, None).0, vec![(1, "fn-2".to_string()), (2, "fn-3".to_string())]);
+    ban(&server, 4);
+    assert_eq!(read(&server, Some(2)).0, vec![(3, "fn-4".to_string())]);
+}

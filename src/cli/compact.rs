@@ -20,7 +20,12 @@ pub fn run(command: CompactCommand) -> anyhow::Result<()> {
     let config = Config::resolve_data(&command.data)?;
     let dir = &config.data_dir;
     let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
-    let report = compact_log(dir, config.segment_bytes).with_context(|| format!("compacting {}", dir.display()))?;
+    // The security feeds' cursors about erased people are kept as tombstones.
+    let (before, _) = rebuild_state(dir, true).context("reading state before compaction")?;
+    let gaps = before.security_feed_gaps(proviso::clock::now_ms());
+    drop(before);
+    let report = compact_log(dir, config.segment_bytes, gaps.as_slice())
+        .with_context(|| format!("compacting {}", dir.display()))?;
     if report.erased_subjects == 0 {
         println!("nothing to compact: no deleted accounts in {} log records", report.records_before);
         return Ok(());

@@ -31,6 +31,8 @@ const CONTROL_DECISION: u8 = 1;
 const CONTROL_BUDGET: u8 = 2;
 /// A budget charge by one advertiser.
 const CONTROL_ADVERTISER_BUDGET: u8 = 3;
+/// Security feed cursors kept as tombstones across a compaction.
+const CONTROL_FEED_GAPS: u8 = 4;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -134,6 +136,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::Decision { .. } => out.push(CONTROL_DECISION),
         ControlBody::BudgetSpent { advertiser: None, .. } => out.push(CONTROL_BUDGET),
         ControlBody::BudgetSpent { advertiser: Some(_), .. } => out.push(CONTROL_ADVERTISER_BUDGET),
+        ControlBody::SecurityFeedGaps { .. } => out.push(CONTROL_FEED_GAPS),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -157,6 +160,16 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
             put_long_str(out, business);
             out.extend_from_slice(&day.to_le_bytes());
             out.extend_from_slice(&epsilon_micros.to_le_bytes());
+        }
+        ControlBody::SecurityFeedGaps { partners } => {
+            out.extend_from_slice(&(partners.len() as u32).to_le_bytes());
+            for (partner, cursors) in partners {
+                put_long_str(out, partner);
+                out.extend_from_slice(&(cursors.len() as u32).to_le_bytes());
+                for cursor in cursors {
+                    out.extend_from_slice(&cursor.to_le_bytes());
+                }
+            }
         }
     }
 }
@@ -195,6 +208,20 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             day: i32::from_le_bytes(reader.array::<4>()?),
             epsilon_micros: u64::from_le_bytes(reader.array::<8>()?),
         },
+        CONTROL_FEED_GAPS => {
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut partners = Vec::with_capacity(count.min(reader.remaining() / 8));
+            for _ in 0..count {
+                let partner = reader.long_string()?;
+                let cursors_count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+                let mut cursors = Vec::with_capacity(cursors_count.min(reader.remaining() / 8));
+                for _ in 0..cursors_count {
+                    cursors.push(u64::from_le_bytes(reader.array::<8>()?));
+                }
+                partners.push((partner, cursors));
+            }
+            ControlBody::SecurityFeedGaps { partners }
+        }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
     if reader.remaining() != 0 {
@@ -437,6 +464,9 @@ mod tests {
                     business: note.clone(),
                     day: i32::from(s) - 100,
                     epsilon_micros: ts_ms as u64,
+                },
+                ControlBody::SecurityFeedGaps {
+                    partners: vec![(note.clone(), vec![0, u64::from(s), ts_ms as u64]), ("b".into(), vec![])],
                 },
             ] {
                 let control = Control { ts_ms, body };

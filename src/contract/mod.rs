@@ -391,6 +391,11 @@ pub enum ControlBody {
     /// `advertiser` is `None` only in records written before budgets were
     /// per advertiser: such a charge counts against every advertiser.
     BudgetSpent { advertiser: Option<String>, business: String, day: i32, epsilon_micros: u64 },
+    /// Written first by a log compaction: the cursors of each partner's
+    /// security feed that held records about people since erased. Replay
+    /// keeps those cursors as tombstones, so a partner resuming its feed
+    /// after a compaction misses nothing and sees nothing twice.
+    SecurityFeedGaps { partners: Vec<(String, Vec<u64>)> },
 }
 
 vocabulary!(

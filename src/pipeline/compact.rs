@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::{PipelineError, LOG_DIR, STATE_DIR};
-use crate::contract::{encode_control, encode_event, ControlBody, EventBody, Pseudonym, Recipient, Record};
+use crate::contract::{encode_control, encode_event, Control, ControlBody, EventBody, Pseudonym, Recipient, Record};
 use crate::log::{frame_with, Log, LogError};
 
 /// Where the new log is written before the swap.
@@ -52,9 +52,11 @@ pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
 }
 
 /// Rewrites the log in `data_dir` without erased subjects and removes the
-/// snapshot (state must be rebuilt from the new log). The caller holds the
+/// snapshot (state must be rebuilt from the new log). `preamble` (the
+/// security feed gaps of the state being compacted) is written first, and
+/// replaces any gaps record of an earlier compaction. The caller holds the
 /// data dir exclusively (the writer thread, or `proviso compact` with the lock).
-pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport, PipelineError> {
+pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) -> Result<CompactReport, PipelineError> {
     recover_interrupted(data_dir)?;
     let log_dir = data_dir.join(LOG_DIR);
     let mut report = CompactReport::default();
@@ -90,6 +92,10 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
     let mut new_log = Log::open(&new_dir, segment_bytes)?;
     let mut framed = Vec::with_capacity(1 << 20);
     let mut pending = 0u64;
+    for control in preamble {
+        frame_with(&mut framed, |out| encode_control(control, out));
+        pending += 1;
+    }
     let mut write_error: Option<LogError> = None;
     super::replay_records(&log_dir, 0, |seq, record| {
         let kept = match record {
@@ -108,6 +114,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64) -> Result<CompactReport,
             }
             Record::Control(control) => match &control.body {
                 ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
+                ControlBody::SecurityFeedGaps { .. } => None,
                 _ => Some(Record::Control(control)),
             },
         };

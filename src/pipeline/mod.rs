@@ -471,7 +471,8 @@ impl Housekeeping {
     fn compact(&self, log: &mut Log, state: &RwLock<State>) {
         let started = Instant::now();
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
-        let outcome = compact::compact_log(&self.data_dir, self.segment_bytes).and_then(|report| {
+        let gaps = guard.security_feed_gaps(crate::clock::now_ms());
+        let outcome = compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice()).and_then(|report| {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
             let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
             *guard = rebuilt;

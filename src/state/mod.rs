@@ -327,6 +327,21 @@ impl State {
         std::mem::take(&mut self.revocations)
     }
 
+    /// The gaps record a compaction writes first, if any security feed has
+    /// cursors to keep (see [`ControlBody::SecurityFeedGaps`]).
+    pub fn security_feed_gaps(&self, ts_ms: i64) -> Option<Control> {
+        let partners: Vec<(String, Vec<u64>)> = self
+            .abuse
+            .security_gaps()
+            .into_iter()
+            .filter_map(|(index, cursors)| Some((self.links.partner_name(index)?.to_string(), cursors)))
+            .collect();
+        if partners.is_empty() {
+            return None;
+        }
+        Some(Control { ts_ms, body: ControlBody::SecurityFeedGaps { partners } })
+    }
+
     /// Takes the people erased since the last call.
     pub fn drain_erased(&mut self) -> Vec<Pseudonym> {
         std::mem::take(&mut self.erased)
@@ -347,6 +362,12 @@ impl State {
             ControlBody::Decision { subject, action, note } => {
                 let subject = self.subjects.intern(*subject);
                 self.abuse.decide(subject, control.ts_ms, *action, note, &self.links);
+            }
+            ControlBody::SecurityFeedGaps { partners } => {
+                for (partner, cursors) in partners {
+                    let index = self.links.intern(partner);
+                    self.abuse.reserve_cursors(index, cursors);
+                }
             }
             ControlBody::BudgetSpent { advertiser, business, day, epsilon_micros } => {
                 self.audiences.spend(advertiser.as_deref(), business, *day, *epsilon_micros);

@@ -155,6 +155,11 @@ pub struct Abuse {
     subjects: HashMap<u32, SubjectAbuse, foldhash::fast::RandomState>,
     actions: Vec<Action>,
     feeds: Vec<Vec<SecurityRecord>>,
+    /// Security feed cursors to keep as tombstones (records about people
+    /// erased before the last compaction), by partner: filled before the
+    /// next record is appended, so every other record keeps its cursor.
+    #[serde(default)]
+    reserved: HashMap<PartnerIndex, std::collections::BTreeSet<u64>, foldhash::fast::RandomState>,
     /// Newest event time observed: windows older than this minus the
     /// longest retention are swept.
     watermark_ms: i64,
@@ -282,6 +287,54 @@ impl Abuse {
     }
 
     /// A partner's security records, oldest first (index = cursor).
+    /// Keeps `cursors` of the partner's security feed as tombstones (from
+    /// the gaps record a compaction writes first).
+    pub fn reserve_cursors(&mut self, partner: PartnerIndex, cursors: &[u64]) {
+        self.reserved.entry(partner).or_default().extend(cursors.iter().copied());
+        self.fill_reserved(partner);
+    }
+
+    /// Appends a tombstone at every reserved cursor reached (the feed
+    /// exists and ends right before it).
+    fn fill_reserved(&mut self, partner: PartnerIndex) {
+        let index = usize::from(partner);
+        if self.feeds.len() <= index {
+            self.feeds.resize_with(index + 1, Vec::new);
+        }
+        let Some(reserved) = self.reserved.get_mut(&partner) else { return };
+        while reserved.remove(&(self.feeds[index].len() as u64)) {
+            self.feeds[index].push(SecurityRecord {
+                action: u64::MAX,
+                subject: ERASED,
+                partner_account: String::new(),
+                status: Status::Clear,
+                reason: String::new(),
+                ts_ms: 0,
+            });
+        }
+    }
+
+    /// The cursors of each partner's security feed that hold no record any
+    /// more (people erased) or are reserved ahead: what a compaction must
+    /// keep. `(partner index, cursors)`, for partners with any.
+    pub fn security_gaps(&self) -> Vec<(PartnerIndex, Vec<u64>)> {
+        let mut gaps = Vec::new();
+        for (index, feed) in self.feeds.iter().enumerate() {
+            let partner = index as PartnerIndex;
+            let mut cursors: Vec<u64> = feed
+                .iter()
+                .enumerate()
+                .filter(|(_, record)| record.subject == ERASED)
+                .map(|(cursor, _)| cursor as u64)
+                .collect();
+            cursors.extend(self.reserved.get(&partner).into_iter().flatten().copied());
+            if !cursors.is_empty() {
+                gaps.push((partner, cursors));
+            }
+        }
+        gaps
+    }
+
     pub fn security_feed(&self, partner: PartnerIndex) -> &[SecurityRecord] {
         self.feeds.get(usize::from(partner)).map_or(&[], Vec::as_slice)
     }
@@ -550,9 +603,7 @@ impl Abuse {
         if share {
             for (partner, account) in links.links_of(subject) {
                 let index = usize::from(partner);
-                if self.feeds.len() <= index {
-                    self.feeds.resize_with(index + 1, Vec::new);
-                }
+                self.fill_reserved(partner);
                 self.feeds[index].push(SecurityRecord {
                     action: id,
                     subject,
