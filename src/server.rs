@@ -105,7 +105,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
-    let audit = crate::outputs::audit::AuditLog::open(&config.data_dir)?;
+    let audit = Arc::new(crate::outputs::audit::AuditLog::open(&config.data_dir)?);
     let feeds = Arc::new(crate::outputs::feeds::Feeds::open(&config.data_dir)?);
     reconcile_feeds(&pipeline, &feeds, &config.partners)?;
     let hook_feeds = Arc::clone(&feeds);
@@ -116,10 +116,10 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
             tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
         }
     }));
-    let compact_feeds = Arc::clone(&feeds);
-    pipeline.set_compaction_hook(Arc::new(move || match compact_feeds.compact() {
-        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
-        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
+    let (compact_feeds, compact_audit, compact_vault) =
+        (Arc::clone(&feeds), Arc::clone(&audit), Arc::clone(pipeline.vault()));
+    pipeline.set_compaction_hook(Arc::new(move || {
+        compact_outputs(&compact_feeds, &compact_audit, &compact_vault);
     }));
     let app = Arc::new(AppState {
         live: Default::default(),
@@ -148,6 +148,25 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         },
     });
     Ok((Running { addr, pipeline, admin_token_file, admin_token }, listener, app))
+}
+
+/// After the log's compaction: the feeds and the audit log keep no byte of
+/// an erased person's partner ids or handles (see `Feeds::compact`,
+/// `AuditLog::scrub`).
+pub fn compact_outputs(
+    feeds: &crate::outputs::feeds::Feeds,
+    audit: &crate::outputs::audit::AuditLog,
+    vault: &crate::vault::Vault,
+) {
+    match feeds.compact() {
+        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
+        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
+    }
+    let live = vault.live_record_handles();
+    match audit.scrub(|handle| live.contains(handle)) {
+        Ok(scrubbed) => tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests."),
+        Err(error) => tracing::error!(%error, "Audit log could not be scrubbed; retried at the next compaction."),
+    }
 }
 
 /// Retracts every live feed disclosure the gate would refuse now (changes

@@ -335,6 +335,12 @@ fn erasure_cuts_every_link_to_a_later_life() {
     let (_, report) = server.get(&format!("/v1/subjects/{subject}/report"), Some(SUBJECT));
     assert!(!report["disclosures"].as_array().expect("disclosures").is_empty(), "{report}");
 
+    // The audit log names the person by `r_` handles only.
+    let audit = std::fs::read_to_string(data.join("audit").join("disclosures.log")).expect("audit log");
+    let old_handles: Vec<String> =
+        audit.split('"').filter(|part| part.starts_with("r_") && part.len() == 34).map(str::to_string).collect();
+    assert!(!old_handles.is_empty(), "{audit}");
+
     let (status, erased) =
         server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
     assert_eq!((status, erased["compacted"].as_bool()), (200, Some(true)), "{erased}");
@@ -347,20 +353,17 @@ fn erasure_cuts_every_link_to_a_later_life() {
     let second = security_handles(&server);
     assert!(second.iter().all(|h| !first.contains(h)), "a new handle for the new life: {first:?} {second:?}");
     assert_eq!(second.len(), 1, "{second:?}");
-    // And the old handle is nowhere in the data dir but the audit trail of
-    // what was disclosed then (which names a secret nobody holds any more).
+    // No byte of the old life's handles remains anywhere, the audit log
+    // included (its records stay, and the chain still verifies).
     drop(server);
     for file in common::files_under(&data) {
-        if file.components().any(|c| c.as_os_str() == "audit") {
-            continue;
-        }
         let bytes = std::fs::read(&file).expect("read");
-        assert!(
-            !bytes.windows(first[0].len()).any(|w| w == first[0].as_bytes()),
-            "{} holds the old handle",
-            file.display()
-        );
+        for handle in old_handles.iter().chain(&first) {
+            assert!(!bytes.windows(handle.len()).any(|w| w == handle.as_bytes()), "{} holds {handle}", file.display());
+        }
     }
+    let verify = common::command().args(["audit", "verify", "--data"]).arg(&data).output().expect("verify");
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
 
 /// §4: compaction keeps every feed's cursors: a partner resuming its

@@ -206,6 +206,11 @@ impl Vault {
         Ok(())
     }
 
+    /// The `r_` handles of every live secret (who may still be named).
+    pub fn live_record_handles(&self) -> std::collections::HashSet<String> {
+        self.lock().secrets.values().map(SubjectSecret::record_handle).collect()
+    }
+
     /// People with a live secret.
     pub fn len(&self) -> usize {
         self.lock().secrets.len()

@@ -41,7 +41,7 @@ pub struct AppState {
     /// k, epsilon and budget for audience sizes.
     pub audience: crate::config::AudienceConfig,
     /// Every disclosure to a partner is recorded here before it is sent.
-    pub audit: crate::outputs::audit::AuditLog,
+    pub audit: Arc<crate::outputs::audit::AuditLog>,
     /// Product and ads feeds with their retractions.
     pub feeds: Arc<crate::outputs::feeds::Feeds>,
     /// Lines rejected by the edge since start, by reason (for the dashboard).

@@ -38,12 +38,37 @@ pub struct AuditRecord {
     pub purpose: String,
     /// What was disclosed: `security_feed`, `suggestions`, `audience_members`.
     pub kind: String,
-    /// Subject ids involved.
+    /// `r_` handles of the people involved; in a version-2 record, the
+    /// handle of a person erased since is replaced by its digest (`d_`),
+    /// which the hash commits to either way.
     pub subjects: Vec<String>,
     /// Hash of the previous record (hex).
     pub prev: String,
     /// BLAKE3 of `prev` and this record's fields (hex).
     pub hash: String,
+    /// Record version: absent (1) in records written before erasure could
+    /// scrub handles; 2: the hash covers each subject's digest, not the
+    /// handle itself, so a handle can be removed without breaking the chain.
+    #[serde(default = "version_1", skip_serializing_if = "is_version_1")]
+    pub v: u8,
+}
+
+fn version_1() -> u8 {
+    1
+}
+
+fn is_version_1(v: &u8) -> bool {
+    *v == 1
+}
+
+/// The digest a version-2 record's hash commits to for one subject: the
+/// handle's `d_` form, or the entry itself when already scrubbed.
+pub fn subject_digest(subject: &str) -> String {
+    if subject.starts_with("d_") {
+        return subject.to_string();
+    }
+    let hash = blake3::derive_key("proviso 2026 audit subject digest v1", subject.as_bytes());
+    crate::contract::prefixed_hex("d_", &hash[..16])
 }
 
 impl AuditRecord {
@@ -56,7 +81,11 @@ impl AuditRecord {
             &self.recipient,
             &self.purpose,
             &self.kind,
-            &self.subjects.join(","),
+            &if self.v >= 2 {
+                self.subjects.iter().map(|s| subject_digest(s)).collect::<Vec<_>>().join(",")
+            } else {
+                self.subjects.join(",")
+            },
         ] {
             hasher.update(&(field.len() as u64).to_le_bytes());
             hasher.update(field.as_bytes());
@@ -200,6 +229,7 @@ impl AuditLog {
             subjects,
             prev: tail.last_hash.clone(),
             hash: String::new(),
+            v: 2,
         };
         record.hash = record.compute_hash();
         let mut line = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
@@ -212,6 +242,53 @@ impl AuditLog {
         self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, &record);
         tail.last_hash = record.hash;
         Ok(record.seq)
+    }
+
+    /// Replaces, in every version-2 record, each handle `keep` refuses (the
+    /// people erased since) by its digest: the records and their chain stay
+    /// (same hashes, so a kept head still verifies), no byte of the handle
+    /// does. Version-1 records keep their handles, which erasure has made
+    /// untraceable (their secret is destroyed). Written aside, fsynced,
+    /// renamed over; appends wait meanwhile. Returns the handles replaced.
+    pub fn scrub(&self, keep: impl Fn(&str) -> bool) -> Result<usize, AuditError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut records = Vec::new();
+        let walked = walk(&self.path, None, &mut |_, record| records.push(record.clone()))?;
+        if let Some(problem) = walked.verified.first_bad {
+            return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
+        }
+        let mut scrubbed = 0;
+        for record in records.iter_mut().filter(|record| record.v >= 2) {
+            for subject in record.subjects.iter_mut() {
+                if !subject.starts_with("d_") && !keep(subject) {
+                    *subject = subject_digest(subject);
+                    scrubbed += 1;
+                }
+            }
+        }
+        if scrubbed == 0 {
+            return Ok(0);
+        }
+        let mut bytes = Vec::new();
+        let mut index = Index::default();
+        for record in &records {
+            index.add(bytes.len() as u64, record);
+            bytes.extend_from_slice(&serde_json::to_vec(record).map_err(|e| self.io(std::io::Error::other(e)))?);
+            bytes.push(b'\n');
+        }
+        let tmp = self.path.with_extension("log.tmp");
+        let tmp_io = |source| AuditError::Io { path: tmp.display().to_string(), source };
+        let mut file =
+            crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(tmp_io)?;
+        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(tmp_io)?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))?;
+        }
+        tail.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(|e| self.io(e))?;
+        tail.end = bytes.len() as u64;
+        *self.index.lock().unwrap_or_else(|p| p.into_inner()) = index;
+        Ok(scrubbed)
     }
 
     /// Disclosure records by purpose, since the log began.
@@ -499,5 +576,32 @@ mod tests {
         });
         let problem = verify(log.path()).expect("verify").first_bad.expect("caught");
         assert!(problem.contains("record 2 does not follow record 1"), "{problem}");
+    }
+
+    /// Scrubbing replaces the handles of people no longer kept by their
+    /// digests: same length, same hashes, the chain and its head still
+    /// verify, and the kept handles are still found.
+    #[test]
+    fn scrub_removes_handles_and_keeps_the_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open(dir.path()).expect("open");
+        let (gone, kept) = (format!("r_{:032x}", 1), format!("r_{:032x}", 2));
+        log.append(1, "partner:net", "product", "suggestions", vec![gone.clone(), kept.clone()]).expect("append");
+        log.append(2, "partner:net", "ads", "audience_members", vec![gone.clone()]).expect("append");
+        let head = verify(log.path()).expect("verify").head();
+        let size = std::fs::metadata(log.path()).expect("meta").len();
+        assert_eq!(log.scrub(|handle| handle == kept).expect("scrub"), 2);
+        let text = std::fs::read_to_string(log.path()).expect("read");
+        assert!(!text.contains(&gone) && text.contains(&kept), "{text}");
+        assert_eq!(std::fs::metadata(log.path()).expect("meta").len(), size, "offsets unchanged");
+        let (verified, extends) = verify_extends(log.path(), &head).expect("verify");
+        assert_eq!((verified.first_bad, extends), (None, Ok(())));
+        assert_eq!(log.records_about(&kept).expect("read").len(), 1);
+        assert!(log.records_about(&gone).expect("read").is_empty());
+        log.append(3, "partner:net", "product", "suggestions", vec![kept.clone()]).expect("append after");
+        drop(log);
+        let log = AuditLog::open(dir.path()).expect("reopen");
+        assert_eq!(log.records_about(&kept).expect("read").len(), 2);
+        assert_eq!(log.scrub(|handle| handle == kept).expect("again"), 0, "nothing left to scrub");
     }
 }
