@@ -136,15 +136,11 @@ impl Edge {
     fn accept_wire(&self, wire: WireEvent<'_>, source: Source<'_>, arrival_ms: i64) -> Result<Event, EdgeError> {
         let type_name = wire.required_str("type")?;
         let event_type = EventType::parse(type_name).ok_or_else(|| {
-            let shown = if type_name.len() <= 32 && type_name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-                format!("`{type_name}`")
-            } else {
-                "value".to_string()
-            };
+            // The sent name is never quoted back; the accepted ones are.
             EdgeError::new(
                 RejectReason::UnknownType,
                 Some("type"),
-                format!("unknown event type {shown}, expected one of: {}", EventType::expected().trim_end()),
+                format!("unknown event type, expected one of: {}", EventType::expected().trim_end()),
             )
         })?;
         wire.check_fields(event_type)?;

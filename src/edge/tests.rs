@@ -74,7 +74,7 @@ fn schema_errors_name_the_field_and_never_the_value() {
         (
             r#"{"type":"sesion","ts":1767607200000,"phone":"+919812345678"}"#,
             RejectReason::UnknownType,
-            "unknown event type `sesion`",
+            "unknown event type, expected one of: register session",
         ),
         (
             r#"{"type":"session","ts":1767607200000,"phone":"+919812345678","device":"d","devise":"x"}"#,

@@ -248,16 +248,12 @@ impl<'de> Visitor<'de> for EventVisitor {
 }
 
 fn unknown_field(key: &str) -> EdgeError {
-    // Only a word shaped like a field name is quoted: never digits, which
-    // could be (part of) a number sent as a key.
-    let printable = key.len() <= 32 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    let message = if printable {
-        match suggest(key) {
-            Some(near) => format!("unknown field `{key}` (did you mean `{near}`?)"),
-            None => format!("unknown field `{key}`"),
-        }
-    } else {
-        "unknown field".to_string()
+    // The key itself is never quoted (it is what the caller sent, and could
+    // be a name or a number); only the contract's own field names are.
+    let short = key.len() <= 32 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    let message = match short.then(|| suggest(key)).flatten() {
+        Some(near) => format!("unknown field (did you mean `{near}`?)"),
+        None => "unknown field; the fields of each type are listed in the event contract".to_string(),
     };
     EdgeError::new(RejectReason::UnknownField, None, message)
 }
