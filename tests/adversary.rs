@@ -33,6 +33,26 @@ fn reasons(body: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// Person `k` uses the service, the service attests `fn-k`, and a reviewer
+/// bans them (shared with the partner's security feed). Their subject id.
+fn link_and_ban(server: &Server, k: u32, ts: i64) -> String {
+    let p = phone(k);
+    let lines = [
+        format!(r#"{{"type":"session","ts":{ts},"phone":"{p}","device":"dev-{k}"}}"#),
+        format!(r#"{{"type":"partner_account","ts":{ts},"phone":"{p}","partner_id":"fn-{k}"}}"#),
+    ];
+    assert_eq!(post_as(server, INGEST, &lines)["rejected"], json!([]));
+    let subject = server.subject(&p);
+    let (status, view) = server.post(
+        &format!("/v1/abuse/subjects/{subject}/decision"),
+        Some(REVIEWER),
+        "application/json",
+        br#"{"action":"ban","note":"confirmed"}"#,
+    );
+    assert_eq!(status, 200, "{view}");
+    subject
+}
+
 fn resolve_status(server: &Server, phone: &str) -> u16 {
     let body = json!({ "phone": phone }).to_string();
     server.post("/v1/subjects/resolve", Some(SUBJECT), "application/json", body.as_bytes()).0
@@ -302,22 +322,7 @@ fn erasure_cuts_every_link_to_a_later_life() {
     let data = temp.path().join("data");
     let server = Server::start_with(&data, &[("PROVISO_ERASURE_COMPACTION_SECONDS", "0")]);
     let p = phone(7);
-    let life = |server: &Server, ts: i64| -> String {
-        let lines = [
-            format!(r#"{{"type":"session","ts":{ts},"phone":"{p}","device":"dev-7"}}"#),
-            format!(r#"{{"type":"partner_account","ts":{ts},"phone":"{p}","partner_id":"fn-7"}}"#),
-        ];
-        assert_eq!(post_as(server, INGEST, &lines)["rejected"], json!([]));
-        let subject = server.subject(&p);
-        let (status, view) = server.post(
-            &format!("/v1/abuse/subjects/{subject}/decision"),
-            Some(REVIEWER),
-            "application/json",
-            br#"{"action":"ban","note":"confirmed"}"#,
-        );
-        assert_eq!(status, 200, "{view}");
-        subject
-    };
+    let life = |server: &Server, ts: i64| link_and_ban(server, 7, ts);
     let security_handles = |server: &Server| -> Vec<String> {
         let (status, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
         assert_eq!(status, 200, "{feed}");
@@ -376,23 +381,7 @@ fn security_feed_cursors_survive_compaction() {
     let env = [("PROVISO_ERASURE_COMPACTION_SECONDS", "0")];
     let server = Server::start_with(&data, &env);
     let ts = common::now_ms() - 60_000;
-    let ban = |server: &Server, k: u32| {
-        let p = phone(k);
-        let lines = [
-            format!(r#"{{"type":"session","ts":{ts},"phone":"{p}","device":"dev-{k}"}}"#),
-            format!(r#"{{"type":"partner_account","ts":{ts},"phone":"{p}","partner_id":"fn-{k}"}}"#),
-        ];
-        assert_eq!(post_as(server, INGEST, &lines)["rejected"], json!([]));
-        let subject = server.subject(&p);
-        let (status, view) = server.post(
-            &format!("/v1/abuse/subjects/{subject}/decision"),
-            Some(REVIEWER),
-            "application/json",
-            br#"{"action":"ban","note":"confirmed"}"#,
-        );
-        assert_eq!(status, 200, "{view}");
-        subject
-    };
+    let ban = |server: &Server, k: u32| link_and_ban(server, k, ts);
     let read = |server: &Server, after: Option<u64>| -> (Vec<(u64, String)>, Option<u64>) {
         let query = after.map(|a| format!("?after={a}")).unwrap_or_default();
         let (status, page) = server.get(&format!("/v1/partners/friendnet/feeds/security{query}"), Some(PARTNER));

@@ -67,10 +67,11 @@ impl FeedRecord {
 /// One disclosed item: (partner_id, suggested, business, subject ids).
 pub type Disclosed = (String, Option<String>, Option<String>, Vec<String>);
 
-/// Why a subject's earlier disclosures must be withdrawn.
+/// A [`crate::state::Withdrawal`] as the feeds ledger knows the person: by
+/// the `r_` handle of their secret, never by pseudonym.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revocation {
-    /// Subject id (`s_…`).
+    /// The person's `r_` handle.
     pub subject: String,
     /// Purposes affected.
     pub purposes: Vec<Purpose>,
