@@ -162,12 +162,18 @@ fn secret_files_are_owner_only() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !(data.join("admin.token").exists() && data.join("pseudonym.key").exists())
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Started (and so done writing both files and saying where the token
+    // is) once it prints where it listens.
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if line.starts_with("proviso listening on ") {
+                let _ = sender.send(());
+            }
+        }
+    });
+    receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the server starts");
     let _ = child.kill();
     let output = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&output.stderr);
