@@ -4,10 +4,11 @@
 Against a running `proviso serve` with a partner configured for `security`,
 plays --bursts fresh spammers, one at a time. For spammer K:
 
-  a. the partner links its account `bn-K` to the spammer's number
-     (`partner_account`, partner token);
-  b. the service posts one NDJSON batch (ingest token): the spammer's
-     `register` at T, then 29 messages to 29 never-seen numbers, 500 ms
+  a. the partner claims its account `bn-K` for the spammer's number
+     (`partner_account`, partner token): a claim shares nothing;
+  b. the service posts one NDJSON batch (ingest token): its attestation of
+     the same link (`partner_account` naming the partner: the person linked
+     the accounts in the app), the spammer's `register` at T, then 29 messages to 29 never-seen numbers, 500 ms
      apart in event time from T+60 s;
   c. t_send; the 30th message is posted alone; t_ack when its 200 arrives.
      That event fires the default `fresh_account_burst` rule (account < 1h,
@@ -109,7 +110,10 @@ def main():
                 [{"type": "partner_account", "ts": t0, "phone": phone, "partner_id": account}],
                 f"burst {k} partner_account",
             )
-            batch = [{"type": "register", "ts": t0, "phone": phone, "device": f"dev-{k}", "platform": "android"}]
+            batch = [
+                {"type": "partner_account", "ts": t0, "phone": phone, "partner": args.partner, "partner_id": account},
+                {"type": "register", "ts": t0, "phone": phone, "device": f"dev-{k}", "platform": "android"},
+            ]
             for i in range(args.messages - 1):
                 batch.append(
                     {"type": "message", "ts": t0 + 60_000 + i * 500, "phone": phone,
