@@ -302,12 +302,24 @@ def main():
 
     cursor = None
     earlier = {"add": 0, "retract": 0}
+    # A retract names nobody (nor does its add, once withdrawn): it is
+    # matched by the cursor of the add, noted here while the add was live.
+    adds_naming = {}
+
+    def note_adds(records):
+        for record in records:
+            if record["op"] == "add":
+                for account in (record.get("suggested"), record.get("partner_id")):
+                    if account:
+                        adds_naming.setdefault(account, set()).add(record["cursor"])
+
     meter = Meter(args.pid)
     catch_up_started = time.perf_counter()
     catch_up_pages = 0
     while True:
         records, next_cursor = feed(cursor)
         catch_up_pages += 1
+        note_adds(records)
         for record in records:
             earlier[record["op"]] = earlier.get(record["op"], 0) + 1
         if not records or next_cursor == cursor:
@@ -370,11 +382,12 @@ def main():
                 n_polls += 1
                 if next_cursor is not None:
                     cursor = next_cursor
+                note_adds(records)
                 for record in records:
                     if record["op"] == "retract":
                         n_retracts += 1
                         reasons[record.get("reason")] = reasons.get(record.get("reason"), 0) + 1
-                        if found is None and suggested in (record.get("suggested"), record.get("partner_id")):
+                        if found is None and record.get("retracts") in adds_naming.get(suggested, ()):
                             found = record
                             t_found = t_now
                 if found is not None and len(records) < 1000:
@@ -394,9 +407,10 @@ def main():
             )
             if status == 200 and any(item["partner_id"] == suggested for item in json.loads(payload)):
                 still_suggested += 1
-            # Those suggestion calls add records too: skip them.
+            # Those suggestion calls add records too: note them, skip them.
             while True:
                 records, next_cursor = feed(cursor)
+                note_adds(records)
                 if not records or next_cursor == cursor:
                     break
                 cursor = next_cursor
