@@ -123,6 +123,10 @@ fn a_partner_cannot_claim_anyone() {
     let subject5 = server.subject(&phone(5));
     let (_, view) = server.get(&format!("/v1/abuse/subjects/{subject5}"), Some(REVIEWER));
     assert_ne!(view["status"], "review", "an unlinked flag has no effect: {view}");
+    // The person sees the claim held about them, and that it links nothing.
+    let (_, report) = server.get(&format!("/v1/subjects/{subject5}/report"), Some(SUBJECT));
+    assert_eq!(report["partners"], json!([]), "{report}");
+    assert_eq!(report["partner_claims"], json!([{"partner": "friendnet", "account": "fn-5"}]), "{report}");
 
     // A person who registers today and whom the partner claims with a
     // 40-day-old time: the notice runs from the service's own event.

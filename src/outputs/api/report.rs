@@ -82,6 +82,9 @@ pub struct SubjectReport {
     pub held: Held,
     pub consent: ConsentView,
     pub partners: Vec<PartnerLink>,
+    /// Accounts a partner claims are the person's, not attested by the
+    /// messaging service: held, shared with nobody.
+    pub partner_claims: Vec<PartnerLink>,
     /// Every disclosure to a partner that involved the person, oldest first.
     pub disclosures: Vec<Disclosure>,
     pub abuse: AbuseSummary,
@@ -149,13 +152,11 @@ pub fn build_report(
         in_address_books: state.graph.in_degree(index),
         businesses: state.audiences.businesses_of(index).into_iter().map(|(b, d)| (b.to_string(), d)).collect(),
     };
-    let partners = state
-        .links
-        .links_of(index)
-        .filter_map(|(partner, account)| {
-            Some(PartnerLink { partner: state.links.partner_name(partner)?.to_string(), account: account.to_string() })
-        })
-        .collect();
+    let named = |(partner, account): (crate::processors::links::PartnerIndex, &str)| {
+        Some(PartnerLink { partner: state.links.partner_name(partner)?.to_string(), account: account.to_string() })
+    };
+    let partners = state.links.links_of(index).filter_map(named).collect();
+    let partner_claims = state.links.claims_of(index).filter_map(named).collect();
     let abuse = AbuseSummary {
         status: state.abuse.status(index).as_str().to_string(),
         actions: state
@@ -185,6 +186,7 @@ pub fn build_report(
         held,
         consent,
         partners,
+        partner_claims,
         disclosures,
         abuse,
     }))
