@@ -420,3 +420,42 @@ fn security_feed_cursors_survive_compaction() {
     ban(&server, 4);
     assert_eq!(read(&server, Some(2)).0, vec![(3, "fn-4".to_string())]);
 }
+
+/// §3, crash in the middle: an erasure logged but killed before the secret's
+/// tombstone reached the vault is finished at the next start: the number's
+/// next life still gets a new secret.
+#[test]
+fn an_erasure_interrupted_before_shredding_is_finished_at_start() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let security_handle = |server: &Server| -> String {
+        let (_, feed) = server.get("/v1/partners/friendnet/feeds/security", Some(PARTNER));
+        feed["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .filter_map(|r| r["handle"].as_str())
+            .rfind(|h| !h.is_empty())
+            .expect("a handle")
+            .to_string()
+    };
+    let server = Server::start(&data);
+    let subject = link_and_ban(&server, 8, common::now_ms() - 60_000);
+    let first = security_handle(&server);
+    server.stop();
+    let vault = data.join("vault").join("secrets.bin");
+    let with_secret = std::fs::read(&vault).expect("vault");
+    assert_eq!(with_secret.len(), 48, "one person's secret");
+
+    let server = Server::start(&data);
+    let (status, _) = server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200);
+    server.kill();
+    // As if killed after the deletion reached the log, before the tombstone.
+    std::fs::write(&vault, &with_secret).expect("undo the tombstone");
+
+    let server = Server::start(&data);
+    assert!(std::fs::read(&vault).expect("vault").len() > 48, "the tombstone is written at start");
+    link_and_ban(&server, 8, common::now_ms() - 1_000);
+    assert_ne!(security_handle(&server), first, "the next life does not reuse the erased secret");
+}
