@@ -229,8 +229,10 @@ impl Pipeline {
     /// their partner (as state stands now, plus this body's own links).
     pub fn prepare(&self, body: &[u8], source: crate::edge::Source<'_>) -> Prepared {
         let mut prepared = batch::prepare(&self.edge, body, source);
-        let state = self.state();
-        prepared.refuse_unlinked_partner_events(|partner, account| state.linked_subject(partner, account).is_some());
+        // The state lock is taken only for the (rare) partner flag and
+        // friendship lines, so ordinary ingest never waits on it here.
+        prepared
+            .refuse_unlinked_partner_events(|partner, account| self.state().linked_subject(partner, account).is_some());
         prepared
     }
 

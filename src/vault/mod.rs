@@ -210,15 +210,6 @@ impl Vault {
     pub fn live_record_handles(&self) -> std::collections::HashSet<String> {
         self.lock().secrets.values().map(SubjectSecret::record_handle).collect()
     }
-
-    /// People with a live secret.
-    pub fn len(&self) -> usize {
-        self.lock().secrets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn parse_record(record: &[u8]) -> (Pseudonym, Option<SubjectSecret>) {

@@ -223,7 +223,7 @@ pub async fn get_partner_audience(
             disclosed.push(subject);
         }
     }
-    let handles = super::audit_disclosure(
+    let secrets = super::audit_disclosure(
         &app,
         &state,
         &partner,
@@ -236,7 +236,7 @@ pub async fn get_partner_audience(
         .iter()
         .zip(&answer.members)
         .map(|(subject, account)| {
-            let id = handles.get(subject).cloned().unwrap_or_default();
+            let id = secrets.get(subject).map(|secret| secret.record_handle()).unwrap_or_default();
             (account.clone(), None, Some(answer.business.clone()), vec![id])
         })
         .collect();

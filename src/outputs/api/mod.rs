@@ -168,7 +168,7 @@ impl utoipa::Modify for BearerAuth {
 
 /// The per-person secrets of `subjects` (dense indexes), minted when new;
 /// every identifier that leaves about them is derived from these.
-pub(crate) fn subject_secrets(
+fn subject_secrets(
     app: &AppState,
     state: &crate::state::State,
     subjects: &[u32],
@@ -182,7 +182,8 @@ pub(crate) fn subject_secrets(
 
 /// Records a disclosure of `subjects` (dense indexes) to a partner before
 /// the response leaves; a disclosure that cannot be audited is not made.
-/// Returns each subject's `r_` handle (for the feeds ledger).
+/// Returns each subject's secret, from which the caller derives the
+/// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
 pub(crate) fn audit_disclosure(
     app: &AppState,
     state: &crate::state::State,
@@ -191,20 +192,18 @@ pub(crate) fn audit_disclosure(
     kind: &str,
     subjects: impl IntoIterator<Item = u32>,
     at_ms: i64,
-) -> Result<std::collections::HashMap<u32, String>, error::ApiError> {
+) -> Result<std::collections::HashMap<u32, crate::vault::SubjectSecret>, error::ApiError> {
     let subjects: Vec<u32> = subjects.into_iter().collect();
-    let handles: std::collections::HashMap<u32, String> = subject_secrets(app, state, &subjects)?
-        .into_iter()
-        .map(|(subject, secret)| (subject, secret.record_handle()))
-        .collect();
-    let ids: Vec<String> = subjects.iter().filter_map(|s| handles.get(s).cloned()).collect();
+    let secrets = subject_secrets(app, state, &subjects)?;
+    let ids: Vec<String> =
+        subjects.iter().filter_map(|s| secrets.get(s).map(|secret| secret.record_handle())).collect();
     if ids.is_empty() {
-        return Ok(handles);
+        return Ok(secrets);
     }
     app.audit
         .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, ids)
         .map_err(error::ApiError::internal)?;
-    Ok(handles)
+    Ok(secrets)
 }
 
 /// A page size from `?limit=`: `default` when absent, else 1..=`max`.

@@ -171,11 +171,10 @@ pub async fn get_feed(
             }
         }
     }
-    let secrets = super::subject_secrets(&app, &state, &disclosed)?;
+    let secrets = super::audit_disclosure(&app, &state, &partner, purpose, "security_feed", disclosed.clone(), at_ms)?;
     for (view, subject) in records.iter_mut().zip(&disclosed) {
         view.handle = secrets.get(subject).map(|secret| secret.partner_handle(handle_key)).unwrap_or_default();
     }
-    super::audit_disclosure(&app, &state, &partner, purpose, "security_feed", disclosed, at_ms)?;
     Ok(Json(SecurityFeedPage { records, next }).into_response())
 }
 
@@ -287,8 +286,8 @@ pub async fn get_suggestions(
         limit,
     );
     let involved = found.iter().map(|s| s.subject).chain((!found.is_empty()).then_some(owner));
-    let handles = super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
-    let id_of = |subject: u32| handles.get(&subject).cloned().unwrap_or_default();
+    let secrets = super::audit_disclosure(&app, &state, &partner, Purpose::Product, "suggestions", involved, at_ms)?;
+    let id_of = |subject: u32| secrets.get(&subject).map(|secret| secret.record_handle()).unwrap_or_default();
     let items = found
         .iter()
         .map(|s| (partner_id.clone(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))
