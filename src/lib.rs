@@ -31,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod consent;
 pub mod contract;
+pub mod disclose;
 pub mod edge;
 pub mod gate;
 pub mod log;

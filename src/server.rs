@@ -31,9 +31,7 @@ pub enum ServerError {
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
-    Audit(#[from] crate::outputs::audit::AuditError),
-    #[error(transparent)]
-    Feeds(#[from] crate::outputs::feeds::FeedError),
+    Disclosure(#[from] crate::disclose::DiscloseError),
 }
 
 /// A running server.
@@ -105,119 +103,39 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         .await
         .map_err(|source| ServerError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(ServerError::Serve)?;
-    let audit = Arc::new(crate::outputs::audit::AuditLog::open(&config.data_dir)?);
-    let feeds = Arc::new(crate::outputs::feeds::Feeds::open(&config.data_dir)?);
-    reconcile_feeds(&pipeline, &feeds, &config.partners)?;
-    let hook_feeds = Arc::clone(&feeds);
-    let hook_vault = Arc::clone(pipeline.vault());
-    pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
-        let revocations = crate::outputs::feeds::Revocation::from_withdrawals(withdrawals, &hook_vault);
-        if let Err(error) = hook_feeds.revoke(&revocations, crate::outputs::api::now_ms()) {
-            tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
-        }
-    }));
-    let (compact_feeds, compact_audit, compact_vault) =
-        (Arc::clone(&feeds), Arc::clone(&audit), Arc::clone(pipeline.vault()));
-    pipeline.set_compaction_hook(Arc::new(move || {
-        compact_outputs(&compact_feeds, &compact_audit, &compact_vault);
-    }));
+    let partners = config
+        .partners
+        .iter()
+        .map(|partner| crate::disclose::PartnerSettings {
+            name: partner.name.clone(),
+            purposes: partner.purposes.clone(),
+            handle_key: pipeline.edge().partner_handle_key(&partner.name, partner.pseudonym_key.as_ref()),
+        })
+        .collect();
+    let audience = crate::disclose::AudiencePolicy {
+        k: config.audience.k,
+        epsilon: config.audience.epsilon,
+        daily_epsilon: config.audience.daily_epsilon,
+        noise_required: config.audience.noise_required,
+    };
+    let disclosure = crate::disclose::Disclosure::open(Arc::clone(&pipeline), partners, audience)?;
     let app = Arc::new(AppState {
         live: Default::default(),
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         live_streams: Default::default(),
         limits: config.limits,
         rejected: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-        audit,
-        feeds,
+        disclosure,
         pipeline: pipeline.clone(),
         tokens,
         max_request_bytes: config.max_request_bytes,
         prometheus,
-        partners: config
-            .partners
-            .iter()
-            .map(|partner| {
-                let key = pipeline.edge().partner_handle_key(&partner.name, partner.pseudonym_key.as_ref());
-                (partner.clone(), key)
-            })
-            .collect(),
-        audience: config.audience,
         rules_base_dir: match &config.rules_path {
             Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => config.data_dir.clone(),
         },
     });
     Ok((Running { addr, pipeline, admin_token_file, admin_token }, listener, app))
-}
-
-/// After the log's compaction: the feeds and the audit log keep no byte of
-/// an erased person's partner ids or handles (see `Feeds::compact`,
-/// `AuditLog::scrub`).
-pub fn compact_outputs(
-    feeds: &crate::outputs::feeds::Feeds,
-    audit: &crate::outputs::audit::AuditLog,
-    vault: &crate::vault::Vault,
-) {
-    match feeds.compact() {
-        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
-        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
-    }
-    let live = vault.live_record_handles();
-    match audit.scrub(|handle| live.contains(handle)) {
-        Ok(scrubbed) => tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests."),
-        Err(error) => tracing::error!(%error, "Audit log could not be scrubbed; retried at the next compaction."),
-    }
-}
-
-/// Retracts every live feed disclosure the gate would refuse now (changes
-/// made while the server was down, e.g. by `proviso ingest`).
-fn reconcile_feeds(
-    pipeline: &Pipeline,
-    feeds: &crate::outputs::feeds::Feeds,
-    partners: &[crate::config::Partner],
-) -> Result<(), ServerError> {
-    let at_ms = crate::outputs::api::now_ms();
-    let mut revocations = Vec::new();
-    let live = feeds.live();
-    if live.is_empty() {
-        return Ok(());
-    }
-    {
-        let state = pipeline.state();
-        let by_handle: std::collections::HashMap<String, u32> = (0..state.subjects.len() as u32)
-            .filter_map(|index| {
-                let record = state.subjects.get(index)?;
-                Some((pipeline.vault().existing(&record.pseudonym)?.record_handle(), index))
-            })
-            .collect();
-        for (partner, purpose, record) in live {
-            let grant = partners
-                .iter()
-                .find(|p| p.name == partner)
-                .map(|p| crate::gate::PartnerGrant { name: &p.name, purposes: &p.purposes });
-            for subject in &record.subjects {
-                let allowed = grant.as_ref().is_some_and(|grant| {
-                    by_handle.get(subject).is_some_and(|&index| {
-                        crate::gate::release_to_partner(&state, pipeline.policy(), grant, index, purpose, at_ms, ())
-                            .is_ok()
-                    })
-                });
-                if !allowed {
-                    revocations.push(crate::outputs::feeds::Revocation {
-                        subject: subject.clone(),
-                        purposes: vec![purpose],
-                        partner: Some(partner.clone()),
-                        reason: "no_longer_allowed",
-                    });
-                }
-            }
-        }
-    }
-    let retracted = feeds.revoke(&revocations, at_ms)?;
-    if retracted > 0 {
-        tracing::info!(retracted, "Retracted feed records no longer allowed since the last run.");
-    }
-    Ok(())
 }
 
 /// Serves until `shutdown` resolves, then drains the writer and snapshots.

@@ -15,9 +15,9 @@ use proptest::prelude::*;
 use proviso::config::Partner;
 use proviso::consent::Policy;
 use proviso::contract::{Purpose, Record, Region, DAY_MS};
+use proviso::disclose::feeds::{Feeds, Revocation};
 use proviso::edge::{Edge, PseudonymKey, Source};
-use proviso::gate::{release_count, release_to_partner, PartnerGrant};
-use proviso::outputs::feeds::{Feeds, Revocation};
+use proviso::gate::{release_count, release_to_partner, Gated, PartnerGrant};
 use proviso::processors::graph::suggest::suggest;
 use proviso::state::State;
 use proviso::vault::Vault;
@@ -271,34 +271,39 @@ proptest! {
                     for person in &people {
                         prop_assert!(world.model.allowed(*person, Purpose::Product), "suggested {person}, not allowed");
                     }
-                    let accounts: Vec<String> = found.iter().map(|s| s.account.clone()).collect();
+                    let handles: Vec<Vec<String>> = people.iter().map(|person| world.handles(&[k, *person])).collect();
+                    let state = &world.state;
                     let mut items = Vec::new();
-                    for (person, suggested) in people.iter().zip(accounts) {
-                        let handles = world.handles(&[k, *person]);
-                        items.push((account.clone(), Some(suggested), None, handles));
+                    for (suggestion, handles) in found.iter().zip(handles) {
+                        let item = (account.clone(), Some(suggestion.account.clone()), None, handles);
+                        items.push(release_to_partner(state, &policy, &grant, suggestion.subject, Purpose::Product, NOW, item).expect("suggested, so allowed"));
                     }
-                    world.feeds.disclose("net", Purpose::Product, "suggestion", items, NOW).expect("disclose");
+                    let items = Gated::gather(Purpose::Product, items).expect("one purpose");
+                    world.feeds.disclose("net", "suggestion", items, NOW).expect("disclose");
                 }
                 Op::Audience => {
                     let state = &world.state;
                     let members = state.audiences.members("shop", proviso::contract::day_of(NOW), 30);
                     let consenting = release_count(state, &policy, members.iter(), Purpose::Ads, NOW).into_inner();
                     let Some(index) = state.links.partner_index("net") else { continue };
-                    let mut disclosed = Vec::new();
-                    for subject in consenting {
-                        if release_to_partner(state, &policy, &grant, subject, Purpose::Ads, NOW, ()).is_ok() {
-                            let account = state.links.account_of(index, subject).expect("linked").to_string();
-                            disclosed.push(account);
+                    let linked: Vec<(u32, String)> = consenting
+                        .into_iter()
+                        .filter_map(|subject| Some((subject, state.links.account_of(index, subject)?.to_string())))
+                        .collect();
+                    let people: Vec<u32> = linked.iter().map(|(_, account)| world.person_of_account(account)).collect();
+                    let handles: Vec<Vec<String>> = people.iter().map(|person| world.handles(&[*person])).collect();
+                    let state = &world.state;
+                    let mut items = Vec::new();
+                    for ((subject, account), handles) in linked.into_iter().zip(handles) {
+                        let person = world.person_of_account(&account);
+                        let item = (account, None, Some("shop".to_string()), handles);
+                        if let Ok(gated) = release_to_partner(state, &policy, &grant, subject, Purpose::Ads, NOW, item) {
+                            prop_assert!(world.model.allowed(person, Purpose::Ads), "audience member {person}, not allowed");
+                            items.push(gated);
                         }
                     }
-                    let mut items = Vec::new();
-                    for account in disclosed {
-                        let person = world.person_of_account(&account);
-                        prop_assert!(world.model.allowed(person, Purpose::Ads), "audience member {person}, not allowed");
-                        let handles = world.handles(&[person]);
-                        items.push((account, None, Some("shop".to_string()), handles));
-                    }
-                    world.feeds.disclose("net", Purpose::Ads, "audience_member", items, NOW).expect("disclose");
+                    let items = Gated::gather(Purpose::Ads, items).expect("one purpose");
+                    world.feeds.disclose("net", "audience_member", items, NOW).expect("disclose");
                 }
                 Op::Read(ads, cursor) => {
                     let purpose = if ads { Purpose::Ads } else { Purpose::Product };

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{command, Server, PARTNER};
-use proviso::outputs::audit::{AuditLog, AuditRecord, AUDIT_DIR, AUDIT_FILE};
+use proviso::disclose::audit::{AuditLog, AuditRecord, AUDIT_DIR, AUDIT_FILE};
 
 const DAY_MS: i64 = 86_400_000;
 

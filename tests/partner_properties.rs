@@ -15,8 +15,8 @@ use proviso::contract::{
     Control, ControlBody, DecisionAction, Event, EventBody, LinkOrigin, LinkState, Pseudonym, Purpose, Record, Region,
     DAY_MS,
 };
-use proviso::gate::{release_count, release_to_partner, PartnerGrant};
-use proviso::outputs::feeds::{Feeds, Revocation};
+use proviso::disclose::feeds::{Feeds, Revocation};
+use proviso::gate::{release_count, release_to_partner, Gated, PartnerGrant};
 use proviso::processors::graph::suggest::suggest;
 use proviso::state::State;
 
@@ -172,9 +172,11 @@ proptest! {
                     for suggestion in &found {
                         let person = world.person(suggestion.subject);
                         prop_assert!(world.model.allowed(person, Purpose::Product), "suggested {person} not allowed");
-                        items.push((account.clone(), Some(suggestion.account.clone()), None, vec![world.handle(k), world.handle(person)]));
+                        let item = (account.clone(), Some(suggestion.account.clone()), None, vec![world.handle(k), world.handle(person)]);
+                        items.push(release_to_partner(state, &policy, &grant, suggestion.subject, Purpose::Product, at, item).expect("suggested, so allowed"));
                     }
-                    world.feeds.disclose("net", Purpose::Product, "suggestion", items, at).expect("disclose");
+                    let items = Gated::gather(Purpose::Product, items).expect("one purpose");
+                    world.feeds.disclose("net", "suggestion", items, at).expect("disclose");
                 }
                 Op::Audience => {
                     let at = world.ts;
@@ -184,15 +186,16 @@ proptest! {
                     let Some(index) = state.links.partner_index("net") else { continue };
                     let mut items = Vec::new();
                     for subject in consenting {
-                        if let Ok(gated) = release_to_partner(state, &policy, &grant, subject, Purpose::Ads, at, ()) {
-                            let _ = gated;
-                            let person = world.person(subject);
+                        let person = world.person(subject);
+                        let Some(account) = state.links.account_of(index, subject) else { continue };
+                        let item = (account.to_string(), None, Some("shop".to_string()), vec![world.handle(person)]);
+                        if let Ok(gated) = release_to_partner(state, &policy, &grant, subject, Purpose::Ads, at, item) {
                             prop_assert!(world.model.allowed(person, Purpose::Ads), "audience member {person} not allowed");
-                            let account = state.links.account_of(index, subject).expect("linked").to_string();
-                            items.push((account, None, Some("shop".to_string()), vec![world.handle(person)]));
+                            items.push(gated);
                         }
                     }
-                    world.feeds.disclose("net", Purpose::Ads, "audience_member", items, at).expect("disclose");
+                    let items = Gated::gather(Purpose::Ads, items).expect("one purpose");
+                    world.feeds.disclose("net", "audience_member", items, at).expect("disclose");
                 }
             }
         }

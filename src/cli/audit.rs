@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use proviso::config::{Config, DataArgs};
-use proviso::outputs::audit::{verify, verify_extends, Head, AUDIT_DIR, AUDIT_FILE};
+use proviso::disclose::audit::{verify, verify_extends, Head, AUDIT_DIR, AUDIT_FILE};
 
 /// Check the disclosure audit log.
 #[derive(Debug, clap::Args)]

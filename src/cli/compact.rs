@@ -36,9 +36,9 @@ pub fn run(command: CompactCommand) -> anyhow::Result<()> {
     let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;
     vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some()).context("shredding secrets")?;
     vault.compact().context("rewriting the vault")?;
-    let feeds = proviso::outputs::feeds::Feeds::open(dir).context("opening the feeds")?;
-    let audit = proviso::outputs::audit::AuditLog::open(dir).context("opening the audit log")?;
-    proviso::server::compact_outputs(&feeds, &audit, &vault);
+    let feeds = proviso::disclose::feeds::Feeds::open(dir).context("opening the feeds")?;
+    let audit = proviso::disclose::audit::AuditLog::open(dir).context("opening the audit log")?;
+    proviso::disclose::compact_outputs(&feeds, &audit, &vault);
     println!(
         "erased {} subjects: {} -> {} log records, {} -> {} bytes",
         report.erased_subjects, report.records_before, report.records_after, report.bytes_before, report.bytes_after

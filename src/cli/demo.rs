@@ -163,7 +163,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         // The simulator streams its 30 days in event-time order: show the
         // latest simulated day that has activity so far.
         let (from, to) =
-            (proviso::outputs::api::usage::format_day(start_day), proviso::outputs::api::usage::format_day(today));
+            (proviso::disclose::metrics::format_day(start_day), proviso::disclose::metrics::format_day(today));
         let daily = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=1"))?;
         let monthly = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=30"))?;
         let latest = daily["series"]

@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use proviso::config::{Config, DataArgs};
-use proviso::outputs::api::usage::{self, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
+use proviso::disclose::metrics::{self as usage, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
+use proviso::gate::Staff;
 use proviso::pipeline::rebuild_state;
 
 /// Query usage metrics.
@@ -71,7 +72,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
             let (source, from, to) = open(&common)?;
             let query = ActiveQuery { from, to, window: Some(window), by };
             let response: ActiveResponse = match source {
-                Source::Local(state) => usage::active(&state, &query).map_err(api_error)?.into_inner(),
+                Source::Local(state) => usage::active(&state, Staff::Admin, &query).map_err(api_error)?.into_inner(),
                 Source::Remote(client) => {
                     let mut path = format!("/v1/metrics/active?from={}&to={}&window={window}", query.from, query.to);
                     if let Some(by) = &query.by {
@@ -93,7 +94,7 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
             let (source, from, to) = open(&common)?;
             let query = MessagesQuery { from, to, by };
             let response: MessagesResponse = match source {
-                Source::Local(state) => usage::messages(&state, &query).map_err(api_error)?.into_inner(),
+                Source::Local(state) => usage::messages(&state, Staff::Admin, &query).map_err(api_error)?.into_inner(),
                 Source::Remote(client) => {
                     let mut path = format!("/v1/metrics/messages?from={}&to={}", query.from, query.to);
                     if let Some(by) = &query.by {
@@ -119,8 +120,8 @@ fn groups_text(groups: Option<&std::collections::BTreeMap<String, u64>>) -> Stri
     groups.map(|g| g.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
-fn api_error(error: proviso::outputs::api::error::ApiError) -> anyhow::Error {
-    anyhow::anyhow!(error.message)
+fn api_error(error: proviso::disclose::DiscloseError) -> anyhow::Error {
+    anyhow::anyhow!(error.to_string())
 }
 
 /// Where answers come from: state read from the data dir, or a server.

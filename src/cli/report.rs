@@ -3,9 +3,8 @@
 use anyhow::Context;
 use proviso::config::{Config, DataArgs};
 use proviso::contract::Pseudonym;
+use proviso::disclose::audit::AuditLog;
 use proviso::edge::{Edge, PseudonymKey};
-use proviso::outputs::api::report::build_report;
-use proviso::outputs::audit::AuditLog;
 use proviso::pipeline::rebuild_state;
 
 /// Print the transparency report of one person as JSON: the same document
@@ -52,8 +51,20 @@ pub fn run(command: ReportCommand) -> anyhow::Result<()> {
     let (state, _) = rebuild_state(dir, true).with_context(|| format!("reading {}", dir.display()))?;
     let audit = AuditLog::open(dir).context("opening the audit log")?;
     let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;
-    let report = build_report(&state, &config.policy, &audit, &vault, &pseudonym, proviso::outputs::api::now_ms())
-        .map_err(|error| anyhow::anyhow!("{}", error.message))?;
-    println!("{}", serde_json::to_string_pretty(report.get())?);
+    let report = proviso::disclose::subjects::report(
+        &state,
+        &config.policy,
+        &audit,
+        &vault,
+        &pseudonym,
+        proviso::clock::now_ms(),
+    )
+    .map_err(|error| match error {
+        proviso::disclose::DiscloseError::Gate(_) | proviso::disclose::DiscloseError::SubjectNotFound => {
+            anyhow::anyhow!("proviso holds nothing about this subject")
+        }
+        other => anyhow::anyhow!("{other}"),
+    })?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

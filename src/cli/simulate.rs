@@ -60,7 +60,7 @@ impl SimulateCommand {
         let start_ms = match &self.start {
             Some(day) => {
                 i64::from(
-                    proviso::outputs::api::usage::parse_day(day, "start").map_err(|e| anyhow::anyhow!(e.message))?,
+                    proviso::disclose::metrics::parse_day(day, "start").map_err(|e| anyhow::anyhow!(e.to_string()))?,
                 ) * proviso::contract::DAY_MS
             }
             None => default_start_ms,

@@ -15,16 +15,33 @@ use std::fmt;
 /// keyed hash). 128 bits keeps collisions out of reach for any realistic
 /// population while halving the state cost of a full 32-byte hash.
 ///
-/// Only the edge mints pseudonyms from numbers; everything else gets them from
-/// the log, a snapshot or a subject id.
+/// Only the edge mints pseudonyms from numbers (`edge::PhoneBook`, from a
+/// keyed hash of an E.164 number); everything else gets them back from
+/// storage ([`Pseudonym::from_stored`], crate-only) or from a subject id
+/// ([`Pseudonym::from_subject_id`]). No constructor takes a number, and the
+/// bytes are private: outside the crate a pseudonym cannot be made at all,
+/// except by parsing an `s_` id it was already given.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pseudonym(pub(crate) [u8; 16]);
+pub struct Pseudonym([u8; 16]);
 
 impl Pseudonym {
     pub const LEN: usize = 16;
 
-    /// Rebuilds a pseudonym from bytes that were produced by the edge earlier
-    /// (log records, snapshots, subject ids).
+    /// What compaction writes in place of an erased person's pseudonym in
+    /// the records it keeps (all zero bytes: no number hashes to it).
+    pub const ERASED: Pseudonym = Pseudonym([0; 16]);
+
+    /// The pseudonym the edge minted from a keyed hash of an E.164 number:
+    /// its first 16 bytes. Only `edge/` calls this; the number itself never
+    /// reaches this module.
+    pub(crate) fn from_keyed_hash(hash: &blake3::Hash) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash.as_bytes()[..16]);
+        Pseudonym(bytes)
+    }
+
+    /// Rebuilds a pseudonym from bytes the edge produced earlier and storage
+    /// kept (log records, snapshots, the vault).
     pub(crate) fn from_stored(bytes: [u8; 16]) -> Self {
         Pseudonym(bytes)
     }

@@ -17,7 +17,7 @@ pub use ids::{
     MAX_REASON_LEN,
 };
 pub use key::{random_token, write_private, KeyError, PseudonymKey, KEY_FILE};
-pub use phone::PhoneBook;
+pub use phone::{PhoneBook, RawNumber};
 
 use crate::contract::{
     Direction, Event, EventBody, EventType, FriendState, LinkOrigin, LinkState, MessageKind, Platform, Pseudonym,
@@ -130,7 +130,7 @@ impl Edge {
             Some(code) => Some(parse_country(code, "country")?),
             None => None,
         };
-        self.phones.resolve(phone, region, "phone")
+        self.phones.resolve(RawNumber::written(phone), region, "phone")
     }
 
     fn accept_wire(&self, wire: WireEvent<'_>, source: Source<'_>, arrival_ms: i64) -> Result<Event, EdgeError> {
@@ -151,9 +151,10 @@ impl Edge {
             Some(code) => Some(parse_country(code, "country")?),
             None => None,
         };
-        let (subject, region) = self.phones.resolve(wire.required_str("phone")?, country, "phone")?;
+        let (subject, region) =
+            self.phones.resolve(RawNumber::written(wire.required_str("phone")?), country, "phone")?;
         let phone_field = |name: &'static str| -> Result<Pseudonym, EdgeError> {
-            Ok(self.phones.resolve(wire.required_str(name)?, country, name)?.0)
+            Ok(self.phones.resolve(RawNumber::written(wire.required_str(name)?), country, name)?.0)
         };
 
         let body = match event_type {
@@ -202,7 +203,7 @@ impl Edge {
                 }
                 let mut contacts = Vec::with_capacity(items.len());
                 for written in items {
-                    contacts.push(self.phones.resolve(written, country, "contacts")?.0);
+                    contacts.push(self.phones.resolve(RawNumber::written(written), country, "contacts")?.0);
                 }
                 EventBody::Contacts { contacts }
             }

@@ -21,6 +21,35 @@ const SHARDS: usize = 64;
 const SHARD_CAPACITY: usize = 32_768;
 
 type Outcome = Result<(Pseudonym, Region), PhoneFault>;
+
+/// A phone number as written in a request, borrowed from the line: the edge's
+/// input and the only form a raw number takes in proviso.
+///
+/// It has no `Display`, `Serialize`, `Clone` or `Copy`, and its `Debug` shows
+/// only the last two digits, so a number cannot reach a log line, an error
+/// message or a file by accident. Only the edge makes one
+/// ([`RawNumber::written`] is private to `edge/`), and the only thing to do
+/// with it is hand it to [`PhoneBook::resolve`], which consumes it.
+pub struct RawNumber<'a> {
+    written: &'a str,
+}
+
+impl<'a> RawNumber<'a> {
+    /// Wraps a written number read from a request by the edge.
+    pub(super) fn written(written: &'a str) -> RawNumber<'a> {
+        RawNumber { written }
+    }
+}
+
+impl std::fmt::Debug for RawNumber<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawNumber(…{})", last_two_digits(self.written))
+    }
+}
+
+/// A valid number in E.164 form, between parsing and hashing; as private
+/// as [`RawNumber`], and consumed by [`PhoneBook::pseudonym_of`].
+struct E164(String);
 /// One lock's worth of the cache: cache key -> outcome.
 type Shard = HashMap<Box<[u8]>, Outcome, foldhash::fast::RandomState>;
 
@@ -55,10 +84,11 @@ impl PhoneBook {
     /// Resolves a written number read in `region` (else the default region).
     pub fn resolve(
         &self,
-        written: &str,
+        number: RawNumber<'_>,
         region: Option<Region>,
         field: &'static str,
     ) -> Result<(Pseudonym, Region), EdgeError> {
+        let written = number.written;
         if written.len() > MAX_WRITTEN_LEN {
             return Err(EdgeError::new(
                 RejectReason::InvalidPhone,
@@ -107,7 +137,7 @@ impl PhoneBook {
     fn normalise_uncached(&self, written: &str, region: Region, cache_key: &[u8]) -> Outcome {
         if cache_key.get(2) == Some(&b'#') {
             if let Some(international) = plain_international(&cache_key[3..], region) {
-                if let Ok(found) = self.resolve(&international, None, "phone") {
+                if let Ok(found) = self.resolve(RawNumber::written(&international), None, "phone") {
                     return Ok(found);
                 }
             }
@@ -129,17 +159,15 @@ impl PhoneBook {
         if !phonenumber::is_valid(&number) {
             return Err(PhoneFault::Invalid);
         }
-        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        let e164 = E164(number.format().mode(phonenumber::Mode::E164).to_string());
         let number_region = number.country().id().and_then(|id| Region::parse(id.as_ref())).unwrap_or(Region::UNKNOWN);
-        Ok((self.pseudonym_of_e164(&e164), number_region))
+        Ok((self.pseudonym_of(e164), number_region))
     }
 
-    /// The keyed pseudonym of an E.164 string.
-    fn pseudonym_of_e164(&self, e164: &str) -> Pseudonym {
-        let hash = blake3::keyed_hash(self.key.bytes(), e164.as_bytes());
-        let mut bytes = [0u8; 16];
-        bytes.copy_from_slice(&hash.as_bytes()[..16]);
-        Pseudonym::from_stored(bytes)
+    /// The keyed pseudonym of an E.164 number: the one place a number
+    /// becomes a pseudonym. The number is dropped here.
+    fn pseudonym_of(&self, number: E164) -> Pseudonym {
+        Pseudonym::from_keyed_hash(&blake3::keyed_hash(self.key.bytes(), number.0.as_bytes()))
     }
 }
 

@@ -106,10 +106,44 @@ proptest! {
     }
 }
 
+/// An aggregate is a count of people the gate asked one by one, and only
+/// from the minimum up; fewer people release nothing.
 #[test]
-fn aggregates_go_only_to_essential_purposes() {
-    assert!(release_aggregate(Purpose::Analytics, 1).is_ok());
-    assert_eq!(release_aggregate(Purpose::Ads, 1).err(), Some(GateError::AggregateNotEssential(Purpose::Ads)));
+fn aggregates_are_counts_of_allowed_people_from_the_minimum_up() {
+    let state = state_with("IN", &[(Purpose::Ads, true, 1)]);
+    let policy = Policy::default_policy();
+    let counted = release_count(&state, &policy, [0u32], Purpose::Ads, 2 * DAY_MS);
+    assert_eq!(counted.get(), &vec![0]);
+    assert_eq!(release_aggregate(&counted, 1).map(|gated| *gated.get()), Ok(1));
+    assert_eq!(release_aggregate(&counted, 2).err(), Some(GateError::BelowMinimum { people: 1, minimum: 2 }));
+    let refused = release_count(&state, &policy, [0u32], Purpose::Product, 2 * DAY_MS);
+    assert!(refused.get().is_empty(), "no grant for product in IN: nobody to count");
+    assert!(release_aggregate(&refused, 0).is_err(), "a count of nobody is never released");
+}
+
+/// A person's own record is released only about someone proviso knows.
+#[test]
+fn subject_releases_need_a_known_person() {
+    let state = state_with("IN", &[]);
+    let known = Pseudonym::from_stored([7; 16]);
+    let stranger = Pseudonym::from_stored([8; 16]);
+    assert_eq!(release_to_subject(&state, &known, |index| index).map(|gated| *gated.get()), Ok(0));
+    assert_eq!(release_to_subject(&state, &stranger, |index| index).err(), Some(GateError::UnknownSubject));
+}
+
+/// Staff releases name the role that asked and carry essential purposes only.
+#[test]
+fn staff_releases_check_the_role_and_the_purpose() {
+    assert!(release_for_staff(Staff::Analyst, Purpose::Analytics, 1).is_ok());
+    assert_eq!(
+        release_for_staff(Staff::Analyst, Purpose::Ads, 1).err(),
+        Some(GateError::AggregateNotEssential(Purpose::Ads))
+    );
+    assert_eq!(
+        release_for_staff(Staff::Reviewer, Purpose::Analytics, 1).err(),
+        Some(GateError::NotForRole(Staff::Reviewer, Purpose::Analytics))
+    );
+    assert!(release_for_staff(Staff::Admin, Purpose::Security, 1).is_ok());
 }
 
 /// A subject banned for abuse is never allowed a refusable purpose, even

@@ -1,12 +1,10 @@
-//! Outputs: everything that leaves the process.
+//! Outputs: everything that leaves the process over the wire.
 //!
-//! Owns: the HTTP API (`api/`, including partner feeds, suggestions and
-//! audiences), the disclosure audit log (`audit/`), the purpose feeds
-//! (`feeds/`) and the dashboard's embedded pages (`dashboard/`).
-//! Never: reads subject data except through `gate/`; every response about
-//! subjects is built from a `Gated<T>`.
+//! Owns: the HTTP API (`api/`: routing, auth, limits, error shape, OpenAPI)
+//! and the dashboard's embedded pages (`dashboard/`).
+//! Never: decides what may leave: every partner-, advertiser-, subject- and
+//! staff-facing body comes from `disclose/` as a `Gated<T>`, the only thing
+//! the API turns into a response.
 
 pub mod api;
-pub mod audit;
 pub mod dashboard;
-pub mod feeds;

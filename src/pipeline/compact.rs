@@ -19,9 +19,6 @@ use crate::log::{frame_with, Log, LogError};
 const NEW_DIR: &str = "log.new";
 /// Where the old log goes during the swap.
 const OLD_DIR: &str = "log.old";
-/// Stands in for an erased subject in other people's records.
-pub const ERASED_PSEUDONYM: [u8; 16] = [0; 16];
-
 /// What a compaction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -80,7 +77,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     let erased = |pseudonym: &Pseudonym, seq: u64| deleted_at.get(pseudonym).is_some_and(|&at| seq <= at);
     let scrub = |pseudonym: &mut Pseudonym, seq: u64| {
         if erased(pseudonym, seq) {
-            *pseudonym = Pseudonym::from_stored(ERASED_PSEUDONYM);
+            *pseudonym = Pseudonym::ERASED;
         }
     };
 

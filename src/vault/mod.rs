@@ -45,8 +45,14 @@ impl SubjectSecret {
     /// The handle proviso's own records (audit log, feeds ledger) use for
     /// the person: `r_` + 32 hex.
     pub fn record_handle(&self) -> String {
+        prefixed_hex("r_", &self.record_handle_bytes())
+    }
+
+    fn record_handle_bytes(&self) -> [u8; 16] {
         let hash = blake3::keyed_hash(&blake3::derive_key("proviso 2026 record handle v2", b""), &self.0);
-        prefixed_hex("r_", &hash.as_bytes()[..16])
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&hash.as_bytes()[..16]);
+        bytes
     }
 
     /// The handle one partner sees for the person: `h_` + 32 hex, keyed by
@@ -59,7 +65,25 @@ impl SubjectSecret {
 
 struct Inner {
     secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState>,
+    /// `r_` handle bytes -> person, for re-checking a stored disclosure
+    /// against the gate when it is read again.
+    owners: HashMap<[u8; 16], Pseudonym, foldhash::fast::RandomState>,
     file: File,
+}
+
+impl Inner {
+    fn insert(&mut self, pseudonym: Pseudonym, secret: SubjectSecret) {
+        if let Some(old) = self.secrets.insert(pseudonym, secret) {
+            self.owners.remove(&old.record_handle_bytes());
+        }
+        self.owners.insert(secret.record_handle_bytes(), pseudonym);
+    }
+
+    fn remove(&mut self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
+        let secret = self.secrets.remove(pseudonym)?;
+        self.owners.remove(&secret.record_handle_bytes());
+        Some(secret)
+    }
 }
 
 /// The per-person secrets of one data dir.
@@ -100,11 +124,12 @@ impl Vault {
                 None => secrets.remove(&pseudonym),
             };
         }
+        let owners = secrets.iter().map(|(pseudonym, secret)| (secret.record_handle_bytes(), *pseudonym)).collect();
         let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
         if whole != bytes.len() {
             file.set_len(whole as u64).map_err(io)?;
         }
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, file }) })
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -126,7 +151,7 @@ impl Vault {
                 Some(secret) => *secret,
                 None => {
                     let secret = random_secret()?;
-                    inner.secrets.insert(*pseudonym, secret);
+                    inner.insert(*pseudonym, secret);
                     minted.extend_from_slice(pseudonym.as_bytes());
                     minted.extend_from_slice(&secret.0);
                     secret
@@ -139,7 +164,7 @@ impl Vault {
             if let Err(error) = written {
                 // Not durable: forget them, so nothing derived from them leaves.
                 for record in minted.chunks_exact(RECORD) {
-                    inner.secrets.remove(&parse_record(record).0);
+                    inner.remove(&parse_record(record).0);
                 }
                 return Err(self.io()(error));
             }
@@ -164,7 +189,7 @@ impl Vault {
         let mut inner = self.lock();
         let mut tombstones = Vec::new();
         for pseudonym in pseudonyms {
-            if inner.secrets.remove(pseudonym).is_some() {
+            if inner.remove(pseudonym).is_some() {
                 tombstones.extend_from_slice(pseudonym.as_bytes());
                 tombstones.extend_from_slice(&[0; 32]);
             }
@@ -204,6 +229,20 @@ impl Vault {
         }
         inner.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(self.io())?;
         Ok(())
+    }
+
+    /// The person an `r_` handle (from the audit log or the feeds ledger)
+    /// stands for, while their secret lives; `None` once they are erased.
+    pub fn owner_of_record_handle(&self, handle: &str) -> Option<Pseudonym> {
+        let hex = handle.strip_prefix("r_")?;
+        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (index, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).ok()?;
+        }
+        self.lock().owners.get(&bytes).copied()
     }
 
     /// The `r_` handles of every live secret (who may still be named).
@@ -250,11 +289,15 @@ mod tests {
         assert_ne!(first[0], first[1]);
         assert_eq!(vault.record_handles(&[person(1)]).expect("again"), vec![first[0].clone()], "stable");
         let old_secret = vault.existing(&person(1)).expect("made").0;
+        assert_eq!(vault.owner_of_record_handle(&first[0]), Some(person(1)), "a handle names its person");
         vault.forget(&[person(1)]).expect("forget");
         assert!(vault.existing(&person(1)).is_none());
+        assert_eq!(vault.owner_of_record_handle(&first[0]), None, "and nobody once they are erased");
         drop(vault);
         let vault = Vault::open(dir.path()).expect("reopen");
         assert!(vault.existing(&person(1)).is_none(), "the tombstone survives a reopen");
+        assert_eq!(vault.owner_of_record_handle(&first[1]), Some(person(2)), "rebuilt at open");
+        assert_eq!(vault.owner_of_record_handle(&first[0]), None);
         assert_eq!(vault.record_handles(&[person(2)]).expect("kept"), vec![first[1].clone()]);
         let second = vault.record_handles(&[person(1)]).expect("new life");
         assert_ne!(second[0], first[0], "a new life is a new person");

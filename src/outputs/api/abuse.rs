@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{ApiError, Code};
-use super::subjects::{bad_body, not_found, parse_subject};
+use super::subjects::{bad_body, not_found, ForReviewer, SubjectIdInPath, SubjectInPath};
 use super::{now_ms, rfc3339, SharedState};
-use crate::contract::{Control, ControlBody, DecisionAction};
-use crate::gate::{release_for_staff, Gated};
+use crate::contract::{Control, ControlBody, DecisionAction, Pseudonym};
+use crate::gate::{release_for_staff, Gated, Staff};
 use crate::pipeline::Prepared;
 use crate::processors::abuse::{Action, Origin, Status};
 use crate::state::State as DerivedState;
@@ -148,8 +148,8 @@ pub async fn get_actions(
     State(app): State<SharedState>,
     headers: HeaderMap,
     query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ActionsPage>, ApiError> {
-    app.tokens.require(&headers, &[Role::Reviewer])?;
+) -> Result<Gated<ActionsPage>, ApiError> {
+    let staff = super::usage::staff_of(app.tokens.require(&headers, &[Role::Reviewer])?);
     let Query(query) = query.map_err(|_| {
         ApiError::new(
             Code::InvalidQuery,
@@ -160,7 +160,7 @@ pub async fn get_actions(
     let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
     let start = query.after.map_or(0, |after| after.saturating_add(1));
     let state = app.pipeline.state();
-    let page: Gated<ActionsPage> = release_for_staff(crate::contract::Purpose::Security, {
+    let page: Gated<ActionsPage> = release_for_staff(staff, crate::contract::Purpose::Security, {
         let mut actions = Vec::new();
         let mut next = None;
         for action in state.abuse.actions().iter().skip(usize::try_from(start).unwrap_or(usize::MAX)) {
@@ -179,7 +179,7 @@ pub async fn get_actions(
         ActionsPage { actions, next }
     })
     .map_err(ApiError::internal)?;
-    Ok(Json(page.into_inner()))
+    Ok(page)
 }
 
 /// A subject's abuse status, evidence and history. Role: reviewer.
@@ -192,14 +192,18 @@ pub async fn get_actions(
 )]
 pub async fn get_subject(
     State(app): State<SharedState>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
-) -> Result<Json<AbuseSubjectView>, ApiError> {
-    app.tokens.require(&headers, &[Role::Reviewer])?;
-    let pseudonym = parse_subject(&subject)?;
+    subject: SubjectInPath<ForReviewer>,
+) -> Result<Gated<AbuseSubjectView>, ApiError> {
+    reviewed(&app, super::usage::staff_of(subject.role), &subject.pseudonym)
+}
+
+/// A subject's abuse record, released to the staff member who asked
+/// (purpose `security`).
+fn reviewed(app: &super::AppState, staff: Staff, pseudonym: &Pseudonym) -> Result<Gated<AbuseSubjectView>, ApiError> {
     let state = app.pipeline.state();
-    let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
-    Ok(Json(subject_view(&state, index)))
+    let index = state.subjects.lookup(pseudonym).ok_or_else(not_found)?;
+    release_for_staff(staff, crate::contract::Purpose::Security, subject_view(&state, index))
+        .map_err(ApiError::internal)
 }
 
 fn subject_view(state: &DerivedState, index: u32) -> AbuseSubjectView {
@@ -234,21 +238,17 @@ fn subject_view(state: &DerivedState, index: u32) -> AbuseSubjectView {
 )]
 pub async fn post_decision(
     State(app): State<SharedState>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: SubjectIdInPath<ForReviewer>,
     body: Result<Json<DecisionRequest>, JsonRejection>,
-) -> Result<Json<AbuseSubjectView>, ApiError> {
-    app.tokens.require(&headers, &[Role::Reviewer])?;
-    let pseudonym = parse_subject(&subject)?;
+) -> Result<Gated<AbuseSubjectView>, ApiError> {
+    let staff = super::usage::staff_of(subject.role);
     let Json(request) = body.map_err(bad_body)?;
     let action = DecisionAction::parse(&request.action)
         .ok_or_else(|| ApiError::new(Code::InvalidBody, "`action` must be one of: ban clear"))?;
     if request.note.len() > 2000 {
         return Err(ApiError::new(Code::InvalidBody, "`note` must be at most 2000 bytes"));
     }
-    if app.pipeline.state().subjects.lookup(&pseudonym).is_none() {
-        return Err(not_found());
-    }
+    let pseudonym = subject.find(&app)?.pseudonym;
     // A note explains a decision; phone numbers and e-mail addresses in it
     // are masked before it is logged (reviewers' free text is not trusted).
     let note = crate::edge::mask_contact_details(&request.note);
@@ -257,9 +257,7 @@ pub async fn post_decision(
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_control(control)))
         .await
         .map_err(ApiError::internal)??;
-    let state = app.pipeline.state();
-    let index = state.subjects.lookup(&pseudonym).ok_or_else(not_found)?;
-    Ok(Json(subject_view(&state, index)))
+    reviewed(&app, staff, &pseudonym)
 }
 
 /// Replaces the abuse rules with the TOML in the body (list files resolve

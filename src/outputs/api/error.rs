@@ -153,3 +153,39 @@ impl From<crate::pipeline::PipelineError> for ApiError {
         }
     }
 }
+
+impl From<crate::disclose::DiscloseError> for ApiError {
+    fn from(error: crate::disclose::DiscloseError) -> ApiError {
+        use crate::disclose::DiscloseError as E;
+        let message = error.to_string();
+        match error {
+            E::PartnerNotFound => ApiError::new(Code::PartnerNotFound, message),
+            E::NotConfigured(_) => ApiError::new(Code::Forbidden, message),
+            E::UnknownPurpose(_) | E::NoSuchFeed => ApiError::new(Code::FeedNotFound, message),
+            E::AccountNotLinked | E::SubjectNotFound | E::Gate(crate::gate::GateError::UnknownSubject) => {
+                ApiError::new(Code::SubjectNotFound, message_for_not_found(&error))
+            }
+            E::InvalidQuery(message) => ApiError::new(Code::InvalidQuery, message),
+            E::BudgetSpent => ApiError::new(Code::BudgetSpent, message),
+            E::Pipeline(error) => error.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// A subject-facing 404 says only that nothing is held.
+fn message_for_not_found(error: &crate::disclose::DiscloseError) -> String {
+    match error {
+        crate::disclose::DiscloseError::AccountNotLinked => error.to_string(),
+        _ => "proviso holds nothing about this subject".to_string(),
+    }
+}
+
+/// The one way a body about people becomes a response: only a value the
+/// gate released has this `IntoResponse` (partner, advertiser, subject and
+/// staff bodies are built only in `disclose/`, and only as `Gated<T>`).
+impl<T: Serialize> IntoResponse for crate::gate::Gated<T> {
+    fn into_response(self) -> Response {
+        Json(self).into_response()
+    }
+}

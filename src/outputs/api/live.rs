@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{token_hash, Role};
 use super::error::{ApiError, Code};
-use super::usage::format_day;
 use super::{now_ms, rfc3339, SharedState};
 use crate::consent::{status_at, ConsentState};
 use crate::contract::{MessageKind, Purpose};
-use crate::gate::release_aggregate;
+use crate::disclose::metrics::format_day;
+use crate::gate::release_for_staff;
 use crate::processors::abuse::Status;
 use crate::state::State as DerivedState;
 
@@ -201,7 +201,7 @@ impl LiveCache {
             .iter()
             .map(|(reason, count)| (reason.to_string(), *count))
             .collect();
-        figures.disclosures = app.audit.counts_by_purpose();
+        figures.disclosures = app.disclosure.audit().counts_by_purpose();
         let fresh = (started, Arc::new(figures));
         *slot = Some(fresh.clone());
         fresh
@@ -235,7 +235,7 @@ pub async fn get_live(
     headers: HeaderMap,
     query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    app.tokens.require(&headers, &[Role::Analyst])?;
+    let staff = super::usage::staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is interval_ms"))?;
     let interval = query.interval_ms.unwrap_or(1000);
     if !(200..=60_000).contains(&interval) {
@@ -259,7 +259,7 @@ pub async fn get_live(
             let events_per_second = if first { 0.0 } else { rate(previous, snapshot).unwrap_or(shown) };
             let mut figures = LiveFigures::clone(&shared);
             figures.events_per_second = events_per_second;
-            let update = release_aggregate(Purpose::Analytics, figures).map(|g| g.into_inner());
+            let update = release_for_staff(staff, Purpose::Analytics, figures).map(|g| g.into_inner());
             let event = match update.ok().and_then(|figures| Event::default().event("figures").json_data(figures).ok())
             {
                 Some(event) => event,

@@ -33,17 +33,11 @@ pub struct AppState {
     pub tokens: Tokens,
     pub max_request_bytes: u64,
     pub prometheus: Option<PrometheusHandle>,
-    /// Partner networks from the config, with the key of the subject
-    /// handles each one sees.
-    pub partners: Vec<(crate::config::Partner, crate::edge::PseudonymKey)>,
     /// Folder that list files named in posted rules resolve against.
     pub rules_base_dir: std::path::PathBuf,
-    /// k, epsilon and budget for audience sizes.
-    pub audience: crate::config::AudienceConfig,
-    /// Every disclosure to a partner is recorded here before it is sent.
-    pub audit: Arc<crate::outputs::audit::AuditLog>,
-    /// Product and ads feeds with their retractions.
-    pub feeds: Arc<crate::outputs::feeds::Feeds>,
+    /// The disclosure layer: every partner, advertiser and subject body
+    /// comes from here, gated, audited and recorded.
+    pub disclosure: Arc<crate::disclose::Disclosure>,
     /// Lines rejected by the edge since start, by reason (for the dashboard).
     pub rejected: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// The dashboard's live figures, shared by every open stream.
@@ -148,7 +142,7 @@ pub fn router(state: SharedState) -> Router {
         ops::prometheus,
         ops::openapi,
     ),
-    components(schemas(error::ErrorBody, partners::PurposeFeedPage)),
+    components(schemas(error::ErrorBody, crate::disclose::partners::PurposeFeedPage)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -166,46 +160,6 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The per-person secrets of `subjects` (dense indexes), minted when new;
-/// every identifier that leaves about them is derived from these.
-fn subject_secrets(
-    app: &AppState,
-    state: &crate::state::State,
-    subjects: &[u32],
-) -> Result<std::collections::HashMap<u32, crate::vault::SubjectSecret>, error::ApiError> {
-    let known: Vec<(u32, crate::contract::Pseudonym)> =
-        subjects.iter().filter_map(|&s| state.subjects.get(s).map(|r| (s, r.pseudonym))).collect();
-    let pseudonyms: Vec<crate::contract::Pseudonym> = known.iter().map(|(_, p)| *p).collect();
-    let secrets = app.pipeline.vault().secrets_for(&pseudonyms).map_err(error::ApiError::internal)?;
-    Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
-}
-
-/// Records a disclosure of `subjects` (dense indexes) to a partner before
-/// the response leaves; a disclosure that cannot be audited is not made.
-/// Returns each subject's secret, from which the caller derives the
-/// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
-pub(crate) fn audit_disclosure(
-    app: &AppState,
-    state: &crate::state::State,
-    partner: &str,
-    purpose: crate::contract::Purpose,
-    kind: &str,
-    subjects: impl IntoIterator<Item = u32>,
-    at_ms: i64,
-) -> Result<std::collections::HashMap<u32, crate::vault::SubjectSecret>, error::ApiError> {
-    let subjects: Vec<u32> = subjects.into_iter().collect();
-    let secrets = subject_secrets(app, state, &subjects)?;
-    let ids: Vec<String> =
-        subjects.iter().filter_map(|s| secrets.get(s).map(|secret| secret.record_handle())).collect();
-    if ids.is_empty() {
-        return Ok(secrets);
-    }
-    app.audit
-        .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, ids)
-        .map_err(error::ApiError::internal)?;
-    Ok(secrets)
-}
-
 /// A page size from `?limit=`: `default` when absent, else 1..=`max`.
 pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, error::ApiError> {
     let limit = limit.unwrap_or(default);
@@ -218,13 +172,7 @@ pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Re
 
 pub use crate::clock::now_ms;
 
-/// Formats epoch milliseconds as RFC 3339 UTC.
-pub(crate) fn rfc3339(ts_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub(crate) use crate::disclose::rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,6 @@
 //! subject-service): resolve a number to an opaque subject id, read and change
 //! consent. Phone numbers travel only in request bodies, never in URLs.
 
-use std::collections::BTreeMap;
-
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -12,12 +10,101 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{ApiError, Code};
-use super::{now_ms, rfc3339, SharedState};
-use crate::consent::status_at;
-use crate::contract::{Event, EventBody, Pseudonym, Purpose};
-use crate::gate::{release_to_subject, Gated};
+use super::{now_ms, SharedState};
+use crate::contract::{Event, EventBody, Pseudonym, Purpose, Region};
+use crate::disclose::subjects::{consent_view, ConsentView};
+use crate::gate::Gated;
 use crate::pipeline::Prepared;
-use crate::state::State as DerivedState;
+
+/// Who asks about a subject named in the path, and which people they may
+/// ask about.
+pub trait Asker: Send + Sync + 'static {
+    /// The role the token must hold (admin always may).
+    const ROLE: Role;
+    /// Whether a known pseudonym is someone this asker may see: the
+    /// subject-facing service sees people who used the service, reviewers
+    /// anyone proviso holds anything about.
+    fn finds(state: &crate::state::State, pseudonym: &Pseudonym) -> Option<u32>;
+}
+
+/// The messaging app's privacy center (role subject-service).
+pub struct ForSubjectService;
+
+impl Asker for ForSubjectService {
+    const ROLE: Role = Role::SubjectService;
+    fn finds(state: &crate::state::State, pseudonym: &Pseudonym) -> Option<u32> {
+        state.subjects.lookup_person(pseudonym)
+    }
+}
+
+/// Abuse reviewers (role reviewer).
+pub struct ForReviewer;
+
+impl Asker for ForReviewer {
+    const ROLE: Role = Role::Reviewer;
+    fn finds(state: &crate::state::State, pseudonym: &Pseudonym) -> Option<u32> {
+        state.subjects.lookup(pseudonym)
+    }
+}
+
+/// The `{subject}` of a route, checked in the one order every subject
+/// route uses: the caller's token and role (401/403), the id's shape (400
+/// `invalid_subject`), then whether proviso holds the person (404
+/// `subject_not_found`).
+pub struct SubjectInPath<A: Asker> {
+    pub pseudonym: Pseudonym,
+    /// Region of the person's number (the jurisdiction the policy uses).
+    pub region: Region,
+    /// The role the caller's token holds (`A::ROLE` or admin).
+    pub role: Role,
+    asker: std::marker::PhantomData<A>,
+}
+
+/// The first two checks of [`SubjectInPath`] (token, id shape), for routes
+/// that check their body before looking the person up
+/// ([`SubjectIdInPath::find`]), so a bad body is a 400 whoever it names.
+pub struct SubjectIdInPath<A: Asker> {
+    pub pseudonym: Pseudonym,
+    pub role: Role,
+    asker: std::marker::PhantomData<A>,
+}
+
+impl<A: Asker> SubjectIdInPath<A> {
+    /// Looks the person up: 404 `subject_not_found` unless `A` may see them.
+    pub fn find(self, app: &super::AppState) -> Result<SubjectInPath<A>, ApiError> {
+        let state = app.pipeline.state();
+        let index = A::finds(&state, &self.pseudonym).ok_or_else(not_found)?;
+        let region = state.subjects.get(index).map(|record| record.region).ok_or_else(not_found)?;
+        Ok(SubjectInPath { pseudonym: self.pseudonym, region, role: self.role, asker: std::marker::PhantomData })
+    }
+}
+
+impl<A: Asker> axum::extract::FromRequestParts<SharedState> for SubjectIdInPath<A> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        let role = app.tokens.require(&parts.headers, &[A::ROLE])?;
+        let no_subject = || ApiError::new(Code::InvalidSubject, "the path names no subject");
+        let params = axum::extract::RawPathParams::from_request_parts(parts, app).await.map_err(|_| no_subject())?;
+        let subject =
+            params.iter().find(|(name, _)| *name == "subject").map(|(_, value)| value).ok_or_else(no_subject)?;
+        Ok(SubjectIdInPath { pseudonym: parse_subject(subject)?, role, asker: std::marker::PhantomData })
+    }
+}
+
+impl<A: Asker> axum::extract::FromRequestParts<SharedState> for SubjectInPath<A> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        SubjectIdInPath::<A>::from_request_parts(parts, app).await?.find(app)
+    }
+}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,38 +125,6 @@ pub struct ResolveResponse {
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     pub granted: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PurposeView {
-    /// granted, denied or pending.
-    pub state: String,
-    /// essential, consent_granted, consent_refused, opt_in_required or opt_out_notice.
-    pub basis: String,
-    /// RFC 3339 start of this state, when known.
-    pub since: Option<String>,
-    /// RFC 3339 end of a pending notice period.
-    pub until: Option<String>,
-    /// Whether the person may refuse this purpose.
-    pub refusable: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ConsentChangeView {
-    pub purpose: String,
-    pub granted: bool,
-    pub at: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ConsentView {
-    pub subject: String,
-    /// Region of the number (the jurisdiction the policy uses).
-    pub region: String,
-    /// State per purpose, now.
-    pub purposes: BTreeMap<String, PurposeView>,
-    /// Every explicit choice, oldest first.
-    pub history: Vec<ConsentChangeView>,
 }
 
 /// Resolves a number to its opaque subject id. 404 unless the number's owner
@@ -105,18 +160,15 @@ pub async fn resolve(
     get,
     path = "/v1/subjects/{subject}/consent",
     params(("subject" = String, Path, description = "Subject id from /v1/subjects/resolve")),
-    responses((status = 200, body = ConsentView), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = crate::disclose::subjects::ConsentView), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn get_consent(
     State(app): State<SharedState>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
-) -> Result<Json<ConsentView>, ApiError> {
-    app.tokens.require(&headers, &[Role::SubjectService])?;
-    let pseudonym = parse_subject(&subject)?;
+    subject: SubjectInPath<ForSubjectService>,
+) -> Result<Gated<ConsentView>, ApiError> {
     let state = app.pipeline.state();
-    Ok(Json(consent_view(&state, app.pipeline.policy(), &pseudonym, now_ms())?.into_inner()))
+    Ok(consent_view(&state, app.pipeline.policy(), &subject.pseudonym, now_ms())?)
 }
 
 /// Grants or refuses a refusable purpose (product, ads) from now on. The
@@ -129,17 +181,15 @@ pub async fn get_consent(
         ("purpose" = String, Path, description = "product or ads"),
     ),
     request_body = ConsentRequest,
-    responses((status = 200, body = ConsentView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses((status = 200, body = crate::disclose::subjects::ConsentView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn put_consent(
     State(app): State<SharedState>,
-    headers: HeaderMap,
-    Path((subject, purpose)): Path<(String, String)>,
+    subject: SubjectIdInPath<ForSubjectService>,
+    Path((_, purpose)): Path<(String, String)>,
     body: Result<Json<ConsentRequest>, JsonRejection>,
-) -> Result<Json<ConsentView>, ApiError> {
-    app.tokens.require(&headers, &[Role::SubjectService])?;
-    let pseudonym = parse_subject(&subject)?;
+) -> Result<Gated<ConsentView>, ApiError> {
     let purpose = Purpose::parse(&purpose).ok_or_else(|| {
         ApiError::new(
             Code::UnknownPurpose,
@@ -150,11 +200,7 @@ pub async fn put_consent(
     if purpose.is_essential() && !request.granted {
         return Err(ApiError::new(Code::EssentialPurpose, crate::edge::EdgeError::essential_refusal(purpose).message));
     }
-    let region = {
-        let state = app.pipeline.state();
-        let index = state.subjects.lookup_person(&pseudonym).ok_or_else(not_found)?;
-        state.subjects.get(index).map(|r| r.region).ok_or_else(not_found)?
-    };
+    let SubjectInPath { pseudonym, region, .. } = subject.find(&app)?;
     let at_ms = now_ms();
     let event = Event {
         ts_ms: at_ms,
@@ -173,48 +219,7 @@ pub async fn put_consent(
     .map_err(ApiError::internal)?;
     receiver.await.map_err(|_| ApiError::new(Code::Unavailable, "proviso is shutting down"))??;
     let state = app.pipeline.state();
-    Ok(Json(consent_view(&state, app.pipeline.policy(), &pseudonym, at_ms)?.into_inner()))
-}
-
-/// The consent view of one subject at `at_ms`, released to the subject-facing
-/// service.
-pub fn consent_view(
-    state: &DerivedState,
-    policy: &crate::consent::Policy,
-    pseudonym: &Pseudonym,
-    at_ms: i64,
-) -> Result<Gated<ConsentView>, ApiError> {
-    let index = state.subjects.lookup_person(pseudonym).ok_or_else(not_found)?;
-    let record = state.subjects.get(index).ok_or_else(not_found)?;
-    let history = state.consent.history(index);
-    let purposes = Purpose::ALL
-        .iter()
-        .map(|purpose| {
-            let status = status_at(history, *purpose, record.region.as_str(), record.first_seen_ms, policy, at_ms);
-            let view = PurposeView {
-                state: status.state.as_str().to_string(),
-                basis: status.basis.as_str().to_string(),
-                since: status.since_ms.map(rfc3339),
-                until: status.until_ms.map(rfc3339),
-                refusable: !purpose.is_essential(),
-            };
-            (purpose.as_str().to_string(), view)
-        })
-        .collect();
-    let history = history
-        .iter()
-        .map(|change| ConsentChangeView {
-            purpose: change.purpose.as_str().to_string(),
-            granted: change.granted,
-            at: rfc3339(change.ts_ms),
-        })
-        .collect();
-    Ok(release_to_subject(ConsentView {
-        subject: pseudonym.subject_id(),
-        region: record.region.as_str().to_string(),
-        purposes,
-        history,
-    }))
+    Ok(consent_view(&state, app.pipeline.policy(), &pseudonym, at_ms)?)
 }
 
 pub(super) fn parse_subject(subject: &str) -> Result<Pseudonym, ApiError> {
@@ -261,16 +266,9 @@ pub struct EraseResponse {
 )]
 pub async fn erase(
     State(app): State<SharedState>,
-    headers: HeaderMap,
-    Path(subject): Path<String>,
+    subject: SubjectInPath<ForSubjectService>,
 ) -> Result<Json<EraseResponse>, ApiError> {
-    app.tokens.require(&headers, &[Role::SubjectService])?;
-    let pseudonym = parse_subject(&subject)?;
-    let region = {
-        let state = app.pipeline.state();
-        let index = state.subjects.lookup_person(&pseudonym).ok_or_else(not_found)?;
-        state.subjects.get(index).map(|r| r.region).ok_or_else(not_found)?
-    };
+    let SubjectInPath { pseudonym, region, .. } = subject;
     let event = Event { ts_ms: now_ms(), subject: pseudonym, region, body: EventBody::DeleteAccount };
     let pipeline = app.pipeline.clone();
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_events(vec![event])))

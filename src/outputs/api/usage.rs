@@ -1,77 +1,15 @@
 //! `GET /v1/metrics/active` and `GET /v1/metrics/messages`: exact usage
 //! series, released to the essential `analytics` purpose through the gate.
 
-use std::collections::BTreeMap;
-
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::Json;
-use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{ApiError, Code};
 use super::SharedState;
-use crate::contract::{MessageKind, Purpose};
-use crate::gate::{release_aggregate, Gated};
-use crate::processors::usage::Grouping;
-use crate::state::State as DerivedState;
-
-/// Longest span one query may cover.
-pub const MAX_QUERY_DAYS: i32 = 3_660;
-/// Largest trailing window.
-pub const MAX_WINDOW_DAYS: u32 = 366;
-
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ActiveQuery {
-    /// First day, YYYY-MM-DD (UTC).
-    pub from: String,
-    /// Last day, YYYY-MM-DD (UTC), inclusive.
-    pub to: String,
-    /// Trailing window in days (1 = DAU, 7 = WAU, 30 = MAU); default 1.
-    pub window: Option<u32>,
-    /// Split each day by `country` (region of the number) or `platform`.
-    pub by: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ActivePoint {
-    pub day: String,
-    pub active: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub groups: Option<BTreeMap<String, u64>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ActiveResponse {
-    pub window: u32,
-    pub series: Vec<ActivePoint>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct MessagesQuery {
-    /// First day, YYYY-MM-DD (UTC).
-    pub from: String,
-    /// Last day, YYYY-MM-DD (UTC), inclusive.
-    pub to: String,
-    /// `kind` adds a per-kind split to each day.
-    pub by: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessagesPoint {
-    pub day: String,
-    pub messages: u64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub kinds: Option<BTreeMap<String, u64>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessagesResponse {
-    pub series: Vec<MessagesPoint>,
-}
+use crate::disclose::metrics::{self, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
+use crate::gate::{Gated, Staff};
 
 /// Distinct active subjects per day over a trailing window. A subject is
 /// active on a day with a register, session, message or outgoing
@@ -87,8 +25,8 @@ pub async fn get_active(
     State(app): State<SharedState>,
     headers: HeaderMap,
     query: Result<Query<ActiveQuery>, QueryRejection>,
-) -> Result<Json<ActiveResponse>, ApiError> {
-    app.tokens.require(&headers, &[Role::Analyst])?;
+) -> Result<Gated<ActiveResponse>, ApiError> {
+    let staff = staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
     let Query(query) = query.map_err(|_| {
         ApiError::new(
             Code::InvalidQuery,
@@ -96,7 +34,7 @@ pub async fn get_active(
         )
     })?;
     let state = app.pipeline.state();
-    Ok(Json(active(&state, &query)?.into_inner()))
+    Ok(metrics::active(&state, staff, &query)?)
 }
 
 /// Messages per day, optionally by kind. Role: analyst.
@@ -111,88 +49,20 @@ pub async fn get_messages(
     State(app): State<SharedState>,
     headers: HeaderMap,
     query: Result<Query<MessagesQuery>, QueryRejection>,
-) -> Result<Json<MessagesResponse>, ApiError> {
-    app.tokens.require(&headers, &[Role::Analyst])?;
+) -> Result<Gated<MessagesResponse>, ApiError> {
+    let staff = staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
     let Query(query) = query.map_err(|_| {
         ApiError::new(Code::InvalidQuery, "query parameters are from and to (YYYY-MM-DD) and by (kind)")
     })?;
     let state = app.pipeline.state();
-    Ok(Json(messages(&state, &query)?.into_inner()))
+    Ok(metrics::messages(&state, staff, &query)?)
 }
 
-/// Builds the active series from state (shared by the API and `proviso query`).
-pub fn active(state: &DerivedState, query: &ActiveQuery) -> Result<Gated<ActiveResponse>, ApiError> {
-    let (from, to) = day_range(&query.from, &query.to)?;
-    let window = query.window.unwrap_or(1);
-    if window == 0 || window > MAX_WINDOW_DAYS {
-        return Err(ApiError::new(
-            Code::InvalidQuery,
-            format!("`window` must be between 1 and {MAX_WINDOW_DAYS} days"),
-        ));
-    }
-    let grouping = match query.by.as_deref() {
-        None => None,
-        Some("country") => Some(Grouping::Country),
-        Some("platform") => Some(Grouping::Platform),
-        Some(_) => return Err(ApiError::new(Code::InvalidQuery, "`by` must be `country` or `platform`")),
-    };
-    let series = state
-        .usage
-        .active_series(from, to, window, grouping)
-        .into_iter()
-        .map(|point| ActivePoint { day: format_day(point.day), active: point.active, groups: point.groups })
-        .collect();
-    release_aggregate(Purpose::Analytics, ActiveResponse { window, series }).map_err(ApiError::internal)
-}
-
-/// Builds the messages series from state.
-pub fn messages(state: &DerivedState, query: &MessagesQuery) -> Result<Gated<MessagesResponse>, ApiError> {
-    let (from, to) = day_range(&query.from, &query.to)?;
-    let by_kind = match query.by.as_deref() {
-        None => false,
-        Some("kind") => true,
-        Some(_) => return Err(ApiError::new(Code::InvalidQuery, "`by` must be `kind`")),
-    };
-    let series = state
-        .usage
-        .message_series(from, to)
-        .into_iter()
-        .map(|(day, counts)| MessagesPoint {
-            day: format_day(day),
-            messages: counts.iter().sum(),
-            kinds: by_kind.then(|| {
-                MessageKind::ALL.iter().map(|kind| (kind.as_str().to_string(), counts[kind.code() as usize])).collect()
-            }),
-        })
-        .collect();
-    release_aggregate(Purpose::Analytics, MessagesResponse { series }).map_err(ApiError::internal)
-}
-
-fn day_range(from: &str, to: &str) -> Result<(i32, i32), ApiError> {
-    let from_day = parse_day(from, "from")?;
-    let to_day = parse_day(to, "to")?;
-    if to_day < from_day {
-        return Err(ApiError::new(Code::InvalidQuery, "`to` is before `from`"));
-    }
-    if to_day - from_day >= MAX_QUERY_DAYS {
-        return Err(ApiError::new(Code::InvalidQuery, format!("a query covers at most {MAX_QUERY_DAYS} days")));
-    }
-    Ok((from_day, to_day))
-}
-
-/// Parses YYYY-MM-DD into a day number since 1970-01-01.
-pub fn parse_day(text: &str, field: &str) -> Result<i32, ApiError> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(text, &format)
-        .map_err(|_| ApiError::new(Code::InvalidQuery, format!("`{field}` must be a date like 2026-01-31")))?;
-    Ok(date.to_julian_day() - time::macros::date!(1970 - 01 - 01).to_julian_day())
-}
-
-/// Formats a day number as YYYY-MM-DD.
-pub fn format_day(day: i32) -> String {
-    let epoch = time::macros::date!(1970 - 01 - 01).to_julian_day();
-    match time::Date::from_julian_day(epoch + day) {
-        Ok(date) => format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day()),
-        Err(_) => day.to_string(),
+/// The gate's name for the staff member a token stands for.
+pub(super) fn staff_of(role: Role) -> Staff {
+    match role {
+        Role::Reviewer => Staff::Reviewer,
+        Role::Analyst => Staff::Analyst,
+        _ => Staff::Admin,
     }
 }

@@ -181,18 +181,19 @@ impl Feeds {
     }
 
     /// Records the adds of a disclosure not already live; returns how many
-    /// were new. Each item: (partner_id, suggested, business, subject ids).
+    /// were new. Each item: (partner_id, suggested, business, subject ids),
+    /// released by the gate for the feed's purpose.
     pub fn disclose(
         &self,
         partner: &str,
-        purpose: Purpose,
         about: &str,
-        items: Vec<Disclosed>,
+        items: crate::gate::Gated<Vec<Disclosed>>,
         at_ms: i64,
     ) -> Result<usize, FeedError> {
+        let purpose = items.purpose();
         let mut inner = self.lock();
         let mut fresh = Vec::new();
-        for (partner_id, suggested, business, subjects) in items {
+        for (partner_id, suggested, business, subjects) in items.into_inner() {
             let record = FeedRecord {
                 cursor: 0,
                 op: "add".into(),
@@ -424,10 +425,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let feeds = Feeds::open(dir.path()).expect("open");
         let items = vec![suggestion("p1", "p2", &["s_a", "s_b"]), suggestion("p1", "p3", &["s_a", "s_c"])];
-        assert_eq!(feeds.disclose("net", Purpose::Product, "suggestion", items.clone(), 1).expect("add"), 2);
-        assert_eq!(feeds.disclose("net", Purpose::Product, "suggestion", items, 2).expect("again"), 0);
+        let released = |purpose, items| crate::gate::Gated::released_in_a_test(purpose, items);
+        assert_eq!(feeds.disclose("net", "suggestion", released(Purpose::Product, items.clone()), 1).expect("add"), 2);
+        assert_eq!(feeds.disclose("net", "suggestion", released(Purpose::Product, items), 2).expect("again"), 0);
         let audience = vec![("p2".to_string(), None, Some("shop".to_string()), vec!["s_b".to_string()])];
-        feeds.disclose("net", Purpose::Ads, "audience_member", audience, 3).expect("ads");
+        feeds.disclose("net", "audience_member", released(Purpose::Ads, audience), 3).expect("ads");
         let refusal =
             Revocation { subject: "s_b".into(), purposes: vec![Purpose::Product], partner: None, reason: "refused" };
         assert_eq!(feeds.revoke(std::slice::from_ref(&refusal), 4).expect("revoke"), 1);

@@ -1,0 +1,210 @@
+//! Ad audiences (purpose `ads`): sizes for advertisers, never identifiers;
+//! member ids for a partner, only for audiences of at least k people.
+//!
+//! Owns: k-anonymity (suppression below k), Laplace noise and the durable
+//! per-advertiser daily privacy budget, and the audience bodies (built only
+//! here, handed out only as `Gated<T>`).
+//! Never: releases a size below k, an identifier to an advertiser, a member
+//! who does not allow ads now or is banned, a noisy size beyond the asking
+//! advertiser's daily budget for the business, or an exact size when noise
+//! is configured.
+
+use serde::Serialize;
+
+use super::{DiscloseError, Disclosure, Sealed};
+use crate::contract::{day_of, Control, ControlBody, Purpose};
+use crate::gate::{release_aggregate, release_count, release_to_partner, release_to_partner_unnamed, Gated};
+use crate::pipeline::Prepared;
+use crate::processors::audiences::laplace;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AudienceSize {
+    pub business: String,
+    pub days: u32,
+    /// Rounded to a multiple of 10; null when suppressed.
+    pub size: Option<u64>,
+    /// True when fewer than k people (who allow ads) are in the audience.
+    pub suppressed: bool,
+    /// The k in force.
+    pub k: u64,
+    /// Epsilon charged for this answer (0 without noise).
+    pub epsilon: f64,
+    /// The caller's budget left today for this business after this answer.
+    pub budget_left: f64,
+    #[serde(skip)]
+    #[schema(ignore)]
+    _sealed: Sealed,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartnerAudience {
+    pub business: String,
+    pub days: u32,
+    /// True when the consenting audience is smaller than k: no ids then.
+    pub suppressed: bool,
+    /// This partner's account ids of the members linked to it, sorted.
+    pub members: Vec<String>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    _sealed: Sealed,
+}
+
+/// Rounds to the nearest multiple of 10 (halves up).
+fn round_to_ten(value: f64) -> u64 {
+    ((value.max(0.0) / 10.0 + 0.5).floor() * 10.0) as u64
+}
+
+/// Checks a span in days: 1..=365 (default 30).
+pub fn parse_days(days: Option<u32>) -> Result<u32, DiscloseError> {
+    let days = days.unwrap_or(30);
+    if (1..=365).contains(&days) {
+        Ok(days)
+    } else {
+        Err(DiscloseError::InvalidQuery("`days` must be 1..=365".to_string()))
+    }
+}
+
+impl Disclosure {
+    /// Whether an answer is noised: always when noise is configured
+    /// (`audience_epsilon` set; asking `noise=false` then is an error), else
+    /// only when asked with `noise=true`.
+    pub fn noised(&self, asked: Option<bool>) -> Result<bool, DiscloseError> {
+        match (self.audience.noise_required, asked) {
+            (true, Some(false)) => Err(DiscloseError::InvalidQuery(
+                "this server adds noise to every audience size (audience_epsilon is configured): leave out `noise` or set it to true"
+                    .to_string(),
+            )),
+            (true, _) => Ok(true),
+            (false, asked) => Ok(asked == Some(true)),
+        }
+    }
+
+    /// The size of a business's audience for `advertiser`: people with a
+    /// business message with it in the span who allow ads now and are not
+    /// banned. Suppressed below k, rounded to 10. A noised answer adds
+    /// Laplace noise of scale 1/epsilon and charges epsilon, suppressed or
+    /// not, to this advertiser's budget for this business today, durably
+    /// before answering (a restart never refills it). Blocking: it commits
+    /// the charge.
+    pub fn audience_size(
+        &self,
+        advertiser: &str,
+        business: &str,
+        days: u32,
+        noise: bool,
+    ) -> Result<Gated<AudienceSize>, DiscloseError> {
+        let config = self.audience;
+        // Held from reading the budget until the charge is committed.
+        let _charging = noise.then(|| self.charging.lock().unwrap_or_else(|p| p.into_inner()));
+        let at_ms = crate::clock::now_ms();
+        let today = day_of(at_ms);
+        let (counted, spent) = {
+            let state = self.pipeline.state();
+            let members = state.audiences.members(business, today, days);
+            let counted = release_count(&state, self.pipeline.policy(), members.iter(), Purpose::Ads, at_ms);
+            (counted, state.audiences.spent(advertiser, business, today))
+        };
+        // At least k people who allow ads, or no number at all.
+        let count = release_aggregate(&counted, config.k).ok();
+        let mut answer = AudienceSize {
+            business: business.to_string(),
+            days,
+            size: None,
+            suppressed: count.is_none(),
+            k: config.k,
+            epsilon: 0.0,
+            budget_left: (config.daily_epsilon - spent).max(0.0),
+            _sealed: Sealed(()),
+        };
+        if noise {
+            if spent + config.epsilon > config.daily_epsilon + 1e-9 {
+                return Err(DiscloseError::BudgetSpent);
+            }
+            let control = Control {
+                ts_ms: at_ms,
+                body: ControlBody::BudgetSpent {
+                    advertiser: Some(advertiser.to_string()),
+                    business: business.to_string(),
+                    day: today,
+                    epsilon_micros: (config.epsilon * 1e6).round() as u64,
+                },
+            };
+            self.pipeline.commit_blocking(Prepared::from_control(control))?;
+            answer.epsilon = config.epsilon;
+            answer.budget_left = (config.daily_epsilon - spent - config.epsilon).max(0.0);
+        }
+        let Some(count) = count else {
+            return Ok(counted.map(|_| answer));
+        };
+        Ok(count.map(|count| {
+            if !noise {
+                answer.size = Some(round_to_ten(count as f64));
+                return answer;
+            }
+            let noisy = count as f64 + laplace(1.0 / config.epsilon, fastrand::f64());
+            if noisy < config.k as f64 {
+                answer.suppressed = true;
+            } else {
+                answer.size = Some(round_to_ten(noisy));
+            }
+            answer
+        }))
+    }
+
+    /// This partner's account ids of a business's audience (purpose `ads`):
+    /// only when at least k people in it allow ads now; only members linked
+    /// to this partner, allowed ads and not banned. Recorded in the audit
+    /// log and the ads feed before it is returned.
+    pub fn partner_audience(
+        &self,
+        partner: &str,
+        business: &str,
+        days: u32,
+    ) -> Result<Gated<PartnerAudience>, DiscloseError> {
+        let settings = self.partner(partner)?;
+        let grant = settings.grant();
+        let at_ms = crate::clock::now_ms();
+        let state = self.pipeline.state();
+        let policy = self.pipeline.policy();
+        let members = state.audiences.members(business, day_of(at_ms), days);
+        let consenting = release_count(&state, policy, members.iter(), Purpose::Ads, at_ms);
+        let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
+            business: business.to_string(),
+            days,
+            suppressed,
+            members,
+            _sealed: Sealed(()),
+        };
+        if release_aggregate(&consenting, self.audience.k).is_err() {
+            return Ok(release_to_partner_unnamed(&grant, Purpose::Ads, Vec::new())?.map(|none| body(true, none)));
+        }
+        let index = state.links.partner_index(partner);
+        let mut released = Vec::new();
+        for subject in consenting.into_inner() {
+            let Some(account) = index.and_then(|index| state.links.account_of(index, subject)) else { continue };
+            if let Ok(gated) =
+                release_to_partner(&state, policy, &grant, subject, Purpose::Ads, at_ms, (subject, account.to_string()))
+            {
+                released.push(gated);
+            }
+        }
+        let released = Gated::gather(Purpose::Ads, released)?;
+        let disclosed = released.get().iter().map(|(subject, _)| *subject);
+        let secrets = self.audit_disclosure(&state, partner, Purpose::Ads, "audience_members", disclosed, at_ms)?;
+        let items = released.derive(|members| {
+            members
+                .iter()
+                .map(|(subject, account)| {
+                    let id = secrets.get(subject).map(|secret| secret.record_handle()).unwrap_or_default();
+                    (account.clone(), None, Some(business.to_string()), vec![id])
+                })
+                .collect()
+        });
+        self.feeds.disclose(partner, "audience_member", items, at_ms)?;
+        Ok(released.map(|members| {
+            let mut accounts: Vec<String> = members.into_iter().map(|(_, account)| account).collect();
+            accounts.sort();
+            body(false, accounts)
+        }))
+    }
+}

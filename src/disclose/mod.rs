@@ -1,0 +1,278 @@
+//! The disclosure layer: between the processors and the outputs, the one
+//! place that decides, records and shapes what leaves proviso about people.
+//!
+//! Owns: the sequence gate → audit record → feed record for every partner
+//! disclosure (`partners`), k-anonymity, noise and the privacy budget of
+//! audience sizes (`audiences`), the subject-facing report and consent view
+//! (`subjects`), usage series for analysts (`metrics`), retraction when a
+//! person withdraws (`Disclosure::revoke`), reconciliation of the feeds
+//! at start, and the audit log (`audit/`) and purpose feeds (`feeds/`)
+//! those disclosures are written to. Every body it hands out is a
+//! `Gated<T>` whose type can be built only in this layer.
+//! Never: authenticates (callers say who asked), formats HTTP or terminal
+//! output, or lets a body about a person out without the gate.
+
+pub mod audiences;
+pub mod audit;
+pub mod feeds;
+pub mod metrics;
+pub mod partners;
+pub mod subjects;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::contract::{Pseudonym, Purpose};
+use crate::edge::PseudonymKey;
+use crate::gate::{GateError, PartnerGrant};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::state::State;
+use crate::vault::{SubjectSecret, Vault, VaultError};
+use audit::{AuditError, AuditLog};
+use feeds::{FeedError, Feeds, Revocation};
+
+/// The private field of every body this layer hands out: only `disclose/`
+/// can write it, so a body about people can be built nowhere else (not in
+/// an HTTP handler, not in another crate), and leaves only as a `Gated<T>`.
+#[derive(Debug)]
+pub struct Sealed(());
+
+/// One partner network as the disclosure layer knows it.
+#[derive(Clone, Debug)]
+pub struct PartnerSettings {
+    pub name: String,
+    /// Purposes it is configured to receive.
+    pub purposes: Vec<Purpose>,
+    /// Key of the `h_` handles it sees.
+    pub handle_key: PseudonymKey,
+}
+
+impl PartnerSettings {
+    fn grant(&self) -> PartnerGrant<'_> {
+        PartnerGrant { name: &self.name, purposes: &self.purposes }
+    }
+}
+
+/// k, epsilon and the daily budget of audience sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AudiencePolicy {
+    /// Smallest audience whose size or members are released.
+    pub k: u64,
+    /// Epsilon charged per noised answer.
+    pub epsilon: f64,
+    /// Epsilon one advertiser may spend per business per UTC day.
+    pub daily_epsilon: f64,
+    /// Every size is noised (`audience_epsilon` configured).
+    pub noise_required: bool,
+}
+
+/// Why a disclosure was not made. Callers map each to their own answer
+/// (the HTTP layer to a status and code); messages never name a person.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscloseError {
+    #[error("no partner of that name is configured")]
+    PartnerNotFound,
+    #[error("this partner is not configured to receive {0}")]
+    NotConfigured(&'static str),
+    #[error("unknown purpose; expected one of: {0}")]
+    UnknownPurpose(String),
+    #[error("feeds exist for security, product and ads")]
+    NoSuchFeed,
+    #[error("no account with that id is linked at this partner")]
+    AccountNotLinked,
+    #[error("proviso holds nothing about this subject")]
+    SubjectNotFound,
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("your privacy budget for this business's sizes is spent for today (UTC); ask again tomorrow")]
+    BudgetSpent,
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// The disclosure layer of one running proviso: the pipeline it reads, the
+/// audit log and feeds it writes, and what each partner may receive.
+pub struct Disclosure {
+    pipeline: Arc<Pipeline>,
+    audit: Arc<AuditLog>,
+    feeds: Arc<Feeds>,
+    partners: Vec<PartnerSettings>,
+    audience: AudiencePolicy,
+    /// Serializes checking and charging budgets, so two concurrent requests
+    /// cannot both spend the last of one.
+    charging: std::sync::Mutex<()>,
+}
+
+impl Disclosure {
+    /// Opens the audit log and the feeds of the pipeline's data dir,
+    /// retracts what the gate would refuse now (changes made while no server
+    /// ran, e.g. by `proviso ingest`), and subscribes to the pipeline's
+    /// withdrawals and compactions.
+    pub fn open(
+        pipeline: Arc<Pipeline>,
+        partners: Vec<PartnerSettings>,
+        audience: AudiencePolicy,
+    ) -> Result<Arc<Disclosure>, DiscloseError> {
+        let data_dir = pipeline.data_dir().to_path_buf();
+        let audit = Arc::new(AuditLog::open(&data_dir)?);
+        let feeds = Arc::new(Feeds::open(&data_dir)?);
+        let disclosure = Arc::new(Disclosure {
+            pipeline: Arc::clone(&pipeline),
+            audit,
+            feeds,
+            partners,
+            audience,
+            charging: std::sync::Mutex::new(()),
+        });
+        disclosure.reconcile()?;
+        // The hooks hold the layer weakly: the pipeline does not keep it alive.
+        let on_withdrawal = Arc::downgrade(&disclosure);
+        pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
+            let Some(disclosure) = on_withdrawal.upgrade() else { return };
+            if let Err(error) = disclosure.revoke(withdrawals) {
+                tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
+            }
+        }));
+        let on_compaction = Arc::downgrade(&disclosure);
+        pipeline.set_compaction_hook(Arc::new(move || {
+            if let Some(disclosure) = on_compaction.upgrade() {
+                disclosure.compact();
+            }
+        }));
+        Ok(disclosure)
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    pub fn feeds(&self) -> &Feeds {
+        &self.feeds
+    }
+
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    pub fn audience_policy(&self) -> AudiencePolicy {
+        self.audience
+    }
+
+    fn partner(&self, name: &str) -> Result<&PartnerSettings, DiscloseError> {
+        self.partners.iter().find(|partner| partner.name == name).ok_or(DiscloseError::PartnerNotFound)
+    }
+
+    /// Writes the retractions of state's withdrawals (refusals, bans,
+    /// unlinkings, erasures) before they are acknowledged.
+    pub fn revoke(&self, withdrawals: &[crate::state::Withdrawal]) -> Result<usize, DiscloseError> {
+        let revocations = Revocation::from_withdrawals(withdrawals, self.pipeline.vault());
+        Ok(self.feeds.revoke(&revocations, crate::clock::now_ms())?)
+    }
+
+    /// After the log's compaction: the feeds and the audit log keep no byte
+    /// of an erased person's partner ids or handles.
+    pub fn compact(&self) {
+        compact_outputs(&self.feeds, &self.audit, self.pipeline.vault());
+    }
+
+    /// Retracts every live feed disclosure the gate would refuse now.
+    fn reconcile(&self) -> Result<(), DiscloseError> {
+        let live = self.feeds.live();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let at_ms = crate::clock::now_ms();
+        let mut revocations = Vec::new();
+        {
+            let state = self.pipeline.state();
+            for (partner, purpose, record) in live {
+                for subject in &record.subjects {
+                    if !self.still_allowed(&state, &partner, purpose, subject, at_ms) {
+                        revocations.push(Revocation {
+                            subject: subject.clone(),
+                            purposes: vec![purpose],
+                            partner: Some(partner.clone()),
+                            reason: "no_longer_allowed",
+                        });
+                    }
+                }
+            }
+        }
+        let retracted = self.feeds.revoke(&revocations, at_ms)?;
+        if retracted > 0 {
+            tracing::info!(retracted, "Retracted feed records no longer allowed since the last run.");
+        }
+        Ok(())
+    }
+
+    /// Whether the person behind a stored `r_` handle may still be named to
+    /// `partner` for `purpose` now.
+    fn still_allowed(&self, state: &State, partner: &str, purpose: Purpose, handle: &str, at_ms: i64) -> bool {
+        let Ok(settings) = self.partner(partner) else { return false };
+        self.release_again(state, settings, purpose, &[handle.to_string()], (), at_ms).is_some()
+    }
+
+    /// Records a disclosure of `subjects` (dense indexes) to `recipient`
+    /// before it leaves; a disclosure that cannot be audited is not made.
+    /// Returns each subject's secret, from which the caller derives the
+    /// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
+    fn audit_disclosure(
+        &self,
+        state: &State,
+        recipient: &str,
+        purpose: Purpose,
+        kind: &str,
+        subjects: impl IntoIterator<Item = u32>,
+        at_ms: i64,
+    ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
+        let subjects: Vec<u32> = subjects.into_iter().collect();
+        let secrets = subject_secrets(self.pipeline.vault(), state, &subjects)?;
+        let ids: Vec<String> =
+            subjects.iter().filter_map(|s| secrets.get(s).map(SubjectSecret::record_handle)).collect();
+        if !ids.is_empty() {
+            self.audit.append(at_ms, &format!("partner:{recipient}"), purpose.as_str(), kind, ids)?;
+        }
+        Ok(secrets)
+    }
+}
+
+/// The per-person secrets of `subjects` (dense indexes), minted when new;
+/// every identifier that leaves about them is derived from these.
+fn subject_secrets(vault: &Vault, state: &State, subjects: &[u32]) -> Result<HashMap<u32, SubjectSecret>, VaultError> {
+    let known: Vec<(u32, Pseudonym)> =
+        subjects.iter().filter_map(|&s| state.subjects.get(s).map(|r| (s, r.pseudonym))).collect();
+    let pseudonyms: Vec<Pseudonym> = known.iter().map(|(_, p)| *p).collect();
+    let secrets = vault.secrets_for(&pseudonyms)?;
+    Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
+}
+
+/// After the log's compaction: the feeds and the audit log keep no byte of
+/// an erased person's partner ids or handles (see `Feeds::compact`,
+/// `AuditLog::scrub`). Also run by `proviso compact` without a server.
+pub fn compact_outputs(feeds: &Feeds, audit: &AuditLog, vault: &Vault) {
+    match feeds.compact() {
+        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
+        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
+    }
+    let live = vault.live_record_handles();
+    match audit.scrub(|handle| live.contains(handle)) {
+        Ok(scrubbed) => tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests."),
+        Err(error) => tracing::error!(%error, "Audit log could not be scrubbed; retried at the next compaction."),
+    }
+}
+
+/// Formats epoch milliseconds as RFC 3339 UTC (every time a body carries).
+pub fn rfc3339(ts_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
