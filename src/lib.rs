@@ -28,6 +28,7 @@
 //! - [`vault`]: per-person secrets that erasure destroys (crypto-shredding).
 
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod consent;
 pub mod contract;
