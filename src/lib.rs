@@ -3,43 +3,100 @@
 //! # The data path
 //!
 //! ```text
-//!  NDJSON ──▶ edge ──▶ log ──▶ state/processors ──▶ gate ──▶ outputs
-//!  (HTTP,     strict   fsync'd  usage (roaring)     allow(   HTTP API,
-//!   CLI)      schema,  segments, consent registry   subject, /metrics
-//!             E.164 →  group                        purpose,
-//!             pseudonym commit                      at)
+//!  NDJSON ──▶ edge ──▶ pipeline ──▶ log ──▶ state ──────────▶ gate ──▶ disclose ──▶ outputs
+//!  (HTTP,     strict   group        fsync'd  subjects,         allow(   audit,       HTTP API,
+//!   CLI)      schema,  commit,      segments processors,       subject, k-anon,     partner feeds,
+//!             E.164 →  erasure,              consent           purpose, noise,      audit log,
+//!             pseudonym snapshots                              at)      budget      dashboard
 //! ```
+//!
+//! # Layers
+//!
+//! Modules are declared below lowest layer first. A module may use modules
+//! of its own layer or a lower one, never a higher one: no arrow points back
+//! up the data path (`tests/architecture.rs` checks every `crate::` path).
+//!
+//! | layer | modules |
+//! |---|---|
+//! | 0 | [`clock`], [`codec`], [`contract`] |
+//! | 1 | [`edge`], [`log`], [`sim`] |
+//! | 2 | [`vault`], [`telemetry`] |
+//! | 3 | [`processors`], [`consent`] |
+//! | 4 | [`state`] |
+//! | 5 | [`pipeline`] |
+//! | 6 | [`gate`] |
+//! | 7 | [`disclose`] |
+//! | 8 | [`config`] |
+//! | 9 | [`outputs`] |
+//! | 10 | [`server`] |
+//! | 11 | the binary: `main.rs` and `cli/` |
 //!
 //! # Layout
 //! - [`clock`]: the wall clock.
-//! - [`config`]: the one resolved configuration (defaults < file < env < flags).
-//! - [`contract`]: event contract v1 after the edge, and its binary codec.
+//! - [`codec`]: little-endian bytes for snapshots (no I/O).
+//! - [`contract`]: event contract v1 after the edge, control records, and the
+//!   log's binary codec.
 //! - [`edge`]: the privacy edge; the only place a phone number exists.
-//! - [`log`]: the durable, append-only event log and the data dir lock.
-//! - [`pipeline`]: the write path (edge → log → state) with group commit.
-//! - [`state`]: derived state, snapshots and rebuild.
-//! - [`processors`]: usage metrics (abuse, graph, audiences come later).
-//! - [`consent`]: the consent registry and the policy file.
-//! - [`gate`]: `allow(subject, purpose, at)`, the only door out.
-//! - [`outputs`]: the HTTP API.
-//! - [`server`]: starts the pipeline and the API together.
-//! - [`telemetry`]: proviso's own Prometheus series.
+//! - [`log`]: the durable, append-only log, the data dir lock, file modes.
 //! - [`sim`]: the deterministic workload simulator.
 //! - [`vault`]: per-person secrets that erasure destroys (crypto-shredding).
+//! - [`telemetry`]: proviso's own Prometheus series and internal events.
+//! - [`processors`]: derived data per use: `usage` (roaring bitmaps),
+//!   `graph` (address books, friend suggestions), `links` (partner accounts),
+//!   `abuse` (rules, actions, security records, backtest scoring) and
+//!   `audiences` (business contacts by day, privacy budgets).
+//! - [`consent`]: the consent registry and the policy file.
+//! - [`state`]: the subject registry and every processor, applied in log
+//!   order; snapshots; the backtest replay.
+//! - [`pipeline`]: the write path (edge → log → state): opening, group
+//!   commit, erasure compaction, snapshots, installing abuse rules.
+//! - [`gate`]: `allow(subject, purpose, at)` and `Gated<T>`, the only door out.
+//! - [`disclose`]: everything that decides, records and shapes what leaves
+//!   about people: gate → audit → feed, k-anonymity, noise and budget,
+//!   retraction, reconciliation at start; `audit/` (the hash-chained
+//!   disclosure log) and `feeds/` (partner purpose feeds); the bodies,
+//!   sealed there, leave only as `Gated<T>`.
+//! - [`config`]: the one resolved configuration (defaults < file < env < flags).
+//! - [`outputs`]: everything that leaves the process over the wire: `api/`
+//!   (HTTP; turns only `Gated<T>` into bodies about people) and
+//!   `dashboard/` (embedded pages).
+//! - [`server`]: starts the pipeline and the API together.
 
+// Layer 0: nothing from this crate.
 pub mod clock;
-pub mod config;
-pub mod consent;
+pub mod codec;
 pub mod contract;
-pub mod disclose;
+
+// Layer 1.
 pub mod edge;
-pub mod gate;
 pub mod log;
-pub mod outputs;
-pub mod pipeline;
-pub mod processors;
-pub mod server;
 pub mod sim;
-pub mod state;
+
+// Layer 2.
 pub mod telemetry;
 pub mod vault;
+
+// Layer 3.
+pub mod consent;
+pub mod processors;
+
+// Layer 4.
+pub mod state;
+
+// Layer 5.
+pub mod pipeline;
+
+// Layer 6.
+pub mod gate;
+
+// Layer 7.
+pub mod disclose;
+
+// Layer 8.
+pub mod config;
+
+// Layer 9.
+pub mod outputs;
+
+// Layer 10.
+pub mod server;

@@ -6,8 +6,9 @@ use anyhow::Context;
 use proviso::config::{Config, DataArgs};
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::pipeline::LOG_DIR;
-use proviso::processors::abuse::backtest::{backtest, parse_labels};
+use proviso::processors::abuse::backtest::parse_labels;
 use proviso::processors::abuse::rules::RuleSet;
+use proviso::state::backtest::backtest;
 
 /// Validate abuse rules, or backtest them against labelled history.
 #[derive(Debug, clap::Args)]

@@ -4,6 +4,10 @@
 //! (the rules in force keep running), logging the accepted text so replay
 //! uses the same rules at the same position, and watching the file.
 //! Never: applies rules that were not logged first.
+//!
+//! This lives in the pipeline, not beside the abuse processor: installing
+//! compares with the rules in force (`state/`) and logs through the writer,
+//! both above `processors/` in the import order (docs/architecture.md).
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -51,7 +55,7 @@ impl Pipeline {
             return Ok(RulesLoaded { rules: count, changed: false });
         }
         let control = Control {
-            ts_ms: crate::outputs::api::now_ms(),
+            ts_ms: crate::clock::now_ms(),
             body: ControlBody::RulesLoaded { text: source.text, lists: source.lists },
         };
         self.commit_blocking(Prepared::from_control(control))?;

@@ -6,7 +6,9 @@
 //! Never: the source of truth. Everything here can be rebuilt from the log
 //! (`proviso rebuild`), and a missing or damaged snapshot only costs time.
 
-pub(crate) mod codec;
+#[cfg(test)]
+mod abuse_tests;
+pub mod backtest;
 mod snapshot;
 
 pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};

@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use super::codec::{Reader, SnapshotError, Writer};
 use super::{State, SubjectRecord};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::consent::ConsentChange;
 use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
@@ -18,6 +18,20 @@ use crate::processors::usage::Usage;
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 /// Version 3: partner claims beside links; audience budgets per advertiser.
 const MAGIC: &[u8; 8] = b"PRVSNAP3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("snapshot is not a proviso v2 snapshot")]
+    Magic,
+    #[error("snapshot section: {0}")]
+    Encode(String),
+    #[error("snapshot checksum mismatch")]
+    Checksum,
+    #[error("snapshot i/o on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     move |source| SnapshotError::Io { path: path.display().to_string(), source }
@@ -119,7 +133,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
             let code = input.u8()?;
             let granted = input.u8()? != 0;
             let ts_ms = input.i64()?;
-            let purpose = Purpose::from_code(code).ok_or(SnapshotError::Truncated)?;
+            let purpose = Purpose::from_code(code).ok_or(DecodeError::Truncated)?;
             state.consent.record(subject, ConsentChange { purpose, granted, ts_ms });
         }
     }
@@ -134,7 +148,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
 
 fn decode_blob<T: serde::de::DeserializeOwned>(input: &mut Reader<'_>) -> Result<T, SnapshotError> {
     let len = input.u64()?;
-    let bytes = input.take(usize::try_from(len).map_err(|_| SnapshotError::Truncated)?)?;
+    let bytes = input.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)?;
     postcard::from_bytes(bytes).map_err(|error| SnapshotError::Encode(error.to_string()))
 }
 

@@ -1,20 +1,18 @@
-//! Backtests: replay logged events through candidate rules, with no side
-//! effects, and score the actions against ground-truth labels.
+//! Backtests: score the actions candidate rules took against ground-truth
+//! labels. The replay that produces those actions (logged events through a
+//! fresh in-memory state) is `state::backtest`, one layer up.
 //!
-//! Owns: scoring (precision, recall, detection delay, per rule and per
-//! labelled behaviour).
+//! Owns: labels files, scoring (precision, recall, detection delay, per rule
+//! and per labelled behaviour) and the report.
 //! Never: writes to the data dir, or prints a label's phone number (labels
 //! are matched by pseudonym).
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use serde::Serialize;
 
-use super::rules::RuleSet;
-use super::{Origin, RulesSource};
-use crate::contract::{Pseudonym, Record};
-use crate::state::State;
+use super::{Abuse, Origin};
+use crate::contract::Pseudonym;
 
 /// One ground-truth label, its number already pseudonymised.
 #[derive(Clone, Debug)]
@@ -75,29 +73,21 @@ pub struct BacktestReport {
     pub window_bytes_per_active_subject: f64,
 }
 
-/// Replays `records` (control records are skipped: the candidate rules
-/// replace the logged ones, and logged reviewer decisions are not replayed)
-/// through `rules` and scores the result against `labels`.
-pub fn backtest(records: impl IntoIterator<Item = Record>, rules: RuleSet, labels: &[Label]) -> BacktestReport {
-    let started = Instant::now();
-    let rule_count = rules.rules.len();
-    let mut state = State::default();
-    state.abuse.set_rules(rules, RulesSource { text: "(backtest)".into(), lists: Vec::new() });
-    let mut seq = 0u64;
-    for record in records {
-        if let Record::Event(event) = record {
-            state.apply_event(seq, &event);
-            seq += 1;
-        }
-    }
-    score(&state, labels, seq, started.elapsed().as_secs_f64(), rule_count)
-}
-
-fn score(state: &State, labels: &[Label], events: u64, replay_seconds: f64, rules: usize) -> BacktestReport {
+/// Scores the actions of `abuse` after a replay of `events` events through
+/// `rules` rules against `labels`; `lookup` gives a pseudonym's dense index
+/// in the replayed state.
+pub fn score(
+    abuse: &Abuse,
+    lookup: impl Fn(&Pseudonym) -> Option<u32>,
+    labels: &[Label],
+    events: u64,
+    replay_seconds: f64,
+    rules: usize,
+) -> BacktestReport {
     // First action per subject, and every rule that acted on it.
     let mut first_action: HashMap<u32, i64> = HashMap::new();
     let mut rules_by_subject: HashMap<u32, Vec<&str>> = HashMap::new();
-    for action in state.abuse.actions() {
+    for action in abuse.actions() {
         let origin = match &action.origin {
             Origin::Rule { rule } => rule.as_str(),
             Origin::PartnerFlag { .. } => "(partner flag policy)",
@@ -111,14 +101,14 @@ fn score(state: &State, labels: &[Label], events: u64, replay_seconds: f64, rule
         }
     }
     let label_of: HashMap<u32, &Label> =
-        labels.iter().filter_map(|label| state.subjects.lookup(&label.subject).map(|index| (index, label))).collect();
+        labels.iter().filter_map(|label| lookup(&label.subject).map(|index| (index, label))).collect();
     let is_spam = |subject: &u32| label_of.get(subject).is_some_and(|label| label.spam);
 
     let mut report = BacktestReport {
         events,
         rules,
         replay_seconds,
-        rule_evaluations: state.abuse.evaluations,
+        rule_evaluations: abuse.evaluations,
         ..BacktestReport::default()
     };
     report.labelled_spam = labels.iter().filter(|l| l.spam).count() as u64;
@@ -166,14 +156,14 @@ fn score(state: &State, labels: &[Label], events: u64, replay_seconds: f64, rule
             ..Default::default()
         });
         score.subjects += 1;
-        let detected = state.subjects.lookup(&label.subject).is_some_and(|index| first_action.contains_key(&index));
+        let detected = lookup(&label.subject).is_some_and(|index| first_action.contains_key(&index));
         score.detected += u64::from(detected);
     }
     report.by_behaviour = by_behaviour.into_values().collect();
     report.by_behaviour.sort_by(|a, b| (!a.spam, &a.behaviour).cmp(&(!b.spam, &b.behaviour)));
-    let active = state.abuse.active_subjects();
+    let active = abuse.active_subjects();
     report.window_bytes_per_active_subject =
-        if active == 0 { 0.0 } else { state.abuse.window_heap_bytes() as f64 / active as f64 };
+        if active == 0 { 0.0 } else { abuse.window_heap_bytes() as f64 / active as f64 };
     report
 }
 

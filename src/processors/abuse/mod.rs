@@ -134,7 +134,7 @@ pub const ERASED: u32 = u32::MAX;
 pub const UNKNOWN_ACCOUNT_AGE_SECONDS: f64 = 1e12;
 
 /// How often (in observed events) expired windows are swept.
-const SWEEP_EVERY: u64 = 1 << 16;
+pub(crate) const SWEEP_EVERY: u64 = 1 << 16;
 
 /// The abuse processor.
 #[derive(Default, Serialize, Deserialize)]
@@ -676,6 +676,3 @@ impl Abuse {
             + self.subjects.capacity() * (std::mem::size_of::<(u32, SubjectAbuse)>() + 1)
     }
 }
-
-#[cfg(test)]
-mod tests;

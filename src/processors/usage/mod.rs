@@ -172,7 +172,7 @@ impl Usage {
         bitmaps + self.platform_of.capacity() * std::mem::size_of::<(u8, i64)>()
     }
 
-    pub(crate) fn encode(&self, out: &mut crate::state::codec::Writer) {
+    pub(crate) fn encode(&self, out: &mut crate::codec::Writer) {
         out.u32(self.active_by_day.len() as u32);
         for (day, bitmap) in &self.active_by_day {
             out.i32(*day);
@@ -195,9 +195,9 @@ impl Usage {
     /// Rebuilds usage from a snapshot; `regions` gives each subject's region
     /// (`None` for subjects that never acted).
     pub(crate) fn decode(
-        input: &mut crate::state::codec::Reader<'_>,
+        input: &mut crate::codec::Reader<'_>,
         regions: impl Iterator<Item = Option<Region>>,
-    ) -> Result<Usage, crate::state::codec::SnapshotError> {
+    ) -> Result<Usage, crate::codec::DecodeError> {
         let mut usage = Usage::default();
         for _ in 0..input.u32()? {
             let day = input.i32()?;

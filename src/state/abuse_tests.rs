@@ -1,8 +1,11 @@
-use super::*;
+//! The abuse processor driven through [`State`]: records applied in log
+//! order, as the writer and replay apply them.
+
+use super::State;
 use crate::contract::{
     Control, ControlBody, DecisionAction, Event, EventBody, LinkState, MessageKind, Platform, Pseudonym, Record, Region,
 };
-use crate::state::State;
+use crate::processors::abuse::{Origin, Status, SWEEP_EVERY};
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 

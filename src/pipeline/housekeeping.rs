@@ -1,0 +1,169 @@
+//! What the writer does besides committing: erasure scheduling and log
+//! compaction, snapshots, the revocation hook and crypto-shredding.
+//!
+//! Owns: when to compact for erasures (once the oldest pending erasure is
+//! `erasure_compaction` old; with a zero bound, before the deletion is
+//! acknowledged), when to snapshot (every `snapshot_every_records` and at
+//! shutdown), handing each group's revocations to the hook and destroying
+//! erased people's secrets before the group is acknowledged.
+//! Never: runs outside the writer thread, or acknowledges anything.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::{compact, rebuild_state, CompactionHook, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
+use crate::contract::Pseudonym;
+use crate::log::Log;
+use crate::state::{save_snapshot, State, Withdrawal};
+use crate::vault::Vault;
+
+/// The writer's housekeeping settings, hooks and schedule.
+pub(super) struct Housekeeping {
+    data_dir: PathBuf,
+    state_dir: PathBuf,
+    segment_bytes: u64,
+    erasure_compaction: Duration,
+    snapshot_every: u64,
+    vault: Arc<Vault>,
+    revocation_hook: Arc<Mutex<Option<RevocationHook>>>,
+    on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+    /// When the writer first saw erasures pending since the last compaction.
+    erasure_seen: Option<Instant>,
+    /// Records committed since the last snapshot.
+    since_snapshot: u64,
+}
+
+impl Housekeeping {
+    pub(super) fn new(
+        options: &PipelineOptions,
+        vault: Arc<Vault>,
+        revocation_hook: Arc<Mutex<Option<RevocationHook>>>,
+        on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+    ) -> Housekeeping {
+        Housekeeping {
+            data_dir: options.data_dir.clone(),
+            state_dir: options.data_dir.join(STATE_DIR),
+            segment_bytes: options.segment_bytes,
+            erasure_compaction: options.erasure_compaction,
+            snapshot_every: options.snapshot_every_records.max(1),
+            vault,
+            revocation_hook,
+            on_compacted,
+            erasure_seen: None,
+            since_snapshot: 0,
+        }
+    }
+
+    /// Before the writer waits for the next batch: compacts the log when the
+    /// oldest pending erasure is due (and no write has failed). Returns how
+    /// long to wait for a batch before calling again, or `None` to wait
+    /// without a deadline (no compaction is scheduled).
+    pub(super) fn schedule_erasures(&mut self, log: &mut Log, state: &RwLock<State>, failed: bool) -> Option<Duration> {
+        let pending = state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0;
+        if pending {
+            let since = *self.erasure_seen.get_or_insert_with(Instant::now);
+            if !failed && since.elapsed() >= self.erasure_compaction {
+                self.compact(log, state);
+                self.erasure_seen = None;
+            }
+        }
+        if pending && self.erasure_seen.is_some() {
+            let wait =
+                self.erasure_compaction.saturating_sub(self.erasure_seen.map_or(Duration::ZERO, |s| s.elapsed()));
+            Some(wait.max(Duration::from_millis(10)))
+        } else {
+            None
+        }
+    }
+
+    /// After a group is applied, before it is acknowledged: hands its
+    /// revocations to the hook, destroys the erased people's secrets, and
+    /// with a zero bound compacts the deletions away.
+    pub(super) fn after_apply(
+        &mut self,
+        log: &mut Log,
+        state: &RwLock<State>,
+        revocations: &[Withdrawal],
+        erased: &[Pseudonym],
+    ) {
+        if !revocations.is_empty() {
+            let hook = self.revocation_hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(hook) = hook {
+                hook(revocations);
+            }
+        }
+        // Crypto-shredding: the erased people's secrets are destroyed before
+        // the erasure is acknowledged (after the retractions, which need them).
+        if let Err(error) = self.vault.forget(erased) {
+            tracing::error!(%error, "Erased people's secrets could not be destroyed on disk; retried at the next start.");
+        }
+        // With a zero bound, a deletion is compacted away before it is
+        // acknowledged.
+        if self.erasure_compaction.is_zero()
+            && state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
+        {
+            self.compact(log, state);
+            self.erasure_seen = None;
+            self.since_snapshot = 0;
+        }
+    }
+
+    /// After a group of `records` records is acknowledged: snapshots once
+    /// enough records have been committed since the last one.
+    pub(super) fn after_ack(&mut self, state: &RwLock<State>, records: u64) {
+        self.since_snapshot += records;
+        if self.since_snapshot >= self.snapshot_every {
+            self.since_snapshot = 0;
+            self.write_snapshot(state);
+        }
+    }
+
+    /// Compacts the log, rebuilds state from it and snapshots, all while
+    /// holding the state lock (queries wait; nothing is acknowledged
+    /// meanwhile). On failure the old log stays and compaction is retried.
+    fn compact(&self, log: &mut Log, state: &RwLock<State>) {
+        let started = Instant::now();
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let gaps = guard.security_feed_gaps(crate::clock::now_ms());
+        let outcome = compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice()).and_then(|report| {
+            *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+            let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
+            *guard = rebuilt;
+            // The destroyed secrets leave the vault file with the log.
+            self.vault.compact()?;
+            Ok(report)
+        });
+        match outcome {
+            Ok(report) => {
+                if let Err(error) = save_snapshot(&guard, &self.state_dir) {
+                    tracing::warn!(%error, "Snapshot after compaction failed; state stays rebuildable from the log.");
+                }
+                tracing::info!(
+                    erased_subjects = report.erased_subjects,
+                    records_before = report.records_before,
+                    records_after = report.records_after,
+                    millis = started.elapsed().as_millis() as u64,
+                    "Log compacted: erased subjects removed."
+                );
+                let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
+            }
+            Err(error) => tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log."),
+        }
+    }
+
+    /// Writes a snapshot of state now (a failure only costs replay time).
+    pub(super) fn write_snapshot(&self, state: &RwLock<State>) {
+        let state = state.read().unwrap_or_else(|p| p.into_inner());
+        match save_snapshot(&state, &self.state_dir) {
+            Ok(bytes) => {
+                crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }
+                    .emit()
+            }
+            Err(error) => tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log."),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Opening a data dir: the lock, the key, the vault, and state from the
+//! snapshot plus the log after it; then the writer thread starts.
+//!
+//! Owns: the order of opening (lock, tighten modes, finish an interrupted
+//! compaction, key, log, state, vault shredding left by a crash, writer),
+//! rebuilding state from a snapshot and the log, replaying decoded records.
+//! Never: acknowledges or appends anything; only the writer does.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::housekeeping::Housekeeping;
+use super::writer::{writer_loop, Commit};
+use super::{
+    compact, CompactionHook, OpenReport, Pipeline, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR,
+};
+use crate::contract::decode_record;
+use crate::edge::{Edge, PseudonymKey};
+use crate::log::{fsmode, DirLock, Log};
+use crate::state::{load_snapshot, State};
+use crate::vault::Vault;
+
+impl Pipeline {
+    /// Opens a data dir: takes its lock, loads the key, loads the snapshot and
+    /// replays the log after it, then starts the writer.
+    pub fn open(options: PipelineOptions) -> Result<Pipeline, PipelineError> {
+        let data_dir = options.data_dir.clone();
+        let dir_error = |source| PipelineError::DataDir { path: data_dir.display().to_string(), source };
+        fsmode::create_private_dir(&data_dir).map_err(dir_error)?;
+        let lock = DirLock::acquire(&data_dir)?;
+        // A data dir made by an older proviso or under a loose umask: owner only.
+        fsmode::restrict_tree(&data_dir).map_err(dir_error)?;
+        compact::recover_interrupted(&data_dir)?;
+        let key = match options.pseudonym_key.clone() {
+            Some(key) => key,
+            None => PseudonymKey::load_or_create(&data_dir)?,
+        };
+        let edge = Arc::new(
+            Edge::new(key, options.default_region)
+                .with_default_partner(&options.default_partner)
+                .with_max_future_skew_ms(options.max_future_skew_ms),
+        );
+        let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
+        let (state, report) = rebuild_state(&data_dir, true)?;
+        if state.next_seq > log.next_seq() {
+            tracing::warn!(
+                snapshot_seq = state.next_seq,
+                log_seq = log.next_seq(),
+                "Snapshot is ahead of the log; rebuilding state from the log alone."
+            );
+        }
+        let state = if state.next_seq > log.next_seq() { rebuild_state(&data_dir, false)?.0 } else { state };
+        let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
+        // Erasures a crash kept from the vault (logged, not yet shredded).
+        let vault = Arc::new(Vault::open(&data_dir)?);
+        let shredded = vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some())?;
+        if shredded > 0 {
+            tracing::info!(shredded, "Destroyed the secrets of people erased before the last stop.");
+        }
+        let state = Arc::new(RwLock::new(state));
+        let (sender, receiver) = mpsc::sync_channel::<Commit>(256);
+        let writer_state = Arc::clone(&state);
+        let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
+        let housekeeping =
+            Housekeeping::new(&options, Arc::clone(&vault), Arc::clone(&hook), Arc::clone(&on_compacted));
+        let writer = std::thread::Builder::new()
+            .name("proviso-writer".into())
+            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping))
+            .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
+        let pipeline = Pipeline {
+            edge,
+            state,
+            policy: options.policy,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(writer)),
+            hook,
+            on_compacted,
+            vault,
+            data_dir,
+            report,
+            _lock: lock,
+        };
+        if let Some(path) = &options.rules_path {
+            pipeline.install_rules_file(path).map_err(|error| PipelineError::Rules(error.to_string()))?;
+        }
+        Ok(pipeline)
+    }
+}
+
+/// Builds state from the snapshot (when `use_snapshot`) plus the log after it.
+pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, OpenReport), PipelineError> {
+    let mut report = OpenReport::default();
+    let mut state = State::default();
+    if use_snapshot {
+        match load_snapshot(&data_dir.join(STATE_DIR)) {
+            Ok(Some(loaded)) => {
+                state = loaded;
+                report.from_snapshot = true;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "Snapshot unreadable; rebuilding state from the whole log.");
+            }
+        }
+    }
+    let log_dir = data_dir.join(LOG_DIR);
+    if !log_dir.exists() {
+        return Ok((state, report));
+    }
+    let from = state.next_seq;
+    replay_records(&log_dir, from, |seq, record| {
+        state.apply(seq, &record);
+        report.replayed_records += 1;
+    })?;
+    // Replayed refusals and bans were handled when first applied; the server
+    // reconciles its feeds against the current state when it starts, and
+    // opening the pipeline shreds any erased person's secret left behind.
+    drop(state.drain_revocations());
+    drop(state.drain_erased());
+    Ok((state, report))
+}
+
+/// Replays the decoded records of the log in `log_dir` from `from_seq`;
+/// the first undecodable record fails the whole replay (after it ends).
+pub fn replay_records(
+    log_dir: &Path,
+    from_seq: u64,
+    mut on_record: impl FnMut(u64, crate::contract::Record),
+) -> Result<(), PipelineError> {
+    let mut decode_error = None;
+    crate::log::replay(log_dir, from_seq, |seq, payload| {
+        match decode_record(payload) {
+            Ok(record) => on_record(seq, record),
+            Err(source) => {
+                decode_error.get_or_insert(PipelineError::Decode { seq, source });
+            }
+        }
+        Ok(())
+    })?;
+    match decode_error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
