@@ -26,10 +26,6 @@ const PEOPLE: u32 = 5;
 /// The pinned arrival time of every line: 2026-06-01.
 const NOW: i64 = 1_780_272_000_000;
 
-fn now() -> i64 {
-    NOW
-}
-
 fn phone(k: u32) -> String {
     format!("+9198765{:05}", 100 + k)
 }
@@ -171,7 +167,7 @@ proptest! {
     fn partner_outputs_hold_only_attested_allowed_people_and_lives_stay_apart(ops in proptest::collection::vec(op(), 1..70)) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut world = World {
-            edge: Edge::new(PseudonymKey::from_bytes([5; 32]), Region(*b"IN")).with_default_partner("net").with_clock(now),
+            edge: Edge::new(PseudonymKey::from_bytes([5; 32]), Region(*b"IN")).with_default_partner("net").with_clock(proviso::clock::Clock::fixed(NOW)),
             state: State::default(),
             seq: 0,
             feeds: Feeds::open(dir.path()).expect("feeds"),

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use proviso::clock::Clock;
 use proviso::consent::Policy;
 use proviso::contract::{Purpose, Region};
 use proviso::disclose::partners::FeedPage;
@@ -15,7 +16,7 @@ use proviso::pipeline::{Pipeline, PipelineOptions};
 const ASKER: &str = "+919876500001";
 const FRIEND: &str = "+919876500002";
 
-fn open(dir: &std::path::Path) -> (Arc<Pipeline>, Arc<Disclosure>) {
+fn open(dir: &std::path::Path, clock: &Clock) -> (Arc<Pipeline>, Arc<Disclosure>) {
     let pipeline = Arc::new(
         Pipeline::open(PipelineOptions {
             data_dir: dir.to_path_buf(),
@@ -28,6 +29,7 @@ fn open(dir: &std::path::Path) -> (Arc<Pipeline>, Arc<Disclosure>) {
             rules_path: None,
             erasure_compaction: std::time::Duration::from_secs(3600),
             max_future_skew_ms: 300_000,
+            clock: clock.clone(),
         })
         .expect("pipeline"),
     );
@@ -60,7 +62,9 @@ fn product_feed(disclosure: &Disclosure) -> serde_json::Value {
 #[test]
 fn a_feed_record_is_released_again_when_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let now = proviso::clock::now_ms();
+    // One fixed clock for the edge, the write path and the disclosures.
+    let now = 1_780_272_000_000;
+    let clock = Clock::fixed(now);
     let at = now - 3_600_000;
     let mut lines = Vec::new();
     for (phone, account) in [(ASKER, "acct-asker"), (FRIEND, "acct-friend")] {
@@ -72,7 +76,7 @@ fn a_feed_record_is_released_again_when_read() {
     }
     lines.push(format!(r#"{{"type":"contacts","ts":{at},"phone":"{ASKER}","contacts":["{FRIEND}"]}}"#));
     {
-        let (pipeline, disclosure) = open(dir.path());
+        let (pipeline, disclosure) = open(dir.path(), &clock);
         ingest(&pipeline, &lines);
         let suggestions =
             serde_json::to_value(disclosure.suggestions("net", "acct-asker", 20).expect("suggest")).expect("json");
@@ -95,11 +99,14 @@ fn a_feed_record_is_released_again_when_read() {
         assert!(record.get("suggested").is_none() && record.get("partner_id").is_none(), "{feed}");
         pipeline.shutdown();
     }
-    // The next start reconciles: the retraction is written.
-    let (pipeline, disclosure) = open(dir.path());
+    // The next start, a minute later, reconciles: the retraction is written,
+    // stamped by the one clock the process was given.
+    clock.set(now + 60_000);
+    let (pipeline, disclosure) = open(dir.path(), &clock);
     assert!(disclosure.feeds().live().is_empty(), "reconciled at start");
     let feed = product_feed(&disclosure);
     assert_eq!(feed["records"][1]["op"], "retract", "{feed}");
     assert_eq!(feed["records"][1]["reason"], "no_longer_allowed", "{feed}");
+    assert_eq!(feed["records"][1]["at"], "2026-06-01T00:01:00Z", "{feed}");
     pipeline.shutdown();
 }

@@ -539,6 +539,7 @@ impl Config {
             rules_path: self.rules_path.clone(),
             erasure_compaction: std::time::Duration::from_secs(self.erasure_compaction_seconds),
             max_future_skew_ms: i64::try_from(self.max_future_skew_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
+            clock: crate::clock::Clock::system(),
         }
     }
 }

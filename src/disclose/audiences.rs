@@ -96,7 +96,7 @@ impl Disclosure {
         let config = self.audience;
         // Held from reading the budget until the charge is committed.
         let _charging = noise.then(|| self.charging.lock().unwrap_or_else(|p| p.into_inner()));
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let today = day_of(at_ms);
         let (counted, spent) = {
             let state = self.pipeline.state();
@@ -163,7 +163,7 @@ impl Disclosure {
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
         let settings = self.partner(partner)?;
         let grant = settings.grant();
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let state = self.pipeline.state();
         let policy = self.pipeline.policy();
         let members = state.audiences.members(business, day_of(at_ms), days);

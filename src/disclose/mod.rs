@@ -174,7 +174,7 @@ impl Disclosure {
     /// unlinkings, erasures) before they are acknowledged.
     pub fn revoke(&self, withdrawals: &[crate::state::Withdrawal]) -> Result<usize, DiscloseError> {
         let revocations = Revocation::from_withdrawals(withdrawals, self.pipeline.vault());
-        Ok(self.feeds.revoke(&revocations, crate::clock::now_ms())?)
+        Ok(self.feeds.revoke(&revocations, self.pipeline.clock().now_ms())?)
     }
 
     /// After the log's compaction: the feeds and the audit log keep no byte
@@ -189,7 +189,7 @@ impl Disclosure {
         if live.is_empty() {
             return Ok(());
         }
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let mut revocations = Vec::new();
         {
             let state = self.pipeline.state();

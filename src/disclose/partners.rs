@@ -162,7 +162,7 @@ impl Disclosure {
         let start = after.map_or(0, |after| after.saturating_add(1));
         let state = self.pipeline.state();
         let policy = self.pipeline.policy();
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let mut released = Vec::new();
         let mut disclosed: Vec<u32> = Vec::new();
         let mut next = after;
@@ -220,7 +220,7 @@ impl Disclosure {
         limit: usize,
     ) -> Result<Gated<PurposeFeedPage>, DiscloseError> {
         let settings = self.partner(partner)?;
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let stored = self.feeds.read(partner, purpose, after, limit);
         let next = stored.last().map(|record| record.cursor).or(after);
         let state = self.pipeline.state();
@@ -292,7 +292,7 @@ impl Disclosure {
         let grant = settings.grant();
         let state = self.pipeline.state();
         let policy = self.pipeline.policy();
-        let at_ms = crate::clock::now_ms();
+        let at_ms = self.pipeline.clock().now_ms();
         let index = state.links.partner_index(partner).ok_or(DiscloseError::AccountNotLinked)?;
         let owner = state.links.subject_of(index, partner_id).ok_or(DiscloseError::AccountNotLinked)?;
         // The asker's own consent counts too: no suggestions for someone who

@@ -49,8 +49,8 @@ pub struct Edge {
     /// Event times more than this far ahead of arrival are refused; times
     /// ahead by less are logged as the arrival time.
     max_future_skew_ms: i64,
-    /// Arrival time of a line (the wall clock; tests pin it).
-    clock: fn() -> i64,
+    /// Arrival time of a line (the process's clock; tests pin it).
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Edge {
@@ -65,7 +65,7 @@ impl Edge {
             phones: PhoneBook::new(key, default_region),
             default_partner: crate::contract::DEFAULT_PARTNER.into(),
             max_future_skew_ms: DEFAULT_MAX_FUTURE_SKEW_MS,
-            clock: crate::clock::now_ms,
+            clock: crate::clock::Clock::system(),
         }
     }
 
@@ -75,15 +75,15 @@ impl Edge {
         self
     }
 
-    /// Sets the clock that stamps arrivals (tests pin it).
-    pub fn with_clock(mut self, clock: fn() -> i64) -> Edge {
+    /// Sets the clock that stamps arrivals (the pipeline's; tests pin it).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Edge {
         self.clock = clock;
         self
     }
 
     /// The arrival time of a batch starting now.
     pub fn arrival_ms(&self) -> i64 {
-        (self.clock)()
+        self.clock.now_ms()
     }
 
     /// Sets the partner that the service's partner events belong to when they

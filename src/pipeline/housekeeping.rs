@@ -25,6 +25,7 @@ pub(super) struct Housekeeping {
     segment_bytes: u64,
     erasure_compaction: Duration,
     snapshot_every: u64,
+    clock: crate::clock::Clock,
     vault: Arc<Vault>,
     revocation_hook: Arc<Mutex<Option<RevocationHook>>>,
     on_compacted: Arc<Mutex<Option<CompactionHook>>>,
@@ -47,6 +48,7 @@ impl Housekeeping {
             segment_bytes: options.segment_bytes,
             erasure_compaction: options.erasure_compaction,
             snapshot_every: options.snapshot_every_records.max(1),
+            clock: options.clock.clone(),
             vault,
             revocation_hook,
             on_compacted,
@@ -125,7 +127,7 @@ impl Housekeeping {
     fn compact(&self, log: &mut Log, state: &RwLock<State>) {
         let started = Instant::now();
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
-        let gaps = guard.security_feed_gaps(crate::clock::now_ms());
+        let gaps = guard.security_feed_gaps(self.clock.now_ms());
         let outcome = compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice()).and_then(|report| {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
             let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;

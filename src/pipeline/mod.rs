@@ -64,6 +64,9 @@ pub struct PipelineOptions {
     pub erasure_compaction: std::time::Duration,
     /// Event times more than this far ahead of arrival are refused.
     pub max_future_skew_ms: i64,
+    /// The process's clock: arrival times, control records, and everyone
+    /// who asks the pipeline (`Clock::system()` outside tests).
+    pub clock: crate::clock::Clock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +118,7 @@ pub struct Pipeline {
     vault: Arc<Vault>,
     data_dir: PathBuf,
     report: OpenReport,
+    clock: crate::clock::Clock,
     _lock: DirLock,
 }
 
@@ -141,6 +145,11 @@ impl Pipeline {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The process's clock (the one the edge stamps arrivals with).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     pub fn data_dir(&self) -> &Path {

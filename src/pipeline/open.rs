@@ -39,7 +39,8 @@ impl Pipeline {
         let edge = Arc::new(
             Edge::new(key, options.default_region)
                 .with_default_partner(&options.default_partner)
-                .with_max_future_skew_ms(options.max_future_skew_ms),
+                .with_max_future_skew_ms(options.max_future_skew_ms)
+                .with_clock(options.clock.clone()),
         );
         let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
         let (state, report) = rebuild_state(&data_dir, true)?;
@@ -79,6 +80,7 @@ impl Pipeline {
             vault,
             data_dir,
             report,
+            clock: options.clock.clone(),
             _lock: lock,
         };
         if let Some(path) = &options.rules_path {

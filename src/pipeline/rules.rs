@@ -55,7 +55,7 @@ impl Pipeline {
             return Ok(RulesLoaded { rules: count, changed: false });
         }
         let control = Control {
-            ts_ms: crate::clock::now_ms(),
+            ts_ms: self.clock.now_ms(),
             body: ControlBody::RulesLoaded { text: source.text, lists: source.lists },
         };
         self.commit_blocking(Prepared::from_control(control))?;

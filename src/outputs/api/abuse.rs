@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Role;
 use super::error::{ApiError, Code};
 use super::subjects::{bad_body, not_found, ForReviewer, SubjectIdInPath, SubjectInPath};
-use super::{now_ms, rfc3339, SharedState};
+use super::{rfc3339, SharedState};
 use crate::contract::{Control, ControlBody, DecisionAction, Pseudonym};
 use crate::gate::{release_for_staff, Gated, Staff};
 use crate::pipeline::Prepared;
@@ -252,7 +252,7 @@ pub async fn post_decision(
     // A note explains a decision; phone numbers and e-mail addresses in it
     // are masked before it is logged (reviewers' free text is not trusted).
     let note = crate::edge::mask_contact_details(&request.note);
-    let control = Control { ts_ms: now_ms(), body: ControlBody::Decision { subject: pseudonym, action, note } };
+    let control = Control { ts_ms: app.now_ms(), body: ControlBody::Decision { subject: pseudonym, action, note } };
     let pipeline = app.pipeline.clone();
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_control(control)))
         .await

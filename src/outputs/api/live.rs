@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{token_hash, Role};
 use super::error::{ApiError, Code};
-use super::{now_ms, rfc3339, SharedState};
+use super::{rfc3339, SharedState};
 use crate::consent::{status_at, ConsentState};
 use crate::contract::{MessageKind, Purpose};
 use crate::disclose::metrics::format_day;
@@ -99,8 +99,7 @@ fn abuse_days(state: &DerivedState, last_day: i32) -> Vec<AbuseDay> {
 
 /// The figures of `state` now, except `events_per_second`, which each
 /// stream derives from the snapshots it sends.
-fn figures(state: &DerivedState, policy: &crate::consent::Policy) -> LiveFigures {
-    let at_ms = now_ms();
+fn figures(state: &DerivedState, policy: &crate::consent::Policy, at_ms: i64) -> LiveFigures {
     let events = state.next_seq;
     let last_day = state.usage.last_day();
     let active = |window: u32| {
@@ -191,7 +190,7 @@ impl LiveCache {
         let started = Instant::now();
         let mut figures = {
             let state = app.pipeline.state();
-            figures(&state, app.pipeline.policy())
+            figures(&state, app.pipeline.policy(), app.now_ms())
         };
         crate::telemetry::LiveFiguresComputed { duration: started.elapsed() }.emit();
         figures.rejected = app

@@ -52,6 +52,13 @@ pub struct AppState {
 
 pub type SharedState = Arc<AppState>;
 
+impl AppState {
+    /// Now, on the process's one clock (the pipeline's).
+    pub fn now_ms(&self) -> i64 {
+        self.pipeline.clock().now_ms()
+    }
+}
+
 /// Every route: method, path, and the roles admitted besides admin (empty
 /// = public, except the admin-only routes listed in [`ADMIN_ONLY`]).
 /// The OpenAPI test and the auth matrix test both walk this table.
@@ -169,8 +176,6 @@ pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Re
         Err(error::ApiError::new(error::Code::InvalidQuery, format!("`limit` must be 1..={max}")))
     }
 }
-
-pub use crate::clock::now_ms;
 
 pub(crate) use crate::disclose::rfc3339;
 

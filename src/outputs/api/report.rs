@@ -6,7 +6,7 @@ use axum::extract::State;
 
 use super::error::ApiError;
 use super::subjects::{ForSubjectService, SubjectInPath};
-use super::{now_ms, SharedState};
+use super::SharedState;
 use crate::disclose::subjects::SubjectReport;
 use crate::gate::Gated;
 
@@ -30,7 +30,7 @@ pub async fn get_report(
         disclosure.audit(),
         app.pipeline.vault(),
         &subject.pseudonym,
-        now_ms(),
+        app.now_ms(),
     )?;
     Ok(report)
 }

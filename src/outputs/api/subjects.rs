@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Role;
 use super::error::{ApiError, Code};
-use super::{now_ms, SharedState};
+use super::SharedState;
 use crate::contract::{Event, EventBody, Pseudonym, Purpose, Region};
 use crate::disclose::subjects::{consent_view, ConsentView};
 use crate::gate::Gated;
@@ -168,7 +168,7 @@ pub async fn get_consent(
     subject: SubjectInPath<ForSubjectService>,
 ) -> Result<Gated<ConsentView>, ApiError> {
     let state = app.pipeline.state();
-    Ok(consent_view(&state, app.pipeline.policy(), &subject.pseudonym, now_ms())?)
+    Ok(consent_view(&state, app.pipeline.policy(), &subject.pseudonym, app.now_ms())?)
 }
 
 /// Grants or refuses a refusable purpose (product, ads) from now on. The
@@ -201,7 +201,7 @@ pub async fn put_consent(
         return Err(ApiError::new(Code::EssentialPurpose, crate::edge::EdgeError::essential_refusal(purpose).message));
     }
     let SubjectInPath { pseudonym, region, .. } = subject.find(&app)?;
-    let at_ms = now_ms();
+    let at_ms = app.now_ms();
     let event = Event {
         ts_ms: at_ms,
         subject: pseudonym,
@@ -269,7 +269,7 @@ pub async fn erase(
     subject: SubjectInPath<ForSubjectService>,
 ) -> Result<Json<EraseResponse>, ApiError> {
     let SubjectInPath { pseudonym, region, .. } = subject;
-    let event = Event { ts_ms: now_ms(), subject: pseudonym, region, body: EventBody::DeleteAccount };
+    let event = Event { ts_ms: app.now_ms(), subject: pseudonym, region, body: EventBody::DeleteAccount };
     let pipeline = app.pipeline.clone();
     tokio::task::spawn_blocking(move || pipeline.commit_blocking(Prepared::from_events(vec![event])))
         .await
