@@ -8,6 +8,9 @@
 //! (flag wins); [`Config::resolve`] then lays that over the file and defaults.
 
 pub mod env;
+mod role;
+
+pub use role::Role;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -434,7 +437,7 @@ impl Config {
             }
         }
         for token in &tokens {
-            if crate::outputs::api::auth::Role::parse(&token.role).is_none() {
+            if Role::parse(&token.role).is_none() {
                 problems.push(format!(
                     "token `{}`: role `{}` is not one of admin, ingest, analyst, subject-service, reviewer, advertiser",
                     token.name, token.role
