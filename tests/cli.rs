@@ -125,6 +125,34 @@ fn bad_configuration_lists_every_problem_and_opens_nothing() {
     assert!(!data.exists(), "nothing opened");
 }
 
+/// A broken abuse rules file given to `serve` is reported like any other
+/// bad setting, with every problem in it, and nothing is opened.
+#[test]
+fn serve_with_a_broken_rules_file_lists_its_problems_and_opens_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let rules = temp.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\nname = \"x\"\nwhen = \"nonsense\"\n").expect("write");
+    let data = temp.path().join("data");
+    let output = run(
+        &[
+            "serve",
+            "--data",
+            data.to_str().expect("utf8"),
+            "--rules",
+            rules.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: invalid configuration:\n  - rules: invalid abuse rules in "), "{stderr}");
+    assert!(stderr.contains("rule `x`: when: column 1: unknown feature `nonsense`"), "{stderr}");
+    assert!(stderr.contains("rule `x`: reason: missing"), "{stderr}");
+    assert!(!data.exists(), "nothing opened");
+}
+
 /// `--help` teaches: the top level lists the subcommands with examples.
 #[test]
 fn help_lists_subcommands_and_examples() {

@@ -1,7 +1,7 @@
 //! `proviso audit verify` and `proviso audit head`.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::DataArgs;
 use proviso::outputs::audit::{verify, verify_extends, Head, AUDIT_DIR, AUDIT_FILE};
 
 /// Check the disclosure audit log.
@@ -44,7 +44,7 @@ pub enum AuditAction {
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command.action {
         AuditAction::Verify { head, data } => {
-            let config = Config::resolve_data(&data)?;
+            let config = super::resolve_data_config(&data)?;
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
             let (verified, extends) = match &head {
                 Some(head) => verify_extends(&path, head)?,
@@ -64,7 +64,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
             Ok(())
         }
         AuditAction::Head { data } => {
-            let config = Config::resolve_data(&data)?;
+            let config = super::resolve_data_config(&data)?;
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
             let verified = verify(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Some(problem) = verified.first_bad {

@@ -1,7 +1,7 @@
 //! `proviso compact`.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::DataArgs;
 use proviso::log::DirLock;
 use proviso::pipeline::{compact_log, rebuild_state, STATE_DIR};
 use proviso::state::save_snapshot;
@@ -17,7 +17,7 @@ pub struct CompactCommand {
 }
 
 pub fn run(command: CompactCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_data_config(&command.data)?;
     let dir = &config.data_dir;
     let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
     // The security feeds' cursors about erased people are kept as tombstones.

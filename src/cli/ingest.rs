@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::DataArgs;
 use proviso::edge::RejectReason;
 use proviso::log::fsmode;
 use proviso::pipeline::{Pipeline, Prepared, Rejection};
@@ -83,7 +83,7 @@ fn create_rejects_file(path: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 pub fn run(command: IngestCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_data_config(&command.data)?;
     let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if command.input.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {

@@ -14,6 +14,8 @@ mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand};
+use proviso::config::{Config, ConfigError, DataArgs, ServeArgs};
+use proviso::processors::abuse::rules::RuleSet;
 
 /// proviso: share messaging usage data with a partner network, consent first.
 ///
@@ -74,6 +76,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compact(command) => compact::run(command),
         Command::Report(command) => report::run(command),
     }
+}
+
+/// Resolves the configuration, then compiles the abuse rules file it names,
+/// so a broken file stops the command before anything is opened, its
+/// problems listed like any other bad setting. (The pipeline compiles it
+/// again when it installs it.)
+pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let config = Config::resolve(args)?;
+    if let Some(path) = &config.rules_path {
+        if let Err(error) = RuleSet::load(path) {
+            return Err(ConfigError { problems: vec![format!("rules: {error}")] }.into());
+        }
+    }
+    Ok(config)
+}
+
+/// [`resolve_config`] for commands that open a data dir but serve nothing.
+pub fn resolve_data_config(args: &DataArgs) -> anyhow::Result<Config> {
+    resolve_config(&ServeArgs { data: args.clone(), ..ServeArgs::default() })
 }
 
 /// Tracing to stderr; `PROVISO_LOG` sets the filter (default `info`).

@@ -1,7 +1,7 @@
 //! `proviso report`: what proviso holds about one person, from a data dir.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::DataArgs;
 use proviso::contract::Pseudonym;
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::outputs::api::report::build_report;
@@ -33,7 +33,7 @@ pub struct ReportCommand {
 }
 
 pub fn run(command: ReportCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_data_config(&command.data)?;
     let dir = &config.data_dir;
     let pseudonym = match (&command.phone, &command.subject) {
         (Some(phone), _) => {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::DataArgs;
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::pipeline::LOG_DIR;
 use proviso::processors::abuse::backtest::{backtest, parse_labels};
@@ -62,7 +62,7 @@ pub fn run(command: RulesCommand) -> anyhow::Result<()> {
         }
         RulesAction::Backtest { candidate, labels, data, json } => {
             let set = RuleSet::load(&candidate)?;
-            let config = Config::resolve_data(&data)?;
+            let config = super::resolve_data_config(&data)?;
             let key = match config.pseudonym_key.clone() {
                 Some(key) => key,
                 None => PseudonymKey::load_existing(&config.data_dir)

@@ -1,7 +1,7 @@
 //! `proviso serve`.
 
 use anyhow::Context;
-use proviso::config::{Config, ServeArgs};
+use proviso::config::ServeArgs;
 use proviso::server;
 
 /// Run the HTTP server.
@@ -19,7 +19,7 @@ pub struct ServeCommand {
 }
 
 pub fn run(command: ServeCommand) -> anyhow::Result<()> {
-    let config = Config::resolve(&command.args)?;
+    let config = super::resolve_config(&command.args)?;
     super::runtime()?.block_on(async move {
         let (running, listener, app) =
             server::start(&config).await.with_context(|| format!("opening data dir {}", config.data_dir.display()))?;

@@ -480,12 +480,9 @@ impl Config {
         if !(audience.epsilon > 0.0 && audience.epsilon <= audience.daily_epsilon) {
             problems.push("audience_epsilon must be positive and at most audience_daily_epsilon".to_string());
         }
+        // Only the path: the rules are compiled where they are installed
+        // (the pipeline), and checked before anything opens by the binary.
         let rules_path = args.data.rules.clone().or(file.rules.clone());
-        if let Some(path) = &rules_path {
-            if let Err(error) = crate::processors::abuse::rules::RuleSet::load(path) {
-                problems.push(format!("rules: {error}"));
-            }
-        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
