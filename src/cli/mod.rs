@@ -3,6 +3,7 @@
 
 mod audit;
 mod compact;
+mod config;
 mod demo;
 mod http;
 mod ingest;
@@ -32,6 +33,7 @@ use proviso::processors::abuse::rules::RuleSet;
 ///   proviso query active --window 30     monthly active subjects
 ///   proviso rules backtest RULES --labels LABELS   score abuse rules
 ///   proviso report --phone NUMBER        what proviso holds about one person
+///   proviso config show --config FILE    the configuration in force (secrets masked)
 #[derive(Debug, Parser)]
 #[command(name = "proviso", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
@@ -46,8 +48,11 @@ pub struct Cli {
 /// one environment serve every command, but leave them out of `--help`.
 pub fn parse() -> Cli {
     let mut command = Cli::command();
-    let quiet: Vec<String> =
-        command.get_subcommands().map(|sub| sub.get_name().to_string()).filter(|name| name != "serve").collect();
+    let quiet: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .filter(|name| name != "serve" && name != "config")
+        .collect();
     for name in quiet {
         command = command.mut_subcommand(name, hide_serve_only_options);
     }
@@ -88,6 +93,8 @@ pub enum Command {
     Compact(compact::CompactCommand),
     /// Print what proviso holds about one person (JSON)
     Report(report::ReportCommand),
+    /// Print the configuration in force (defaults, file, env, flags), secrets masked
+    Config(config::ConfigCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -102,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(command),
         Command::Compact(command) => compact::run(command),
         Command::Report(command) => report::run(command),
+        Command::Config(command) => config::run(command),
     }
 }
 
