@@ -93,7 +93,7 @@ pub enum Command {
     Compact(compact::CompactCommand),
     /// Print what proviso holds about one person (JSON)
     Report(report::ReportCommand),
-    /// Print the configuration in force (defaults, file, env, flags), secrets masked
+    /// Print the configuration in force (secrets masked), or the options reference
     Config(config::ConfigCommand),
 }
 

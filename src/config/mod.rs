@@ -12,6 +12,7 @@
 //! [`OptArgs::layered`]. docs/configuration.md is generated from [`Opt`]
 //! ([`docs`]); `proviso config show` prints the options in force.
 
+pub mod docs;
 pub mod env;
 mod opt;
 mod role;
