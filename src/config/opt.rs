@@ -362,11 +362,6 @@ pub struct OptArgs {
 }
 
 impl OptArgs {
-    /// Options given in code (tests, `proviso demo`), as if by flag.
-    pub fn from_flags(opt: Opt, names: &[&str]) -> OptArgs {
-        OptArgs { opt, set_by_flag_or_env: names.iter().map(|name| name.to_string()).collect() }
-    }
-
     /// The options in force. Precedence, lowest first: built-in default <
     /// `--config` file < environment variable < flag. Clap already put env
     /// over defaults and flags over env; here the file replaces each option
