@@ -4,8 +4,8 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
-    let cli = <cli::Cli as clap::Parser>::parse();
-    cli::init_tracing();
+    let cli = cli::parse();
+    cli::init_tracing(&cli.global);
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -23,7 +23,6 @@
 //! [`LAYERS`] fails the test, whether a file belongs to it or something
 //! refers to it, so a new module gets its layer deliberately.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// Layers, lowest first: the data path from the bottom up.
@@ -46,21 +45,6 @@ const LAYERS: &[(&str, u32)] = &[
     ("outputs", 9),
     ("server", 10),
     ("cli", 11),
-];
-
-/// Upward references that are being removed on another branch: (importing
-/// module, referenced path prefix after `crate::`). Config validates tokens'
-/// roles and the rules file by calling into outputs and processors; the
-/// config work moves those checks out. Delete an entry once its reference is
-/// gone: an entry that matches nothing fails the test too.
-const KNOWN_VIOLATIONS: &[(&str, &str)] = &[
-    // config (8) -> outputs (9): token roles checked while resolving config.
-    ("config", "outputs::api::auth::Role"),
-    // config (8) -> processors (3) points down the table, so it is no
-    // violation by layer; it is listed because config should only hold
-    // settings, and the same config work removes it (rules file checked
-    // while resolving config).
-    ("config", "processors::abuse::rules::RuleSet"),
 ];
 
 /// One `crate::<module>` reference in a source file.
@@ -326,7 +310,6 @@ fn no_module_imports_a_higher_layer() {
     assert!(files.len() > 20, "found only {} files under {}", files.len(), src.display());
 
     let mut problems = Vec::new();
-    let mut known_used = BTreeSet::new();
     for file in &files {
         let relative = file.strip_prefix(&src).expect("under src");
         let shown = Path::new("src").join(relative).display().to_string();
@@ -359,25 +342,12 @@ fn no_module_imports_a_higher_layer() {
                 ));
                 continue;
             };
-            let known =
-                KNOWN_VIOLATIONS.iter().position(|(from, path)| *from == module && reference.path.starts_with(path));
-            if let Some(known) = known {
-                known_used.insert(known);
-                continue;
-            }
             if target_layer > layer {
                 problems.push(format!(
                     "{shown}:{}: {module} (layer {layer}) imports {target} (layer {target_layer}) via crate::{}",
                     reference.line, reference.path
                 ));
             }
-        }
-    }
-    for (index, (from, path)) in KNOWN_VIOLATIONS.iter().enumerate() {
-        if !known_used.contains(&index) {
-            problems.push(format!(
-                "KNOWN_VIOLATIONS: {from} no longer refers to crate::{path}; delete the entry (tests/architecture.rs)"
-            ));
         }
     }
     assert!(

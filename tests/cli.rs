@@ -125,6 +125,84 @@ fn bad_configuration_lists_every_problem_and_opens_nothing() {
     assert!(!data.exists(), "nothing opened");
 }
 
+/// A broken abuse rules file given to `serve` is reported like any other
+/// bad setting, with every problem in it, and nothing is opened.
+#[test]
+fn serve_with_a_broken_rules_file_lists_its_problems_and_opens_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let rules = temp.path().join("rules.toml");
+    std::fs::write(&rules, "[[rule]]\nname = \"x\"\nwhen = \"nonsense\"\n").expect("write");
+    let data = temp.path().join("data");
+    let output = run(
+        &[
+            "serve",
+            "--data",
+            data.to_str().expect("utf8"),
+            "--rules",
+            rules.to_str().expect("utf8"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: invalid configuration:\n  - rules: invalid abuse rules in "), "{stderr}");
+    assert!(stderr.contains("rule `x`: when: column 1: unknown feature `nonsense`"), "{stderr}");
+    assert!(stderr.contains("rule `x`: reason: missing"), "{stderr}");
+    assert!(!data.exists(), "nothing opened");
+}
+
+/// `proviso config show` prints the options in force with each layer in
+/// its place (default < file < env < flag) and never a secret in clear,
+/// whichever layer the secret came from.
+#[test]
+fn config_show_prints_every_layer_and_masks_secrets() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let config = temp.path().join("proviso.toml");
+    let file_secret = "file-secret-token-0123456789";
+    let env_secret = "env-secret-token-0123456789";
+    let flag_secret = "flag-secret-token-0123456789";
+    let key_secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    std::fs::write(
+        &config,
+        format!(
+            "snapshot_every_records = 1234\nmax_connections = 7\nmax_live_streams_per_token = 5\n\
+             [[tokens]]\nname = \"ops\"\nrole = \"analyst\"\ntoken = \"{file_secret}\"\n\
+             [[partners]]\nname = \"friendnet\"\npurposes = [\"security\"]\ntokens = [\"{file_secret}-p\"]\n"
+        ),
+    )
+    .expect("write");
+    let output = command()
+        .args(["config", "show", "--config", config.to_str().expect("utf8")])
+        .args(["--max-live-streams-per-token", "9", "--reviewer-token", flag_secret])
+        .env("PROVISO_MAX_CONNECTIONS", "8")
+        .env("PROVISO_MAX_LIVE_STREAMS_PER_TOKEN", "6")
+        .env("PROVISO_ADMIN_TOKEN", env_secret)
+        .env("PROVISO_PSEUDONYM_KEY", key_secret)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for secret in [file_secret, env_secret, flag_secret, key_secret] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "a secret printed:\n{stdout}\n{stderr}");
+    }
+    let shown: toml::Table = toml::from_str(&stdout).expect("config show prints TOML");
+    let value = |key: &str| shown.get(key).unwrap_or_else(|| panic!("{key} missing from\n{stdout}")).clone();
+    assert_eq!(value("segment_bytes").as_integer(), Some(256 << 20), "default");
+    assert_eq!(value("snapshot_every_records").as_integer(), Some(1234), "file over default");
+    assert_eq!(value("max_connections").as_integer(), Some(8), "env over file");
+    assert_eq!(value("max_live_streams_per_token").as_integer(), Some(9), "flag over env and file");
+    for secret_key in ["admin_token", "reviewer_token", "pseudonym_key"] {
+        assert_eq!(value(secret_key).as_str(), Some("***"), "{secret_key}");
+    }
+    let tokens = value("tokens");
+    assert_eq!(tokens[0]["name"].as_str(), Some("ops"));
+    assert_eq!(tokens[0]["token"].as_str(), Some("***"));
+    assert_eq!(value("partners")[0]["tokens"][0].as_str(), Some("***"));
+}
+
 /// `--help` teaches: the top level lists the subcommands with examples.
 #[test]
 fn help_lists_subcommands_and_examples() {

@@ -1,7 +1,7 @@
 //! `proviso audit verify` and `proviso audit head`.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::disclose::audit::{verify, verify_extends, Head, AUDIT_DIR, AUDIT_FILE};
 
 /// Check the disclosure audit log.
@@ -28,7 +28,7 @@ pub enum AuditAction {
         #[arg(long, value_name = "COUNT:HASH")]
         head: Option<Head>,
         #[command(flatten)]
-        data: DataArgs,
+        options: OptArgs,
     },
     /// Verify the chain, then print its head as COUNT:HASH (the number of
     /// records and the last one's hash) on stdout. Keep it where whoever can
@@ -37,14 +37,14 @@ pub enum AuditAction {
     /// while the server runs (read-only).
     Head {
         #[command(flatten)]
-        data: DataArgs,
+        options: OptArgs,
     },
 }
 
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command.action {
-        AuditAction::Verify { head, data } => {
-            let config = Config::resolve_data(&data)?;
+        AuditAction::Verify { head, options } => {
+            let config = super::resolve_config(&options)?;
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
             let (verified, extends) = match &head {
                 Some(head) => verify_extends(&path, head)?,
@@ -63,8 +63,8 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        AuditAction::Head { data } => {
-            let config = Config::resolve_data(&data)?;
+        AuditAction::Head { options } => {
+            let config = super::resolve_config(&options)?;
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
             let verified = verify(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Some(problem) = verified.first_bad {

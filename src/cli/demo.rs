@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs, Partner, Secret, ServeArgs, TokenConfig};
+use proviso::config::{Config, Opt, Partner, Secret, TokenConfig};
 use proviso::contract::Purpose;
 use proviso::server;
 use proviso::sim::{SimConfig, Simulator};
@@ -72,11 +72,9 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         );
         std::fs::remove_dir_all(&command.data).with_context(|| format!("wiping {}", command.data.display()))?;
     }
-    let mut config = Config::resolve(&ServeArgs {
-        data: DataArgs { data: Some(command.data.clone()), ..DataArgs::default() },
-        listen: Some(command.listen),
-        ..ServeArgs::default()
-    })?;
+    // The demo's own settings and the built-in defaults: no config file, no
+    // environment (its tokens are made fresh below).
+    let mut config = Config::from_opt(Opt { data: command.data.clone(), listen: command.listen, ..Opt::default() })?;
     let tokens = DemoTokens::new()?;
     tokens.install(&mut config);
     let runtime = super::runtime()?;

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::edge::RejectReason;
 use proviso::log::fsmode;
 use proviso::pipeline::{Pipeline, Prepared, Rejection};
@@ -27,7 +27,7 @@ pub struct IngestCommand {
     /// NDJSON file to load, or `-` for stdin
     pub input: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub options: OptArgs,
     /// Write every rejected line, unchanged, to this file, created with mode
     /// 0600 (it may hold the numbers or content that caused the rejection)
     #[arg(long, value_name = "FILE")]
@@ -83,7 +83,7 @@ fn create_rejects_file(path: &Path) -> anyhow::Result<std::fs::File> {
 }
 
 pub fn run(command: IngestCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_config(&command.options)?;
     let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if command.input.as_os_str() == "-" {
         (Box::new(std::io::stdin()), None)
     } else {

@@ -3,6 +3,7 @@
 
 mod audit;
 mod compact;
+mod config;
 mod demo;
 mod http;
 mod ingest;
@@ -13,7 +14,9 @@ mod rules;
 mod serve;
 mod simulate;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use proviso::config::{Config, ConfigError, GlobalOpt, OptArgs, SERVE_ONLY_HEADINGS};
+use proviso::processors::abuse::rules::RuleSet;
 
 /// proviso: share messaging usage data with a partner network, consent first.
 ///
@@ -30,11 +33,42 @@ use clap::{Parser, Subcommand};
 ///   proviso query active --window 30     monthly active subjects
 ///   proviso rules backtest RULES --labels LABELS   score abuse rules
 ///   proviso report --phone NUMBER        what proviso holds about one person
+///   proviso config show --config FILE    the configuration in force (secrets masked)
 #[derive(Debug, Parser)]
 #[command(name = "proviso", version, verbatim_doc_comment, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpt,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses the command line (exits on `--help` or a usage error). Commands
+/// that serve nothing accept the server's options, so one config file and
+/// one environment serve every command, but leave them out of `--help`.
+pub fn parse() -> Cli {
+    let mut command = Cli::command();
+    let quiet: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .filter(|name| name != "serve" && name != "config")
+        .collect();
+    for name in quiet {
+        command = command.mut_subcommand(name, hide_serve_only_options);
+    }
+    let matches = command.get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+fn hide_serve_only_options(command: clap::Command) -> clap::Command {
+    let serve_only: Vec<String> = command
+        .get_arguments()
+        .filter(|arg| arg.get_help_heading().is_some_and(|heading| SERVE_ONLY_HEADINGS.contains(&heading)))
+        .map(|arg| arg.get_id().to_string())
+        .collect();
+    let subcommands: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_string()).collect();
+    let command = serve_only.into_iter().fold(command, |command, id| command.mut_arg(id, |arg| arg.hide(true)));
+    subcommands.into_iter().fold(command, |command, name| command.mut_subcommand(name, hide_serve_only_options))
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +93,8 @@ pub enum Command {
     Compact(compact::CompactCommand),
     /// Print what proviso holds about one person (JSON)
     Report(report::ReportCommand),
+    /// Print the configuration in force (secrets masked), or the options reference
+    Config(config::ConfigCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -73,12 +109,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => audit::run(command),
         Command::Compact(command) => compact::run(command),
         Command::Report(command) => report::run(command),
+        Command::Config(command) => config::run(command),
     }
 }
 
-/// Tracing to stderr; `PROVISO_LOG` sets the filter (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(proviso::config::env::PROVISO_LOG)
+/// Resolves the configuration, then compiles the abuse rules file it names,
+/// so a broken file stops the command before anything is opened, its
+/// problems listed like any other bad setting. (The pipeline compiles it
+/// again when it installs it.)
+pub fn resolve_config(options: &OptArgs) -> anyhow::Result<Config> {
+    let config = Config::resolve(options)?;
+    if let Some(path) = &config.rules_path {
+        if let Err(error) = RuleSet::load(path) {
+            return Err(ConfigError { problems: vec![format!("rules: {error}")] }.into());
+        }
+    }
+    Ok(config)
+}
+
+/// Tracing to stderr, filtered by `--log` / `PROVISO_LOG` (an unreadable
+/// filter falls back to `info`).
+pub fn init_tracing(global: &GlobalOpt) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

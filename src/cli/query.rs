@@ -1,7 +1,7 @@
 //! `proviso query`: usage metrics as a table or JSON.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::disclose::metrics::{self as usage, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
 use proviso::gate::Staff;
 use proviso::pipeline::rebuild_state;
@@ -60,10 +60,10 @@ pub struct Common {
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// Bearer token for --server (analyst or admin)
-    #[arg(long, env = "PROVISO_TOKEN", hide_env_values = true)]
+    #[arg(long, env = proviso::config::env::PROVISO_TOKEN, hide_env_values = true)]
     token: Option<String>,
     #[command(flatten)]
-    data: DataArgs,
+    options: OptArgs,
 }
 
 pub fn run(command: QueryCommand) -> anyhow::Result<()> {
@@ -140,7 +140,7 @@ fn open(common: &Common) -> anyhow::Result<(Source, String, String)> {
         let from = common.from.clone().unwrap_or_else(|| usage::format_day(to_day - 29));
         return Ok((Source::Remote(super::http::Client::new(server, token)), from, to));
     }
-    let config = Config::resolve_data(&common.data)?;
+    let config = super::resolve_config(&common.options)?;
     let (state, _) = rebuild_state(&config.data_dir, true)
         .with_context(|| format!("reading data dir {}", config.data_dir.display()))?;
     let to = match &common.to {

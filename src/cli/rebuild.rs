@@ -1,7 +1,7 @@
 //! `proviso rebuild`.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::log::DirLock;
 use proviso::pipeline::{rebuild_state, STATE_DIR};
 use proviso::state::save_snapshot;
@@ -13,11 +13,11 @@ use proviso::state::save_snapshot;
 #[derive(Debug, clap::Args)]
 pub struct RebuildCommand {
     #[command(flatten)]
-    pub data: DataArgs,
+    pub options: OptArgs,
 }
 
 pub fn run(command: RebuildCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_config(&command.options)?;
     let dir = &config.data_dir;
     let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
     let started = std::time::Instant::now();

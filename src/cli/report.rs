@@ -1,7 +1,7 @@
 //! `proviso report`: what proviso holds about one person, from a data dir.
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::contract::Pseudonym;
 use proviso::disclose::audit::AuditLog;
 use proviso::edge::{Edge, PseudonymKey};
@@ -28,11 +28,11 @@ pub struct ReportCommand {
     #[arg(long)]
     pub subject: Option<String>,
     #[command(flatten)]
-    pub data: DataArgs,
+    pub options: OptArgs,
 }
 
 pub fn run(command: ReportCommand) -> anyhow::Result<()> {
-    let config = Config::resolve_data(&command.data)?;
+    let config = super::resolve_config(&command.options)?;
     let dir = &config.data_dir;
     let pseudonym = match (&command.phone, &command.subject) {
         (Some(phone), _) => {

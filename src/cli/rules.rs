@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use proviso::config::{Config, DataArgs};
+use proviso::config::OptArgs;
 use proviso::edge::{Edge, PseudonymKey};
 use proviso::pipeline::LOG_DIR;
 use proviso::processors::abuse::backtest::parse_labels;
@@ -42,8 +42,9 @@ pub enum RulesAction {
         /// "behaviour", "first_abuse_ts"}, as `proviso simulate --labels` writes
         #[arg(long, value_name = "FILE")]
         labels: PathBuf,
+        // Boxed: every option is in it, and `Check` is a path.
         #[command(flatten)]
-        data: DataArgs,
+        options: Box<OptArgs>,
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
@@ -61,9 +62,9 @@ pub fn run(command: RulesCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        RulesAction::Backtest { candidate, labels, data, json } => {
+        RulesAction::Backtest { candidate, labels, options, json } => {
             let set = RuleSet::load(&candidate)?;
-            let config = Config::resolve_data(&data)?;
+            let config = super::resolve_config(&options)?;
             let key = match config.pseudonym_key.clone() {
                 Some(key) => key,
                 None => PseudonymKey::load_existing(&config.data_dir)

@@ -1,7 +1,7 @@
 //! `proviso serve`.
 
 use anyhow::Context;
-use proviso::config::{Config, ServeArgs};
+use proviso::config::OptArgs;
 use proviso::server;
 
 /// Run the HTTP server.
@@ -15,11 +15,11 @@ use proviso::server;
 #[command(verbatim_doc_comment)]
 pub struct ServeCommand {
     #[command(flatten)]
-    pub args: ServeArgs,
+    pub options: OptArgs,
 }
 
 pub fn run(command: ServeCommand) -> anyhow::Result<()> {
-    let config = Config::resolve(&command.args)?;
+    let config = super::resolve_config(&command.options)?;
     super::runtime()?.block_on(async move {
         let (running, listener, app) =
             server::start(&config).await.with_context(|| format!("opening data dir {}", config.data_dir.display()))?;

@@ -45,7 +45,7 @@ pub struct SimulateCommand {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Bearer token for --server (ingest or admin)
-    #[arg(long, env = "PROVISO_TOKEN", hide_env_values = true)]
+    #[arg(long, env = proviso::config::env::PROVISO_TOKEN, hide_env_values = true)]
     pub token: Option<String>,
     /// Events per second when streaming (0 = as fast as the server takes them)
     #[arg(long, default_value_t = 0)]
