@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
-use crate::gate::{release_aggregate, release_count, release_to_partner, release_to_partner_unnamed, Gated};
+use crate::gate::{release_aggregate, release_count, release_to_partner_unnamed, Gated};
 use crate::pipeline::Prepared;
 use crate::processors::audiences::laplace;
 
@@ -161,13 +161,10 @@ impl Disclosure {
         business: &str,
         days: u32,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
-        let settings = self.partner(partner)?;
-        let grant = settings.grant();
-        let at_ms = self.pipeline.clock().now_ms();
         let state = self.pipeline.state();
-        let policy = self.pipeline.policy();
-        let members = state.audiences.members(business, day_of(at_ms), days);
-        let consenting = release_count(&state, policy, members.iter(), Purpose::Ads, at_ms);
+        let reading = self.reading(&state, partner)?;
+        let members = state.audiences.members(business, day_of(reading.at_ms), days);
+        let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
         let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
             business: business.to_string(),
             days,
@@ -176,21 +173,20 @@ impl Disclosure {
             _sealed: Sealed(()),
         };
         if release_aggregate(&consenting, self.audience.k).is_err() {
-            return Ok(release_to_partner_unnamed(&grant, Purpose::Ads, Vec::new())?.map(|none| body(true, none)));
+            return Ok(release_to_partner_unnamed(&reading.settings.grant(), Purpose::Ads, Vec::new())?
+                .map(|none| body(true, none)));
         }
         let index = state.links.partner_index(partner);
         let mut released = Vec::new();
         for subject in consenting.into_inner() {
             let Some(account) = index.and_then(|index| state.links.account_of(index, subject)) else { continue };
-            if let Ok(gated) =
-                release_to_partner(&state, policy, &grant, subject, Purpose::Ads, at_ms, (subject, account.to_string()))
-            {
+            if let Ok(gated) = reading.release(subject, Purpose::Ads, (subject, account.to_string())) {
                 released.push(gated);
             }
         }
         let released = Gated::gather(Purpose::Ads, released)?;
         let disclosed = released.get().iter().map(|(subject, _)| *subject);
-        let secrets = self.audit_disclosure(&state, partner, Purpose::Ads, "audience_members", disclosed, at_ms)?;
+        let secrets = self.audit_disclosure(&reading, Purpose::Ads, "audience_members", disclosed)?;
         let items = released.derive(|members| {
             members
                 .iter()
@@ -200,7 +196,7 @@ impl Disclosure {
                 })
                 .collect()
         });
-        self.feeds.disclose(partner, "audience_member", items, at_ms)?;
+        self.feeds.disclose(partner, "audience_member", items, reading.at_ms)?;
         Ok(released.map(|members| {
             let mut accounts: Vec<String> = members.into_iter().map(|(_, account)| account).collect();
             accounts.sort();

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::contract::{Pseudonym, Purpose};
 use crate::edge::PseudonymKey;
-use crate::gate::{GateError, PartnerGrant};
+use crate::gate::{GateError, Gated, PartnerGrant};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::state::State;
 use crate::vault::{SubjectSecret, Vault, VaultError};
@@ -50,6 +50,52 @@ pub struct PartnerSettings {
 impl PartnerSettings {
     fn grant(&self) -> PartnerGrant<'_> {
         PartnerGrant { name: &self.name, purposes: &self.purposes }
+    }
+}
+
+/// One disclosure to one partner in the making: who it is for, state as of
+/// one instant (the caller holds the read lock), the policy and the instant.
+/// Every value about a person goes out through [`Reading::release`].
+pub(crate) struct Reading<'a> {
+    pub(crate) settings: &'a PartnerSettings,
+    pub(crate) state: &'a State,
+    pub(crate) policy: &'a crate::consent::Policy,
+    pub(crate) at_ms: i64,
+}
+
+impl Reading<'_> {
+    /// Releases `value` about `subject` to this partner for `purpose` now.
+    pub(crate) fn release<T>(&self, subject: u32, purpose: Purpose, value: T) -> Result<Gated<T>, GateError> {
+        let grant = self.settings.grant();
+        crate::gate::release_to_partner(self.state, self.policy, &grant, subject, purpose, self.at_ms, value)
+    }
+
+    /// Whether `subject` may be named to this partner for `purpose` now.
+    pub(crate) fn allows(&self, subject: u32, purpose: Purpose) -> bool {
+        self.release(subject, purpose, ()).is_ok()
+    }
+
+    /// Releases `value` about the people behind stored `r_` handles again:
+    /// each must still have a secret (not erased), be known, and pass
+    /// [`Reading::release`]. `None` when one does not, or when the handles
+    /// name nobody.
+    pub(crate) fn release_again<T>(
+        &self,
+        vault: &Vault,
+        purpose: Purpose,
+        handles: &[String],
+        value: T,
+    ) -> Option<Gated<T>> {
+        let mut people = Vec::with_capacity(handles.len());
+        for handle in handles {
+            let pseudonym = vault.owner_of_record_handle(handle)?;
+            people.push(self.state.subjects.lookup(&pseudonym)?);
+        }
+        let (last, others) = people.split_last()?;
+        if !others.iter().all(|&other| self.allows(other, purpose)) {
+            return None;
+        }
+        self.release(*last, purpose, value).ok()
     }
 }
 
@@ -170,6 +216,16 @@ impl Disclosure {
         self.partners.iter().find(|partner| partner.name == name).ok_or(DiscloseError::PartnerNotFound)
     }
 
+    /// A disclosure to `partner` over `state`, now.
+    fn reading<'a>(&'a self, state: &'a State, partner: &str) -> Result<Reading<'a>, DiscloseError> {
+        Ok(Reading {
+            settings: self.partner(partner)?,
+            state,
+            policy: self.pipeline.policy(),
+            at_ms: self.pipeline.clock().now_ms(),
+        })
+    }
+
     /// Writes the retractions of state's withdrawals (refusals, bans,
     /// unlinkings, erasures) before they are acknowledged.
     pub fn revoke(&self, withdrawals: &[crate::state::Withdrawal]) -> Result<usize, DiscloseError> {
@@ -195,7 +251,7 @@ impl Disclosure {
             let state = self.pipeline.state();
             for (partner, purpose, record) in live {
                 for subject in &record.subjects {
-                    if !self.still_allowed(&state, &partner, purpose, subject, at_ms) {
+                    if !self.still_allowed(&state, &partner, purpose, subject) {
                         revocations.push(Revocation {
                             subject: subject.clone(),
                             purposes: vec![purpose],
@@ -215,30 +271,29 @@ impl Disclosure {
 
     /// Whether the person behind a stored `r_` handle may still be named to
     /// `partner` for `purpose` now.
-    fn still_allowed(&self, state: &State, partner: &str, purpose: Purpose, handle: &str, at_ms: i64) -> bool {
-        let Ok(settings) = self.partner(partner) else { return false };
-        self.release_again(state, settings, purpose, &[handle.to_string()], (), at_ms).is_some()
+    fn still_allowed(&self, state: &State, partner: &str, purpose: Purpose, handle: &str) -> bool {
+        let Ok(reading) = self.reading(state, partner) else { return false };
+        reading.release_again(self.pipeline.vault(), purpose, &[handle.to_string()], ()).is_some()
     }
 
-    /// Records a disclosure of `subjects` (dense indexes) to `recipient`
-    /// before it leaves; a disclosure that cannot be audited is not made.
+    /// Records a disclosure of `subjects` (dense indexes) to the reading's
+    /// partner before it leaves; a disclosure that cannot be audited is not made.
     /// Returns each subject's secret, from which the caller derives the
     /// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
     fn audit_disclosure(
         &self,
-        state: &State,
-        recipient: &str,
+        reading: &Reading<'_>,
         purpose: Purpose,
         kind: &str,
         subjects: impl IntoIterator<Item = u32>,
-        at_ms: i64,
     ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
         let subjects: Vec<u32> = subjects.into_iter().collect();
-        let secrets = subject_secrets(self.pipeline.vault(), state, &subjects)?;
+        let secrets = subject_secrets(self.pipeline.vault(), reading.state, &subjects)?;
         let ids: Vec<String> =
             subjects.iter().filter_map(|s| secrets.get(s).map(SubjectSecret::record_handle)).collect();
         if !ids.is_empty() {
-            self.audit.append(at_ms, &format!("partner:{recipient}"), purpose.as_str(), kind, ids)?;
+            let recipient = format!("partner:{}", reading.settings.name);
+            self.audit.append(reading.at_ms, &recipient, purpose.as_str(), kind, ids)?;
         }
         Ok(secrets)
     }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{rfc3339, DiscloseError, Disclosure, Sealed};
 use crate::contract::Purpose;
-use crate::gate::{release_to_partner, release_to_partner_unnamed, Gated, Unnamed};
+use crate::gate::{release_to_partner_unnamed, Gated, Unnamed};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SecurityRecordView {
@@ -157,12 +157,9 @@ impl Disclosure {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Gated<SecurityFeedPage>, DiscloseError> {
-        let settings = self.partner(partner)?;
-        let grant = settings.grant();
         let start = after.map_or(0, |after| after.saturating_add(1));
         let state = self.pipeline.state();
-        let policy = self.pipeline.policy();
-        let at_ms = self.pipeline.clock().now_ms();
+        let reading = self.reading(&state, partner)?;
         let mut released = Vec::new();
         let mut disclosed: Vec<u32> = Vec::new();
         let mut next = after;
@@ -192,21 +189,20 @@ impl Disclosure {
                 if !still_same_account {
                     continue;
                 }
-                if let Ok(gated) =
-                    release_to_partner(&state, policy, &grant, record.subject, Purpose::Security, at_ms, view)
-                {
+                if let Ok(gated) = reading.release(record.subject, Purpose::Security, view) {
                     released.push(gated);
                     disclosed.push(record.subject);
                 }
             }
         }
-        let secrets =
-            self.audit_disclosure(&state, partner, Purpose::Security, "security_feed", disclosed.clone(), at_ms)?;
+        let secrets = self.audit_disclosure(&reading, Purpose::Security, "security_feed", disclosed.clone())?;
         let records = Gated::gather(Purpose::Security, released)?;
         Ok(records.map(|mut records| {
             for (view, subject) in records.iter_mut().zip(&disclosed) {
-                view.handle =
-                    secrets.get(subject).map(|secret| secret.partner_handle(&settings.handle_key)).unwrap_or_default();
+                view.handle = secrets
+                    .get(subject)
+                    .map(|secret| secret.partner_handle(&reading.settings.handle_key))
+                    .unwrap_or_default();
             }
             SecurityFeedPage { records, next, _sealed: Sealed(()) }
         }))
@@ -219,11 +215,10 @@ impl Disclosure {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Gated<PurposeFeedPage>, DiscloseError> {
-        let settings = self.partner(partner)?;
-        let at_ms = self.pipeline.clock().now_ms();
         let stored = self.feeds.read(partner, purpose, after, limit);
         let next = stored.last().map(|record| record.cursor).or(after);
         let state = self.pipeline.state();
+        let reading = self.reading(&state, partner)?;
         // Each live add is released again now, about every person it names:
         // one the gate refuses at this moment (a withdrawal whose retraction
         // is still being written) reads as withdrawn, naming nobody.
@@ -232,50 +227,23 @@ impl Disclosure {
         for record in stored {
             let handles = record.subjects.clone();
             let view = PurposeRecordView::of(record.clone());
-            let gated = match self.release_again(&state, settings, purpose, &handles, view, at_ms) {
+            let gated = match reading.release_again(self.pipeline.vault(), purpose, &handles, view) {
                 Some(gated) => {
                     named.extend(handles);
                     gated
                 }
                 None => {
-                    release_to_partner_unnamed(&settings.grant(), purpose, PurposeRecordView::of(record.redacted()))?
+                    let withdrawn = PurposeRecordView::of(record.redacted());
+                    release_to_partner_unnamed(&reading.settings.grant(), purpose, withdrawn)?
                 }
             };
             released.push(gated);
         }
-        drop(state);
         let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
         if !named.is_empty() {
-            self.audit.append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
+            self.audit.append(reading.at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
         }
         Ok(Gated::gather(purpose, released)?.map(|records| PurposeFeedPage { records, next, _sealed: Sealed(()) }))
-    }
-
-    /// Releases `value` about the people behind stored `r_` handles to
-    /// `partner` for `purpose` now: each must still have a secret (not
-    /// erased), be known, linked to the partner and allowed by the gate.
-    /// `None` when one is not, or when the handles name nobody.
-    pub(super) fn release_again<T>(
-        &self,
-        state: &crate::state::State,
-        settings: &super::PartnerSettings,
-        purpose: Purpose,
-        handles: &[String],
-        value: T,
-        at_ms: i64,
-    ) -> Option<Gated<T>> {
-        let grant = settings.grant();
-        let policy = self.pipeline.policy();
-        let mut people = Vec::with_capacity(handles.len());
-        for handle in handles {
-            let pseudonym = self.pipeline.vault().owner_of_record_handle(handle)?;
-            people.push(state.subjects.lookup(&pseudonym)?);
-        }
-        let (last, others) = people.split_last()?;
-        for &other in others {
-            release_to_partner(state, policy, &grant, other, purpose, at_ms, ()).ok()?;
-        }
-        release_to_partner(state, policy, &grant, *last, purpose, at_ms, value).ok()
     }
 
     /// Friend suggestions for one of this partner's accounts (purpose
@@ -288,22 +256,18 @@ impl Disclosure {
         partner_id: &str,
         limit: usize,
     ) -> Result<Gated<Suggestions>, DiscloseError> {
-        let settings = self.partner(partner)?;
-        let grant = settings.grant();
         let state = self.pipeline.state();
-        let policy = self.pipeline.policy();
-        let at_ms = self.pipeline.clock().now_ms();
+        let reading = self.reading(&state, partner)?;
         let index = state.links.partner_index(partner).ok_or(DiscloseError::AccountNotLinked)?;
         let owner = state.links.subject_of(index, partner_id).ok_or(DiscloseError::AccountNotLinked)?;
         // The asker's own consent counts too: no suggestions for someone who
         // refused product sharing (an empty list, not an error, so the answer
         // does not reveal the refusal).
-        if release_to_partner(&state, policy, &grant, owner, Purpose::Product, at_ms, ()).is_err() {
-            return Ok(release_to_partner_unnamed(&grant, Purpose::Product, Vec::new())?
+        if !reading.allows(owner, Purpose::Product) {
+            return Ok(release_to_partner_unnamed(&reading.settings.grant(), Purpose::Product, Vec::new())?
                 .map(|items| Suggestions { items, _sealed: Sealed(()) }));
         }
-        let mut eligible =
-            |candidate: u32| release_to_partner(&state, policy, &grant, candidate, Purpose::Product, at_ms, ()).is_ok();
+        let mut eligible = |candidate: u32| reading.allows(candidate, Purpose::Product);
         let found = crate::processors::graph::suggest::suggest(
             &state.graph,
             &state.links,
@@ -314,13 +278,10 @@ impl Disclosure {
             limit,
         );
         // Each suggested person is released as they are named.
-        let released = found
-            .into_iter()
-            .filter_map(|s| release_to_partner(&state, policy, &grant, s.subject, Purpose::Product, at_ms, s).ok())
-            .collect();
+        let released = found.into_iter().filter_map(|s| reading.release(s.subject, Purpose::Product, s).ok()).collect();
         let found = Gated::gather(Purpose::Product, released)?;
         let involved = found.get().iter().map(|s| s.subject).chain((!found.get().is_empty()).then_some(owner));
-        let secrets = self.audit_disclosure(&state, partner, Purpose::Product, "suggestions", involved, at_ms)?;
+        let secrets = self.audit_disclosure(&reading, Purpose::Product, "suggestions", involved)?;
         let id_of = |subject: u32| secrets.get(&subject).map(|secret| secret.record_handle()).unwrap_or_default();
         let items = found.derive(|found| {
             found
@@ -328,7 +289,7 @@ impl Disclosure {
                 .map(|s| (partner_id.to_string(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))
                 .collect()
         });
-        self.feeds.disclose(partner, "suggestion", items, at_ms)?;
+        self.feeds.disclose(partner, "suggestion", items, reading.at_ms)?;
         Ok(found.map(|found| {
             let items = found
                 .into_iter()
