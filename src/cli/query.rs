@@ -71,16 +71,9 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
         What::Active { common, window, by } => {
             let (source, from, to) = open(&common)?;
             let query = ActiveQuery { from, to, window: Some(window), by };
-            let response: ActiveResponse = match source {
-                Source::Local(state) => usage::active(&state, Staff::Admin, &query).map_err(api_error)?.into_inner(),
-                Source::Remote(client) => {
-                    let mut path = format!("/v1/metrics/active?from={}&to={}&window={window}", query.from, query.to);
-                    if let Some(by) = &query.by {
-                        path.push_str(&format!("&by={by}"));
-                    }
-                    serde_json::from_value(client.get_json(&path)?)?
-                }
-            };
+            let path = format!("/v1/metrics/active?from={}&to={}&window={window}", query.from, query.to);
+            let response: ActiveResponse =
+                answer(source, path, query.by.as_deref(), |state| usage::active(state, Staff::Admin, &query))?;
             if common.json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
                 return Ok(());
@@ -93,16 +86,9 @@ pub fn run(command: QueryCommand) -> anyhow::Result<()> {
         What::Messages { common, by } => {
             let (source, from, to) = open(&common)?;
             let query = MessagesQuery { from, to, by };
-            let response: MessagesResponse = match source {
-                Source::Local(state) => usage::messages(&state, Staff::Admin, &query).map_err(api_error)?.into_inner(),
-                Source::Remote(client) => {
-                    let mut path = format!("/v1/metrics/messages?from={}&to={}", query.from, query.to);
-                    if let Some(by) = &query.by {
-                        path.push_str(&format!("&by={by}"));
-                    }
-                    serde_json::from_value(client.get_json(&path)?)?
-                }
-            };
+            let path = format!("/v1/metrics/messages?from={}&to={}", query.from, query.to);
+            let response: MessagesResponse =
+                answer(source, path, query.by.as_deref(), |state| usage::messages(state, Staff::Admin, &query))?;
             if common.json {
                 println!("{}", serde_json::to_string_pretty(&response)?);
                 return Ok(());
@@ -122,6 +108,25 @@ fn groups_text(groups: Option<&std::collections::BTreeMap<String, u64>>) -> Stri
 
 fn api_error(error: proviso::disclose::DiscloseError) -> anyhow::Error {
     anyhow::anyhow!(error.to_string())
+}
+
+/// One answer: computed by the disclosure layer from local state (as the
+/// admin), or asked of a server at `path` (plus `&by=`).
+fn answer<T: serde::de::DeserializeOwned>(
+    source: Source,
+    mut path: String,
+    by: Option<&str>,
+    local: impl FnOnce(&proviso::state::State) -> Result<proviso::gate::Gated<T>, proviso::disclose::DiscloseError>,
+) -> anyhow::Result<T> {
+    match source {
+        Source::Local(state) => Ok(local(&state).map_err(api_error)?.into_inner()),
+        Source::Remote(client) => {
+            if let Some(by) = by {
+                path.push_str(&format!("&by={by}"));
+            }
+            Ok(serde_json::from_value(client.get_json(&path)?)?)
+        }
+    }
 }
 
 /// Where answers come from: state read from the data dir, or a server.
