@@ -361,3 +361,25 @@ fn error_messages_never_echo_the_callers_keys_or_values() {
     assert_eq!(body["rejected"][0]["reason"], "unknown_field", "{body}");
     assert!(!body.to_string().contains(CANARY), "an ingest rejection echoes the caller: {body}");
 }
+
+/// A refusal before the body is read (here an unknown `{subject}`, answered
+/// by the path extractor) closes the connection and says so: a client that
+/// kept it would send its next request after bytes the server never read.
+#[test]
+fn an_error_before_the_body_is_read_closes_the_connection() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let mut stream = connect(&server);
+    let subject = "s_00000000000000000000000000000000";
+    let head = format!(
+        "POST /v1/subjects/{subject}/erase HTTP/1.1\r\nHost: proviso\r\nAuthorization: Bearer {SUBJECT}\r\n\
+         Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{\"partial\":"
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let (bytes, ending, _) = read_until_closed(&mut stream, Duration::from_secs(5));
+    let response = parse_response(&bytes).expect("a response");
+    assert_eq!(response.status, 404, "{}", response.body);
+    let head = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "the answer says the connection closes: {head}");
+    assert_eq!(ending, Ending::Closed, "and the server closes it");
+}

@@ -80,12 +80,29 @@ fn close_after(mut response: Response) -> Response {
 /// Gives every error response the framework produced itself (extractor
 /// rejections, 405) the standard error body, with a fixed message: axum's
 /// own texts may quote a path segment, a query key or a body fragment.
+///
+/// An error answered to a request that announced a body also closes the
+/// connection: the handler may have refused before reading it (an unknown
+/// `{subject}`, a bad query), and a kept-alive connection with unread bytes
+/// would fail the client's next request on it.
 pub(super) async fn standard_errors(request: Request, next: Next) -> Response {
+    let announced_body = has_body(&request);
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let standard = standard_body(response);
+    if announced_body {
+        close_after(standard)
+    } else {
+        standard
+    }
+}
+
+/// `response` with the standard error body (unchanged when it has one).
+fn standard_body(response: Response) -> Response {
+    let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
