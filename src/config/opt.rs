@@ -461,7 +461,7 @@ impl std::fmt::Debug for TokenConfig {
 }
 
 /// One partner network, from a `[[partners]]` table or a
-/// NAME:PURPOSE,...:TOKEN,...[:PSEUDONYM_KEY] entry.
+/// `NAME:PURPOSE,...:TOKEN,...[:PSEUDONYM_KEY]` entry.
 #[derive(Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerConfig {

@@ -17,7 +17,7 @@ use std::fmt;
 ///
 /// Only the edge mints pseudonyms from numbers (`edge::PhoneBook`, from a
 /// keyed hash of an E.164 number); everything else gets them back from
-/// storage ([`Pseudonym::from_stored`], crate-only) or from a subject id
+/// storage (`Pseudonym::from_stored`, crate-only) or from a subject id
 /// ([`Pseudonym::from_subject_id`]). No constructor takes a number, and the
 /// bytes are private: outside the crate a pseudonym cannot be made at all,
 /// except by parsing an `s_` id it was already given.

@@ -28,7 +28,7 @@ type Outcome = Result<(Pseudonym, Region), PhoneFault>;
 /// It has no `Display`, `Serialize`, `Clone` or `Copy`, and its `Debug` shows
 /// only the last two digits, so a number cannot reach a log line, an error
 /// message or a file by accident. Only the edge makes one
-/// ([`RawNumber::written`] is private to `edge/`), and the only thing to do
+/// (`RawNumber::written` is private to `edge/`), and the only thing to do
 /// with it is hand it to [`PhoneBook::resolve`], which consumes it.
 pub struct RawNumber<'a> {
     written: &'a str,

@@ -21,7 +21,7 @@ pub struct Decision {
 /// Its fields are private and every constructor is a release function of
 /// this module that checks what its name promises, so outside the gate a
 /// `Gated<T>` cannot be made (`tests/compile_fail/` proves it). Inside the
-/// crate, [`Gated::map`] reshapes a released value into the body that
+/// crate, `Gated::map` reshapes a released value into the body that
 /// carries it; it keeps the purpose and never widens it.
 #[derive(Debug)]
 pub struct Gated<T> {

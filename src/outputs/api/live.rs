@@ -173,7 +173,7 @@ const SHARED_FOR: Duration = Duration::from_millis(200);
 /// The latest figures and when they were computed, shared by every open
 /// stream: however many dashboards are open, the figures (a pass over every
 /// person under the state read lock) are computed at most once per
-/// [`SHARED_FOR`].
+/// `SHARED_FOR` (200 ms).
 #[derive(Default)]
 pub struct LiveCache(std::sync::Mutex<Option<(Instant, Arc<LiveFigures>)>>);
 
