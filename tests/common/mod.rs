@@ -132,6 +132,25 @@ impl Server {
         read(request.send(body).expect("POST"))
     }
 
+    /// POSTs NDJSON to `/v1/events` with `token` and, when given, an
+    /// `Idempotency-Key`; an `Err` when no answer came (the server died).
+    pub fn try_post_events(
+        &self,
+        token: &str,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, serde_json::Value), String> {
+        let mut request = self
+            .agent
+            .post(format!("{}/v1/events", self.base))
+            .header("Content-Type", "application/x-ndjson")
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send(body).map(read).map_err(|error| error.to_string())
+    }
+
     pub fn put(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, serde_json::Value) {
         let mut request = self.agent.put(format!("{}{}", self.base, path)).header("Content-Type", "application/json");
         if let Some(token) = token {
