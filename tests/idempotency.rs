@@ -177,3 +177,48 @@ fn same_key_from_another_token_is_another_batch() {
     assert_eq!(send(&server, Some("shared-key"), &batch(1)), first);
     assert_eq!(messages(&server), 6);
 }
+
+/// `proviso simulate --server` resends a batch that got no answer with the
+/// key it first sent: the server dies after writing the first batch and
+/// before answering, comes back on the same port, and every simulated event
+/// is applied exactly once.
+#[test]
+fn simulate_resends_an_unanswered_batch_with_its_key() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server::start_listening(&data, &listen, &[("PROVISO_TEST_EXIT_BEFORE_ACK", "1")], "");
+    let simulate = common::command()
+        .args(["simulate", "--subjects", "50", "--events", "600", "--days", "2", "--batch", "100", "--server"])
+        .arg(&server.base)
+        .args(["--token", INGEST])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn simulate");
+    let status = server.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(86), "exited by the hook after the first batch: {}", server.stderr());
+    drop(server);
+
+    let server = Server::start_listening(&data, &listen, &[], "");
+    let output = simulate.wait_with_output().expect("simulate");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "simulate failed: {report}");
+    assert!(report.contains("resending the batch with the same Idempotency-Key"), "{report}");
+    // "streamed {sent} events: {accepted} accepted, ..."
+    let number_after = |marker: &str| -> u64 {
+        report
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {marker:?} in: {report}"))
+    };
+    let (sent, accepted) = (number_after("streamed "), number_after("events: "));
+    assert!(accepted > 0, "{report}");
+    // The log holds each accepted event and one key record per batch.
+    let batches = sent.div_ceil(100);
+    let records = server.get("/healthz", None).1["events"].as_u64().expect("log records");
+    assert_eq!(records, accepted + batches, "each simulated batch applied once: {report}");
+}

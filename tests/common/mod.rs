@@ -67,6 +67,12 @@ impl Server {
     /// Like [`Server::start_with`], with `extra_config` (top-level keys and
     /// `[[tokens]]` tables) placed before [`PARTNERS_CONFIG`] in the config file.
     pub fn start_with_config(data: &Path, env: &[(&str, &str)], extra_config: &str) -> Server {
+        Server::start_listening(data, "127.0.0.1:0", env, extra_config)
+    }
+
+    /// Like [`Server::start_with_config`], listening on `listen` (e.g. the
+    /// port an earlier server of the same test used).
+    pub fn start_listening(data: &Path, listen: &str, env: &[(&str, &str)], extra_config: &str) -> Server {
         let stderr_path = data.with_extension(format!(
             "stderr.{}.log",
             std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
@@ -76,7 +82,7 @@ impl Server {
         let config_path = unique(data.with_extension("config.toml"));
         std::fs::write(&config_path, format!("{extra_config}\n{PARTNERS_CONFIG}")).expect("config file");
         let mut cmd = command();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        cmd.args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .arg("--config")
             .arg(&config_path)
