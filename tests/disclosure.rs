@@ -30,6 +30,7 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Arc<Pipeline>, Arc<Disclosure>
             erasure_compaction: std::time::Duration::from_secs(3600),
             max_future_skew_ms: 300_000,
             clock: clock.clone(),
+            idempotency_window: std::time::Duration::from_secs(86_400),
         })
         .expect("pipeline"),
     );

@@ -33,6 +33,31 @@ impl Client {
         Self::json(response)
     }
 
+    /// POSTs an NDJSON body to `/v1/events` with an `Idempotency-Key`.
+    /// `Err` when no answer came (worth resending with the same key); the
+    /// inner `Err` is an answer other than 2xx: its status and message.
+    pub fn post_events_keyed(
+        &self,
+        body: &[u8],
+        key: &str,
+    ) -> anyhow::Result<Result<serde_json::Value, (u16, String)>> {
+        let mut response = self
+            .agent
+            .post(format!("{}/v1/events", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/x-ndjson")
+            .header("Idempotency-Key", key)
+            .send(body)
+            .with_context(|| format!("sending events to {}", self.base))?;
+        let status = response.status();
+        let body: serde_json::Value = response.body_mut().read_json().context("reading the server's JSON response")?;
+        if !status.is_success() {
+            let message = body["message"].as_str().unwrap_or("(no message)").to_string();
+            return Ok(Err((status.as_u16(), message)));
+        }
+        Ok(Ok(body))
+    }
+
     /// GETs a path and parses the JSON response.
     pub fn get_json(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
         let response = self

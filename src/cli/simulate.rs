@@ -93,12 +93,13 @@ pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
         Some(server) => {
             let token = command.token.as_deref().context("--server needs --token (or PROVISO_TOKEN)")?;
             let client = super::http::Client::new(server, token);
+            let mut keys = BatchKeys::new()?;
             let stats = stream(
                 &mut simulator,
                 command.batch,
                 command.rate,
                 |body| {
-                    let response = client.post_events(body)?;
+                    let response = send_with_retries(&client, body, &keys.next())?;
                     Ok((
                         response["accepted"].as_u64().unwrap_or(0),
                         response["rejected"].as_array().map_or(0, Vec::len) as u64,
@@ -134,6 +135,54 @@ pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A fresh `Idempotency-Key` per batch: a random run id and the batch
+/// number, so two runs never share a key.
+struct BatchKeys {
+    run: String,
+    batches: u64,
+}
+
+impl BatchKeys {
+    fn new() -> anyhow::Result<BatchKeys> {
+        let mut run = [0u8; 16];
+        getrandom::fill(&mut run).map_err(|error| anyhow::anyhow!("reading random bytes: {error}"))?;
+        Ok(BatchKeys { run: proviso::contract::prefixed_hex("sim-", &run), batches: 0 })
+    }
+
+    fn next(&mut self) -> String {
+        self.batches += 1;
+        format!("{}-{}", self.run, self.batches)
+    }
+}
+
+/// Most sends of one batch before giving up.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Sends one batch under `key`, resending it with the same key after no
+/// answer or an answer that may pass (5xx, 408, 429): the server applies a
+/// keyed batch once, so a resend of a batch that was written before the
+/// answer was lost is answered, not applied again.
+fn send_with_retries(client: &super::http::Client, body: &[u8], key: &str) -> anyhow::Result<serde_json::Value> {
+    let mut wait = Duration::from_millis(250);
+    for attempt in 1..=MAX_ATTEMPTS {
+        let failure = match client.post_events_keyed(body, key) {
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err((status, message))) if status >= 500 || status == 408 || status == 429 => {
+                format!("server answered {status}: {message}")
+            }
+            Ok(Err((status, message))) => anyhow::bail!("server answered {status}: {message}"),
+            Err(error) => format!("{error:#}"),
+        };
+        if attempt == MAX_ATTEMPTS {
+            anyhow::bail!("{failure} (gave up after {MAX_ATTEMPTS} sends of one batch)");
+        }
+        eprintln!("{failure}; resending the batch with the same Idempotency-Key in {wait:?}");
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+    anyhow::bail!("no send of the batch was attempted")
 }
 
 pub struct StreamStats {

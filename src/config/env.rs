@@ -26,6 +26,8 @@ pub const PROVISO_SEGMENT_BYTES: &str = "PROVISO_SEGMENT_BYTES";
 pub const PROVISO_ERASURE_COMPACTION_SECONDS: &str = "PROVISO_ERASURE_COMPACTION_SECONDS";
 /// `--max-future-skew-seconds`, `max_future_skew_seconds`: how far event times may lead arrival.
 pub const PROVISO_MAX_FUTURE_SKEW_SECONDS: &str = "PROVISO_MAX_FUTURE_SKEW_SECONDS";
+/// `--idempotency-window-seconds`, `idempotency_window_seconds`: how long an `Idempotency-Key` is honoured.
+pub const PROVISO_IDEMPOTENCY_WINDOW_SECONDS: &str = "PROVISO_IDEMPOTENCY_WINDOW_SECONDS";
 /// `--listen`, `listen`: the HTTP listen address.
 pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
 /// `--max-request-bytes`, `max_request_bytes`: largest accepted request body.
@@ -78,6 +80,7 @@ pub const ALL: &[&str] = &[
     PROVISO_SEGMENT_BYTES,
     PROVISO_ERASURE_COMPACTION_SECONDS,
     PROVISO_MAX_FUTURE_SKEW_SECONDS,
+    PROVISO_IDEMPOTENCY_WINDOW_SECONDS,
     PROVISO_LISTEN,
     PROVISO_MAX_REQUEST_BYTES,
     PROVISO_HEADER_TIMEOUT_SECONDS,

@@ -68,6 +68,8 @@ pub struct Config {
     /// How far (seconds) an event time may be ahead of its arrival; later
     /// times are refused, earlier ones ahead of arrival logged as arrival.
     pub max_future_skew_seconds: u64,
+    /// How long (seconds) an `Idempotency-Key` on `POST /v1/events` is honoured.
+    pub idempotency_window_seconds: u64,
     /// Timeouts and caps on connections and streams.
     pub limits: ConnectionLimits,
     /// The options this was resolved from, as `proviso config show` prints
@@ -255,6 +257,7 @@ impl Config {
             audience,
             erasure_compaction_seconds: opt.erasure_compaction_seconds,
             max_future_skew_seconds: opt.max_future_skew_seconds,
+            idempotency_window_seconds: opt.idempotency_window_seconds,
             limits,
             opt,
         })
@@ -277,6 +280,7 @@ impl Config {
             erasure_compaction: std::time::Duration::from_secs(self.erasure_compaction_seconds),
             max_future_skew_ms: i64::try_from(self.max_future_skew_seconds.saturating_mul(1000)).unwrap_or(i64::MAX),
             clock: crate::clock::Clock::system(),
+            idempotency_window: std::time::Duration::from_secs(self.idempotency_window_seconds),
         }
     }
 }

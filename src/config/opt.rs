@@ -61,6 +61,11 @@ pub const fn default_erasure_compaction_seconds() -> u64 {
 pub const fn default_max_future_skew_seconds() -> u64 {
     300
 }
+/// Default idempotency window: 24 hours, as long as a client that retries
+/// through an outage should keep resending a batch.
+pub const fn default_idempotency_window_seconds() -> u64 {
+    86_400
+}
 /// Default listen address: loopback only, so a fresh install exposes nothing.
 pub fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7420))
@@ -183,6 +188,10 @@ options! {
         #[arg(long, env = env::PROVISO_MAX_FUTURE_SKEW_SECONDS, value_name = "SECONDS", default_value_t = default_max_future_skew_seconds(), help_heading = heading::DATA)]
         #[serde(default = "default_max_future_skew_seconds")]
         pub max_future_skew_seconds: u64,
+        /// How long, in seconds, a batch sent to POST /v1/events with an Idempotency-Key is remembered: a resend with the same key within this time is answered as the first time and not applied again
+        #[arg(long, env = env::PROVISO_IDEMPOTENCY_WINDOW_SECONDS, value_name = "SECONDS", default_value_t = default_idempotency_window_seconds(), help_heading = heading::DATA)]
+        #[serde(default = "default_idempotency_window_seconds")]
+        pub idempotency_window_seconds: u64,
         /// Address to listen on; port 0 picks a free port (the bound address is printed)
         #[arg(long, env = env::PROVISO_LISTEN, value_name = "ADDR", default_value_t = default_listen(), help_heading = heading::SERVER)]
         #[serde(default = "default_listen")]
@@ -269,6 +278,7 @@ impl Default for Opt {
             segment_bytes: default_segment_bytes(),
             erasure_compaction_seconds: default_erasure_compaction_seconds(),
             max_future_skew_seconds: default_max_future_skew_seconds(),
+            idempotency_window_seconds: default_idempotency_window_seconds(),
             listen: default_listen(),
             max_request_bytes: default_max_request_bytes(),
             header_timeout_seconds: default_header_timeout_seconds(),

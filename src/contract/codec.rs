@@ -12,11 +12,14 @@
 //! attested by the service). Control records start with [`CONTROL_VERSION`]:
 //! `0xC1, kind u8, ts i64 LE`, then the body. Budget charges are kind 3
 //! (advertiser first); kind 2 is the older charge naming no advertiser, still
-//! decoded (as `advertiser: None`) so old logs replay.
+//! decoded (as `advertiser: None`) so old logs replay. Kind 5 is a keyed
+//! batch: `digest [16], accepted u64 LE, count u32 LE`, then per rejected
+//! line `line u64 LE, reason, error` (u32-length strings).
 
 use super::{
-    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, LinkOrigin, LinkState,
-    MessageKind, Platform, Pseudonym, Purpose, Recipient, Record, Region, DEFAULT_PARTNER,
+    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, KeyedAnswer,
+    KeyedRejection, LinkOrigin, LinkState, MessageKind, Platform, Pseudonym, Purpose, Recipient, Record, Region,
+    DEFAULT_PARTNER,
 };
 
 const VERSION: u8 = 3;
@@ -33,6 +36,8 @@ const CONTROL_BUDGET: u8 = 2;
 const CONTROL_ADVERTISER_BUDGET: u8 = 3;
 /// Security feed cursors kept as tombstones across a compaction.
 const CONTROL_FEED_GAPS: u8 = 4;
+/// An idempotency key's digest and the answer its batch got.
+const CONTROL_BATCH_KEYED: u8 = 5;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -137,6 +142,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::BudgetSpent { advertiser: None, .. } => out.push(CONTROL_BUDGET),
         ControlBody::BudgetSpent { advertiser: Some(_), .. } => out.push(CONTROL_ADVERTISER_BUDGET),
         ControlBody::SecurityFeedGaps { .. } => out.push(CONTROL_FEED_GAPS),
+        ControlBody::BatchKeyed { .. } => out.push(CONTROL_BATCH_KEYED),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -169,6 +175,16 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
                 for cursor in cursors {
                     out.extend_from_slice(&cursor.to_le_bytes());
                 }
+            }
+        }
+        ControlBody::BatchKeyed { key_digest, answer } => {
+            out.extend_from_slice(key_digest);
+            out.extend_from_slice(&answer.accepted.to_le_bytes());
+            out.extend_from_slice(&(answer.rejected.len() as u32).to_le_bytes());
+            for rejection in &answer.rejected {
+                out.extend_from_slice(&rejection.line.to_le_bytes());
+                put_long_str(out, &rejection.reason);
+                put_long_str(out, &rejection.error);
             }
         }
     }
@@ -221,6 +237,20 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
                 partners.push((partner, cursors));
             }
             ControlBody::SecurityFeedGaps { partners }
+        }
+        CONTROL_BATCH_KEYED => {
+            let key_digest = reader.array::<16>()?;
+            let accepted = u64::from_le_bytes(reader.array::<8>()?);
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut rejected = Vec::with_capacity(count.min(reader.remaining() / 16));
+            for _ in 0..count {
+                rejected.push(KeyedRejection {
+                    line: u64::from_le_bytes(reader.array::<8>()?),
+                    reason: reader.long_string()?,
+                    error: reader.long_string()?,
+                });
+            }
+            ControlBody::BatchKeyed { key_digest, answer: KeyedAnswer { accepted, rejected } }
         }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
@@ -467,6 +497,17 @@ mod tests {
                 },
                 ControlBody::SecurityFeedGaps {
                     partners: vec![(note.clone(), vec![0, u64::from(s), ts_ms as u64]), ("b".into(), vec![])],
+                },
+                ControlBody::BatchKeyed { key_digest: [s; 16], answer: KeyedAnswer::default() },
+                ControlBody::BatchKeyed {
+                    key_digest: [s.wrapping_add(1); 16],
+                    answer: KeyedAnswer {
+                        accepted: ts_ms as u64,
+                        rejected: vec![
+                            KeyedRejection { line: u64::from(s), reason: "content".into(), error: note.clone() },
+                            KeyedRejection { line: 7, reason: text.chars().take(10).collect(), error: String::new() },
+                        ],
+                    },
                 },
             ] {
                 let control = Control { ts_ms, body };

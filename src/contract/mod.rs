@@ -413,6 +413,35 @@ pub enum ControlBody {
     /// keeps those cursors as tombstones, so a partner resuming its feed
     /// after a compaction misses nothing and sees nothing twice.
     SecurityFeedGaps { partners: Vec<(String, Vec<u64>)> },
+    /// Written in the same group commit as the events of a batch sent with an
+    /// `Idempotency-Key`: the key's digest (scoped to the caller, never the
+    /// key itself) and the answer the batch got, so a resend within the
+    /// window is answered the same and not applied again, even after a crash
+    /// between the fsync and the acknowledgement. `Control::ts_ms` is when
+    /// the key was first seen.
+    BatchKeyed { key_digest: [u8; 16], answer: KeyedAnswer },
+}
+
+/// What `POST /v1/events` answered a keyed batch: only what the answer
+/// needs (the edge's rejection messages name a line and a field, never a
+/// value).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct KeyedAnswer {
+    /// Events accepted.
+    pub accepted: u64,
+    /// Rejected lines, in order.
+    pub rejected: Vec<KeyedRejection>,
+}
+
+/// One rejected line of a [`KeyedAnswer`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeyedRejection {
+    /// 1-based line (or array element) number.
+    pub line: u64,
+    /// The reason's wire name, e.g. `content`.
+    pub reason: String,
+    /// The message the client was sent.
+    pub error: String,
 }
 
 vocabulary!(

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::contract::{encode_control, encode_event, Control, Event, Record};
+use crate::contract::{encode_control, encode_event, Control, ControlBody, Event, KeyedAnswer, KeyedRejection, Record};
 use crate::edge::{Edge, EdgeError, RejectReason, Source};
 use crate::log::frame_with;
 
@@ -34,6 +34,27 @@ pub struct Prepared {
     pub rejected: Vec<Rejection>,
     /// The body's line number of each record (0 for records made inside proviso).
     lines: Vec<usize>,
+    /// Set by [`Prepared::keyed`]: the batch was sent with an idempotency key.
+    pub(super) key: Option<BatchKey>,
+}
+
+/// The idempotency key of a batch and the answer it gets if applied.
+pub(super) struct BatchKey {
+    pub(super) digest: [u8; 16],
+    pub(super) answer: KeyedAnswer,
+}
+
+/// The 16-byte digest an idempotency key is remembered by: BLAKE3 of the
+/// caller's scope (e.g. its token name) and the key, so two callers using
+/// the same key never collide and the key itself is never stored.
+pub fn idempotency_digest(scope: &str, key: &str) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new_derive_key("proviso 2026 idempotency key v1");
+    hasher.update(&(scope.len() as u64).to_le_bytes());
+    hasher.update(scope.as_bytes());
+    hasher.update(key.as_bytes());
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    digest
 }
 
 impl Prepared {
@@ -117,6 +138,34 @@ impl Prepared {
         self.records.len()
     }
 
+    /// Marks the batch as sent with the idempotency key `digest` (see
+    /// [`idempotency_digest`]), first seen at `at_ms`: appends one
+    /// `BatchKeyed` control record holding the answer (accepted events and
+    /// the rejections as they stand now), framed with the events so the
+    /// same group commit makes both durable. Call once, after every
+    /// rejection is known and before taking them.
+    pub fn keyed(&mut self, digest: [u8; 16], at_ms: i64) {
+        debug_assert!(self.key.is_none(), "a batch has one key");
+        let answer = KeyedAnswer {
+            accepted: self.records.len() as u64,
+            rejected: self
+                .rejected
+                .iter()
+                .map(|rejection| KeyedRejection {
+                    line: rejection.line as u64,
+                    reason: rejection.reason.as_str().to_string(),
+                    error: rejection.error.clone(),
+                })
+                .collect(),
+        };
+        let control =
+            Control { ts_ms: at_ms, body: ControlBody::BatchKeyed { key_digest: digest, answer: answer.clone() } };
+        frame_with(&mut self.framed, |out| encode_control(&control, out));
+        self.records.push(Record::Control(control));
+        self.lines.push(0);
+        self.key = Some(BatchKey { digest, answer });
+    }
+
     /// A control record written by proviso itself.
     pub fn from_control(control: Control) -> Prepared {
         let mut prepared = Prepared::default();
@@ -124,6 +173,25 @@ impl Prepared {
         prepared.records.push(Record::Control(control));
         prepared.lines.push(0);
         prepared
+    }
+
+    /// Rebuilds the rejections of a stored answer, as the client was sent them.
+    pub fn rejections_of(answer: &KeyedAnswer) -> Vec<Rejection> {
+        answer
+            .rejected
+            .iter()
+            .map(|stored| Rejection {
+                line: usize::try_from(stored.line).unwrap_or(usize::MAX),
+                // Stored from `RejectReason::as_str`; a name this build does
+                // not know (a newer release's log) reads as invalid_value.
+                reason: RejectReason::ALL
+                    .iter()
+                    .copied()
+                    .find(|reason| reason.as_str() == stored.reason)
+                    .unwrap_or(RejectReason::InvalidValue),
+                error: stored.error.clone(),
+            })
+            .collect()
     }
 
     fn reject(&mut self, line: usize, error: EdgeError) {

@@ -20,10 +20,12 @@ mod open;
 mod rules;
 mod writer;
 
-pub use batch::{prepare_lines, Prepared, Rejection};
+pub use batch::{idempotency_digest, prepare_lines, Prepared, Rejection};
 pub use compact::{compact_log, recover_interrupted, CompactReport};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
+#[cfg(debug_assertions)]
+pub use writer::TEST_EXIT_BEFORE_ACK;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
@@ -31,7 +33,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use crate::consent::Policy;
-use crate::contract::Region;
+use crate::contract::{KeyedAnswer, Region};
 use crate::edge::{Edge, PseudonymKey};
 use crate::log::{DirLock, LogError};
 use crate::state::State;
@@ -67,6 +69,18 @@ pub struct PipelineOptions {
     /// The process's clock: arrival times, control records, and everyone
     /// who asks the pipeline (`Clock::system()` outside tests).
     pub clock: crate::clock::Clock,
+    /// How long a batch's idempotency key is honoured after it was first seen.
+    pub idempotency_window: std::time::Duration,
+}
+
+/// How the writer settled a batch.
+#[derive(Debug)]
+pub enum Committed {
+    /// Written and applied, from this sequence number on.
+    Applied { first_seq: u64 },
+    /// A keyed batch whose key was already applied: nothing was written;
+    /// this is the answer the first one got.
+    Replayed(KeyedAnswer),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +133,8 @@ pub struct Pipeline {
     data_dir: PathBuf,
     report: OpenReport,
     clock: crate::clock::Clock,
+    /// [`PipelineOptions::idempotency_window`] in milliseconds.
+    idempotency_window_ms: i64,
     _lock: DirLock,
 }
 
@@ -178,8 +194,36 @@ impl Pipeline {
     }
 
     /// Hands a prepared batch to the writer; `ack` runs once it is durable and
-    /// applied (or failed). Blocks while the writer's queue is full.
+    /// applied (or failed) with its first sequence number. Blocks while the
+    /// writer's queue is full. A keyed batch goes through [`Pipeline::submit_keyed`].
     pub fn submit(&self, prepared: Prepared, ack: impl FnOnce(Result<u64, PipelineError>) + Send + 'static) {
+        debug_assert!(prepared.key.is_none(), "keyed batches go through submit_keyed");
+        self.submit_keyed(prepared, move |result| {
+            ack(result.map(|committed| match committed {
+                Committed::Applied { first_seq } => first_seq,
+                // Only a keyed batch is ever replayed.
+                Committed::Replayed(_) => 0,
+            }))
+        });
+    }
+
+    /// The first answer to the idempotency key `digest` (see
+    /// [`idempotency_digest`]) if a batch with it was applied within the
+    /// window. A miss here is checked again by the writer, which alone
+    /// applies keys, so a concurrent resend is still caught there.
+    pub fn recent_answer(&self, digest: &[u8; 16]) -> Option<KeyedAnswer> {
+        let not_before_ms = self.clock.now_ms().saturating_sub(self.idempotency_window_ms);
+        self.state().recent_keys.get(digest, not_before_ms).cloned()
+    }
+
+    /// Like [`Pipeline::submit`], for any batch, keyed ([`Prepared::keyed`])
+    /// or not: `ack` says whether it was applied or, its key being already
+    /// applied, answered with the first answer and not written again.
+    pub fn submit_keyed(
+        &self,
+        prepared: Prepared,
+        ack: impl FnOnce(Result<Committed, PipelineError>) + Send + 'static,
+    ) {
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
             Some(sender) => {

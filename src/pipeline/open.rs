@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::housekeeping::Housekeeping;
-use super::writer::{writer_loop, Commit};
+use super::writer::{writer_loop, Commit, KeyWindow};
 use super::{
     compact, CompactionHook, OpenReport, Pipeline, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR,
 };
@@ -65,9 +65,11 @@ impl Pipeline {
         let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
         let housekeeping =
             Housekeeping::new(&options, Arc::clone(&vault), Arc::clone(&hook), Arc::clone(&on_compacted));
+        let idempotency_window_ms = i64::try_from(options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
+        let keys = KeyWindow { clock: options.clock.clone(), window_ms: idempotency_window_ms };
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping))
+            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping, keys))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let pipeline = Pipeline {
             edge,
@@ -81,6 +83,7 @@ impl Pipeline {
             data_dir,
             report,
             clock: options.clock.clone(),
+            idempotency_window_ms,
             _lock: lock,
         };
         if let Some(path) = &options.rules_path {

@@ -9,7 +9,10 @@
 #[cfg(test)]
 mod abuse_tests;
 pub mod backtest;
+mod idempotency;
 mod snapshot;
+
+pub use idempotency::RecentKeys;
 
 pub use snapshot::{load_snapshot, save_snapshot, SNAPSHOT_FILE};
 
@@ -181,6 +184,8 @@ pub struct State {
     /// (`vault/`) before acknowledging. Not snapshotted.
     erased: Vec<Pseudonym>,
     pub housekeeping: Housekeeping,
+    /// Idempotency keys of recent keyed batches and their first answers.
+    pub recent_keys: RecentKeys,
     /// Sequence number of the next log record to apply.
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
@@ -196,7 +201,11 @@ impl State {
             Record::Control(control) => {
                 self.apply_control(control);
                 self.next_seq = seq + 1;
-                self.events_applied += 1;
+                // A keyed batch's answer is bookkeeping beside its events,
+                // not one more thing the batch sent.
+                if !matches!(control.body, ControlBody::BatchKeyed { .. }) {
+                    self.events_applied += 1;
+                }
             }
         }
     }
@@ -373,6 +382,9 @@ impl State {
             }
             ControlBody::BudgetSpent { advertiser, business, day, epsilon_micros } => {
                 self.audiences.spend(advertiser.as_deref(), business, *day, *epsilon_micros);
+            }
+            ControlBody::BatchKeyed { key_digest, answer } => {
+                self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP3`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP4`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
-//! graph, partner links and abuse state as one postcard blob each. A snapshot
+//! graph, partner links, abuse, audiences, housekeeping and recent
+//! idempotency keys as one postcard blob each (`PRVSNAP3`, without the keys,
+//! is still read). A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -16,8 +18,11 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 4: recent idempotency keys after the housekeeping blob.
+const MAGIC: &[u8; 8] = b"PRVSNAP4";
 /// Version 3: partner claims beside links; audience budgets per advertiser.
-const MAGIC: &[u8; 8] = b"PRVSNAP3";
+/// Still read (with no idempotency keys: none were logged before version 4).
+const MAGIC_3: &[u8; 8] = b"PRVSNAP3";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -68,6 +73,7 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
         postcard::to_stdvec(&state.abuse),
         postcard::to_stdvec(&state.audiences),
         postcard::to_stdvec(&state.housekeeping),
+        postcard::to_stdvec(&state.recent_keys.to_stored()),
     ] {
         let blob = blob.map_err(|error| SnapshotError::Encode(error.to_string()))?;
         out.u64(blob.len() as u64);
@@ -104,9 +110,14 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_err(&path)(error)),
     };
-    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() + 4 {
         return Err(SnapshotError::Magic);
     }
+    let version_4 = match &bytes[..MAGIC.len()] {
+        magic if magic == MAGIC => true,
+        magic if magic == MAGIC_3 => false,
+        _ => return Err(SnapshotError::Magic),
+    };
     let body = &bytes[MAGIC.len()..bytes.len() - 4];
     let mut crc_bytes = [0u8; 4];
     crc_bytes.copy_from_slice(&bytes[bytes.len() - 4..]);
@@ -142,6 +153,9 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
     state.abuse = decode_blob(&mut input)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
+    if version_4 {
+        state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?);
+    }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     Ok(Some(state))
 }
@@ -200,5 +214,39 @@ mod tests {
         assert_eq!(loaded.links.account_of(net, two), Some("p2"));
         let three = loaded.subjects.lookup(&who(3)).expect("subject 3");
         assert_eq!(loaded.consent.history(three).len(), 1);
+    }
+
+    /// Recent idempotency keys survive a snapshot; a version-3 snapshot
+    /// (written before keys existed) still loads, with no keys.
+    #[test]
+    fn snapshot_keeps_recent_keys_and_reads_version_3() {
+        use crate::contract::{Control, ControlBody, KeyedAnswer, KeyedRejection, Record};
+        let mut state = State::default();
+        let answer = KeyedAnswer {
+            accepted: 3,
+            rejected: vec![KeyedRejection { line: 2, reason: "content".into(), error: "line 2: `text`".into() }],
+        };
+        let body = ControlBody::BatchKeyed { key_digest: [9; 16], answer: answer.clone() };
+        state.apply(0, &Record::Control(Control { ts_ms: 5_000, body }));
+        assert_eq!(state.events_applied, 0, "a key record is not an event");
+        let dir = tempfile::tempdir().expect("tempdir");
+        save_snapshot(&state, dir.path()).expect("save");
+        let loaded = load_snapshot(dir.path()).expect("loads").expect("present");
+        assert_eq!(loaded.recent_keys.get(&[9; 16], 5_000), Some(&answer));
+        assert_eq!(loaded.next_seq, 1);
+
+        // The same snapshot as version 3 wrote it: old magic, no key blob.
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let bytes = std::fs::read(&path).expect("read");
+        let blob = postcard::to_stdvec(&state.recent_keys.to_stored()).expect("blob");
+        let body_end = bytes.len() - 4 - 8 - blob.len();
+        let mut old = MAGIC_3.to_vec();
+        old.extend_from_slice(&bytes[MAGIC.len()..body_end]);
+        let crc = crc32fast::hash(&old[MAGIC.len()..]);
+        old.extend_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, old).expect("write");
+        let loaded = load_snapshot(dir.path()).expect("version 3 loads").expect("present");
+        assert!(loaded.recent_keys.is_empty());
+        assert_eq!(loaded.next_seq, 1);
     }
 }

@@ -67,6 +67,12 @@ impl Server {
     /// Like [`Server::start_with`], with `extra_config` (top-level keys and
     /// `[[tokens]]` tables) placed before [`PARTNERS_CONFIG`] in the config file.
     pub fn start_with_config(data: &Path, env: &[(&str, &str)], extra_config: &str) -> Server {
+        Server::start_listening(data, "127.0.0.1:0", env, extra_config)
+    }
+
+    /// Like [`Server::start_with_config`], listening on `listen` (e.g. the
+    /// port an earlier server of the same test used).
+    pub fn start_listening(data: &Path, listen: &str, env: &[(&str, &str)], extra_config: &str) -> Server {
         let stderr_path = data.with_extension(format!(
             "stderr.{}.log",
             std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
@@ -76,7 +82,7 @@ impl Server {
         let config_path = unique(data.with_extension("config.toml"));
         std::fs::write(&config_path, format!("{extra_config}\n{PARTNERS_CONFIG}")).expect("config file");
         let mut cmd = command();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        cmd.args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .arg("--config")
             .arg(&config_path)
@@ -130,6 +136,25 @@ impl Server {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
         read(request.send(body).expect("POST"))
+    }
+
+    /// POSTs NDJSON to `/v1/events` with `token` and, when given, an
+    /// `Idempotency-Key`; an `Err` when no answer came (the server died).
+    pub fn try_post_events(
+        &self,
+        token: &str,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> Result<(u16, serde_json::Value), String> {
+        let mut request = self
+            .agent
+            .post(format!("{}/v1/events", self.base))
+            .header("Content-Type", "application/x-ndjson")
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send(body).map(read).map_err(|error| error.to_string())
     }
 
     pub fn put(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> (u16, serde_json::Value) {

@@ -40,6 +40,8 @@ pub enum Code {
     /// The framework could not read the request (e.g. a path segment that is
     /// not UTF-8).
     MalformedRequest,
+    /// An `Idempotency-Key` header that is not 1 to 255 visible ASCII characters.
+    InvalidIdempotencyKey,
 }
 
 impl Code {
@@ -68,6 +70,7 @@ impl Code {
             Code::TooManyStreams => "too_many_streams",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::MalformedRequest => "malformed_request",
+            Code::InvalidIdempotencyKey => "invalid_idempotency_key",
         }
     }
 
