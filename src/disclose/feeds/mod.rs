@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -139,6 +139,44 @@ fn key_of(record: &FeedRecord) -> String {
     )
 }
 
+/// Reads one feed file. Every line ends with a newline and holds the
+/// record whose cursor is its position; a last line without its newline is
+/// a torn append (a crash mid-write, never acknowledged) and is cut off the
+/// file. Anything else that does not read is corruption, named by byte
+/// offset: the feed is the record of what a partner received, so proviso
+/// will not start without it rather than lose an `add` it must retract.
+fn read_stream(path: &Path) -> std::io::Result<Vec<FeedRecord>> {
+    let bytes = std::fs::read(path)?;
+    let complete = bytes.iter().rposition(|&byte| byte == b'\n').map_or(0, |last| last + 1);
+    let mut records = Vec::new();
+    let mut offset = 0;
+    for line in bytes[..complete].split_inclusive(|&byte| byte == b'\n') {
+        let record = serde_json::from_slice::<FeedRecord>(&line[..line.len() - 1])
+            .ok()
+            .filter(|record| record.cursor == records.len() as u64);
+        let Some(record) = record else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "corrupt at byte {offset} (record {}, not at the tail); this file is the record of what the \
+                     partner received: restore it from a backup, or move it aside to start the feed anew (its \
+                     live records will then not be retracted)",
+                    records.len()
+                ),
+            ));
+        };
+        records.push(record);
+        offset += line.len();
+    }
+    if complete < bytes.len() {
+        tracing::warn!(path = %path.display(), cut = bytes.len() - complete, "Cut a torn last feed record.");
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(complete as u64)?;
+        file.sync_all()?;
+    }
+    Ok(records)
+}
+
 impl Feeds {
     /// Opens the feeds in `data_dir`, rebuilding the live ledger.
     pub fn open(data_dir: &Path) -> Result<Feeds, FeedError> {
@@ -156,15 +194,7 @@ impl Feeds {
             let Some(purpose) = Purpose::parse(purpose) else { continue };
             let path = entry.path();
             let io = |source| FeedError { path: path.display().to_string(), source };
-            let file = File::open(&path).map_err(io)?;
-            let mut records = Vec::new();
-            for line in BufReader::new(file).lines() {
-                let line = line.map_err(io)?;
-                // A torn last line (crash mid-append) is dropped.
-                if let Ok(record) = serde_json::from_str::<FeedRecord>(&line) {
-                    records.push(record);
-                }
-            }
+            let records = read_stream(&path).map_err(io)?;
             for record in &records {
                 Inner::track(&mut inner, partner, purpose, record);
             }
@@ -455,5 +485,52 @@ mod tests {
         };
         assert_eq!(feeds.revoke(&[ban], 6).expect("revoke"), 1);
         assert_eq!(feeds.read("net", Purpose::Product, Some(2), 10).len(), 1);
+    }
+
+    /// A torn last record (a crash mid-append) is cut off the file, so the
+    /// next append starts on a line of its own and every record reads back.
+    #[test]
+    fn a_torn_last_record_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let released = |items| crate::gate::Gated::released_in_a_test(Purpose::Product, items);
+        let feeds = Feeds::open(dir.path()).expect("open");
+        feeds.disclose("net", "suggestion", released(vec![suggestion("p1", "p2", &["r_a"])]), 1).expect("add");
+        drop(feeds);
+        let path = dir.path().join(FEEDS_DIR).join("net.product.ndjson");
+        let whole = std::fs::read(&path).expect("read");
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open file");
+        file.write_all(br#"{"cursor":1,"op":"add","abo"#).expect("torn write");
+        drop(file);
+        let feeds = Feeds::open(dir.path()).expect("a torn tail is not corruption");
+        assert_eq!(std::fs::read(&path).expect("read"), whole, "the torn bytes are cut");
+        feeds.disclose("net", "suggestion", released(vec![suggestion("p1", "p3", &["r_b"])]), 2).expect("add");
+        drop(feeds);
+        let feeds = Feeds::open(dir.path()).expect("reopen");
+        assert_eq!(feeds.read("net", Purpose::Product, None, 10).len(), 2, "both adds read back");
+        assert_eq!(feeds.live().len(), 2);
+    }
+
+    /// A damaged record before the tail stops the open, naming the file and
+    /// the byte: dropping it would lose an add whose retraction is owed.
+    #[test]
+    fn a_damaged_record_is_named_and_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let released = |items| crate::gate::Gated::released_in_a_test(Purpose::Product, items);
+        let feeds = Feeds::open(dir.path()).expect("open");
+        let items = vec![suggestion("p1", "p2", &["r_a"]), suggestion("p1", "p3", &["r_b"])];
+        feeds.disclose("net", "suggestion", released(items), 1).expect("add");
+        drop(feeds);
+        let path = dir.path().join(FEEDS_DIR).join("net.product.ndjson");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let second = bytes.iter().position(|&b| b == b'\n').expect("two lines") + 1;
+        bytes[second] = b'X';
+        std::fs::write(&path, &bytes).expect("damage");
+        let error = Feeds::open(dir.path()).err().expect("refused").to_string();
+        assert!(error.contains("net.product.ndjson"), "{error}");
+        assert!(error.contains(&format!("corrupt at byte {second} (record 1")), "{error}");
+        // A record out of its place is damage too (a line lost or repeated).
+        let first = String::from_utf8(bytes[..second].to_vec()).expect("utf8");
+        std::fs::write(&path, format!("{first}{first}")).expect("repeat");
+        assert!(Feeds::open(dir.path()).is_err(), "a repeated record is refused");
     }
 }
