@@ -149,7 +149,7 @@ pub async fn get_actions(
     headers: HeaderMap,
     query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Gated<ActionsPage>, ApiError> {
-    let staff = super::usage::staff_of(app.tokens.require(&headers, &[Role::Reviewer])?);
+    let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Reviewer])?)?;
     let Query(query) = query.map_err(|_| {
         ApiError::new(
             Code::InvalidQuery,
@@ -194,7 +194,7 @@ pub async fn get_subject(
     State(app): State<SharedState>,
     subject: SubjectInPath<ForReviewer>,
 ) -> Result<Gated<AbuseSubjectView>, ApiError> {
-    reviewed(&app, super::usage::staff_of(subject.role), &subject.pseudonym)
+    reviewed(&app, super::auth::staff(subject.role)?, &subject.pseudonym)
 }
 
 /// A subject's abuse record, released to the staff member who asked
@@ -241,7 +241,7 @@ pub async fn post_decision(
     subject: SubjectIdInPath<ForReviewer>,
     body: Result<Json<DecisionRequest>, JsonRejection>,
 ) -> Result<Gated<AbuseSubjectView>, ApiError> {
-    let staff = super::usage::staff_of(subject.role);
+    let staff = super::auth::staff(subject.role)?;
     let Json(request) = body.map_err(bad_body)?;
     let action = DecisionAction::parse(&request.action)
         .ok_or_else(|| ApiError::new(Code::InvalidBody, "`action` must be one of: ban clear"))?;

@@ -12,6 +12,20 @@ use super::error::{ApiError, Code};
 
 pub use crate::config::Role;
 
+/// The gate's name for the staff member a token stands for: reviewers,
+/// analysts and the admin. Any other role is not staff (403), so a route
+/// that admits one by mistake still releases nothing to it as staff.
+pub(super) fn staff(role: Role) -> Result<crate::gate::Staff, ApiError> {
+    match role {
+        Role::Reviewer => Ok(crate::gate::Staff::Reviewer),
+        Role::Analyst => Ok(crate::gate::Staff::Analyst),
+        Role::Admin => Ok(crate::gate::Staff::Admin),
+        Role::Ingest | Role::SubjectService | Role::Partner | Role::Advertiser => {
+            Err(ApiError::new(Code::Forbidden, "this route is for proviso's own staff"))
+        }
+    }
+}
+
 /// Who is calling: a role, for partner tokens the partner's name, and for
 /// tokens from the config the name they were given there.
 #[derive(Clone, Debug, PartialEq, Eq)]

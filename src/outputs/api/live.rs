@@ -234,7 +234,7 @@ pub async fn get_live(
     headers: HeaderMap,
     query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let staff = super::usage::staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
+    let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is interval_ms"))?;
     let interval = query.interval_ms.unwrap_or(1000);
     if !(200..=60_000).contains(&interval) {

@@ -9,7 +9,7 @@ use super::auth::Role;
 use super::error::{ApiError, Code};
 use super::SharedState;
 use crate::disclose::metrics::{self, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
-use crate::gate::{Gated, Staff};
+use crate::gate::Gated;
 
 /// Distinct active subjects per day over a trailing window. A subject is
 /// active on a day with a register, session, message or outgoing
@@ -26,7 +26,7 @@ pub async fn get_active(
     headers: HeaderMap,
     query: Result<Query<ActiveQuery>, QueryRejection>,
 ) -> Result<Gated<ActiveResponse>, ApiError> {
-    let staff = staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
+    let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
     let Query(query) = query.map_err(|_| {
         ApiError::new(
             Code::InvalidQuery,
@@ -50,19 +50,10 @@ pub async fn get_messages(
     headers: HeaderMap,
     query: Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Gated<MessagesResponse>, ApiError> {
-    let staff = staff_of(app.tokens.require(&headers, &[Role::Analyst])?);
+    let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
     let Query(query) = query.map_err(|_| {
         ApiError::new(Code::InvalidQuery, "query parameters are from and to (YYYY-MM-DD) and by (kind)")
     })?;
     let state = app.pipeline.state();
     Ok(metrics::messages(&state, staff, &query)?)
-}
-
-/// The gate's name for the staff member a token stands for.
-pub(super) fn staff_of(role: Role) -> Staff {
-    match role {
-        Role::Reviewer => Staff::Reviewer,
-        Role::Analyst => Staff::Analyst,
-        _ => Staff::Admin,
-    }
 }
