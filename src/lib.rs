@@ -66,6 +66,7 @@
 pub mod clock;
 pub mod codec;
 pub mod contract;
+pub mod failpoint;
 
 // Layer 1.
 pub mod edge;

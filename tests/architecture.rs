@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("clock", 0),
     ("codec", 0),
+    ("failpoint", 0),
     ("contract", 0),
     ("edge", 1),
     ("log", 1),

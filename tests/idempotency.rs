@@ -118,7 +118,7 @@ fn key_survives_restart_and_kill() {
 fn batch_written_but_not_acknowledged_is_not_applied_twice() {
     let temp = tempfile::tempdir().expect("tempdir");
     let data = temp.path().join("data");
-    let mut server = Server::start_with(&data, &[("PROVISO_TEST_EXIT_BEFORE_ACK", "1")]);
+    let mut server = Server::start_with(&data, &[("PROVISO_FAILPOINTS", "writer.before_ack=exit")]);
     let lost = server.try_post_events(INGEST, Some("crash-window"), batch(3).as_bytes());
     assert!(lost.is_err(), "the server must die before answering: {lost:?}");
     let status = server.child.wait().expect("wait");
@@ -188,7 +188,7 @@ fn simulate_resends_an_unanswered_batch_with_its_key() {
     let data = temp.path().join("data");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let listen = format!("127.0.0.1:{port}");
-    let mut server = Server::start_listening(&data, &listen, &[("PROVISO_TEST_EXIT_BEFORE_ACK", "1")], "");
+    let mut server = Server::start_listening(&data, &listen, &[("PROVISO_FAILPOINTS", "writer.before_ack=exit")], "");
     let simulate = common::command()
         .args(["simulate", "--subjects", "50", "--events", "600", "--days", "2", "--batch", "100", "--server"])
         .arg(&server.base)

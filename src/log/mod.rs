@@ -12,7 +12,7 @@ mod lock;
 pub use lock::{DirLock, LockError};
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Bytes of framing before each payload.
@@ -123,7 +123,8 @@ impl Log {
             self.roll()?;
         }
         let path = segment_path(&self.dir, self.next_seq);
-        self.active.write_all(framed).map_err(io_err(&path))?;
+        crate::failpoint::write_all("log.write", &mut self.active, framed).map_err(io_err(&path))?;
+        crate::failpoint::check("log.fsync").map_err(io_err(&path))?;
         self.active.sync_data().map_err(io_err(&path))?;
         let first = self.next_seq;
         self.active_len += framed.len() as u64;
@@ -276,6 +277,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::io::Write;
 
     fn collect(dir: &Path, from: u64) -> Vec<(u64, Vec<u8>)> {
         let mut out = Vec::new();

@@ -144,9 +144,12 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     // Swap: log -> log.old, log.new -> log, then drop the old log and the
     // snapshot (which may hold the erased pseudonyms).
     let old_dir = data_dir.join(OLD_DIR);
+    crate::failpoint::reach("compact.before_swap");
     std::fs::rename(&log_dir, &old_dir).map_err(io(&log_dir))?;
+    crate::failpoint::reach("compact.mid_swap");
     std::fs::rename(&new_dir, &log_dir).map_err(io(&new_dir))?;
     sync_dir(data_dir)?;
+    crate::failpoint::reach("compact.after_swap");
     std::fs::remove_dir_all(&old_dir).map_err(io(&old_dir))?;
     let snapshot = data_dir.join(STATE_DIR).join(crate::state::SNAPSHOT_FILE);
     if snapshot.exists() {

@@ -90,6 +90,7 @@ impl Housekeeping {
         erased: &[Pseudonym],
     ) {
         if !revocations.is_empty() {
+            crate::failpoint::reach("consent.before_retractions");
             let hook = self.revocation_hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
             if let Some(hook) = hook {
                 hook(revocations);

@@ -24,9 +24,6 @@ pub use batch::{idempotency_digest, prepare_lines, Prepared, Rejection};
 pub use compact::{compact_log, recover_interrupted, CompactReport};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
-#[cfg(debug_assertions)]
-pub use writer::TEST_EXIT_BEFORE_ACK;
-
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};

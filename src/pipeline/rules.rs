@@ -58,7 +58,9 @@ impl Pipeline {
             ts_ms: self.clock.now_ms(),
             body: ControlBody::RulesLoaded { text: source.text, lists: source.lists },
         };
+        crate::failpoint::reach("rules.before_commit");
         self.commit_blocking(Prepared::from_control(control))?;
+        crate::failpoint::reach("rules.after_commit");
         Ok(RulesLoaded { rules: count, changed: true })
     }
 

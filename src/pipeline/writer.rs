@@ -31,13 +31,6 @@ pub(super) struct Commit {
 /// Largest group committed at once: bounds latency of the first batch in it.
 const MAX_GROUP_RECORDS: u64 = 1 << 20;
 
-/// Test hook (debug builds only): when set, the process exits right after
-/// the fsync of a group holding a keyed batch and before acknowledging it,
-/// which is the crash window a retrying client cannot tell from a lost
-/// request.
-#[cfg(debug_assertions)]
-pub const TEST_EXIT_BEFORE_ACK: &str = "PROVISO_TEST_EXIT_BEFORE_ACK";
-
 /// How long an idempotency key is honoured, and the clock that says when.
 pub(super) struct KeyWindow {
     pub(super) clock: crate::clock::Clock,
@@ -104,14 +97,11 @@ pub(super) fn writer_loop(
                 continue;
             }
         };
-        #[cfg(debug_assertions)]
-        if std::env::var_os(TEST_EXIT_BEFORE_ACK).is_some() && group.iter().any(|c| c.prepared.key.is_some()) {
-            tracing::warn!("Exiting after the fsync and before the acknowledgement, as the test hook asks.");
-            std::process::exit(86);
-        }
+        crate::failpoint::reach("writer.before_apply");
         let applied = apply(&state, &log, &group, first_seq, not_before_ms);
         housekeeping.after_apply(&mut log, &state, &applied.revocations, &applied.erased);
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
+        crate::failpoint::reach("writer.before_ack");
         for (commit, first) in group.into_iter().zip(applied.firsts) {
             (commit.ack)(Ok(Committed::Applied { first_seq: first }));
         }

@@ -85,7 +85,6 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
     let path = dir.join(SNAPSHOT_FILE);
     let temporary = dir.join("snapshot.tmp");
     {
-        use std::io::Write;
         let mut file = crate::log::fsmode::private_file()
             .write(true)
             .create(true)
@@ -94,9 +93,10 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
             .map_err(io_err(&temporary))?;
         // A leftover temporary file keeps its old mode when reopened.
         crate::log::fsmode::restrict(&temporary).map_err(io_err(&temporary))?;
-        file.write_all(&out.bytes).map_err(io_err(&temporary))?;
+        crate::failpoint::write_all("snapshot.write", &mut file, &out.bytes).map_err(io_err(&temporary))?;
         file.sync_all().map_err(io_err(&temporary))?;
     }
+    crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
     std::fs::rename(&temporary, &path).map_err(io_err(&path))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
     Ok(out.bytes.len() as u64)

@@ -234,7 +234,8 @@ impl AuditLog {
         record.hash = record.compute_hash();
         let mut line = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
         line.push(b'\n');
-        tail.file.write_all(&line).map_err(|e| self.io(e))?;
+        crate::failpoint::write_all("audit.write", &mut tail.file, &line).map_err(|e| self.io(e))?;
+        crate::failpoint::check("audit.fsync").map_err(|e| self.io(e))?;
         tail.file.sync_data().map_err(|e| self.io(e))?;
         let offset = tail.end;
         tail.end += line.len() as u64;

@@ -280,6 +280,9 @@ impl Feeds {
         }
         let mut count = 0;
         for ((partner, purpose), records) in by_stream {
+            if count > 0 {
+                crate::failpoint::reach("consent.mid_retractions");
+            }
             count += records.len();
             self.append(&mut inner, &partner, purpose, records)?;
         }
@@ -322,7 +325,8 @@ impl Feeds {
                 numbered.push(record);
             }
             let io = |source| FeedError { path: stream.path.display().to_string(), source };
-            stream.file.write_all(&bytes).map_err(io)?;
+            crate::failpoint::write_all("feed.write", &mut stream.file, &bytes).map_err(io)?;
+            crate::failpoint::check("feed.fsync").map_err(io)?;
             stream.file.sync_data().map_err(io)?;
             stream.records.extend(numbered.iter().cloned());
             stream.withdrawn.extend(numbered.iter().filter_map(|record| record.retracts));
