@@ -111,6 +111,32 @@ fn key_survives_restart_and_kill() {
     assert_eq!(messages(&server), 6);
 }
 
+/// A different body under a used key is a client bug, not a resend: 422
+/// `idempotency_key_reused`, nothing applied, and the same after a `kill -9`
+/// (log replay) and a clean restart (snapshot); the first body is still
+/// answered as a resend.
+#[test]
+fn a_different_body_under_a_used_key_is_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start(&data);
+    let first = send(&server, Some("mine"), &batch(1));
+    let check = |server: &Server| {
+        let (status, body) = server.try_post_events(INGEST, Some("mine"), batch(2).as_bytes()).expect("an answer");
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+        assert_eq!(messages(server), 3, "nothing applied");
+        assert_eq!(send(server, Some("mine"), &batch(1)), first, "the first body is still a resend");
+    };
+    check(&server);
+    let _ = server.kill();
+    let server = Server::start(&data);
+    check(&server);
+    let _ = server.stop();
+    let server = Server::start(&data);
+    check(&server);
+}
+
 /// The crash window itself: the batch is on disk but the server dies before
 /// answering (a debug-build hook exits right after the fsync). The client
 /// saw no answer and resends; the resend is answered, not applied twice.

@@ -222,7 +222,7 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                             proviso::edge::Source::Service,
                         );
                         let accepted = prepared.accepted() as u64;
-                        prepared.keyed(digest, pipeline.clock().now_ms());
+                        prepared.keyed(digest, None, pipeline.clock().now_ms());
                         let rejected = rejected_from_edge(std::mem::take(&mut prepared.rejected));
                         Ok((prepared, rejected, accepted))
                     }
