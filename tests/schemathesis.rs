@@ -1,0 +1,265 @@
+//! The API fuzzed from its own OpenAPI document with schemathesis, against
+//! the real binary: no 5xx, every response (status, headers, body, each
+//! `/v1/live` event) matches the document, every schema-valid request is
+//! accepted and every schema-violating one refused, every 4xx carries the
+//! standard error body.
+//!
+//! The server holds seeded test data (`proviso simulate`), and the run's
+//! config (written below) gives each operation the token of the role it is
+//! for and, half the time or more, known ids for its path (subjects,
+//! partner `friendnet`, its account ids, businesses), so the operations get
+//! past 401/403/404 to their own logic. `tests/schemathesis/hooks.py` adds
+//! the text serializers and one check (see there).
+//!
+//! schemathesis comes from PyPI, pinned: `.ci/run` installs it into
+//! `target/venv`; elsewhere set `SCHEMATHESIS` to an `st` executable.
+//! `FUZZ_SEED` and `FUZZ_MAX_EXAMPLES` change the run (defaults: seed 13,
+//! 20 examples per operation, about a minute and a half on 2 cores).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, ADMIN, ADVERTISER, ANALYST, INGEST, PARTNER, REVIEWER, SUBJECT};
+
+/// The schemathesis release the run is written for (`.ci/run` installs it).
+const PINNED: &str = "4.32.5";
+
+/// The longest the run may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn install_hint() -> String {
+    format!(
+        "install it with: python3 -m venv target/venv && target/venv/bin/pip install schemathesis=={PINNED} \
+         (on Debian/Ubuntu first: apt-get install python3-venv), or set SCHEMATHESIS to an `st` executable"
+    )
+}
+
+/// The `st` executable: `$SCHEMATHESIS`, else `target/venv/bin/st`.
+fn schemathesis() -> PathBuf {
+    let path = match std::env::var_os("SCHEMATHESIS") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/st"),
+    };
+    let version = Command::new(&path).arg("--version").output();
+    match version {
+        Ok(output) if output.status.success() => {
+            let text = String::from_utf8_lossy(&output.stdout).to_string();
+            assert!(
+                text.contains(PINNED),
+                "{} is {text:?}, not schemathesis {PINNED}; {}",
+                path.display(),
+                install_hint()
+            );
+            path
+        }
+        _ => panic!("schemathesis is not installed at {} (this test needs it); {}", path.display(), install_hint()),
+    }
+}
+
+/// Every operation: path, the token of the role it is for.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("/v1/events", INGEST),
+    ("/v1/metrics/active", ANALYST),
+    ("/v1/metrics/messages", ANALYST),
+    ("/v1/live", ANALYST),
+    ("/v1/subjects/resolve", SUBJECT),
+    ("/v1/subjects/{subject}/consent", SUBJECT),
+    ("/v1/subjects/{subject}/consent/{purpose}", SUBJECT),
+    ("/v1/subjects/{subject}/report", SUBJECT),
+    ("/v1/subjects/{subject}/erase", SUBJECT),
+    ("/v1/abuse/actions", REVIEWER),
+    ("/v1/abuse/subjects/{subject}", REVIEWER),
+    ("/v1/abuse/subjects/{subject}/decision", REVIEWER),
+    ("/v1/abuse/rules", ADMIN),
+    ("/v1/partners/{partner}/feeds/{purpose}", PARTNER),
+    ("/v1/partners/{partner}/suggestions/{partner_id}", PARTNER),
+    ("/v1/partners/{partner}/audiences/{business}", PARTNER),
+    ("/v1/audiences/{business}", ADVERTISER),
+    ("/healthz", ""),
+    ("/metrics", ""),
+    ("/openapi.json", ""),
+];
+
+/// Operations whose schema-valid requests may be refused with 400 for the
+/// one reason no schema can say (held to that reason by the hooks' check).
+const UNSCHEMABLE: &[&str] = &["/v1/metrics/active", "/v1/metrics/messages", "/v1/subjects/resolve", "/v1/abuse/rules"];
+
+/// Seeded data: ids the run may use in paths and bodies.
+struct TestData {
+    phones: Vec<String>,
+    subjects: Vec<String>,
+    /// Subjects only erase may use (so the others stay known).
+    erasable: Vec<String>,
+    partner_ids: Vec<String>,
+    businesses: Vec<String>,
+}
+
+fn seed(server: &Server, dir: &Path) -> TestData {
+    let events = dir.join("events.ndjson");
+    let status = common::command()
+        .args(["simulate", "--seed", "7", "--subjects", "200", "--days", "10", "--events", "5000", "--out"])
+        .arg(&events)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run proviso simulate");
+    assert!(status.success(), "proviso simulate failed");
+    let text = std::fs::read_to_string(&events).expect("events");
+    let lines: Vec<&str> = text.lines().collect();
+    for chunk in lines.chunks(1000) {
+        let response = server.ingest(&chunk.join("\n"));
+        assert_eq!(response["accepted"], chunk.len(), "seeding: {response}");
+    }
+    let mut data = TestData {
+        phones: Vec::new(),
+        subjects: Vec::new(),
+        erasable: Vec::new(),
+        partner_ids: Vec::new(),
+        businesses: Vec::new(),
+    };
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line).expect("simulated event");
+        let text = |key: &str| event[key].as_str().unwrap_or_default().to_string();
+        match event["type"].as_str() {
+            Some("session") => {
+                let phone = text("phone");
+                let e164 = phone.starts_with('+') && phone[1..].bytes().all(|b| b.is_ascii_digit());
+                if e164 && !data.phones.contains(&phone) && data.phones.len() < 13 {
+                    data.phones.push(phone);
+                }
+            }
+            Some("partner_account") if data.partner_ids.len() < 20 => data.partner_ids.push(text("partner_id")),
+            Some("business_message") if !data.businesses.contains(&text("business")) => {
+                data.businesses.push(text("business"))
+            }
+            _ => {}
+        }
+    }
+    let subjects: Vec<String> = data.phones.iter().map(|phone| server.subject(phone)).collect();
+    data.erasable = subjects[10..].to_vec();
+    data.subjects = subjects[..10].to_vec();
+    data.phones.truncate(10);
+    assert!(
+        data.partner_ids.len() >= 10 && !data.businesses.is_empty(),
+        "the simulation links accounts and businesses"
+    );
+    data
+}
+
+fn list(values: &[String]) -> String {
+    serde_json::to_string(values).expect("json")
+}
+
+/// The run's schemathesis.toml.
+fn config(data: &TestData) -> String {
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/hooks.py");
+    let mut out = format!(
+        "hooks = {hooks:?}\ncolor = false\n\n[cache]\nenabled = false\n\n[generation]\ndatabase = \":memory:\"\n\n\
+         [dictionaries.phones]\nvalues = {}\n[dictionaries.subjects]\nvalues = {}\n[dictionaries.erasable]\nvalues = {}\n\
+         [dictionaries.partners]\nvalues = [\"friendnet\"]\n[dictionaries.partner_ids]\nvalues = {}\n\
+         [dictionaries.businesses]\nvalues = {}\n",
+        list(&data.phones),
+        list(&data.subjects),
+        list(&data.erasable),
+        list(&data.partner_ids),
+        list(&data.businesses),
+    );
+    for (path, token) in OPERATIONS {
+        if token.is_empty() {
+            // Public: nothing to set.
+            continue;
+        }
+        out.push_str(&format!("\n[[operations]]\ninclude-path = {path:?}\n"));
+        out.push_str(&format!("headers = {{ Authorization = \"Bearer {token}\" }}\n"));
+        if *path == "/v1/live" {
+            // An endless stream: check its first update (sent at once),
+            // then hang up (a second one may be a minute away).
+            out.push_str("max-stream-events = 1\n");
+        }
+        if UNSCHEMABLE.contains(path) {
+            out.push_str(
+                "[operations.checks.positive_data_acceptance]\n\
+                 expected-statuses = [\"2xx\", \"400\", \"401\", \"403\", \"404\", \"429\"]\n",
+            );
+        }
+        let mut parameters = Vec::new();
+        if path.contains("{subject}") {
+            let dictionary = if path.ends_with("/erase") { "erasable" } else { "subjects" };
+            parameters.push(format!("\"path.subject\" = {{ dictionary = \"{dictionary}\", probability = 0.5 }}"));
+        }
+        if path.contains("{partner}") {
+            parameters.push("\"path.partner\" = { dictionary = \"partners\", probability = 0.8 }".to_string());
+        }
+        if path.contains("{partner_id}") {
+            parameters.push("\"path.partner_id\" = { dictionary = \"partner_ids\", probability = 0.6 }".to_string());
+        }
+        if path.contains("{business}") {
+            parameters.push("\"path.business\" = { dictionary = \"businesses\", probability = 0.6 }".to_string());
+        }
+        if *path == "/v1/subjects/resolve" {
+            parameters.push("\"body.phone\" = { dictionary = \"phones\", probability = 0.5 }".to_string());
+        }
+        if !parameters.is_empty() {
+            out.push_str(&format!("[operations.parameters]\n{}\n", parameters.join("\n")));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_api_answers_as_its_openapi_document_says() {
+    let st = schemathesis();
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let data = seed(&server, temp.path());
+    let config_path = temp.path().join("schemathesis.toml");
+    std::fs::write(&config_path, config(&data)).expect("config");
+
+    let seed = std::env::var("FUZZ_SEED").unwrap_or_else(|_| "13".to_string());
+    let examples = std::env::var("FUZZ_MAX_EXAMPLES").unwrap_or_else(|_| "20".to_string());
+    let output_path = temp.path().join("schemathesis.out");
+    let output = std::fs::File::create(&output_path).expect("output file");
+    let started = Instant::now();
+    let mut child = Command::new(&st)
+        .arg("--config-file")
+        .arg(&config_path)
+        .args(["run", &format!("{}/openapi.json", server.base)])
+        .args(["--seed", &seed, "--max-examples", &examples, "--request-timeout", "10"])
+        .current_dir(temp.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(output.try_clone().expect("output"))
+        .stderr(output)
+        .spawn()
+        .expect("start schemathesis");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for schemathesis") {
+            break Some(status);
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = std::fs::read_to_string(&output_path).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("schemathesis ran longer than {DEADLINE:?}:\n{report}"));
+    let summary = report.lines().rev().find(|line| line.contains(" in ") && line.starts_with('=')).unwrap_or("");
+    eprintln!("schemathesis (seed {seed}, {examples} examples) took {:?}: {summary}", started.elapsed());
+    if let Some(warnings) = report.find("WARNINGS") {
+        eprintln!("{}", &report[warnings..report.find("SUMMARY").unwrap_or(report.len())]);
+    }
+    assert!(
+        status.success() && !report.contains("FAILURES") && !report.contains("ERRORS"),
+        "schemathesis found failures (status {status}); config {}:\n{report}\nserver log:\n{}",
+        config_path.display(),
+        server.stderr().lines().filter(|l| l.contains("ERROR")).collect::<Vec<_>>().join("\n")
+    );
+    // Every operation ran, and the seeded data took the partner operations
+    // past 404 (schemathesis warns when an operation only ever saw 404).
+    assert!(report.contains("Tested: 19"), "{report}");
+    assert!(!report.contains("Missing test data"), "{report}");
+}
