@@ -109,6 +109,10 @@ fn non_null_parameters(operation: &mut Map<String, Value>) {
             let kept = if kept.len() == 1 { kept[0].clone() } else { Value::Array(kept) };
             schema.insert("type".to_string(), kept);
         }
+        // A u64 comes out as `int64`, which is signed: its range says more.
+        if schema.get("maximum").and_then(Value::as_u64).is_some_and(|max| max > i64::MAX as u64) {
+            schema.remove("format");
+        }
         // `Option<Enum>` comes out as `oneOf: [null, {$ref or enum}]`.
         if let Some(one_of) = schema.get("oneOf").and_then(Value::as_array).cloned() {
             let kept: Vec<Value> = one_of.into_iter().filter(|s| s.get("type") != Some(&json!("null"))).collect();
