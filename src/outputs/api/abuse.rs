@@ -295,7 +295,12 @@ pub async fn post_decision(
 #[utoipa::path(
     post,
     path = "/v1/abuse/rules",
-    request_body(content = String, description = "A rules file (TOML), see docs/rules.md", content_type = "application/toml"),
+    request_body(
+        content = String,
+        description = "A rules file (TOML), see docs/rules.md",
+        content_type = "application/toml",
+        example = json!("[[rule]]\nname = \"chatty\"\nwhen = \"messages_sent[1h] >= 300\"\neffects = [\"review\"]\nreason = \"spam\"\n")
+    ),
     responses((status = 200, body = RulesResponse), (status = 400, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
