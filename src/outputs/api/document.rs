@@ -172,7 +172,8 @@ fn feed_pages(operation: &mut Map<String, Value>) {
     }
 }
 
-/// The closed lists of an error body's `code` and `type`.
+/// The closed lists of an error body's `code` and `type`, and of a
+/// rejected line's `reason`.
 fn error_codes(doc: &mut Value) {
     use super::error::Code;
     let codes: Vec<&str> = Code::ALL.iter().map(|code| code.name()).collect();
@@ -182,6 +183,10 @@ fn error_codes(doc: &mut Value) {
     if let Some(properties) = doc.pointer_mut("/components/schemas/ErrorBody/properties") {
         properties["code"]["enum"] = json!(codes);
         properties["type"]["enum"] = json!(kinds);
+    }
+    let reasons: Vec<&str> = crate::edge::RejectReason::ALL.iter().map(|reason| reason.as_str()).collect();
+    if let Some(reason) = doc.pointer_mut("/components/schemas/Rejection/properties/reason") {
+        reason["enum"] = json!(reasons);
     }
 }
 
