@@ -4,17 +4,19 @@
 //! accepted and every schema-violating one refused, every 4xx carries the
 //! standard error body.
 //!
-//! The server holds seeded test data (`proviso simulate`), and the run's
-//! config (written below) gives each operation the token of the role it is
-//! for and, half the time or more, known ids for its path (subjects,
-//! partner `friendnet`, its account ids, businesses), so the operations get
-//! past 401/403/404 to their own logic. `tests/schemathesis/hooks.py` adds
-//! the text serializers and one check (see there).
+//! The server holds seeded test data (`proviso simulate`). schemathesis
+//! runs twice: each operation with the token of the role it is for, then
+//! everything with the admin token. Each run's config (written below) gives
+//! half or more of the path parameters known ids (subjects, partner
+//! `friendnet`, its account ids, businesses), so the operations get past
+//! 401/403/404 to their own logic: every operation must answer 2xx at least
+//! once per run. `tests/schemathesis/hooks.py` adds the text serializers
+//! and one check (see there).
 //!
 //! schemathesis comes from PyPI, pinned: `.ci/run` installs it into
 //! `target/venv`; elsewhere set `SCHEMATHESIS` to an `st` executable.
-//! `FUZZ_SEED` and `FUZZ_MAX_EXAMPLES` change the run (defaults: seed 13,
-//! 30 examples per operation, under a minute on 2 cores).
+//! `FUZZ_SEED` and `FUZZ_MAX_EXAMPLES` change the runs (defaults: seed 13,
+//! 30 examples per operation; both runs in about 70 seconds on 2 cores).
 
 mod common;
 
@@ -28,7 +30,7 @@ use common::{Server, ADMIN, ADVERTISER, ANALYST, INGEST, PARTNER, REVIEWER, SUBJ
 /// The schemathesis release the run is written for (`.ci/run` installs it).
 const PINNED: &str = "4.32.5";
 
-/// The longest the run may take before the test fails.
+/// The longest one run may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn install_hint() -> String {
