@@ -31,7 +31,7 @@ use common::{Server, ADMIN, ADVERTISER, ANALYST, INGEST, PARTNER, REVIEWER, SUBJ
 const PINNED: &str = "4.32.5";
 
 /// The longest one run may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(300);
+const DEADLINE: Duration = Duration::from_secs(150);
 
 fn install_hint() -> String {
     format!(
