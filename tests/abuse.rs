@@ -280,6 +280,9 @@ fn rules_reload_under_load_loses_nothing_and_refuses_broken_files() {
     let message = body["message"].as_str().expect("message");
     assert!(message.contains("messages_sent"), "suggests the feature: {message}");
     assert!(message.contains("effects"), "names the field: {message}");
+    // A request that lost its body does not remove every rule.
+    let (status, body) = server.post("/v1/abuse/rules", Some(ADMIN), "application/toml", b"");
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_rules")), "{body}");
 
     let strict =
         b"[[rule]]\nname = \"chatty\"\nwhen = \"messages_sent[1h] >= 3\"\neffects = [\"review\"]\nreason = \"spam\"\n";

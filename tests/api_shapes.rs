@@ -1,6 +1,6 @@
 //! Snapshot tests (insta) of the documents people and pages read: the
-//! transparency report, the consent view, a reviewer's subject view and one
-//! update of the live figures. A change to any shape shows up as a diff in
+//! transparency report, the consent view, a reviewer's subject view, one
+//! update of the live figures, and the OpenAPI document itself. A change to any shape shows up as a diff in
 //! `tests/snapshots/`; accept it deliberately (`INSTA_UPDATE=always cargo
 //! test --test api_shapes`, then review the diff) or fix the change.
 
@@ -67,4 +67,15 @@ fn documents_keep_their_shape() {
     let mut stream = server.stream("/v1/live?interval_ms=1000", ANALYST);
     let figures = common::next_event_data(&mut stream);
     insta::assert_json_snapshot!("live_figures", figures, { ".at" => "[now]" });
+}
+
+/// The served OpenAPI document: what every client is promised (fuzzed
+/// against the server by tests/schemathesis.rs).
+#[test]
+fn the_openapi_document_keeps_its_shape() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let (status, document) = server.get("/openapi.json", None);
+    assert_eq!(status, 200, "{document}");
+    insta::assert_json_snapshot!("openapi", document, { ".info.version" => "[version]" });
 }

@@ -83,6 +83,13 @@ fn consent_follows_policy_and_changes_through_api_and_ingest() {
         &serde_json::json!({"granted": false}),
     );
     assert_eq!((status, body["code"].as_str()), (400, Some("essential_purpose")), "{body}");
+    // Nor set at all: an essential purpose is always on.
+    let (status, body) = server.put(
+        &format!("/v1/subjects/{old}/consent/analytics"),
+        Some(SUBJECT),
+        &serde_json::json!({"granted": true}),
+    );
+    assert_eq!((status, body["code"].as_str()), (400, Some("essential_purpose")), "{body}");
     let (status, body) = server.put(
         &format!("/v1/subjects/{old}/consent/marketing"),
         Some(SUBJECT),

@@ -21,16 +21,39 @@ pub const MAX_QUERY_DAYS: i32 = 3_660;
 pub const MAX_WINDOW_DAYS: u32 = 366;
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActiveQuery {
     /// First day, YYYY-MM-DD (UTC).
+    #[param(format = Date)]
     pub from: String,
-    /// Last day, YYYY-MM-DD (UTC), inclusive.
+    /// Last day, YYYY-MM-DD (UTC), inclusive: not before `from`, and fewer
+    /// than 3660 days after it (else 400 `invalid_query`).
+    #[param(format = Date)]
     pub to: String,
-    /// Trailing window in days (1 = DAU, 7 = WAU, 30 = MAU); default 1.
+    /// Trailing window in days (1 = DAU, 7 = WAU, 30 = MAU), 1..=366; default 1.
+    #[param(minimum = 1, maximum = 366)]
     pub window: Option<u32>,
     /// Split each day by `country` (region of the number) or `platform`.
+    #[param(inline, value_type = Option<ActiveGrouping>)]
     pub by: Option<String>,
+}
+
+// The values of the active series' `by=` (documentation only).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ActiveGrouping {
+    Country,
+    Platform,
+}
+
+// The values of the messages series' `by=` (documentation only).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum MessagesGrouping {
+    Kind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -48,13 +71,18 @@ pub struct ActiveResponse {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessagesQuery {
     /// First day, YYYY-MM-DD (UTC).
+    #[param(format = Date)]
     pub from: String,
-    /// Last day, YYYY-MM-DD (UTC), inclusive.
+    /// Last day, YYYY-MM-DD (UTC), inclusive: not before `from`, and fewer
+    /// than 3660 days after it (else 400 `invalid_query`).
+    #[param(format = Date)]
     pub to: String,
     /// `kind` adds a per-kind split to each day.
+    #[param(inline, value_type = Option<MessagesGrouping>)]
     pub by: Option<String>,
 }
 

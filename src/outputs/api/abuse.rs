@@ -22,20 +22,36 @@ use crate::state::State as DerivedState;
 
 /// Largest page of actions.
 const MAX_LIMIT: usize = 1000;
+/// Longest reviewer note, in characters (what the document's `maxLength` counts).
+const MAX_NOTE_CHARS: usize = 2000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsQuery {
     /// Only actions that set this status: banned, review or clear.
+    #[param(inline, value_type = Option<StatusParam>)]
     pub status: Option<String>,
     /// Cursor: return actions after this id (the `next` of the last page).
+    #[param(maximum = 18446744073709551615_u64)]
     pub after: Option<u64>,
     /// Page size, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// Only actions still in force: each subject's latest action, when the
     /// subject's status is still the one it set. With `status=review`, the
     /// open review queue, one item per subject.
     pub open: Option<bool>,
+}
+
+// The values of `status=` (documentation only: the handler parses them).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum StatusParam {
+    Banned,
+    Review,
+    Clear,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -84,10 +100,22 @@ pub struct AbuseSubjectView {
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     /// ban or clear.
+    #[schema(inline, value_type = DecisionParam)]
     pub action: String,
-    /// Why (kept in the subject's history; do not paste message content).
+    /// Why, at most 2000 characters (kept in the subject's history; do not
+    /// paste message content).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: String,
+}
+
+// The values of a decision's `action` (documentation only).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DecisionParam {
+    Ban,
+    Clear,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -186,7 +214,7 @@ pub async fn get_actions(
 #[utoipa::path(
     get,
     path = "/v1/abuse/subjects/{subject}",
-    params(("subject" = String, Path, description = "Subject id")),
+    params(("subject" = String, Path, description = "Subject id (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$")),
     responses((status = 200, body = AbuseSubjectView), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
@@ -231,7 +259,7 @@ fn subject_view(state: &DerivedState, index: u32) -> AbuseSubjectView {
 #[utoipa::path(
     post,
     path = "/v1/abuse/subjects/{subject}/decision",
-    params(("subject" = String, Path, description = "Subject id")),
+    params(("subject" = String, Path, description = "Subject id (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$")),
     request_body = DecisionRequest,
     responses((status = 200, body = AbuseSubjectView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
@@ -245,8 +273,8 @@ pub async fn post_decision(
     let Json(request) = body.map_err(bad_body)?;
     let action = DecisionAction::parse(&request.action)
         .ok_or_else(|| ApiError::new(Code::InvalidBody, "`action` must be one of: ban clear"))?;
-    if request.note.len() > 2000 {
-        return Err(ApiError::new(Code::InvalidBody, "`note` must be at most 2000 bytes"));
+    if request.note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::new(Code::InvalidBody, "`note` must be at most 2000 characters"));
     }
     let pseudonym = subject.find(&app)?.pseudonym;
     // A note explains a decision; phone numbers and e-mail addresses in it
@@ -262,12 +290,17 @@ pub async fn post_decision(
 
 /// Replaces the abuse rules with the TOML in the body (list files resolve
 /// against the configured rules file's folder). A broken file is refused
-/// with every problem listed, and the rules in force keep running.
-/// Role: admin.
+/// with every problem listed, and the rules in force keep running; so is
+/// an empty body. Role: admin.
 #[utoipa::path(
     post,
     path = "/v1/abuse/rules",
-    request_body(content = String, description = "A rules file (TOML), see docs/rules.md", content_type = "application/toml"),
+    request_body(
+        content = String,
+        description = "A rules file (TOML), see docs/rules.md",
+        content_type = "application/toml",
+        example = json!("[[rule]]\nname = \"chatty\"\nwhen = \"messages_sent[1h] >= 300\"\neffects = [\"review\"]\nreason = \"spam\"\n")
+    ),
     responses((status = 200, body = RulesResponse), (status = 400, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
@@ -277,6 +310,13 @@ pub async fn post_rules(
     body: Bytes,
 ) -> Result<Json<RulesResponse>, ApiError> {
     app.tokens.require(&headers, &[Role::Admin])?;
+    if body.is_empty() {
+        // A request that lost its body must not remove every rule.
+        return Err(ApiError::new(
+            Code::InvalidRules,
+            "the body is empty; send a rules file (TOML), or to run no rules a file without `[[rule]]` tables",
+        ));
+    }
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(Code::InvalidRules, "the rules file must be UTF-8 TOML"))?;
     let pipeline = app.pipeline.clone();

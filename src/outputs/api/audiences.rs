@@ -14,9 +14,11 @@ use crate::disclose::audiences::{parse_days, AudienceSize, PartnerAudience};
 use crate::gate::Gated;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AudienceQuery {
     /// Span in days ending today (UTC), 1..=365 (default 30).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<u32>,
     /// Add Laplace noise, charged to the caller's daily privacy budget for
     /// the business. Always on when the server configures `audience_epsilon`
@@ -35,8 +37,12 @@ pub struct AudienceQuery {
 #[utoipa::path(
     get,
     path = "/v1/audiences/{business}",
-    params(("business" = String, Path, description = "Business id"), AudienceQuery),
-    responses((status = 200, body = crate::disclose::audiences::AudienceSize), (status = 429, body = super::error::ErrorBody)),
+    params(("business" = String, Path, description = "Business id", min_length = 1), AudienceQuery),
+    responses(
+        (status = 200, body = crate::disclose::audiences::AudienceSize),
+        (status = 400, description = "`invalid_query` (also `noise=false` when the server configures `audience_epsilon`)", body = super::error::ErrorBody),
+        (status = 429, description = "`budget_spent`", body = super::error::ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_size(
@@ -65,11 +71,16 @@ pub async fn get_size(
     get,
     path = "/v1/partners/{partner}/audiences/{business}",
     params(
-        ("partner" = String, Path, description = "Partner name"),
-        ("business" = String, Path, description = "Business id"),
-        AudienceQuery,
+        ("partner" = String, Path, description = "Partner name", min_length = 1),
+        ("business" = String, Path, description = "Business id", min_length = 1),
+        ("days" = Option<u32>, Query, description = "Span in days ending today (UTC), 1..=365 (default 30). No `noise`: member lists are never noised", minimum = 1, maximum = 365),
     ),
-    responses((status = 200, body = crate::disclose::audiences::PartnerAudience), (status = 403, body = super::error::ErrorBody)),
+    responses(
+        (status = 200, body = crate::disclose::audiences::PartnerAudience),
+        (status = 400, description = "`invalid_query`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden`: another partner's name, or a partner not configured for ads", body = super::error::ErrorBody),
+        (status = 404, description = "`partner_not_found`", body = super::error::ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_partner_audience(

@@ -47,6 +47,35 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code (the OpenAPI document lists their names; a unit test
+    /// checks none is missing).
+    pub const ALL: &'static [Code] = &[
+        Code::MissingToken,
+        Code::InvalidToken,
+        Code::Forbidden,
+        Code::PayloadTooLarge,
+        Code::InvalidQuery,
+        Code::InvalidBody,
+        Code::InvalidPhone,
+        Code::InvalidSubject,
+        Code::SubjectNotFound,
+        Code::UnknownPurpose,
+        Code::EssentialPurpose,
+        Code::RouteNotFound,
+        Code::InvalidRules,
+        Code::PartnerNotFound,
+        Code::FeedNotFound,
+        Code::BudgetSpent,
+        Code::Unavailable,
+        Code::Internal,
+        Code::RequestTimeout,
+        Code::TooManyConnections,
+        Code::TooManyStreams,
+        Code::MethodNotAllowed,
+        Code::MalformedRequest,
+        Code::InvalidIdempotencyKey,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Code::MissingToken => "missing_token",
@@ -194,5 +223,47 @@ fn message_for_not_found(error: &crate::disclose::DiscloseError) -> String {
 impl<T: Serialize> IntoResponse for crate::gate::Gated<T> {
     fn into_response(self) -> Response {
         Json(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Code::ALL` holds every variant once (the match makes a new variant
+    /// a compile error here until it is listed).
+    #[test]
+    fn all_lists_every_code() {
+        let listed = |code: Code| Code::ALL.iter().filter(|c| **c == code).count();
+        for code in Code::ALL {
+            let variant_listed = match code {
+                Code::MissingToken
+                | Code::InvalidToken
+                | Code::Forbidden
+                | Code::PayloadTooLarge
+                | Code::InvalidQuery
+                | Code::InvalidBody
+                | Code::InvalidPhone
+                | Code::InvalidSubject
+                | Code::SubjectNotFound
+                | Code::UnknownPurpose
+                | Code::EssentialPurpose
+                | Code::RouteNotFound
+                | Code::InvalidRules
+                | Code::PartnerNotFound
+                | Code::FeedNotFound
+                | Code::BudgetSpent
+                | Code::Unavailable
+                | Code::Internal
+                | Code::RequestTimeout
+                | Code::TooManyConnections
+                | Code::TooManyStreams
+                | Code::MethodNotAllowed
+                | Code::MalformedRequest
+                | Code::InvalidIdempotencyKey => listed(*code),
+            };
+            assert_eq!(variant_listed, 1, "{code:?}");
+        }
+        assert_eq!(Code::ALL.len(), 24);
     }
 }

@@ -99,9 +99,14 @@ pub struct IngestResponse {
 #[utoipa::path(
     post,
     path = "/v1/events",
-    request_body(content = String, description = "NDJSON lines or a JSON array of events (contract v1)", content_type = "application/x-ndjson"),
+    request_body(
+        content = Option<String>,
+        description = "NDJSON lines or a JSON array of events (contract v1); each line is judged on its own, so any body is answered 200 with its accepted count and rejected lines (an empty body accepts nothing)",
+        content_type = "application/x-ndjson",
+        example = json!("{\"type\":\"register\",\"ts\":\"2026-01-05T10:00:00Z\",\"phone\":\"+919812345678\",\"device\":\"d1\",\"platform\":\"android\"}\n{\"type\":\"session\",\"ts\":1767607260000,\"phone\":\"+919812345678\",\"device\":\"d1\"}\n")
+    ),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Client-chosen key of 1 to 255 visible ASCII characters, the same on every resend of one batch: a batch already applied under this key (by this token, within `idempotency_window_seconds`) is not applied again and the first answer is returned"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Client-chosen key of 1 to 255 visible ASCII characters (sent once), the same on every resend of one batch: a batch already applied under this key (by this token, within `idempotency_window_seconds`) is not applied again and the first answer is returned"),
     ),
     responses(
         (status = 200, body = IngestResponse),

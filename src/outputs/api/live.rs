@@ -28,9 +28,11 @@ use crate::processors::abuse::Status;
 use crate::state::State as DerivedState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LiveQuery {
     /// Milliseconds between updates, 200..=60000 (default 1000).
+    #[param(minimum = 200, maximum = 60000)]
     pub interval_ms: Option<u64>,
 }
 

@@ -1,13 +1,11 @@
 //! Operational endpoints: health, Prometheus metrics, the OpenAPI document.
 
+use super::error::{ApiError, Code};
+use super::SharedState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use utoipa::OpenApi;
-
-use super::error::{ApiError, Code};
-use super::{ApiDoc, SharedState};
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -36,8 +34,8 @@ pub async fn prometheus(State(app): State<SharedState>) -> impl IntoResponse {
 
 /// This document. Public.
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi() -> Json<&'static serde_json::Value> {
+    Json(super::document::document())
 }
 
 pub async fn not_found() -> ApiError {

@@ -17,12 +17,25 @@ use crate::gate::Gated;
 const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// Cursor: records after this one (the `next` of the last page).
+    #[param(maximum = 18446744073709551615_u64)]
     pub after: Option<u64>,
     /// Page size, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
+}
+
+// The purposes a partner feed exists for (documentation only).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum FeedPurpose {
+    Security,
+    Product,
+    Ads,
 }
 
 /// The partner's feed for one purpose, resumable with `after`.
@@ -35,11 +48,16 @@ pub struct FeedQuery {
     get,
     path = "/v1/partners/{partner}/feeds/{purpose}",
     params(
-        ("partner" = String, Path, description = "Partner name from the config"),
-        ("purpose" = String, Path, description = "security"),
+        ("partner" = String, Path, description = "Partner name from the config", min_length = 1),
+        ("purpose" = inline(FeedPurpose), Path, description = "security, product or ads; 403 unless the partner is configured for it"),
         FeedQuery,
     ),
-    responses((status = 200, body = crate::disclose::partners::SecurityFeedPage, description = "security; product and ads return PurposeFeedPage"), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses(
+        (status = 200, body = crate::disclose::partners::SecurityFeedPage, description = "SecurityFeedPage for security, PurposeFeedPage for product and ads"),
+        (status = 400, description = "`invalid_query`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden`: another partner's name, or a purpose the partner is not configured for", body = super::error::ErrorBody),
+        (status = 404, description = "`partner_not_found` or `feed_not_found`", body = super::error::ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_feed(
@@ -59,9 +77,11 @@ pub async fn get_feed(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SuggestionsQuery {
     /// Most suggestions to return, 1..=100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -74,11 +94,16 @@ pub struct SuggestionsQuery {
     get,
     path = "/v1/partners/{partner}/suggestions/{partner_id}",
     params(
-        ("partner" = String, Path, description = "Partner name from the config"),
-        ("partner_id" = String, Path, description = "The partner's own account id"),
+        ("partner" = String, Path, description = "Partner name from the config", min_length = 1),
+        ("partner_id" = String, Path, description = "The partner's own account id", min_length = 1),
         SuggestionsQuery,
     ),
-    responses((status = 200, body = [crate::disclose::partners::SuggestionView]), (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
+    responses(
+        (status = 200, body = [crate::disclose::partners::SuggestionView]),
+        (status = 400, description = "`invalid_query`", body = super::error::ErrorBody),
+        (status = 403, description = "`forbidden`: another partner's name, or a partner not configured for product", body = super::error::ErrorBody),
+        (status = 404, description = "`partner_not_found`, or `subject_not_found` for an account not linked", body = super::error::ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_suggestions(

@@ -14,7 +14,7 @@ use crate::gate::Gated;
 #[utoipa::path(
     get,
     path = "/v1/subjects/{subject}/report",
-    params(("subject" = String, Path, description = "Subject id")),
+    params(("subject" = String, Path, description = "Subject id (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$")),
     responses((status = 200, body = crate::disclose::subjects::SubjectReport), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]

@@ -111,7 +111,9 @@ impl<A: Asker> axum::extract::FromRequestParts<SharedState> for SubjectInPath<A>
 pub struct ResolveRequest {
     /// The number, in any written form.
     pub phone: String,
-    /// Region to read a national-format number in (ISO 3166 alpha-2).
+    /// Region to read a national-format number in (ISO 3166 alpha-2, either
+    /// case).
+    #[schema(pattern = "^[A-Za-z]{2}$")]
     pub country: Option<String>,
 }
 
@@ -119,6 +121,16 @@ pub struct ResolveRequest {
 pub struct ResolveResponse {
     /// Opaque subject id (`s_` + 32 hex digits).
     pub subject: String,
+}
+
+// The purposes a person may grant or refuse (documentation only: the
+// handler parses the path).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum RefusablePurpose {
+    Product,
+    Ads,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -159,7 +171,7 @@ pub async fn resolve(
 #[utoipa::path(
     get,
     path = "/v1/subjects/{subject}/consent",
-    params(("subject" = String, Path, description = "Subject id from /v1/subjects/resolve")),
+    params(("subject" = String, Path, description = "Subject id from /v1/subjects/resolve (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$")),
     responses((status = 200, body = crate::disclose::subjects::ConsentView), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
@@ -172,13 +184,15 @@ pub async fn get_consent(
 }
 
 /// Grants or refuses a refusable purpose (product, ads) from now on. The
-/// change is logged like any consent event. Role: subject-service.
+/// change is logged like any consent event. An essential purpose (service,
+/// security, analytics) is always on: naming one is a 400
+/// `essential_purpose`, whichever way. Role: subject-service.
 #[utoipa::path(
     put,
     path = "/v1/subjects/{subject}/consent/{purpose}",
     params(
-        ("subject" = String, Path, description = "Subject id"),
-        ("purpose" = String, Path, description = "product or ads"),
+        ("subject" = String, Path, description = "Subject id (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$"),
+        ("purpose" = inline(RefusablePurpose), Path, description = "product or ads (the essential purposes are always on)"),
     ),
     request_body = ConsentRequest,
     responses((status = 200, body = crate::disclose::subjects::ConsentView), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)),
@@ -197,8 +211,15 @@ pub async fn put_consent(
         )
     })?;
     let Json(request) = body.map_err(bad_body)?;
-    if purpose.is_essential() && !request.granted {
-        return Err(ApiError::new(Code::EssentialPurpose, crate::edge::EdgeError::essential_refusal(purpose).message));
+    if purpose.is_essential() {
+        let message = if request.granted {
+            format!(
+                "purpose `{purpose}` is essential and always on; only `product` and `ads` can be granted or refused"
+            )
+        } else {
+            crate::edge::EdgeError::essential_refusal(purpose).message
+        };
+        return Err(ApiError::new(Code::EssentialPurpose, message));
     }
     let SubjectInPath { pseudonym, region, .. } = subject.find(&app)?;
     let at_ms = app.now_ms();
@@ -260,7 +281,7 @@ pub struct EraseResponse {
 #[utoipa::path(
     post,
     path = "/v1/subjects/{subject}/erase",
-    params(("subject" = String, Path, description = "Subject id")),
+    params(("subject" = String, Path, description = "Subject id (`s_` and 32 lowercase hex digits)", pattern = "^s_[0-9a-f]{32}$")),
     responses((status = 200, body = EraseResponse), (status = 404, body = super::error::ErrorBody)),
     security(("bearer" = []))
 )]
