@@ -26,7 +26,11 @@ pub const MAX_RECORD_BYTES: usize = 16 << 20;
 pub enum LogError {
     #[error("log i/o on {path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("log segment {path} is corrupt at byte {offset} (not at its tail): {detail}")]
+    #[error(
+        "log segment {path} is damaged at byte {offset} ({detail}) and records follow it: this is damage, not a \
+         torn write, so proviso will not start (cutting it would lose acknowledged records). `proviso log verify` \
+         names every damaged record; see docs/reliability.md#faults-from-the-disk for what to do"
+    )]
     Corrupt { path: String, offset: u64, detail: &'static str },
 }
 
@@ -59,6 +63,8 @@ pub struct Log {
     /// Sequence number of the next record to append.
     next_seq: u64,
     active: File,
+    /// Sequence number of the active segment's first record (its name).
+    active_base: u64,
     active_len: u64,
     /// Bytes in closed segments, for the `proviso_log_size_bytes` gauge.
     closed_bytes: u64,
@@ -72,8 +78,11 @@ impl Log {
         let (base, closed_bytes) = match segments.last() {
             Some(&(base, _)) => {
                 let mut closed = 0;
+                // Every closed segment is read whole: damage anywhere in the
+                // log stops the start here, not a rebuild months later.
                 for (_, path) in &segments[..segments.len() - 1] {
-                    closed += fs::metadata(path).map_err(io_err(path))?.len();
+                    let mut file = File::open(path).map_err(io_err(path))?;
+                    closed += scan_segment(path, &mut file, false)?.valid_len;
                 }
                 (base, closed)
             }
@@ -100,6 +109,7 @@ impl Log {
             segment_bytes,
             next_seq: base + scan.records,
             active,
+            active_base: base,
             active_len: scan.valid_len,
             closed_bytes,
         })
@@ -122,14 +132,45 @@ impl Log {
         if self.active_len > 0 && self.active_len + framed.len() as u64 > self.segment_bytes {
             self.roll()?;
         }
-        let path = segment_path(&self.dir, self.next_seq);
-        crate::failpoint::write_all("log.write", &mut self.active, framed).map_err(io_err(&path))?;
-        crate::failpoint::check("log.fsync").map_err(io_err(&path))?;
-        self.active.sync_data().map_err(io_err(&path))?;
+        let written = crate::failpoint::write_all("log.write", &mut self.active, framed)
+            .and_then(|()| crate::failpoint::check("log.fsync"))
+            .and_then(|()| self.active.sync_data());
+        if let Err(error) = written {
+            let path = self.active_path();
+            self.take_back(&path);
+            return Err(io_err(&path)(error));
+        }
         let first = self.next_seq;
         self.active_len += framed.len() as u64;
         self.next_seq += count;
         Ok(first)
+    }
+
+    /// The active segment's path (named by its first sequence number).
+    fn active_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.active_base)
+    }
+
+    /// After a failed append: cuts whatever part of the group reached the
+    /// file (a full disk writes part of a group, then fails), so no record
+    /// of an unacknowledged group is left for a restart to apply. Best
+    /// effort: what it cannot cut is a torn tail that the next open cuts,
+    /// or complete records of a group whose key record is missing (see
+    /// docs/reliability.md).
+    fn take_back(&mut self, path: &Path) {
+        let cut = self
+            .active
+            .set_len(self.active_len)
+            .and_then(|()| self.active.seek(SeekFrom::Start(self.active_len)).map(drop))
+            .and_then(|()| self.active.sync_all());
+        match cut {
+            Ok(()) => {
+                tracing::warn!(segment = %path.display(), kept_bytes = self.active_len, "Cut the failed group off the log.")
+            }
+            Err(error) => {
+                tracing::error!(segment = %path.display(), %error, "Could not cut the failed group off the log; the next start cuts a torn tail.")
+            }
+        }
     }
 
     fn roll(&mut self) -> Result<(), LogError> {
@@ -138,6 +179,7 @@ impl Log {
         sync_dir(&self.dir)?;
         self.closed_bytes += self.active_len;
         self.active = file;
+        self.active_base = self.next_seq;
         self.active_len = 0;
         tracing::info!(segment = %path.display(), "Log segment rolled.");
         Ok(())
@@ -175,7 +217,7 @@ pub fn replay(
                     offset += len;
                 }
                 Ok(None) => break,
-                Err(detail) if is_last => {
+                Err(detail) if is_last && is_torn_tail(path, offset)? => {
                     tracing::warn!(segment = %path.display(), offset, detail, "Replay stopped at a torn log tail.");
                     break;
                 }
@@ -205,12 +247,55 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
                 scan.valid_len += len;
             }
             Ok(None) => return Ok(scan),
-            Err(_) if is_last => return Ok(scan),
             Err(detail) => {
-                return Err(LogError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, detail })
+                drop(reader);
+                if is_last && is_torn_tail(path, scan.valid_len)? {
+                    return Ok(scan);
+                }
+                return Err(LogError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, detail });
             }
         }
     }
+}
+
+/// Whether the record that does not read at `offset` of the last segment
+/// is a torn tail (a write cut short by a crash, never acknowledged): no
+/// complete, valid record follows it anywhere in the file. A damaged record
+/// with valid records after it is damage: cutting there would drop
+/// acknowledged records. The record's own length is tried first (a flipped
+/// payload or checksum byte), then every later byte (a flipped length).
+fn is_torn_tail(path: &Path, offset: u64) -> Result<bool, LogError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest).map_err(io_err(path))?;
+    let declared = frame_len_at(&rest, 0);
+    if let Some(len) = declared {
+        if rest.len() >= len && valid_frame_at(&rest, len) {
+            return Ok(false);
+        }
+    }
+    Ok(!(1..rest.len()).any(|start| valid_frame_at(&rest, start)))
+}
+
+/// The framed length the header at `start` declares, if it fits the rules.
+fn frame_len_at(bytes: &[u8], start: usize) -> Option<usize> {
+    let header = bytes.get(start..start + FRAME_HEADER)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    (len <= MAX_RECORD_BYTES).then_some(FRAME_HEADER + len)
+}
+
+/// Whether a complete record with a non-empty payload and a matching
+/// checksum starts at `start` (empty payloads are never written, and eight
+/// zero bytes, what a crash may leave, would otherwise pass).
+fn valid_frame_at(bytes: &[u8], start: usize) -> bool {
+    let Some(framed) = frame_len_at(bytes, start) else { return false };
+    if framed == FRAME_HEADER || start + framed > bytes.len() {
+        return false;
+    }
+    let header = &bytes[start..start + FRAME_HEADER];
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    crc32fast::hash(&bytes[start + FRAME_HEADER..start + framed]) == crc
 }
 
 /// Reads one framed record. `Ok(None)` at a clean end of file; `Err` names
@@ -248,6 +333,59 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> usize {
         }
     }
     filled
+}
+
+/// What [`verify`] found in one segment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SegmentCheck {
+    pub path: PathBuf,
+    /// Complete records with a matching checksum.
+    pub records: u64,
+    /// Each record that does not read: byte offset and what is wrong.
+    pub damage: Vec<(u64, &'static str)>,
+    /// Bytes at the end of the last segment that a start cuts (a write a
+    /// crash cut short); not damage.
+    pub torn_tail: Option<u64>,
+}
+
+/// Reads every segment of the log in `dir` whole, read-only (safe while a
+/// server runs), and names every record that does not read. After a damaged
+/// record the check resumes at the next valid record, so one report lists
+/// all the damage and how many records follow it.
+pub fn verify(dir: &Path) -> Result<Vec<SegmentCheck>, LogError> {
+    let segments = list_segments(dir)?;
+    let mut checks = Vec::with_capacity(segments.len());
+    for (index, (_, path)) in segments.iter().enumerate() {
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let mut check = SegmentCheck { path: path.clone(), records: 0, damage: Vec::new(), torn_tail: None };
+        let mut offset = 0usize;
+        let mut payload = Vec::new();
+        while offset < bytes.len() {
+            match read_record(&mut &bytes[offset..], &mut payload) {
+                Ok(Some(len)) => {
+                    check.records += 1;
+                    offset += len as usize;
+                }
+                Ok(None) => break,
+                Err(detail) => match (offset + 1..bytes.len()).find(|&start| valid_frame_at(&bytes, start)) {
+                    Some(next) => {
+                        check.damage.push((offset as u64, detail));
+                        offset = next;
+                    }
+                    None if index + 1 == segments.len() => {
+                        check.torn_tail = Some((bytes.len() - offset) as u64);
+                        break;
+                    }
+                    None => {
+                        check.damage.push((offset as u64, detail));
+                        break;
+                    }
+                },
+            }
+        }
+        checks.push(check);
+    }
+    Ok(checks)
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
@@ -337,5 +475,81 @@ mod tests {
         log.append_framed(&framed, 1).expect("append after recovery");
         let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
         assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    }
+
+    fn log_of(dir: &Path, payloads: &[&[u8]], segment_bytes: u64) {
+        let mut log = Log::open(dir, segment_bytes).expect("open");
+        for payload in payloads {
+            let mut framed = Vec::new();
+            frame(payload, &mut framed);
+            log.append_framed(&framed, 1).expect("append");
+        }
+    }
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[at] ^= 0x5a;
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    /// Regression: a damaged record in the middle of the last segment was
+    /// taken for a torn tail and every acknowledged record after it was cut.
+    /// Damage in the payload, the checksum or the length field, with valid
+    /// records after it, now stops the open and the replay, naming the
+    /// segment and the byte, and leaves the file as it was.
+    #[test]
+    fn a_damaged_record_followed_by_valid_ones_is_refused_not_cut() {
+        let payloads: [&[u8]; 4] = [b"first record", b"second record", b"third record", b"fourth record"];
+        let second = FRAME_HEADER + payloads[0].len();
+        for (what, at) in [("payload", second + FRAME_HEADER + 3), ("checksum", second + 5), ("length", second)] {
+            let temp = tempfile::tempdir().expect("tempdir");
+            log_of(temp.path(), &payloads, DEFAULT_SEGMENT_BYTES);
+            let path = segment_path(temp.path(), 0);
+            flip(&path, at);
+            let damaged = std::fs::read(&path).expect("read");
+            let error = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).err().expect(what).to_string();
+            assert!(error.contains(&format!("{} is damaged at byte {second}", path.display())), "{what}: {error}");
+            assert!(error.contains("proviso log verify"), "{error}");
+            assert_eq!(std::fs::read(&path).expect("read"), damaged, "{what}: nothing is cut");
+            let replayed = replay(temp.path(), 0, |_, _| Ok(()));
+            assert!(matches!(replayed, Err(LogError::Corrupt { offset, .. }) if offset == second as u64), "{what}");
+            let checks = verify(temp.path()).expect("verify");
+            assert_eq!(checks.len(), 1);
+            assert_eq!(checks[0].damage.iter().map(|(at, _)| *at).collect::<Vec<_>>(), vec![second as u64], "{what}");
+            assert_eq!((checks[0].records, checks[0].torn_tail), (3, None), "{what}: the records after it are counted");
+        }
+    }
+
+    /// A damaged last record of the last segment is a torn tail: cut, and
+    /// every record before it kept.
+    #[test]
+    fn a_damaged_last_record_is_a_torn_tail() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one", b"two", b"three"], DEFAULT_SEGMENT_BYTES);
+        let path = segment_path(temp.path(), 0);
+        let len = std::fs::metadata(&path).expect("meta").len() as usize;
+        flip(&path, len - 2);
+        let log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("a torn tail is not damage");
+        assert_eq!(log.next_seq(), 2);
+        drop(log);
+        assert!(verify(temp.path()).expect("verify").iter().all(|check| check.damage.is_empty()));
+        let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    /// Damage in a closed segment stops the open (every segment is read),
+    /// even where a snapshot would let the replay skip it.
+    #[test]
+    fn damage_in_a_closed_segment_stops_the_open() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one one one", b"two two two", b"three three", b"four four"], 40);
+        let segments = list_segments(temp.path()).expect("list");
+        assert!(segments.len() >= 2, "{segments:?}");
+        let (_, first) = &segments[0];
+        flip(first, FRAME_HEADER + 2);
+        let error = Log::open(temp.path(), 40).err().expect("refused").to_string();
+        assert!(error.contains(&format!("{} is damaged at byte 0", first.display())), "{error}");
+        let after = segments[1].0;
+        assert!(replay(temp.path(), after, |_, _| Ok(())).is_ok(), "a replay from after it does not read it");
     }
 }
