@@ -34,6 +34,29 @@ pub enum LogError {
     Corrupt { path: String, offset: u64, detail: &'static str },
 }
 
+impl LogError {
+    /// What went wrong, in words for a client: no path (it is the server's
+    /// business), the disk's condition first.
+    pub fn disk_fault(&self) -> String {
+        match self {
+            LogError::Io { source, .. } => describe_disk_error(source),
+            LogError::Corrupt { detail, .. } => format!("the log is damaged: {detail}"),
+        }
+    }
+}
+
+/// An I/O error from a write, in words for a client or an operator: "the
+/// disk is full (...)", "the disk failed (...)", or the error itself.
+pub fn describe_disk_error(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(28) => format!("the disk is full: {error}"),
+        Some(122) => format!("the disk quota is exhausted: {error}"),
+        Some(5) => format!("the disk failed: {error}"),
+        Some(30) => format!("the file system is read-only: {error}"),
+        _ => format!("a write failed: {error}"),
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io { path: path.display().to_string(), source }
 }

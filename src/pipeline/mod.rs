@@ -92,8 +92,15 @@ pub enum PipelineError {
     Log(#[from] LogError),
     #[error("log record {seq} cannot be decoded: {source}")]
     Decode { seq: u64, source: crate::contract::CodecError },
-    #[error("the log is unavailable after a write failure; restart proviso")]
-    Failed,
+    /// A write to the log failed (the cause, as [`LogError::disk_fault`]
+    /// words it): the batch was not acknowledged and no later one is until
+    /// proviso restarts.
+    #[error(
+        "proviso could not write its log ({0}); this batch was not acknowledged and proviso accepts no writes \
+         until it is restarted: free space or repair the disk, restart proviso, then resend the batch with the same \
+         Idempotency-Key (it is applied once)"
+    )]
+    Failed(String),
     #[error("proviso is shutting down")]
     ShuttingDown,
     #[error("abuse rules: {0}")]

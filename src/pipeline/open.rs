@@ -105,7 +105,12 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
             }
             Ok(None) => {}
             Err(error) => {
-                tracing::warn!(%error, "Snapshot unreadable; rebuilding state from the whole log.");
+                let path = data_dir.join(STATE_DIR).join(crate::state::SNAPSHOT_FILE);
+                tracing::warn!(
+                    snapshot = %path.display(),
+                    %error,
+                    "Snapshot unreadable (damaged?); rebuilding state from the whole log, which holds everything it did. The next snapshot replaces it."
+                );
             }
         }
     }
