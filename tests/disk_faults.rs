@@ -33,7 +33,7 @@ fn batch(n: u64) -> String {
 }
 
 /// What the server answers about the events: per-day actives, by country,
-/// and the event count.
+/// and the event and subject counts of `/healthz` (not its status).
 fn answers(server: &Server) -> Vec<Value> {
     let (from, to) = (common::day_name(0), common::day_name(4));
     let mut answers = Vec::new();
@@ -42,7 +42,8 @@ fn answers(server: &Server) -> Vec<Value> {
         assert_eq!(status, 200, "{body}");
         answers.push(body);
     }
-    answers.push(server.get("/healthz", None).1);
+    let (_, health) = server.get("/healthz", None);
+    answers.push(serde_json::json!([health["events"], health["subjects"]]));
     answers
 }
 
@@ -153,6 +154,9 @@ fn a_failed_log_write_is_refused_and_loses_nothing() {
         let (status, body) = send(&server, "batch-2", &batch(2));
         assert_storage_failed(status, &body, &[says, "not acknowledged", "restart", "Idempotency-Key"]);
         assert_eq!(answers(&server), before, "{stage}={action}: nothing of the failed batch is served");
+        let (status, health) = server.get("/healthz", None);
+        assert_eq!((status, &health["status"]), (503, &Value::from("storage_failed")), "{health}");
+        assert!(health["message"].as_str().is_some_and(|m| m.contains(says) && m.contains("restart")), "{health}");
         let (status, body) = send(&server, "batch-3", &batch(3));
         assert_storage_failed(status, &body, &[says, "restart"]);
         let (status, body) = server.post("/v1/events", Some(INGEST), "application/x-ndjson", batch(4).as_bytes());
@@ -165,6 +169,7 @@ fn a_failed_log_write_is_refused_and_loses_nothing() {
         // Space returns: a restart without the fault.
         let server = Server::start(&data);
         assert_eq!(answers(&server), before, "{stage}={action}: after restart");
+        assert_eq!(server.get("/healthz", None).1["status"], "ok");
         let (status, first) = send(&server, "batch-2", &batch(2));
         assert_eq!((status, first["accepted"].as_u64()), (200, Some(BATCH)), "{first}");
         let (status, again) = send(&server, "batch-2", &batch(2));
@@ -487,6 +492,7 @@ fn a_real_full_tmpfs_is_survived() {
     assert_eq!(answers(&server), before, "nothing of the failed batch is served");
     let (status, body) = send(&server, "later", &big_batch(1000));
     assert_storage_failed(status, &body, &["the disk is full"]);
+    assert_eq!(server.get("/healthz", None).0, 503);
     let stderr = server.stop();
     assert!(stderr.contains("Cut the failed group off the log"), "{stderr}");
     let (ok, verify) = run(&["log", "verify"], &data);

@@ -139,6 +139,8 @@ pub struct Pipeline {
     clock: crate::clock::Clock,
     /// [`PipelineOptions::idempotency_window`] in milliseconds.
     idempotency_window_ms: i64,
+    /// Why the log failed, once a write to it failed (the writer sets it).
+    write_failure: Arc<Mutex<Option<String>>>,
     _lock: DirLock,
 }
 
@@ -174,6 +176,12 @@ impl Pipeline {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Why writes are refused until restart, once a write to the log
+    /// failed (as [`LogError::disk_fault`] words it); `None` while healthy.
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn open_report(&self) -> OpenReport {

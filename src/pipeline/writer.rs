@@ -9,7 +9,7 @@
 //! Never: acknowledges a batch before it is on disk and applied.
 
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use std::collections::HashMap;
@@ -52,6 +52,7 @@ pub(super) fn writer_loop(
     state: Arc<RwLock<State>>,
     mut housekeeping: Housekeeping,
     keys: KeyWindow,
+    write_failure: Arc<Mutex<Option<String>>>,
 ) {
     // Why the log failed, once a write failed: every later batch is refused.
     let mut failed: Option<String> = None;
@@ -95,6 +96,7 @@ pub(super) fn writer_loop(
                 let cause = error.disk_fault();
                 refuse(group, &cause);
                 refuse(replays.into_iter().map(|(commit, _)| commit).collect(), &cause);
+                *write_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
                 failed = Some(cause);
                 continue;
             }
