@@ -511,3 +511,40 @@ fn a_real_full_tmpfs_is_survived() {
     assert_eq!((status, &again), (200, &first), "applied once");
     assert_eq!(server.get("/healthz", None).1["subjects"].as_u64(), Some((acked + 1) * 400));
 }
+
+/// A retraction that cannot be written (the disk filled between the add
+/// and the refusal): the refusal is still acknowledged (it is in the log),
+/// the stored add reads as withdrawn (each read asks the gate again), and
+/// the next start writes the retraction.
+#[test]
+fn a_failed_retraction_write_still_discloses_nothing() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let feed = data.join("feeds").join("friendnet.product.ndjson");
+    let server = Server::start_with(&data, &[(FAILPOINTS, "feed.write=enospc@2")]);
+    linked_pair(&server);
+    let (status, body) = server.get(SUGGESTIONS, Some(PARTNER));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lines_of(&feed), 1);
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"+919810000002","purpose":"product","granted":false}}"#,
+        common::now_ms() - 1000
+    );
+    server.ingest(&refusal);
+    assert_eq!(lines_of(&feed), 1, "the retraction was not written");
+    let (status, page) = server.get(PRODUCT_FEED, Some(PARTNER));
+    assert_eq!(status, 200, "{page}");
+    let record = &page["records"][0];
+    assert_eq!(record["withdrawn"], true, "{page}");
+    assert!(record.get("suggested").is_none() && record.get("partner_id").is_none(), "{page}");
+    let (status, body) = server.get(SUGGESTIONS, Some(PARTNER));
+    assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "{body}");
+    let stderr = server.stop();
+    assert!(stderr.contains("Retractions could not be written"), "{stderr}");
+
+    let server = Server::start(&data);
+    let (_, page) = server.get(PRODUCT_FEED, Some(PARTNER));
+    assert_eq!(page["records"][1]["op"], "retract", "{page}");
+    assert_eq!(page["records"][1]["reason"], "no_longer_allowed", "{page}");
+    assert_eq!(lines_of(&feed), 2);
+}
