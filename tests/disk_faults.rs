@@ -548,3 +548,55 @@ fn a_failed_retraction_write_still_discloses_nothing() {
     assert_eq!(page["records"][1]["reason"], "no_longer_allowed", "{page}");
     assert_eq!(lines_of(&feed), 2);
 }
+
+/// The explicit last resort for a damaged log without a backup: `proviso
+/// log cut` says what it would move and changes nothing without `--yes`;
+/// with it, the log ends at the damaged record, the rest is kept aside in
+/// `log-cut-*/`, and the server starts on the records before it.
+#[test]
+fn a_damaged_log_can_be_cut_explicitly() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start(&data);
+    for n in 0..6 {
+        server.ingest(&batch(n));
+    }
+    let _ = server.kill();
+    let path = segment(&data);
+    let bytes = std::fs::read(&path).expect("read");
+    let starts = record_starts(&bytes);
+    let middle = bytes.len() / 2;
+    let damaged_index = starts.iter().rposition(|&start| start <= middle).expect("a record at the middle");
+    let damaged = starts[damaged_index];
+    flip(&path, middle);
+    let name = path.file_name().expect("name").to_string_lossy().to_string();
+    let at = format!("{name}:{damaged}");
+
+    let (ok, dry) = run(&["log", "cut", "--at", &at], &data);
+    assert!(ok, "{dry}");
+    assert!(dry.contains(&format!("would keep {damaged_index} records")) && dry.contains("nothing changed"), "{dry}");
+    assert_eq!(std::fs::read(&path).expect("read").len(), bytes.len(), "a dry run changes nothing");
+    let (ok, wrong) = run(&["log", "cut", "--at", &format!("{name}:{}", damaged + 1), "--yes"], &data);
+    assert!(!ok && wrong.contains("not where a record starts"), "{wrong}");
+
+    let (ok, done) = run(&["log", "cut", "--at", &at, "--yes"], &data);
+    assert!(ok, "{done}");
+    assert!(done.contains(&format!("kept {damaged_index} records")), "{done}");
+    assert!(done.contains(&format!("moved {} valid records", starts.len() - damaged_index - 1)), "{done}");
+    assert_eq!(std::fs::metadata(&path).expect("meta").len() as usize, damaged);
+    let aside: Vec<PathBuf> = std::fs::read_dir(&data)
+        .expect("data")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log-cut-")))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    let mut kept = std::fs::read(&path).expect("read");
+    kept.extend(std::fs::read(aside[0].join(&name)).expect("the cut bytes are kept"));
+    let mut original = bytes.clone();
+    original[middle] ^= 0x20;
+    assert_eq!(kept, original, "nothing is lost: log plus aside is the damaged file");
+    let (ok, verify) = run(&["log", "verify"], &data);
+    assert!(ok, "{verify}");
+    let server = Server::start(&data);
+    assert_eq!(server.get("/healthz", None).1["events"].as_u64(), Some(damaged_index as u64));
+}

@@ -411,6 +411,122 @@ pub fn verify(dir: &Path) -> Result<Vec<SegmentCheck>, LogError> {
     Ok(checks)
 }
 
+/// What [`cut`] moved aside.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CutReport {
+    /// Records kept in the log (before the cut).
+    pub kept_records: u64,
+    /// Valid records among the bytes moved aside (acknowledged events lost
+    /// from the log, unless they were a group a crash cut short).
+    pub moved_records: u64,
+    /// Bytes moved aside, the damaged ones included.
+    pub moved_bytes: u64,
+}
+
+/// Ends the log at byte `offset` of the segment named `segment` (a file
+/// name as [`verify`] prints it): the bytes from there on, and every later
+/// segment, are moved into `aside` (created; nothing is deleted), then the
+/// segment is cut. With `aside` `None`, only reports what it would move. Explicit repair only, never run by proviso itself: every
+/// record after the cut leaves the log. Each step is synced before the
+/// next, and a crash midway leaves either the log as it was or copies in
+/// `aside`; running it again finishes it.
+pub fn cut(dir: &Path, segment: &str, offset: u64, aside: Option<&Path>) -> Result<CutReport, LogError> {
+    let segments = list_segments(dir)?;
+    let index = segments.iter().position(|(_, path)| path.file_name().is_some_and(|name| name == segment)).ok_or_else(
+        || LogError::Io {
+            path: dir.join(segment).display().to_string(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such log segment"),
+        },
+    )?;
+    let path = &segments[index].1;
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let at = usize::try_from(offset).ok().filter(|&at| at <= bytes.len()).ok_or_else(|| LogError::Io {
+        path: path.display().to_string(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, format!("byte {offset} is past its end")),
+    })?;
+    let kept = count_valid(&bytes[..at]);
+    if kept.1 != at as u64 {
+        return Err(LogError::Io {
+            path: path.display().to_string(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "byte {offset} is not where a record starts after intact ones (`proviso log verify` prints where)"
+                ),
+            ),
+        });
+    }
+    let mut report = CutReport { kept_records: kept.0, moved_records: 0, moved_bytes: 0 };
+    for (_, earlier) in &segments[..index] {
+        let mut file = File::open(earlier).map_err(io_err(earlier))?;
+        report.kept_records += scan_segment(earlier, &mut file, false)?.records;
+    }
+    let Some(aside) = aside else {
+        report.moved_bytes = (bytes.len() - at) as u64;
+        report.moved_records = count_valid_anywhere(&bytes[at..]);
+        for (_, later) in &segments[index + 1..] {
+            let bytes = fs::read(later).map_err(io_err(later))?;
+            report.moved_bytes += bytes.len() as u64;
+            report.moved_records += count_valid_anywhere(&bytes);
+        }
+        return Ok(report);
+    };
+    fsmode::create_private_dir(aside).map_err(io_err(aside))?;
+    // The tail of the segment, copied aside and synced first.
+    let tail = aside.join(segment);
+    {
+        let mut file =
+            fsmode::private_file().write(true).create(true).truncate(true).open(&tail).map_err(io_err(&tail))?;
+        std::io::Write::write_all(&mut file, &bytes[at..]).and_then(|()| file.sync_all()).map_err(io_err(&tail))?;
+    }
+    report.moved_bytes += (bytes.len() - at) as u64;
+    report.moved_records += count_valid_anywhere(&bytes[at..]);
+    // Later segments, moved whole.
+    for (_, later) in &segments[index + 1..] {
+        let bytes = fs::read(later).map_err(io_err(later))?;
+        report.moved_bytes += bytes.len() as u64;
+        report.moved_records += count_valid_anywhere(&bytes);
+        let name = later.file_name().map(PathBuf::from).unwrap_or_default();
+        fs::rename(later, aside.join(name)).map_err(io_err(later))?;
+    }
+    sync_dir(aside)?;
+    sync_dir(dir)?;
+    let file = fs::OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    file.set_len(offset).and_then(|()| file.sync_all()).map_err(io_err(path))?;
+    Ok(report)
+}
+
+/// Records and bytes of the intact records at the start of `bytes`.
+fn count_valid(bytes: &[u8]) -> (u64, u64) {
+    let (mut records, mut at) = (0, 0usize);
+    let mut payload = Vec::new();
+    while let Ok(Some(len)) = read_record(&mut &bytes[at..], &mut payload) {
+        records += 1;
+        at += len as usize;
+    }
+    (records, at as u64)
+}
+
+/// Valid records in `bytes`, skipping damage the way [`verify`] does.
+fn count_valid_anywhere(bytes: &[u8]) -> u64 {
+    let (mut records, mut at) = (0, 0usize);
+    let mut payload = Vec::new();
+    while at < bytes.len() {
+        match read_record(&mut &bytes[at..], &mut payload) {
+            Ok(Some(len)) => {
+                records += 1;
+                at += len as usize;
+            }
+            Ok(None) => break,
+            Err(_) => match (at + 1..bytes.len()).find(|&start| valid_frame_at(bytes, start)) {
+                Some(next) => at = next,
+                None => break,
+            },
+        }
+    }
+    records
+}
+
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.seg"))
 }
