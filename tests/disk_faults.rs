@@ -600,3 +600,26 @@ fn a_damaged_log_can_be_cut_explicitly() {
     let server = Server::start(&data);
     assert_eq!(server.get("/healthz", None).1["events"].as_u64(), Some(damaged_index as u64));
 }
+
+/// A compaction (after an erasure) that runs out of space removes its
+/// partial new log, which would otherwise hold the space the live log
+/// needs until the next attempt; the live log is untouched.
+#[test]
+fn a_failed_compaction_leaves_no_partial_log() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    // Group 1: the batch; group 2: the erasure; 3: the compaction's write.
+    let server =
+        Server::start_with(&data, &[(FAILPOINTS, "log.write=enospc@3"), ("PROVISO_ERASURE_COMPACTION_SECONDS", "0")]);
+    server.ingest(&batch(0));
+    let subject = server.subject("+919810000000");
+    let (status, body) = server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert!(status == 200 || status == 202, "{body}");
+    let stderr = server.stop();
+    assert!(stderr.contains("Log compaction failed"), "{stderr}");
+    assert!(!data.join("log.new").exists(), "the partial new log is removed");
+    let (ok, verify) = run(&["log", "verify"], &data);
+    assert!(ok, "{verify}");
+    let server = Server::start(&data);
+    assert_eq!(server.get("/healthz", None).0, 200);
+}
