@@ -498,6 +498,14 @@ fn a_real_full_tmpfs_is_survived() {
     let (ok, verify) = run(&["log", "verify"], &data);
     assert!(ok && !verify.contains("torn"), "the partial group was cut: {verify}");
 
+    // A restart while the disk is still full: queries answer as before,
+    // writes are refused the same way.
+    let server = Server::start(&data);
+    assert_eq!(answers(&server), before, "restarted on a full disk");
+    let (status, body) = send(&server, &format!("big-{failed}"), &big_batch(failed));
+    assert_storage_failed(status, &body, &["the disk is full"]);
+    let _ = server.stop();
+
     // Space returns.
     let remounted =
         std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(&disk).status().expect("remount");
