@@ -232,8 +232,9 @@ fn lines_of(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|text| text.lines().count()).unwrap_or(0)
 }
 
-/// A disclosure whose audit record cannot be written (full or broken disk)
-/// is not made: the partner gets 503 `storage_failed`, no feed record is
+/// A disclosure whose audit record, or the secret of a person it names,
+/// cannot be written (full or broken disk) is not made (regression: a
+/// vault write failure answered 500 `internal`): the partner gets 503 `storage_failed`, no feed record is
 /// written, and the next read after space returns discloses normally. A
 /// feed that cannot be written: 503 too; the audit record written before it
 /// stays (a disclosure is never made without its audit record; an audit
@@ -245,6 +246,7 @@ fn a_failed_audit_or_feed_write_discloses_nothing() {
         ("audit.fsync=eio", "audit log (the disk failed", 0),
         ("feed.write=enospc", "partner feed (the disk is full", 1),
         ("feed.fsync=eio", "partner feed (the disk failed", 1),
+        ("vault.write=enospc", "vault of secrets (the disk is full", 0),
     ] {
         let temp = tempfile::tempdir().expect("tempdir");
         let data = temp.path().join("data");

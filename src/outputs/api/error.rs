@@ -188,6 +188,17 @@ impl From<crate::disclose::DiscloseError> for ApiError {
                     ),
                 )
             }
+            E::Vault(crate::vault::VaultError::Io { ref source, .. }) => {
+                tracing::error!(%error, "A person's secret could not be stored; nothing was disclosed.");
+                ApiError::new(
+                    Code::StorageFailed,
+                    format!(
+                        "proviso could not write its vault of secrets ({}); nothing was disclosed. Try again once \
+                         space returns or the disk is repaired",
+                        crate::log::describe_disk_error(source)
+                    ),
+                )
+            }
             E::Feed(ref feed) => {
                 tracing::error!(%error, "A partner feed could not be written; nothing was disclosed.");
                 ApiError::new(
