@@ -633,3 +633,28 @@ fn a_failed_compaction_leaves_no_partial_log() {
     let server = Server::start(&data);
     assert_eq!(server.get("/healthz", None).0, 200);
 }
+
+/// A flipped byte in an old (closed) segment that the snapshot already
+/// covers, so the replay would never read it: the start still refuses,
+/// naming the segment and byte (every segment is read at open).
+#[test]
+fn a_damaged_closed_segment_stops_the_start() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start_with_config(&data, &[], "segment_bytes = 4096\n");
+    for n in 0..6 {
+        server.ingest(&batch(n));
+    }
+    let _ = server.stop();
+    assert!(data.join("state").join("snapshot.bin").exists(), "a clean stop writes a snapshot");
+    let mut segments: Vec<PathBuf> =
+        std::fs::read_dir(data.join("log")).expect("log").map(|e| e.expect("entry").path()).collect();
+    segments.sort();
+    assert!(segments.len() >= 3, "{segments:?}");
+    let first = &segments[0];
+    let bytes = std::fs::read(first).expect("read");
+    let starts = record_starts(&bytes);
+    flip(first, starts[1] + 10);
+    let stderr = failed_start(&data);
+    assert!(stderr.contains(&format!("{} is damaged at byte {}", first.display(), starts[1])), "{stderr}");
+}

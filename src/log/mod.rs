@@ -61,8 +61,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io { path: path.display().to_string(), source }
 }
 
-/// Appends one framed payload to `buffer`.
+/// Appends one framed payload to `buffer`. Payloads are never empty (an
+/// empty record does not read back).
 pub fn frame(payload: &[u8], buffer: &mut Vec<u8>) {
+    debug_assert!(!payload.is_empty(), "an empty log record");
     buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     buffer.extend_from_slice(payload);
@@ -335,6 +337,12 @@ fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u
     if len > MAX_RECORD_BYTES {
         return Err("record length out of range");
     }
+    // No record is empty (every payload starts with its kind). Eight zero
+    // bytes would pass the checksum (the CRC of nothing is zero), and zeros
+    // are what power loss can leave where a write was going.
+    if len == 0 {
+        return Err("empty record (zero bytes where a record should be)");
+    }
     payload.resize(len, 0);
     if read_full(reader, payload) != len {
         return Err("truncated record payload");
@@ -572,7 +580,7 @@ mod tests {
         /// segment rolls and reopenings, from any starting sequence.
         #[test]
         fn append_then_replay_returns_same_records(
-            batches in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6), 1..8),
+            batches in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6), 1..8),
             from in 0u64..20,
         ) {
             let temp = tempfile::tempdir().expect("tempdir");
@@ -674,6 +682,34 @@ mod tests {
         assert!(verify(temp.path()).expect("verify").iter().all(|check| check.damage.is_empty()));
         let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
         assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    /// Regression: a tail of zeros (what power loss can leave where a write
+    /// was going) read as hundreds of valid empty records, which then failed
+    /// to decode and stopped the start. It is a torn tail; zeros with valid
+    /// records after them are damage.
+    #[test]
+    fn a_tail_of_zeros_is_a_torn_tail() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one", b"two"], DEFAULT_SEGMENT_BYTES);
+        let path = segment_path(temp.path(), 0);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[0u8; 4096]).expect("zeros");
+        drop(file);
+        let log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("zeros are a torn tail");
+        assert_eq!(log.next_seq(), 2);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 2 * FRAME_HEADER as u64 + 6);
+        drop(log);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[0u8; 64]).expect("zeros");
+        drop(file);
+        let mut framed = Vec::new();
+        frame(b"three", &mut framed);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&framed).expect("a valid record after the zeros");
+        drop(file);
+        let error = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).err().expect("damage").to_string();
+        assert!(error.contains("empty record"), "{error}");
     }
 
     /// Damage in a closed segment stops the open (every segment is read),
