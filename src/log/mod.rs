@@ -300,7 +300,46 @@ fn is_torn_tail(path: &Path, offset: u64) -> Result<bool, LogError> {
             return Ok(false);
         }
     }
-    Ok(!(1..rest.len()).any(|start| valid_frame_at(&rest, start)))
+    match next_valid_frame(&rest, 1) {
+        Search::Found(_) => Ok(false),
+        Search::None => Ok(true),
+        Search::GaveUp => {
+            tracing::warn!(segment = %path.display(), offset, bytes = rest.len(), "Could not rule out valid records after a bad one; treating it as damage.");
+            Ok(false)
+        }
+    }
+}
+
+/// What a search for the next valid record found.
+enum Search {
+    Found(usize),
+    None,
+    /// Checksummed [`SEARCH_BUDGET`] bytes without an answer (a long run of
+    /// garbage whose lengths happen to fit): undecided.
+    GaveUp,
+}
+
+/// Most payload bytes a search checksums before giving up: bounds the
+/// time a start spends on a long run of garbage.
+const SEARCH_BUDGET: usize = 1 << 30;
+
+/// The first position at or after `from` where a valid record starts.
+fn next_valid_frame(bytes: &[u8], from: usize) -> Search {
+    let mut budget = SEARCH_BUDGET;
+    for start in from..bytes.len() {
+        let Some(framed) = frame_len_at(bytes, start) else { continue };
+        if framed == FRAME_HEADER || start + framed > bytes.len() {
+            continue;
+        }
+        if framed > budget {
+            return Search::GaveUp;
+        }
+        budget -= framed;
+        if valid_frame_at(bytes, start) {
+            return Search::Found(start);
+        }
+    }
+    Search::None
 }
 
 /// The framed length the header at `start` declares, if it fits the rules.
@@ -398,16 +437,16 @@ pub fn verify(dir: &Path) -> Result<Vec<SegmentCheck>, LogError> {
                     offset += len as usize;
                 }
                 Ok(None) => break,
-                Err(detail) => match (offset + 1..bytes.len()).find(|&start| valid_frame_at(&bytes, start)) {
-                    Some(next) => {
+                Err(detail) => match next_valid_frame(&bytes, offset + 1) {
+                    Search::Found(next) => {
                         check.damage.push((offset as u64, detail));
                         offset = next;
                     }
-                    None if index + 1 == segments.len() => {
+                    Search::None if index + 1 == segments.len() => {
                         check.torn_tail = Some((bytes.len() - offset) as u64);
                         break;
                     }
-                    None => {
+                    Search::None | Search::GaveUp => {
                         check.damage.push((offset as u64, detail));
                         break;
                     }
@@ -526,9 +565,9 @@ fn count_valid_anywhere(bytes: &[u8]) -> u64 {
                 at += len as usize;
             }
             Ok(None) => break,
-            Err(_) => match (at + 1..bytes.len()).find(|&start| valid_frame_at(bytes, start)) {
-                Some(next) => at = next,
-                None => break,
+            Err(_) => match next_valid_frame(bytes, at + 1) {
+                Search::Found(next) => at = next,
+                Search::None | Search::GaveUp => break,
             },
         }
     }
