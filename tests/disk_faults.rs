@@ -658,3 +658,72 @@ fn a_damaged_closed_segment_stops_the_start() {
     let stderr = failed_start(&data);
     assert!(stderr.contains(&format!("{} is damaged at byte {}", first.display(), starts[1])), "{stderr}");
 }
+
+/// A real full disk under a partner read, and space returning while the
+/// server runs: the disclosure whose audit line the disk took only part of
+/// is refused (503, nothing disclosed), the part is cut, and once space
+/// returns the next read is audited on a line of its own, so the chain
+/// verifies and proviso starts again. Regression: the part-written line
+/// stayed, the next record continued it, and the broken chain stopped
+/// every later start. Runs where a tmpfs can be mounted (see
+/// `a_real_full_tmpfs_is_survived`); otherwise it says why on stderr.
+#[test]
+fn a_real_full_tmpfs_under_partner_reads_keeps_the_audit_chain() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let disk = temp.path().join("disk");
+    std::fs::create_dir(&disk).expect("mount point");
+    let _mounted = match mount_tmpfs(&disk, "2m") {
+        Ok(mounted) => mounted,
+        Err(reason) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "a_real_full_tmpfs_under_partner_reads_keeps_the_audit_chain DID NOT RUN: {reason}. It needs \
+                 permission to mount a tmpfs; a_failed_audit_or_feed_write_discloses_nothing covers the refusal \
+                 with failpoints (not the part-written line, which only a real disk produces)."
+            );
+            return;
+        }
+    };
+    let data = disk.join("data");
+    let audit = data.join("audit").join("disclosures.log");
+    let server = Server::start(&data);
+    linked_pair(&server);
+    let (status, body) = server.get(SUGGESTIONS, Some(PARTNER));
+    assert_eq!(status, 200, "{body}");
+    // Fill the disk.
+    let mut n = 0;
+    while send(&server, &format!("fill-{n}"), &big_batch(n)).0 == 200 {
+        n += 1;
+        assert!(n < 200, "a 2 MiB disk never filled");
+    }
+    // Partner reads until the audit log cannot take a line.
+    let mut reads = 0;
+    let size_before = loop {
+        let size = std::fs::metadata(&audit).expect("audit").len();
+        let (status, body) = server.get(SUGGESTIONS, Some(PARTNER));
+        if status != 200 {
+            assert_storage_failed(status, &body, &["audit log (the disk is full", "nothing was disclosed"]);
+            break size;
+        }
+        reads += 1;
+        assert!(reads < 5000, "the audit log never filled the disk");
+    };
+    assert_eq!(std::fs::metadata(&audit).expect("audit").len(), size_before, "the part-written line is cut");
+    if size_before % 4096 == 0 {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "note: the audit log ended on a page boundary; no line was part-written");
+    }
+    // Space returns while the server runs.
+    let remounted =
+        std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(&disk).status().expect("remount");
+    assert!(remounted.success());
+    let (status, body) = server.get(SUGGESTIONS, Some(PARTNER));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body[0]["partner_id"], "acct-friend", "{body}");
+    let _ = server.stop();
+    let (ok, verified) = run(&["audit", "verify"], &data);
+    assert!(ok, "{verified}");
+    let server = Server::start(&data);
+    assert_eq!(server.get(SUGGESTIONS, Some(PARTNER)).0, 200);
+}
