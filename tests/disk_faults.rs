@@ -157,6 +157,8 @@ fn a_failed_log_write_is_refused_and_loses_nothing() {
         let (status, health) = server.get("/healthz", None);
         assert_eq!((status, &health["status"]), (503, &Value::from("storage_failed")), "{health}");
         assert!(health["message"].as_str().is_some_and(|m| m.contains(says) && m.contains("restart")), "{health}");
+        let (_, metrics) = server.get_text("/metrics");
+        assert!(metrics.contains(r#"proviso_storage_failures_total{file="log"} 1"#), "{metrics}");
         let (status, body) = send(&server, "batch-3", &batch(3));
         assert_storage_failed(status, &body, &[says, "restart"]);
         let (status, body) = server.post("/v1/events", Some(INGEST), "application/x-ndjson", batch(4).as_bytes());
@@ -197,6 +199,8 @@ fn a_failed_snapshot_does_not_stop_ingest() {
             assert_eq!(status, 200, "{failpoint}: {body}");
         }
         let before = answers(&server);
+        let (_, metrics) = server.get_text("/metrics");
+        assert!(metrics.contains(r#"proviso_storage_failures_total{file="snapshot"}"#), "{metrics}");
         let stderr = server.stop();
         assert!(stderr.contains("Snapshot failed"), "{failpoint}: {stderr}");
         let state = data.join("state");

@@ -93,10 +93,13 @@ pub(super) fn writer_loop(
             Ok(seq) => seq,
             Err(error) => {
                 tracing::error!(%error, "Log append failed; refusing further writes until restart.");
+                crate::telemetry::StorageFailed { file: "log" }.emit();
                 let cause = error.disk_fault();
+                // Known before anyone hears of it: a client that got the
+                // 503 finds /healthz failed too.
+                *write_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
                 refuse(group, &cause);
                 refuse(replays.into_iter().map(|(commit, _)| commit).collect(), &cause);
-                *write_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
                 failed = Some(cause);
                 continue;
             }

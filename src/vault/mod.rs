@@ -218,6 +218,7 @@ impl Vault {
         let written =
             crate::failpoint::write_all("vault.write", &mut inner.file, bytes).and_then(|()| inner.file.sync_data());
         if written.is_err() {
+            crate::telemetry::StorageFailed { file: "vault" }.emit();
             if let Err(cut) = inner.file.set_len(before).and_then(|()| inner.file.sync_all()) {
                 tracing::error!(path = %self.path.display(), %cut, "Could not cut a failed vault append; appends refused until restart.");
                 inner.broken = true;

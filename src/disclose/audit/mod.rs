@@ -267,6 +267,7 @@ impl AuditLog {
             .and_then(|()| crate::failpoint::check("audit.fsync"))
             .and_then(|()| tail.file.sync_data());
         if let Err(error) = written {
+            crate::telemetry::StorageFailed { file: "audit" }.emit();
             // A full disk may have taken part of the line: cut it, or the
             // next record would continue it and break the chain.
             if let Err(cut) = tail.file.set_len(tail.end).and_then(|()| tail.file.sync_all()) {

@@ -349,6 +349,7 @@ impl Feeds {
                 .and_then(|()| crate::failpoint::check("feed.fsync"))
                 .and_then(|()| stream.file.sync_data());
             if let Err(error) = written {
+                crate::telemetry::StorageFailed { file: "feed" }.emit();
                 // A full disk may have taken part of the records: cut them,
                 // or the next append would continue a broken line.
                 if let Err(cut) = stream.file.set_len(before).and_then(|()| stream.file.sync_all()) {
