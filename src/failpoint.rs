@@ -40,6 +40,8 @@ pub const STAGES: &[&str] = &[
     // The audit log: one disclosure's line written, then fsynced.
     "audit.write",
     "audit.fsync",
+    // The vault: new secrets (or erasure tombstones) written and fsynced.
+    "vault.write",
     // A partner feed: records written, then fsynced.
     "feed.write",
     "feed.fsync",

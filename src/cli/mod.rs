@@ -7,6 +7,7 @@ mod config;
 mod demo;
 mod http;
 mod ingest;
+mod log;
 mod query;
 mod rebuild;
 mod report;
@@ -91,6 +92,8 @@ pub enum Command {
     Audit(audit::AuditCommand),
     /// Rewrite the log without erased (deleted) subjects
     Compact(compact::CompactCommand),
+    /// Check every record of the event log (names damaged ones by file and byte)
+    Log(log::LogCommand),
     /// Print what proviso holds about one person (JSON)
     Report(report::ReportCommand),
     /// Print the configuration in force (secrets masked), or the options reference
@@ -108,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(command) => rules::run(command),
         Command::Audit(command) => audit::run(command),
         Command::Compact(command) => compact::run(command),
+        Command::Log(command) => log::run(command),
         Command::Report(command) => report::run(command),
         Command::Config(command) => config::run(command),
     }

@@ -45,16 +45,45 @@ fn marker(count: u64) -> [u8; MARKER_BYTES] {
 pub enum LogError {
     #[error("log i/o on {path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("log segment {path} is corrupt at byte {offset} (not at its tail): {detail}")]
+    #[error(
+        "log segment {path} is damaged at byte {offset} ({detail}) and records follow it: this is damage, not a \
+         torn write, so proviso will not start (cutting it would lose acknowledged records). `proviso log verify` \
+         names every damaged record; see docs/reliability.md#faults-from-the-disk for what to do"
+    )]
     Corrupt { path: String, offset: u64, detail: &'static str },
+}
+
+impl LogError {
+    /// What went wrong, in words for a client: no path (it is the server's
+    /// business), the disk's condition first.
+    pub fn disk_fault(&self) -> String {
+        match self {
+            LogError::Io { source, .. } => describe_disk_error(source),
+            LogError::Corrupt { detail, .. } => format!("the log is damaged: {detail}"),
+        }
+    }
+}
+
+/// An I/O error from a write, in words for a client or an operator: "the
+/// disk is full (...)", "the disk failed (...)", or the error itself.
+pub fn describe_disk_error(error: &io::Error) -> String {
+    match error.raw_os_error() {
+        Some(28) => format!("the disk is full: {error}"),
+        Some(122) => format!("the disk quota is exhausted: {error}"),
+        Some(5) => format!("the disk failed: {error}"),
+        Some(30) => format!("the file system is read-only: {error}"),
+        _ => format!("a write failed: {error}"),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io { path: path.display().to_string(), source }
 }
 
-/// Appends one framed payload to `buffer`.
+/// Appends one framed payload to `buffer`. Payloads are never empty (an
+/// empty record does not read back).
 pub fn frame(payload: &[u8], buffer: &mut Vec<u8>) {
+    debug_assert!(!payload.is_empty(), "an empty log record");
     buffer.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     buffer.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     buffer.extend_from_slice(payload);
@@ -78,6 +107,8 @@ pub struct Log {
     /// Sequence number of the next record to append.
     next_seq: u64,
     active: File,
+    /// Sequence number of the active segment's first record (its name).
+    active_base: u64,
     active_len: u64,
     /// Bytes in closed segments, for the `proviso_log_size_bytes` gauge.
     closed_bytes: u64,
@@ -93,8 +124,11 @@ impl Log {
         let (base, closed_bytes) = match segments.last() {
             Some(&(base, _)) => {
                 let mut closed = 0;
+                // Every closed segment is read whole: damage anywhere in the
+                // log stops the start here, not a rebuild months later.
                 for (_, path) in &segments[..segments.len() - 1] {
-                    closed += fs::metadata(path).map_err(io_err(path))?.len();
+                    let mut file = File::open(path).map_err(io_err(path))?;
+                    closed += scan_segment(path, &mut file, false)?.valid_len;
                 }
                 (base, closed)
             }
@@ -121,6 +155,7 @@ impl Log {
             segment_bytes,
             next_seq: base + scan.records,
             active,
+            active_base: base,
             active_len: scan.valid_len,
             closed_bytes,
             group: Vec::new(),
@@ -146,17 +181,48 @@ impl Log {
         if self.active_len > 0 && self.active_len + bytes > self.segment_bytes {
             self.roll()?;
         }
-        let path = segment_path(&self.dir, self.next_seq);
         self.group.clear();
         self.group.extend_from_slice(&marker(count));
         self.group.extend_from_slice(framed);
-        crate::failpoint::write_all("log.write", &mut self.active, &self.group).map_err(io_err(&path))?;
-        crate::failpoint::check("log.fsync").map_err(io_err(&path))?;
-        self.active.sync_data().map_err(io_err(&path))?;
+        let written = crate::failpoint::write_all("log.write", &mut self.active, &self.group)
+            .and_then(|()| crate::failpoint::check("log.fsync"))
+            .and_then(|()| self.active.sync_data());
+        if let Err(error) = written {
+            let path = self.active_path();
+            self.take_back(&path);
+            return Err(io_err(&path)(error));
+        }
         let first = self.next_seq;
         self.active_len += bytes;
         self.next_seq += count;
         Ok(first)
+    }
+
+    /// The active segment's path (named by its first sequence number).
+    fn active_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.active_base)
+    }
+
+    /// After a failed append: cuts whatever part of the group reached the
+    /// file (a full disk writes part of a group, then fails), so no record
+    /// of an unacknowledged group is left for a restart to apply. Best
+    /// effort: what it cannot cut is a torn tail that the next open cuts,
+    /// or complete records of a group whose key record is missing (see
+    /// docs/reliability.md).
+    fn take_back(&mut self, path: &Path) {
+        let cut = self
+            .active
+            .set_len(self.active_len)
+            .and_then(|()| self.active.seek(SeekFrom::Start(self.active_len)).map(drop))
+            .and_then(|()| self.active.sync_all());
+        match cut {
+            Ok(()) => {
+                tracing::warn!(segment = %path.display(), kept_bytes = self.active_len, "Cut the failed group off the log.")
+            }
+            Err(error) => {
+                tracing::error!(segment = %path.display(), %error, "Could not cut the failed group off the log; the next start cuts a torn tail.")
+            }
+        }
     }
 
     fn roll(&mut self) -> Result<(), LogError> {
@@ -165,6 +231,7 @@ impl Log {
         sync_dir(&self.dir)?;
         self.closed_bytes += self.active_len;
         self.active = file;
+        self.active_base = self.next_seq;
         self.active_len = 0;
         tracing::info!(segment = %path.display(), "Log segment rolled.");
         Ok(())
@@ -228,7 +295,7 @@ pub fn replay(
                     break;
                 }
                 Ok(None) => return Err(corrupt(group.offset, "group cut short inside a closed segment")),
-                Err(detail) if is_last => {
+                Err(detail) if is_last && is_torn_tail(path, offset)? => {
                     tracing::warn!(segment = %path.display(), offset, detail, "Replay stopped at a torn log tail.");
                     break;
                 }
@@ -303,10 +370,16 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
                 scan.records += 1;
                 scan.valid_len += len;
             }
-            Ok(None) | Err(_) if is_last && remaining > 0 => return Ok(group_start),
-            Ok(None) => return Ok(scan),
-            Err(_) if is_last => return Ok(scan),
-            Err(detail) => return Err(corrupt(scan.valid_len, detail)),
+            Ok(None) if remaining == 0 => return Ok(scan),
+            Ok(None) if is_last => return Ok(group_start),
+            Ok(None) => return Err(corrupt(group_start.valid_len, "group cut short inside a closed segment")),
+            Err(detail) => {
+                drop(reader);
+                if is_last && is_torn_tail(path, scan.valid_len)? {
+                    return Ok(if remaining > 0 { group_start } else { scan });
+                }
+                return Err(corrupt(scan.valid_len, detail));
+            }
         }
     }
 }
@@ -315,6 +388,20 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
 enum Frame {
     Record { len: u64 },
     Marker { count: u64, len: u64 },
+}
+
+impl Frame {
+    /// Bytes the frame takes on disk, header included.
+    fn len(&self) -> u64 {
+        match self {
+            Frame::Record { len } | Frame::Marker { len, .. } => *len,
+        }
+    }
+
+    /// 1 for a record, 0 for a group marker (which is not a record).
+    fn records(&self) -> u64 {
+        u64::from(matches!(self, Frame::Record { .. }))
+    }
 }
 
 /// Reads one frame; a marker's count is returned, not left in `payload`.
@@ -331,6 +418,87 @@ fn read_frame(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<Fr
 
 /// Set in [`read_record`]'s answer when the frame was a group marker.
 const MARKER_LEN_BIT: u64 = 1 << 63;
+
+/// Whether the record that does not read at `offset` of the last segment
+/// is a torn tail (a write cut short by a crash, never acknowledged): no
+/// complete, valid record follows it anywhere in the file. A damaged record
+/// with valid records after it is damage: cutting there would drop
+/// acknowledged records. The record's own length is tried first (a flipped
+/// payload or checksum byte), then every later byte (a flipped length).
+fn is_torn_tail(path: &Path, offset: u64) -> Result<bool, LogError> {
+    let mut file = File::open(path).map_err(io_err(path))?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err(path))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest).map_err(io_err(path))?;
+    let declared = frame_len_at(&rest, 0);
+    if let Some(len) = declared {
+        if rest.len() >= len && valid_frame_at(&rest, len) {
+            return Ok(false);
+        }
+    }
+    match next_valid_frame(&rest, 1) {
+        Search::Found(_) => Ok(false),
+        Search::None => Ok(true),
+        Search::GaveUp => {
+            tracing::warn!(segment = %path.display(), offset, bytes = rest.len(), "Could not rule out valid records after a bad one; treating it as damage.");
+            Ok(false)
+        }
+    }
+}
+
+/// What a search for the next valid record found.
+enum Search {
+    Found(usize),
+    None,
+    /// Checksummed [`SEARCH_BUDGET`] bytes without an answer (a long run of
+    /// garbage whose lengths happen to fit): undecided.
+    GaveUp,
+}
+
+/// Most payload bytes a search checksums before giving up: bounds the
+/// time a start spends on a long run of garbage.
+const SEARCH_BUDGET: usize = 1 << 30;
+
+/// The first position at or after `from` where a valid record starts.
+fn next_valid_frame(bytes: &[u8], from: usize) -> Search {
+    let mut budget = SEARCH_BUDGET;
+    for start in from..bytes.len() {
+        let Some(framed) = frame_len_at(bytes, start) else { continue };
+        if framed == FRAME_HEADER || start + framed > bytes.len() {
+            continue;
+        }
+        if framed > budget {
+            return Search::GaveUp;
+        }
+        budget -= framed;
+        if valid_frame_at(bytes, start) {
+            return Search::Found(start);
+        }
+    }
+    Search::None
+}
+
+/// The framed length the header at `start` declares, if it fits the rules.
+fn frame_len_at(bytes: &[u8], start: usize) -> Option<usize> {
+    let header = bytes.get(start..start + FRAME_HEADER)?;
+    let field = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let len = (field & !MARKER_FLAG) as usize;
+    let fits = if field & MARKER_FLAG != 0 { len == 8 } else { len <= MAX_RECORD_BYTES };
+    fits.then_some(FRAME_HEADER + len)
+}
+
+/// Whether a complete record with a non-empty payload and a matching
+/// checksum starts at `start` (empty payloads are never written, and eight
+/// zero bytes, what a crash may leave, would otherwise pass).
+fn valid_frame_at(bytes: &[u8], start: usize) -> bool {
+    let Some(framed) = frame_len_at(bytes, start) else { return false };
+    if framed == FRAME_HEADER || start + framed > bytes.len() {
+        return false;
+    }
+    let header = &bytes[start..start + FRAME_HEADER];
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    crc32fast::hash(&bytes[start + FRAME_HEADER..start + framed]) == crc
+}
 
 /// Reads one framed record and returns its length on disk (with
 /// [`MARKER_LEN_BIT`] set for a group marker). `Ok(None)` at a clean end of
@@ -351,6 +519,12 @@ fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u
     }
     if len > MAX_RECORD_BYTES {
         return Err("record length out of range");
+    }
+    // No record is empty (every payload starts with its kind). Eight zero
+    // bytes would pass the checksum (the CRC of nothing is zero), and zeros
+    // are what power loss can leave where a write was going.
+    if len == 0 {
+        return Err("empty record (zero bytes where a record should be)");
     }
     payload.resize(len, 0);
     if read_full(reader, payload) != len {
@@ -374,6 +548,193 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> usize {
         }
     }
     filled
+}
+
+/// What [`verify`] found in one segment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SegmentCheck {
+    pub path: PathBuf,
+    /// Complete records with a matching checksum.
+    pub records: u64,
+    /// Each record that does not read: byte offset and what is wrong.
+    pub damage: Vec<(u64, &'static str)>,
+    /// Bytes at the end of the last segment that a start cuts (a write a
+    /// crash cut short); not damage.
+    pub torn_tail: Option<u64>,
+}
+
+/// Reads every segment of the log in `dir` whole, read-only (safe while a
+/// server runs), and names every record that does not read. After a damaged
+/// record the check resumes at the next valid record, so one report lists
+/// all the damage and how many records follow it.
+pub fn verify(dir: &Path) -> Result<Vec<SegmentCheck>, LogError> {
+    let segments = list_segments(dir)?;
+    let mut checks = Vec::with_capacity(segments.len());
+    for (index, (_, path)) in segments.iter().enumerate() {
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let mut check = SegmentCheck { path: path.clone(), records: 0, damage: Vec::new(), torn_tail: None };
+        let mut offset = 0usize;
+        let mut payload = Vec::new();
+        while offset < bytes.len() {
+            match read_frame(&mut &bytes[offset..], &mut payload) {
+                Ok(Some(frame)) => {
+                    check.records += frame.records();
+                    offset += frame.len() as usize;
+                }
+                Ok(None) => break,
+                Err(detail) => match next_valid_frame(&bytes, offset + 1) {
+                    Search::Found(next) => {
+                        check.damage.push((offset as u64, detail));
+                        offset = next;
+                    }
+                    Search::None if index + 1 == segments.len() => {
+                        check.torn_tail = Some((bytes.len() - offset) as u64);
+                        break;
+                    }
+                    Search::None | Search::GaveUp => {
+                        check.damage.push((offset as u64, detail));
+                        break;
+                    }
+                },
+            }
+        }
+        checks.push(check);
+    }
+    Ok(checks)
+}
+
+/// What [`cut`] moved aside.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CutReport {
+    /// Records kept in the log (before the cut).
+    pub kept_records: u64,
+    /// Valid records among the bytes moved aside (acknowledged events lost
+    /// from the log, unless they were a group a crash cut short).
+    pub moved_records: u64,
+    /// Bytes moved aside, the damaged ones included.
+    pub moved_bytes: u64,
+}
+
+/// Ends the log at byte `offset` of the segment named `segment` (a file
+/// name as [`verify`] prints it): the bytes from there on, and every later
+/// segment, are moved into `aside` (created; nothing is deleted), then the
+/// segment is cut. With `aside` `None`, only reports what it would move. Explicit repair only, never run by proviso itself: every
+/// record after the cut leaves the log. Each step is synced before the
+/// next, and a crash midway leaves either the log as it was or copies in
+/// `aside`; running it again finishes it.
+pub fn cut(dir: &Path, segment: &str, offset: u64, aside: Option<&Path>) -> Result<CutReport, LogError> {
+    let segments = list_segments(dir)?;
+    let index = segments.iter().position(|(_, path)| path.file_name().is_some_and(|name| name == segment)).ok_or_else(
+        || LogError::Io {
+            path: dir.join(segment).display().to_string(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no such log segment"),
+        },
+    )?;
+    let path = &segments[index].1;
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let at = usize::try_from(offset).ok().filter(|&at| at <= bytes.len()).ok_or_else(|| LogError::Io {
+        path: path.display().to_string(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, format!("byte {offset} is past its end")),
+    })?;
+    let kept = count_valid(&bytes[..at]);
+    if let Some(group_start) = kept.2 {
+        return Err(LogError::Io {
+            path: path.display().to_string(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "byte {offset} is inside a group commit, which is kept whole or not at all: cut at the start of \
+                     its group, byte {group_start}"
+                ),
+            ),
+        });
+    }
+    if kept.1 != at as u64 {
+        return Err(LogError::Io {
+            path: path.display().to_string(),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "byte {offset} is not where a record starts after intact ones (`proviso log verify` prints where)"
+                ),
+            ),
+        });
+    }
+    let mut report = CutReport { kept_records: kept.0, moved_records: 0, moved_bytes: 0 };
+    for (_, earlier) in &segments[..index] {
+        let mut file = File::open(earlier).map_err(io_err(earlier))?;
+        report.kept_records += scan_segment(earlier, &mut file, false)?.records;
+    }
+    let Some(aside) = aside else {
+        report.moved_bytes = (bytes.len() - at) as u64;
+        report.moved_records = count_valid_anywhere(&bytes[at..]);
+        for (_, later) in &segments[index + 1..] {
+            let bytes = fs::read(later).map_err(io_err(later))?;
+            report.moved_bytes += bytes.len() as u64;
+            report.moved_records += count_valid_anywhere(&bytes);
+        }
+        return Ok(report);
+    };
+    fsmode::create_private_dir(aside).map_err(io_err(aside))?;
+    // The tail of the segment, copied aside and synced first.
+    let tail = aside.join(segment);
+    {
+        let mut file =
+            fsmode::private_file().write(true).create(true).truncate(true).open(&tail).map_err(io_err(&tail))?;
+        std::io::Write::write_all(&mut file, &bytes[at..]).and_then(|()| file.sync_all()).map_err(io_err(&tail))?;
+    }
+    report.moved_bytes += (bytes.len() - at) as u64;
+    report.moved_records += count_valid_anywhere(&bytes[at..]);
+    // Later segments, moved whole.
+    for (_, later) in &segments[index + 1..] {
+        let bytes = fs::read(later).map_err(io_err(later))?;
+        report.moved_bytes += bytes.len() as u64;
+        report.moved_records += count_valid_anywhere(&bytes);
+        let name = later.file_name().map(PathBuf::from).unwrap_or_default();
+        fs::rename(later, aside.join(name)).map_err(io_err(later))?;
+    }
+    sync_dir(aside)?;
+    sync_dir(dir)?;
+    let file = fs::OpenOptions::new().write(true).open(path).map_err(io_err(path))?;
+    file.set_len(offset).and_then(|()| file.sync_all()).map_err(io_err(path))?;
+    Ok(report)
+}
+
+/// Records and bytes of the intact records at the start of `bytes`, and
+/// where the group they end in began if they end inside one.
+fn count_valid(bytes: &[u8]) -> (u64, u64, Option<u64>) {
+    let (mut records, mut at) = (0, 0usize);
+    let (mut group_start, mut remaining) = (0usize, 0u64);
+    let mut payload = Vec::new();
+    while let Ok(Some(frame)) = read_frame(&mut &bytes[at..], &mut payload) {
+        match frame {
+            Frame::Marker { count, .. } => (group_start, remaining) = (at, count),
+            Frame::Record { .. } => remaining = remaining.saturating_sub(1),
+        }
+        records += frame.records();
+        at += frame.len() as usize;
+    }
+    (records, at as u64, (remaining > 0).then_some(group_start as u64))
+}
+
+/// Valid records in `bytes`, skipping damage the way [`verify`] does.
+fn count_valid_anywhere(bytes: &[u8]) -> u64 {
+    let (mut records, mut at) = (0, 0usize);
+    let mut payload = Vec::new();
+    while at < bytes.len() {
+        match read_frame(&mut &bytes[at..], &mut payload) {
+            Ok(Some(frame)) => {
+                records += frame.records();
+                at += frame.len() as usize;
+            }
+            Ok(None) => break,
+            Err(_) => match next_valid_frame(bytes, at + 1) {
+                Search::Found(next) => at = next,
+                Search::None | Search::GaveUp => break,
+            },
+        }
+    }
+    records
 }
 
 fn segment_path(dir: &Path, base: u64) -> PathBuf {
@@ -421,7 +782,7 @@ mod tests {
         /// segment rolls and reopenings, from any starting sequence.
         #[test]
         fn append_then_replay_returns_same_records(
-            batches in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..6), 1..8),
+            batches in proptest::collection::vec(proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6), 1..8),
             from in 0u64..20,
         ) {
             let temp = tempfile::tempdir().expect("tempdir");
@@ -501,6 +862,24 @@ mod tests {
         }
     }
 
+    /// `log cut` keeps groups whole: a cut inside one is refused, naming
+    /// the byte where the group starts.
+    #[test]
+    fn a_cut_inside_a_group_is_refused() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
+        log.append_framed(&group(&[b"one"]), 1).expect("append");
+        log.append_framed(&group(&[b"two", b"three"]), 2).expect("append");
+        drop(log);
+        let second_group = (MARKER_BYTES + FRAME_HEADER + 3) as u64;
+        let inside = second_group + (MARKER_BYTES + FRAME_HEADER + 3) as u64;
+        let name = format!("{:020}.seg", 0);
+        let error = cut(temp.path(), &name, inside, None).expect_err("refused").to_string();
+        assert!(error.contains(&format!("cut at the start of its group, byte {second_group}")), "{error}");
+        let report = cut(temp.path(), &name, second_group, None).expect("a dry run at the group");
+        assert_eq!((report.kept_records, report.moved_records), (1, 2));
+    }
+
     /// Segments written before group markers existed (records only) still
     /// open and replay, and new groups append after them.
     #[test]
@@ -513,5 +892,109 @@ mod tests {
         drop(log);
         let replayed: Vec<(u64, Vec<u8>)> = collect(temp.path(), 1);
         assert_eq!(replayed, vec![(1, b"older".to_vec()), (2, b"new".to_vec())]);
+    }
+
+    fn log_of(dir: &Path, payloads: &[&[u8]], segment_bytes: u64) {
+        let mut log = Log::open(dir, segment_bytes).expect("open");
+        for payload in payloads {
+            let mut framed = Vec::new();
+            frame(payload, &mut framed);
+            log.append_framed(&framed, 1).expect("append");
+        }
+    }
+
+    fn flip(path: &Path, at: usize) {
+        let mut bytes = std::fs::read(path).expect("read");
+        bytes[at] ^= 0x5a;
+        std::fs::write(path, bytes).expect("write");
+    }
+
+    /// Regression: a damaged record in the middle of the last segment was
+    /// taken for a torn tail and every acknowledged record after it was cut.
+    /// Damage in the payload, the checksum or the length field, with valid
+    /// records after it, now stops the open and the replay, naming the
+    /// segment and the byte, and leaves the file as it was.
+    #[test]
+    fn a_damaged_record_followed_by_valid_ones_is_refused_not_cut() {
+        let payloads: [&[u8]; 4] = [b"first record", b"second record", b"third record", b"fourth record"];
+        let second = 2 * MARKER_BYTES + FRAME_HEADER + payloads[0].len();
+        for (what, at) in [("payload", second + FRAME_HEADER + 3), ("checksum", second + 5), ("length", second)] {
+            let temp = tempfile::tempdir().expect("tempdir");
+            log_of(temp.path(), &payloads, DEFAULT_SEGMENT_BYTES);
+            let path = segment_path(temp.path(), 0);
+            flip(&path, at);
+            let damaged = std::fs::read(&path).expect("read");
+            let error = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).err().expect(what).to_string();
+            assert!(error.contains(&format!("{} is damaged at byte {second}", path.display())), "{what}: {error}");
+            assert!(error.contains("proviso log verify"), "{error}");
+            assert_eq!(std::fs::read(&path).expect("read"), damaged, "{what}: nothing is cut");
+            let replayed = replay(temp.path(), 0, |_, _| Ok(()));
+            assert!(matches!(replayed, Err(LogError::Corrupt { offset, .. }) if offset == second as u64), "{what}");
+            let checks = verify(temp.path()).expect("verify");
+            assert_eq!(checks.len(), 1);
+            assert_eq!(checks[0].damage.iter().map(|(at, _)| *at).collect::<Vec<_>>(), vec![second as u64], "{what}");
+            assert_eq!((checks[0].records, checks[0].torn_tail), (3, None), "{what}: the records after it are counted");
+        }
+    }
+
+    /// A damaged last record of the last segment is a torn tail: cut, and
+    /// every record before it kept.
+    #[test]
+    fn a_damaged_last_record_is_a_torn_tail() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one", b"two", b"three"], DEFAULT_SEGMENT_BYTES);
+        let path = segment_path(temp.path(), 0);
+        let len = std::fs::metadata(&path).expect("meta").len() as usize;
+        flip(&path, len - 2);
+        let log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("a torn tail is not damage");
+        assert_eq!(log.next_seq(), 2);
+        drop(log);
+        assert!(verify(temp.path()).expect("verify").iter().all(|check| check.damage.is_empty()));
+        let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
+        assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec()]);
+    }
+
+    /// Regression: a tail of zeros (what power loss can leave where a write
+    /// was going) read as hundreds of valid empty records, which then failed
+    /// to decode and stopped the start. It is a torn tail; zeros with valid
+    /// records after them are damage.
+    #[test]
+    fn a_tail_of_zeros_is_a_torn_tail() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one", b"two"], DEFAULT_SEGMENT_BYTES);
+        let path = segment_path(temp.path(), 0);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[0u8; 4096]).expect("zeros");
+        drop(file);
+        let log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("zeros are a torn tail");
+        assert_eq!(log.next_seq(), 2);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 2 * (MARKER_BYTES + FRAME_HEADER) as u64 + 6);
+        drop(log);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&[0u8; 64]).expect("zeros");
+        drop(file);
+        let mut framed = Vec::new();
+        frame(b"three", &mut framed);
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(&framed).expect("a valid record after the zeros");
+        drop(file);
+        let error = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).err().expect("damage").to_string();
+        assert!(error.contains("empty record"), "{error}");
+    }
+
+    /// Damage in a closed segment stops the open (every segment is read),
+    /// even where a snapshot would let the replay skip it.
+    #[test]
+    fn damage_in_a_closed_segment_stops_the_open() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        log_of(temp.path(), &[b"one one one", b"two two two", b"three three", b"four four"], 40);
+        let segments = list_segments(temp.path()).expect("list");
+        assert!(segments.len() >= 2, "{segments:?}");
+        let (_, first) = &segments[0];
+        flip(first, FRAME_HEADER + 2);
+        let error = Log::open(temp.path(), 40).err().expect("refused").to_string();
+        assert!(error.contains(&format!("{} is damaged at byte 0", first.display())), "{error}");
+        let after = segments[1].0;
+        assert!(replay(temp.path(), after, |_, _| Ok(())).is_ok(), "a replay from after it does not read it");
     }
 }

@@ -86,60 +86,68 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     if new_dir.exists() {
         std::fs::remove_dir_all(&new_dir).map_err(io(&new_dir))?;
     }
-    let mut new_log = Log::open(&new_dir, segment_bytes)?;
-    let mut framed = Vec::with_capacity(1 << 20);
-    let mut pending = 0u64;
-    for control in preamble {
-        frame_with(&mut framed, |out| encode_control(control, out));
-        pending += 1;
-    }
-    let mut write_error: Option<LogError> = None;
-    super::replay_records(&log_dir, 0, |seq, record| {
-        let kept = match record {
-            Record::Event(mut event) => {
-                if erased(&event.subject, seq) {
-                    None
-                } else {
-                    match &mut event.body {
-                        EventBody::Message { to: Recipient::Subject(to), .. } => scrub(to, seq),
-                        EventBody::Report { target, .. } | EventBody::Block { target } => scrub(target, seq),
-                        EventBody::Contacts { contacts } => contacts.retain(|c| !erased(c, seq)),
-                        _ => {}
-                    }
-                    Some(Record::Event(event))
-                }
-            }
-            Record::Control(control) => match &control.body {
-                ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
-                ControlBody::SecurityFeedGaps { .. } => None,
-                _ => Some(Record::Control(control)),
-            },
-        };
-        match kept {
-            Some(Record::Event(event)) => frame_with(&mut framed, |out| encode_event(&event, out)),
-            Some(Record::Control(control)) => frame_with(&mut framed, |out| encode_control(&control, out)),
-            None => return,
+    // On a full disk the partial new log holds space the live log needs:
+    // a failed pass removes it (the live log is untouched until the swap).
+    let mut write_new_log = || -> Result<(), PipelineError> {
+        let mut new_log = Log::open(&new_dir, segment_bytes)?;
+        let mut framed = Vec::with_capacity(1 << 20);
+        let mut pending = 0u64;
+        for control in preamble {
+            frame_with(&mut framed, |out| encode_control(control, out));
+            pending += 1;
         }
-        pending += 1;
-        if framed.len() >= 1 << 20 {
-            if let Err(error) = new_log.append_framed(&framed, pending) {
-                write_error.get_or_insert(error);
+        let mut write_error: Option<LogError> = None;
+        super::replay_records(&log_dir, 0, |seq, record| {
+            let kept = match record {
+                Record::Event(mut event) => {
+                    if erased(&event.subject, seq) {
+                        None
+                    } else {
+                        match &mut event.body {
+                            EventBody::Message { to: Recipient::Subject(to), .. } => scrub(to, seq),
+                            EventBody::Report { target, .. } | EventBody::Block { target } => scrub(target, seq),
+                            EventBody::Contacts { contacts } => contacts.retain(|c| !erased(c, seq)),
+                            _ => {}
+                        }
+                        Some(Record::Event(event))
+                    }
+                }
+                Record::Control(control) => match &control.body {
+                    ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
+                    ControlBody::SecurityFeedGaps { .. } => None,
+                    _ => Some(Record::Control(control)),
+                },
+            };
+            match kept {
+                Some(Record::Event(event)) => frame_with(&mut framed, |out| encode_event(&event, out)),
+                Some(Record::Control(control)) => frame_with(&mut framed, |out| encode_control(&control, out)),
+                None => return,
             }
+            pending += 1;
+            if framed.len() >= 1 << 20 {
+                if let Err(error) = new_log.append_framed(&framed, pending) {
+                    write_error.get_or_insert(error);
+                }
+                report.bytes_after += framed.len() as u64;
+                report.records_after += pending;
+                framed.clear();
+                pending = 0;
+            }
+        })?;
+        if pending > 0 {
+            new_log.append_framed(&framed, pending)?;
             report.bytes_after += framed.len() as u64;
             report.records_after += pending;
-            framed.clear();
-            pending = 0;
         }
-    })?;
-    if pending > 0 {
-        new_log.append_framed(&framed, pending)?;
-        report.bytes_after += framed.len() as u64;
-        report.records_after += pending;
+        if let Some(error) = write_error {
+            return Err(error.into());
+        }
+        Ok(())
+    };
+    if let Err(error) = write_new_log() {
+        let _ = std::fs::remove_dir_all(&new_dir);
+        return Err(error);
     }
-    if let Some(error) = write_error {
-        return Err(error.into());
-    }
-    drop(new_log);
 
     // Swap: log -> log.old, log.new -> log, then drop the old log and the
     // snapshot (which may hold the erased pseudonyms).

@@ -154,7 +154,10 @@ impl Housekeeping {
                     hook();
                 }
             }
-            Err(error) => tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log."),
+            Err(error) => {
+                crate::telemetry::StorageFailed { file: "compaction" }.emit();
+                tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log.")
+            }
         }
     }
 
@@ -166,7 +169,10 @@ impl Housekeeping {
                 crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }
                     .emit()
             }
-            Err(error) => tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log."),
+            Err(error) => {
+                crate::telemetry::StorageFailed { file: "snapshot" }.emit();
+                tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log.")
+            }
         }
     }
 }

@@ -92,8 +92,15 @@ pub enum PipelineError {
     Log(#[from] LogError),
     #[error("log record {seq} cannot be decoded: {source}")]
     Decode { seq: u64, source: crate::contract::CodecError },
-    #[error("the log is unavailable after a write failure; restart proviso")]
-    Failed,
+    /// A write to the log failed (the cause, as [`LogError::disk_fault`]
+    /// words it): the batch was not acknowledged and no later one is until
+    /// proviso restarts.
+    #[error(
+        "proviso could not write its log ({0}); this batch was not acknowledged and proviso accepts no writes \
+         until it is restarted: free space or repair the disk, restart proviso, then resend the batch with the same \
+         Idempotency-Key (it is applied once)"
+    )]
+    Failed(String),
     #[error("proviso is shutting down")]
     ShuttingDown,
     #[error("abuse rules: {0}")]
@@ -132,6 +139,8 @@ pub struct Pipeline {
     clock: crate::clock::Clock,
     /// [`PipelineOptions::idempotency_window`] in milliseconds.
     idempotency_window_ms: i64,
+    /// Why the log failed, once a write to it failed (the writer sets it).
+    write_failure: Arc<Mutex<Option<String>>>,
     _lock: DirLock,
 }
 
@@ -167,6 +176,12 @@ impl Pipeline {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Why writes are refused until restart, once a write to the log
+    /// failed (as [`LogError::disk_fault`] words it); `None` while healthy.
+    pub fn write_failure(&self) -> Option<String> {
+        self.write_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn open_report(&self) -> OpenReport {

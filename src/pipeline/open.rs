@@ -67,9 +67,11 @@ impl Pipeline {
             Housekeeping::new(&options, Arc::clone(&vault), Arc::clone(&hook), Arc::clone(&on_compacted));
         let idempotency_window_ms = i64::try_from(options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
         let keys = KeyWindow { clock: options.clock.clone(), window_ms: idempotency_window_ms };
+        let write_failure = Arc::new(Mutex::new(None));
+        let failure = Arc::clone(&write_failure);
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping, keys))
+            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping, keys, failure))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let pipeline = Pipeline {
             edge,
@@ -84,6 +86,7 @@ impl Pipeline {
             report,
             clock: options.clock.clone(),
             idempotency_window_ms,
+            write_failure,
             _lock: lock,
         };
         if let Some(path) = &options.rules_path {
@@ -105,7 +108,12 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
             }
             Ok(None) => {}
             Err(error) => {
-                tracing::warn!(%error, "Snapshot unreadable; rebuilding state from the whole log.");
+                let path = data_dir.join(STATE_DIR).join(crate::state::SNAPSHOT_FILE);
+                tracing::warn!(
+                    snapshot = %path.display(),
+                    %error,
+                    "Snapshot unreadable (damaged?); rebuilding state from the whole log, which holds everything it did. The next snapshot replaces it."
+                );
             }
         }
     }

@@ -9,7 +9,7 @@
 //! Never: acknowledges a batch before it is on disk and applied.
 
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use std::collections::HashMap;
@@ -52,11 +52,13 @@ pub(super) fn writer_loop(
     state: Arc<RwLock<State>>,
     mut housekeeping: Housekeeping,
     keys: KeyWindow,
+    write_failure: Arc<Mutex<Option<String>>>,
 ) {
-    let mut failed = false;
+    // Why the log failed, once a write failed: every later batch is refused.
+    let mut failed: Option<String> = None;
     let mut framed = Vec::new();
     loop {
-        let first = match housekeeping.schedule_erasures(&mut log, &state, failed) {
+        let first = match housekeeping.schedule_erasures(&mut log, &state, failed.is_some()) {
             Some(wait) => match receiver.recv_timeout(wait) {
                 Ok(commit) => commit,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
@@ -68,8 +70,8 @@ pub(super) fn writer_loop(
             },
         };
         let (group, _) = gather(&receiver, first);
-        if failed {
-            refuse(group);
+        if let Some(cause) = &failed {
+            refuse(group, cause);
             continue;
         }
         let not_before_ms = keys.not_before_ms();
@@ -91,9 +93,14 @@ pub(super) fn writer_loop(
             Ok(seq) => seq,
             Err(error) => {
                 tracing::error!(%error, "Log append failed; refusing further writes until restart.");
-                failed = true;
-                refuse(group);
-                refuse(replays.into_iter().map(|(commit, _)| commit).collect());
+                crate::telemetry::StorageFailed { file: "log" }.emit();
+                let cause = error.disk_fault();
+                // Known before anyone hears of it: a client that got the
+                // 503 finds /healthz failed too.
+                *write_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
+                refuse(group, &cause);
+                refuse(replays.into_iter().map(|(commit, _)| commit).collect(), &cause);
+                failed = Some(cause);
                 continue;
             }
         };
@@ -110,7 +117,7 @@ pub(super) fn writer_loop(
         }
         housekeeping.after_ack(&state, records);
     }
-    if !failed {
+    if failed.is_none() {
         housekeeping.write_snapshot(&state);
     }
 }
@@ -165,9 +172,9 @@ fn split_replays(
 }
 
 /// Acknowledges every batch of `group` with [`PipelineError::Failed`].
-fn refuse(group: Vec<Commit>) {
+fn refuse(group: Vec<Commit>, cause: &str) {
     for commit in group {
-        (commit.ack)(Err(PipelineError::Failed));
+        (commit.ack)(Err(PipelineError::Failed(cause.to_string())));
     }
 }
 

@@ -34,8 +34,10 @@ pub enum SnapshotError {
     Magic,
     #[error("snapshot section: {0}")]
     Encode(String),
-    #[error("snapshot checksum mismatch")]
-    Checksum,
+    #[error(
+        "snapshot checksum mismatch: some byte of its {0} bytes changed since it was written (a checksum cannot say which)"
+    )]
+    Checksum(u64),
     #[error("snapshot i/o on {path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -86,22 +88,31 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
 
     let path = dir.join(SNAPSHOT_FILE);
     let temporary = dir.join("snapshot.tmp");
-    {
-        let mut file = crate::log::fsmode::private_file()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temporary)
-            .map_err(io_err(&temporary))?;
-        // A leftover temporary file keeps its old mode when reopened.
-        crate::log::fsmode::restrict(&temporary).map_err(io_err(&temporary))?;
-        crate::failpoint::write_all("snapshot.write", &mut file, &out.bytes).map_err(io_err(&temporary))?;
-        file.sync_all().map_err(io_err(&temporary))?;
+    let written = write_temporary(&temporary, &out.bytes).and_then(|()| {
+        crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
+        std::fs::rename(&temporary, &path).map_err(io_err(&path))
+    });
+    if let Err(error) = written {
+        // On a full disk the partial temporary file holds space the log
+        // needs: remove it (the old snapshot, if any, stays whole).
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
     }
-    crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
-    std::fs::rename(&temporary, &path).map_err(io_err(&path))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
     Ok(out.bytes.len() as u64)
+}
+
+fn write_temporary(temporary: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let mut file = crate::log::fsmode::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temporary)
+        .map_err(io_err(temporary))?;
+    // A leftover temporary file keeps its old mode when reopened.
+    crate::log::fsmode::restrict(temporary).map_err(io_err(temporary))?;
+    crate::failpoint::write_all("snapshot.write", &mut file, bytes).map_err(io_err(temporary))?;
+    file.sync_all().map_err(io_err(temporary))
 }
 
 /// Loads the snapshot in `dir`, or `None` when there is none.
@@ -125,7 +136,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
     let mut crc_bytes = [0u8; 4];
     crc_bytes.copy_from_slice(&bytes[bytes.len() - 4..]);
     if crc32fast::hash(body) != u32::from_le_bytes(crc_bytes) {
-        return Err(SnapshotError::Checksum);
+        return Err(SnapshotError::Checksum(bytes.len() as u64));
     }
     let mut input = Reader::new(body);
     let mut state = State { next_seq: input.u64()?, events_applied: input.u64()?, ..State::default() };

@@ -26,6 +26,7 @@ pub const ABUSE_ACTIONS_TOTAL: &str = "proviso_abuse_actions_total";
 pub const BANNED_EVENTS_TOTAL: &str = "proviso_banned_subject_events_total";
 pub const RULES_RELOADS_TOTAL: &str = "proviso_rules_reloads_total";
 pub const LIVE_FIGURES_SECONDS: &str = "proviso_live_figures_seconds";
+pub const STORAGE_FAILURES_TOTAL: &str = "proviso_storage_failures_total";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -49,11 +50,27 @@ pub fn describe() {
     metrics::describe_counter!(ABUSE_ACTIONS_TOTAL, "Abuse actions taken, by resulting status and whether shared.");
     metrics::describe_counter!(BANNED_EVENTS_TOTAL, "Events logged from subjects that were banned at the time.");
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
+    metrics::describe_counter!(
+        STORAGE_FAILURES_TOTAL,
+        "Writes to the disk that failed (full or broken disk), by file: log, snapshot, compaction, audit, feed, vault."
+    );
     metrics::describe_histogram!(
         LIVE_FIGURES_SECONDS,
         metrics::Unit::Seconds,
         "Time to compute one update of GET /v1/live (under the state read lock)."
     );
+}
+
+/// A write to the disk failed (the call site logs what and why).
+pub struct StorageFailed {
+    /// `log`, `snapshot`, `compaction`, `audit`, `feed` or `vault`.
+    pub file: &'static str,
+}
+
+impl StorageFailed {
+    pub fn emit(self) {
+        counter!(STORAGE_FAILURES_TOTAL, "file" => self.file).increment(1);
+    }
 }
 
 /// One update of the dashboard's live figures was computed.

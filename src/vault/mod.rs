@@ -69,6 +69,10 @@ struct Inner {
     /// against the gate when it is read again.
     owners: HashMap<[u8; 16], Pseudonym, foldhash::fast::RandomState>,
     file: File,
+    /// Set when a failed append could not be cut back off the file: a
+    /// later append would land out of step with the fixed-size records, so
+    /// every later one is refused until restart.
+    broken: bool,
 }
 
 impl Inner {
@@ -129,7 +133,7 @@ impl Vault {
         if whole != bytes.len() {
             file.set_len(whole as u64).map_err(io)?;
         }
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file }) })
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -160,7 +164,7 @@ impl Vault {
             out.push(secret);
         }
         if !minted.is_empty() {
-            let written = inner.file.write_all(&minted).and_then(|()| inner.file.sync_data());
+            let written = self.append(&mut inner, &minted);
             if let Err(error) = written {
                 // Not durable: forget them, so nothing derived from them leaves.
                 for record in minted.chunks_exact(RECORD) {
@@ -197,7 +201,30 @@ impl Vault {
         if tombstones.is_empty() {
             return Ok(());
         }
-        inner.file.write_all(&tombstones).and_then(|()| inner.file.sync_data()).map_err(self.io())
+        self.append(&mut inner, &tombstones).map_err(self.io())
+    }
+
+    /// Appends whole records durably. On failure (a full disk may take part
+    /// of them) the file is cut back to where it was, so records stay in
+    /// step: one part-written record followed by a later append would shift
+    /// every record after it and read back as other people's secrets.
+    fn append(&self, inner: &mut Inner, bytes: &[u8]) -> std::io::Result<()> {
+        if inner.broken {
+            return Err(std::io::Error::other(
+                "an earlier append failed and could not be cut off the file; restart proviso",
+            ));
+        }
+        let before = inner.file.metadata()?.len();
+        let written =
+            crate::failpoint::write_all("vault.write", &mut inner.file, bytes).and_then(|()| inner.file.sync_data());
+        if written.is_err() {
+            crate::telemetry::StorageFailed { file: "vault" }.emit();
+            if let Err(cut) = inner.file.set_len(before).and_then(|()| inner.file.sync_all()) {
+                tracing::error!(path = %self.path.display(), %cut, "Could not cut a failed vault append; appends refused until restart.");
+                inner.broken = true;
+            }
+        }
+        written
     }
 
     /// Destroys the secrets of everyone `keep` says no longer exists (at

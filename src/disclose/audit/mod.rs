@@ -142,6 +142,10 @@ struct Tail {
     last_hash: String,
     /// Length of the file: where the next record starts.
     end: u64,
+    /// Set when a failed append could not be cut back off the file: every
+    /// later append is refused (it would continue a broken line) until
+    /// restart, whose open cuts the torn line.
+    broken: Option<String>,
 }
 
 /// What is read without the append lock.
@@ -197,13 +201,33 @@ impl AuditLog {
         let mut index = Index::default();
         let walked = walk(&path, None, &mut |offset, record| index.add(offset, record))?;
         let (next_seq, last_hash, end) = match walked {
-            Walked { verified: Verified { records, last_hash, first_bad: None }, end, .. } => (records, last_hash, end),
-            Walked { verified: Verified { first_bad: Some(problem), .. }, .. } => {
-                return Err(AuditError::Broken { path: path.display().to_string(), problem })
+            Walked { verified: Verified { records, last_hash, first_bad: None, .. }, end, .. } => (records, last_hash, end),
+            Walked { verified: Verified { first_bad: Some(problem), records, .. }, .. } => {
+                return Err(AuditError::Broken {
+                    path: path.display().to_string(),
+                    problem: format!(
+                        "{problem}; the {records} records before it are intact. proviso will not start on a broken \
+                         disclosure record: `proviso audit verify` names it, and docs/reliability.md#faults-from-the-disk \
+                         says what to do"
+                    ),
+                })
             }
         };
         let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
-        Ok(AuditLog { path, tail: Mutex::new(Tail { file, next_seq, last_hash, end }), index: Mutex::new(index) })
+        let length = file.metadata().map_err(io)?.len();
+        if length > end {
+            // A last line a crash cut short: its disclosure was never made
+            // (the answer follows the fsync).
+            tracing::warn!(path = %path.display(), cut = length - end, "Cut a torn last audit record.");
+            file.set_len(end).and_then(|()| file.sync_all()).map_err(io)?;
+        } else if walked.unterminated {
+            // A whole last record whose newline was not written: kept (a
+            // record of a disclosure that may not have been made is harmless).
+            (&file).write_all(b"\n").and_then(|()| file.sync_all()).map_err(io)?;
+        }
+        let end = file.metadata().map_err(io)?.len();
+        let tail = Tail { file, next_seq, last_hash, end, broken: None };
+        Ok(AuditLog { path, tail: Mutex::new(tail), index: Mutex::new(index) })
     }
 
     pub fn path(&self) -> &Path {
@@ -220,6 +244,11 @@ impl AuditLog {
         subjects: Vec<String>,
     ) -> Result<u64, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cause) = &tail.broken {
+            return Err(self.io(std::io::Error::other(format!(
+                "an earlier append failed and could not be cut off the file ({cause}); restart proviso"
+            ))));
+        }
         let mut record = AuditRecord {
             seq: tail.next_seq,
             at_ms,
@@ -234,9 +263,19 @@ impl AuditLog {
         record.hash = record.compute_hash();
         let mut line = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
         line.push(b'\n');
-        crate::failpoint::write_all("audit.write", &mut tail.file, &line).map_err(|e| self.io(e))?;
-        crate::failpoint::check("audit.fsync").map_err(|e| self.io(e))?;
-        tail.file.sync_data().map_err(|e| self.io(e))?;
+        let written = crate::failpoint::write_all("audit.write", &mut tail.file, &line)
+            .and_then(|()| crate::failpoint::check("audit.fsync"))
+            .and_then(|()| tail.file.sync_data());
+        if let Err(error) = written {
+            crate::telemetry::StorageFailed { file: "audit" }.emit();
+            // A full disk may have taken part of the line: cut it, or the
+            // next record would continue it and break the chain.
+            if let Err(cut) = tail.file.set_len(tail.end).and_then(|()| tail.file.sync_all()) {
+                tracing::error!(path = %self.path.display(), %cut, "Could not cut a failed audit append; appends refused until restart.");
+                tail.broken = Some(cut.to_string());
+            }
+            return Err(self.io(error));
+        }
         let offset = tail.end;
         tail.end += line.len() as u64;
         tail.next_seq += 1;
@@ -382,6 +421,8 @@ struct Walked {
     end: u64,
     /// The chain's hash after the first `at` records, when asked and reached.
     hash_at_head: Option<String>,
+    /// The last record is whole but its newline is missing.
+    unterminated: bool,
 }
 
 /// Reads the chain from the start, calling `visit(offset, record)` for each
@@ -393,23 +434,39 @@ fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) 
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Walked { verified, end: 0, hash_at_head })
+            return Ok(Walked { verified, end: 0, hash_at_head, unterminated: false })
         }
         Err(source) => return Err(AuditError::Io { path: path.display().to_string(), source }),
     };
     let mut reader = BufReader::new(file);
-    let mut line = String::new();
+    let mut line = Vec::new();
+    let mut unterminated = false;
     for number in 1u64.. {
         line.clear();
         let read = reader
-            .read_line(&mut line)
+            .read_until(b'\n', &mut line)
             .map_err(|source| AuditError::Io { path: path.display().to_string(), source })?;
         if read == 0 {
             break;
         }
-        let text = line.strip_suffix('\n').unwrap_or(&line);
+        let text = line.strip_suffix(b"\n");
+        let parsed = serde_json::from_slice::<AuditRecord>(text.unwrap_or(&line));
+        if text.is_none() {
+            // The last line, without its newline: a torn append unless it
+            // is a whole record that continues the chain.
+            let whole = parsed.as_ref().is_ok_and(|record| {
+                record.seq == verified.records
+                    && record.prev == verified.last_hash
+                    && record.hash == record.compute_hash()
+            });
+            if !whole {
+                break;
+            }
+            unterminated = true;
+        }
         let expected = verified.records;
-        let problem = match serde_json::from_str::<AuditRecord>(text) {
+        let start = walked_end;
+        let problem = match parsed {
             Err(_) => Some(format!("line {number}: not an audit record")),
             Ok(record) if record.seq != expected => Some(format!(
                 "line {number}: record {} where record {expected} was expected (a record was removed, inserted or reordered)",
@@ -432,12 +489,12 @@ fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) 
                 None
             }
         };
-        if problem.is_some() {
-            verified.first_bad = problem;
+        if let Some(problem) = problem {
+            verified.first_bad = Some(format!("{problem} (at byte {start})"));
             break;
         }
     }
-    Ok(Walked { verified, end: walked_end, hash_at_head })
+    Ok(Walked { verified, end: walked_end, hash_at_head, unterminated })
 }
 
 #[cfg(test)]
@@ -577,6 +634,50 @@ mod tests {
         });
         let problem = verify(log.path()).expect("verify").first_bad.expect("caught");
         assert!(problem.contains("record 2 does not follow record 1"), "{problem}");
+    }
+
+    /// Regression: a crash mid-append left a torn last line, and the next
+    /// open refused to start ("not an audit record"). A torn last line is
+    /// cut (its disclosure was never made); a whole last record missing only
+    /// its newline is kept; appends continue the chain either way.
+    #[test]
+    fn a_torn_last_line_is_cut_and_a_whole_one_kept() {
+        let (dir, log) = log_with(3);
+        let path = log.path().to_path_buf();
+        drop(log);
+        let whole = std::fs::read(&path).expect("read");
+        let mut torn = whole.clone();
+        torn.extend_from_slice(br#"{"seq":3,"at_ms":1003,"recipient":"partner:n"#);
+        std::fs::write(&path, &torn).expect("tear");
+        let log = AuditLog::open(dir.path()).expect("a torn tail is not damage");
+        assert_eq!(std::fs::read(&path).expect("read"), whole, "the torn bytes are cut");
+        log.append(2_000, "partner:net", "product", "suggestions", vec!["s_x".into()]).expect("append");
+        drop(log);
+        let bytes = std::fs::read(&path).expect("read");
+        std::fs::write(&path, &bytes[..bytes.len() - 1]).expect("drop the last newline");
+        let log = AuditLog::open(dir.path()).expect("a whole record without its newline is kept");
+        log.append(2_001, "partner:net", "product", "suggestions", vec!["s_y".into()]).expect("append");
+        assert_eq!(
+            verify(&path).expect("verify"),
+            Verified { records: 5, last_hash: verify(&path).expect("v").last_hash, first_bad: None }
+        );
+    }
+
+    /// A damaged record before the tail stops the open, naming the file,
+    /// the line and the byte, and the command that explains it.
+    #[test]
+    fn a_damaged_record_stops_the_open_naming_line_and_byte() {
+        let (dir, log) = log_with(4);
+        let path = log.path().to_path_buf();
+        drop(log);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let second = bytes.iter().position(|&b| b == b'\n').expect("lines") + 1;
+        bytes[second + 30] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("damage");
+        let error = AuditLog::open(dir.path()).err().expect("refused").to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("line 2") && error.contains(&format!("at byte {second})")), "{error}");
+        assert!(error.contains("proviso audit verify"), "{error}");
     }
 
     /// Scrubbing replaces the handles of people no longer kept by their

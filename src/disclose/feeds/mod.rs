@@ -106,12 +106,23 @@ pub struct FeedError {
     source: std::io::Error,
 }
 
+impl FeedError {
+    /// The I/O error behind it.
+    pub fn io_error(&self) -> &std::io::Error {
+        &self.source
+    }
+}
+
 struct Stream {
     path: PathBuf,
     file: File,
     records: Vec<FeedRecord>,
     /// Cursors of `add`s that a `retract` withdrew: never served again.
     withdrawn: std::collections::HashSet<u64>,
+    /// Set when a failed append could not be cut back off the file: later
+    /// appends are refused (they would continue a broken line) until
+    /// restart, whose open cuts the torn line.
+    broken: bool,
 }
 
 #[derive(Default)]
@@ -200,7 +211,9 @@ impl Feeds {
             }
             let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
             let withdrawn = records.iter().filter_map(|record| record.retracts).collect();
-            inner.streams.insert((partner.to_string(), purpose), Stream { path, file, records, withdrawn });
+            inner
+                .streams
+                .insert((partner.to_string(), purpose), Stream { path, file, records, withdrawn, broken: false });
         }
         drop(inner);
         Ok(feeds)
@@ -307,9 +320,10 @@ impl Feeds {
                 .append(true)
                 .open(&path)
                 .map_err(|source| FeedError { path: path.display().to_string(), source })?;
-            inner
-                .streams
-                .insert(stream_key.clone(), Stream { path, file, records: Vec::new(), withdrawn: Default::default() });
+            inner.streams.insert(
+                stream_key.clone(),
+                Stream { path, file, records: Vec::new(), withdrawn: Default::default(), broken: false },
+            );
         }
         let mut bytes = Vec::new();
         let mut numbered = Vec::with_capacity(records.len());
@@ -325,9 +339,25 @@ impl Feeds {
                 numbered.push(record);
             }
             let io = |source| FeedError { path: stream.path.display().to_string(), source };
-            crate::failpoint::write_all("feed.write", &mut stream.file, &bytes).map_err(io)?;
-            crate::failpoint::check("feed.fsync").map_err(io)?;
-            stream.file.sync_data().map_err(io)?;
+            if stream.broken {
+                return Err(io(std::io::Error::other(
+                    "an earlier append failed and could not be cut off the file; restart proviso",
+                )));
+            }
+            let before = stream.file.metadata().map_err(io)?.len();
+            let written = crate::failpoint::write_all("feed.write", &mut stream.file, &bytes)
+                .and_then(|()| crate::failpoint::check("feed.fsync"))
+                .and_then(|()| stream.file.sync_data());
+            if let Err(error) = written {
+                crate::telemetry::StorageFailed { file: "feed" }.emit();
+                // A full disk may have taken part of the records: cut them,
+                // or the next append would continue a broken line.
+                if let Err(cut) = stream.file.set_len(before).and_then(|()| stream.file.sync_all()) {
+                    tracing::error!(path = %stream.path.display(), %cut, "Could not cut a failed feed append; appends refused until restart.");
+                    stream.broken = true;
+                }
+                return Err(io(error));
+            }
             stream.records.extend(numbered.iter().cloned());
             stream.withdrawn.extend(numbered.iter().filter_map(|record| record.retracts));
         }

@@ -44,6 +44,9 @@ pub enum Code {
     InvalidIdempotencyKey,
     /// An `Idempotency-Key` already used for a different request body.
     IdempotencyKeyReused,
+    /// A write to the disk failed (full or broken): the log (every write
+    /// after is refused until restart), the audit log or a partner feed.
+    StorageFailed,
 }
 
 impl Code {
@@ -74,6 +77,8 @@ impl Code {
         Code::MethodNotAllowed,
         Code::MalformedRequest,
         Code::InvalidIdempotencyKey,
+        Code::IdempotencyKeyReused,
+        Code::StorageFailed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,13 +108,14 @@ impl Code {
             Code::MalformedRequest => "malformed_request",
             Code::InvalidIdempotencyKey => "invalid_idempotency_key",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
+            Code::StorageFailed => "storage_failed",
         }
     }
 
     pub fn kind(self) -> &'static str {
         match self {
             Code::MissingToken | Code::InvalidToken | Code::Forbidden => "auth",
-            Code::Unavailable | Code::Internal | Code::TooManyConnections => "internal",
+            Code::Unavailable | Code::Internal | Code::TooManyConnections | Code::StorageFailed => "internal",
             _ => "invalid_request",
         }
     }
@@ -122,7 +128,7 @@ impl Code {
             Code::SubjectNotFound | Code::RouteNotFound | Code::PartnerNotFound | Code::FeedNotFound => {
                 StatusCode::NOT_FOUND
             }
-            Code::Unavailable | Code::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Unavailable | Code::TooManyConnections | Code::StorageFailed => StatusCode::SERVICE_UNAVAILABLE,
             Code::BudgetSpent | Code::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -182,8 +188,10 @@ impl IntoResponse for ApiError {
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(error: crate::pipeline::PipelineError) -> ApiError {
         match error {
-            crate::pipeline::PipelineError::ShuttingDown | crate::pipeline::PipelineError::Failed => {
-                ApiError::new(Code::Unavailable, error.to_string())
+            crate::pipeline::PipelineError::ShuttingDown => ApiError::new(Code::Unavailable, error.to_string()),
+            crate::pipeline::PipelineError::Failed(_) => {
+                tracing::warn!(%error, "Refused a write: the log failed earlier.");
+                ApiError::new(Code::StorageFailed, error.to_string())
             }
             other => ApiError::internal(other),
         }
@@ -204,6 +212,39 @@ impl From<crate::disclose::DiscloseError> for ApiError {
             E::InvalidQuery(message) => ApiError::new(Code::InvalidQuery, message),
             E::BudgetSpent => ApiError::new(Code::BudgetSpent, message),
             E::Pipeline(error) => error.into(),
+            E::Audit(crate::disclose::audit::AuditError::Io { ref source, .. }) => {
+                tracing::error!(%error, "A disclosure could not be audited; nothing was disclosed.");
+                ApiError::new(
+                    Code::StorageFailed,
+                    format!(
+                        "proviso could not write its disclosure audit log ({}); nothing was disclosed. Try again \
+                         once space returns or the disk is repaired",
+                        crate::log::describe_disk_error(source)
+                    ),
+                )
+            }
+            E::Vault(crate::vault::VaultError::Io { ref source, .. }) => {
+                tracing::error!(%error, "A person's secret could not be stored; nothing was disclosed.");
+                ApiError::new(
+                    Code::StorageFailed,
+                    format!(
+                        "proviso could not write its vault of secrets ({}); nothing was disclosed. Try again once \
+                         space returns or the disk is repaired",
+                        crate::log::describe_disk_error(source)
+                    ),
+                )
+            }
+            E::Feed(ref feed) => {
+                tracing::error!(%error, "A partner feed could not be written; nothing was disclosed.");
+                ApiError::new(
+                    Code::StorageFailed,
+                    format!(
+                        "proviso could not write the partner feed ({}); nothing was disclosed. Try again once \
+                         space returns or the disk is repaired",
+                        crate::log::describe_disk_error(feed.io_error())
+                    ),
+                )
+            }
             other => ApiError::internal(other),
         }
     }
@@ -260,7 +301,9 @@ mod tests {
                 | Code::TooManyStreams
                 | Code::MethodNotAllowed
                 | Code::MalformedRequest
-                | Code::InvalidIdempotencyKey => listed(*code),
+                | Code::InvalidIdempotencyKey
+                | Code::IdempotencyKeyReused
+                | Code::StorageFailed => listed(*code),
             };
             assert_eq!(variant_listed, 1, "{code:?}");
         }

@@ -115,6 +115,7 @@ pub struct IngestResponse {
         (status = 403, body = super::error::ErrorBody),
         (status = 413, body = super::error::ErrorBody),
         (status = 422, description = "idempotency_key_reused: the key was used for a different body", body = super::error::ErrorBody),
+        (status = 503, description = "storage_failed: a write to the log failed (disk full or broken); nothing of the batch is acknowledged and writes are refused until restart. unavailable: shutting down", body = super::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
