@@ -132,6 +132,31 @@ impl Log {
         Ok(first)
     }
 
+    /// Copies the log as it stands (every record before [`Log::next_seq`])
+    /// into the new directory `dest`: closed segments are hard-linked (they
+    /// never change again; copied when a link is impossible), the active
+    /// segment is copied up to its last appended record. Everything is
+    /// fsynced. Runs on the thread that appends (nothing is appended
+    /// meanwhile). Returns the sequence number after the last record copied.
+    pub fn copy_to(&self, dest: &Path) -> Result<u64, LogError> {
+        fsmode::create_private_dir(dest).map_err(io_err(dest))?;
+        let segments = list_segments(&self.dir)?;
+        for (index, (_, path)) in segments.iter().enumerate() {
+            let Some(name) = path.file_name() else { continue };
+            let target = dest.join(name);
+            if index + 1 < segments.len() {
+                if fs::hard_link(path, &target).is_err() {
+                    fs::copy(path, &target).map_err(io_err(&target))?;
+                    File::open(&target).and_then(|f| f.sync_all()).map_err(io_err(&target))?;
+                }
+            } else {
+                copy_prefix(path, &target, self.active_len).map_err(io_err(&target))?;
+            }
+        }
+        sync_dir(dest)?;
+        Ok(self.next_seq)
+    }
+
     fn roll(&mut self) -> Result<(), LogError> {
         let path = segment_path(&self.dir, self.next_seq);
         let file = fsmode::private_file().create_new(true).read(true).write(true).open(&path).map_err(io_err(&path))?;
@@ -266,6 +291,24 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     }
     segments.sort();
     Ok(segments)
+}
+
+/// Copies the first `len` bytes of `source` into the new file `target`
+/// (mode 0600) and fsyncs it.
+pub fn copy_prefix(source: &Path, target: &Path, len: u64) -> io::Result<()> {
+    let file = File::open(source)?;
+    copy_prefix_from(file, target, len)
+}
+
+/// Like [`copy_prefix`], from a file already open (so a file renamed over
+/// since is still read as it was).
+pub fn copy_prefix_from(source: File, target: &Path, len: u64) -> io::Result<()> {
+    let mut out = fsmode::private_file().write(true).create_new(true).open(target)?;
+    let copied = io::copy(&mut source.take(len), &mut out)?;
+    if copied != len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("copied {copied} of {len} bytes")));
+    }
+    out.sync_all()
 }
 
 /// Makes a directory's entries (new or renamed files) durable.

@@ -6,6 +6,7 @@
 //! echoes a submitted value in a response.
 
 mod abuse;
+mod admin;
 mod audiences;
 pub mod auth;
 pub mod error;
@@ -76,6 +77,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/v1/abuse/subjects/{subject}", &[Role::Reviewer]),
     ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
     ("POST", "/v1/abuse/rules", &[]),
+    ("POST", "/v1/admin/backup", &[]),
     ("GET", "/v1/partners/{partner}/feeds/{purpose}", &[Role::Partner]),
     ("GET", "/v1/partners/{partner}/suggestions/{partner_id}", &[Role::Partner]),
     ("GET", "/v1/partners/{partner}/audiences/{business}", &[Role::Partner]),
@@ -86,7 +88,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
 ];
 
 /// Routes only the admin role may use.
-pub const ADMIN_ONLY: &[&str] = &["/v1/abuse/rules"];
+pub const ADMIN_ONLY: &[&str] = &["/v1/abuse/rules", "/v1/admin/backup"];
 
 /// Builds the whole application router.
 pub fn router(state: SharedState) -> Router {
@@ -104,6 +106,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/abuse/subjects/{subject}", get(abuse::get_subject))
         .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
         .route("/v1/abuse/rules", post(abuse::post_rules))
+        .route("/v1/admin/backup", post(admin::post_backup))
         .route("/v1/partners/{partner}/feeds/{purpose}", get(partners::get_feed))
         .route("/v1/partners/{partner}/suggestions/{partner_id}", get(partners::get_suggestions))
         .route("/v1/partners/{partner}/audiences/{business}", get(audiences::get_partner_audience))
@@ -141,6 +144,7 @@ pub fn router(state: SharedState) -> Router {
         abuse::get_subject,
         abuse::post_decision,
         abuse::post_rules,
+        admin::post_backup,
         partners::get_feed,
         partners::get_suggestions,
         audiences::get_partner_audience,
