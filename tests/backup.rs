@@ -17,6 +17,7 @@ use proviso::edge::{Edge, PseudonymKey};
 use serde_json::{json, Value};
 
 const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const KEY_ENV: &[(&str, &str)] = &[("PROVISO_PSEUDONYM_KEY", KEY_HEX)];
 const DAY_MS: i64 = 86_400_000;
 /// Events per batch of the concurrent sender.
 const BATCH: u64 = 20;
@@ -205,8 +206,10 @@ fn a_backup_under_ingest_holds_exactly_its_position() {
     assert!(batches <= sent);
 
     // A backup asked of a data dir a server holds, without --server, is refused.
-    let (ok, _, stderr) =
-        run(&["backup", temp.path().join("b2").to_str().expect("utf8"), "--data", data.to_str().expect("utf8")], &[]);
+    let (ok, _, stderr) = run(
+        &["backup", temp.path().join("b2").to_str().expect("utf8"), "--data", data.to_str().expect("utf8")],
+        KEY_ENV,
+    );
     assert!(!ok && stderr.contains("--server"), "{stderr}");
     // So is an existing destination.
     let (ok, stdout, stderr) =
@@ -296,12 +299,12 @@ fn a_person_erased_after_the_backup_stays_erased_on_restore() {
     // A restore that names no ledger is refused.
     let restored = temp.path().join("restored");
     let (backup_arg, restored_arg) = (backup.to_str().expect("utf8"), restored.to_str().expect("utf8"));
-    let (ok, _, stderr) = run(&["restore", backup_arg, "--into", restored_arg], &[]);
+    let (ok, _, stderr) = run(&["restore", backup_arg, "--into", restored_arg], KEY_ENV);
     assert!(!ok && stderr.contains("--erasures-from"), "{stderr}");
     assert!(!restored.exists());
     // With the live dir's ledger, the person is erased again.
     let (ok, stdout, stderr) =
-        run(&["restore", backup_arg, "--into", restored_arg, "--erasures-from", data.to_str().expect("utf8")], &[]);
+        run(&["restore", backup_arg, "--into", restored_arg, "--erasures-from", data.to_str().expect("utf8")], KEY_ENV);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("1 people erased"), "{stdout}");
     let found = traces(&restored, &needles);

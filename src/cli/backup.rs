@@ -89,6 +89,12 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
 
 /// With no server: open the data dir (taking its lock) and back it up.
 fn offline(config: &Config, dir: &Path) -> anyhow::Result<BackupReport> {
+    anyhow::ensure!(
+        config.pseudonym_key.is_some() || config.data_dir.join(proviso::edge::KEY_FILE).exists(),
+        "{} holds no {}: give its key with --pseudonym-key or PROVISO_PSEUDONYM_KEY",
+        config.data_dir.display(),
+        proviso::edge::KEY_FILE
+    );
     let mut options = config.pipeline_options();
     // Open as it is: no rules file installed, nothing appended.
     options.rules_path = None;

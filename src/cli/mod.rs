@@ -15,6 +15,7 @@ mod restore;
 mod rules;
 mod serve;
 mod simulate;
+mod soak;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use proviso::config::{Config, ConfigError, GlobalOpt, OptArgs, SERVE_ONLY_HEADINGS};
@@ -101,6 +102,8 @@ pub enum Command {
     Backup(backup::BackupCommand),
     /// Restore a backup into a new data dir, erasing everyone erased since
     Restore(restore::RestoreCommand),
+    /// Soak a real server on loopback for --minutes and check it stays flat
+    Soak(soak::SoakCommand),
     /// Print the configuration in force (secrets masked), or the options reference
     Config(config::ConfigCommand),
 }
@@ -119,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(command) => report::run(command),
         Command::Backup(command) => backup::run(command),
         Command::Restore(command) => restore::run(command),
+        Command::Soak(command) => soak::run(command),
         Command::Config(command) => config::run(command),
     }
 }

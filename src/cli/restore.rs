@@ -64,6 +64,13 @@ pub fn run(command: RestoreCommand) -> anyhow::Result<()> {
         command.backup.display(),
         proviso::pipeline::BACKUP_MANIFEST
     );
+    let config = super::resolve_config(&command.options)?;
+    anyhow::ensure!(
+        config.pseudonym_key.is_some() || command.backup.join(proviso::edge::KEY_FILE).exists(),
+        "the backup holds no {}: its server had the key from --pseudonym-key or PROVISO_PSEUDONYM_KEY; give the \
+         same key to the restore",
+        proviso::edge::KEY_FILE
+    );
     let mut marks = HashSet::new();
     for path in &command.erasures_from {
         marks.extend(read_ledger(path).with_context(|| format!("reading the erasure ledger of {}", path.display()))?);
@@ -86,7 +93,6 @@ pub fn run(command: RestoreCommand) -> anyhow::Result<()> {
     drop(vault);
     let retracted = Feeds::open(into).context("opening the feeds")?.revoke(&revocations, proviso::clock::now_ms())?;
 
-    let config = super::resolve_config(&command.options)?;
     let mut options = config.pipeline_options();
     options.data_dir = into.clone();
     options.rules_path = None;

@@ -79,9 +79,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
 impl Housekeeping {
     /// Takes the backup `job` asks for, on the writer thread, and answers it.
     pub(super) fn backup(&mut self, log: &mut Log, state: &RwLock<State>, job: BackupJob, failed: bool) {
+        let existed = job.dest.exists();
         let result = if failed { Err(PipelineError::Failed.into()) } else { self.take_backup(log, state, &job.dest) };
         if let Err(error) = &result {
             tracing::error!(%error, dest = %job.dest.display(), "Backup failed.");
+            if !existed && job.dest.exists() {
+                // A partial backup (no manifest) is removed, not left to be mistaken for one.
+                let _ = std::fs::remove_dir_all(&job.dest);
+            }
         }
         let _ = job.reply.send(result);
     }
