@@ -659,6 +659,9 @@ pub fn run(command: SoakCommand) -> anyhow::Result<()> {
         None => (std::env::temp_dir().join(format!("proviso-soak-{}", std::process::id())), true),
     };
     anyhow::ensure!(!data.exists(), "{} exists: the soak starts from an empty data dir", data.display());
+    if let Some(parent) = data.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     let log = data.with_extension("server.log");
     let result = soak(&command, people, &data, &log);
     if temporary && !command.keep {
