@@ -351,3 +351,35 @@ fn server_restored_subject(number: &str) -> String {
     let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
     edge.resolve_phone(number, None).expect("phone").0.subject_id()
 }
+
+/// An erasure still waiting for its compaction when the backup is asked for
+/// is compacted first: the backup holds no trace of the person.
+#[test]
+fn a_backup_holds_no_erasure_still_waiting_for_compaction() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &[("PROVISO_PSEUDONYM_KEY", KEY_HEX), ("PROVISO_ERASURE_COMPACTION_SECONDS", "3600")],
+    );
+    let old = common::now_ms() - 40 * DAY_MS;
+    let today = common::now_ms() - 60_000;
+    assert_eq!(server.ingest(&setup_lines(old, today).join("\n"))["rejected"], json!([]));
+    server.get("/v1/partners/friendnet/suggestions/fn-0", Some(PARTNER));
+    let target = phone(1);
+    let subject = server.subject(&target);
+    let (status, erased) =
+        server.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!((status, &erased["compacted"]), (200, &json!(false)), "{erased}");
+    let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
+    let (pseudonym, _) = edge.resolve_phone(&target, None).expect("phone");
+    assert!(!traces(&data, &[pseudonym.as_bytes()]).is_empty(), "the live log still holds them");
+    let backup = temp.path().join("backup");
+    backup_via(&server, &backup);
+    let digits = target.trim_start_matches('+').to_string();
+    let needles: [&[u8]; 4] = [pseudonym.as_bytes(), subject.as_bytes(), digits.as_bytes(), b"\"fn-1\""];
+    let found = traces(&backup, &needles);
+    assert!(found.is_empty(), "{found:#?}");
+    assert!(traces(&data, &needles).is_empty(), "the source was compacted too");
+    audit_verifies(&backup);
+}
