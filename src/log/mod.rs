@@ -145,9 +145,16 @@ impl Log {
             let Some(name) = path.file_name() else { continue };
             let target = dest.join(name);
             if index + 1 < segments.len() {
-                if fs::hard_link(path, &target).is_err() {
-                    fs::copy(path, &target).map_err(io_err(&target))?;
-                    File::open(&target).and_then(|f| f.sync_all()).map_err(io_err(&target))?;
+                match fs::hard_link(path, &target) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(io_err(&target)(error));
+                    }
+                    // Another file system (or no links there): copy it.
+                    Err(_) => {
+                        let len = fs::metadata(path).map_err(io_err(path))?.len();
+                        copy_prefix(path, &target, len).map_err(io_err(&target))?;
+                    }
                 }
             } else {
                 copy_prefix(path, &target, self.active_len).map_err(io_err(&target))?;
@@ -356,6 +363,34 @@ mod tests {
             let wanted: Vec<(u64, Vec<u8>)> = expected.into_iter().enumerate().map(|(i, p)| (i as u64, p)).filter(|(i, _)| *i >= from).collect();
             prop_assert_eq!(replayed, wanted);
         }
+    }
+
+    /// A copy holds exactly the records appended before it, across segment
+    /// rolls; appends after it (to the active segment or a new one) leave
+    /// the copy as it was, and the copy opens as a log of its own.
+    #[test]
+    fn a_copy_holds_the_log_at_its_position() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let live = temp.path().join("live");
+        let mut log = Log::open(&live, 64).expect("open");
+        for k in 0..10u8 {
+            let mut framed = Vec::new();
+            frame(&[k; 20], &mut framed);
+            log.append_framed(&framed, 1).expect("append");
+        }
+        assert!(list_segments(&live).expect("segments").len() > 2, "the test must cross segment rolls");
+        let copy = temp.path().join("copy");
+        assert_eq!(log.copy_to(&copy).expect("copy"), 10);
+        for k in 10..14u8 {
+            let mut framed = Vec::new();
+            frame(&[k; 20], &mut framed);
+            log.append_framed(&framed, 1).expect("append after the copy");
+        }
+        let copied = collect(&copy, 0);
+        assert_eq!(copied, collect(&live, 0).into_iter().take(10).collect::<Vec<_>>());
+        assert!(copy.join(format!("{:020}.seg", 0)).exists());
+        assert!(log.copy_to(&copy).is_err(), "the copy's files are never overwritten");
+        assert_eq!(Log::open(&copy, 64).expect("open the copy").next_seq(), 10);
     }
 
     /// A crash mid-write leaves a torn tail; reopening cuts it and keeps every
