@@ -130,6 +130,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         tokens,
         max_request_bytes: config.max_request_bytes,
         prometheus,
+        backup_dir: config.backup_dir.clone(),
         rules_base_dir: match &config.rules_path {
             Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => config.data_dir.clone(),

@@ -138,6 +138,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("GET", "/v1/abuse/subjects/{subject}", "401 401 404 403 403 403 404 403 403 403"),
     ("POST", "/v1/abuse/subjects/{subject}/decision", "401 401 404 403 403 403 404 403 403 403"),
     ("POST", "/v1/abuse/rules", "401 401 200 403 403 403 403 403 403 403"),
+    ("POST", "/v1/admin/backup", "401 401 400 403 403 403 403 403 403 403"),
     ("GET", "/v1/partners/{partner}/feeds/{purpose}", "401 401 200 403 403 403 403 200 403 403"),
     ("GET", "/v1/partners/{partner}/suggestions/{partner_id}", "401 401 404 403 403 403 403 404 403 403"),
     ("GET", "/v1/partners/{partner}/audiences/{business}", "401 401 200 403 403 403 403 200 403 403"),

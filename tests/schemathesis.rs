@@ -79,6 +79,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/v1/abuse/subjects/{subject}", REVIEWER),
     ("/v1/abuse/subjects/{subject}/decision", REVIEWER),
     ("/v1/abuse/rules", ADMIN),
+    ("/v1/admin/backup", ADMIN),
     ("/v1/partners/{partner}/feeds/{purpose}", PARTNER),
     ("/v1/partners/{partner}/suggestions/{partner_id}", PARTNER),
     ("/v1/partners/{partner}/audiences/{business}", PARTNER),
@@ -195,6 +196,14 @@ fn config(data: &TestData, token_for: TokenFor, run: usize) -> String {
             out.push_str(
                 "[operations.phases.coverage.extra-data-sources]\nresponses = false\n\
                  [operations.phases.fuzzing.extra-data-sources]\nresponses = false\n",
+            );
+        }
+        if *path == "/v1/events" {
+            // A key schemathesis reuses with another body is refused (422,
+            // held to `idempotency_key_reused` by the hooks' check).
+            out.push_str(
+                "[operations.checks.positive_data_acceptance]\n\
+                 expected-statuses = [\"2xx\", \"401\", \"403\", \"404\", \"409\", \"422\", \"429\"]\n",
             );
         }
         if UNSCHEMABLE.contains(path) {
@@ -314,8 +323,9 @@ fn the_api_answers_as_its_openapi_document_says() {
         // Every operation but /openapi.json (the schema itself, which
         // schemathesis leaves out) ran, and each got past 401/403/404 to a
         // 2xx at least once: the seeded data reaches the partner routes.
-        assert!(report.contains("Tested: 19"), "{report}");
-        assert_eq!(run.statuses.len(), 19, "{:?}", run.statuses.keys());
+        let operations = OPERATIONS.len() - 1;
+        assert!(report.contains(&format!("Tested: {operations}")), "{report}");
+        assert_eq!(run.statuses.len(), operations, "{:?}", run.statuses.keys());
         for (operation, statuses) in &run.statuses {
             assert!(
                 statuses.keys().any(|s| (200..300).contains(s)),

@@ -58,6 +58,18 @@ impl Client {
         Ok(Ok(body))
     }
 
+    /// POSTs a JSON body to a path and parses the JSON response.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .agent
+            .post(format!("{}{}", self.base, path))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .with_context(|| format!("calling {}", self.base))?;
+        Self::json(response)
+    }
+
     /// GETs a path and parses the JSON response.
     pub fn get_json(&self, path_and_query: &str) -> anyhow::Result<serde_json::Value> {
         let response = self

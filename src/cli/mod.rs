@@ -2,6 +2,7 @@
 //! output; the work happens in the library.
 
 mod audit;
+mod backup;
 mod compact;
 mod config;
 mod demo;
@@ -11,9 +12,11 @@ mod log;
 mod query;
 mod rebuild;
 mod report;
+mod restore;
 mod rules;
 mod serve;
 mod simulate;
+mod soak;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use proviso::config::{Config, ConfigError, GlobalOpt, OptArgs, SERVE_ONLY_HEADINGS};
@@ -34,6 +37,8 @@ use proviso::processors::abuse::rules::RuleSet;
 ///   proviso query active --window 30     monthly active subjects
 ///   proviso rules backtest RULES --labels LABELS   score abuse rules
 ///   proviso report --phone NUMBER        what proviso holds about one person
+///   proviso backup DIR --server URL      a consistent copy of a running server's data dir
+///   proviso restore DIR --into NEW --erasures-from DATA   bring a backup back, later erasures kept
 ///   proviso config show --config FILE    the configuration in force (secrets masked)
 #[derive(Debug, Parser)]
 #[command(name = "proviso", version, verbatim_doc_comment, max_term_width = 100)]
@@ -96,6 +101,12 @@ pub enum Command {
     Log(log::LogCommand),
     /// Print what proviso holds about one person (JSON)
     Report(report::ReportCommand),
+    /// Take a consistent backup of a data dir, while the server runs
+    Backup(backup::BackupCommand),
+    /// Restore a backup into a new data dir, erasing everyone erased since
+    Restore(restore::RestoreCommand),
+    /// Soak a real server on loopback for --minutes and check it stays flat
+    Soak(soak::SoakCommand),
     /// Print the configuration in force (secrets masked), or the options reference
     Config(config::ConfigCommand),
 }
@@ -113,6 +124,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compact(command) => compact::run(command),
         Command::Log(command) => log::run(command),
         Command::Report(command) => report::run(command),
+        Command::Backup(command) => backup::run(command),
+        Command::Restore(command) => restore::run(command),
+        Command::Soak(command) => soak::run(command),
         Command::Config(command) => config::run(command),
     }
 }

@@ -16,6 +16,8 @@ pub const PROVISO_DEFAULT_REGION: &str = "PROVISO_DEFAULT_REGION";
 pub const PROVISO_POLICY: &str = "PROVISO_POLICY";
 /// `--rules`, `rules`: the abuse rules file.
 pub const PROVISO_RULES: &str = "PROVISO_RULES";
+/// `--backup-dir`, `backup_dir`: where a running server writes backups.
+pub const PROVISO_BACKUP_DIR: &str = "PROVISO_BACKUP_DIR";
 /// `--pseudonym-key`, `pseudonym_key`: 64 hex digits; otherwise `pseudonym.key` in the data dir.
 pub const PROVISO_PSEUDONYM_KEY: &str = "PROVISO_PSEUDONYM_KEY";
 /// `--snapshot-every-records`, `snapshot_every_records`: records between snapshots.
@@ -75,6 +77,7 @@ pub const ALL: &[&str] = &[
     PROVISO_DEFAULT_REGION,
     PROVISO_POLICY,
     PROVISO_RULES,
+    PROVISO_BACKUP_DIR,
     PROVISO_PSEUDONYM_KEY,
     PROVISO_SNAPSHOT_EVERY_RECORDS,
     PROVISO_SEGMENT_BYTES,

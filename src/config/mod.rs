@@ -62,6 +62,8 @@ pub struct Config {
     pub partners: Vec<Partner>,
     /// Abuse rules file; `None` runs the built-in defaults.
     pub rules_path: Option<PathBuf>,
+    /// Where a running server writes backups (each a new directory in it).
+    pub backup_dir: PathBuf,
     pub audience: AudienceConfig,
     /// Longest time (seconds) an erased subject's events stay in the log.
     pub erasure_compaction_seconds: u64,
@@ -254,6 +256,7 @@ impl Config {
             pseudonym_key,
             partners,
             rules_path: opt.rules.clone(),
+            backup_dir: opt.backup_dir.clone().unwrap_or_else(|| default_backup_dir(&opt.data)),
             audience,
             erasure_compaction_seconds: opt.erasure_compaction_seconds,
             max_future_skew_seconds: opt.max_future_skew_seconds,
@@ -561,4 +564,11 @@ mod tests {
         let reread: Opt = toml::from_str(&shown).expect("config show prints a valid config file");
         assert_eq!(reread.partners[0].purposes, ["security"]);
     }
+}
+
+/// `<data>-backups` beside the data directory.
+fn default_backup_dir(data: &std::path::Path) -> PathBuf {
+    let mut name = data.file_name().map(|name| name.to_os_string()).unwrap_or_else(|| "proviso-data".into());
+    name.push("-backups");
+    data.with_file_name(name)
 }

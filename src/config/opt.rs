@@ -168,6 +168,10 @@ options! {
         #[arg(long, env = env::PROVISO_RULES, value_name = "FILE", help_heading = heading::DATA)]
         #[serde(default)]
         pub rules: Option<PathBuf>,
+        /// Directory a running server writes backups into: `POST /v1/admin/backup` and `proviso backup NAME --server` name a new directory in it (a request never names a path); unset, `<data>-backups` beside the data directory
+        #[arg(long, env = env::PROVISO_BACKUP_DIR, value_name = "DIR", help_heading = heading::DATA)]
+        #[serde(default)]
+        pub backup_dir: Option<PathBuf>,
         /// Pseudonym key, 64 hex digits; unset, `<data>/pseudonym.key` (mode 0600) is created on first start. Prefer the environment or the file: a flag shows in `ps`
         #[arg(long, env = env::PROVISO_PSEUDONYM_KEY, value_name = "HEX", hide_env_values = true, help_heading = heading::DATA)]
         #[serde(default)]
@@ -273,6 +277,7 @@ impl Default for Opt {
             default_region: default_region(),
             policy: None,
             rules: None,
+            backup_dir: None,
             pseudonym_key: None,
             snapshot_every_records: default_snapshot_every_records(),
             segment_bytes: default_segment_bytes(),

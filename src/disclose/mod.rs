@@ -187,6 +187,13 @@ impl Disclosure {
                 tracing::error!(%error, "Retractions could not be written; they will be written at the next start.");
             }
         }));
+        let on_backup = Arc::downgrade(&disclosure);
+        pipeline.set_backup_hook(Arc::new(move |dest| {
+            let disclosure = on_backup.upgrade().ok_or("the disclosure layer is closing")?;
+            let audit = disclosure.audit.copy_to(dest).map_err(|error| error.to_string())?;
+            let feeds = disclosure.feeds.copy_to(dest).map_err(|error| error.to_string())?;
+            Ok((audit, feeds))
+        }));
         let on_compaction = Arc::downgrade(&disclosure);
         pipeline.set_compaction_hook(Arc::new(move || {
             if let Some(disclosure) = on_compaction.upgrade() {

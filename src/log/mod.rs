@@ -225,6 +225,38 @@ impl Log {
         }
     }
 
+    /// Copies the log as it stands (every record before [`Log::next_seq`])
+    /// into the new directory `dest`: closed segments are hard-linked (they
+    /// never change again; copied when a link is impossible), the active
+    /// segment is copied up to its last appended record. Everything is
+    /// fsynced. Runs on the thread that appends (nothing is appended
+    /// meanwhile). Returns the sequence number after the last record copied.
+    pub fn copy_to(&self, dest: &Path) -> Result<u64, LogError> {
+        fsmode::create_private_dir(dest).map_err(io_err(dest))?;
+        let segments = list_segments(&self.dir)?;
+        for (index, (_, path)) in segments.iter().enumerate() {
+            let Some(name) = path.file_name() else { continue };
+            let target = dest.join(name);
+            if index + 1 < segments.len() {
+                match fs::hard_link(path, &target) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                        return Err(io_err(&target)(error));
+                    }
+                    // Another file system (or no links there): copy it.
+                    Err(_) => {
+                        let len = fs::metadata(path).map_err(io_err(path))?.len();
+                        copy_prefix(path, &target, len).map_err(io_err(&target))?;
+                    }
+                }
+            } else {
+                copy_prefix(path, &target, self.active_len).map_err(io_err(&target))?;
+            }
+        }
+        sync_dir(dest)?;
+        Ok(self.next_seq)
+    }
+
     fn roll(&mut self) -> Result<(), LogError> {
         let path = segment_path(&self.dir, self.next_seq);
         let file = fsmode::private_file().create_new(true).read(true).write(true).open(&path).map_err(io_err(&path))?;
@@ -755,6 +787,24 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     Ok(segments)
 }
 
+/// Copies the first `len` bytes of `source` into the new file `target`
+/// (mode 0600) and fsyncs it.
+pub fn copy_prefix(source: &Path, target: &Path, len: u64) -> io::Result<()> {
+    let file = File::open(source)?;
+    copy_prefix_from(file, target, len)
+}
+
+/// Like [`copy_prefix`], from a file already open (so a file renamed over
+/// since is still read as it was).
+pub fn copy_prefix_from(source: File, target: &Path, len: u64) -> io::Result<()> {
+    let mut out = fsmode::private_file().write(true).create_new(true).open(target)?;
+    let copied = io::copy(&mut source.take(len), &mut out)?;
+    if copied != len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("copied {copied} of {len} bytes")));
+    }
+    out.sync_all()
+}
+
 /// Makes a directory's entries (new or renamed files) durable.
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
@@ -800,6 +850,34 @@ mod tests {
             let wanted: Vec<(u64, Vec<u8>)> = expected.into_iter().enumerate().map(|(i, p)| (i as u64, p)).filter(|(i, _)| *i >= from).collect();
             prop_assert_eq!(replayed, wanted);
         }
+    }
+
+    /// A copy holds exactly the records appended before it, across segment
+    /// rolls; appends after it (to the active segment or a new one) leave
+    /// the copy as it was, and the copy opens as a log of its own.
+    #[test]
+    fn a_copy_holds_the_log_at_its_position() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let live = temp.path().join("live");
+        let mut log = Log::open(&live, 64).expect("open");
+        for k in 0..10u8 {
+            let mut framed = Vec::new();
+            frame(&[k; 20], &mut framed);
+            log.append_framed(&framed, 1).expect("append");
+        }
+        assert!(list_segments(&live).expect("segments").len() > 2, "the test must cross segment rolls");
+        let copy = temp.path().join("copy");
+        assert_eq!(log.copy_to(&copy).expect("copy"), 10);
+        for k in 10..14u8 {
+            let mut framed = Vec::new();
+            frame(&[k; 20], &mut framed);
+            log.append_framed(&framed, 1).expect("append after the copy");
+        }
+        let copied = collect(&copy, 0);
+        assert_eq!(copied, collect(&live, 0).into_iter().take(10).collect::<Vec<_>>());
+        assert!(copy.join(format!("{:020}.seg", 0)).exists());
+        assert!(log.copy_to(&copy).is_err(), "the copy's files are never overwritten");
+        assert_eq!(Log::open(&copy, 64).expect("open the copy").next_seq(), 10);
     }
 
     /// A crash mid-write leaves a torn tail; reopening cuts it and keeps every

@@ -29,6 +29,7 @@ pub(super) struct Housekeeping {
     vault: Arc<Vault>,
     revocation_hook: Arc<Mutex<Option<RevocationHook>>>,
     on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+    pub(super) on_backup: Arc<Mutex<Option<super::BackupHook>>>,
     /// When the writer first saw erasures pending since the last compaction.
     erasure_seen: Option<Instant>,
     /// Records committed since the last snapshot.
@@ -41,6 +42,7 @@ impl Housekeeping {
         vault: Arc<Vault>,
         revocation_hook: Arc<Mutex<Option<RevocationHook>>>,
         on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+        on_backup: Arc<Mutex<Option<super::BackupHook>>>,
     ) -> Housekeeping {
         Housekeeping {
             data_dir: options.data_dir.clone(),
@@ -52,6 +54,7 @@ impl Housekeeping {
             vault,
             revocation_hook,
             on_compacted,
+            on_backup,
             erasure_seen: None,
             since_snapshot: 0,
         }
@@ -120,6 +123,25 @@ impl Housekeeping {
             self.since_snapshot = 0;
             self.write_snapshot(state);
         }
+    }
+
+    /// Whether erasures wait for compaction.
+    pub(super) fn erasures_pending(&self, state: &RwLock<State>) -> bool {
+        state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
+    }
+
+    /// Compacts now (a backup holds no erasure still waiting for it).
+    pub(super) fn compact_now(&mut self, log: &mut Log, state: &RwLock<State>) {
+        self.compact(log, state);
+        self.erasure_seen = None;
+    }
+
+    pub(super) fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
+    pub(super) fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     /// Compacts the log, rebuilds state from it and snapshots, all while

@@ -13,6 +13,7 @@
 //! `compact.rs` (rewriting the log without erased people), `rules.rs`
 //! (installing abuse rules as control records).
 
+mod backup;
 mod batch;
 mod compact;
 mod housekeeping;
@@ -20,6 +21,7 @@ mod open;
 mod rules;
 mod writer;
 
+pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare_lines, request_digest, Prepared, Rejection};
 pub use compact::{compact_log, recover_interrupted, CompactReport};
 pub use open::{rebuild_state, replay_records};
@@ -35,7 +37,7 @@ use crate::edge::{Edge, PseudonymKey};
 use crate::log::{DirLock, LogError};
 use crate::state::State;
 use crate::vault::Vault;
-use writer::Commit;
+use writer::{Commit, Job};
 
 /// Sub-directory of the data dir holding log segments.
 pub const LOG_DIR: &str = "log";
@@ -129,10 +131,11 @@ pub struct Pipeline {
     edge: Arc<Edge>,
     state: Arc<RwLock<State>>,
     policy: Policy,
-    sender: Mutex<Option<SyncSender<Commit>>>,
+    sender: Mutex<Option<SyncSender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     hook: Arc<Mutex<Option<RevocationHook>>>,
     on_compacted: Arc<Mutex<Option<CompactionHook>>>,
+    on_backup: Arc<Mutex<Option<BackupHook>>>,
     vault: Arc<Vault>,
     data_dir: PathBuf,
     report: OpenReport,
@@ -154,6 +157,29 @@ impl Pipeline {
     /// Installs the hook run after each log compaction.
     pub fn set_compaction_hook(&self, hook: CompactionHook) {
         *self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Installs the hook that copies the outputs (audit log, feeds) into a
+    /// backup, run by the writer between the log copy and the vault copy.
+    pub fn set_backup_hook(&self, hook: BackupHook) {
+        *self.on_backup.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Takes a consistent backup of the data dir into `dest` (which must not
+    /// exist) while the pipeline runs: the writer stops between two groups,
+    /// compacts away any pending erasure, copies the log up to its position,
+    /// writes a snapshot of state at that position, has the backup hook copy
+    /// the outputs, copies the vault and the key, and only then takes the
+    /// next group. Every batch acknowledged before this call is in it.
+    pub fn backup(&self, dest: &Path) -> Result<BackupReport, BackupError> {
+        let (reply, answer) = mpsc::channel();
+        let job = backup::BackupJob { dest: dest.to_path_buf(), reply };
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match sender {
+            Some(sender) => sender.send(Job::Backup(job)).map_err(|_| PipelineError::ShuttingDown)?,
+            None => return Err(PipelineError::ShuttingDown.into()),
+        }
+        answer.recv().unwrap_or(Err(PipelineError::ShuttingDown.into()))
     }
 
     /// The per-person secrets every outgoing identifier is derived from.
@@ -239,7 +265,9 @@ impl Pipeline {
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
             Some(sender) => {
-                if let Err(mpsc::SendError(commit)) = sender.send(Commit { prepared, ack: Box::new(ack) }) {
+                if let Err(mpsc::SendError(Job::Commit(commit))) =
+                    sender.send(Job::Commit(Commit { prepared, ack: Box::new(ack) }))
+                {
                     (commit.ack)(Err(PipelineError::ShuttingDown));
                 }
             }

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::housekeeping::Housekeeping;
-use super::writer::{writer_loop, Commit, KeyWindow};
+use super::writer::{writer_loop, Job, KeyWindow};
 use super::{
     compact, CompactionHook, OpenReport, Pipeline, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR,
 };
@@ -53,6 +53,7 @@ impl Pipeline {
         }
         let state = if state.next_seq > log.next_seq() { rebuild_state(&data_dir, false)?.0 } else { state };
         let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
+        let on_backup: Arc<Mutex<Option<super::BackupHook>>> = Arc::new(Mutex::new(None));
         // Erasures a crash kept from the vault (logged, not yet shredded).
         let vault = Arc::new(Vault::open(&data_dir)?);
         let shredded = vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some())?;
@@ -60,11 +61,16 @@ impl Pipeline {
             tracing::info!(shredded, "Destroyed the secrets of people erased before the last stop.");
         }
         let state = Arc::new(RwLock::new(state));
-        let (sender, receiver) = mpsc::sync_channel::<Commit>(256);
+        let (sender, receiver) = mpsc::sync_channel::<Job>(256);
         let writer_state = Arc::clone(&state);
         let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
-        let housekeeping =
-            Housekeeping::new(&options, Arc::clone(&vault), Arc::clone(&hook), Arc::clone(&on_compacted));
+        let housekeeping = Housekeeping::new(
+            &options,
+            Arc::clone(&vault),
+            Arc::clone(&hook),
+            Arc::clone(&on_compacted),
+            Arc::clone(&on_backup),
+        );
         let idempotency_window_ms = i64::try_from(options.idempotency_window.as_millis()).unwrap_or(i64::MAX);
         let keys = KeyWindow { clock: options.clock.clone(), window_ms: idempotency_window_ms };
         let write_failure = Arc::new(Mutex::new(None));
@@ -81,6 +87,7 @@ impl Pipeline {
             writer: Mutex::new(Some(writer)),
             hook,
             on_compacted,
+            on_backup,
             vault,
             data_dir,
             report,

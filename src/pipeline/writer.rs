@@ -22,6 +22,13 @@ use crate::state::{State, Withdrawal};
 
 pub(super) type AckFn = Box<dyn FnOnce(Result<Committed, PipelineError>) + Send>;
 
+/// What the writer is handed: a batch to commit, or a backup to take
+/// between two groups.
+pub(super) enum Job {
+    Commit(Commit),
+    Backup(super::backup::BackupJob),
+}
+
 /// One batch handed to the writer, and who to tell when it is done.
 pub(super) struct Commit {
     pub(super) prepared: Prepared,
@@ -47,7 +54,7 @@ impl KeyWindow {
 /// Runs until every sender is gone, then writes a final snapshot (unless a
 /// write failed).
 pub(super) fn writer_loop(
-    receiver: Receiver<Commit>,
+    receiver: Receiver<Job>,
     mut log: Log,
     state: Arc<RwLock<State>>,
     mut housekeeping: Housekeeping,
@@ -60,18 +67,28 @@ pub(super) fn writer_loop(
     loop {
         let first = match housekeeping.schedule_erasures(&mut log, &state, failed.is_some()) {
             Some(wait) => match receiver.recv_timeout(wait) {
-                Ok(commit) => commit,
+                Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
             None => match receiver.recv() {
-                Ok(commit) => commit,
+                Ok(job) => job,
                 Err(_) => break,
             },
         };
-        let (group, _) = gather(&receiver, first);
+        let first = match first {
+            Job::Commit(commit) => commit,
+            Job::Backup(job) => {
+                housekeeping.backup(&mut log, &state, job, failed.is_some());
+                continue;
+            }
+        };
+        let (group, backup) = gather(&receiver, first);
         if let Some(cause) = &failed {
             refuse(group, cause);
+            if let Some(job) = backup {
+                housekeeping.backup(&mut log, &state, job, true);
+            }
             continue;
         }
         let not_before_ms = keys.not_before_ms();
@@ -80,6 +97,9 @@ pub(super) fn writer_loop(
             // Every batch was a resend of one already durable.
             for (commit, answer) in replays {
                 (commit.ack)(Ok(Committed::Replayed(answer)));
+            }
+            if let Some(job) = backup {
+                housekeeping.backup(&mut log, &state, job, failed.is_some());
             }
             continue;
         }
@@ -101,6 +121,9 @@ pub(super) fn writer_loop(
                 refuse(group, &cause);
                 refuse(replays.into_iter().map(|(commit, _)| commit).collect(), &cause);
                 failed = Some(cause);
+                if let Some(job) = backup {
+                    housekeeping.backup(&mut log, &state, job, true);
+                }
                 continue;
             }
         };
@@ -116,6 +139,9 @@ pub(super) fn writer_loop(
             (commit.ack)(Ok(Committed::Replayed(answer)));
         }
         housekeeping.after_ack(&state, records);
+        if let Some(job) = backup {
+            housekeeping.backup(&mut log, &state, job, failed.is_some());
+        }
     }
     if failed.is_none() {
         housekeeping.write_snapshot(&state);
@@ -123,20 +149,22 @@ pub(super) fn writer_loop(
 }
 
 /// `first` plus whatever else is queued, up to [`MAX_GROUP_RECORDS`]
-/// records; returns the group and its record count.
-fn gather(receiver: &Receiver<Commit>, first: Commit) -> (Vec<Commit>, u64) {
+/// records or a backup, which ends the group and is taken right after it
+/// (so the backup holds every batch queued before it asked).
+fn gather(receiver: &Receiver<Job>, first: Commit) -> (Vec<Commit>, Option<super::backup::BackupJob>) {
     let mut records = first.prepared.records.len() as u64;
     let mut group = vec![first];
     while records < MAX_GROUP_RECORDS {
         match receiver.try_recv() {
-            Ok(commit) => {
+            Ok(Job::Commit(commit)) => {
                 records += commit.prepared.records.len() as u64;
                 group.push(commit);
             }
+            Ok(Job::Backup(job)) => return (group, Some(job)),
             Err(_) => break,
         }
     }
-    (group, records)
+    (group, None)
 }
 
 /// Takes out of `group` each keyed batch whose key was applied since

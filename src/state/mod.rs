@@ -72,6 +72,11 @@ impl Subjects {
         self.lookup(pseudonym).filter(|&subject| self.records[subject as usize].has_acted())
     }
 
+    /// Every subject record, in index order (people named only by others included).
+    pub fn all(&self) -> impl Iterator<Item = &SubjectRecord> {
+        self.records.iter()
+    }
+
     pub fn get(&self, subject: u32) -> Option<&SubjectRecord> {
         self.records.get(subject as usize)
     }

@@ -1,8 +1,9 @@
 //! Per-person secrets: crypto-shredding.
 //!
 //! Owns: one random 32-byte secret per person, minted the first time an
-//! identifier that leaves the core is needed for them, kept in
-//! `<data>/vault/secrets.bin`. Every identifier that leaves the core (the
+//! identifier that leaves the core is needed for them (or a backup is
+//! taken), kept in `<data>/vault/secrets.bin`; the erasure ledger
+//! (`erasures.bin`), a digest of each destroyed secret. Every identifier that leaves the core (the
 //! audit log's `r_` handles, a partner's `h_` handles) is derived from it.
 //! Erasure destroys the secret: a tombstone at once, the bytes themselves at
 //! the next compaction. From then on nobody, the operator with the
@@ -24,6 +25,13 @@ use crate::edge::PseudonymKey;
 /// Sub-directory of the data dir holding the vault.
 pub const VAULT_DIR: &str = "vault";
 const SECRETS_FILE: &str = "secrets.bin";
+/// The erasure ledger: one [`ErasureMark`] per destroyed secret, appended
+/// before the secret's tombstone. Kept across compactions and copied into
+/// every backup; `proviso restore` erases from a restored backup everyone
+/// whose secret it still holds and a ledger marks.
+pub const LEDGER_FILE: &str = "erasures.bin";
+/// Bytes of one ledger mark.
+pub const MARK: usize = 16;
 /// One record: pseudonym (16 bytes), then the secret (32 bytes; all zero:
 /// a tombstone, the secret is destroyed).
 const RECORD: usize = 16 + 32;
@@ -48,6 +56,17 @@ impl SubjectSecret {
         prefixed_hex("r_", &self.record_handle_bytes())
     }
 
+    /// The person's erasure mark: a digest of the secret. Once the secret is
+    /// destroyed the mark names nobody (nothing derives it from a number
+    /// or a pseudonym); only a copy made before the erasure, still holding
+    /// the secret, can tell whom it marks.
+    pub fn erasure_mark(&self) -> ErasureMark {
+        let hash = blake3::keyed_hash(&blake3::derive_key("proviso 2026 erasure mark v1", b""), &self.0);
+        let mut bytes = [0u8; MARK];
+        bytes.copy_from_slice(&hash.as_bytes()[..MARK]);
+        ErasureMark(bytes)
+    }
+
     fn record_handle_bytes(&self) -> [u8; 16] {
         let hash = blake3::keyed_hash(&blake3::derive_key("proviso 2026 record handle v2", b""), &self.0);
         let mut bytes = [0u8; 16];
@@ -63,6 +82,30 @@ impl SubjectSecret {
     }
 }
 
+/// One entry of the erasure ledger (see [`SubjectSecret::erasure_mark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ErasureMark([u8; MARK]);
+
+/// Reads the erasure ledger at `path` (a data dir, a backup, or the ledger
+/// file itself); a missing file is an empty ledger, a torn last mark is
+/// ignored.
+pub fn read_ledger(path: &Path) -> Result<std::collections::HashSet<ErasureMark>, VaultError> {
+    let file = if path.is_dir() { path.join(VAULT_DIR).join(LEDGER_FILE) } else { path.to_path_buf() };
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && path.is_dir() => Vec::new(),
+        Err(source) => return Err(VaultError::Io { path: file.display().to_string(), source }),
+    };
+    Ok(bytes
+        .chunks_exact(MARK)
+        .map(|chunk| {
+            let mut mark = [0u8; MARK];
+            mark.copy_from_slice(chunk);
+            ErasureMark(mark)
+        })
+        .collect())
+}
+
 struct Inner {
     secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState>,
     /// `r_` handle bytes -> person, for re-checking a stored disclosure
@@ -73,6 +116,8 @@ struct Inner {
     /// later append would land out of step with the fixed-size records, so
     /// every later one is refused until restart.
     broken: bool,
+    /// The erasure ledger, opened for appending.
+    ledger: File,
 }
 
 impl Inner {
@@ -133,7 +178,17 @@ impl Vault {
         if whole != bytes.len() {
             file.set_len(whole as u64).map_err(io)?;
         }
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false }) })
+        let ledger_path = dir.join(LEDGER_FILE);
+        let ledger_io = |source| VaultError::Io { path: ledger_path.display().to_string(), source };
+        let ledger =
+            crate::log::fsmode::private_file().create(true).append(true).open(&ledger_path).map_err(ledger_io)?;
+        let ledger_len = ledger.metadata().map_err(ledger_io)?.len();
+        if ledger_len % MARK as u64 != 0 {
+            // A torn mark: its tombstone was never written, so the next
+            // start forgets the person again and marks them whole.
+            ledger.set_len(ledger_len - ledger_len % MARK as u64).map_err(ledger_io)?;
+        }
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false, ledger }) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -181,6 +236,15 @@ impl Vault {
         Ok(self.secrets_for(pseudonyms)?.iter().map(SubjectSecret::record_handle).collect())
     }
 
+    /// How many live secrets the vault holds.
+    pub fn len(&self) -> usize {
+        self.lock().secrets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The person's secret if one was made (nothing was ever disclosed
     /// about a person without one).
     pub fn existing(&self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
@@ -192,14 +256,27 @@ impl Vault {
     pub fn forget(&self, pseudonyms: &[Pseudonym]) -> Result<(), VaultError> {
         let mut inner = self.lock();
         let mut tombstones = Vec::new();
+        let mut marks = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for pseudonym in pseudonyms {
-            if inner.remove(pseudonym).is_some() {
+            if !seen.insert(*pseudonym) {
+                continue;
+            }
+            if let Some(secret) = inner.secrets.get(pseudonym) {
+                marks.extend_from_slice(&secret.erasure_mark().0);
                 tombstones.extend_from_slice(pseudonym.as_bytes());
                 tombstones.extend_from_slice(&[0; 32]);
             }
         }
         if tombstones.is_empty() {
             return Ok(());
+        }
+        // The marks first: a crash before the tombstones leaves the secrets
+        // live, and the next start forgets (and marks) them again.
+        let ledger_io = |source| VaultError::Io { path: self.ledger_path().display().to_string(), source };
+        inner.ledger.write_all(&marks).and_then(|()| inner.ledger.sync_data()).map_err(ledger_io)?;
+        for pseudonym in pseudonyms {
+            inner.remove(pseudonym);
         }
         self.append(&mut inner, &tombstones).map_err(self.io())
     }
@@ -256,6 +333,62 @@ impl Vault {
         }
         inner.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(self.io())?;
         Ok(())
+    }
+
+    fn ledger_path(&self) -> PathBuf {
+        self.path.with_file_name(LEDGER_FILE)
+    }
+
+    /// Adds marks read from other ledgers (a restore keeps the live dir's
+    /// erasures, so a later restore from this dir honours them too); marks
+    /// already present are skipped.
+    pub fn record_marks(&self, marks: &std::collections::HashSet<ErasureMark>) -> Result<usize, VaultError> {
+        let inner = self.lock();
+        let known = read_ledger(&self.ledger_path())?;
+        let mut bytes = Vec::new();
+        let mut added = 0;
+        for mark in marks.difference(&known) {
+            bytes.extend_from_slice(&mark.0);
+            added += 1;
+        }
+        if added > 0 {
+            let io = |source| VaultError::Io { path: self.ledger_path().display().to_string(), source };
+            (&inner.ledger).write_all(&bytes).and_then(|()| inner.ledger.sync_data()).map_err(io)?;
+        }
+        Ok(added)
+    }
+
+    /// The people whose live secret one of `marks` marks: erased elsewhere
+    /// (in the data dir this vault was copied from) after the copy was made.
+    pub fn marked(&self, marks: &std::collections::HashSet<ErasureMark>) -> Vec<Pseudonym> {
+        let inner = self.lock();
+        let mut found: Vec<Pseudonym> = inner
+            .secrets
+            .iter()
+            .filter(|(_, secret)| marks.contains(&secret.erasure_mark()))
+            .map(|(pseudonym, _)| *pseudonym)
+            .collect();
+        found.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        found
+    }
+
+    /// Copies the vault and its ledger as they stand into `dest_data_dir`
+    /// (for a backup): under the vault's lock, so no secret is half written.
+    pub fn copy_to(&self, dest_data_dir: &Path) -> Result<(), VaultError> {
+        let _inner = self.lock();
+        let dir = dest_data_dir.join(VAULT_DIR);
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| VaultError::Io { path, source }
+        };
+        crate::log::fsmode::create_private_dir(&dir).map_err(io(&dir))?;
+        for source in [self.path.clone(), self.ledger_path()] {
+            let Some(name) = source.file_name() else { continue };
+            let target = dir.join(name);
+            let len = std::fs::metadata(&source).map_err(io(&source))?.len();
+            crate::log::copy_prefix(&source, &target, len).map_err(io(&target))?;
+        }
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io(&dir))
     }
 
     /// The person an `r_` handle (from the audit log or the feeds ledger)
@@ -338,6 +471,30 @@ mod tests {
         let other = PseudonymKey::from_bytes([8; 32]);
         let secret = vault.existing(&person(2)).expect("secret");
         assert_ne!(secret.partner_handle(&partner), secret.partner_handle(&other), "per partner");
+    }
+
+    /// Forgetting marks the ledger with a digest of the destroyed secret
+    /// (once, whatever the repeats), which a copy taken before the erasure
+    /// matches to its person and nothing else does.
+    #[test]
+    fn an_erasure_leaves_a_mark_only_an_earlier_copy_can_read() {
+        let live = tempfile::tempdir().expect("tempdir");
+        let copy = tempfile::tempdir().expect("tempdir");
+        let vault = Vault::open(live.path()).expect("open");
+        vault.record_handles(&[person(1), person(2)]).expect("mint");
+        vault.copy_to(copy.path()).expect("copy");
+        vault.forget(&[person(1), person(1)]).expect("forget");
+        vault.forget(&[person(1)]).expect("again: nothing left to forget");
+        let marks = read_ledger(live.path()).expect("ledger");
+        assert_eq!(marks.len(), 1);
+        let ledger = std::fs::read(live.path().join(VAULT_DIR).join(LEDGER_FILE)).expect("read");
+        assert_eq!(ledger.len(), MARK, "one mark");
+        assert!(!ledger.windows(16).any(|w| w == person(1).as_bytes()), "the mark is not the pseudonym");
+        assert!(vault.marked(&marks).is_empty(), "the live vault no longer knows whom it marks");
+        let earlier = Vault::open(copy.path()).expect("open copy");
+        assert_eq!(earlier.marked(&marks), vec![person(1)]);
+        assert_eq!(earlier.record_marks(&marks).expect("record"), 1);
+        assert_eq!(earlier.record_marks(&marks).expect("record again"), 0, "kept once");
     }
 
     /// A torn last record is cut on open.

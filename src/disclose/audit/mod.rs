@@ -331,6 +331,25 @@ impl AuditLog {
         Ok(scrubbed)
     }
 
+    /// Copies the records appended so far into `dest_data_dir` (a backup)
+    /// and returns how many. The file is opened and its length read under
+    /// the append lock, so the copy ends at a whole record; appends go on
+    /// meanwhile, and a scrub renaming a new file over reads nothing from
+    /// the handle already open.
+    pub fn copy_to(&self, dest_data_dir: &Path) -> Result<u64, AuditError> {
+        let (file, end, records) = {
+            let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            (File::open(&self.path).map_err(|e| self.io(e))?, tail.end, tail.next_seq)
+        };
+        let dir = dest_data_dir.join(AUDIT_DIR);
+        let target = dir.join(AUDIT_FILE);
+        let io = |source| AuditError::Io { path: target.display().to_string(), source };
+        crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
+        crate::log::copy_prefix_from(file, &target, end).map_err(io)?;
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io)?;
+        Ok(records)
+    }
+
     /// Disclosure records by purpose, since the log began.
     pub fn counts_by_purpose(&self) -> BTreeMap<String, u64> {
         self.index.lock().unwrap_or_else(|p| p.into_inner()).by_purpose.clone()

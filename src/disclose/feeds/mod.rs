@@ -436,6 +436,37 @@ impl Feeds {
         Ok(redacted)
     }
 
+    /// Copies every feed as it stands into `dest_data_dir` (a backup);
+    /// returns the records copied. Each file is opened and its length read
+    /// under the feeds' lock (every append is whole under it), then copied
+    /// to that length with appends going on.
+    pub fn copy_to(&self, dest_data_dir: &Path) -> Result<u64, FeedError> {
+        let dir = dest_data_dir.join(FEEDS_DIR);
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| FeedError { path, source }
+        };
+        let mut open = Vec::new();
+        let mut records = 0;
+        {
+            let inner = self.lock();
+            for stream in inner.streams.values() {
+                let file = File::open(&stream.path).map_err(io(&stream.path))?;
+                let len = file.metadata().map_err(io(&stream.path))?.len();
+                records += stream.records.len() as u64;
+                open.push((stream.path.clone(), file, len));
+            }
+        }
+        crate::log::fsmode::create_private_dir(&dir).map_err(io(&dir))?;
+        for (path, file, len) in open {
+            let Some(name) = path.file_name() else { continue };
+            let target = dir.join(name);
+            crate::log::copy_prefix_from(file, &target, len).map_err(io(&target))?;
+        }
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io(&dir))?;
+        Ok(records)
+    }
+
     /// Every live add, as (partner, purpose, record), for reconciliation.
     pub fn live(&self) -> Vec<(String, Purpose, FeedRecord)> {
         let inner = self.lock();

@@ -44,6 +44,8 @@ pub enum Code {
     InvalidIdempotencyKey,
     /// An `Idempotency-Key` already used for a different request body.
     IdempotencyKeyReused,
+    /// What the request would create exists (a backup's name).
+    AlreadyExists,
     /// A write to the disk failed (full or broken): the log (every write
     /// after is refused until restart), the audit log or a partner feed.
     StorageFailed,
@@ -78,6 +80,7 @@ impl Code {
         Code::MalformedRequest,
         Code::InvalidIdempotencyKey,
         Code::IdempotencyKeyReused,
+        Code::AlreadyExists,
         Code::StorageFailed,
     ];
 
@@ -108,6 +111,7 @@ impl Code {
             Code::MalformedRequest => "malformed_request",
             Code::InvalidIdempotencyKey => "invalid_idempotency_key",
             Code::IdempotencyKeyReused => "idempotency_key_reused",
+            Code::AlreadyExists => "already_exists",
             Code::StorageFailed => "storage_failed",
         }
     }
@@ -133,6 +137,7 @@ impl Code {
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::AlreadyExists => StatusCode::CONFLICT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -303,10 +308,11 @@ mod tests {
                 | Code::MalformedRequest
                 | Code::InvalidIdempotencyKey
                 | Code::IdempotencyKeyReused
+                | Code::AlreadyExists
                 | Code::StorageFailed => listed(*code),
             };
             assert_eq!(variant_listed, 1, "{code:?}");
         }
-        assert_eq!(Code::ALL.len(), 24);
+        assert_eq!(Code::ALL.len(), 27);
     }
 }

@@ -6,6 +6,7 @@
 //! echoes a submitted value in a response.
 
 mod abuse;
+mod admin;
 mod audiences;
 pub mod auth;
 pub mod document;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub prometheus: Option<PrometheusHandle>,
     /// Folder that list files named in posted rules resolve against.
     pub rules_base_dir: std::path::PathBuf,
+    /// The one directory backups may be written into (`backup_dir`).
+    pub backup_dir: std::path::PathBuf,
     /// The disclosure layer: every partner, advertiser and subject body
     /// comes from here, gated, audited and recorded.
     pub disclosure: Arc<crate::disclose::Disclosure>,
@@ -77,6 +80,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
     ("GET", "/v1/abuse/subjects/{subject}", &[Role::Reviewer]),
     ("POST", "/v1/abuse/subjects/{subject}/decision", &[Role::Reviewer]),
     ("POST", "/v1/abuse/rules", &[]),
+    ("POST", "/v1/admin/backup", &[]),
     ("GET", "/v1/partners/{partner}/feeds/{purpose}", &[Role::Partner]),
     ("GET", "/v1/partners/{partner}/suggestions/{partner_id}", &[Role::Partner]),
     ("GET", "/v1/partners/{partner}/audiences/{business}", &[Role::Partner]),
@@ -87,7 +91,7 @@ pub const ROUTES: &[(&str, &str, &[Role])] = &[
 ];
 
 /// Routes only the admin role may use.
-pub const ADMIN_ONLY: &[&str] = &["/v1/abuse/rules"];
+pub const ADMIN_ONLY: &[&str] = &["/v1/abuse/rules", "/v1/admin/backup"];
 
 /// Builds the whole application router.
 pub fn router(state: SharedState) -> Router {
@@ -105,6 +109,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/v1/abuse/subjects/{subject}", get(abuse::get_subject))
         .route("/v1/abuse/subjects/{subject}/decision", post(abuse::post_decision))
         .route("/v1/abuse/rules", post(abuse::post_rules))
+        .route("/v1/admin/backup", post(admin::post_backup))
         .route("/v1/partners/{partner}/feeds/{purpose}", get(partners::get_feed))
         .route("/v1/partners/{partner}/suggestions/{partner_id}", get(partners::get_suggestions))
         .route("/v1/partners/{partner}/audiences/{business}", get(audiences::get_partner_audience))
@@ -142,6 +147,7 @@ pub fn router(state: SharedState) -> Router {
         abuse::get_subject,
         abuse::post_decision,
         abuse::post_rules,
+        admin::post_backup,
         partners::get_feed,
         partners::get_suggestions,
         audiences::get_partner_audience,
