@@ -382,6 +382,13 @@ fn role_tokens(opt: &Opt) -> Vec<TokenConfig> {
     tokens
 }
 
+/// `<data>-backups` beside the data directory.
+fn default_backup_dir(data: &std::path::Path) -> PathBuf {
+    let mut name = data.file_name().map(|name| name.to_os_string()).unwrap_or_else(|| "proviso-data".into());
+    name.push("-backups");
+    data.with_file_name(name)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::{Args, FromArgMatches};
@@ -564,11 +571,4 @@ mod tests {
         let reread: Opt = toml::from_str(&shown).expect("config show prints a valid config file");
         assert_eq!(reread.partners[0].purposes, ["security"]);
     }
-}
-
-/// `<data>-backups` beside the data directory.
-fn default_backup_dir(data: &std::path::Path) -> PathBuf {
-    let mut name = data.file_name().map(|name| name.to_os_string()).unwrap_or_else(|| "proviso-data".into());
-    name.push("-backups");
-    data.with_file_name(name)
 }
