@@ -179,6 +179,16 @@ impl Disclosure {
             charging: std::sync::Mutex::new(()),
         });
         disclosure.reconcile()?;
+        if data_dir.join(crate::pipeline::OUTPUTS_OWED).exists() {
+            // A crash came after a compaction's log swap and before its
+            // outputs were rewritten: finish them (after the reconciliation,
+            // whose retractions name the people too).
+            tracing::info!("Finishing a compaction a crash interrupted: vault, feeds and audit log.");
+            match pipeline.vault().compact() {
+                Ok(()) => disclosure.compact(),
+                Err(error) => tracing::error!(%error, "The vault could not be compacted; retried at the next start."),
+            }
+        }
         // The hooks hold the layer weakly: the pipeline does not keep it alive.
         let on_withdrawal = Arc::downgrade(&disclosure);
         pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
@@ -236,7 +246,7 @@ impl Disclosure {
     /// After the log's compaction: the feeds and the audit log keep no byte
     /// of an erased person's partner ids or handles.
     pub fn compact(&self) {
-        compact_outputs(&self.feeds, &self.audit, self.pipeline.vault());
+        compact_outputs(self.pipeline.data_dir(), &self.feeds, &self.audit, self.pipeline.vault());
     }
 
     /// Retracts every live feed disclosure the gate would refuse now.
@@ -309,18 +319,42 @@ fn subject_secrets(vault: &Vault, state: &State, subjects: &[u32]) -> Result<Has
     Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
 }
 
-/// After the log's compaction: the feeds and the audit log keep no byte of
-/// an erased person's partner ids or handles (see `Feeds::compact`,
-/// `AuditLog::scrub`). Also run by `proviso compact` without a server.
-pub fn compact_outputs(feeds: &Feeds, audit: &AuditLog, vault: &Vault) {
-    match feeds.compact() {
-        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
-        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
-    }
+/// After the log's compaction (and the vault's): the feeds and the audit
+/// log keep no byte of an erased person's partner ids or handles (see
+/// `Feeds::compact`, `AuditLog::scrub`); once both are done, the mark that
+/// the compaction's outputs are owed ([`crate::pipeline::OUTPUTS_OWED`]) is
+/// removed. Also run by `proviso compact` without a server.
+pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditLog, vault: &Vault) {
+    let feeds_done = match feeds.compact() {
+        Ok(redacted) => {
+            tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier.");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "Feeds could not be compacted; retried at the next start or compaction.");
+            false
+        }
+    };
     let live = vault.live_record_handles();
-    match audit.scrub(|handle| live.contains(handle)) {
-        Ok(scrubbed) => tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests."),
-        Err(error) => tracing::error!(%error, "Audit log could not be scrubbed; retried at the next compaction."),
+    let audit_done = match audit.scrub(|handle| live.contains(handle)) {
+        Ok(scrubbed) => {
+            tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests.");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
+            false
+        }
+    };
+    if feeds_done && audit_done {
+        let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED);
+        let removed = match std::fs::remove_file(&owed) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => std::fs::File::open(data_dir).and_then(|dir| dir.sync_all()),
+        };
+        if let Err(error) = removed {
+            tracing::warn!(%error, "The compaction's outputs are done but its mark stays; they are redone at the next start.");
+        }
     }
 }
 
