@@ -178,18 +178,9 @@ impl Disclosure {
             audience,
             charging: std::sync::Mutex::new(()),
         });
-        disclosure.reconcile()?;
-        if data_dir.join(crate::pipeline::OUTPUTS_OWED).exists() {
-            // A crash came after a compaction's log swap and before its
-            // outputs were rewritten: finish them (after the reconciliation,
-            // whose retractions name the people too).
-            tracing::info!("Finishing a compaction a crash interrupted: vault, feeds and audit log.");
-            match pipeline.vault().compact() {
-                Ok(()) => disclosure.compact(),
-                Err(error) => tracing::error!(%error, "The vault could not be compacted; retried at the next start."),
-            }
-        }
-        // The hooks hold the layer weakly: the pipeline does not keep it alive.
+        // The hooks first, holding the layer weakly (the pipeline does not
+        // keep it alive): a compaction the writer starts now, for an erasure
+        // replayed from the log, then rewrites the outputs itself.
         let on_withdrawal = Arc::downgrade(&disclosure);
         pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
             let Some(disclosure) = on_withdrawal.upgrade() else { return };
@@ -203,6 +194,25 @@ impl Disclosure {
                 disclosure.compact();
             }
         }));
+        let retracted = disclosure.reconcile()?;
+        let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED).exists();
+        let mut vault_done = true;
+        if owed {
+            // A crash came after a compaction's log swap and before its
+            // outputs were rewritten (or the writer compacted at this start
+            // before the hook was set): finish them.
+            tracing::info!("Finishing a compaction a crash interrupted: vault, feeds and audit log.");
+            if let Err(error) = pipeline.vault().compact() {
+                tracing::error!(%error, "The vault could not be compacted; retried at the next start.");
+                vault_done = false;
+            }
+        }
+        if vault_done && (owed || retracted > 0) {
+            // The retractions just written copy the adds they withdraw (an
+            // erased person's partner ids among them): redact them now, not
+            // at the next erasure.
+            disclosure.compact();
+        }
         Ok(disclosure)
     }
 
@@ -249,11 +259,12 @@ impl Disclosure {
         compact_outputs(self.pipeline.data_dir(), &self.feeds, &self.audit, self.pipeline.vault());
     }
 
-    /// Retracts every live feed disclosure the gate would refuse now.
-    fn reconcile(&self) -> Result<(), DiscloseError> {
+    /// Retracts every live feed disclosure the gate would refuse now;
+    /// returns how many.
+    fn reconcile(&self) -> Result<usize, DiscloseError> {
         let live = self.feeds.live();
         if live.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let at_ms = self.pipeline.clock().now_ms();
         let mut revocations = Vec::new();
@@ -276,7 +287,7 @@ impl Disclosure {
         if retracted > 0 {
             tracing::info!(retracted, "Retracted feed records no longer allowed since the last run.");
         }
-        Ok(())
+        Ok(retracted)
     }
 
     /// Whether the person behind a stored `r_` handle may still be named to
