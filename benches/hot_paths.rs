@@ -56,7 +56,7 @@ fn log_benches(c: &mut Criterion) {
     group.bench_function("append_10k_fsync", |b| {
         let temp = tempfile::tempdir().expect("tempdir");
         let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("log");
-        b.iter(|| log.append_framed(&mut framed, 10_000).expect("append"))
+        b.iter(|| log.append_framed(&framed, 10_000).expect("append"))
     });
     group.finish();
 }

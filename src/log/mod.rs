@@ -1,10 +1,8 @@
 //! Durable event log: append-only segment files, group-committed with fsync.
 //!
-//! Owns: the on-disk framing (`u32 len, u32 crc32, payload`; the top bit of
-//! `len`, [`CONTINUES`], marks every record of a group commit but its last),
-//! segment rolling, torn-tail recovery (a group is kept whole or not at all),
-//! replay from a sequence number, the data dir lock, and owner-only file
-//! modes for everything in the data dir ([`fsmode`]).
+//! Owns: the on-disk framing (`u32 len, u32 crc32, payload`), segment rolling,
+//! torn-tail recovery, replay from a sequence number, the data dir lock, and
+//! owner-only file modes for everything in the data dir ([`fsmode`]).
 //! Never: interprets a payload (that is `contract::codec`) or rewrites an
 //! acknowledged record.
 
@@ -23,12 +21,6 @@ pub const FRAME_HEADER: usize = 8;
 pub const DEFAULT_SEGMENT_BYTES: u64 = 256 << 20;
 /// Largest payload accepted (a 10k-contact snapshot is ~160 KB).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
-/// Set in the length field of every record of a group but the last: a
-/// group whose last record is missing was torn by a crash before its fsync
-/// (never acknowledged) and is cut whole, so no batch is half kept. A log
-/// written before this bit existed has it clear everywhere (each record a
-/// group of its own) and reads the same.
-pub const CONTINUES: u32 = 1 << 31;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -121,15 +113,12 @@ impl Log {
         self.closed_bytes + self.active_len
     }
 
-    /// Appends `count` already framed records as one group and makes them
-    /// durable (one fsync for the whole group): marks every record but the
-    /// last with [`CONTINUES`], so a crash that tears the write loses the
-    /// group whole. Returns the sequence number of the first.
-    pub fn append_framed(&mut self, framed: &mut [u8], count: u64) -> Result<u64, LogError> {
+    /// Appends `count` already framed records and makes them durable (one
+    /// fsync for the whole group). Returns the sequence number of the first.
+    pub fn append_framed(&mut self, framed: &[u8], count: u64) -> Result<u64, LogError> {
         if count == 0 {
             return Ok(self.next_seq);
         }
-        mark_group(framed);
         if self.active_len > 0 && self.active_len + framed.len() as u64 > self.segment_bytes {
             self.roll()?;
         }
@@ -155,23 +144,8 @@ impl Log {
     }
 }
 
-/// Sets [`CONTINUES`] on every framed record of `framed` but the last.
-fn mark_group(framed: &mut [u8]) {
-    let mut offset = 0;
-    while offset + FRAME_HEADER <= framed.len() {
-        let mut len = [0u8; 4];
-        len.copy_from_slice(&framed[offset..offset + 4]);
-        let len = u32::from_le_bytes(len) & !CONTINUES;
-        let next = offset + FRAME_HEADER + len as usize;
-        let marked = if next < framed.len() { len | CONTINUES } else { len };
-        framed[offset..offset + 4].copy_from_slice(&marked.to_le_bytes());
-        offset = next;
-    }
-}
-
 /// Replays every record with sequence number ≥ `from_seq`, in order.
-/// A torn tail on the last segment ends the replay silently, before the
-/// first record of the group it tore.
+/// A torn tail on the last segment ends the replay silently.
 pub fn replay(
     dir: &Path,
     from_seq: u64,
@@ -185,20 +159,14 @@ pub fn replay(
             continue;
         }
         let is_last = index + 1 == segments.len();
-        let mut file = File::open(path).map_err(io_err(path))?;
-        // The last segment may end in a torn group: replay stops before it.
-        let end = if is_last { Some(scan_segment(path, &mut file, true)?.valid_len) } else { None };
-        file.seek(SeekFrom::Start(0)).map_err(io_err(path))?;
+        let file = File::open(path).map_err(io_err(path))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut record_seq = *base;
         let mut offset = 0u64;
         let mut payload = Vec::new();
         loop {
-            if end.is_some_and(|end| offset >= end) {
-                break;
-            }
             match read_record(&mut reader, &mut payload) {
-                Ok(Some((len, _))) => {
+                Ok(Some(len)) => {
                     if record_seq >= from_seq {
                         on_record(record_seq, &payload)?;
                         seq = record_seq + 1;
@@ -230,44 +198,31 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
     let mut reader = BufReader::with_capacity(1 << 20, &*file);
     let mut payload = Vec::new();
     let mut scan = Scan { records: 0, valid_len: 0 };
-    // Records and bytes of the group being read, counted once it ends.
-    let (mut group_records, mut group_len) = (0, 0);
     loop {
-        let detail = match read_record(&mut reader, &mut payload) {
-            Ok(Some((len, continues))) => {
-                group_records += 1;
-                group_len += len;
-                if !continues {
-                    scan.records += group_records;
-                    scan.valid_len += group_len;
-                    (group_records, group_len) = (0, 0);
-                }
-                continue;
+        match read_record(&mut reader, &mut payload) {
+            Ok(Some(len)) => {
+                scan.records += 1;
+                scan.valid_len += len;
             }
-            Ok(None) if group_records == 0 => return Ok(scan),
-            Ok(None) => "group without its last record",
-            Err(detail) => detail,
-        };
-        if is_last {
-            return Ok(scan);
+            Ok(None) => return Ok(scan),
+            Err(_) if is_last => return Ok(scan),
+            Err(detail) => {
+                return Err(LogError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, detail })
+            }
         }
-        return Err(LogError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, detail });
     }
 }
 
-/// Reads one framed record: its framed length and whether its group
-/// continues after it. `Ok(None)` at a clean end of file; `Err` names what
-/// is wrong with a torn or corrupt record.
-fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<(u64, bool)>, &'static str> {
+/// Reads one framed record. `Ok(None)` at a clean end of file; `Err` names
+/// what is wrong with a torn or corrupt record.
+fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
     let mut header = [0u8; FRAME_HEADER];
     match read_full(reader, &mut header) {
         0 => return Ok(None),
         FRAME_HEADER => {}
         _ => return Err("truncated record header"),
     }
-    let raw_len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-    let continues = raw_len & CONTINUES != 0;
-    let len = (raw_len & !CONTINUES) as usize;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if len > MAX_RECORD_BYTES {
         return Err("record length out of range");
@@ -279,7 +234,7 @@ fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<(
     if crc32fast::hash(payload) != crc {
         return Err("record checksum mismatch");
     }
-    Ok(Some(((FRAME_HEADER + len) as u64, continues)))
+    Ok(Some((FRAME_HEADER + len) as u64))
 }
 
 fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> usize {
@@ -352,7 +307,7 @@ mod tests {
                     frame(payload, &mut framed);
                     expected.push(payload.clone());
                 }
-                log.append_framed(&mut framed, batch.len() as u64).expect("append");
+                log.append_framed(&framed, batch.len() as u64).expect("append");
             }
             let replayed = collect(temp.path(), from);
             let wanted: Vec<(u64, Vec<u8>)> = expected.into_iter().enumerate().map(|(i, p)| (i as u64, p)).filter(|(i, _)| *i >= from).collect();
@@ -369,7 +324,7 @@ mod tests {
         let mut framed = Vec::new();
         frame(b"one", &mut framed);
         frame(b"two", &mut framed);
-        log.append_framed(&mut framed, 2).expect("append");
+        log.append_framed(&framed, 2).expect("append");
         drop(log);
         let path = segment_path(temp.path(), 0);
         let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open segment");
@@ -379,47 +334,8 @@ mod tests {
         assert_eq!(log.next_seq(), 2);
         let mut framed = Vec::new();
         frame(b"three", &mut framed);
-        log.append_framed(&mut framed, 1).expect("append after recovery");
+        log.append_framed(&framed, 1).expect("append after recovery");
         let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
         assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
-    }
-
-    /// A crash that tears the write of a group (`log.write=torn`, or power
-    /// loss before the fsync) loses the group whole, also when the cut falls
-    /// on a record boundary: its first records are neither replayed nor
-    /// kept. Before, they were kept, and a batch resent with its key (whose
-    /// record, written last, was lost) applied them a second time.
-    #[test]
-    fn a_torn_group_is_cut_whole() {
-        for cut_at_boundary in [false, true] {
-            let temp = tempfile::tempdir().expect("tempdir");
-            let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
-            let mut framed = Vec::new();
-            frame(b"one", &mut framed);
-            frame(b"two", &mut framed);
-            log.append_framed(&mut framed, 2).expect("append");
-            drop(log);
-            // The next group, torn: two of its three records complete.
-            let mut group = Vec::new();
-            for payload in [&b"three"[..], b"four", b"five"] {
-                frame(payload, &mut group);
-            }
-            mark_group(&mut group);
-            let two_records = 2 * FRAME_HEADER + b"three".len() + b"four".len();
-            let torn = if cut_at_boundary { two_records } else { two_records + 5 };
-            let path = segment_path(temp.path(), 0);
-            let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open segment");
-            file.write_all(&group[..torn]).expect("torn write");
-            drop(file);
-            let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
-            assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec()], "replay skips the torn group");
-            let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("reopen");
-            assert_eq!(log.next_seq(), 2, "the torn group is cut");
-            let mut framed = Vec::new();
-            frame(b"six", &mut framed);
-            assert_eq!(log.append_framed(&mut framed, 1).expect("append after recovery"), 2);
-            let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
-            assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec(), b"six".to_vec()]);
-        }
     }
 }

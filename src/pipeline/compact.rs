@@ -134,7 +134,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
         }
         pending += 1;
         if framed.len() >= 1 << 20 {
-            if let Err(error) = new_log.append_framed(&mut framed, pending) {
+            if let Err(error) = new_log.append_framed(&framed, pending) {
                 write_error.get_or_insert(error);
             }
             report.bytes_after += framed.len() as u64;
@@ -144,7 +144,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
         }
     })?;
     if pending > 0 {
-        new_log.append_framed(&mut framed, pending)?;
+        new_log.append_framed(&framed, pending)?;
         report.bytes_after += framed.len() as u64;
         report.records_after += pending;
     }

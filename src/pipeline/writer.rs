@@ -87,7 +87,7 @@ pub(super) fn writer_loop(
             framed.extend_from_slice(&commit.prepared.framed);
         }
         let started = Instant::now();
-        let first_seq = match log.append_framed(&mut framed, records) {
+        let first_seq = match log.append_framed(&framed, records) {
             Ok(seq) => seq,
             Err(error) => {
                 tracing::error!(%error, "Log append failed; refusing further writes until restart.");
