@@ -38,6 +38,7 @@ import json
 import sys
 import time
 import urllib.parse
+import uuid
 
 from benchlib import REQUEST_ERRORS, Client, Meter, read_feed, summary
 
@@ -66,8 +67,13 @@ def main():
     feed_path = f"/v1/partners/{urllib.parse.quote(args.partner)}/feeds/security"
     errors = []
 
+    run_id = uuid.uuid4().hex
+    sent_batches = [0]
+
     def post_events(client, events, what):
-        status, payload = client.request("POST", "/v1/events", ndjson(events), "application/x-ndjson")
+        sent_batches[0] += 1
+        key = f"{run_id}-{sent_batches[0]}"
+        status, payload = client.request("POST", "/v1/events", ndjson(events), "application/x-ndjson", key)
         if status != 200:
             raise RuntimeError(f"{what}: HTTP {status} {payload[:300]!r}")
         result = json.loads(payload)

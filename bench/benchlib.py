@@ -111,12 +111,16 @@ class Client:
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         self.reconnects = 0
 
-    def request(self, method, path, body=None, content_type=None):
+    def request(self, method, path, body=None, content_type=None, idempotency_key=None):
         """(status, body bytes). A body is sent as `content_type`,
-        application/json unless told."""
+        application/json unless told. The request is sent again once after a
+        dropped connection: give a POST of events an `idempotency_key` so
+        that resend is never applied twice."""
         headers = dict(self.headers)
         if body is not None or content_type:
             headers["Content-Type"] = content_type or "application/json"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         for attempt in (0, 1):
             try:
                 self.conn.request(method, path, body=body, headers=headers)

@@ -4,8 +4,10 @@
 Reads the first --max-lines lines of an NDJSON file into memory (so disk
 reads are not timed), cuts them into batches of --batch lines, and POSTs them
 to /v1/events over --connections persistent keep-alive connections, one
-thread each. Wall time runs from the first send to the last response.
-Prints one JSON object on stdout.
+thread each. Every batch carries an Idempotency-Key (this run's id and the
+batch number), so a batch whose request failed without an answer is resent
+(up to --retries times) and never counted twice. Wall time runs from the
+first send to the last response. Prints one JSON object on stdout.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 
 
 def main():
@@ -27,7 +30,9 @@ def main():
     parser.add_argument("--connections", type=int, default=4, help="concurrent connections")
     parser.add_argument("--max-lines", type=int, default=2_000_000, help="send at most this many lines")
     parser.add_argument("--timeout", type=float, default=300.0, help="per-request timeout (s)")
+    parser.add_argument("--retries", type=int, default=3, help="resends of a batch that got no answer")
     args = parser.parse_args()
+    run_id = uuid.uuid4().hex
 
     batches = []
     lines = 0
@@ -53,32 +58,39 @@ def main():
         work.put((index, body))
 
     lock = threading.Lock()
-    totals = {"accepted": 0, "rejected": 0, "requests": 0, "errors": []}
+    totals = {"accepted": 0, "rejected": 0, "requests": 0, "resends": 0, "errors": []}
     rejected_reasons = {}
     latencies = []
 
     def worker():
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
-        headers = {
-            "Content-Type": "application/x-ndjson",
-            "Authorization": f"Bearer {args.token}",
-        }
         try:
             while True:
                 try:
                     index, body = work.get_nowait()
                 except queue.Empty:
                     return
-                sent = time.perf_counter()
-                try:
-                    conn.request("POST", "/v1/events", body=body, headers=headers)
-                    response = conn.getresponse()
-                    payload = response.read()
-                except (OSError, http.client.HTTPException) as error:
-                    conn.close()
-                    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
-                    with lock:
-                        totals["errors"].append(f"batch {index}: {error!r}")
+                headers = {
+                    "Content-Type": "application/x-ndjson",
+                    "Authorization": f"Bearer {args.token}",
+                    "Idempotency-Key": f"{run_id}-{index}",
+                }
+                for attempt in range(args.retries + 1):
+                    sent = time.perf_counter()
+                    try:
+                        conn.request("POST", "/v1/events", body=body, headers=headers)
+                        response = conn.getresponse()
+                        payload = response.read()
+                        break
+                    except (OSError, http.client.HTTPException) as error:
+                        conn.close()
+                        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=args.timeout)
+                        with lock:
+                            if attempt == args.retries:
+                                totals["errors"].append(f"batch {index}: {error!r}")
+                            else:
+                                totals["resends"] += 1
+                else:
                     continue
                 elapsed = time.perf_counter() - sent
                 with lock:
@@ -123,6 +135,7 @@ def main():
         "requests": totals["requests"],
         "errors": totals["errors"][:10],
         "error_count": len(totals["errors"]),
+        "resends": totals["resends"],
         "wall_s": round(wall, 4),
         "events_per_second": round(totals["accepted"] / wall, 1) if wall > 0 else None,
         "lines_per_second": round((totals["accepted"] + totals["rejected"]) / wall, 1) if wall > 0 else None,

@@ -111,6 +111,32 @@ fn key_survives_restart_and_kill() {
     assert_eq!(messages(&server), 6);
 }
 
+/// A different body under a used key is a client bug, not a resend: 422
+/// `idempotency_key_reused`, nothing applied, and the same after a `kill -9`
+/// (log replay) and a clean restart (snapshot); the first body is still
+/// answered as a resend.
+#[test]
+fn a_different_body_under_a_used_key_is_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start(&data);
+    let first = send(&server, Some("mine"), &batch(1));
+    let check = |server: &Server| {
+        let (status, body) = server.try_post_events(INGEST, Some("mine"), batch(2).as_bytes()).expect("an answer");
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["code"], "idempotency_key_reused", "{body}");
+        assert_eq!(messages(server), 3, "nothing applied");
+        assert_eq!(send(server, Some("mine"), &batch(1)), first, "the first body is still a resend");
+    };
+    check(&server);
+    let _ = server.kill();
+    let server = Server::start(&data);
+    check(&server);
+    let _ = server.stop();
+    let server = Server::start(&data);
+    check(&server);
+}
+
 /// The crash window itself: the batch is on disk but the server dies before
 /// answering (a debug-build hook exits right after the fsync). The client
 /// saw no answer and resends; the resend is answered, not applied twice.
@@ -182,6 +208,34 @@ fn same_key_from_another_token_is_another_batch() {
 /// key it first sent: the server dies after writing the first batch and
 /// before answering, comes back on the same port, and every simulated event
 /// is applied exactly once.
+/// A crash that tears the group's write (half its bytes on disk, as power
+/// loss mid-`write` leaves it): the batch's first records are complete on
+/// disk but its key record is not. The group marker drops the group whole,
+/// so the resend applies the batch once, not its first records twice.
+#[test]
+fn a_torn_group_is_dropped_whole_and_the_resend_applies_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start(&data);
+    send(&server, Some("before"), &batch(1));
+    drop(server);
+
+    let mut server = Server::start_with(&data, &[("PROVISO_FAILPOINTS", "log.write=torn")]);
+    let big: String = (2..40).map(batch).collect::<Vec<_>>().join("\n");
+    let lost = server.try_post_events(INGEST, Some("torn"), big.as_bytes());
+    assert!(lost.is_err(), "the server must die mid-write: {lost:?}");
+    assert_eq!(server.child.wait().expect("wait").code(), Some(86), "{}", server.stderr());
+    drop(server);
+
+    let server = Server::start(&data);
+    assert_eq!(messages(&server), 3, "none of the torn group is kept");
+    let answer = send(&server, Some("torn"), &big);
+    assert_eq!(answer["accepted"], 38 * 3, "{answer}");
+    assert_eq!(messages(&server), 3 + 38 * 3);
+    assert_eq!(send(&server, Some("torn"), &big), answer, "a second resend is answered, not applied");
+    assert_eq!(messages(&server), 3 + 38 * 3);
+}
+
 #[test]
 fn simulate_resends_an_unanswered_batch_with_its_key() {
     let temp = tempfile::tempdir().expect("tempdir");

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use proviso::config::OptArgs;
-use proviso::edge::RejectReason;
+use proviso::contract::KeyedAnswer;
 use proviso::log::fsmode;
-use proviso::pipeline::{Pipeline, Prepared, Rejection};
+use proviso::pipeline::{Committed, Pipeline, Prepared, Rejection};
 
 /// Load NDJSON events into a data dir.
 ///
@@ -18,8 +18,17 @@ use proviso::pipeline::{Pipeline, Prepared, Rejection};
 /// (fsync) and applied, invalid ones are counted and reported by line number.
 /// When the command returns, every accepted event survives a crash.
 ///
+/// The input is cut into chunks, and each chunk is logged with an
+/// idempotency key made of the input's name, the chunk's byte offset and a
+/// hash of its bytes. After a crash or Ctrl-C, run the same command with
+/// `--resume`: chunks already in the log are skipped (counted, not applied
+/// again) and the rest is loaded. Keys are kept for the idempotency window
+/// (24 h by default). An input whose first chunk is already in the log is
+/// refused unless `--resume` (skip it) or `--again` (load it a second time).
+///
 /// Examples:
 ///   proviso ingest events.ndjson
+///   proviso ingest events.ndjson --resume
 ///   proviso simulate --events 100000 | proviso ingest - --rejects bad.ndjson
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -41,29 +50,78 @@ pub struct IngestCommand {
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
+    /// Skip the chunks of this input already in the log (a run that crashed
+    /// or was stopped); load the rest
+    #[arg(long, conflicts_with = "again")]
+    pub resume: bool,
+    /// Load the input even though it was loaded before (its events count
+    /// twice)
+    #[arg(long)]
+    pub again: bool,
 }
 
 /// A piece of the input: whole lines, and the number of its first line.
 struct Chunk {
     /// Position in the file, for submitting in order.
     index: u64,
+    /// Byte offset of the chunk in the input.
+    offset: u64,
     first_line: usize,
     bytes: Vec<u8>,
 }
 
+/// One rejected line, from the edge now or from a skipped chunk's answer.
+struct Rejected {
+    line: usize,
+    reason: String,
+    error: String,
+}
+
 struct Done {
     accepted: u64,
-    rejected: Vec<Rejection>,
+    rejected: Vec<Rejected>,
     rejected_lines: Vec<Vec<u8>>,
     bytes: u64,
+    /// The chunk was already in the log: answered, not applied again.
+    skipped: bool,
     result: Result<(), String>,
+}
+
+/// The idempotency key of one chunk: what the input is called (`run` is
+/// empty unless `--again`), where the chunk starts, and what it holds.
+fn chunk_digest(input: &str, run: &str, chunk: &Chunk) -> [u8; 16] {
+    let content = blake3::hash(&chunk.bytes);
+    let key = format!("{input}\u{0}{run}\u{0}{}\u{0}{}", chunk.offset, content.to_hex());
+    proviso::pipeline::idempotency_digest("proviso ingest", &key)
+}
+
+fn rejected_from_edge(rejections: Vec<Rejection>) -> Vec<Rejected> {
+    rejections
+        .into_iter()
+        .map(|r| Rejected { line: r.line, reason: r.reason.as_str().to_string(), error: r.error })
+        .collect()
+}
+
+fn rejected_from_answer(answer: &KeyedAnswer) -> Vec<Rejected> {
+    answer
+        .rejected
+        .iter()
+        .map(|r| Rejected {
+            line: usize::try_from(r.line).unwrap_or(usize::MAX),
+            reason: r.reason.clone(),
+            error: r.error.clone(),
+        })
+        .collect()
 }
 
 #[derive(serde::Serialize)]
 struct Summary {
     accepted: u64,
     rejected: u64,
-    rejected_by_reason: BTreeMap<&'static str, u64>,
+    /// Chunks already in the log (`--resume`), and the events they held.
+    skipped_chunks: u64,
+    skipped_events: u64,
+    rejected_by_reason: BTreeMap<String, u64>,
     first_errors: Vec<String>,
     seconds: f64,
     events_per_second: f64,
@@ -110,13 +168,28 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     let mut summary = Summary {
         accepted: 0,
         rejected: 0,
+        skipped_chunks: 0,
+        skipped_events: 0,
         rejected_by_reason: BTreeMap::new(),
         first_errors: Vec::new(),
         seconds: 0.0,
         events_per_second: 0.0,
     };
     let mut failure: Option<String> = None;
-    let mut all_rejections: Vec<(Rejection, Vec<u8>)> = Vec::new();
+    let mut all_rejections: Vec<(Rejected, Vec<u8>)> = Vec::new();
+    let input_name = if command.input.as_os_str() == "-" {
+        "-".to_string()
+    } else {
+        std::fs::canonicalize(&command.input).unwrap_or_else(|_| command.input.clone()).display().to_string()
+    };
+    // `--again`: a run name no earlier run had, so no chunk matches one.
+    let run = if command.again {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("again-{}-{nanos}", std::process::id())
+    } else {
+        String::new()
+    };
+    let (resume, input_name, run) = (command.resume, &input_name, &run);
 
     // Chunks are parsed in parallel but handed to the log in file order, so
     // the log (and every "latest wins" state: address books, links,
@@ -133,44 +206,74 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                     Ok(Ok(chunk)) => chunk,
                     _ => return,
                 };
-                let mut prepared = Prepared::default();
-                proviso::pipeline::prepare_lines(
-                    pipeline.edge(),
-                    &chunk.bytes,
-                    chunk.first_line,
-                    &mut prepared,
-                    proviso::edge::Source::Service,
-                );
-                let rejected = std::mem::take(&mut prepared.rejected);
-                let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
-                let accepted = prepared.accepted() as u64;
+                let digest = chunk_digest(input_name, run, &chunk);
                 let bytes = chunk.bytes.len() as u64;
                 let done_sender = done_sender.clone();
+                let skip = if resume { pipeline.recent_answer(&digest) } else { None };
+                let work = match skip {
+                    Some(answer) => Err(answer),
+                    None => {
+                        let mut prepared = Prepared::default();
+                        proviso::pipeline::prepare_lines(
+                            pipeline.edge(),
+                            &chunk.bytes,
+                            chunk.first_line,
+                            &mut prepared,
+                            proviso::edge::Source::Service,
+                        );
+                        let accepted = prepared.accepted() as u64;
+                        prepared.keyed(digest, None, pipeline.clock().now_ms());
+                        let rejected = rejected_from_edge(std::mem::take(&mut prepared.rejected));
+                        Ok((prepared, rejected, accepted))
+                    }
+                };
                 let (next, ready) = turn;
                 let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
                 while *next != chunk.index {
                     next = ready.wait(next).unwrap_or_else(|p| p.into_inner());
                 }
-                pipeline.submit(prepared, move |result| {
-                    let _ = done_sender.send(Done {
-                        accepted,
-                        rejected,
-                        rejected_lines,
-                        bytes,
-                        result: result.map(|_| ()).map_err(|e| e.to_string()),
-                    });
-                });
+                match work {
+                    Err(answer) => {
+                        let rejected = rejected_from_answer(&answer);
+                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                        let _ = done_sender.send(Done {
+                            accepted: answer.accepted,
+                            rejected,
+                            rejected_lines,
+                            bytes,
+                            skipped: true,
+                            result: Ok(()),
+                        });
+                    }
+                    Ok((prepared, rejected, accepted)) => {
+                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                        pipeline.submit_keyed(prepared, move |result| {
+                            let (accepted, rejected, skipped, result) = match result {
+                                Ok(Committed::Applied { .. }) => (accepted, rejected, false, Ok(())),
+                                Ok(Committed::Replayed(answer)) => {
+                                    (answer.accepted, rejected_from_answer(&answer), true, Ok(()))
+                                }
+                                Err(error) => (accepted, rejected, false, Err(error.to_string())),
+                            };
+                            let _ =
+                                done_sender.send(Done { accepted, rejected, rejected_lines, bytes, skipped, result });
+                        });
+                    }
+                }
                 *next += 1;
                 ready.notify_all();
             });
         }
         drop(done_sender);
 
-        // Reader: cut the input into chunks of whole lines.
-        let reader_result = scope.spawn(move || -> std::io::Result<()> {
+        // Reader: cut the input into chunks of whole lines. Refuses an input
+        // whose first chunk is already in the log, unless told what to do.
+        let pipeline = &pipeline;
+        let reader_result = scope.spawn(move || -> anyhow::Result<()> {
             let mut reader = BufReader::with_capacity(1 << 20, input);
             let mut next_line = 1usize;
             let mut index = 0u64;
+            let mut offset = 0u64;
             loop {
                 let mut bytes = Vec::with_capacity(command.chunk_bytes + 4096);
                 while bytes.len() < command.chunk_bytes {
@@ -182,8 +285,19 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                     return Ok(());
                 }
                 let lines = bytes.iter().filter(|b| **b == b'\n').count() + usize::from(bytes.last() != Some(&b'\n'));
-                let chunk = Chunk { index, first_line: next_line, bytes };
+                let chunk = Chunk { index, offset, first_line: next_line, bytes };
+                if index == 0 && !resume && run.is_empty() {
+                    if let Some(answer) = pipeline.recent_answer(&chunk_digest(input_name, run, &chunk)) {
+                        anyhow::bail!(
+                            "{input_name} was already ingested into this data dir (its first chunk, {} events, is in \
+                             the log); nothing was loaded. Use --resume to load only what is not in the log yet, \
+                             or --again to load it a second time.",
+                            answer.accepted
+                        );
+                    }
+                }
                 index += 1;
+                offset += chunk.bytes.len() as u64;
                 next_line += lines;
                 if chunk_sender.send(chunk).is_err() {
                     return Ok(());
@@ -196,6 +310,10 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
             if let Err(error) = done.result {
                 failure.get_or_insert(error);
                 continue;
+            }
+            if done.skipped {
+                summary.skipped_chunks += 1;
+                summary.skipped_events += done.accepted;
             }
             summary.accepted += done.accepted;
             let mut lines = done.rejected_lines.into_iter();
@@ -219,7 +337,7 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
 
     all_rejections.sort_by_key(|(rejection, _)| rejection.line);
     for (rejection, line) in &all_rejections {
-        *summary.rejected_by_reason.entry(reason_name(rejection.reason)).or_default() += 1;
+        *summary.rejected_by_reason.entry(rejection.reason.clone()).or_default() += 1;
         if summary.first_errors.len() < 10 {
             summary.first_errors.push(rejection.error.clone());
         }
@@ -240,6 +358,12 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
             "accepted {} events, rejected {} lines in {:.2}s ({:.0} lines/s)",
             summary.accepted, summary.rejected, summary.seconds, summary.events_per_second
         );
+        if summary.skipped_chunks > 0 {
+            println!(
+                "  resumed: {} chunks ({} events) were already in the log and were not applied again",
+                summary.skipped_chunks, summary.skipped_events
+            );
+        }
         for (reason, count) in &summary.rejected_by_reason {
             println!("  rejected {reason}: {count}");
         }
@@ -253,12 +377,8 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reason_name(reason: RejectReason) -> &'static str {
-    reason.as_str()
-}
-
 /// The raw text of each rejected line of a chunk, in rejection order.
-fn lines_of(chunk: &Chunk, rejected: &[Rejection]) -> Vec<Vec<u8>> {
+fn lines_of(chunk: &Chunk, rejected: &[Rejected]) -> Vec<Vec<u8>> {
     let lines: Vec<&[u8]> = chunk.bytes.split(|b| *b == b'\n').collect();
     rejected
         .iter()

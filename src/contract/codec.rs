@@ -38,6 +38,8 @@ const CONTROL_ADVERTISER_BUDGET: u8 = 3;
 const CONTROL_FEED_GAPS: u8 = 4;
 /// An idempotency key's digest and the answer its batch got.
 const CONTROL_BATCH_KEYED: u8 = 5;
+/// A batch key with the digest of its request body (after the rejections).
+const CONTROL_BATCH_KEYED_BODY: u8 = 6;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -142,6 +144,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::BudgetSpent { advertiser: None, .. } => out.push(CONTROL_BUDGET),
         ControlBody::BudgetSpent { advertiser: Some(_), .. } => out.push(CONTROL_ADVERTISER_BUDGET),
         ControlBody::SecurityFeedGaps { .. } => out.push(CONTROL_FEED_GAPS),
+        ControlBody::BatchKeyed { answer, .. } if answer.request.is_some() => out.push(CONTROL_BATCH_KEYED_BODY),
         ControlBody::BatchKeyed { .. } => out.push(CONTROL_BATCH_KEYED),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
@@ -185,6 +188,9 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
                 out.extend_from_slice(&rejection.line.to_le_bytes());
                 put_long_str(out, &rejection.reason);
                 put_long_str(out, &rejection.error);
+            }
+            if let Some(request) = &answer.request {
+                out.extend_from_slice(request);
             }
         }
     }
@@ -238,7 +244,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             }
             ControlBody::SecurityFeedGaps { partners }
         }
-        CONTROL_BATCH_KEYED => {
+        code @ (CONTROL_BATCH_KEYED | CONTROL_BATCH_KEYED_BODY) => {
             let key_digest = reader.array::<16>()?;
             let accepted = u64::from_le_bytes(reader.array::<8>()?);
             let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
@@ -250,7 +256,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
                     error: reader.long_string()?,
                 });
             }
-            ControlBody::BatchKeyed { key_digest, answer: KeyedAnswer { accepted, rejected } }
+            let request = if code == CONTROL_BATCH_KEYED_BODY { Some(reader.array::<16>()?) } else { None };
+            ControlBody::BatchKeyed { key_digest, answer: KeyedAnswer { accepted, rejected, request } }
         }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
@@ -507,6 +514,7 @@ mod tests {
                             KeyedRejection { line: u64::from(s), reason: "content".into(), error: note.clone() },
                             KeyedRejection { line: 7, reason: text.chars().take(10).collect(), error: String::new() },
                         ],
+                        request: Some([s; 16]),
                     },
                 },
             ] {

@@ -431,6 +431,10 @@ pub struct KeyedAnswer {
     pub accepted: u64,
     /// Rejected lines, in order.
     pub rejected: Vec<KeyedRejection>,
+    /// A digest of the request body this answered (`None` in records
+    /// written before it was kept), so a different body sent under a used
+    /// key is told apart from a resend.
+    pub request: Option<[u8; 16]>,
 }
 
 /// One rejected line of a [`KeyedAnswer`].

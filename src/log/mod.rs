@@ -1,6 +1,7 @@
 //! Durable event log: append-only segment files, group-committed with fsync.
 //!
-//! Owns: the on-disk framing (`u32 len, u32 crc32, payload`), segment rolling,
+//! Owns: the on-disk framing (`u32 len, u32 crc32, payload`), group markers
+//! (a group commit is all there or not there at all), segment rolling,
 //! torn-tail recovery, replay from a sequence number, the data dir lock, and
 //! owner-only file modes for everything in the data dir ([`fsmode`]).
 //! Never: interprets a payload (that is `contract::codec`) or rewrites an
@@ -21,6 +22,24 @@ pub const FRAME_HEADER: usize = 8;
 pub const DEFAULT_SEGMENT_BYTES: u64 = 256 << 20;
 /// Largest payload accepted (a 10k-contact snapshot is ~160 KB).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// The length field of a group marker has this bit set (no record is that
+/// long). A marker precedes every group commit and holds its record count;
+/// a group cut short by a crash is dropped whole, so a batch and its
+/// idempotency key (the group's last record) are kept or lost together.
+/// Logs written before markers existed have none and read as before.
+const MARKER_FLAG: u32 = 1 << 31;
+/// Bytes of a group marker: header plus a `u64` record count.
+const MARKER_BYTES: usize = FRAME_HEADER + 8;
+
+fn marker(count: u64) -> [u8; MARKER_BYTES] {
+    let payload = count.to_le_bytes();
+    let mut out = [0u8; MARKER_BYTES];
+    out[..4].copy_from_slice(&(MARKER_FLAG | payload.len() as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out[8..].copy_from_slice(&payload);
+    out
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -62,6 +81,8 @@ pub struct Log {
     active_len: u64,
     /// Bytes in closed segments, for the `proviso_log_size_bytes` gauge.
     closed_bytes: u64,
+    /// The group being written: its marker, then its records (reused).
+    group: Vec<u8>,
 }
 
 impl Log {
@@ -102,6 +123,7 @@ impl Log {
             active,
             active_len: scan.valid_len,
             closed_bytes,
+            group: Vec::new(),
         })
     }
 
@@ -113,21 +135,26 @@ impl Log {
         self.closed_bytes + self.active_len
     }
 
-    /// Appends `count` already framed records and makes them durable (one
-    /// fsync for the whole group). Returns the sequence number of the first.
+    /// Appends `count` already framed records as one group (behind its
+    /// marker, with one write) and makes them durable (one fsync). Returns
+    /// the sequence number of the first.
     pub fn append_framed(&mut self, framed: &[u8], count: u64) -> Result<u64, LogError> {
         if count == 0 {
             return Ok(self.next_seq);
         }
-        if self.active_len > 0 && self.active_len + framed.len() as u64 > self.segment_bytes {
+        let bytes = (MARKER_BYTES + framed.len()) as u64;
+        if self.active_len > 0 && self.active_len + bytes > self.segment_bytes {
             self.roll()?;
         }
         let path = segment_path(&self.dir, self.next_seq);
-        crate::failpoint::write_all("log.write", &mut self.active, framed).map_err(io_err(&path))?;
+        self.group.clear();
+        self.group.extend_from_slice(&marker(count));
+        self.group.extend_from_slice(framed);
+        crate::failpoint::write_all("log.write", &mut self.active, &self.group).map_err(io_err(&path))?;
         crate::failpoint::check("log.fsync").map_err(io_err(&path))?;
         self.active.sync_data().map_err(io_err(&path))?;
         let first = self.next_seq;
-        self.active_len += framed.len() as u64;
+        self.active_len += bytes;
         self.next_seq += count;
         Ok(first)
     }
@@ -145,7 +172,9 @@ impl Log {
 }
 
 /// Replays every record with sequence number ≥ `from_seq`, in order.
-/// A torn tail on the last segment ends the replay silently.
+/// A torn tail on the last segment ends the replay with a warning; a group
+/// it cut short is not replayed at all (its records are held back until
+/// the group is complete).
 pub fn replay(
     dir: &Path,
     from_seq: u64,
@@ -164,28 +193,85 @@ pub fn replay(
         let mut record_seq = *base;
         let mut offset = 0u64;
         let mut payload = Vec::new();
+        let mut group = Group::default();
+        let corrupt = |offset, detail| LogError::Corrupt { path: path.display().to_string(), offset, detail };
         loop {
-            match read_record(&mut reader, &mut payload) {
-                Ok(Some(len)) => {
-                    if record_seq >= from_seq {
+            match read_frame(&mut reader, &mut payload) {
+                Ok(Some(Frame::Marker { count, len })) => {
+                    if group.remaining > 0 {
+                        return Err(corrupt(offset, "group marker inside an unfinished group"));
+                    }
+                    group.begin(count, offset);
+                    offset += len;
+                }
+                Ok(Some(Frame::Record { len })) => {
+                    if group.remaining > 0 {
+                        group.hold(record_seq, &payload);
+                        if group.remaining == 0 {
+                            for (held_seq, held) in group.release() {
+                                if held_seq >= from_seq {
+                                    on_record(held_seq, held)?;
+                                    seq = held_seq + 1;
+                                }
+                            }
+                        }
+                    } else if record_seq >= from_seq {
                         on_record(record_seq, &payload)?;
                         seq = record_seq + 1;
                     }
                     record_seq += 1;
                     offset += len;
                 }
-                Ok(None) => break,
+                Ok(None) if group.remaining == 0 => break,
+                Ok(None) if is_last => {
+                    tracing::warn!(segment = %path.display(), offset = group.offset, "Replay stopped at a group cut short by a crash; it was never acknowledged.");
+                    break;
+                }
+                Ok(None) => return Err(corrupt(group.offset, "group cut short inside a closed segment")),
                 Err(detail) if is_last => {
                     tracing::warn!(segment = %path.display(), offset, detail, "Replay stopped at a torn log tail.");
                     break;
                 }
-                Err(detail) => {
-                    return Err(LogError::Corrupt { path: path.display().to_string(), offset, detail });
-                }
+                Err(detail) => return Err(corrupt(offset, detail)),
             }
         }
     }
     Ok(seq)
+}
+
+/// The records of a group being replayed, held until the last one is read.
+#[derive(Default)]
+struct Group {
+    /// Records still to read; 0 outside a group.
+    remaining: u64,
+    /// Byte offset of the group's marker.
+    offset: u64,
+    first_seq: u64,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Group {
+    fn begin(&mut self, count: u64, offset: u64) {
+        self.remaining = count;
+        self.offset = offset;
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn hold(&mut self, seq: u64, payload: &[u8]) {
+        if self.ends.is_empty() {
+            self.first_seq = seq;
+        }
+        self.bytes.extend_from_slice(payload);
+        self.ends.push(self.bytes.len());
+        self.remaining -= 1;
+    }
+
+    fn release(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        (self.first_seq..).zip(starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.bytes[start..end]))
+    }
 }
 
 struct Scan {
@@ -198,23 +284,57 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
     let mut reader = BufReader::with_capacity(1 << 20, &*file);
     let mut payload = Vec::new();
     let mut scan = Scan { records: 0, valid_len: 0 };
+    // Where the unfinished group began, and how many of its records are due.
+    let mut group_start = Scan { records: 0, valid_len: 0 };
+    let mut remaining = 0u64;
+    let corrupt = |offset, detail| LogError::Corrupt { path: path.display().to_string(), offset, detail };
     loop {
-        match read_record(&mut reader, &mut payload) {
-            Ok(Some(len)) => {
+        match read_frame(&mut reader, &mut payload) {
+            Ok(Some(Frame::Marker { count, len })) => {
+                if remaining > 0 {
+                    return Err(corrupt(scan.valid_len, "group marker inside an unfinished group"));
+                }
+                group_start = Scan { records: scan.records, valid_len: scan.valid_len };
+                remaining = count;
+                scan.valid_len += len;
+            }
+            Ok(Some(Frame::Record { len })) => {
+                remaining = remaining.saturating_sub(1);
                 scan.records += 1;
                 scan.valid_len += len;
             }
+            Ok(None) | Err(_) if is_last && remaining > 0 => return Ok(group_start),
             Ok(None) => return Ok(scan),
             Err(_) if is_last => return Ok(scan),
-            Err(detail) => {
-                return Err(LogError::Corrupt { path: path.display().to_string(), offset: scan.valid_len, detail })
-            }
+            Err(detail) => return Err(corrupt(scan.valid_len, detail)),
         }
     }
 }
 
-/// Reads one framed record. `Ok(None)` at a clean end of file; `Err` names
-/// what is wrong with a torn or corrupt record.
+/// One frame of a segment: a record, or the marker opening a group.
+enum Frame {
+    Record { len: u64 },
+    Marker { count: u64, len: u64 },
+}
+
+/// Reads one frame; a marker's count is returned, not left in `payload`.
+fn read_frame(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<Frame>, &'static str> {
+    match read_record(reader, payload)? {
+        None => Ok(None),
+        Some(len) if len & MARKER_LEN_BIT != 0 => {
+            let count: [u8; 8] = payload.as_slice().try_into().map_err(|_| "group marker of the wrong size")?;
+            Ok(Some(Frame::Marker { count: u64::from_le_bytes(count), len: len & !MARKER_LEN_BIT }))
+        }
+        Some(len) => Ok(Some(Frame::Record { len })),
+    }
+}
+
+/// Set in [`read_record`]'s answer when the frame was a group marker.
+const MARKER_LEN_BIT: u64 = 1 << 63;
+
+/// Reads one framed record and returns its length on disk (with
+/// [`MARKER_LEN_BIT`] set for a group marker). `Ok(None)` at a clean end of
+/// file; `Err` names what is wrong with a torn or corrupt record.
 fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
     let mut header = [0u8; FRAME_HEADER];
     match read_full(reader, &mut header) {
@@ -222,8 +342,13 @@ fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u
         FRAME_HEADER => {}
         _ => return Err("truncated record header"),
     }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let len_field = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let is_marker = len_field & MARKER_FLAG != 0;
+    let len = (len_field & !MARKER_FLAG) as usize;
+    if is_marker && len != 8 {
+        return Err("group marker of the wrong size");
+    }
     if len > MAX_RECORD_BYTES {
         return Err("record length out of range");
     }
@@ -234,7 +359,8 @@ fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u
     if crc32fast::hash(payload) != crc {
         return Err("record checksum mismatch");
     }
-    Ok(Some((FRAME_HEADER + len) as u64))
+    let frame_len = (FRAME_HEADER + len) as u64;
+    Ok(Some(if is_marker { frame_len | MARKER_LEN_BIT } else { frame_len }))
 }
 
 fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> usize {
@@ -337,5 +463,55 @@ mod tests {
         log.append_framed(&framed, 1).expect("append after recovery");
         let payloads: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
         assert_eq!(payloads, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    }
+
+    fn group(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut framed = Vec::new();
+        for payload in payloads {
+            frame(payload, &mut framed);
+        }
+        framed
+    }
+
+    /// A crash that tears a group's write keeps none of the group, even the
+    /// records of it that are complete on disk: replay (before any reopen)
+    /// and reopening agree, and the next group takes the dropped sequence.
+    #[test]
+    fn a_group_cut_short_is_dropped_whole() {
+        for cut in 1..MARKER_BYTES + 3 * (FRAME_HEADER + 3) {
+            let temp = tempfile::tempdir().expect("tempdir");
+            let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
+            log.append_framed(&group(&[b"one"]), 1).expect("first group");
+            let kept = std::fs::metadata(segment_path(temp.path(), 0)).expect("meta").len();
+            log.append_framed(&group(&[b"two", b"2nd", b"key"]), 3).expect("second group");
+            drop(log);
+            let path = segment_path(temp.path(), 0);
+            let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open segment");
+            file.set_len(kept + cut as u64).expect("tear");
+            drop(file);
+            let replayed: Vec<Vec<u8>> = collect(temp.path(), 0).into_iter().map(|(_, p)| p).collect();
+            assert_eq!(replayed, vec![b"one".to_vec()], "torn after {cut} bytes of the group");
+            let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("reopen");
+            assert_eq!(log.next_seq(), 1, "torn after {cut} bytes of the group");
+            assert_eq!(std::fs::metadata(&path).expect("meta").len(), kept, "the torn group is cut off the file");
+            assert_eq!(log.append_framed(&group(&[b"three"]), 1).expect("append"), 1);
+            drop(log);
+            let replayed: Vec<(u64, Vec<u8>)> = collect(temp.path(), 0);
+            assert_eq!(replayed, vec![(0, b"one".to_vec()), (1, b"three".to_vec())]);
+        }
+    }
+
+    /// Segments written before group markers existed (records only) still
+    /// open and replay, and new groups append after them.
+    #[test]
+    fn a_log_without_markers_still_reads() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        std::fs::write(segment_path(temp.path(), 0), group(&[b"old", b"older"])).expect("write old segment");
+        let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
+        assert_eq!(log.next_seq(), 2);
+        log.append_framed(&group(&[b"new"]), 1).expect("append");
+        drop(log);
+        let replayed: Vec<(u64, Vec<u8>)> = collect(temp.path(), 1);
+        assert_eq!(replayed, vec![(1, b"older".to_vec()), (2, b"new".to_vec())]);
     }
 }

@@ -57,6 +57,15 @@ pub fn idempotency_digest(scope: &str, key: &str) -> [u8; 16] {
     digest
 }
 
+/// The digest of a request body kept with its idempotency key: a resend
+/// carries the same body; a different body under a used key is a client
+/// bug, answered 422.
+pub fn request_digest(body: &[u8]) -> [u8; 16] {
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&blake3::hash(body).as_bytes()[..16]);
+    digest
+}
+
 impl Prepared {
     fn accept(&mut self, event: Event, line: usize) {
         frame_with(&mut self.framed, |out| encode_event(&event, out));
@@ -139,14 +148,16 @@ impl Prepared {
     }
 
     /// Marks the batch as sent with the idempotency key `digest` (see
-    /// [`idempotency_digest`]), first seen at `at_ms`: appends one
+    /// [`idempotency_digest`]) for the request body whose digest is
+    /// `request` ([`request_digest`]), first seen at `at_ms`: appends one
     /// `BatchKeyed` control record holding the answer (accepted events and
     /// the rejections as they stand now), framed with the events so the
     /// same group commit makes both durable. Call once, after every
     /// rejection is known and before taking them.
-    pub fn keyed(&mut self, digest: [u8; 16], at_ms: i64) {
+    pub fn keyed(&mut self, digest: [u8; 16], request: Option<[u8; 16]>, at_ms: i64) {
         debug_assert!(self.key.is_none(), "a batch has one key");
         let answer = KeyedAnswer {
+            request,
             accepted: self.records.len() as u64,
             rejected: self
                 .rejected

@@ -123,6 +123,7 @@ impl RecentKeys {
                     digest: *digest,
                     at_ms: *at_ms,
                     accepted: remembered.answer.accepted,
+                    request: remembered.answer.request,
                     rejected: remembered
                         .answer
                         .rejected
@@ -144,9 +145,31 @@ impl RecentKeys {
                 .into_iter()
                 .map(|(line, reason, error)| KeyedRejection { line, reason, error })
                 .collect();
-            keys.insert(entry.digest, entry.at_ms, KeyedAnswer { accepted: entry.accepted, rejected });
+            keys.insert(
+                entry.digest,
+                entry.at_ms,
+                KeyedAnswer { accepted: entry.accepted, rejected, request: entry.request },
+            );
         }
         keys
+    }
+
+    /// Rebuilds the map from a version-4 snapshot section (no request
+    /// digests were kept then).
+    pub(super) fn from_stored_v4(stored: StoredKeysV4) -> RecentKeys {
+        RecentKeys::from_stored(StoredKeys {
+            entries: stored
+                .entries
+                .into_iter()
+                .map(|e| StoredKey {
+                    digest: e.digest,
+                    at_ms: e.at_ms,
+                    accepted: e.accepted,
+                    rejected: e.rejected,
+                    request: None,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -162,6 +185,21 @@ struct StoredKey {
     at_ms: i64,
     accepted: u64,
     rejected: Vec<(u64, String, String)>,
+    request: Option<[u8; 16]>,
+}
+
+/// The section as snapshot version 4 wrote it.
+#[derive(serde::Deserialize, Default)]
+pub(super) struct StoredKeysV4 {
+    entries: Vec<StoredKeyV4>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredKeyV4 {
+    digest: [u8; 16],
+    at_ms: i64,
+    accepted: u64,
+    rejected: Vec<(u64, String, String)>,
 }
 
 #[cfg(test)]
@@ -169,7 +207,7 @@ mod tests {
     use super::*;
 
     fn answer(accepted: u64) -> KeyedAnswer {
-        KeyedAnswer { accepted, rejected: Vec::new() }
+        KeyedAnswer { accepted, rejected: Vec::new(), request: None }
     }
 
     /// A key is answered inside the window and not before it; expiring
@@ -209,7 +247,7 @@ mod tests {
     #[test]
     fn answers_beyond_the_byte_cap_drop_the_oldest() {
         let rejection = KeyedRejection { line: 1, reason: "content".into(), error: "x".repeat(100) };
-        let big = KeyedAnswer { accepted: 0, rejected: vec![rejection; 10] };
+        let big = KeyedAnswer { accepted: 0, rejected: vec![rejection; 10], request: None };
         let one = answer_bytes(&big);
         let mut keys = RecentKeys::with_caps(usize::MAX, 2 * one);
         for k in 1..=3u8 {

@@ -1,10 +1,10 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP4`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP5`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
-//! idempotency keys as one postcard blob each (`PRVSNAP3`, without the keys,
-//! is still read). A snapshot
+//! idempotency keys as one postcard blob each (`PRVSNAP4`, whose keys lack
+//! request digests, and `PRVSNAP3`, without the keys, are still read). A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -18,8 +18,10 @@ use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 5: each recent idempotency key keeps its request's digest.
+const MAGIC: &[u8; 8] = b"PRVSNAP5";
 /// Version 4: recent idempotency keys after the housekeeping blob.
-const MAGIC: &[u8; 8] = b"PRVSNAP4";
+const MAGIC_4: &[u8; 8] = b"PRVSNAP4";
 /// Version 3: partner claims beside links; audience budgets per advertiser.
 /// Still read (with no idempotency keys: none were logged before version 4).
 const MAGIC_3: &[u8; 8] = b"PRVSNAP3";
@@ -113,9 +115,10 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
     if bytes.len() < MAGIC.len() + 4 {
         return Err(SnapshotError::Magic);
     }
-    let version_4 = match &bytes[..MAGIC.len()] {
-        magic if magic == MAGIC => true,
-        magic if magic == MAGIC_3 => false,
+    let version = match &bytes[..MAGIC.len()] {
+        magic if magic == MAGIC => 5,
+        magic if magic == MAGIC_4 => 4,
+        magic if magic == MAGIC_3 => 3,
         _ => return Err(SnapshotError::Magic),
     };
     let body = &bytes[MAGIC.len()..bytes.len() - 4];
@@ -153,8 +156,10 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
     state.abuse = decode_blob(&mut input)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
-    if version_4 {
-        state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?);
+    match version {
+        5 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
+        _ => {}
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     Ok(Some(state))
@@ -225,6 +230,7 @@ mod tests {
         let answer = KeyedAnswer {
             accepted: 3,
             rejected: vec![KeyedRejection { line: 2, reason: "content".into(), error: "line 2: `text`".into() }],
+            request: Some([4; 16]),
         };
         let body = ControlBody::BatchKeyed { key_digest: [9; 16], answer: answer.clone() };
         state.apply(0, &Record::Control(Control { ts_ms: 5_000, body }));

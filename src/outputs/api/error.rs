@@ -42,6 +42,8 @@ pub enum Code {
     MalformedRequest,
     /// An `Idempotency-Key` header that is not 1 to 255 visible ASCII characters.
     InvalidIdempotencyKey,
+    /// An `Idempotency-Key` already used for a different request body.
+    IdempotencyKeyReused,
 }
 
 impl Code {
@@ -71,6 +73,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::MalformedRequest => "malformed_request",
             Code::InvalidIdempotencyKey => "invalid_idempotency_key",
+            Code::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
 
@@ -94,6 +97,7 @@ impl Code {
             Code::BudgetSpent | Code::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
             Code::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Code::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -62,8 +62,22 @@ fn key_scope(caller: &super::auth::Caller) -> String {
     )
 }
 
-fn replayed_response(answer: &crate::contract::KeyedAnswer) -> IngestResponse {
-    IngestResponse { accepted: answer.accepted, rejected: Prepared::rejections_of(answer) }
+/// The first answer to a key, for a resend of the same body (`request`,
+/// its digest); a different body under the key is refused (422, as the
+/// IETF `Idempotency-Key` draft asks). A key logged before bodies were
+/// digested is answered as a resend.
+fn replayed_response(
+    answer: &crate::contract::KeyedAnswer,
+    request: Option<[u8; 16]>,
+) -> Result<IngestResponse, ApiError> {
+    if answer.request.is_some_and(|first| Some(first) != request) {
+        return Err(ApiError::new(
+            Code::IdempotencyKeyReused,
+            "this Idempotency-Key was already used for a different request body; nothing was applied. Send a new \
+             batch under a new key, and resend a batch only with its own body",
+        ));
+    }
+    Ok(IngestResponse { accepted: answer.accepted, rejected: Prepared::rejections_of(answer) })
 }
 
 /// Outcome of one ingest request.
@@ -95,6 +109,7 @@ pub struct IngestResponse {
         (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody),
         (status = 413, body = super::error::ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for a different body", body = super::error::ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -106,10 +121,6 @@ pub async fn post_events(
     let caller = app.tokens.caller(&headers, &[Role::Ingest, Role::Partner])?;
     let key_digest =
         idempotency_key(&headers)?.map(|key| crate::pipeline::idempotency_digest(&key_scope(&caller), key));
-    if let Some(answer) = key_digest.as_ref().and_then(|digest| app.pipeline.recent_answer(digest)) {
-        tracing::debug!("Answered a resent batch with its first answer; nothing applied again.");
-        return Ok(Json(replayed_response(&answer)));
-    }
     let started = Instant::now();
     let limit = app.max_request_bytes;
     let too_large = || {
@@ -126,6 +137,11 @@ pub async fn post_events(
         return Err(too_large());
     }
     let bytes = axum::body::to_bytes(body, limit as usize).await.map_err(|_| too_large())?;
+    let request = key_digest.map(|_| crate::pipeline::request_digest(&bytes));
+    if let Some(answer) = key_digest.as_ref().and_then(|digest| app.pipeline.recent_answer(digest)) {
+        tracing::debug!("Answered a resent batch with its first answer; nothing applied again.");
+        return replayed_response(&answer, request).map(Json);
+    }
     let pipeline = app.pipeline.clone();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let (accepted, rejected) = tokio::task::spawn_blocking(move || {
@@ -136,7 +152,7 @@ pub async fn post_events(
         let mut prepared = pipeline.prepare(&bytes, source);
         let accepted = prepared.accepted() as u64;
         if let Some(digest) = key_digest {
-            prepared.keyed(digest, pipeline.clock().now_ms());
+            prepared.keyed(digest, request, pipeline.clock().now_ms());
         }
         let counts = prepared.rejected_by_reason();
         let rejected = std::mem::take(&mut prepared.rejected);
@@ -163,7 +179,7 @@ pub async fn post_events(
         // A concurrent request with the same key was applied first.
         Committed::Replayed(answer) => {
             tracing::debug!("Answered a concurrent resend with the first answer; nothing applied again.");
-            Ok(Json(replayed_response(&answer)))
+            replayed_response(&answer, request).map(Json)
         }
     }
 }
