@@ -552,6 +552,13 @@ fn crashes_at_every_stage_lose_nothing_and_duplicate_nothing() {
 
     let temp = tempfile::tempdir().expect("tempdir");
     let data = temp.path().join("data");
+    // PROVISO_CRASH_KEEP=1 keeps the data dir and the servers' stderr.
+    let _temp = if std::env::var_os("PROVISO_CRASH_KEEP").is_some() {
+        eprintln!("crash_stages: keeping {}", temp.keep().display());
+        None
+    } else {
+        Some(temp)
+    };
     let now = common::now_ms();
     let world_from = proviso_day(now - 45 * DAY_MS);
     let world_to = proviso_day(now + DAY_MS);
@@ -780,5 +787,80 @@ fn a_torn_group_commit_is_not_applied_twice_on_resend() {
     let client = Client::of(&server);
     resend(&client, &ledger);
     check_outputs(&client, &ledger, 0);
+    let _ = server.stop();
+}
+
+/// A disk error while writing a refusal's retractions (`feed.write=eio` on
+/// the third feed write: the suggestions' adds, the audience's, then the
+/// refusal's retraction). The refusal is acknowledged (it is in the log and
+/// in force), the retraction is not in the file; but the feed as the partner
+/// reads it never names the person again (each add is released again
+/// through the gate when read), and the next start writes the retraction.
+#[test]
+fn a_refusal_whose_retractions_fail_never_reaches_the_partner() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let mut env = ENV.to_vec();
+    env.push(("PROVISO_FAILPOINTS", "feed.write=eio@3"));
+    let server = Server::start_with(&data, &env);
+    let client = Client::of(&server);
+    let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
+    assert!(send_batch(&client, &ledger, world_batch(1, common::now_ms())));
+    for path in ["/v1/partners/friendnet/suggestions/fn-1-0", "/v1/partners/friendnet/audiences/shop1?days=7"] {
+        assert_eq!(client.get(path, PARTNER).expect("disclosure").0, 200, "{path}");
+    }
+    let subject = client.resolve(&world_phone(1, 2)).expect("resolve").1["subject"].as_str().expect("id").to_string();
+    let body = json!({"granted": false}).to_string();
+    let (status, answer) = client
+        .send("PUT", &format!("/v1/subjects/{subject}/consent/product"), SUBJECT, None, Some(body.as_bytes()))
+        .expect("an answer");
+    let live =
+        feed(&client, "product").into_iter().any(|record| record["op"] == "add" && record["suggested"] == "fn-1-2");
+    assert!(
+        status != 200 || !live,
+        "the refusal was acknowledged ({status} {answer}) while the product feed still names the person"
+    );
+    let _ = server.kill();
+
+    let server = Server::start_with(&data, ENV);
+    let client = Client::of(&server);
+    assert!(refuse(&client, &ledger, 1, 2));
+    check_outputs(&client, &ledger, 0);
+    let retracted = feed(&client, "product").iter().filter(|record| record["op"] == "retract").count();
+    assert_eq!(retracted, 1, "the start wrote the retraction the disk error kept from the file");
+    let _ = server.stop();
+}
+
+/// An erasure logged, then a crash before its retractions
+/// (`consent.before_retractions`). The next start retracts what the person
+/// was disclosed in (the reconciliation) and compacts the log for the
+/// replayed erasure; the retractions copy the adds they withdraw, partner
+/// ids included, and must not stay in the feed files. (Whether the writer's
+/// compaction runs before or after the disclosure layer has set its hooks
+/// is a race this test does not force; the start now covers both orders.)
+#[test]
+fn retractions_written_at_start_for_an_erasure_are_redacted() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let mut env = ENV.to_vec();
+    env.push(("PROVISO_FAILPOINTS", "consent.before_retractions=exit"));
+    let mut server = Server::start_with(&data, &env);
+    let client = Client::of(&server);
+    let ledger: Shared = Arc::new(Mutex::new(Ledger::default()));
+    assert!(send_batch(&client, &ledger, world_batch(1, common::now_ms())));
+    for path in ["/v1/partners/friendnet/suggestions/fn-1-0", "/v1/partners/friendnet/audiences/shop1?days=7"] {
+        assert_eq!(client.get(path, PARTNER).expect("disclosure").0, 200, "{path}");
+    }
+    assert!(!erase(&client, &ledger, 1, 1), "the erasure is not answered");
+    let status = server.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(EXIT_STATUS), "{}", server.stderr());
+    drop(server);
+
+    let server = Server::start_with(&data, ENV);
+    let client = Client::of(&server);
+    resend(&client, &ledger);
+    assert!(lock(&ledger).erased.contains("fn-1-1"));
+    check_outputs(&client, &ledger, 0);
+    check_no_traces(&data, &ledger, 0);
     let _ = server.stop();
 }
