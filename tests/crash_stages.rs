@@ -42,10 +42,40 @@ const PEOPLE: u32 = 12;
 /// The server settings of every round: snapshots often, erasures compacted
 /// before they are acknowledged, audiences of 10 released.
 const ENV: &[(&str, &str)] = &[
+    ("PROVISO_PSEUDONYM_KEY", KEY_HEX),
     ("PROVISO_SNAPSHOT_EVERY_RECORDS", "300"),
     ("PROVISO_ERASURE_COMPACTION_SECONDS", "0"),
     ("PROVISO_AUDIENCE_K", "10"),
 ];
+
+/// The pseudonym key of every server here, so the test can compute the
+/// erased people's pseudonyms and look for them on disk.
+const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// Files under `data` holding a byte of an erased person's pseudonym (the
+/// log, the snapshot, the vault's records and tombstones...).
+fn pseudonym_traces(data: &Path, erased: &HashSet<String>) -> Vec<String> {
+    let edge = proviso::edge::Edge::new(
+        proviso::edge::PseudonymKey::from_hex(KEY_HEX).expect("key"),
+        proviso::contract::Region(*b"US"),
+    );
+    let pseudonyms: HashSet<[u8; 16]> = erased
+        .iter()
+        .map(|account| {
+            let mut parts = account.trim_start_matches("fn-").split('-').map(|n| n.parse::<u32>().expect("number"));
+            let (group, person) = (parts.next().expect("group"), parts.next().expect("person"));
+            *edge.resolve_phone(&world_phone(group, person), None).expect("phone").0.as_bytes()
+        })
+        .collect();
+    let mut found = Vec::new();
+    for path in common::files_under(data) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(16).any(|window| pseudonyms.contains(window)) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
 
 /// A client of one running server that may die under it: every call
 /// returns `Err` when no answer came.
@@ -661,6 +691,9 @@ fn crashes_at_every_stage_lose_nothing_and_duplicate_nothing() {
     );
     check_outputs(&client, &ledger, rounds);
     let _ = server.stop();
+    // No byte of any erased person's pseudonym is left anywhere.
+    let found = pseudonym_traces(&data, &lock(&ledger).erased);
+    assert!(found.is_empty(), "erased pseudonyms are still in {found:?} (seed {seed})");
     if cfg!(debug_assertions) && rounds >= STAGES.len() && only.is_empty() {
         let missed: Vec<&&str> = STAGES.iter().filter(|stage| !reached.contains_key(**stage)).collect();
         assert!(missed.is_empty(), "stages never crashed at: {missed:?}");
@@ -707,18 +740,11 @@ fn tail(text: &str) -> String {
 /// next start finish them.
 #[test]
 fn a_crash_in_the_compaction_swap_leaves_no_stale_snapshot_and_finishes_the_outputs() {
-    const KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-    let edge = proviso::edge::Edge::new(
-        proviso::edge::PseudonymKey::from_hex(KEY_HEX).expect("key"),
-        proviso::contract::Region(*b"US"),
-    );
-    let (pseudonym, _) = edge.resolve_phone(&world_phone(1, 1), None).expect("phone");
     for stage in ["compact.mid_swap", "compact.after_swap"] {
         let temp = tempfile::tempdir().expect("tempdir");
         let data = temp.path().join("data");
         let failpoint = format!("{stage}=exit");
         let mut env = ENV.to_vec();
-        env.push(("PROVISO_PSEUDONYM_KEY", KEY_HEX));
         let unarmed = env.clone();
         env.push(("PROVISO_FAILPOINTS", &failpoint));
         let mut server = Server::start_with(&data, &env);
@@ -736,6 +762,8 @@ fn a_crash_in_the_compaction_swap_leaves_no_stale_snapshot_and_finishes_the_outp
             lock(&ledger).batches.push(batch.clone());
             assert!(send_batch(&client, &ledger, batch));
         }
+        let person: HashSet<String> = ["fn-1-1".to_string()].into();
+        assert!(!pseudonym_traces(&data, &person).is_empty(), "the log holds the person before the erasure");
         assert!(!erase(&client, &ledger, 1, 1), "{stage}: the erasure is not answered");
         let status = server.child.wait().expect("wait");
         assert_eq!(status.code(), Some(EXIT_STATUS), "{stage}: {}", server.stderr());
@@ -749,13 +777,7 @@ fn a_crash_in_the_compaction_swap_leaves_no_stale_snapshot_and_finishes_the_outp
         assert!(lock(&ledger).erased.contains("fn-1-1"));
         check_outputs(&client, &ledger, 0);
         check_no_traces(&data, &ledger, 0);
-        let found: Vec<_> = common::files_under(&data)
-            .into_iter()
-            .filter(|path| {
-                let bytes = std::fs::read(path).unwrap_or_default();
-                bytes.windows(pseudonym.as_bytes().len()).any(|window| window == pseudonym.as_bytes())
-            })
-            .collect();
+        let found = pseudonym_traces(&data, &person);
         assert!(found.is_empty(), "{stage}: the erased pseudonym is still in {found:?}");
         let _ = server.stop();
     }
