@@ -61,6 +61,14 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
                 verified.records,
                 verified.head()
             );
+            if verified.torn_bytes > 0 {
+                println!(
+                    "{}: a torn last line of {} bytes follows (an append a crash interrupted, never acknowledged); \
+                     it is not part of the chain and the next start cuts it",
+                    path.display(),
+                    verified.torn_bytes
+                );
+            }
             Ok(())
         }
         AuditAction::Head { options } => {

@@ -38,7 +38,7 @@ pub fn run(command: CompactCommand) -> anyhow::Result<()> {
     vault.compact().context("rewriting the vault")?;
     let feeds = proviso::disclose::feeds::Feeds::open(dir).context("opening the feeds")?;
     let audit = proviso::disclose::audit::AuditLog::open(dir).context("opening the audit log")?;
-    proviso::disclose::compact_outputs(&feeds, &audit, &vault);
+    proviso::disclose::compact_outputs(dir, &feeds, &audit, &vault);
     println!(
         "erased {} subjects: {} -> {} log records, {} -> {} bytes",
         report.erased_subjects, report.records_before, report.records_after, report.bytes_before, report.bytes_after

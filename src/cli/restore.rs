@@ -127,7 +127,7 @@ pub fn run(command: RestoreCommand) -> anyhow::Result<()> {
     if !people.is_empty() {
         let feeds = Feeds::open(into).context("opening the feeds")?;
         let audit = proviso::disclose::audit::AuditLog::open(into).context("opening the audit log")?;
-        proviso::disclose::compact_outputs(&feeds, &audit, &vault);
+        proviso::disclose::compact_outputs(into, &feeds, &audit, &vault);
     }
     println!(
         "restored {} (log position {position}) into {}: {} people erased since the backup erased again, {retracted} feed records retracted",

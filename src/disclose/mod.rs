@@ -178,8 +178,9 @@ impl Disclosure {
             audience,
             charging: std::sync::Mutex::new(()),
         });
-        disclosure.reconcile()?;
-        // The hooks hold the layer weakly: the pipeline does not keep it alive.
+        // The hooks first, holding the layer weakly (the pipeline does not
+        // keep it alive): a compaction the writer starts now, for an erasure
+        // replayed from the log, then rewrites the outputs itself.
         let on_withdrawal = Arc::downgrade(&disclosure);
         pipeline.set_revocation_hook(Arc::new(move |withdrawals| {
             let Some(disclosure) = on_withdrawal.upgrade() else { return };
@@ -200,6 +201,25 @@ impl Disclosure {
                 disclosure.compact();
             }
         }));
+        let retracted = disclosure.reconcile()?;
+        let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED).exists();
+        let mut vault_done = true;
+        if owed {
+            // A crash came after a compaction's log swap and before its
+            // outputs were rewritten (or the writer compacted at this start
+            // before the hook was set): finish them.
+            tracing::info!("Finishing a compaction a crash interrupted: vault, feeds and audit log.");
+            if let Err(error) = pipeline.vault().compact() {
+                tracing::error!(%error, "The vault could not be compacted; retried at the next start.");
+                vault_done = false;
+            }
+        }
+        if vault_done && (owed || retracted > 0) {
+            // The retractions just written copy the adds they withdraw (an
+            // erased person's partner ids among them): redact them now, not
+            // at the next erasure.
+            disclosure.compact();
+        }
         Ok(disclosure)
     }
 
@@ -243,14 +263,15 @@ impl Disclosure {
     /// After the log's compaction: the feeds and the audit log keep no byte
     /// of an erased person's partner ids or handles.
     pub fn compact(&self) {
-        compact_outputs(&self.feeds, &self.audit, self.pipeline.vault());
+        compact_outputs(self.pipeline.data_dir(), &self.feeds, &self.audit, self.pipeline.vault());
     }
 
-    /// Retracts every live feed disclosure the gate would refuse now.
-    fn reconcile(&self) -> Result<(), DiscloseError> {
+    /// Retracts every live feed disclosure the gate would refuse now;
+    /// returns how many.
+    fn reconcile(&self) -> Result<usize, DiscloseError> {
         let live = self.feeds.live();
         if live.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let at_ms = self.pipeline.clock().now_ms();
         let mut revocations = Vec::new();
@@ -273,7 +294,7 @@ impl Disclosure {
         if retracted > 0 {
             tracing::info!(retracted, "Retracted feed records no longer allowed since the last run.");
         }
-        Ok(())
+        Ok(retracted)
     }
 
     /// Whether the person behind a stored `r_` handle may still be named to
@@ -316,18 +337,42 @@ fn subject_secrets(vault: &Vault, state: &State, subjects: &[u32]) -> Result<Has
     Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
 }
 
-/// After the log's compaction: the feeds and the audit log keep no byte of
-/// an erased person's partner ids or handles (see `Feeds::compact`,
-/// `AuditLog::scrub`). Also run by `proviso compact` without a server.
-pub fn compact_outputs(feeds: &Feeds, audit: &AuditLog, vault: &Vault) {
-    match feeds.compact() {
-        Ok(redacted) => tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier."),
-        Err(error) => tracing::error!(%error, "Feeds could not be compacted; retried at the next compaction."),
-    }
+/// After the log's compaction (and the vault's): the feeds and the audit
+/// log keep no byte of an erased person's partner ids or handles (see
+/// `Feeds::compact`, `AuditLog::scrub`); once both are done, the mark that
+/// the compaction's outputs are owed ([`crate::pipeline::OUTPUTS_OWED`]) is
+/// removed. Also run by `proviso compact` without a server.
+pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditLog, vault: &Vault) {
+    let feeds_done = match feeds.compact() {
+        Ok(redacted) => {
+            tracing::info!(redacted, "Feeds compacted: withdrawn records hold no identifier.");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "Feeds could not be compacted; retried at the next start or compaction.");
+            false
+        }
+    };
     let live = vault.live_record_handles();
-    match audit.scrub(|handle| live.contains(handle)) {
-        Ok(scrubbed) => tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests."),
-        Err(error) => tracing::error!(%error, "Audit log could not be scrubbed; retried at the next compaction."),
+    let audit_done = match audit.scrub(|handle| live.contains(handle)) {
+        Ok(scrubbed) => {
+            tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests.");
+            true
+        }
+        Err(error) => {
+            tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
+            false
+        }
+    };
+    if feeds_done && audit_done {
+        let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED);
+        let removed = match std::fs::remove_file(&owed) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => std::fs::File::open(data_dir).and_then(|dir| dir.sync_all()),
+        };
+        if let Err(error) = removed {
+            tracing::warn!(%error, "The compaction's outputs are done but its mark stays; they are redone at the next start.");
+        }
     }
 }
 

@@ -19,6 +19,12 @@ use crate::log::{frame_with, Log, LogError};
 const NEW_DIR: &str = "log.new";
 /// Where the old log goes during the swap.
 const OLD_DIR: &str = "log.old";
+/// A file in the data dir saying that the outputs of a compaction (the
+/// vault, the feeds, the audit log) are still to be rewritten without the
+/// erased people: made before the log swap, removed once they are (see
+/// `disclose::compact_outputs`), and acted on at the next start when a
+/// crash came between the two.
+pub const OUTPUTS_OWED: &str = "compaction.outputs-owed";
 /// What a compaction did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CompactReport {
@@ -36,6 +42,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
 /// Finishes or undoes a swap interrupted by a crash. Safe to call always.
 pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
     let (log, new, old) = (data_dir.join(LOG_DIR), data_dir.join(NEW_DIR), data_dir.join(OLD_DIR));
+    if new.exists() || old.exists() {
+        // A compaction was under way: the snapshot may number the records
+        // of the old log and hold the erased (a proviso before this one
+        // removed it only after the swap); state is rebuilt from the log.
+        remove_snapshot(data_dir)?;
+    }
     if !log.exists() && new.exists() {
         // Crashed between the two renames: the new log is complete.
         std::fs::rename(&new, &log).map_err(io(&new))?;
@@ -149,8 +161,22 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
         return Err(error);
     }
 
-    // Swap: log -> log.old, log.new -> log, then drop the old log and the
-    // snapshot (which may hold the erased pseudonyms).
+    // Before the swap: drop the snapshot (it holds the erased pseudonyms and
+    // numbers the old log's records; were it kept, a crash after the swap
+    // would load it over the new log), and mark the outputs owed, so a crash
+    // from here on leaves the next start to finish the vault, feeds and
+    // audit log (the erasures are gone from the new log: nothing else would).
+    remove_snapshot(data_dir)?;
+    let owed = data_dir.join(OUTPUTS_OWED);
+    crate::log::fsmode::private_file()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&owed)
+        .and_then(|file| file.sync_all())
+        .map_err(io(&owed))?;
+    sync_dir(data_dir)?;
+    // Swap: log -> log.old, log.new -> log, then drop the old log.
     let old_dir = data_dir.join(OLD_DIR);
     crate::failpoint::reach("compact.before_swap");
     std::fs::rename(&log_dir, &old_dir).map_err(io(&log_dir))?;
@@ -159,12 +185,19 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     sync_dir(data_dir)?;
     crate::failpoint::reach("compact.after_swap");
     std::fs::remove_dir_all(&old_dir).map_err(io(&old_dir))?;
-    let snapshot = data_dir.join(STATE_DIR).join(crate::state::SNAPSHOT_FILE);
-    if snapshot.exists() {
-        std::fs::remove_file(&snapshot).map_err(io(&snapshot))?;
-    }
     sync_dir(data_dir)?;
     Ok(report)
+}
+
+/// Removes the snapshot, durably (state is then rebuilt from the log).
+fn remove_snapshot(data_dir: &Path) -> Result<(), PipelineError> {
+    let state_dir = data_dir.join(STATE_DIR);
+    let snapshot = state_dir.join(crate::state::SNAPSHOT_FILE);
+    if snapshot.exists() {
+        std::fs::remove_file(&snapshot).map_err(io(&snapshot))?;
+        sync_dir(&state_dir)?;
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), PipelineError> {

@@ -23,7 +23,7 @@ mod writer;
 
 pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare_lines, request_digest, Prepared, Rejection};
-pub use compact::{compact_log, recover_interrupted, CompactReport};
+pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 use std::path::{Path, PathBuf};

@@ -395,6 +395,11 @@ pub struct Verified {
     pub last_hash: String,
     /// The first bad record, described.
     pub first_bad: Option<String>,
+    /// Bytes of a last line without its newline after the valid records: an
+    /// append a crash interrupted (never fsynced, so the disclosure it
+    /// records was never made). Not part of the chain; the next start of
+    /// proviso cuts it off the file.
+    pub torn_bytes: u64,
 }
 
 impl Verified {
@@ -447,7 +452,7 @@ struct Walked {
 /// Reads the chain from the start, calling `visit(offset, record)` for each
 /// valid record, up to the first bad one.
 fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) -> Result<Walked, AuditError> {
-    let mut verified = Verified { records: 0, last_hash: GENESIS.to_string(), first_bad: None };
+    let mut verified = Verified { records: 0, last_hash: GENESIS.to_string(), first_bad: None, torn_bytes: 0 };
     let mut walked_end = 0u64;
     let mut hash_at_head = (at == Some(0)).then(|| GENESIS.to_string());
     let file = match File::open(path) {
@@ -479,6 +484,7 @@ fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) 
                     && record.hash == record.compute_hash()
             });
             if !whole {
+                verified.torn_bytes = read as u64;
                 break;
             }
             unterminated = true;
@@ -546,6 +552,29 @@ mod tests {
         let verified = verify(log.path()).expect("verify");
         assert_eq!((verified.records, verified.first_bad), (6, None));
         assert_eq!(log.records_about(&format!("s_{:032x}", 3)).expect("read").len(), 1);
+    }
+
+    /// A torn last record (a crash mid-append, `audit.write=torn`) is not
+    /// part of the chain: verify passes and names it, the next open cuts it,
+    /// and appends continue the chain on a line of their own. Before, the
+    /// open refused the log ("not an audit record") and proviso did not start.
+    #[test]
+    fn a_torn_last_record_is_cut_and_the_chain_continues() {
+        let (dir, log) = log_with(3);
+        let path = log.path().to_path_buf();
+        drop(log);
+        let whole = std::fs::read(&path).expect("read");
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("open file");
+        file.write_all(br#"{"seq":3,"at_ms":5,"recipient":"partner:n"#).expect("torn write");
+        drop(file);
+        let verified = verify(&path).expect("verify");
+        assert_eq!((verified.records, verified.first_bad.as_deref(), verified.torn_bytes), (3, None, 41));
+        let log = AuditLog::open(dir.path()).expect("a torn tail is not a broken chain");
+        assert_eq!(std::fs::read(&path).expect("read"), whole, "the torn bytes are cut");
+        assert_eq!(log.append(9, "partner:net", "ads", "audience_members", vec![]).expect("append"), 3);
+        drop(log);
+        let verified = verify(&path).expect("verify");
+        assert_eq!((verified.records, verified.first_bad, verified.torn_bytes), (4, None, 0));
     }
 
     /// A head prints as COUNT:HASH and parses back; the empty head is
@@ -678,7 +707,7 @@ mod tests {
         log.append(2_001, "partner:net", "product", "suggestions", vec!["s_y".into()]).expect("append");
         assert_eq!(
             verify(&path).expect("verify"),
-            Verified { records: 5, last_hash: verify(&path).expect("v").last_hash, first_bad: None }
+            Verified { records: 5, last_hash: verify(&path).expect("v").last_hash, first_bad: None, torn_bytes: 0 }
         );
     }
 
