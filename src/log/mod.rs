@@ -215,7 +215,7 @@ fn scan_segment(path: &Path, file: &mut File, is_last: bool) -> Result<Scan, Log
 
 /// Reads one framed record. `Ok(None)` at a clean end of file; `Err` names
 /// what is wrong with a torn or corrupt record.
-fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
+pub fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
     let mut header = [0u8; FRAME_HEADER];
     match read_full(reader, &mut header) {
         0 => return Ok(None),

@@ -20,7 +20,7 @@ mod open;
 mod rules;
 mod writer;
 
-pub use batch::{idempotency_digest, prepare_lines, Prepared, Rejection};
+pub use batch::{idempotency_digest, prepare, prepare_lines, Prepared, Rejection};
 pub use compact::{compact_log, recover_interrupted, CompactReport};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};

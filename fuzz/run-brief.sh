@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every fuzz target briefly (default 20 s each, one after the other,
+# one process), starting from the committed corpus. New corpus entries go
+# to a scratch folder, so the committed corpus stays as it is.
+#
+#   fuzz/run-brief.sh            # 20 s per target
+#   FUZZ_SECONDS=600 fuzz/run-brief.sh rules   # one target, 10 minutes
+#
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Uses the nightly
+# toolchain with AddressSanitizer when one is installed, else stable with
+# `--sanitizer none` (cargo-fuzz 0.13 builds on stable that way). Exits
+# non-zero on the first crash; the crashing input is under
+# fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "run-brief: cargo-fuzz is not installed; skipping (cargo install cargo-fuzz --locked)" >&2
+    exit 0
+fi
+
+seconds="${FUZZ_SECONDS:-20}"
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(edge_line rules log_record snapshot api_query)
+fi
+
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    toolchain=(+nightly)
+    sanitizer=(--sanitizer address)
+else
+    toolchain=()
+    sanitizer=(--sanitizer none)
+fi
+
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for target in "${targets[@]}"; do
+    mkdir -p "$scratch/$target"
+    echo "run-brief: $target for ${seconds}s (${toolchain[*]:-stable} ${sanitizer[*]})"
+    status=0
+    cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -jobs=1 -workers=1 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+        >"$scratch/$target.log" 2>&1 || status=$?
+    grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$target.log" || true
+    if [ "$status" -ne 0 ]; then
+        tail -n 60 "$scratch/$target.log" >&2
+        echo "run-brief: $target FAILED (the input is under fuzz/artifacts/$target/)" >&2
+        exit 1
+    fi
+done
+echo "run-brief: all ${#targets[@]} targets ran ${seconds}s each without a crash"
