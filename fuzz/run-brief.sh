@@ -39,9 +39,14 @@ for target in "${targets[@]}"; do
     mkdir -p "$scratch/$target"
     echo "run-brief: $target for ${seconds}s (${toolchain[*]:-stable} ${sanitizer[*]})"
     status=0
+    rm -f fuzz-0.log
+    # -jobs=1 -workers=1: one fuzzing process, whose output libFuzzer
+    # writes to fuzz-0.log here.
     cargo "${toolchain[@]}" fuzz run "${sanitizer[@]}" "$target" "$scratch/$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -jobs=1 -workers=1 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        >"$scratch/$target.log" 2>&1 || status=$?
+        -max_total_time="$seconds" -jobs=1 -workers=1 -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
+        -print_final_stats=1 >"$scratch/$target.log" 2>&1 || status=$?
+    cat fuzz-0.log >>"$scratch/$target.log" 2>/dev/null || true
+    rm -f fuzz-0.log
     grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$target.log" || true
     if [ "$status" -ne 0 ]; then
         tail -n 60 "$scratch/$target.log" >&2

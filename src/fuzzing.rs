@@ -38,10 +38,10 @@ pub fn edge_line(data: &[u8]) {
             // 2026-02-01T00:00:00Z: event times after it are "in the future".
             .with_clock(crate::clock::Clock::fixed(1_769_904_000_000))
     });
-    let source = if data.len() % 2 == 0 { Source::Service } else { Source::Partner("net") };
+    let source = if data.len().is_multiple_of(2) { Source::Service } else { Source::Partner("net") };
     let mut prepared = prepare(edge, data, source);
     // As `Pipeline::prepare`, with accounts of even-length ids "linked".
-    prepared.refuse_unlinked_partner_events(|_, account| account.len() % 2 == 0);
+    prepared.refuse_unlinked_partner_events(|_, account| account.len().is_multiple_of(2));
     let mut framed = &prepared.framed[..];
     let mut payload = Vec::new();
     for record in &prepared.records {

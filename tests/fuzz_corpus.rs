@@ -84,7 +84,7 @@ fn write_seeds() {
     for (index, line) in lines.iter().enumerate() {
         write("edge_line", &format!("line-{index:02}"), line.as_bytes());
         // The same line from a partner: odd length.
-        let padded = if line.len() % 2 == 0 { format!("{line} ") } else { line.to_string() };
+        let padded = if line.len().is_multiple_of(2) { format!("{line} ") } else { line.to_string() };
         write("edge_line", &format!("partner-{index:02}"), padded.as_bytes());
     }
     write("edge_line", "ndjson", lines.join("\r\n").as_bytes());
