@@ -28,7 +28,7 @@
 //! | 7 | [`disclose`] |
 //! | 8 | [`config`] |
 //! | 9 | [`outputs`] |
-//! | 10 | [`server`] |
+//! | 10 | [`server`], `fuzzing` (entry points for `fuzz/` only) |
 //! | 11 | the binary: `main.rs` and `cli/` |
 //!
 //! # Layout
@@ -100,4 +100,6 @@ pub mod config;
 pub mod outputs;
 
 // Layer 10.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod server;

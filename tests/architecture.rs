@@ -45,6 +45,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 8),
     ("outputs", 9),
     ("server", 10),
+    ("fuzzing", 10),
     ("cli", 11),
 ];
 

@@ -99,19 +99,49 @@ pub struct MessagesResponse {
     pub series: Vec<MessagesPoint>,
 }
 
+/// An [`ActiveQuery`] once checked: days since 1970-01-01, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveSpan {
+    pub from: i32,
+    pub to: i32,
+    pub window: u32,
+    pub grouping: Option<Grouping>,
+}
+
+impl ActiveQuery {
+    /// Checks the days, the window and the split (no state needed).
+    pub fn check(&self) -> Result<ActiveSpan, DiscloseError> {
+        let (from, to) = day_range(&self.from, &self.to)?;
+        let window = self.window.unwrap_or(1);
+        if window == 0 || window > MAX_WINDOW_DAYS {
+            return Err(DiscloseError::InvalidQuery(format!("`window` must be between 1 and {MAX_WINDOW_DAYS} days")));
+        }
+        let grouping = match self.by.as_deref() {
+            None => None,
+            Some("country") => Some(Grouping::Country),
+            Some("platform") => Some(Grouping::Platform),
+            Some(_) => return Err(DiscloseError::InvalidQuery("`by` must be `country` or `platform`".to_string())),
+        };
+        Ok(ActiveSpan { from, to, window, grouping })
+    }
+}
+
+impl MessagesQuery {
+    /// Checks the days and the split: (from, to, split by kind).
+    pub fn check(&self) -> Result<(i32, i32, bool), DiscloseError> {
+        let (from, to) = day_range(&self.from, &self.to)?;
+        let by_kind = match self.by.as_deref() {
+            None => false,
+            Some("kind") => true,
+            Some(_) => return Err(DiscloseError::InvalidQuery("`by` must be `kind`".to_string())),
+        };
+        Ok((from, to, by_kind))
+    }
+}
+
 /// The active series, for staff who asked (the API's analysts, `proviso query`).
 pub fn active(state: &State, staff: Staff, query: &ActiveQuery) -> Result<Gated<ActiveResponse>, DiscloseError> {
-    let (from, to) = day_range(&query.from, &query.to)?;
-    let window = query.window.unwrap_or(1);
-    if window == 0 || window > MAX_WINDOW_DAYS {
-        return Err(DiscloseError::InvalidQuery(format!("`window` must be between 1 and {MAX_WINDOW_DAYS} days")));
-    }
-    let grouping = match query.by.as_deref() {
-        None => None,
-        Some("country") => Some(Grouping::Country),
-        Some("platform") => Some(Grouping::Platform),
-        Some(_) => return Err(DiscloseError::InvalidQuery("`by` must be `country` or `platform`".to_string())),
-    };
+    let ActiveSpan { from, to, window, grouping } = query.check()?;
     let series = state
         .usage
         .active_series(from, to, window, grouping)
@@ -123,12 +153,7 @@ pub fn active(state: &State, staff: Staff, query: &ActiveQuery) -> Result<Gated<
 
 /// Builds the messages series from state.
 pub fn messages(state: &State, staff: Staff, query: &MessagesQuery) -> Result<Gated<MessagesResponse>, DiscloseError> {
-    let (from, to) = day_range(&query.from, &query.to)?;
-    let by_kind = match query.by.as_deref() {
-        None => false,
-        Some("kind") => true,
-        Some(_) => return Err(DiscloseError::InvalidQuery("`by` must be `kind`".to_string())),
-    };
+    let (from, to, by_kind) = query.check()?;
     let series = state
         .usage
         .message_series(from, to)

@@ -449,7 +449,7 @@ fn read_frame(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<Fr
 }
 
 /// Set in [`read_record`]'s answer when the frame was a group marker.
-const MARKER_LEN_BIT: u64 = 1 << 63;
+pub const MARKER_LEN_BIT: u64 = 1 << 63;
 
 /// Whether the record that does not read at `offset` of the last segment
 /// is a torn tail (a write cut short by a crash, never acknowledged): no
@@ -535,7 +535,7 @@ fn valid_frame_at(bytes: &[u8], start: usize) -> bool {
 /// Reads one framed record and returns its length on disk (with
 /// [`MARKER_LEN_BIT`] set for a group marker). `Ok(None)` at a clean end of
 /// file; `Err` names what is wrong with a torn or corrupt record.
-fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
+pub fn read_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<Option<u64>, &'static str> {
     let mut header = [0u8; FRAME_HEADER];
     match read_full(reader, &mut header) {
         0 => return Ok(None),

@@ -22,7 +22,7 @@ mod rules;
 mod writer;
 
 pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
-pub use batch::{idempotency_digest, prepare_lines, request_digest, Prepared, Rejection};
+pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prepared, Rejection};
 pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};

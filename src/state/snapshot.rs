@@ -48,6 +48,27 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 
 pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
     crate::log::fsmode::create_private_dir(dir).map_err(io_err(dir))?;
+    let bytes = encode_snapshot(state)?;
+
+    let path = dir.join(SNAPSHOT_FILE);
+    let temporary = dir.join("snapshot.tmp");
+    let written = write_temporary(&temporary, &bytes).and_then(|()| {
+        crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
+        std::fs::rename(&temporary, &path).map_err(io_err(&path))
+    });
+    if let Err(error) = written {
+        // On a full disk the partial temporary file holds space the log
+        // needs: remove it (the old snapshot, if any, stays whole).
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    Ok(bytes.len() as u64)
+}
+
+/// The bytes of a snapshot of `state` (magic, body, crc32), as
+/// [`save_snapshot`] writes them and [`decode_snapshot`] reads them.
+pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     let mut out = Writer::default();
     out.raw(MAGIC);
     out.u64(state.next_seq);
@@ -85,21 +106,7 @@ pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
     }
     let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
     out.u32(crc);
-
-    let path = dir.join(SNAPSHOT_FILE);
-    let temporary = dir.join("snapshot.tmp");
-    let written = write_temporary(&temporary, &out.bytes).and_then(|()| {
-        crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
-        std::fs::rename(&temporary, &path).map_err(io_err(&path))
-    });
-    if let Err(error) = written {
-        // On a full disk the partial temporary file holds space the log
-        // needs: remove it (the old snapshot, if any, stays whole).
-        let _ = std::fs::remove_file(&temporary);
-        return Err(error);
-    }
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
-    Ok(out.bytes.len() as u64)
+    Ok(out.bytes)
 }
 
 fn write_temporary(temporary: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
@@ -123,6 +130,12 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_err(&path)(error)),
     };
+    decode_snapshot(&bytes).map(Some)
+}
+
+/// Decodes the bytes of a snapshot file (magic, body, crc32). Any input
+/// gives a state or an error, never a panic (`fuzz/` checks this).
+pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     if bytes.len() < MAGIC.len() + 4 {
         return Err(SnapshotError::Magic);
     }
@@ -173,7 +186,7 @@ pub fn load_snapshot(dir: &Path) -> Result<Option<State>, SnapshotError> {
         _ => {}
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
-    Ok(Some(state))
+    Ok(state)
 }
 
 fn decode_blob<T: serde::de::DeserializeOwned>(input: &mut Reader<'_>) -> Result<T, SnapshotError> {

@@ -155,6 +155,35 @@ fn parse_status(text: &str) -> Result<Status, ApiError> {
     }
 }
 
+/// The checked query of `GET /v1/abuse/actions`.
+#[derive(Debug)]
+pub(crate) struct ActionsParams {
+    status: Option<Status>,
+    limit: usize,
+    /// Index of the first action to look at.
+    start: u64,
+    open: bool,
+}
+
+/// Reads the query of `GET /v1/abuse/actions` (a pure function: the fuzz
+/// targets call it too).
+pub(crate) fn actions_params(
+    query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<ActionsParams, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(
+            Code::InvalidQuery,
+            "query parameters are status (banned|review|clear), after, limit, open (bool)",
+        )
+    })?;
+    Ok(ActionsParams {
+        status: query.status.as_deref().map(parse_status).transpose()?,
+        limit: super::page_limit(query.limit, 100, MAX_LIMIT)?,
+        start: query.after.map_or(0, |after| after.saturating_add(1)),
+        open: query.open == Some(true),
+    })
+}
+
 /// Whether `action` is its subject's latest and the subject still has the
 /// status it set.
 fn in_force(state: &DerivedState, action: &Action) -> bool {
@@ -178,15 +207,7 @@ pub async fn get_actions(
     query: Result<Query<ActionsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Gated<ActionsPage>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Reviewer])?)?;
-    let Query(query) = query.map_err(|_| {
-        ApiError::new(
-            Code::InvalidQuery,
-            "query parameters are status (banned|review|clear), after, limit, open (bool)",
-        )
-    })?;
-    let status = query.status.as_deref().map(parse_status).transpose()?;
-    let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
-    let start = query.after.map_or(0, |after| after.saturating_add(1));
+    let ActionsParams { status, limit, start, open } = actions_params(query)?;
     let state = app.pipeline.state();
     let page: Gated<ActionsPage> = release_for_staff(staff, crate::contract::Purpose::Security, {
         let mut actions = Vec::new();
@@ -195,7 +216,7 @@ pub async fn get_actions(
             if status.is_some_and(|wanted| wanted != action.status) {
                 continue;
             }
-            if query.open == Some(true) && !in_force(&state, action) {
+            if open && !in_force(&state, action) {
                 continue;
             }
             if actions.len() == limit {

@@ -53,9 +53,8 @@ pub async fn get_size(
 ) -> Result<Gated<AudienceSize>, ApiError> {
     let caller = app.tokens.caller(&headers, &[Role::Advertiser])?;
     let advertiser = caller.budget_holder().to_string();
-    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are days and noise"))?;
-    let days = parse_days(query.days)?;
-    let noise = app.disclosure.noised(query.noise)?;
+    let (days, asked_noise) = size_params(query)?;
+    let noise = app.disclosure.noised(asked_noise)?;
     let disclosure = app.disclosure.clone();
     // Blocking: a noised answer commits its budget charge first.
     let size = tokio::task::spawn_blocking(move || disclosure.audience_size(&advertiser, &business, days, noise))
@@ -91,10 +90,25 @@ pub async fn get_partner_audience(
 ) -> Result<Gated<PartnerAudience>, ApiError> {
     super::partners::acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Ads, "ads data")?;
+    let days = partner_audience_params(query)?;
+    Ok(app.disclosure.partner_audience(&partner, &business, days)?)
+}
+
+type AudienceQueryResult = Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>;
+
+/// Reads the query of `GET /v1/audiences/{business}`: the span in days and
+/// whether noise was asked for (pure: the fuzz targets call it too).
+pub(crate) fn size_params(query: AudienceQueryResult) -> Result<(u32, Option<bool>), ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are days and noise"))?;
+    Ok((parse_days(query.days)?, query.noise))
+}
+
+/// Reads the query of `GET /v1/partners/{partner}/audiences/{business}`:
+/// the span in days (pure: the fuzz targets call it too).
+pub(crate) fn partner_audience_params(query: AudienceQueryResult) -> Result<u32, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is days"))?;
     if query.noise.is_some() {
         return Err(ApiError::new(Code::InvalidQuery, "`noise` applies to sizes, not member lists"));
     }
-    let days = parse_days(query.days)?;
-    Ok(app.disclosure.partner_audience(&partner, &business, days)?)
+    Ok(parse_days(query.days)?)
 }

@@ -36,6 +36,19 @@ pub struct LiveQuery {
     pub interval_ms: Option<u64>,
 }
 
+/// Reads the query of `GET /v1/live`: milliseconds between updates (pure:
+/// the fuzz targets call it too).
+pub(crate) fn live_params(
+    query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<u64, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is interval_ms"))?;
+    let interval = query.interval_ms.unwrap_or(1000);
+    if !(200..=60_000).contains(&interval) {
+        return Err(ApiError::new(Code::InvalidQuery, "`interval_ms` must be 200..=60000"));
+    }
+    Ok(interval)
+}
+
 /// One update of the stream (event name `figures`).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiveFigures {
@@ -237,11 +250,7 @@ pub async fn get_live(
     query: Result<Query<LiveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
-    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is interval_ms"))?;
-    let interval = query.interval_ms.unwrap_or(1000);
-    if !(200..=60_000).contains(&interval) {
-        return Err(ApiError::new(Code::InvalidQuery, "`interval_ms` must be 200..=60000"));
-    }
+    let interval = live_params(query)?;
     // Held by the stream: its place is freed when the stream is dropped.
     let place = app.live_streams.open(token_hash(&headers)?, app.limits.max_live_streams_per_token)?;
     // Per stream: the snapshot it last sent (when computed, records) and

@@ -20,6 +20,17 @@ pub mod report;
 mod subjects;
 pub mod usage;
 
+/// The handlers' query-string readers as pure functions, for
+/// `crate::fuzzing` (fuzz targets and the corpus replay test).
+pub(crate) mod params {
+    pub(crate) use super::abuse::{actions_params, ActionsQuery};
+    pub(crate) use super::audiences::{partner_audience_params, size_params, AudienceQuery};
+    pub(crate) use super::live::{live_params, LiveQuery};
+    pub(crate) use super::partners::{feed_params, suggestions_params, FeedQuery, SuggestionsQuery};
+    pub(crate) use super::subjects::parse_subject;
+    pub(crate) use super::usage::{active_params, messages_params};
+}
+
 use std::sync::Arc;
 
 use axum::routing::{get, post, put};

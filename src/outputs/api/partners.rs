@@ -68,9 +68,8 @@ pub async fn get_feed(
 ) -> Result<Response, ApiError> {
     acting_for(&app, &headers, &partner)?;
     let purpose = app.disclosure.feed_purpose(&partner, &purpose)?;
-    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are after and limit"))?;
-    let limit = super::page_limit(query.limit, 100, MAX_LIMIT)?;
-    Ok(match app.disclosure.feed(&partner, purpose, query.after, limit)? {
+    let (after, limit) = feed_params(query)?;
+    Ok(match app.disclosure.feed(&partner, purpose, after, limit)? {
         FeedPage::Security(page) => page.into_response(),
         FeedPage::Purpose(page) => page.into_response(),
     })
@@ -114,9 +113,26 @@ pub async fn get_suggestions(
 ) -> Result<Gated<Suggestions>, ApiError> {
     acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Product, "product data")?;
-    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is limit"))?;
-    let limit = super::page_limit(query.limit, 20, 100)?;
+    let limit = suggestions_params(query)?;
     Ok(app.disclosure.suggestions(&partner, &partner_id, limit)?)
+}
+
+/// Reads the query of a partner feed: the cursor and the page size (pure:
+/// the fuzz targets call it too).
+pub(crate) fn feed_params(
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(Option<u64>, usize), ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "query parameters are after and limit"))?;
+    Ok((query.after, super::page_limit(query.limit, 100, MAX_LIMIT)?))
+}
+
+/// Reads the query of friend suggestions: the page size (pure: the fuzz
+/// targets call it too).
+pub(crate) fn suggestions_params(
+    query: Result<Query<SuggestionsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<usize, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::new(Code::InvalidQuery, "the query parameter is limit"))?;
+    super::page_limit(query.limit, 20, 100)
 }
 
 /// Checks the caller may act for partner `name`: its own token, or admin.

@@ -243,7 +243,7 @@ pub async fn put_consent(
     Ok(consent_view(&state, app.pipeline.policy(), &pseudonym, at_ms)?)
 }
 
-pub(super) fn parse_subject(subject: &str) -> Result<Pseudonym, ApiError> {
+pub(crate) fn parse_subject(subject: &str) -> Result<Pseudonym, ApiError> {
     Pseudonym::from_subject_id(subject)
         .ok_or_else(|| ApiError::new(Code::InvalidSubject, "subject ids look like `s_` followed by 32 hex digits"))
 }

@@ -27,12 +27,7 @@ pub async fn get_active(
     query: Result<Query<ActiveQuery>, QueryRejection>,
 ) -> Result<Gated<ActiveResponse>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
-    let Query(query) = query.map_err(|_| {
-        ApiError::new(
-            Code::InvalidQuery,
-            "query parameters are from and to (YYYY-MM-DD), window (days) and by (country or platform)",
-        )
-    })?;
+    let query = active_params(query)?;
     let state = app.pipeline.state();
     Ok(metrics::active(&state, staff, &query)?)
 }
@@ -51,9 +46,30 @@ pub async fn get_messages(
     query: Result<Query<MessagesQuery>, QueryRejection>,
 ) -> Result<Gated<MessagesResponse>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
+    let query = messages_params(query)?;
+    let state = app.pipeline.state();
+    Ok(metrics::messages(&state, staff, &query)?)
+}
+
+/// Reads and checks the query of `GET /v1/metrics/active` (pure: the fuzz
+/// targets call it too).
+pub(crate) fn active_params(query: Result<Query<ActiveQuery>, QueryRejection>) -> Result<ActiveQuery, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::new(
+            Code::InvalidQuery,
+            "query parameters are from and to (YYYY-MM-DD), window (days) and by (country or platform)",
+        )
+    })?;
+    query.check()?;
+    Ok(query)
+}
+
+/// Reads and checks the query of `GET /v1/metrics/messages` (pure: the
+/// fuzz targets call it too).
+pub(crate) fn messages_params(query: Result<Query<MessagesQuery>, QueryRejection>) -> Result<MessagesQuery, ApiError> {
     let Query(query) = query.map_err(|_| {
         ApiError::new(Code::InvalidQuery, "query parameters are from and to (YYYY-MM-DD) and by (kind)")
     })?;
-    let state = app.pipeline.state();
-    Ok(metrics::messages(&state, staff, &query)?)
+    query.check()?;
+    Ok(query)
 }

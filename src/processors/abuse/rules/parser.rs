@@ -15,6 +15,14 @@ const MIN_WINDOW_MS: i64 = 1_000;
 /// Longest window: the engine keeps per-subject event state this long at most.
 const MAX_WINDOW_MS: i64 = 30 * DAY_MS;
 const DAY_MS: i64 = 86_400_000;
+/// Longest `when`, in bytes. Expressions are trees walked recursively
+/// (parsed, evaluated, rendered, dropped), so their size is bounded: rules
+/// are parsed on threads with small stacks (the API's blocking pool, the
+/// writer replaying a `RulesLoaded` record).
+pub(super) const MAX_WHEN_BYTES: usize = 4096;
+/// Deepest nesting of `(`, `not` and unary `-`: each level is a recursion
+/// of the parser: a thousand `(` overflowed a 2 MiB stack (debug build).
+pub(super) const MAX_NESTING: usize = 32;
 /// A parsed sub-expression of either type, with the column it starts at.
 enum Typed {
     Bool(Expr),
@@ -45,6 +53,8 @@ struct Parser<'a> {
     list_names: &'a [String],
     /// Problems that do not stop parsing: names, windows, types.
     problems: Vec<ExprProblem>,
+    /// Current nesting of `(`, `not` and unary `-` (at most [`MAX_NESTING`]).
+    depth: usize,
 }
 
 /// Parses and type-checks one `when` expression. Returns every problem
@@ -53,8 +63,11 @@ pub(super) fn parse_expression(text: &str, list_names: &[String]) -> Result<Expr
     if text.trim().is_empty() {
         return Err(vec![(1, "the condition is empty".to_string())]);
     }
+    if text.len() > MAX_WHEN_BYTES {
+        return Err(vec![(1, format!("the condition is longer than {MAX_WHEN_BYTES} bytes"))]);
+    }
     let tokens = lex(text).map_err(|problem| vec![problem])?;
-    let mut parser = Parser { tokens, position: 0, list_names, problems: Vec::new() };
+    let mut parser = Parser { tokens, position: 0, list_names, problems: Vec::new(), depth: 0 };
     let outcome = parser.parse_or().and_then(|node| {
         let next = parser.peek().clone();
         if next.kind == TokenKind::End {
@@ -128,6 +141,21 @@ impl Parser<'_> {
         }
     }
 
+    /// Runs `parse` one nesting level deeper, refusing past [`MAX_NESTING`].
+    fn nested(
+        &mut self,
+        column: usize,
+        parse: fn(&mut Self) -> Result<Node, ExprProblem>,
+    ) -> Result<Node, ExprProblem> {
+        if self.depth >= MAX_NESTING {
+            return Err((column, format!("`(`, `not` and unary `-` nest at most {MAX_NESTING} deep")));
+        }
+        self.depth += 1;
+        let node = parse(self);
+        self.depth -= 1;
+        node
+    }
+
     fn parse_or(&mut self) -> Result<Node, ExprProblem> {
         let mut left = self.parse_and()?;
         while self.peek().kind == TokenKind::Or {
@@ -157,7 +185,7 @@ impl Parser<'_> {
     fn parse_not(&mut self) -> Result<Node, ExprProblem> {
         if self.peek().kind == TokenKind::Not {
             let column = self.advance().column;
-            let operand = self.parse_not()?;
+            let operand = self.nested(column, Self::parse_not)?;
             let inner = self.expect_bool(operand, "the operand of `not`");
             return Ok(Node { typed: Typed::Bool(Expr::Not(Box::new(inner))), column });
         }
@@ -230,7 +258,7 @@ impl Parser<'_> {
     fn parse_unary(&mut self) -> Result<Node, ExprProblem> {
         if self.peek().kind == TokenKind::Minus {
             let column = self.advance().column;
-            let operand = self.parse_unary()?;
+            let operand = self.nested(column, Self::parse_unary)?;
             let inner = self.expect_num(operand, "the operand of unary `-`");
             return Ok(Node { typed: Typed::Num(NumExpr::Neg(Box::new(inner))), column });
         }
@@ -244,7 +272,7 @@ impl Parser<'_> {
             TokenKind::Number(value) => Ok(Node { typed: Typed::Num(NumExpr::Number(value)), column }),
             TokenKind::Duration(seconds, _) => Ok(Node { typed: Typed::Num(NumExpr::Number(seconds)), column }),
             TokenKind::LParen => {
-                let inner = self.parse_or()?;
+                let inner = self.nested(column, Self::parse_or)?;
                 let closing = self.advance();
                 if closing.kind != TokenKind::RParen {
                     return Err((

@@ -696,3 +696,27 @@ proptest! {
         prop_assert_eq!(eval_with(&greater, &values), f64::from(a) > f64::from(b));
     }
 }
+
+/// Nesting is bounded, so a hostile `when` cannot overflow the stack of the
+/// thread that parses it (the API's blocking pool has 2 MiB stacks): deep
+/// `(`, `not` and unary `-` are refused with a problem, not a crash, and a
+/// `when` is at most `MAX_WHEN_BYTES` long.
+#[test]
+fn deep_nesting_and_huge_conditions_are_refused_not_a_stack_overflow() {
+    use super::parser::{MAX_NESTING, MAX_WHEN_BYTES};
+    let at_limit = format!("{}messages_sent[1m] > 1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+    parse_when(&at_limit);
+    parse_when(&format!("{}messages_sent[1m] > 1", "not ".repeat(MAX_NESTING)));
+    for deep in [
+        format!("{}messages_sent[1m] > 1{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1)),
+        format!("{}messages_sent[1m] > 1", "not ".repeat(MAX_NESTING + 1)),
+        format!("messages_sent[1m] > {}1", "-".repeat(MAX_NESTING + 1)),
+    ] {
+        assert_has(&when_problems(&deep), &format!("nest at most {MAX_NESTING} deep"));
+    }
+    // Far deeper than any stack: refused by length before parsing.
+    let hostile = format!("{}1", "(".repeat(200_000));
+    assert_has(&when_problems(&hostile), &format!("longer than {MAX_WHEN_BYTES} bytes"));
+    let chain = vec!["messages_sent[1m] > 1"; 400].join(" and ");
+    assert_has(&when_problems(&chain), &format!("longer than {MAX_WHEN_BYTES} bytes"));
+}
