@@ -152,12 +152,17 @@ impl Stream {
     /// Records `start..start + count` (as far as the feed goes), read from
     /// the file at their indexed offsets; each must hold its own cursor.
     fn read_records(&self, start: u64, count: u64) -> std::io::Result<Vec<FeedRecord>> {
+        self.read_records_in(&File::open(&self.path)?, start, count)
+    }
+
+    /// [`Stream::read_records`] through a handle already open on the file.
+    fn read_records_in(&self, file: &File, start: u64, count: u64) -> std::io::Result<Vec<FeedRecord>> {
         let (start, from, len) = self.span(start, count);
         if len == 0 {
             return Ok(Vec::new());
         }
         let mut bytes = vec![0; len as usize];
-        File::open(&self.path)?.read_exact_at(&mut bytes, from)?;
+        file.read_exact_at(&mut bytes, from)?;
         let mut records = Vec::new();
         for (cursor, line) in (start..).zip(bytes.split_inclusive(|&byte| byte == b'\n')) {
             let record = serde_json::from_slice::<FeedRecord>(line.strip_suffix(b"\n").unwrap_or(line))
@@ -552,9 +557,18 @@ impl Feeds {
     pub fn live(&self) -> Result<Vec<(String, Purpose, FeedRecord)>, FeedError> {
         let inner = self.lock();
         let mut live = Vec::with_capacity(inner.live.len());
+        // One handle per feed file, however many of its adds are live.
+        let mut open: HashMap<(&str, Purpose), File> = HashMap::new();
         for ((partner, purpose, _), cursor) in &inner.live {
             let Some(stream) = inner.streams.get(&(partner.clone(), *purpose)) else { continue };
-            if let Some(record) = stream.read_record(*cursor).map_err(|source| stream.error(source))? {
+            let file = match open.entry((partner.as_str(), *purpose)) {
+                std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::hash_map::Entry::Vacant(entry) => {
+                    entry.insert(File::open(&stream.path).map_err(|source| stream.error(source))?)
+                }
+            };
+            let mut read = stream.read_records_in(file, *cursor, 1).map_err(|source| stream.error(source))?;
+            if let Some(record) = read.pop() {
                 live.push((partner.clone(), *purpose, record));
             }
         }
