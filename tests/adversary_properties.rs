@@ -304,7 +304,7 @@ proptest! {
                 Op::Read(ads, cursor) => {
                     let purpose = if ads { Purpose::Ads } else { Purpose::Product };
                     let after = cursor.checked_sub(1).map(u64::from);
-                    for record in world.feeds.read("net", purpose, after, 1000) {
+                    for record in world.feeds.read("net", purpose, after, 1000).expect("read") {
                         if record.op != "add" || record.is_redacted() {
                             prop_assert!(record.is_redacted(), "a retract names nobody: {record:?}");
                             continue;

@@ -93,7 +93,7 @@ fn a_feed_record_is_released_again_when_read() {
             now - 1000
         );
         ingest(&pipeline, &[refusal]);
-        assert_eq!(disclosure.feeds().live().len(), 1, "no retraction was written");
+        assert_eq!(disclosure.feeds().live().expect("live").len(), 1, "no retraction was written");
         let feed = product_feed(&disclosure);
         let record = &feed["records"][0];
         assert_eq!(record["withdrawn"], true, "read again through the gate: {feed}");
@@ -104,7 +104,7 @@ fn a_feed_record_is_released_again_when_read() {
     // stamped by the one clock the process was given.
     clock.set(now + 60_000);
     let (pipeline, disclosure) = open(dir.path(), &clock);
-    assert!(disclosure.feeds().live().is_empty(), "reconciled at start");
+    assert!(disclosure.feeds().live().expect("live").is_empty(), "reconciled at start");
     let feed = product_feed(&disclosure);
     assert_eq!(feed["records"][1]["op"], "retract", "{feed}");
     assert_eq!(feed["records"][1]["reason"], "no_longer_allowed", "{feed}");

@@ -200,7 +200,7 @@ proptest! {
             }
         }
         // Every live disclosure involves only people allowed its purpose now.
-        for (_, purpose, record) in world.feeds.live() {
+        for (_, purpose, record) in world.feeds.live().expect("live") {
             for subject in &record.subjects {
                 let person = (0..PEOPLE).find(|k| world.handle(*k) == *subject).expect("person");
                 prop_assert!(world.model.allowed(person, purpose), "{record:?} still live for {person}");

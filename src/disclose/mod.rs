@@ -269,7 +269,7 @@ impl Disclosure {
     /// Retracts every live feed disclosure the gate would refuse now;
     /// returns how many.
     fn reconcile(&self) -> Result<usize, DiscloseError> {
-        let live = self.feeds.live();
+        let live = self.feeds.live()?;
         if live.is_empty() {
             return Ok(0);
         }

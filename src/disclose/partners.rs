@@ -215,7 +215,7 @@ impl Disclosure {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Gated<PurposeFeedPage>, DiscloseError> {
-        let stored = self.feeds.read(partner, purpose, after, limit);
+        let stored = self.feeds.read(partner, purpose, after, limit)?;
         let next = stored.last().map(|record| record.cursor).or(after);
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
