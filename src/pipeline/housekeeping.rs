@@ -153,6 +153,10 @@ impl Housekeeping {
         let gaps = guard.security_feed_gaps(self.clock.now_ms());
         let outcome = compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice()).and_then(|report| {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+            // The old state numbers the old log's records and holds the
+            // erased: it is dropped before the rebuild, so a compaction
+            // never holds two states at once (RSS would double at every one).
+            drop(std::mem::take(&mut *guard));
             let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
             *guard = rebuilt;
             // The destroyed secrets leave the vault file with the log.
@@ -161,8 +165,16 @@ impl Housekeeping {
         });
         match outcome {
             Ok(report) => {
-                if let Err(error) = save_snapshot(&guard, &self.state_dir) {
-                    tracing::warn!(%error, "Snapshot after compaction failed; state stays rebuildable from the log.");
+                match save_snapshot(&guard, &self.state_dir) {
+                    Ok(bytes) => crate::telemetry::SnapshotWritten {
+                        bytes,
+                        next_seq: guard.next_seq,
+                        heap_bytes: guard.heap_bytes(),
+                    }
+                    .emit(),
+                    Err(error) => {
+                        tracing::warn!(%error, "Snapshot after compaction failed; state stays rebuildable from the log.")
+                    }
                 }
                 tracing::info!(
                     erased_subjects = report.erased_subjects,
