@@ -17,11 +17,15 @@ fn default_rules_path() -> String {
     format!("{}/src/processors/abuse/default_rules.toml", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// On a seed the rules were not tuned on (tuning used seed 11), the shipped
-/// default rules reach precision >= 0.95, recall >= 0.90 and a median
-/// detection delay <= 60 s of event time, with no hard negative (busy
-/// businesses, group admins, festive senders) caught. Runs the real
-/// `simulate`, `ingest` and `rules backtest` commands.
+/// On a seed the rules were not tuned on (tuning used seeds 11 and, for the
+/// link rules, 1), the shipped default rules reach precision >= 0.95,
+/// recall >= 0.90, a median detection delay <= 60 s of event time for the
+/// burst kinds (fresh bursts, device farms) and <= 6 h for slow link spam,
+/// with no hard negative (busy businesses, group admins, festive senders,
+/// link sharers, shops) caught. Runs the real `simulate`, `ingest` and
+/// `rules backtest` commands. (The overall median delay is no longer
+/// asserted: since slow link spam joined the mix it measures the mix of
+/// kinds more than how fast any kind is caught.)
 #[test]
 fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -54,8 +58,13 @@ fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
     assert!(report["labelled_spam"].as_u64().expect("count") >= 150, "{report}");
     assert!(figure("precision") >= 0.95, "{report:#}");
     assert!(figure("recall") >= 0.90, "{report:#}");
-    assert!(figure("delay_p50_seconds") <= 60.0, "{report:#}");
     for behaviour in report["by_behaviour"].as_array().expect("behaviours") {
+        let delay = behaviour["delay_p50_seconds"].as_f64().expect("delay");
+        match behaviour["behaviour"].as_str() {
+            Some("fresh_burst" | "device_farm") => assert!(delay <= 60.0, "{behaviour}"),
+            Some("slow_link_unlisted") => assert!(delay <= 6.0 * 3_600.0, "{behaviour}"),
+            _ => {}
+        }
         if behaviour["spam"] == false {
             assert_eq!(behaviour["detected"], 0, "hard negative caught: {behaviour}");
         }
