@@ -83,7 +83,8 @@ fn default_rules_parse_with_built_in_list() {
         Some((Effects { ban: false, review: true, share: true }, ReasonCategory::Abuse))
     );
     assert_eq!(effects_of("device_farm"), Some((ban_share, ReasonCategory::FakeAccount)));
-    assert_eq!(effects_of("suspicious_domain_links"), Some((ban_share, ReasonCategory::Spam)));
+    let review_share = Effects { ban: false, review: true, share: true };
+    assert_eq!(effects_of("suspicious_domain_links"), Some((review_share, ReasonCategory::Spam)));
     assert_eq!(
         effects_of("stranger_link_spray"),
         Some((Effects { ban: false, review: true, share: true }, ReasonCategory::Spam))
