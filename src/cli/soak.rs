@@ -59,7 +59,7 @@ pub struct SoakCommand {
     /// The server's erasure compaction bound (erasure_compaction_seconds;
     /// the server's default, so a 30-minute soak applies erasures but
     /// compacts none: a compaction rewrites the whole log while the writer
-    /// and every reader wait, and rebuilds state beside the old one)
+    /// and every reader wait, and rebuilds state from the new log)
     #[arg(long, default_value_t = 3600)]
     pub erasure_compaction_seconds: u64,
     /// Run the built-in abuse rules as they are (windows up to 3 days)
