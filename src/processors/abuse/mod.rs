@@ -191,37 +191,41 @@ struct Retention {
     /// How long domain sends and subjects' link domains are kept (0: the
     /// rules read no domain state, none is kept).
     domain_ms: i64,
+    /// Whether any rule reads who is a stranger (then first writes to
+    /// non-contacts are remembered; see `reputation::FIRST_WRITE_MEMORY_MS`).
+    strangers: bool,
 }
 
 impl Retention {
     fn of(rules: &RuleSet) -> Retention {
         let longest = |kinds: &[FeatureKind]| kinds.iter().map(|kind| rules.retention_ms(*kind)).max().unwrap_or(0);
-        Retention {
-            sent_ms: longest(&[
-                FeatureKind::MessagesSent,
-                FeatureKind::DistinctRecipients,
-                FeatureKind::NonContactRecipients,
-                FeatureKind::GroupsMessaged,
-                FeatureKind::ListLinks,
-                FeatureKind::StrangerLinkMessages,
-                FeatureKind::StrangerLinkShare,
-                FeatureKind::ComplaintRate,
-            ]),
-            received_ms: longest(&[
-                FeatureKind::ReportsReceived,
-                FeatureKind::DistinctReporters,
-                FeatureKind::BlocksReceived,
-                FeatureKind::PartnerFlags,
-                FeatureKind::ComplaintRate,
-            ]),
-            device_ms: rules.retention_ms(FeatureKind::DeviceRegistrations),
-            domain_ms: rules.domain_retention_ms().max(longest(&[
-                FeatureKind::LinkDomains,
-                FeatureKind::DomainYoungSenders,
-                FeatureKind::DomainStrangerRecipients,
-                FeatureKind::NewestDomainAge,
-            ])),
-        }
+        let sent_ms = longest(&[
+            FeatureKind::MessagesSent,
+            FeatureKind::DistinctRecipients,
+            FeatureKind::NonContactRecipients,
+            FeatureKind::GroupsMessaged,
+            FeatureKind::ListLinks,
+            FeatureKind::StrangerLinkMessages,
+            FeatureKind::StrangerLinkShare,
+            FeatureKind::ComplaintRate,
+        ]);
+        let received_ms = longest(&[
+            FeatureKind::ReportsReceived,
+            FeatureKind::DistinctReporters,
+            FeatureKind::BlocksReceived,
+            FeatureKind::PartnerFlags,
+            FeatureKind::ComplaintRate,
+        ]);
+        let device_ms = rules.retention_ms(FeatureKind::DeviceRegistrations);
+        let domain_ms = rules.domain_retention_ms().max(longest(&[
+            FeatureKind::LinkDomains,
+            FeatureKind::DomainYoungSenders,
+            FeatureKind::DomainStrangerRecipients,
+            FeatureKind::NewestDomainAge,
+        ]));
+        let strangers =
+            domain_ms > 0 || longest(&[FeatureKind::StrangerLinkMessages, FeatureKind::StrangerLinkShare]) > 0;
+        Retention { sent_ms, received_ms, device_ms, domain_ms, strangers }
     }
 }
 
@@ -447,11 +451,14 @@ impl Abuse {
                     Recipient::Subject(to) => (to, SENT_NON_CONTACT),
                     Recipient::Group(group) => (group, SENT_GROUP),
                 };
+                if flags & SENT_NON_CONTACT != 0 && retention.strangers {
+                    self.domains.note_first_write(subject, to, ts_ms);
+                }
                 if let Some(domain) = link_domain {
                     flags |= SENT_LINK;
                     if flags & SENT_NON_CONTACT != 0
                         && !graph.has_contact(to, subject)
-                        && !self.wrote_to(to, subject, ts_ms)
+                        && !self.domains.wrote_to(to, subject, ts_ms)
                     {
                         flags |= SENT_STRANGER;
                     }
@@ -539,15 +546,6 @@ impl Abuse {
         if self.observed.is_multiple_of(SWEEP_EVERY) {
             self.sweep(&rules);
         }
-    }
-
-    /// Whether `from` sent `to` a one-to-one message at or before `at_ms`
-    /// (within what `from`'s window keeps): `to` is answering, not cold
-    /// messaging a stranger.
-    fn wrote_to(&self, from: u32, to: u32, at_ms: i64) -> bool {
-        self.windows.get(&from).is_some_and(|window| {
-            window.sent.iter().any(|sent| sent.to == to && sent.flags & SENT_GROUP == 0 && sent.ts_ms <= at_ms)
-        })
     }
 
     /// Seconds since the subject's first register event at `at_ms`, or
@@ -823,7 +821,8 @@ impl Abuse {
         self.windows.retain(|_, window| window.newest_ms > horizon);
         let device_horizon = self.watermark_ms - rules.retention_ms(FeatureKind::DeviceRegistrations);
         self.devices.retain(|_, registrations| registrations.back().is_some_and(|(ts, _)| *ts > device_horizon));
-        self.domains.sweep(self.watermark_ms - rules.domain_retention_ms().max(rules.max_retention_ms()));
+        self.domains
+            .sweep(self.watermark_ms - rules.domain_retention_ms().max(rules.max_retention_ms()), self.watermark_ms);
     }
 
     /// Subjects with window state now (the "active subjects" of the memory figure).

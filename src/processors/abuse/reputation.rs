@@ -24,6 +24,15 @@ use super::window::distinct;
 pub const MAX_SENDS_PER_DOMAIN: usize = 64;
 /// Most young senders named in a verdict's evidence.
 pub const MAX_EVIDENCE_SENDERS: usize = 8;
+/// How long proviso remembers that one person wrote to another who was not
+/// in their contacts: an answer within this time is not a message to a
+/// stranger (a shop's offer to customers who wrote in weeks ago).
+pub const FIRST_WRITE_MEMORY_MS: i64 = 30 * 86_400_000;
+/// Most people remembered per writer (the most recently written kept): an
+/// ordinary person writes first to a handful of non-contacts; a spammer's
+/// thousands are cut to the newest, which costs only an answer from an
+/// older victim being counted as cold.
+pub const MAX_FIRST_WRITES: usize = 16;
 
 /// One link message that carried the domain.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -39,6 +48,14 @@ impl super::window::Timed for DomainSend {
     fn ts_ms(&self) -> i64 {
         self.ts_ms
     }
+}
+
+/// One person a subject wrote to without having them in their contacts.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct FirstWrite {
+    to: u32,
+    first_ms: i64,
+    last_ms: i64,
 }
 
 /// Why a domain is on the derived list.
@@ -79,6 +96,11 @@ pub struct DomainReputation {
     links: HashMap<u32, VecDeque<(i64, u64)>, foldhash::fast::RandomState>,
     /// Domain evidence of each action a domain feature fired, by action id.
     action_evidence: BTreeMap<u64, Vec<DomainVerdict>>,
+    /// Whom each subject wrote to one-to-one without having them in their
+    /// contacts: (recipient, first write, last write), least recently
+    /// written first, at most [`MAX_FIRST_WRITES`], for
+    /// [`FIRST_WRITE_MEMORY_MS`] after the last write.
+    first_writes: HashMap<u32, VecDeque<FirstWrite>, foldhash::fast::RandomState>,
     /// Domains evicted to keep the cap.
     pub evicted: u64,
 }
@@ -155,6 +177,36 @@ impl DomainReputation {
         }
     }
 
+    /// Records that `from` wrote one-to-one to `to`, who is not in `from`'s
+    /// contacts.
+    pub fn note_first_write(&mut self, from: u32, to: u32, ts_ms: i64) {
+        let writes = self.first_writes.entry(from).or_default();
+        let (mut first_ms, mut last_ms) = (ts_ms, ts_ms);
+        if let Some(at) = writes.iter().position(|write| write.to == to) {
+            if let Some(old) = writes.remove(at) {
+                first_ms = first_ms.min(old.first_ms);
+                last_ms = last_ms.max(old.last_ms);
+            }
+        }
+        // Least recently written first; event times may arrive out of order.
+        let at = writes.iter().rposition(|write| write.last_ms <= last_ms).map_or(0, |at| at + 1);
+        writes.insert(at, FirstWrite { to, first_ms, last_ms });
+        while writes.len() > MAX_FIRST_WRITES {
+            writes.pop_front();
+        }
+    }
+
+    /// Whether `from` wrote to `to` at or before `at_ms` (as remembered by
+    /// [`Self::note_first_write`]): a message from `to` to `from` then is an
+    /// answer, not cold messaging.
+    pub fn wrote_to(&self, from: u32, to: u32, at_ms: i64) -> bool {
+        self.first_writes.get(&from).is_some_and(|writes| {
+            writes.iter().any(|write| {
+                write.to == to && write.first_ms <= at_ms && at_ms - write.last_ms <= FIRST_WRITE_MEMORY_MS
+            })
+        })
+    }
+
     /// Records that `subject` sent a link to the domain with hash `hash`.
     pub fn note_subject_link(&mut self, subject: u32, ts_ms: i64, hash: u64, retention_ms: i64) {
         super::window::insert_sorted(self.links.entry(subject).or_default(), (ts_ms, hash), retention_ms.max(1));
@@ -183,9 +235,15 @@ impl DomainReputation {
         })
     }
 
-    /// Drops subjects' link histories with nothing newer than `horizon_ms`.
-    pub fn sweep(&mut self, horizon_ms: i64) {
+    /// Drops subjects' link histories with nothing newer than `horizon_ms`,
+    /// and first writes older than [`FIRST_WRITE_MEMORY_MS`] at `now_ms`.
+    pub fn sweep(&mut self, horizon_ms: i64, now_ms: i64) {
         self.links.retain(|_, links| links.back().is_some_and(|(ts, _)| *ts > horizon_ms));
+        let write_horizon_ms = now_ms.saturating_sub(FIRST_WRITE_MEMORY_MS);
+        self.first_writes.retain(|_, writes| {
+            writes.retain(|write| write.last_ms > write_horizon_ms);
+            !writes.is_empty()
+        });
     }
 
     /// Whether the domain with this hash is on the derived list.
@@ -257,6 +315,11 @@ impl DomainReputation {
     /// Forgets an erased subject: its sends, and its name in any evidence.
     pub fn remove_subject(&mut self, subject: u32) {
         self.links.remove(&subject);
+        self.first_writes.remove(&subject);
+        self.first_writes.retain(|_, writes| {
+            writes.retain(|write| write.to != subject);
+            !writes.is_empty()
+        });
         for entry in self.entries.values_mut() {
             entry.sends.retain(|send| send.sender != subject && send.recipient != subject);
             if let Some(verdict) = &mut entry.verdict {
@@ -284,7 +347,9 @@ impl DomainReputation {
             .map(|entry| entry.sends.capacity() * std::mem::size_of::<DomainSend>() + entry.domain.capacity())
             .sum();
         let links: usize = self.links.values().map(|links| links.capacity() * 16 + 40).sum();
-        self.entries.capacity() * entry + sends + self.by_last_seen.len() * 24 + links
+        let writes: usize =
+            self.first_writes.values().map(|writes| writes.capacity() * std::mem::size_of::<FirstWrite>() + 40).sum();
+        self.entries.capacity() * entry + sends + self.by_last_seen.len() * 24 + links + writes
     }
 }
 
@@ -325,6 +390,44 @@ mod tests {
 
     fn config(max_domains: usize) -> ReputationConfig {
         ReputationConfig { max_domains, ..ReputationConfig::default() }
+    }
+
+    /// A first write is remembered for a month after the last write, so an
+    /// answer days later (a shop's offer to customers who wrote in) is not
+    /// cold messaging; it is never an answer before the first write, each
+    /// writer keeps at most MAX_FIRST_WRITES people, and erasure forgets
+    /// the subject on both sides.
+    #[test]
+    fn first_writes_make_later_answers_warm_within_bounds() {
+        let day = 86_400_000;
+        let mut table = DomainReputation::default();
+        // Customer 7 writes to shop 1 on day 1; the shop answers on day 9.
+        table.note_first_write(7, 1, day);
+        assert!(table.wrote_to(7, 1, 9 * day));
+        assert!(!table.wrote_to(7, 1, day - 1), "not an answer before the first write");
+        assert!(!table.wrote_to(1, 7, 9 * day), "the relation has a direction");
+        // A later write extends the memory; none forgets it after a month.
+        table.note_first_write(7, 1, 20 * day);
+        assert!(table.wrote_to(7, 1, 49 * day));
+        assert!(!table.wrote_to(7, 1, 51 * day));
+        table.sweep(0, 51 * day);
+        assert!(table.first_writes.is_empty(), "swept after the memory");
+        // A spammer writing to many keeps only the newest.
+        for to in 0..100u32 {
+            table.note_first_write(3, to, i64::from(to) * 1_000);
+        }
+        assert_eq!(table.first_writes[&3].len(), MAX_FIRST_WRITES);
+        assert!(table.wrote_to(3, 99, 200_000));
+        assert!(!table.wrote_to(3, 0, 200_000));
+        // Out-of-order event times keep the least recently written first.
+        table.note_first_write(3, 500, 1);
+        assert_eq!(table.first_writes[&3].len(), MAX_FIRST_WRITES);
+        assert!(!table.wrote_to(3, 500, 200_000), "older than every kept write: the one evicted");
+        // Erasure forgets a subject as writer and as recipient.
+        table.note_first_write(8, 99, 5);
+        table.remove_subject(99);
+        assert!(!table.wrote_to(3, 99, 200_000) && !table.wrote_to(8, 99, 200_000));
+        assert!(!table.first_writes.contains_key(&8), "an emptied writer is dropped");
     }
 
     /// The table never holds more than `max_domains`; the least recently
