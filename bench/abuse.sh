@@ -8,7 +8,7 @@
 #    `--rules bench/out/no-rules.toml`, a rules file holding only a comment
 #    (valid: no rules, so no window state is kept and nothing is evaluated).
 #    The ratio with/without is the share of ingest speed the rule engine
-#    leaves (target >= 0.70).
+#    leaves (target >= 0.85, issue 15; it was 0.70 before).
 # 2. Rule engine figures from `proviso rules backtest` of the default rules
 #    over the log of a with-rules ingest: rule evaluations per second
 #    (rule_evaluations / replay_seconds; replay_seconds covers all state
@@ -253,8 +253,8 @@ results = {
     "ingest_rules_events_per_second": with_rules["events_per_second"],
     "ingest_norules_events_per_second": without["events_per_second"],
     "ingest_ratio_rules_over_norules": ratio,
-    "ingest_ratio_target": 0.70,
-    "ingest_ratio_meets_target": ratio >= 0.70,
+    "ingest_ratio_target": 0.85,
+    "ingest_ratio_meets_target": ratio >= 0.85,
     "ingest_rules_spread": spread("rules"),
     "ingest_norules_spread": spread("norules"),
     "ingest_runs": runs,
@@ -291,7 +291,7 @@ rows = [
      f"[{', '.join(fmt(r['events_per_second'], 0) for r in runs['rules'])}]"),
     (f"ingest, no rules (best of {repeats})", f"{fmt(without['events_per_second'], 0)} lines/s  "
      f"[{', '.join(fmt(r['events_per_second'], 0) for r in runs['norules'])}]"),
-    ("ratio with/without (target >= 0.70)", f"{ratio:.3f}  {'meets target' if ratio >= 0.70 else 'BELOW TARGET'}"),
+    ("ratio with/without (target >= 0.85)", f"{ratio:.3f}  {'meets target' if ratio >= 0.85 else 'BELOW TARGET'}"),
     ("accepted / rejected (rules, best run)", f"{fmt(with_rules['accepted'])} / {fmt(with_rules['rejected'])}"),
     ("peak RSS rules / no rules (best runs)", f"{fmt((with_rules['peak_rss_bytes'] or 0) / 2**20)} / "
      f"{fmt((without['peak_rss_bytes'] or 0) / 2**20)} MiB"),

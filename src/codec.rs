@@ -59,6 +59,10 @@ impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, at: 0 }
     }
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
     pub fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() - self.at < len {
             return Err(DecodeError::Truncated);

@@ -17,11 +17,15 @@ fn default_rules_path() -> String {
     format!("{}/src/processors/abuse/default_rules.toml", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// On a seed the rules were not tuned on (tuning used seed 11), the shipped
-/// default rules reach precision >= 0.95, recall >= 0.90 and a median
-/// detection delay <= 60 s of event time, with no hard negative (busy
-/// businesses, group admins, festive senders) caught. Runs the real
-/// `simulate`, `ingest` and `rules backtest` commands.
+/// On a seed the rules were not tuned on (tuning used seeds 11 and, for the
+/// link rules, 1), the shipped default rules reach precision >= 0.95,
+/// recall >= 0.90, a median detection delay <= 60 s of event time for the
+/// burst kinds (fresh bursts, device farms) and <= 6 h for slow link spam,
+/// with no hard negative (busy businesses, group admins, festive senders,
+/// link sharers, shops) caught. Runs the real `simulate`, `ingest` and
+/// `rules backtest` commands. (The overall median delay is no longer
+/// asserted: since slow link spam joined the mix it measures the mix of
+/// kinds more than how fast any kind is caught.)
 #[test]
 fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -54,8 +58,13 @@ fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
     assert!(report["labelled_spam"].as_u64().expect("count") >= 150, "{report}");
     assert!(figure("precision") >= 0.95, "{report:#}");
     assert!(figure("recall") >= 0.90, "{report:#}");
-    assert!(figure("delay_p50_seconds") <= 60.0, "{report:#}");
     for behaviour in report["by_behaviour"].as_array().expect("behaviours") {
+        let delay = behaviour["delay_p50_seconds"].as_f64().expect("delay");
+        match behaviour["behaviour"].as_str() {
+            Some("fresh_burst" | "device_farm") => assert!(delay <= 60.0, "{behaviour}"),
+            Some("slow_link_unlisted") => assert!(delay <= 6.0 * 3_600.0, "{behaviour}"),
+            _ => {}
+        }
         if behaviour["spam"] == false {
             assert_eq!(behaviour["detected"], 0, "hard negative caught: {behaviour}");
         }
@@ -363,4 +372,95 @@ fn rules_file_changes_are_picked_up() {
     assert!(fired, "the edited rules file was not picked up");
     let log = server.stop();
     assert!(log.contains("Abuse rules refused"), "the broken edit is reported:\n{log}");
+}
+
+/// Issue 15: slow link spam from a domain no list holds. A small untuned
+/// seed (tuning used seed 1) through the real `simulate`, `ingest` and
+/// `rules backtest`: the default rules catch at least 90% of the slow
+/// unlisted-domain link spammers and flag none of the legitimate heavy
+/// senders (link sharers, shops, group admins, festive senders, busy
+/// business repliers).
+#[test]
+fn default_rules_catch_slow_unlisted_link_spam_and_spare_heavy_senders() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = |name: &str| temp.path().join(name).to_str().expect("utf8").to_string();
+    let (events, labels, data) = (dir("events.ndjson"), dir("labels.ndjson"), dir("data"));
+    let output = run(&[
+        "simulate",
+        "--seed",
+        "7",
+        "--subjects",
+        "6000",
+        "--days",
+        "10",
+        "--events",
+        "60000",
+        "--out",
+        &events,
+        "--labels",
+        &labels,
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["ingest", &events, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["rules", "backtest", &default_rules_path(), "--labels", &labels, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let behaviours = report["by_behaviour"].as_array().expect("behaviours");
+    let slow = behaviours.iter().find(|b| b["behaviour"] == "slow_link_unlisted").expect("slow link spammers");
+    let (subjects, detected) = (slow["subjects"].as_u64().expect("n"), slow["detected"].as_u64().expect("n"));
+    assert!(subjects >= 10, "{slow}");
+    assert!(detected as f64 >= 0.9 * subjects as f64, "{report:#}");
+    let mut hard_negatives = 0;
+    for behaviour in behaviours.iter().filter(|b| b["spam"] == false) {
+        hard_negatives += 1;
+        assert_eq!(behaviour["detected"], 0, "legitimate heavy sender flagged: {behaviour}");
+    }
+    assert_eq!(hard_negatives, 5, "{report:#}");
+}
+
+/// A ring of young accounts spraying a fresh domain at strangers: the
+/// domain lands on the derived list and the review queue shows why (the
+/// domain, when, how many strangers, which senders as subject ids), never
+/// a phone number.
+#[test]
+fn review_queue_shows_the_evidence_of_a_derived_suspicious_domain() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let ring = ["+919876511001", "+919876511002", "+919876511003", "+919876511004"];
+    let mut lines = Vec::new();
+    for (k, phone) in ring.iter().enumerate() {
+        let ts = T0 + k as i64 * 1_000;
+        lines.push(format!(
+            r#"{{"type":"register","ts":{ts},"phone":"{phone}","device":"dev-ring-{k}","platform":"android"}}"#
+        ));
+    }
+    // Three link messages each, twenty minutes apart: far below any burst.
+    for round in 0..3i64 {
+        for (k, phone) in ring.iter().enumerate() {
+            let ts = T0 + 3_600_000 + round * 1_200_000 + k as i64 * 60_000;
+            let to = format!("+9198222{:05}", 10_000 + round * 10 + k as i64);
+            lines.push(format!(
+                r#"{{"type":"message","ts":{ts},"phone":"{phone}","to":"{to}","kind":"text","link_domain":"lucky-gift4821.top"}}"#
+            ));
+        }
+    }
+    assert_eq!(server.ingest(&lines.join("\n"))["accepted"], 16);
+    let (status, open) = server.get("/v1/abuse/actions?status=review&open=true", Some(REVIEWER));
+    assert_eq!(status, 200, "{open}");
+    let actions = open["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), ring.len(), "every ring member is in review: {open:#}");
+    let ring_subjects: Vec<String> = ring.iter().map(|phone| server.subject(phone)).collect();
+    for action in actions {
+        assert_eq!(action["by"], "suspicious_domain_links", "{action}");
+        let domain = &action["domains"][0];
+        assert_eq!(domain["domain"], "lucky-gift4821.top", "{action}");
+        assert!(domain["stranger_recipients"].as_u64().expect("count") >= 10, "{action}");
+        assert!(domain["young_senders"].as_u64().expect("count") >= 3, "{action}");
+        for sender in domain["young_sender_subjects"].as_array().expect("senders") {
+            assert!(ring_subjects.iter().any(|s| s == sender), "{sender} is a ring member");
+        }
+        assert!(domain["suspicious_since"].as_str().is_some_and(|t| t.starts_with("2026-03-01T")), "{action}");
+    }
+    assert!(!open.to_string().contains("98765110"), "no phone number in the review queue");
 }

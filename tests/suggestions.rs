@@ -39,6 +39,18 @@ impl World {
                     event["contacts"].as_array().expect("contacts").iter().map(id).filter(|c| *c != subject).collect();
                 self.books.insert(subject, book);
             }
+            // proviso erases a deleted account everywhere: its book, its
+            // place in other books (the in-degree Adamic-Adar reads), its
+            // partner links.
+            "delete_account" => {
+                self.books.remove(&subject);
+                for book in self.books.values_mut() {
+                    book.remove(&subject);
+                }
+                if let Some(account) = self.account_of.remove(&subject) {
+                    self.subject_of.remove(&account);
+                }
+            }
             "business_message" => {
                 let business = event["business"].as_str().expect("business").to_string();
                 self.customers.entry(business).or_default().insert(subject);

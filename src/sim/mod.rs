@@ -103,7 +103,8 @@ const K_PARTNER_ACCOUNT: u8 = 10;
 const K_PARTNER_FRIEND: u8 = 11;
 const K_PARTNER_FLAG: u8 = 12;
 
-// Behaviours (role codes). 0 = ordinary subject; 1..=4 spam; 5..=7 ham.
+// Behaviours (role codes). 0 = ordinary subject; 1..=4 and 8 spam; 5..=7,
+// 9 and 10 ham (hard negatives).
 const B_NONE: u8 = 0;
 const B_FRESH_BURST: u8 = 1;
 const B_PHISHING: u8 = 2;
@@ -112,8 +113,15 @@ const B_DEVICE_FARM: u8 = 4;
 const B_BUSY_BIZ: u8 = 5;
 const B_GROUP_ADMIN: u8 = 6;
 const B_FESTIVE: u8 = 7;
+/// Link spam from freshly invented domains no list holds, a few messages an
+/// hour to strangers (alone or in a small ring sharing domains).
+const B_SLOW_LINK: u8 = 8;
+/// Shares a popular (new, unlisted) link with many of their own contacts.
+const B_LINK_SHARER: u8 = 9;
+/// A shop answering customers who wrote first with links to its own domain.
+const B_SHOP: u8 = 10;
 
-const BEHAVIOUR_NAMES: [&str; 8] = [
+const BEHAVIOUR_NAMES: [&str; 11] = [
     "none",
     "fresh_burst",
     "phishing",
@@ -122,7 +130,15 @@ const BEHAVIOUR_NAMES: [&str; 8] = [
     "busy_business_replier",
     "group_admin",
     "festive_sender",
+    "slow_link_unlisted",
+    "popular_link_sharer",
+    "shop_own_domain",
 ];
+
+/// Whether a behaviour code is abuse.
+const fn is_spam_behaviour(behaviour: u8) -> bool {
+    matches!(behaviour, B_FRESH_BURST | B_PHISHING | B_MASS_REPORTED | B_DEVICE_FARM | B_SLOW_LINK)
+}
 
 const BENIGN_DOMAINS: [&str; 10] = [
     "youtube.com",
@@ -148,8 +164,10 @@ const REPORT_REASONS: [&str; 5] = ["spam", "scam", "harassment", "abuse", "fake_
 const FLAG_REASONS: [&str; 3] = ["spam", "fake_account", "scam"];
 
 /// Message `b` payload: bits 0..4 kind, bits 4.. link (0 none, 1..=10 benign,
-/// 64.. phishing).
+/// 64.. phishing, 128.. a domain invented for this run, see
+/// `Simulator::invented_domains`).
 const LINK_PHISH_BASE: u32 = 64;
+const LINK_INVENTED_BASE: u32 = 128;
 
 /// One event before rendering. `key` orders emission (== `ts` except late
 /// lines); `a`/`b` are kind-specific payloads.
@@ -188,7 +206,7 @@ struct Subject {
 
 impl Subject {
     fn is_spam(&self) -> bool {
-        (B_FRESH_BURST..=B_DEVICE_FARM).contains(&self.behaviour)
+        is_spam_behaviour(self.behaviour)
     }
 }
 
@@ -225,6 +243,9 @@ pub struct Simulator {
     ts_fmt: TsFmt,
     labels: Vec<Label>,
     estimated: u64,
+    /// Link domains invented for this run (fresh spam domains, shops' own
+    /// domains, popular links): no list holds them.
+    invented_domains: Vec<String>,
 }
 
 /// Local-time hourly activity weights (daily cycle).
@@ -318,6 +339,7 @@ impl Simulator {
             ts_fmt: TsFmt::new(),
             labels: Vec::new(),
             estimated: 0,
+            invented_domains: Vec::new(),
             cfg,
         };
         let mut plan_rng = Rng::with_seed(mix(sim.cfg.seed ^ 0x5eed_0002));

@@ -8,18 +8,42 @@
 //! Never: plans anything outside the window, or anything by a deleted account
 //! after its deletion.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use fastrand::Rng;
 
 use super::phones::REGIONS;
 use super::render::{mix, DAY_MS};
 use super::{
-    local_ts, msg_kind, Ev, Label, Simulator, Subject, B_BUSY_BIZ, B_DEVICE_FARM, B_FESTIVE, B_FRESH_BURST,
-    B_GROUP_ADMIN, B_MASS_REPORTED, B_NONE, B_PHISHING, FLAG_REASONS, HOUR, K_BIZ, K_BLOCK, K_CONSENT, K_CONTACTS,
-    K_DELETE, K_MSG_GROUP, K_MSG_TO, K_PARTNER_ACCOUNT, K_PARTNER_FLAG, K_PARTNER_FRIEND, K_REGISTER, K_REPORT,
-    K_SESSION, LINK_PHISH_BASE, MINUTE, PHISHING_DOMAINS, REPORT_REASONS,
+    local_ts, msg_kind, sround, Ev, Label, Simulator, Subject, BENIGN_DOMAINS, B_BUSY_BIZ, B_DEVICE_FARM, B_FESTIVE,
+    B_FRESH_BURST, B_GROUP_ADMIN, B_LINK_SHARER, B_MASS_REPORTED, B_NONE, B_PHISHING, B_SHOP, B_SLOW_LINK,
+    FLAG_REASONS, HOUR, K_BIZ, K_BLOCK, K_CONSENT, K_CONTACTS, K_DELETE, K_MSG_GROUP, K_MSG_TO, K_PARTNER_ACCOUNT,
+    K_PARTNER_FLAG, K_PARTNER_FRIEND, K_REGISTER, K_REPORT, K_SESSION, LINK_INVENTED_BASE, LINK_PHISH_BASE, MINUTE,
+    PHISHING_DOMAINS, REPORT_REASONS,
 };
+
+/// Words and endings of invented domains: spam domains look like the
+/// throwaway domains of real campaigns, shops and popular links like
+/// ordinary sites. None is on the built-in phishing list (a number is
+/// always part of the name).
+const DOMAIN_WORDS: [&str; 24] = [
+    "secure", "deal", "promo", "gift", "win", "bonus", "cash", "prize", "offer", "vip", "club", "best", "fast", "free",
+    "lucky", "smart", "daily", "mega", "easy", "top", "gold", "star", "go", "my",
+];
+const SPAM_TLDS: [&str; 10] = ["top", "xyz", "click", "shop", "live", "site", "online", "icu", "buzz", "info"];
+const PLAIN_TLDS: [&str; 4] = ["com", "net", "co", "store"];
+
+/// A fresh domain such as `lucky-gift482.top`.
+fn invent_domain(rng: &mut Rng, tlds: &[&str]) -> String {
+    let first = DOMAIN_WORDS[rng.usize(..DOMAIN_WORDS.len())];
+    let second = DOMAIN_WORDS[rng.usize(..DOMAIN_WORDS.len())];
+    format!("{first}-{second}{}.{}", rng.u32(10..10_000), tlds[rng.usize(..tlds.len())])
+}
+
+/// Link payload bits of a message linking invented domain `index`.
+fn invented_link(index: u32) -> u32 {
+    (LINK_INVENTED_BASE + index) << 4
+}
 
 /// Accumulates planned (structural) events, dropping those outside the window.
 struct Planner {
@@ -73,6 +97,7 @@ impl Simulator {
             }
             at += size;
         }
+        let links_of = self.plan_link_actors(rng);
         for i in 0..n {
             let b = self.subjects[i].behaviour;
             let in_window = match b {
@@ -100,7 +125,10 @@ impl Simulator {
             }
             let reg_day = if reg_in { ((reg - self.start) / DAY_MS) as u32 } else { 0 };
             if !spam || rng.bool() {
-                let t = if reg_in { reg + rng.i64(MINUTE..10 * MINUTE) } else { self.local_ts(rng, 0, i) };
+                // An account older than the window already had its book on
+                // file: its snapshot comes in the window's first hour, so
+                // day one is not a cold start where everyone is a stranger.
+                let t = if reg_in { reg + rng.i64(MINUTE..10 * MINUTE) } else { self.start + rng.i64(0..HOUR) };
                 p.push(t, subj, K_CONTACTS, 0, 0);
                 if !spam && reg_day + 1 < days && rng.f64() < (f64::from(days) / 60.0).min(0.9) {
                     let d = rng.u32(reg_day + 1..days);
@@ -193,7 +221,7 @@ impl Simulator {
             if b == B_NONE {
                 continue;
             }
-            let first = self.plan_behaviour(rng, &mut p, i, &link_ms);
+            let first = self.plan_behaviour(rng, &mut p, i, &link_ms, &links_of);
             labels.push(Label { subj: i as u32, spam: self.subjects[i].is_spam(), behaviour: b, first_abuse: first });
         }
         self.labels = labels;
@@ -220,9 +248,68 @@ impl Simulator {
         self.plan = p.ev;
     }
 
+    /// Invents the link domains of slow link spammers (rings of one to four
+    /// sharing one to three fresh domains, most registered in the window,
+    /// some old accounts), shops (one own domain each), link sharers (a few
+    /// popular new links, half of them new accounts) and festive senders (one
+    /// e-card site). Returns each one's invented domain indexes.
+    fn plan_link_actors(&mut self, rng: &mut Rng) -> HashMap<usize, Vec<u32>> {
+        let n = self.subjects.len();
+        let days = i64::from(self.cfg.days.max(1));
+        let mut links_of: HashMap<usize, Vec<u32>> = HashMap::new();
+        let invent = |rng: &mut Rng, tlds: &[&str], domains: &mut Vec<String>| -> u32 {
+            domains.push(invent_domain(rng, tlds));
+            (domains.len() - 1) as u32
+        };
+        let mut domains = std::mem::take(&mut self.invented_domains);
+        let slow: Vec<usize> = (0..n).filter(|&i| self.subjects[i].behaviour == B_SLOW_LINK).collect();
+        let mut at = 0usize;
+        while at < slow.len() {
+            let size = rng.usize(1..=4).min(slow.len() - at);
+            let ring: Vec<u32> = (0..rng.u32(1..=3)).map(|_| invent(rng, &SPAM_TLDS, &mut domains)).collect();
+            let t0 = self.start + rng.i64(0..(days * DAY_MS * 8 / 10).max(HOUR));
+            for &i in &slow[at..at + size] {
+                if rng.f32() < 0.85 {
+                    self.subjects[i].reg_ms = t0 + rng.i64(0..2 * DAY_MS);
+                }
+                links_of.insert(i, ring.clone());
+            }
+            at += size;
+        }
+        let popular: Vec<u32> = (0..3).map(|_| invent(rng, &PLAIN_TLDS, &mut domains)).collect();
+        let ecard = invent(rng, &PLAIN_TLDS, &mut domains);
+        for i in 0..n {
+            match self.subjects[i].behaviour {
+                B_SHOP => {
+                    links_of.insert(i, vec![invent(rng, &PLAIN_TLDS, &mut domains)]);
+                }
+                B_LINK_SHARER => {
+                    if rng.bool() {
+                        self.subjects[i].reg_ms = self.start + rng.i64(0..(days * DAY_MS / 2).max(HOUR));
+                    }
+                    links_of.insert(i, vec![popular[rng.usize(..popular.len())]]);
+                }
+                B_FESTIVE => {
+                    links_of.insert(i, vec![ecard]);
+                }
+                _ => {}
+            }
+        }
+        self.invented_domains = domains;
+        links_of
+    }
+
     /// Plans the events of one spammer / hard negative; returns the first
     /// abusive timestamp for spammers.
-    fn plan_behaviour(&self, rng: &mut Rng, p: &mut Planner, i: usize, link_ms: &[i64]) -> Option<i64> {
+    fn plan_behaviour(
+        &self,
+        rng: &mut Rng,
+        p: &mut Planner,
+        i: usize,
+        link_ms: &[i64],
+        links_of: &HashMap<usize, Vec<u32>>,
+    ) -> Option<i64> {
+        let links: &[u32] = links_of.get(&i).map_or(&[], Vec::as_slice);
         let s = &self.subjects[i];
         let subj = i as u32;
         let days = self.cfg.days.max(1);
@@ -348,7 +435,10 @@ impl Simulator {
                         for _ in 0..rng.u32(10..=30) {
                             let g = groups[rng.usize(..groups.len())];
                             let t = self.local_ts(rng, d, i);
-                            p.push(t, subj, K_MSG_GROUP, g, msg_kind(rng));
+                            // Announcements often carry a link.
+                            let link =
+                                if rng.f32() < 0.3 { (1 + rng.u32(0..BENIGN_DOMAINS.len() as u32)) << 4 } else { 0 };
+                            p.push(t, subj, K_MSG_GROUP, g, msg_kind(rng) | link);
                         }
                     }
                 }
@@ -362,7 +452,88 @@ impl Simulator {
                 p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                 for to in book {
                     t += rng.i64(5_000..60_000);
-                    p.push(t, subj, K_MSG_TO, to, if rng.f32() < 0.6 { 0 } else { 1 });
+                    let kind = if rng.f32() < 0.6 { 0 } else { 1 };
+                    // Some greetings carry an e-card link.
+                    let link = match links.first() {
+                        Some(&ecard) if rng.f32() < 0.4 => invented_link(ecard),
+                        _ => 0,
+                    };
+                    p.push(t, subj, K_MSG_TO, to, kind | link);
+                }
+            }
+            B_SLOW_LINK if !links.is_empty() => {
+                // A few messages an hour to strangers for a few hours a day,
+                // on a few days: far below any burst threshold. Most carry
+                // a link to one of the ring's fresh domains.
+                let mut d = reg_day;
+                for _ in 0..rng.u32(2..=5) {
+                    if d >= days {
+                        break;
+                    }
+                    let mut t = self.local_ts(rng, d, i).max(reg + 30 * MINUTE);
+                    p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
+                    let per_hour = 1.5 + rng.f64() * 3.5;
+                    let hours = f64::from(rng.u32(3..=8));
+                    let count = sround(rng, per_hour * hours).max(2);
+                    let gap = (3_600_000.0 / per_hour) as i64;
+                    for _ in 0..count {
+                        t += gap / 2 + rng.i64(0..gap.max(1));
+                        let to = self.random_normal(rng);
+                        let link = if rng.f32() < 0.85 { invented_link(links[rng.usize(..links.len())]) } else { 0 };
+                        let ok = p.push(t, subj, K_MSG_TO, to, link);
+                        note(t, ok && link != 0);
+                        let u = rng.f32();
+                        if ok && u < 0.04 {
+                            p.push(t + rng.i64(5 * MINUTE..120 * MINUTE), to, K_BLOCK, subj, 0);
+                        } else if ok && u < 0.055 {
+                            p.push(t + rng.i64(5 * MINUTE..120 * MINUTE), to, K_REPORT, subj, 0);
+                        }
+                    }
+                    d += rng.u32(1..=2);
+                }
+            }
+            B_LINK_SHARER if !links.is_empty() && !self.contacts[i].is_empty() => {
+                // A popular link, sent to many of their own contacts on a
+                // few days.
+                for _ in 0..rng.u32(1..=3) {
+                    let d = rng.u32(reg_day..days);
+                    let mut book = self.contacts[i].clone();
+                    rng.shuffle(&mut book);
+                    book.truncate(rng.usize(25..=70));
+                    let mut t = self.local_ts(rng, d, i).max(reg + HOUR);
+                    p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
+                    for to in book {
+                        t += rng.i64(20_000..300_000);
+                        let link = if rng.f32() < 0.9 { invented_link(links[0]) } else { 0 };
+                        p.push(t, subj, K_MSG_TO, to, link);
+                    }
+                }
+            }
+            B_SHOP if !links.is_empty() => {
+                // Customers write first; the shop answers with its own site.
+                for d in reg_day..days {
+                    if rng.f32() >= 0.5 {
+                        continue;
+                    }
+                    for _ in 0..rng.u32(8..=30) {
+                        let customer = self.random_normal(rng);
+                        if customer == subj {
+                            continue;
+                        }
+                        let t = self.local_ts(rng, d, i);
+                        p.push(t, customer, K_MSG_TO, subj, 0);
+                        let reply = t + rng.i64(MINUTE..30 * MINUTE);
+                        p.push(reply, subj, K_MSG_TO, customer, invented_link(links[0]));
+                        if rng.bool() {
+                            p.push(
+                                reply + rng.i64(MINUTE..10 * MINUTE),
+                                subj,
+                                K_MSG_TO,
+                                customer,
+                                invented_link(links[0]),
+                            );
+                        }
+                    }
                 }
             }
             _ => {}

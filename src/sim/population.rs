@@ -14,8 +14,8 @@ use fastrand::Rng;
 use super::phones::{self, F_E164, F_IDD, F_NATIONAL, F_SPACED, REGIONS};
 use super::render::{mix, DAY_MS};
 use super::{
-    sround, SimConfig, Subject, B_BUSY_BIZ, B_DEVICE_FARM, B_FRESH_BURST, B_GROUP_ADMIN, B_MASS_REPORTED, B_NONE,
-    B_PHISHING,
+    is_spam_behaviour, sround, SimConfig, Subject, B_BUSY_BIZ, B_DEVICE_FARM, B_FESTIVE, B_FRESH_BURST, B_GROUP_ADMIN,
+    B_LINK_SHARER, B_MASS_REPORTED, B_NONE, B_PHISHING, B_SHOP, B_SLOW_LINK,
 };
 
 /// Everyone in a run, drawn once before the plan.
@@ -181,7 +181,7 @@ fn assign_roles(rng: &mut Rng, cfg: &SimConfig) -> (Vec<u8>, Vec<u32>) {
     let mut perm: Vec<u32> = (0..cfg.subjects).collect();
     rng.shuffle(&mut perm);
     let n_spam = ((cfg.spammer_share.clamp(0.0, 0.5) * n as f64).round() as usize).min(n);
-    let n_ham = if n >= 200 { ((n as f64 * 0.003).round() as usize).max(3) } else { 0 };
+    let n_ham = if n >= 200 { ((n as f64 * 0.005).round() as usize).max(5) } else { 0 };
     let n_ham = n_ham.min(n - n_spam);
     let mut behaviour = vec![B_NONE; n];
     {
@@ -194,7 +194,8 @@ fn assign_roles(rng: &mut Rng, cfg: &SimConfig) -> (Vec<u8>, Vec<u32>) {
             }
         };
         let mass_n = (n_spam as f64 * 0.2).round() as usize;
-        let phish_n = (n_spam as f64 * 0.25).round() as usize;
+        let phish_n = (n_spam as f64 * 0.2).round() as usize;
+        let slow_n = (n_spam as f64 * 0.2).round() as usize;
         for (k, &id) in perm[..n_spam].iter().enumerate() {
             behaviour[id as usize] = if k < farm_n {
                 B_DEVICE_FARM
@@ -202,12 +203,15 @@ fn assign_roles(rng: &mut Rng, cfg: &SimConfig) -> (Vec<u8>, Vec<u32>) {
                 B_MASS_REPORTED
             } else if k < farm_n + mass_n + phish_n {
                 B_PHISHING
+            } else if k < farm_n + mass_n + phish_n + slow_n {
+                B_SLOW_LINK
             } else {
                 B_FRESH_BURST
             };
         }
+        const HARD_NEGATIVES: [u8; 5] = [B_BUSY_BIZ, B_GROUP_ADMIN, B_FESTIVE, B_LINK_SHARER, B_SHOP];
         for (k, &id) in perm[n_spam..n_spam + n_ham].iter().enumerate() {
-            behaviour[id as usize] = B_BUSY_BIZ + (k % 3) as u8;
+            behaviour[id as usize] = HARD_NEGATIVES[k % HARD_NEGATIVES.len()];
         }
     }
     let del_candidates = &perm[n_spam + n_ham..];
@@ -233,7 +237,7 @@ fn build_subjects(
     for i in 0..n {
         let region = region_of[i];
         let b = behaviour[i];
-        let is_spam = (B_FRESH_BURST..=B_DEVICE_FARM).contains(&b);
+        let is_spam = is_spam_behaviour(b);
         let pu = rng.f32();
         let platform = if b == B_DEVICE_FARM || pu < 0.70 {
             0

@@ -13,8 +13,8 @@ use super::phones::{F_E164, F_IDD, F_NATIONAL, F_SPACED, REGIONS};
 use super::population::mutate_book;
 use super::{
     Ev, Simulator, Subject, BENIGN_DOMAINS, FLAG_REASONS, K_BIZ, K_BLOCK, K_CONSENT, K_CONTACTS, K_MSG_GROUP, K_MSG_TO,
-    K_PARTNER_ACCOUNT, K_PARTNER_FLAG, K_PARTNER_FRIEND, K_REGISTER, K_REPORT, K_SESSION, LINK_PHISH_BASE,
-    PHISHING_DOMAINS, REPORT_REASONS,
+    K_PARTNER_ACCOUNT, K_PARTNER_FLAG, K_PARTNER_FRIEND, K_REGISTER, K_REPORT, K_SESSION, LINK_INVENTED_BASE,
+    LINK_PHISH_BASE, PHISHING_DOMAINS, REPORT_REASONS,
 };
 
 /// Milliseconds in a day.
@@ -220,7 +220,10 @@ impl Simulator {
                 let link = e.b >> 4;
                 if link != 0 {
                     out.extend_from_slice(b",\"link_domain\":\"");
-                    let dom = if link >= LINK_PHISH_BASE {
+                    let dom = if link >= LINK_INVENTED_BASE {
+                        let index = (link - LINK_INVENTED_BASE) as usize;
+                        self.invented_domains.get(index).map_or("example.com", String::as_str)
+                    } else if link >= LINK_PHISH_BASE {
                         PHISHING_DOMAINS[(link - LINK_PHISH_BASE) as usize % PHISHING_DOMAINS.len()]
                     } else {
                         BENIGN_DOMAINS[(link - 1) as usize % BENIGN_DOMAINS.len()]

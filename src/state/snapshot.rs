@@ -4,7 +4,10 @@
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each (`PRVSNAP4`, whose keys lack
-//! request digests, and `PRVSNAP3`, without the keys, are still read). A snapshot
+//! request digests, and `PRVSNAP3`, without the keys, are still read), then
+//! domain reputation as a last blob (optional: a version-5 snapshot written
+//! before it existed ends after the keys and loads with no domain state,
+//! which the next link messages rebuild). A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -99,6 +102,7 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
         postcard::to_stdvec(&state.audiences),
         postcard::to_stdvec(&state.housekeeping),
         postcard::to_stdvec(&state.recent_keys.to_stored()),
+        postcard::to_stdvec(state.abuse.domain_reputation()),
     ] {
         let blob = blob.map_err(|error| SnapshotError::Encode(error.to_string()))?;
         out.u64(blob.len() as u64);
@@ -185,6 +189,9 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
+    if version == 5 && input.remaining() > 0 {
+        state.abuse.set_domain_reputation(decode_blob(&mut input)?);
+    }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     Ok(state)
 }
@@ -269,7 +276,8 @@ mod tests {
         let path = dir.path().join(SNAPSHOT_FILE);
         let bytes = std::fs::read(&path).expect("read");
         let blob = postcard::to_stdvec(&state.recent_keys.to_stored()).expect("blob");
-        let body_end = bytes.len() - 4 - 8 - blob.len();
+        let domains = postcard::to_stdvec(state.abuse.domain_reputation()).expect("domain blob");
+        let body_end = bytes.len() - 4 - 8 - blob.len() - 8 - domains.len();
         let mut old = MAGIC_3.to_vec();
         old.extend_from_slice(&bytes[MAGIC.len()..body_end]);
         let crc = crc32fast::hash(&old[MAGIC.len()..]);

@@ -24,6 +24,7 @@ pub const GATE_DECISIONS_TOTAL: &str = "proviso_gate_decisions_total";
 pub const HTTP_REQUESTS_TOTAL: &str = "proviso_http_requests_total";
 pub const ABUSE_ACTIONS_TOTAL: &str = "proviso_abuse_actions_total";
 pub const BANNED_EVENTS_TOTAL: &str = "proviso_banned_subject_events_total";
+pub const SUSPICIOUS_DOMAINS_TOTAL: &str = "proviso_abuse_suspicious_domains_total";
 pub const RULES_RELOADS_TOTAL: &str = "proviso_rules_reloads_total";
 pub const LIVE_FIGURES_SECONDS: &str = "proviso_live_figures_seconds";
 pub const STORAGE_FAILURES_TOTAL: &str = "proviso_storage_failures_total";
@@ -49,6 +50,10 @@ pub fn describe() {
     metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests, by route and status class.");
     metrics::describe_counter!(ABUSE_ACTIONS_TOTAL, "Abuse actions taken, by resulting status and whether shared.");
     metrics::describe_counter!(BANNED_EVENTS_TOTAL, "Events logged from subjects that were banned at the time.");
+    metrics::describe_counter!(
+        SUSPICIOUS_DOMAINS_TOTAL,
+        "Link domains put on the derived suspicious_domains list (domain reputation)."
+    );
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
     metrics::describe_counter!(
         STORAGE_FAILURES_TOTAL,
@@ -103,6 +108,15 @@ pub struct BannedEventLogged;
 impl BannedEventLogged {
     pub fn emit(self) {
         counter!(BANNED_EVENTS_TOTAL).increment(1);
+    }
+}
+
+/// Domain reputation put a link domain on the derived list.
+pub struct DomainJudgedSuspicious;
+
+impl DomainJudgedSuspicious {
+    pub fn emit(self) {
+        counter!(SUSPICIOUS_DOMAINS_TOTAL).increment(1);
     }
 }
 

@@ -71,10 +71,32 @@ pub struct ActionView {
     pub note: Option<String>,
     /// Feature values that fired the rule.
     pub evidence: BTreeMap<String, f64>,
+    /// For rules reading domain reputation: each suspicious link domain the
+    /// subject sent, with why proviso judged it suspicious.
+    #[serde(default)]
+    pub domains: Vec<DomainEvidenceView>,
     /// Whether linked partners were sent a security record.
     pub shared: bool,
     /// Event time that fired it (RFC 3339).
     pub at: String,
+}
+
+/// Why a link domain is on the derived `suspicious_domains` list.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DomainEvidenceView {
+    /// The link domain (a bare domain as the edge normalised it).
+    pub domain: String,
+    /// When it became suspicious (event time, RFC 3339).
+    pub suspicious_since: String,
+    /// When proviso first saw it (event time, RFC 3339): its age.
+    pub first_seen: String,
+    /// Distinct young accounts that sent it to strangers when judged.
+    pub young_senders: u32,
+    /// Some of those accounts, as subject ids (at most 8; erased people
+    /// are left out).
+    pub young_sender_subjects: Vec<String>,
+    /// Distinct strangers it was sent to when judged.
+    pub stranger_recipients: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -141,6 +163,23 @@ fn action_view(state: &DerivedState, action: &Action) -> ActionView {
         by,
         note,
         evidence: action.evidence.iter().cloned().collect(),
+        domains: state
+            .abuse
+            .action_domains(action.id)
+            .iter()
+            .map(|verdict| DomainEvidenceView {
+                domain: verdict.domain.clone(),
+                suspicious_since: rfc3339(verdict.since_ms),
+                first_seen: rfc3339(verdict.first_seen_ms),
+                young_senders: verdict.young_sender_count,
+                young_sender_subjects: verdict
+                    .young_senders
+                    .iter()
+                    .filter_map(|sender| state.subjects.get(*sender).map(|r| r.pseudonym.subject_id()))
+                    .collect(),
+                stranger_recipients: verdict.stranger_recipients,
+            })
+            .collect(),
         shared: action.shared,
         at: rfc3339(action.ts_ms),
     }

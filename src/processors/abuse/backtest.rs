@@ -43,6 +43,9 @@ pub struct BehaviourScore {
     pub spam: bool,
     pub subjects: u64,
     pub detected: u64,
+    /// Median event-time seconds from first abuse to first action over the
+    /// detected spammers of this behaviour (0 for hard negatives).
+    pub delay_p50_seconds: f64,
 }
 
 /// What a backtest found.
@@ -149,7 +152,13 @@ pub fn score(
     report.by_rule.sort_by(|a, b| a.rule.cmp(&b.rule));
 
     let mut by_behaviour: HashMap<(&str, bool), BehaviourScore> = HashMap::new();
+    let mut delays_by_behaviour: HashMap<&str, Vec<f64>> = HashMap::new();
     for label in labels {
+        if let (true, Some(first_abuse), Some(at)) =
+            (label.spam, label.first_abuse_ms, lookup(&label.subject).and_then(|index| first_action.get(&index)))
+        {
+            delays_by_behaviour.entry(label.behaviour.as_str()).or_default().push((at - first_abuse) as f64 / 1000.0);
+        }
         let score = by_behaviour.entry((label.behaviour.as_str(), label.spam)).or_insert_with(|| BehaviourScore {
             behaviour: label.behaviour.clone(),
             spam: label.spam,
@@ -158,6 +167,12 @@ pub fn score(
         score.subjects += 1;
         let detected = lookup(&label.subject).is_some_and(|index| first_action.contains_key(&index));
         score.detected += u64::from(detected);
+    }
+    for score in by_behaviour.values_mut().filter(|score| score.spam) {
+        if let Some(delays) = delays_by_behaviour.get_mut(score.behaviour.as_str()) {
+            delays.sort_by(f64::total_cmp);
+            score.delay_p50_seconds = percentile(delays, 0.5);
+        }
     }
     report.by_behaviour = by_behaviour.into_values().collect();
     report.by_behaviour.sort_by(|a, b| (!a.spam, &a.behaviour).cmp(&(!b.spam, &b.behaviour)));
@@ -206,14 +221,20 @@ impl BacktestReport {
                 rule.rule, rule.subjects, rule.true_positives, rule.false_positives
             ));
         }
-        out.push_str("\nby labelled behaviour            label   subjects  detected\n");
+        out.push_str("\nby labelled behaviour            label   subjects  detected  delay p50\n");
         for behaviour in &self.by_behaviour {
+            let delay = if behaviour.spam && behaviour.detected > 0 {
+                format!("{:.0}s", behaviour.delay_p50_seconds)
+            } else {
+                "-".to_string()
+            };
             out.push_str(&format!(
-                "  {:<30} {:<6} {:>9} {:>9}\n",
+                "  {:<30} {:<6} {:>9} {:>9} {:>10}\n",
                 behaviour.behaviour,
                 if behaviour.spam { "spam" } else { "ham" },
                 behaviour.subjects,
-                behaviour.detected
+                behaviour.detected,
+                delay
             ));
         }
         out

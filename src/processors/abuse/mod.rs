@@ -3,12 +3,14 @@
 //!
 //! Owns: the rules in force (swapped by `RulesLoaded` control records, so
 //! replay re-derives every action at the same log position), per-subject
-//! event-time windows, actions with their evidence, each subject's status
+//! event-time windows, domain reputation (`reputation.rs`: the derived
+//! `suspicious_domains` list and its evidence), actions with their evidence, each subject's status
 //! (clear, review, banned) and the per-partner security records.
 //! Never: sees a phone number (only dense indexes and pseudonyms), or hands
 //! anything to a partner itself: feeds are read through `gate/`.
 
 pub mod backtest;
+pub mod reputation;
 pub mod rules;
 mod window;
 
@@ -20,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::contract::DecisionAction;
 use crate::processors::graph::Graph;
 use crate::processors::links::{Links, PartnerIndex};
-use rules::{Feature, FeatureKind, FlagAction, RuleSet};
+use reputation::{DomainReputation, DomainVerdict};
+use rules::{Feature, FeatureKind, FlagAction, RuleSet, DERIVED_LIST};
 use window::{
     distinct, in_window, insert_sorted, Received, Sent, SubjectWindow, RECEIVED_BLOCK, RECEIVED_FLAG, RECEIVED_REPORT,
-    SENT_GROUP, SENT_NON_CONTACT,
+    SENT_GROUP, SENT_LINK, SENT_NON_CONTACT, SENT_STRANGER,
 };
 
 /// Where a subject stands.
@@ -169,6 +172,12 @@ pub struct Abuse {
     pub evaluations: u64,
     #[serde(skip)]
     scratch: Vec<u32>,
+    #[serde(skip)]
+    domain_scratch: Vec<u64>,
+    /// Domain reputation. Not in the abuse blob: its own snapshot section
+    /// (so snapshots written before it still load).
+    #[serde(skip)]
+    pub(crate) domains: DomainReputation,
     /// Subjects banned since the last drain (for retractions).
     #[serde(skip)]
     newly_banned: Vec<u32>,
@@ -179,27 +188,44 @@ struct Retention {
     sent_ms: i64,
     received_ms: i64,
     device_ms: i64,
+    /// How long domain sends and subjects' link domains are kept (0: the
+    /// rules read no domain state, none is kept).
+    domain_ms: i64,
+    /// Whether any rule reads who is a stranger (then first writes to
+    /// non-contacts are remembered; see `reputation::FIRST_WRITE_MEMORY_MS`).
+    strangers: bool,
 }
 
 impl Retention {
     fn of(rules: &RuleSet) -> Retention {
         let longest = |kinds: &[FeatureKind]| kinds.iter().map(|kind| rules.retention_ms(*kind)).max().unwrap_or(0);
-        Retention {
-            sent_ms: longest(&[
-                FeatureKind::MessagesSent,
-                FeatureKind::DistinctRecipients,
-                FeatureKind::NonContactRecipients,
-                FeatureKind::GroupsMessaged,
-                FeatureKind::ListLinks,
-            ]),
-            received_ms: longest(&[
-                FeatureKind::ReportsReceived,
-                FeatureKind::DistinctReporters,
-                FeatureKind::BlocksReceived,
-                FeatureKind::PartnerFlags,
-            ]),
-            device_ms: rules.retention_ms(FeatureKind::DeviceRegistrations),
-        }
+        let sent_ms = longest(&[
+            FeatureKind::MessagesSent,
+            FeatureKind::DistinctRecipients,
+            FeatureKind::NonContactRecipients,
+            FeatureKind::GroupsMessaged,
+            FeatureKind::ListLinks,
+            FeatureKind::StrangerLinkMessages,
+            FeatureKind::StrangerLinkShare,
+            FeatureKind::ComplaintRate,
+        ]);
+        let received_ms = longest(&[
+            FeatureKind::ReportsReceived,
+            FeatureKind::DistinctReporters,
+            FeatureKind::BlocksReceived,
+            FeatureKind::PartnerFlags,
+            FeatureKind::ComplaintRate,
+        ]);
+        let device_ms = rules.retention_ms(FeatureKind::DeviceRegistrations);
+        let domain_ms = rules.domain_retention_ms().max(longest(&[
+            FeatureKind::LinkDomains,
+            FeatureKind::DomainYoungSenders,
+            FeatureKind::DomainStrangerRecipients,
+            FeatureKind::NewestDomainAge,
+        ]));
+        let strangers =
+            domain_ms > 0 || longest(&[FeatureKind::StrangerLinkMessages, FeatureKind::StrangerLinkShare]) > 0;
+        Retention { sent_ms, received_ms, device_ms, domain_ms, strangers }
     }
 }
 
@@ -210,6 +236,11 @@ fn stable_hash(text: &str) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&hash.as_bytes()[..8]);
     u64::from_le_bytes(bytes)
+}
+
+/// Hash of a link domain, as the domain table keys it (never 0).
+fn domain_hash(domain: &str) -> u64 {
+    stable_hash(domain).max(1)
 }
 
 /// Hash of a group id, as stored in message windows.
@@ -344,6 +375,10 @@ impl Abuse {
     /// so cursors stay stable; outputs skip them).
     pub fn remove_subject(&mut self, subject: u32) {
         self.windows.remove(&subject);
+        self.domains.remove_subject(subject);
+        for action in self.actions.iter().filter(|a| a.subject == subject) {
+            self.domains.forget_action(action.id);
+        }
         if let Some(slot) = self.registered_s.get_mut(subject as usize) {
             *slot = 0;
         }
@@ -411,12 +446,51 @@ impl Abuse {
                 subject
             }
             Signal::Sent { to, link_domain } => {
+                let (to, mut flags) = match to {
+                    Recipient::Subject(to) if graph.has_contact(subject, to) => (to, 0),
+                    Recipient::Subject(to) => (to, SENT_NON_CONTACT),
+                    Recipient::Group(group) => (group, SENT_GROUP),
+                };
+                if flags & SENT_NON_CONTACT != 0 && retention.strangers {
+                    self.domains.note_first_write(subject, to, ts_ms);
+                }
+                if let Some(domain) = link_domain {
+                    flags |= SENT_LINK;
+                    if flags & SENT_NON_CONTACT != 0
+                        && !graph.has_contact(to, subject)
+                        && !self.domains.wrote_to(to, subject, ts_ms)
+                    {
+                        flags |= SENT_STRANGER;
+                    }
+                    if retention.domain_ms > 0 {
+                        let hash = domain_hash(domain);
+                        self.domains.note_subject_link(subject, ts_ms, hash, retention.domain_ms);
+                        let young =
+                            self.account_age_seconds(subject, ts_ms) < rules.reputation.young_account_seconds as f64;
+                        let noted = self.domains.note_send(
+                            &rules.reputation,
+                            retention.domain_ms,
+                            domain,
+                            hash,
+                            ts_ms,
+                            subject,
+                            to,
+                            young,
+                            flags & SENT_STRANGER != 0,
+                        );
+                        if noted.became_suspicious {
+                            crate::telemetry::DomainJudgedSuspicious.emit();
+                            // The domain is suspicious for every sender now:
+                            // look again at its other recent senders.
+                            for sender in self.domains.recent_senders(hash) {
+                                if sender != subject {
+                                    self.evaluate(&rules, sender, ts_ms, links);
+                                }
+                            }
+                        }
+                    }
+                }
                 if sent_retention > 0 {
-                    let (to, flags) = match to {
-                        Recipient::Subject(to) if graph.has_contact(subject, to) => (to, 0),
-                        Recipient::Subject(to) => (to, SENT_NON_CONTACT),
-                        Recipient::Group(group) => (group, SENT_GROUP),
-                    };
                     let mut lists = 0u16;
                     if let Some(domain) = link_domain {
                         for (index, list) in rules.lists.iter().enumerate().take(16) {
@@ -474,6 +548,52 @@ impl Abuse {
         }
     }
 
+    /// Seconds since the subject's first register event at `at_ms`, or
+    /// [`UNKNOWN_ACCOUNT_AGE_SECONDS`] when none was seen.
+    fn account_age_seconds(&self, subject: u32, at_ms: i64) -> f64 {
+        match self.registered_s.get(subject as usize) {
+            Some(&registered) if registered > 0 => ((at_ms / 1000) - i64::from(registered)).max(0) as f64,
+            _ => UNKNOWN_ACCOUNT_AGE_SECONDS,
+        }
+    }
+
+    /// The verdicts on suspicious domains `subject` linked in the longest
+    /// window of the domain features `features` name: the domain evidence
+    /// of an action.
+    fn domain_evidence(&mut self, subject: u32, at_ms: i64, features: &[Feature]) -> Vec<DomainVerdict> {
+        let window_ms = features
+            .iter()
+            .filter(|f| f.kind.reads_domains() || (f.kind == FeatureKind::ListLinks && f.list == DERIVED_LIST))
+            .map(|f| f.window_ms)
+            .max();
+        let Some(window_ms) = window_ms else { return Vec::new() };
+        let mut hashes = std::mem::take(&mut self.domain_scratch);
+        self.domains.domains_of(subject, at_ms, window_ms, &mut hashes);
+        let verdicts = hashes.iter().filter_map(|hash| self.domains.verdict(*hash).cloned()).collect();
+        self.domain_scratch = hashes;
+        verdicts
+    }
+
+    /// Suspicious domains now (the derived list), newest verdict first.
+    pub fn suspicious_domains(&self) -> Vec<&DomainVerdict> {
+        self.domains.suspicious()
+    }
+
+    /// The domain evidence of action `id`.
+    pub fn action_domains(&self, id: u64) -> &[DomainVerdict] {
+        self.domains.action_evidence(id)
+    }
+
+    /// Domain reputation, for the snapshot section and tests.
+    pub fn domain_reputation(&self) -> &DomainReputation {
+        &self.domains
+    }
+
+    /// Restores domain reputation from its snapshot section.
+    pub fn set_domain_reputation(&mut self, domains: DomainReputation) {
+        self.domains = domains;
+    }
+
     /// Runs every enabled rule that has not yet fired for `subject`.
     fn evaluate(&mut self, rules: &RuleSet, subject: u32, at_ms: i64, links: &Links) {
         if self.status(subject) == Status::Banned {
@@ -489,9 +609,9 @@ impl Abuse {
             if !fired {
                 continue;
             }
-            let evidence: Vec<(String, f64)> = rule
-                .when
-                .features()
+            let features = rule.when.features();
+            let domain_evidence = self.domain_evidence(subject, at_ms, &features);
+            let evidence: Vec<(String, f64)> = features
                 .into_iter()
                 .map(|feature| {
                     let value = self.cached_feature(&mut cache, subject, at_ms, feature);
@@ -506,6 +626,7 @@ impl Abuse {
                 self.status(subject)
             };
             let origin = Origin::Rule { rule: rule.name.clone() };
+            self.domains.record_action(self.actions.len() as u64, domain_evidence);
             self.act(
                 subject,
                 at_ms,
@@ -537,18 +658,18 @@ impl Abuse {
     /// One feature's value for `subject` over the window ending at `at_ms`.
     pub fn feature(&mut self, subject: u32, at_ms: i64, feature: Feature) -> f64 {
         if feature.kind == FeatureKind::AccountAge {
-            return match self.registered_s.get(subject as usize) {
-                Some(&registered) if registered > 0 => ((at_ms / 1000) - i64::from(registered)).max(0) as f64,
-                _ => UNKNOWN_ACCOUNT_AGE_SECONDS,
-            };
+            return self.account_age_seconds(subject, at_ms);
+        }
+        let width = feature.window_ms;
+        if feature.kind.reads_domains() || feature.kind == FeatureKind::LinkDomains {
+            return self.domain_feature(subject, at_ms, feature);
         }
         let Some(window) = self.windows.get(&subject) else { return 0.0 };
-        let width = feature.window_ms;
         let scratch = &mut self.scratch;
         let sent = || in_window(&window.sent, at_ms, width);
         let received = |kind: u8| in_window(&window.received, at_ms, width).filter(move |e| e.kind == kind);
+        let stranger_links = || sent().filter(|e| e.flags & (SENT_LINK | SENT_STRANGER) == SENT_LINK | SENT_STRANGER);
         let value = match feature.kind {
-            FeatureKind::AccountAge => 0,
             FeatureKind::MessagesSent => sent().count(),
             FeatureKind::DistinctRecipients => {
                 distinct(sent().filter(|e| e.flags & SENT_GROUP == 0).map(|e| e.to), scratch)
@@ -559,9 +680,31 @@ impl Abuse {
             FeatureKind::GroupsMessaged => {
                 distinct(sent().filter(|e| e.flags & SENT_GROUP != 0).map(|e| e.to), scratch)
             }
+            FeatureKind::ListLinks if feature.list == DERIVED_LIST => {
+                let (domains, links) = (&self.domains, &mut self.domain_scratch);
+                domains.domains_of(subject, at_ms, width, links);
+                links.retain(|hash| domains.is_suspicious(*hash));
+                // Messages (not domains) on the list, as for static lists.
+                domains.count_links(subject, at_ms, width, links)
+            }
             FeatureKind::ListLinks => {
                 let bit = 1u16.checked_shl(u32::from(feature.list)).unwrap_or(0);
                 sent().filter(|e| e.lists & bit != 0).count()
+            }
+            FeatureKind::StrangerLinkMessages => stranger_links().count(),
+            FeatureKind::StrangerLinkShare => {
+                let all = sent().count();
+                return if all == 0 { 0.0 } else { stranger_links().count() as f64 / all as f64 };
+            }
+            FeatureKind::ComplaintRate => {
+                let recipients = distinct(sent().filter(|e| e.flags & SENT_GROUP == 0).map(|e| e.to), scratch);
+                let complainers = distinct(
+                    in_window(&window.received, at_ms, width)
+                        .filter(|e| e.kind == RECEIVED_BLOCK || e.kind == RECEIVED_REPORT)
+                        .map(|e| e.from),
+                    scratch,
+                );
+                return if recipients == 0 { 0.0 } else { complainers as f64 / recipients as f64 };
             }
             FeatureKind::ReportsReceived => received(RECEIVED_REPORT).count(),
             FeatureKind::DistinctReporters => distinct(received(RECEIVED_REPORT).map(|e| e.from), scratch),
@@ -571,8 +714,40 @@ impl Abuse {
                 Some(registrations) => distinct(in_window(registrations, at_ms, width).map(|(_, s)| *s), scratch),
                 None => 0,
             },
+            // Answered above.
+            FeatureKind::AccountAge
+            | FeatureKind::LinkDomains
+            | FeatureKind::DomainYoungSenders
+            | FeatureKind::DomainStrangerRecipients
+            | FeatureKind::NewestDomainAge => 0,
         };
         value as f64
+    }
+
+    /// Features over the link domains `subject` sent in the window.
+    fn domain_feature(&mut self, subject: u32, at_ms: i64, feature: Feature) -> f64 {
+        let width = feature.window_ms;
+        let mut hashes = std::mem::take(&mut self.domain_scratch);
+        self.domains.domains_of(subject, at_ms, width, &mut hashes);
+        let value = match feature.kind {
+            FeatureKind::LinkDomains => hashes.len() as f64,
+            FeatureKind::DomainYoungSenders | FeatureKind::DomainStrangerRecipients => {
+                let mut most = 0usize;
+                for hash in &hashes {
+                    let (young, strangers) = self.domains.velocity(*hash, at_ms, width, &mut self.scratch);
+                    most = most.max(if feature.kind == FeatureKind::DomainYoungSenders { young } else { strangers });
+                }
+                most as f64
+            }
+            FeatureKind::NewestDomainAge => hashes
+                .iter()
+                .filter_map(|hash| self.domains.first_seen_ms(*hash))
+                .map(|first| ((at_ms - first) / 1000).max(0) as f64)
+                .fold(UNKNOWN_ACCOUNT_AGE_SECONDS, f64::min),
+            _ => 0.0,
+        };
+        self.domain_scratch = hashes;
+        value
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -646,6 +821,8 @@ impl Abuse {
         self.windows.retain(|_, window| window.newest_ms > horizon);
         let device_horizon = self.watermark_ms - rules.retention_ms(FeatureKind::DeviceRegistrations);
         self.devices.retain(|_, registrations| registrations.back().is_some_and(|(ts, _)| *ts > device_horizon));
+        self.domains
+            .sweep(self.watermark_ms - rules.domain_retention_ms().max(rules.max_retention_ms()), self.watermark_ms);
     }
 
     /// Subjects with window state now (the "active subjects" of the memory figure).
@@ -674,5 +851,6 @@ impl Abuse {
             + self.registered_s.capacity() * 4
             + self.actions.capacity() * std::mem::size_of::<Action>()
             + self.subjects.capacity() * (std::mem::size_of::<(u32, SubjectAbuse)>() + 1)
+            + self.domains.heap_bytes()
     }
 }

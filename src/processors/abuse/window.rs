@@ -23,6 +23,12 @@ pub(super) struct Sent {
 
 pub(super) const SENT_GROUP: u8 = 1;
 pub(super) const SENT_NON_CONTACT: u8 = 2;
+/// The message carried a link.
+pub(super) const SENT_LINK: u8 = 4;
+/// A one-to-one link message to a stranger: neither has the other in their
+/// contact book, and the recipient had not written to the sender (within
+/// what the sender's recipient's window keeps).
+pub(super) const SENT_STRANGER: u8 = 8;
 
 /// One report, block or partner flag received.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -39,6 +45,9 @@ pub(super) const RECEIVED_FLAG: u8 = 2;
 /// What is kept about one recently active subject.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(super) struct SubjectWindow {
+    /// (The link domains of these messages are kept by `reputation.rs`, in
+    /// its own snapshot section, so this layout stays as older snapshots
+    /// wrote it.)
     pub sent: VecDeque<Sent>,
     pub received: VecDeque<Received>,
     /// Hash of the device of the subject's latest register event.
@@ -65,6 +74,12 @@ impl Timed for Received {
 }
 
 impl Timed for (i64, u32) {
+    fn ts_ms(&self) -> i64 {
+        self.0
+    }
+}
+
+impl Timed for (i64, u64) {
     fn ts_ms(&self) -> i64 {
         self.0
     }

@@ -79,6 +79,17 @@
         ? el("table", { class: "evidence" }, el("caption", { text: "Evidence" }),
           el("tbody", {}, evidence.map(([feature, value]) => el("tr", {}, el("td", {}, el("code", { text: feature })), el("td", { text: fmt(value) })))))
         : null,
+      (action.domains || []).length
+        ? el("table", { class: "evidence domains" }, el("caption", { text: "Suspicious link domains (derived by proviso)" }),
+          el("thead", {}, el("tr", {}, ["domain", "suspicious since", "first seen", "young senders", "strangers reached"].map((h) => el("th", { scope: "col", text: h })))),
+          el("tbody", {}, action.domains.map((d) => el("tr", {},
+            el("td", {}, el("code", { text: d.domain })),
+            el("td", { text: when(d.suspicious_since) }),
+            el("td", { text: when(d.first_seen) }),
+            el("td", {}, el("span", { text: `${fmt(d.young_senders)}: ` }),
+              ...d.young_sender_subjects.map((s) => el("code", { text: `${s} ` }))),
+            el("td", { text: fmt(d.stranger_recipients) })))))
+        : null,
       history(action.subject),
       el("div", { class: "decide" },
         el("label", { for: `${id}-note`, text: "Note (why; never paste message content)" }),

@@ -24,10 +24,17 @@ pub enum FeatureKind {
     BlocksReceived,
     ListLinks,
     PartnerFlags,
+    StrangerLinkMessages,
+    StrangerLinkShare,
+    LinkDomains,
+    ComplaintRate,
+    DomainYoungSenders,
+    DomainStrangerRecipients,
+    NewestDomainAge,
 }
 
 impl FeatureKind {
-    pub const ALL: [FeatureKind; 11] = [
+    pub const ALL: [FeatureKind; 18] = [
         FeatureKind::AccountAge,
         FeatureKind::MessagesSent,
         FeatureKind::DistinctRecipients,
@@ -39,6 +46,13 @@ impl FeatureKind {
         FeatureKind::BlocksReceived,
         FeatureKind::ListLinks,
         FeatureKind::PartnerFlags,
+        FeatureKind::StrangerLinkMessages,
+        FeatureKind::StrangerLinkShare,
+        FeatureKind::LinkDomains,
+        FeatureKind::ComplaintRate,
+        FeatureKind::DomainYoungSenders,
+        FeatureKind::DomainStrangerRecipients,
+        FeatureKind::NewestDomainAge,
     ];
 
     /// The name used in `when` expressions.
@@ -55,6 +69,13 @@ impl FeatureKind {
             FeatureKind::BlocksReceived => "blocks_received",
             FeatureKind::ListLinks => "list_links",
             FeatureKind::PartnerFlags => "partner_flags",
+            FeatureKind::StrangerLinkMessages => "stranger_link_messages",
+            FeatureKind::StrangerLinkShare => "stranger_link_share",
+            FeatureKind::LinkDomains => "link_domains",
+            FeatureKind::ComplaintRate => "complaint_rate",
+            FeatureKind::DomainYoungSenders => "domain_young_senders",
+            FeatureKind::DomainStrangerRecipients => "domain_stranger_recipients",
+            FeatureKind::NewestDomainAge => "newest_domain_age",
         }
     }
 
@@ -65,6 +86,14 @@ impl FeatureKind {
     /// Everything but `account_age` counts events in a time window.
     pub fn is_windowed(self) -> bool {
         self != FeatureKind::AccountAge
+    }
+
+    /// Features read from the per-domain table (domain reputation state).
+    pub fn reads_domains(self) -> bool {
+        matches!(
+            self,
+            FeatureKind::DomainYoungSenders | FeatureKind::DomainStrangerRecipients | FeatureKind::NewestDomainAge
+        )
     }
 }
 
@@ -81,9 +110,16 @@ pub struct Feature {
     pub kind: FeatureKind,
     /// The window in milliseconds; 0 for `account_age`.
     pub window_ms: i64,
-    /// Index into [`RuleSet::lists`](super::RuleSet::lists); 0 unless `kind` is `ListLinks`.
+    /// Index into [`RuleSet::lists`](super::RuleSet::lists); 0 unless `kind`
+    /// is `ListLinks`; [`DERIVED_LIST`] for the derived `suspicious_domains`.
     pub list: u16,
 }
+
+/// Name of the list proviso derives itself (domain reputation): usable in
+/// `list_links[suspicious_domains, W]` without a `[lists]` entry.
+pub const DERIVED_LIST_NAME: &str = "suspicious_domains";
+/// [`Feature::list`] of the derived list.
+pub const DERIVED_LIST: u16 = u16::MAX;
 
 impl Feature {
     /// The feature as written in a rule: `messages_sent[15s]`,
@@ -94,6 +130,7 @@ impl Feature {
             FeatureKind::ListLinks => {
                 let list_name = match lists.get(usize::from(self.list)) {
                     Some(list) => list.name.clone(),
+                    None if self.list == DERIVED_LIST => DERIVED_LIST_NAME.to_string(),
                     None => format!("#{}", self.list),
                 };
                 format!("{}[{list_name}, {}]", self.kind, format_window(self.window_ms))

@@ -15,14 +15,18 @@ use crate::edge::{is_reason_token, MAX_REASON_LEN};
 
 use super::diagnostics::{suggestion, unknown_key_problem};
 use super::parser::parse_expression;
-use super::{DomainList, Effects, FlagAction, FlagPolicy, ReasonCategory, Rule};
+use super::{DomainList, Effects, FlagAction, FlagPolicy, ReasonCategory, ReputationConfig, Rule, DERIVED_LIST_NAME};
 
 /// Longest rule or list name; names are identifiers in `when` expressions.
 const MAX_NAME_LEN: usize = 64;
 /// Most domain lists in one file: the engine marks each sent message with
 /// the lists its link matched in a 16-bit mask.
 const MAX_LISTS: usize = 16;
-pub(super) const TOP_LEVEL_KEYS: &[&str] = &["lists", "partner_flags", "rule"];
+pub(super) const TOP_LEVEL_KEYS: &[&str] = &["lists", "partner_flags", "suspicious_domains", "rule"];
+const REPUTATION_KEYS: &[&str] =
+    &["window", "young_account", "young_senders", "stranger_recipients", "stranger_share", "max_domains"];
+/// Most domains `max_domains` may ask to track.
+const MAX_TRACKED_DOMAINS: i64 = 1_000_000;
 const LIST_KEYS: &[&str] = &["file", "domains"];
 const PARTNER_FLAG_KEYS: &[&str] = &["ban_reasons", "default"];
 const RULE_KEYS: &[&str] = &["name", "description", "when", "effects", "reason", "enabled"];
@@ -50,6 +54,11 @@ impl Checker {
             let place = format!("lists.{name}");
             if !is_identifier(name) {
                 self.problems.push(format!("{place}: list names are 1-{MAX_NAME_LEN} characters from a-z 0-9 _"));
+            }
+            if name == DERIVED_LIST_NAME {
+                self.problems.push(format!(
+                    "{place}: `{DERIVED_LIST_NAME}` is the list proviso derives itself; tune it under [suspicious_domains]"
+                ));
             }
             // The list is kept (possibly empty) even when it has problems, so
             // rules naming it do not also report an unknown list.
@@ -188,6 +197,45 @@ impl Checker {
             }
         }
         policy
+    }
+
+    pub(super) fn check_reputation(&mut self, value: &toml::Value) -> ReputationConfig {
+        let mut config = ReputationConfig::default();
+        let Some(table) = value.as_table() else {
+            self.problems.push(format!("suspicious_domains: must be a table, found {}", value.type_str()));
+            return config;
+        };
+        for (key, item) in table {
+            let place = format!("suspicious_domains.{key}");
+            match key.as_str() {
+                "window" | "young_account" => match item.as_str().and_then(duration_seconds) {
+                    Some(seconds) if (1..=30 * 86_400).contains(&seconds) => {
+                        if key == "window" {
+                            config.window_ms = seconds * 1000;
+                        } else {
+                            config.young_account_seconds = seconds;
+                        }
+                    }
+                    _ => self
+                        .problems
+                        .push(format!("{place}: must be a duration from \"1s\" to \"30d\", such as \"1d\"")),
+                },
+                "young_senders" | "stranger_recipients" | "max_domains" => match item.as_integer() {
+                    Some(number) if (1..=MAX_TRACKED_DOMAINS).contains(&number) => match key.as_str() {
+                        "young_senders" => config.young_senders = number as u32,
+                        "stranger_recipients" => config.stranger_recipients = number as u32,
+                        _ => config.max_domains = number as usize,
+                    },
+                    _ => self.problems.push(format!("{place}: must be a whole number from 1 to {MAX_TRACKED_DOMAINS}")),
+                },
+                "stranger_share" => match item.as_float().or_else(|| item.as_integer().map(|n| n as f64)) {
+                    Some(share) if (0.0..=1.0).contains(&share) => config.stranger_share = share,
+                    _ => self.problems.push(format!("{place}: must be a number from 0 to 1")),
+                },
+                _ => self.problems.push(unknown_key_problem("suspicious_domains", key, REPUTATION_KEYS)),
+            }
+        }
+        config
     }
 
     pub(super) fn check_rules(&mut self, value: &toml::Value, list_names: &[String]) -> Vec<Rule> {
@@ -362,6 +410,22 @@ impl Checker {
         }
         (self.problems.len() == problems_before).then_some(effects)
     }
+}
+
+/// `30s`, `10m`, `1h`, `7d` as whole seconds.
+fn duration_seconds(text: &str) -> Option<i64> {
+    let unit = match text.bytes().last()? {
+        b's' => 1,
+        b'm' => 60,
+        b'h' => 3_600,
+        b'd' => 86_400,
+        _ => return None,
+    };
+    let digits = &text[..text.len() - 1];
+    if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i64>().ok().map(|value| value * unit)
 }
 
 /// Rule and list names: `[a-z0-9_]{1,64}`.

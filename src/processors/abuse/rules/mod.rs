@@ -29,7 +29,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use ast::{ArithOp, CompareOp, Expr, Feature, FeatureKind, NumExpr};
+pub use ast::{ArithOp, CompareOp, Expr, Feature, FeatureKind, NumExpr, DERIVED_LIST, DERIVED_LIST_NAME};
 use check::{Checker, TOP_LEVEL_KEYS};
 pub use diagnostics::RulesError;
 use diagnostics::{line_column, unknown_key_problem};
@@ -178,6 +178,37 @@ impl DomainList {
     }
 }
 
+/// The `[suspicious_domains]` section: when proviso itself puts a link
+/// domain on the derived list `suspicious_domains` (domain reputation).
+/// A domain becomes suspicious when, within `window`, at least
+/// `young_senders` distinct young accounts sent it to at least
+/// `stranger_recipients` distinct strangers, and strangers got at least
+/// `stranger_share` of its recent sends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReputationConfig {
+    pub window_ms: i64,
+    /// An account younger than this (seconds, at send time) is young.
+    pub young_account_seconds: i64,
+    pub young_senders: u32,
+    pub stranger_recipients: u32,
+    pub stranger_share: f64,
+    /// Most domains tracked at once; the least recently seen is evicted.
+    pub max_domains: usize,
+}
+
+impl Default for ReputationConfig {
+    fn default() -> ReputationConfig {
+        ReputationConfig {
+            window_ms: 86_400_000,
+            young_account_seconds: 7 * 86_400,
+            young_senders: 3,
+            stranger_recipients: 10,
+            stranger_share: 0.5,
+            max_domains: 20_000,
+        }
+    }
+}
+
 /// One `[[rule]]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
@@ -198,6 +229,8 @@ pub struct RuleSet {
     /// Sorted by name; [`Feature::list`] indexes this.
     pub lists: Vec<DomainList>,
     pub partner_flags: FlagPolicy,
+    /// When a domain lands on the derived `suspicious_domains` list.
+    pub reputation: ReputationConfig,
     /// Each list file read while parsing: (path as written, contents), so
     /// the exact rules can be recorded and re-parsed with no files.
     list_files: Vec<(String, String)>,
@@ -279,13 +312,17 @@ impl RuleSet {
             Some(value) => checker.check_partner_flags(value),
             None => FlagPolicy::default(),
         };
+        let reputation = match table.get("suspicious_domains") {
+            Some(value) => checker.check_reputation(value),
+            None => ReputationConfig::default(),
+        };
         let list_names: Vec<String> = lists.iter().map(|list| list.name.clone()).collect();
         let rules = match table.get("rule") {
             Some(value) => checker.check_rules(value, &list_names),
             None => Vec::new(),
         };
         if checker.problems.is_empty() {
-            Ok(RuleSet { rules, lists, partner_flags, list_files })
+            Ok(RuleSet { rules, lists, partner_flags, reputation, list_files })
         } else {
             Err(RulesError { origin: None, problems: checker.problems })
         }
@@ -328,6 +365,28 @@ impl RuleSet {
     /// Longest window used by any enabled rule, across all kinds.
     pub fn max_retention_ms(&self) -> i64 {
         self.enabled_features().map(|feature| feature.window_ms).max().unwrap_or(0)
+    }
+
+    /// Whether any enabled rule reads domain reputation (the derived list
+    /// or a per-domain feature): only then is the domain table kept.
+    pub fn uses_domains(&self) -> bool {
+        self.enabled_features().any(|feature| {
+            feature.kind.reads_domains() || (feature.kind == FeatureKind::ListLinks && feature.list == DERIVED_LIST)
+        })
+    }
+
+    /// How long the domain table keeps a domain's sends, in ms (0: unused).
+    pub fn domain_retention_ms(&self) -> i64 {
+        if !self.uses_domains() {
+            return 0;
+        }
+        let longest = self
+            .enabled_features()
+            .filter(|f| f.kind.reads_domains() || (f.kind == FeatureKind::ListLinks && f.list == DERIVED_LIST))
+            .map(|feature| feature.window_ms)
+            .max()
+            .unwrap_or(0);
+        longest.max(self.reputation.window_ms)
     }
 
     fn enabled_features(&self) -> impl Iterator<Item = Feature> + '_ {

@@ -6,7 +6,7 @@
 //! Never: evaluates an expression or reads a list's contents (it only knows
 //! the list names).
 
-use super::ast::{ArithOp, CompareOp, Expr, Feature, FeatureKind, NumExpr};
+use super::ast::{ArithOp, CompareOp, Expr, Feature, FeatureKind, NumExpr, DERIVED_LIST, DERIVED_LIST_NAME};
 use super::diagnostics::{suggestion, ExprProblem};
 use super::lexer::{describe, lex, Token, TokenKind};
 
@@ -391,6 +391,9 @@ impl Parser<'_> {
     }
 
     fn resolve_list(&mut self, name: &str, column: usize) -> Option<u16> {
+        if name == DERIVED_LIST_NAME {
+            return Some(DERIVED_LIST);
+        }
         if let Some(index) = self.list_names.iter().position(|list| list == name) {
             return u16::try_from(index).ok();
         }

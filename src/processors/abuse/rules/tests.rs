@@ -58,7 +58,19 @@ fn eval_with(expr: &Expr, values: &[(FeatureKind, f64)]) -> bool {
 fn default_rules_parse_with_built_in_list() {
     let rules = RuleSet::default_rules();
     let names: Vec<&str> = rules.rules.iter().map(|rule| rule.name.as_str()).collect();
-    assert_eq!(names, ["fresh_account_burst", "phishing_links", "mass_reported", "device_farm"]);
+    assert_eq!(
+        names,
+        [
+            "fresh_account_burst",
+            "phishing_links",
+            "mass_reported",
+            "device_farm",
+            "suspicious_domain_links",
+            "stranger_link_spray"
+        ]
+    );
+    assert!(rules.uses_domains(), "the defaults read domain reputation");
+    assert_eq!(rules.reputation, ReputationConfig::default(), "the file spells out the defaults");
     assert!(rules.rules.iter().all(|rule| rule.enabled && rule.description.is_some()));
 
     let effects_of =
@@ -71,6 +83,12 @@ fn default_rules_parse_with_built_in_list() {
         Some((Effects { ban: false, review: true, share: true }, ReasonCategory::Abuse))
     );
     assert_eq!(effects_of("device_farm"), Some((ban_share, ReasonCategory::FakeAccount)));
+    let review_share = Effects { ban: false, review: true, share: true };
+    assert_eq!(effects_of("suspicious_domain_links"), Some((review_share, ReasonCategory::Spam)));
+    assert_eq!(
+        effects_of("stranger_link_spray"),
+        Some((Effects { ban: false, review: true, share: true }, ReasonCategory::Spam))
+    );
 
     let (index, phishing) = rules.list("phishing").expect("the default rules define `phishing`");
     assert_eq!(index, 0);
@@ -90,6 +108,53 @@ fn default_rules_file_on_disk_loads_like_the_built_in_copy() {
     let built_in = RuleSet::default_rules();
     assert_eq!(loaded.rules, built_in.rules);
     assert_eq!(loaded.lists, built_in.lists);
+    assert_eq!(loaded.reputation, built_in.reputation);
+}
+
+/// `[suspicious_domains]` is checked like every other section, and the
+/// derived list cannot be redefined under `[lists]`.
+#[test]
+fn suspicious_domains_section_is_checked() {
+    let good = r#"
+[suspicious_domains]
+window = "6h"
+young_account = "2d"
+young_senders = 4
+stranger_recipients = 12
+stranger_share = 0.7
+max_domains = 500
+
+[[rule]]
+name = "derived"
+when = "list_links[suspicious_domains, 1d] >= 1 and domain_young_senders[1d] >= 2 and newest_domain_age[1d] < 2d"
+effects = ["review"]
+reason = "spam"
+"#;
+    let rules = parse(good).expect("valid");
+    assert_eq!(rules.reputation.window_ms, 6 * 3_600_000);
+    assert_eq!(rules.reputation.young_account_seconds, 2 * 86_400);
+    assert_eq!(rules.reputation.max_domains, 500);
+    assert_eq!(rules.domain_retention_ms(), 86_400_000, "the longest domain window read");
+    assert_eq!(
+        rules.rules[0].when.render(&rules.lists),
+        "(((list_links[suspicious_domains, 1d] >= 1) and (domain_young_senders[1d] >= 2)) and (newest_domain_age[1d] < 172800))"
+    );
+    let bad = r#"
+[lists]
+suspicious_domains = { domains = ["a.example"] }
+
+[suspicious_domains]
+window = "forever"
+young_senders = 0
+stranger_share = 2
+max_domain = 5
+"#;
+    let problems = problems(bad);
+    assert_has(&problems, "lists.suspicious_domains: `suspicious_domains` is the list proviso derives itself");
+    assert_has(&problems, "suspicious_domains.window: must be a duration");
+    assert_has(&problems, "suspicious_domains.young_senders: must be a whole number from 1 to 1000000");
+    assert_has(&problems, "suspicious_domains.stranger_share: must be a number from 0 to 1");
+    assert_has(&problems, "suspicious_domains: unknown key `max_domain` (did you mean `max_domains`?");
 }
 
 #[test]
