@@ -47,8 +47,9 @@ pub enum BenchSubcommand {
 /// ingest starts, then for as long as the ingest runs. Their latencies are
 /// reported apart.
 ///
-/// CPU: the generator's own user+system seconds during the timed phase, and
-/// the server's with --server-pid (both from /proc/PID/stat).
+/// CPU: the generator's own user+system seconds during the timed phase, the
+/// server's with --server-pid (both from /proc/PID/stat), and the rest of the
+/// machine's (from /proc/stat: about 0 on a quiet machine).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
   proviso bench http-load events.ndjson --url http://127.0.0.1:7420 --token $PROVISO_INGEST_TOKEN --batch 10000 --connections 4")]
@@ -207,6 +208,9 @@ struct HttpLoadReport {
     client_cpu_s: Option<f64>,
     client_cpu_s_per_million_events: Option<f64>,
     server_cpu_s: Option<f64>,
+    /// CPU seconds the whole machine was busy during the timed phase, minus
+    /// the generator's and (with --server-pid) the server's: other work.
+    other_cpu_s: Option<f64>,
     suggestions: Option<SuggestionsReport>,
 }
 
@@ -247,7 +251,7 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
     let next = AtomicUsize::new(0);
     let tallies = Mutex::new(Vec::<IngestTally>::new());
     let mut prober_report = None;
-    let mut timed = (0.0, None, None);
+    let mut timed = (0.0, None, None, None);
 
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let prober = match (&args.suggestions_partner, &args.suggestions_token) {
@@ -273,6 +277,7 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
 
         let server_before = args.server_pid.and_then(process_cpu_s);
         let client_before = process_cpu_s(std::process::id());
+        let busy_before = machine_busy_cpu_s();
         let started = Instant::now();
         ingest_running.store(true, Ordering::SeqCst);
         let workers: Vec<_> = (0..args.connections)
@@ -290,14 +295,15 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
         ingest_done.store(true, Ordering::SeqCst);
         let client_cpu = client_before.zip(process_cpu_s(std::process::id())).map(|(b, a)| a - b);
         let server_cpu = server_before.zip(args.server_pid.and_then(process_cpu_s)).map(|(b, a)| a - b);
-        timed = (wall_s, client_cpu, server_cpu);
+        let busy = busy_before.zip(machine_busy_cpu_s()).map(|(b, a)| a - b);
+        timed = (wall_s, client_cpu, server_cpu, busy);
         if let Some(prober) = prober {
             prober_report = Some(prober.join().map_err(|_| anyhow::anyhow!("the suggestions thread panicked"))?);
         }
         Ok(())
     })?;
 
-    let (wall_s, client_cpu_s, server_cpu_s) = timed;
+    let (wall_s, client_cpu_s, server_cpu_s, busy_cpu_s) = timed;
     let mut total = IngestTally::default();
     for tally in tallies.into_inner().unwrap_or_else(|p| p.into_inner()) {
         total.accepted += tally.accepted;
@@ -336,6 +342,9 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
             .filter(|_| total.accepted > 0)
             .map(|cpu| round3(cpu / (total.accepted as f64 / 1e6))),
         server_cpu_s: server_cpu_s.map(round3),
+        other_cpu_s: busy_cpu_s
+            .zip(client_cpu_s)
+            .map(|(busy, client)| round3(busy - client - server_cpu_s.unwrap_or(0.0))),
         suggestions: prober_report,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -539,4 +548,14 @@ fn process_cpu_s(pid: u32) -> Option<f64> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
+}
+
+/// CPU seconds the machine has been busy (user, nice, system, irq, softirq,
+/// steal) since boot, from the `cpu` line of /proc/stat (USER_HZ ticks).
+fn machine_busy_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> =
+        stat.lines().next()?.split_whitespace().skip(1).map(|field| field.parse().unwrap_or(0.0)).collect();
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    Some(busy / 100.0)
 }

@@ -401,3 +401,83 @@ pub fn rfc3339(ts_ms: i64) -> String {
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use super::{AudiencePolicy, Disclosure, PartnerSettings};
+    use crate::contract::{Purpose, Region};
+    use crate::edge::{PseudonymKey, Source};
+    use crate::pipeline::{Pipeline, PipelineOptions};
+
+    fn open(dir: &std::path::Path) -> (Arc<Pipeline>, Arc<Disclosure>) {
+        let options = PipelineOptions {
+            data_dir: dir.to_path_buf(),
+            pseudonym_key: Some(PseudonymKey::from_bytes([7; 32])),
+            default_region: Region::UNKNOWN,
+            policy: crate::consent::Policy::default_policy(),
+            segment_bytes: 1 << 20,
+            snapshot_every_records: 1_000_000,
+            default_partner: "net".to_string(),
+            rules_path: None,
+            erasure_compaction: Duration::from_secs(3600),
+            max_future_skew_ms: 86_400_000,
+            clock: crate::clock::Clock::system(),
+            idempotency_window: Duration::from_secs(3600),
+        };
+        let pipeline = Arc::new(Pipeline::open(options).expect("open pipeline"));
+        let partner = PartnerSettings {
+            name: "net".to_string(),
+            purposes: vec![Purpose::Product],
+            handle_key: PseudonymKey::from_bytes([9; 32]),
+        };
+        let audience = AudiencePolicy { k: 100, epsilon: 1.0, daily_epsilon: 10.0, noise_required: false };
+        let disclosure = Disclosure::open(Arc::clone(&pipeline), vec![partner], audience).expect("open disclosure");
+        (pipeline, disclosure)
+    }
+
+    fn commit(pipeline: &Pipeline, body: &str) -> Result<u64, crate::pipeline::PipelineError> {
+        let prepared = pipeline.prepare(body.as_bytes(), Source::Service);
+        assert!(prepared.rejected.is_empty(), "rejected: {:?}", prepared.rejected);
+        pipeline.commit_blocking(prepared)
+    }
+
+    /// The race the disclosure lock closes: a refusal applied while a
+    /// disclosure decided before it is still being written (its fsyncs now
+    /// run without the state lock) is not acknowledged until that disclosure
+    /// is on file, so its retractions cover it.
+    #[test]
+    fn refusal_is_not_acknowledged_while_a_disclosure_is_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pipeline, disclosure) = open(dir.path());
+        let now = crate::clock::now_ms();
+        let phone = "+14155550123";
+        let register = format!(
+            r#"{{"type":"register","ts":{now},"phone":"{phone}","device":"d1","platform":"android"}}"#,
+            now = now - 60_000
+        );
+        commit(&pipeline, &register).expect("register");
+        let in_flight = disclosure.disclosing();
+        let (answered, answer) = mpsc::channel();
+        let writer_side = Arc::clone(&pipeline);
+        let refusal =
+            format!(r#"{{"type":"consent","ts":{now},"phone":"{phone}","purpose":"product","granted":false}}"#);
+        let refusing = std::thread::spawn(move || {
+            let _ = answered.send(commit(&writer_side, &refusal));
+        });
+        assert!(
+            answer.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the refusal was acknowledged while a disclosure decided before it was still being written"
+        );
+        drop(in_flight);
+        answer
+            .recv_timeout(Duration::from_secs(30))
+            .expect("acknowledged once the disclosure is on file")
+            .expect("committed");
+        refusing.join().expect("refusing thread");
+        // The state lock was never held by the disclosure: readers went on.
+        assert!(pipeline.state().subjects.acting() >= 1);
+    }
+}
