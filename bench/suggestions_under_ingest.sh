@@ -28,7 +28,9 @@
 # Parameters (environment): SUBJECTS (200000), DAYS (14), EVENTS (3000000),
 # SEED (3), START (60 days before today, UTC), INGEST_LINES (300000: ~300 MB
 # of this workload, held in memory), BATCH (10000), CONNECTIONS (2), PAUSE_MS
-# (2), IDLE (300), ROUNDS (1), BASELINE_BIN (unset), SKIP_BUILD (0).
+# (2), IDLE (300), ROUNDS (1), BASELINE_BIN (unset), WAIT_QUIET (300: before
+# each run, wait at most this many seconds while a cargo/rustc process runs;
+# 0 never waits), SKIP_BUILD (0).
 # Outputs: bench/out/sui-*.json, the table in bench/out/sui-results.txt.
 set -euo pipefail
 
@@ -49,6 +51,7 @@ IDLE=${IDLE:-300}
 ROUNDS=${ROUNDS:-1}
 BASELINE_BIN=${BASELINE_BIN:-}
 SKIP_BUILD=${SKIP_BUILD:-0}
+WAIT_QUIET=${WAIT_QUIET:-300}
 
 OUT=bench/out
 BIN=target/release/proviso
