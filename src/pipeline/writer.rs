@@ -246,7 +246,10 @@ fn apply(
         for record in &commit.prepared.records {
             state.apply(seq, record);
             seq += 1;
-            if seq % 32 == 0 && readers_waiting.load(Ordering::SeqCst) > 0 && slice_started.elapsed() >= APPLY_SLICE {
+            if seq.is_multiple_of(32)
+                && readers_waiting.load(Ordering::SeqCst) > 0
+                && slice_started.elapsed() >= APPLY_SLICE
+            {
                 drop(state);
                 // The waiting readers take the lock; the writer then waits
                 // for them (a waiting writer keeps new readers out).
