@@ -7,12 +7,14 @@ to /v1/events over --connections persistent keep-alive connections, one
 thread each. Every batch carries an Idempotency-Key (this run's id and the
 batch number), so a batch whose request failed without an answer is resent
 (up to --retries times) and never counted twice. Wall time runs from the
-first send to the last response. Prints one JSON object on stdout.
+first send to the last response; client_cpu_s is this process's own CPU over
+the same span. Prints one JSON object on stdout.
 """
 
 import argparse
 import http.client
 import json
+import os
 import queue
 import sys
 import threading
@@ -31,6 +33,7 @@ def main():
     parser.add_argument("--max-lines", type=int, default=2_000_000, help="send at most this many lines")
     parser.add_argument("--timeout", type=float, default=300.0, help="per-request timeout (s)")
     parser.add_argument("--retries", type=int, default=3, help="resends of a batch that got no answer")
+    parser.add_argument("--server-pid", type=int, help="the server's pid: its CPU seconds while timed are reported")
     args = parser.parse_args()
     run_id = uuid.uuid4().hex
 
@@ -109,12 +112,19 @@ def main():
             conn.close()
 
     threads = [threading.Thread(target=worker) for _ in range(args.connections)]
+    server_started = process_cpu_s(args.server_pid)
+    busy_started = machine_busy_cpu_s()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu_started
+    server_ended = process_cpu_s(args.server_pid)
+    server_cpu = server_ended - server_started if server_started is not None and server_ended is not None else None
+    busy = machine_busy_cpu_s() - busy_started
 
     latencies.sort()
 
@@ -142,10 +152,37 @@ def main():
         "mb_per_second": round(body_bytes / wall / 1e6, 2) if wall > 0 else None,
         "request_p50_s": pct(0.50),
         "request_p99_s": pct(0.99),
+        # This process's user+system CPU seconds from the first send to the last response.
+        "client_cpu_s": round(client_cpu, 3),
+        "client_cpu_s_per_million_events": (
+            round(client_cpu / (totals["accepted"] / 1e6), 3) if totals["accepted"] else None
+        ),
+        "server_cpu_s": round(server_cpu, 3) if server_cpu is not None else None,
+        # The machine's busy CPU over the same span minus this client's and the server's: other work.
+        "other_cpu_s": round(busy - client_cpu - (server_cpu or 0.0), 3),
     }
     print(json.dumps(out, indent=2))
     if totals["errors"]:
         sys.exit(1)
+
+
+def process_cpu_s(pid):
+    """User+system CPU seconds of a process, from /proc/PID/stat (None without a pid)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_cpu_s():
+    """CPU seconds the machine has been busy since boot (the cpu line of /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields[i] for i in (0, 1, 2, 5, 6, 7) if i < len(fields)) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod bench;
 mod compact;
 mod config;
 mod demo;
@@ -109,6 +110,8 @@ pub enum Command {
     Soak(soak::SoakCommand),
     /// Print the configuration in force (secrets masked), or the options reference
     Config(config::ConfigCommand),
+    /// Benchmark clients for the scripts in bench/ (a low-CPU HTTP load generator)
+    Bench(bench::BenchCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -128,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(command) => restore::run(command),
         Command::Soak(command) => soak::run(command),
         Command::Config(command) => config::run(command),
+        Command::Bench(command) => bench::run(command),
     }
 }
 

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::{DiscloseError, Disclosure, Sealed};
+use super::{pseudonyms_of, DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
 use crate::gate::{release_aggregate, release_count, release_to_partner_unnamed, Gated};
 use crate::pipeline::Prepared;
@@ -161,8 +161,10 @@ impl Disclosure {
         business: &str,
         days: u32,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
+        let _ordered = self.disclosing();
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
+        let at_ms = reading.at_ms;
         let members = state.audiences.members(business, day_of(reading.at_ms), days);
         let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
         let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
@@ -185,8 +187,11 @@ impl Disclosure {
             }
         }
         let released = Gated::gather(Purpose::Ads, released)?;
-        let disclosed = released.get().iter().map(|(subject, _)| *subject);
-        let secrets = self.audit_disclosure(&reading, Purpose::Ads, "audience_members", disclosed)?;
+        let people = pseudonyms_of(&state, released.get().iter().map(|(subject, _)| *subject));
+        // Decided: the state lock goes before the secrets are minted and
+        // the audit and feed records fsync'd.
+        drop(state);
+        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Ads, "audience_members", people)?;
         let items = released.derive(|members| {
             members
                 .iter()
@@ -196,7 +201,7 @@ impl Disclosure {
                 })
                 .collect()
         });
-        self.feeds.disclose(partner, "audience_member", items, reading.at_ms)?;
+        self.feeds.disclose(partner, "audience_member", items, at_ms)?;
         Ok(released.map(|members| {
             let mut accounts: Vec<String> = members.into_iter().map(|(_, account)| account).collect();
             accounts.sort();

@@ -54,8 +54,9 @@ impl PartnerSettings {
 }
 
 /// One disclosure to one partner in the making: who it is for, state as of
-/// one instant (the caller holds the read lock), the policy and the instant.
-/// Every value about a person goes out through [`Reading::release`].
+/// one instant (the caller holds the state read lock, only while it decides:
+/// see [`Disclosure::disclosing`]), the policy and the instant. Every value
+/// about a person goes out through [`Reading::release`].
 pub(crate) struct Reading<'a> {
     pub(crate) settings: &'a PartnerSettings,
     pub(crate) state: &'a State,
@@ -155,6 +156,17 @@ pub struct Disclosure {
     /// Serializes checking and charging budgets, so two concurrent requests
     /// cannot both spend the last of one.
     charging: std::sync::Mutex<()>,
+    /// Orders disclosures against withdrawals, apart from the state lock so
+    /// that no fsync happens under the state lock. Every disclosure holds it
+    /// shared from reading state until its audit and feed records are
+    /// durable; the writer's revocation hook ([`Disclosure::revoke`]) holds
+    /// it exclusively while it writes a group's retractions, before the
+    /// group is acknowledged. So a disclosure decided on state from before a
+    /// refusal is on file before that refusal's retractions are written (and
+    /// is retracted by them), and one that starts later reads state with the
+    /// refusal applied. Never commit to the pipeline while holding it: the
+    /// writer may be waiting for it.
+    ordering: std::sync::RwLock<()>,
 }
 
 impl Disclosure {
@@ -177,6 +189,7 @@ impl Disclosure {
             partners,
             audience,
             charging: std::sync::Mutex::new(()),
+            ordering: std::sync::RwLock::new(()),
         });
         // The hooks first, holding the layer weakly (the pipeline does not
         // keep it alive): a compaction the writer starts now, for an erasure
@@ -253,9 +266,18 @@ impl Disclosure {
         })
     }
 
+    /// Held (shared) by one disclosure from its reading of state until its
+    /// records are durable; see the `ordering` field.
+    fn disclosing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.ordering.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes the retractions of state's withdrawals (refusals, bans,
-    /// unlinkings, erasures) before they are acknowledged.
+    /// unlinkings, erasures) before they are acknowledged: first waits for
+    /// the disclosures in flight (decided before the withdrawal applied) to
+    /// be on file, so their adds are retracted too.
     pub fn revoke(&self, withdrawals: &[crate::state::Withdrawal]) -> Result<usize, DiscloseError> {
+        let _withdrawing = self.ordering.write().unwrap_or_else(|p| p.into_inner());
         let revocations = Revocation::from_withdrawals(withdrawals, self.pipeline.vault());
         Ok(self.feeds.revoke(&revocations, self.pipeline.clock().now_ms())?)
     }
@@ -304,37 +326,33 @@ impl Disclosure {
         reading.release_again(self.pipeline.vault(), purpose, &[handle.to_string()], ()).is_some()
     }
 
-    /// Records a disclosure of `subjects` (dense indexes) to the reading's
-    /// partner before it leaves; a disclosure that cannot be audited is not made.
+    /// Records a disclosure of `people` to `partner` before it leaves; a
+    /// disclosure that cannot be audited is not made. Runs without the state
+    /// lock (it mints secrets and fsyncs), under [`Disclosure::disclosing`].
     /// Returns each subject's secret, from which the caller derives the
     /// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
     fn audit_disclosure(
         &self,
-        reading: &Reading<'_>,
+        partner: &str,
+        at_ms: i64,
         purpose: Purpose,
         kind: &str,
-        subjects: impl IntoIterator<Item = u32>,
+        people: Vec<(u32, Pseudonym)>,
     ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
-        let subjects: Vec<u32> = subjects.into_iter().collect();
-        let secrets = subject_secrets(self.pipeline.vault(), reading.state, &subjects)?;
-        let ids: Vec<String> =
-            subjects.iter().filter_map(|s| secrets.get(s).map(SubjectSecret::record_handle)).collect();
+        let pseudonyms: Vec<Pseudonym> = people.iter().map(|(_, p)| *p).collect();
+        let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;
+        let ids: Vec<String> = secrets.iter().map(SubjectSecret::record_handle).collect();
         if !ids.is_empty() {
-            let recipient = format!("partner:{}", reading.settings.name);
-            self.audit.append(reading.at_ms, &recipient, purpose.as_str(), kind, ids)?;
+            self.audit.append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, ids)?;
         }
-        Ok(secrets)
+        Ok(people.into_iter().map(|(s, _)| s).zip(secrets).collect())
     }
 }
 
-/// The per-person secrets of `subjects` (dense indexes), minted when new;
-/// every identifier that leaves about them is derived from these.
-fn subject_secrets(vault: &Vault, state: &State, subjects: &[u32]) -> Result<HashMap<u32, SubjectSecret>, VaultError> {
-    let known: Vec<(u32, Pseudonym)> =
-        subjects.iter().filter_map(|&s| state.subjects.get(s).map(|r| (s, r.pseudonym))).collect();
-    let pseudonyms: Vec<Pseudonym> = known.iter().map(|(_, p)| *p).collect();
-    let secrets = vault.secrets_for(&pseudonyms)?;
-    Ok(known.into_iter().map(|(s, _)| s).zip(secrets).collect())
+/// The pseudonyms of `subjects` (dense indexes) that state knows, copied out
+/// of the state lock for [`Disclosure::audit_disclosure`].
+fn pseudonyms_of(state: &State, subjects: impl IntoIterator<Item = u32>) -> Vec<(u32, Pseudonym)> {
+    subjects.into_iter().filter_map(|s| state.subjects.get(s).map(|r| (s, r.pseudonym))).collect()
 }
 
 /// After the log's compaction (and the vault's): the feeds and the audit
@@ -382,4 +400,84 @@ pub fn rfc3339(ts_ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    use super::{AudiencePolicy, Disclosure, PartnerSettings};
+    use crate::contract::{Purpose, Region};
+    use crate::edge::{PseudonymKey, Source};
+    use crate::pipeline::{Pipeline, PipelineOptions};
+
+    fn open(dir: &std::path::Path) -> (Arc<Pipeline>, Arc<Disclosure>) {
+        let options = PipelineOptions {
+            data_dir: dir.to_path_buf(),
+            pseudonym_key: Some(PseudonymKey::from_bytes([7; 32])),
+            default_region: Region::UNKNOWN,
+            policy: crate::consent::Policy::default_policy(),
+            segment_bytes: 1 << 20,
+            snapshot_every_records: 1_000_000,
+            default_partner: "net".to_string(),
+            rules_path: None,
+            erasure_compaction: Duration::from_secs(3600),
+            max_future_skew_ms: 86_400_000,
+            clock: crate::clock::Clock::system(),
+            idempotency_window: Duration::from_secs(3600),
+        };
+        let pipeline = Arc::new(Pipeline::open(options).expect("open pipeline"));
+        let partner = PartnerSettings {
+            name: "net".to_string(),
+            purposes: vec![Purpose::Product],
+            handle_key: PseudonymKey::from_bytes([9; 32]),
+        };
+        let audience = AudiencePolicy { k: 100, epsilon: 1.0, daily_epsilon: 10.0, noise_required: false };
+        let disclosure = Disclosure::open(Arc::clone(&pipeline), vec![partner], audience).expect("open disclosure");
+        (pipeline, disclosure)
+    }
+
+    fn commit(pipeline: &Pipeline, body: &str) -> Result<u64, crate::pipeline::PipelineError> {
+        let prepared = pipeline.prepare(body.as_bytes(), Source::Service);
+        assert!(prepared.rejected.is_empty(), "rejected: {:?}", prepared.rejected);
+        pipeline.commit_blocking(prepared)
+    }
+
+    /// The race the disclosure lock closes: a refusal applied while a
+    /// disclosure decided before it is still being written (its fsyncs now
+    /// run without the state lock) is not acknowledged until that disclosure
+    /// is on file, so its retractions cover it.
+    #[test]
+    fn refusal_is_not_acknowledged_while_a_disclosure_is_in_flight() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (pipeline, disclosure) = open(dir.path());
+        let now = crate::clock::now_ms();
+        let phone = "+14155550123";
+        let register = format!(
+            r#"{{"type":"register","ts":{now},"phone":"{phone}","device":"d1","platform":"android"}}"#,
+            now = now - 60_000
+        );
+        commit(&pipeline, &register).expect("register");
+        let in_flight = disclosure.disclosing();
+        let (answered, answer) = mpsc::channel();
+        let writer_side = Arc::clone(&pipeline);
+        let refusal =
+            format!(r#"{{"type":"consent","ts":{now},"phone":"{phone}","purpose":"product","granted":false}}"#);
+        let refusing = std::thread::spawn(move || {
+            let _ = answered.send(commit(&writer_side, &refusal));
+        });
+        assert!(
+            answer.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the refusal was acknowledged while a disclosure decided before it was still being written"
+        );
+        drop(in_flight);
+        answer
+            .recv_timeout(Duration::from_secs(30))
+            .expect("acknowledged once the disclosure is on file")
+            .expect("committed");
+        refusing.join().expect("refusing thread");
+        // The state lock was never held by the disclosure: readers went on.
+        assert!(pipeline.state().subjects.acting() >= 1);
+    }
 }

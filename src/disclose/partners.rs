@@ -2,14 +2,16 @@
 //! ads feeds, and friend suggestions for its accounts.
 //!
 //! Owns: the partner-facing bodies (built only here, handed out only as
-//! `Gated<T>`), and for each disclosure the order gate → audit → feed.
+//! `Gated<T>`), and for each disclosure the order gate → audit → feed: the
+//! gate under the state lock, the audit and feed fsyncs after it, all under
+//! the disclosure ordering lock (`Disclosure::disclosing`).
 //! Never: names a subject not linked to the reading partner, another
 //! partner's ids, or anything the gate refuses at the moment of reading
 //! (stored feed records are checked again when read).
 
 use serde::Serialize;
 
-use super::{rfc3339, DiscloseError, Disclosure, Sealed};
+use super::{pseudonyms_of, rfc3339, DiscloseError, Disclosure, Sealed};
 use crate::contract::Purpose;
 use crate::gate::{release_to_partner_unnamed, Gated, Unnamed};
 
@@ -158,8 +160,11 @@ impl Disclosure {
         limit: usize,
     ) -> Result<Gated<SecurityFeedPage>, DiscloseError> {
         let start = after.map_or(0, |after| after.saturating_add(1));
+        let _ordered = self.disclosing();
+        let settings = self.partner(partner)?;
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
+        let at_ms = reading.at_ms;
         let mut released = Vec::new();
         let mut disclosed: Vec<u32> = Vec::new();
         let mut next = after;
@@ -195,14 +200,16 @@ impl Disclosure {
                 }
             }
         }
-        let secrets = self.audit_disclosure(&reading, Purpose::Security, "security_feed", disclosed.clone())?;
+        // What to disclose is decided: the state lock is let go before the
+        // secrets are minted and the audit record is fsync'd.
+        let people = pseudonyms_of(&state, disclosed.iter().copied());
+        drop(state);
+        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Security, "security_feed", people)?;
         let records = Gated::gather(Purpose::Security, released)?;
         Ok(records.map(|mut records| {
             for (view, subject) in records.iter_mut().zip(&disclosed) {
-                view.handle = secrets
-                    .get(subject)
-                    .map(|secret| secret.partner_handle(&reading.settings.handle_key))
-                    .unwrap_or_default();
+                view.handle =
+                    secrets.get(subject).map(|secret| secret.partner_handle(&settings.handle_key)).unwrap_or_default();
             }
             SecurityFeedPage { records, next, _sealed: Sealed(()) }
         }))
@@ -215,10 +222,12 @@ impl Disclosure {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Gated<PurposeFeedPage>, DiscloseError> {
+        let _ordered = self.disclosing();
         let stored = self.feeds.read(partner, purpose, after, limit)?;
         let next = stored.last().map(|record| record.cursor).or(after);
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
+        let at_ms = reading.at_ms;
         // Each live add is released again now, about every person it names:
         // one the gate refuses at this moment (a withdrawal whose retraction
         // is still being written) reads as withdrawn, naming nobody.
@@ -239,9 +248,10 @@ impl Disclosure {
             };
             released.push(gated);
         }
+        drop(state);
         let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
         if !named.is_empty() {
-            self.audit.append(reading.at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
+            self.audit.append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
         }
         Ok(Gated::gather(purpose, released)?.map(|records| PurposeFeedPage { records, next, _sealed: Sealed(()) }))
     }
@@ -256,32 +266,39 @@ impl Disclosure {
         partner_id: &str,
         limit: usize,
     ) -> Result<Gated<Suggestions>, DiscloseError> {
-        let state = self.pipeline.state();
-        let reading = self.reading(&state, partner)?;
-        let index = state.links.partner_index(partner).ok_or(DiscloseError::AccountNotLinked)?;
-        let owner = state.links.subject_of(index, partner_id).ok_or(DiscloseError::AccountNotLinked)?;
-        // The asker's own consent counts too: no suggestions for someone who
-        // refused product sharing (an empty list, not an error, so the answer
-        // does not reveal the refusal).
-        if !reading.allows(owner, Purpose::Product) {
-            return Ok(release_to_partner_unnamed(&reading.settings.grant(), Purpose::Product, Vec::new())?
-                .map(|items| Suggestions { items, _sealed: Sealed(()) }));
-        }
-        let mut eligible = |candidate: u32| reading.allows(candidate, Purpose::Product);
-        let found = crate::processors::graph::suggest::suggest(
-            &state.graph,
-            &state.links,
-            index,
-            owner,
-            partner_id,
-            &mut eligible,
-            limit,
-        );
-        // Each suggested person is released as they are named.
-        let released = found.into_iter().filter_map(|s| reading.release(s.subject, Purpose::Product, s).ok()).collect();
-        let found = Gated::gather(Purpose::Product, released)?;
-        let involved = found.get().iter().map(|s| s.subject).chain((!found.get().is_empty()).then_some(owner));
-        let secrets = self.audit_disclosure(&reading, Purpose::Product, "suggestions", involved)?;
+        let _ordered = self.disclosing();
+        let (found, owner, people, at_ms) = {
+            let state = self.pipeline.state();
+            let reading = self.reading(&state, partner)?;
+            let index = state.links.partner_index(partner).ok_or(DiscloseError::AccountNotLinked)?;
+            let owner = state.links.subject_of(index, partner_id).ok_or(DiscloseError::AccountNotLinked)?;
+            // The asker's own consent counts too: no suggestions for someone
+            // who refused product sharing (an empty list, not an error, so
+            // the answer does not reveal the refusal).
+            if !reading.allows(owner, Purpose::Product) {
+                return Ok(release_to_partner_unnamed(&reading.settings.grant(), Purpose::Product, Vec::new())?
+                    .map(|items| Suggestions { items, _sealed: Sealed(()) }));
+            }
+            let mut eligible = |candidate: u32| reading.allows(candidate, Purpose::Product);
+            let found = crate::processors::graph::suggest::suggest(
+                &state.graph,
+                &state.links,
+                index,
+                owner,
+                partner_id,
+                &mut eligible,
+                limit,
+            );
+            // Each suggested person is released as they are named.
+            let released =
+                found.into_iter().filter_map(|s| reading.release(s.subject, Purpose::Product, s).ok()).collect();
+            let found = Gated::gather(Purpose::Product, released)?;
+            let involved = found.get().iter().map(|s| s.subject).chain((!found.get().is_empty()).then_some(owner));
+            let people = pseudonyms_of(&state, involved);
+            // Decided: the state lock goes here, before any fsync.
+            (found, owner, people, reading.at_ms)
+        };
+        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Product, "suggestions", people)?;
         let id_of = |subject: u32| secrets.get(&subject).map(|secret| secret.record_handle()).unwrap_or_default();
         let items = found.derive(|found| {
             found
@@ -289,7 +306,7 @@ impl Disclosure {
                 .map(|s| (partner_id.to_string(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))
                 .collect()
         });
-        self.feeds.disclose(partner, "suggestion", items, reading.at_ms)?;
+        self.feeds.disclose(partner, "suggestion", items, at_ms)?;
         Ok(found.map(|found| {
             let items = found
                 .into_iter()

@@ -75,9 +75,11 @@ impl Pipeline {
         let keys = KeyWindow { clock: options.clock.clone(), window_ms: idempotency_window_ms };
         let write_failure = Arc::new(Mutex::new(None));
         let failure = Arc::clone(&write_failure);
+        let readers_waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let waiting = Arc::clone(&readers_waiting);
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, housekeeping, keys, failure))
+            .spawn(move || writer_loop(receiver, log, writer_state, waiting, housekeeping, keys, failure))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let pipeline = Pipeline {
             edge,
@@ -94,6 +96,7 @@ impl Pipeline {
             clock: options.clock.clone(),
             idempotency_window_ms,
             write_failure,
+            readers_waiting,
             _lock: lock,
         };
         if let Some(path) = &options.rules_path {

@@ -1,16 +1,18 @@
 //! The writer thread: group commit, then apply, then acknowledge.
 //!
 //! Owns: draining the queue into one group, appending it with one write and
-//! one fsync, applying it to state under the write lock, acknowledging each
+//! one fsync, applying it to state under the write lock (let go between two
+//! records when readers wait), acknowledging each
 //! batch with its first sequence number, and the failed state after a write
 //! error (every later batch is refused until restart), and turning a keyed
 //! batch whose key is already applied (logged earlier, or earlier in the
 //! same group) into a replay of the first answer instead of a second write.
 //! Never: acknowledges a batch before it is on disk and applied.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
@@ -57,6 +59,7 @@ pub(super) fn writer_loop(
     receiver: Receiver<Job>,
     mut log: Log,
     state: Arc<RwLock<State>>,
+    readers_waiting: Arc<AtomicUsize>,
     mut housekeeping: Housekeeping,
     keys: KeyWindow,
     write_failure: Arc<Mutex<Option<String>>>,
@@ -128,7 +131,7 @@ pub(super) fn writer_loop(
             }
         };
         crate::failpoint::reach("writer.before_apply");
-        let applied = apply(&state, &log, &group, first_seq, not_before_ms);
+        let applied = apply(&state, &readers_waiting, &log, &group, first_seq, not_before_ms);
         housekeeping.after_apply(&mut log, &state, &applied.revocations, &applied.erased);
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
         crate::failpoint::reach("writer.before_ack");
@@ -214,17 +217,49 @@ struct Applied {
     erased: Vec<Pseudonym>,
 }
 
+/// Longest stretch the writer applies a group under the write lock while
+/// readers wait for it; then it lets them in before the next record.
+const APPLY_SLICE: Duration = Duration::from_millis(1);
+
 /// Applies `group`, durable from `first_seq` on, to state under the write
-/// lock, and takes the revocations and erasures it caused.
-fn apply(state: &RwLock<State>, log: &Log, group: &[Commit], first_seq: u64, not_before_ms: i64) -> Applied {
+/// lock, and takes the revocations and erasures it caused. A group of large
+/// batches (address books) takes hundreds of milliseconds to apply: when
+/// readers wait, the lock is let go between two records every
+/// [`APPLY_SLICE`]. They may see part of the group; every record of it is
+/// durable already, and none is acknowledged before all are applied (and
+/// the group's withdrawals retracted), so read-your-writes and the
+/// disclosure order hold.
+fn apply(
+    lock: &RwLock<State>,
+    readers_waiting: &AtomicUsize,
+    log: &Log,
+    group: &[Commit],
+    first_seq: u64,
+    not_before_ms: i64,
+) -> Applied {
     let mut seq = first_seq;
     let mut firsts = Vec::with_capacity(group.len());
-    let mut state = state.write().unwrap_or_else(|p| p.into_inner());
+    let mut state = lock.write().unwrap_or_else(|p| p.into_inner());
+    let mut slice_started = Instant::now();
     for commit in group {
         firsts.push(seq);
         for record in &commit.prepared.records {
             state.apply(seq, record);
             seq += 1;
+            if seq.is_multiple_of(32)
+                && readers_waiting.load(Ordering::SeqCst) > 0
+                && slice_started.elapsed() >= APPLY_SLICE
+            {
+                drop(state);
+                // The waiting readers take the lock; the writer then waits
+                // for them (a waiting writer keeps new readers out).
+                let until = Instant::now() + APPLY_SLICE;
+                while readers_waiting.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+                    std::thread::yield_now();
+                }
+                state = lock.write().unwrap_or_else(|p| p.into_inner());
+                slice_started = Instant::now();
+            }
         }
     }
     state.recent_keys.expire(not_before_ms);

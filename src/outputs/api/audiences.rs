@@ -91,7 +91,12 @@ pub async fn get_partner_audience(
     super::partners::acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Ads, "ads data")?;
     let days = partner_audience_params(query)?;
-    Ok(app.disclosure.partner_audience(&partner, &business, days)?)
+    // Blocking: a member list is audited and fed (two fsyncs) first.
+    let disclosure = app.disclosure.clone();
+    let members = tokio::task::spawn_blocking(move || disclosure.partner_audience(&partner, &business, days))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(members)
 }
 
 type AudienceQueryResult = Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>;

@@ -69,7 +69,12 @@ pub async fn get_feed(
     acting_for(&app, &headers, &partner)?;
     let purpose = app.disclosure.feed_purpose(&partner, &purpose)?;
     let (after, limit) = feed_params(query)?;
-    Ok(match app.disclosure.feed(&partner, purpose, after, limit)? {
+    // Blocking: a page that names people is audited (an fsync) first.
+    let disclosure = app.disclosure.clone();
+    let page = tokio::task::spawn_blocking(move || disclosure.feed(&partner, purpose, after, limit))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(match page {
         FeedPage::Security(page) => page.into_response(),
         FeedPage::Purpose(page) => page.into_response(),
     })
@@ -114,7 +119,13 @@ pub async fn get_suggestions(
     acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Product, "product data")?;
     let limit = suggestions_params(query)?;
-    Ok(app.disclosure.suggestions(&partner, &partner_id, limit)?)
+    // Blocking: a list that names people is audited and fed (two fsyncs)
+    // before it is answered; the runtime's threads keep serving meanwhile.
+    let disclosure = app.disclosure.clone();
+    let suggestions = tokio::task::spawn_blocking(move || disclosure.suggestions(&partner, &partner_id, limit))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(suggestions)
 }
 
 /// Reads the query of a partner feed: the cursor and the page size (pure:
