@@ -57,7 +57,7 @@ for target in "${targets[@]}"; do
         -print_final_stats=1 >"$scratch/$target.log" 2>&1 || status=$?
     cat fuzz-0.log >>"$scratch/$target.log" 2>/dev/null || true
     rm -f fuzz-0.log
-    grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$target.log" | sort -u || true
+    grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|average_exec_per_sec)' "$scratch/$target.log" | sort -u || true
     if [ "$status" -ne 0 ]; then
         tail -n 60 "$scratch/$target.log" >&2
         echo "run-brief: $target FAILED (the input is under fuzz/artifacts/$target/)" >&2
