@@ -165,17 +165,7 @@ impl Housekeeping {
         });
         match outcome {
             Ok(report) => {
-                match save_snapshot(&guard, &self.state_dir) {
-                    Ok(bytes) => crate::telemetry::SnapshotWritten {
-                        bytes,
-                        next_seq: guard.next_seq,
-                        heap_bytes: guard.heap_bytes(),
-                    }
-                    .emit(),
-                    Err(error) => {
-                        tracing::warn!(%error, "Snapshot after compaction failed; state stays rebuildable from the log.")
-                    }
-                }
+                self.snapshot_of(&guard);
                 tracing::info!(
                     erased_subjects = report.erased_subjects,
                     records_before = report.records_before,
@@ -197,8 +187,13 @@ impl Housekeeping {
 
     /// Writes a snapshot of state now (a failure only costs replay time).
     pub(super) fn write_snapshot(&self, state: &RwLock<State>) {
-        let state = state.read().unwrap_or_else(|p| p.into_inner());
-        match save_snapshot(&state, &self.state_dir) {
+        self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Saves `state` as the snapshot and reports it; a failure is counted
+    /// and logged, never fatal (state stays rebuildable from the log).
+    fn snapshot_of(&self, state: &State) {
+        match save_snapshot(state, &self.state_dir) {
             Ok(bytes) => {
                 crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }
                     .emit()
