@@ -33,9 +33,9 @@ use proviso::sim::{SimConfig, Simulator};
 /// a phisher, an account many people report, a device farm, a slow link
 /// spammer on fresh domains no list holds) or a legitimate heavy sender
 /// acts (a busy business, a group admin, a festive greeter, a popular link
-/// sharer, a shop), each kind in turn. Burst senders are caught within
-/// minutes, device farms within the hour, the slower kinds over hours, as
-/// in the catch-up.
+/// sharer, a shop), each kind in turn, the first a burst sender. Burst
+/// senders are caught within minutes, device farms within the hour, the
+/// slower kinds over hours, as in the catch-up.
 ///
 /// The demo prints the addresses of its three pages, each with a token for
 /// its role in the link: the dashboard (analyst), the privacy center

@@ -16,7 +16,8 @@
 //! windows start [`WARMUP_MS`] before the live start, with everything before
 //! the start dropped: the rate is steady from the first second. Arrivals
 //! come every [`ARRIVAL_GAP_MS`] on average, their kinds in rounds of every
-//! kind in a shuffled order; each plans its whole career (over
+//! kind in a shuffled order (the very first a burst sender); each plans its
+//! whole career (over
 //! [`SPAN_DAYS`] days from its arrival, plus what follows such as a second
 //! burst or a partner's flag) at once. Burst senders act within minutes of
 //! arriving, device farms within the hour, the slower kinds over hours.
@@ -293,6 +294,12 @@ impl Simulator {
         if live.round.is_empty() {
             live.round = ARRIVAL_KINDS.to_vec();
             live.rng.shuffle(&mut live.round);
+            if live.arrivals.is_empty() {
+                // The first arrival is a burst sender: it is caught within
+                // minutes, so the review queue moves early in a demo.
+                live.round.retain(|&kind| kind != B_FRESH_BURST);
+                live.round.push(B_FRESH_BURST);
+            }
         }
         let Some(kind) = live.round.pop() else { return };
         let rng = &mut live.rng;

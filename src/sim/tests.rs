@@ -447,6 +447,7 @@ fn live_brings_every_kind_and_never_runs_ahead_of_the_clock() {
             assert!(planned, "no {name} arrival has abuse planned");
         }
     }
+    assert_eq!(live.arrivals[0].behaviour, B_FRESH_BURST, "the first arrival is a burst sender");
     // Burst senders burst at once: their messages are already out.
     let bursters: HashSet<&str> = live
         .arrivals
