@@ -263,7 +263,8 @@ fn demo_pages_open_populated_from_the_printed_links() {
     });
     let mut printed = String::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    // Wait for the links; the simulator keeps streaming for about 20 s.
+    // Wait for the links; the catch-up takes about 20 s, then the stream
+    // goes on live.
     while !printed.lines().any(|line| line.starts_with("admin token:")) {
         let left = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(left) {

@@ -248,3 +248,93 @@ fn demo_streams_the_simulator_into_a_live_server() {
     assert_eq!(numbers[2], 0, "{summary}");
     assert!(data.join("log").is_dir());
 }
+
+/// After its catch-up `proviso demo` keeps streaming in real time: the
+/// server's event count keeps growing and today has active people. SIGTERM
+/// then stops the stream, the partner and the server in that order: exit 0,
+/// every line accepted, no error on stderr.
+#[test]
+fn demo_streams_live_after_the_catch_up_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("demo");
+    let stderr_path = temp.path().join("demo.stderr.log");
+    let mut child = command()
+        .args(["demo", "--listen", "127.0.0.1:0", "--subjects", "300", "--days", "3", "--events", "3000"])
+        .args(["--live-rate", "300", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn proviso demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let pid = child.id().to_string();
+    let mut printed = Vec::new();
+    let mut next_line_with = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            printed.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        let _ = Command::new("kill").arg("-KILL").arg(&pid).status();
+        panic!("no {needle:?} in:\n{}", printed.join("\n"));
+    };
+    let base = next_line_with("proviso demo listening on ").replace("proviso demo listening on ", "");
+    let admin = next_line_with("admin token:");
+    let token = admin.split_whitespace().nth(2).expect("admin token").to_string();
+    next_line_with("caught up; streaming live at 300 events/s");
+
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(10))).build(),
+    );
+    let get = |path: &str| -> serde_json::Value {
+        let mut response = agent
+            .get(format!("{base}{path}"))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .expect("request");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        response.body_mut().read_json().expect("json")
+    };
+    let events = || get("/healthz")["events"].as_u64().expect("events");
+    let caught_up = events();
+    std::thread::sleep(Duration::from_secs(4));
+    let later = events();
+    assert!(later >= caught_up + 300, "events {caught_up} then {later} four seconds later");
+    let today = time::OffsetDateTime::now_utc().date();
+    let today = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    let active = get(&format!("/v1/metrics/active?from={today}&to={today}&window=1"));
+    assert!(active["series"][0]["active"].as_u64().unwrap_or(0) > 0, "nobody active today: {active}");
+
+    let stopping = Instant::now();
+    assert!(Command::new("kill").arg("-TERM").arg(&pid).status().expect("kill").success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if stopping.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the demo did not stop within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(status.success(), "{status}\nstderr:\n{stderr}");
+    assert!(!stderr.to_lowercase().contains("error"), "stderr:\n{stderr}");
+    let summary = next_line_with("streamed ");
+    let numbers: Vec<u64> = summary.split(|c: char| !c.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
+    assert_eq!(numbers[0], numbers[1], "every streamed line accepted: {summary}");
+    assert_eq!(numbers[2], 0, "{summary}");
+    assert!(numbers[4] > 0, "live lines: {summary}");
+}

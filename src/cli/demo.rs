@@ -1,6 +1,13 @@
 //! `proviso demo`: a live server fed by the simulator, with its three pages
 //! (dashboard, privacy center, review queue), a partner reading its feeds,
 //! and figures in the terminal.
+//!
+//! Owns: the demo's data dir and tokens, the stream (the simulator's
+//! catch-up of past days, then its live continuation in real time), the
+//! simulated partner, the figures, and the order of a stop.
+//! Never: stops the server before the stream, the partner and the figures
+//! have stopped (so a stop is clean and exits 0), or sends a line before
+//! its event time has come.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,8 +21,21 @@ use proviso::contract::Purpose;
 use proviso::server;
 use proviso::sim::{SimConfig, Simulator};
 
-/// Start a server on a fresh demo data dir, stream the simulator into it
-/// over HTTP in real time, and show live figures.
+/// Start a server on a demo data dir and stream the simulator into it live
+///
+/// The stream starts with a catch-up: `--days` past days (ending yesterday:
+/// proviso refuses event times in the future) of `--events` events among
+/// `--subjects` people, sent at up to `--rate` events per second. Then it
+/// goes live and keeps going until the demo stops: event times are now, at
+/// about `--live-rate` events per second (default 1,000; 0 ends the stream
+/// after the catch-up). The same people stay active, and every 20 seconds
+/// or so an abuser arrives (a fresh account bursting messages to strangers,
+/// a phisher, an account many people report, a device farm, a slow link
+/// spammer on fresh domains no list holds) or a legitimate heavy sender
+/// acts (a busy business, a group admin, a festive greeter, a popular link
+/// sharer, a shop), each kind in turn, the first a burst sender. Burst
+/// senders are caught within minutes, device farms within the hour, the
+/// slower kinds over hours, as in the catch-up.
 ///
 /// The demo prints the addresses of its three pages, each with a token for
 /// its role in the link: the dashboard (analyst), the privacy center
@@ -25,11 +45,13 @@ use proviso::sim::{SimConfig, Simulator};
 /// disclosures it receives show in the dashboard and in each person's
 /// report. Tokens are new on every run.
 ///
-/// The demo data dir is wiped at start. The server keeps running after the
-/// stream ends so you can query it; stop with Ctrl-C.
+/// The demo data dir is wiped at start. Ctrl-C or SIGTERM (or the end of
+/// `--duration`) stops the stream and the partner, then the server, and
+/// exits 0; a second Ctrl-C exits at once.
 ///
 /// Example:
 ///   cargo run --release -- demo
+///   cargo run --release -- demo --live-rate 5000
 ///   curl -H "Authorization: Bearer $(cat proviso-demo/admin.token)" \
 ///     "http://127.0.0.1:7420/v1/metrics/active?from=2026-01-01&to=2026-01-30&window=7"
 #[derive(Debug, clap::Args)]
@@ -44,22 +66,28 @@ pub struct DemoCommand {
     /// Simulated subjects
     #[arg(long, default_value_t = 20_000)]
     pub subjects: u32,
-    /// Simulated days (ending yesterday: proviso refuses event times in the future)
+    /// Days of the catch-up (ending yesterday: proviso refuses event times in the future)
     #[arg(long, default_value_t = 30)]
     pub days: u32,
-    /// Simulated events
+    /// Events of the catch-up
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
-    /// Events per second streamed into the server
+    /// Events per second of the catch-up
     #[arg(long, default_value_t = 50_000)]
     pub rate: u64,
-    /// Stop after this many seconds (default: run until Ctrl-C)
+    /// Events per second once caught up, with event times now (0 = stop streaming after the catch-up)
+    #[arg(long, default_value_t = 1_000)]
+    pub live_rate: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM)
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<u64>,
     /// Random seed
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
+
+/// Events per HTTP batch.
+const BATCH: usize = 2_000;
 
 pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     if command.data.exists() {
@@ -81,19 +109,21 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     let (running, listener, app) = runtime.block_on(server::start(&config)).context("starting the demo server")?;
     let base = format!("http://{}", running.addr);
     let token = running.admin_token.clone();
+    // Two flags, set in this order: `stop` (a signal, or the end of
+    // --duration) ends the stream, the partner and the figures; the server
+    // stops only at `server_stop`, once they have, so none of them sees
+    // the server go away first.
     let stop = Arc::new(AtomicBool::new(false));
-    let server_stop = stop.clone();
-    let server_task = runtime.spawn(server::serve(listener, app, async move {
-        tokio::select! {
-            _ = server::shutdown_signal() => {},
-            _ = wait_for(server_stop) => {},
-        }
-    }));
+    let server_stop = Arc::new(AtomicBool::new(false));
+    let server_task = runtime.spawn(server::serve(listener, app, wait_for(server_stop.clone())));
     {
         let stop = stop.clone();
         runtime.spawn(async move {
             server::shutdown_signal().await;
             stop.store(true, Ordering::Relaxed);
+            server::shutdown_signal().await;
+            eprintln!("second signal: stopping at once");
+            std::process::exit(130);
         });
     }
     println!("proviso demo listening on {base}");
@@ -109,33 +139,14 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         target_events: command.events,
         ..SimConfig::default()
     };
-    let mut simulator = Simulator::new(sim_config);
+    let simulator = Simulator::new(sim_config);
     let people = simulator.sample_people(3);
-    let streamer = {
-        let stop = stop.clone();
-        let base = base.clone();
-        let token = token.clone();
-        std::thread::spawn(move || -> anyhow::Result<super::simulate::StreamStats> {
-            let client = super::http::Client::new(&base, &token);
-            super::simulate::stream(
-                &mut simulator,
-                2_000,
-                command.rate,
-                |body| {
-                    let response = client.post_events(body)?;
-                    Ok((
-                        response["accepted"].as_u64().unwrap_or(0),
-                        response["rejected"].as_array().map_or(0, Vec::len) as u64,
-                    ))
-                },
-                Some(&stop),
-            )
-        })
-    };
-
+    let caught_up = Arc::new(AtomicBool::new(false));
+    let streamer = spawn_streamer(simulator, &base, &token, &command, stop.clone(), caught_up.clone());
     let partner = spawn_partner_reader(&base, &tokens.partner, stop.clone());
+    let client = super::http::Client::new(&base, &token);
     // The pages are worth opening once the first hundred people are in.
-    wait_until_populated(&super::http::Client::new(&base, &token), &stop);
+    wait_until_populated(&client, &stop, &caught_up);
     println!();
     println!("dashboard:      {base}/#token={}", tokens.analyst);
     println!("privacy center: {base}/privacy#token={}", tokens.subject_service);
@@ -145,71 +156,203 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     println!("  curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
     println!();
 
+    let shown = show_figures(&client, &command, start_day, &stop, &caught_up, &streamer);
+    // Stop in order: the stream and the partner first, then the server.
+    stop.store(true, Ordering::Relaxed);
+    let streamed = streamer.join();
+    let _ = partner.join();
+    server_stop.store(true, Ordering::Relaxed);
+    let served = runtime.block_on(server_task);
+    match streamed {
+        Ok(Ok(stats)) => println!(
+            "streamed {} events: {} accepted, {} rejected ({} in the catch-up, {} live; {} arrivals)",
+            stats.sent,
+            stats.accepted,
+            stats.rejected,
+            stats.caught_up,
+            stats.sent - stats.caught_up,
+            stats.arrivals,
+        ),
+        Ok(Err(error)) => eprintln!("streaming stopped: {error:#}"),
+        Err(_) => eprintln!("streaming thread panicked"),
+    }
+    served.context("server task")??;
+    shown
+}
+
+/// What the streamer sent: all of it, how much of it in the catch-up, and
+/// how many abusers and heavy senders arrived live.
+struct Streamed {
+    sent: u64,
+    accepted: u64,
+    rejected: u64,
+    caught_up: u64,
+    arrivals: usize,
+}
+
+/// The stream: the catch-up at `--rate`, then (unless `--live-rate` is 0)
+/// live lines as they fall due, until `stop`. Sets `caught_up` between the
+/// two.
+fn spawn_streamer(
+    mut simulator: Simulator,
+    base: &str,
+    token: &str,
+    command: &DemoCommand,
+    stop: Arc<AtomicBool>,
+    caught_up: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<Streamed>> {
+    let client = super::http::Client::new(base, token);
+    let (rate, live_rate) = (command.rate, command.live_rate);
+    std::thread::spawn(move || -> anyhow::Result<Streamed> {
+        let mut keys = super::simulate::BatchKeys::new()?;
+        let mut send = |body: &[u8]| -> anyhow::Result<(u64, u64)> {
+            let response = super::simulate::send_with_retries(&client, body, &keys.next())?;
+            Ok((response["accepted"].as_u64().unwrap_or(0), response["rejected"].as_array().map_or(0, Vec::len) as u64))
+        };
+        let catch_up = super::simulate::stream(&mut simulator, BATCH, rate, &mut send, Some(&stop))?;
+        let mut streamed = Streamed {
+            sent: catch_up.sent,
+            accepted: catch_up.accepted,
+            rejected: catch_up.rejected,
+            caught_up: catch_up.sent,
+            arrivals: 0,
+        };
+        if stop.load(Ordering::Relaxed) || live_rate == 0 {
+            caught_up.store(true, Ordering::Relaxed);
+            return Ok(streamed);
+        }
+        simulator.go_live(super::simulate::now_ms(), live_rate);
+        caught_up.store(true, Ordering::Relaxed);
+        let mut body = Vec::with_capacity(BATCH * 200);
+        let mut line = Vec::with_capacity(4096);
+        while !stop.load(Ordering::Relaxed) {
+            let now = super::simulate::now_ms();
+            let mut lines = 0;
+            while lines < BATCH && simulator.next_live_line(now, &mut line).is_some() {
+                body.extend_from_slice(&line);
+                body.push(b'\n');
+                line.clear();
+                lines += 1;
+            }
+            if lines > 0 {
+                let (accepted, rejected) = send(&body)?;
+                body.clear();
+                streamed.sent += lines as u64;
+                streamed.accepted += accepted;
+                streamed.rejected += rejected;
+            }
+            if lines < BATCH {
+                std::thread::sleep(LIVE_TICK);
+            }
+        }
+        streamed.arrivals = simulator.live_arrivals();
+        Ok(streamed)
+    })
+}
+
+/// How often the live stream sends what fell due.
+const LIVE_TICK: Duration = Duration::from_millis(200);
+
+/// Shows a line of figures every second until `stop` or the end of
+/// `--duration`. An error reading them while stopping is no error.
+fn show_figures(
+    client: &super::http::Client,
+    command: &DemoCommand,
+    start_day: i32,
+    stop: &AtomicBool,
+    caught_up: &AtomicBool,
+    streamer: &std::thread::JoinHandle<anyhow::Result<Streamed>>,
+) -> anyhow::Result<()> {
     let started = Instant::now();
-    let client = super::http::Client::new(&base, &token);
     let live = std::io::stdout().is_terminal();
     let mut last_events = 0u64;
     let mut last_tick = Instant::now();
-    let mut stream_done = false;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_secs(1));
-        let health = client.get_json("/healthz")?;
-        let events = health["events"].as_u64().unwrap_or(0);
-        let rate = (events - last_events.min(events)) as f64 / last_tick.elapsed().as_secs_f64();
-        last_events = events;
-        last_tick = Instant::now();
-        // The simulator streams its 30 days in event-time order: show the
-        // latest simulated day that has activity so far.
-        let (from, to) =
-            (proviso::disclose::metrics::format_day(start_day), proviso::disclose::metrics::format_day(today));
-        let daily = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=1"))?;
-        let monthly = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=30"))?;
-        let latest = daily["series"]
-            .as_array()
-            .and_then(|series| series.iter().rposition(|item| item["active"].as_u64().unwrap_or(0) > 0))
-            .unwrap_or(0);
-        let line = format!(
-            "events {:>10}  {:>8.0}/s  subjects {:>8}  day {}  DAU {:>7}  MAU {:>7}",
-            events,
-            rate,
-            health["subjects"].as_u64().unwrap_or(0),
-            daily["series"][latest]["day"].as_str().unwrap_or("-"),
-            daily["series"][latest]["active"].as_u64().unwrap_or(0),
-            monthly["series"][latest]["active"].as_u64().unwrap_or(0),
-        );
+    let mut said_caught_up = false;
+    let mut said_done = false;
+    let from = proviso::disclose::metrics::format_day(start_day);
+    loop {
+        sleep_unless(Duration::from_secs(1), stop);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // Up to today (the live stream may run past midnight).
+        let to = proviso::disclose::metrics::format_day(proviso::contract::day_of(super::simulate::now_ms()));
+        let figures = (|| -> anyhow::Result<String> {
+            let health = client.get_json("/healthz")?;
+            let daily = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=1"))?;
+            let monthly = client.get_json(&format!("/v1/metrics/active?from={from}&to={to}&window=30"))?;
+            let events = health["events"].as_u64().unwrap_or(0);
+            let rate = (events - last_events.min(events)) as f64 / last_tick.elapsed().as_secs_f64();
+            last_events = events;
+            last_tick = Instant::now();
+            // Show the latest day that has activity so far: a day of the
+            // catch-up, then today.
+            let latest = daily["series"]
+                .as_array()
+                .and_then(|series| series.iter().rposition(|item| item["active"].as_u64().unwrap_or(0) > 0))
+                .unwrap_or(0);
+            Ok(format!(
+                "events {:>10}  {:>8.0}/s  subjects {:>8}  day {}  DAU {:>7}  MAU {:>7}",
+                events,
+                rate,
+                health["subjects"].as_u64().unwrap_or(0),
+                daily["series"][latest]["day"].as_str().unwrap_or("-"),
+                daily["series"][latest]["active"].as_u64().unwrap_or(0),
+                monthly["series"][latest]["active"].as_u64().unwrap_or(0),
+            ))
+        })();
+        let line = match figures {
+            Ok(line) => line,
+            Err(_) if stop.load(Ordering::Relaxed) => break,
+            Err(error) => return Err(error.context("reading the demo's figures")),
+        };
         if live {
             print!("\r{line}");
             let _ = std::io::stdout().flush();
         } else {
             println!("{line}");
         }
-        if !stream_done && streamer.is_finished() {
-            stream_done = true;
+        if !said_caught_up && caught_up.load(Ordering::Relaxed) {
+            said_caught_up = true;
             if live {
                 println!();
             }
-            println!("simulator finished; the server keeps running (Ctrl-C to stop)");
+            if command.live_rate > 0 && !streamer.is_finished() {
+                println!(
+                    "caught up; streaming live at {} events/s, abusers arriving now and then (Ctrl-C to stop)",
+                    command.live_rate
+                );
+            } else {
+                println!("caught up; the server keeps running (Ctrl-C to stop)");
+            }
         }
-        // Stop only after this round of queries: the server shuts down as
-        // soon as the flag is set.
+        if !said_done && streamer.is_finished() && command.live_rate > 0 {
+            said_done = true;
+            if live {
+                println!();
+            }
+            println!("the stream stopped; the server keeps running (Ctrl-C to stop)");
+        }
         if command.duration.is_some_and(|d| started.elapsed() >= Duration::from_secs(d)) {
             break;
         }
     }
-    stop.store(true, Ordering::Relaxed);
     if live {
         println!();
     }
-    match streamer.join() {
-        Ok(Ok(stats)) => {
-            println!("streamed {} events: {} accepted, {} rejected", stats.sent, stats.accepted, stats.rejected)
-        }
-        Ok(Err(error)) => eprintln!("streaming stopped: {error:#}"),
-        Err(_) => eprintln!("streaming thread panicked"),
-    }
-    let _ = partner.join();
-    runtime.block_on(server_task).context("server task")??;
     Ok(())
+}
+
+/// Sleeps for `duration`, or less if `stop` is set meanwhile.
+fn sleep_unless(duration: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
 }
 
 /// One fresh token per role the demo's pages and partner use.
@@ -259,11 +402,12 @@ impl DemoTokens {
 /// so they are its).
 const DEMO_PARTNER: &str = "friendnet";
 
-/// Waits (at most 30 s) until the server holds a first batch of people, so
-/// the printed pages have something to show.
-fn wait_until_populated(client: &super::http::Client, stop: &AtomicBool) {
+/// Waits (at most 30 s, and no longer than the catch-up) until the server
+/// holds a first batch of people, so the printed pages have something to
+/// show.
+fn wait_until_populated(client: &super::http::Client, stop: &AtomicBool, caught_up: &AtomicBool) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) && !caught_up.load(Ordering::Relaxed) {
         let subjects = client.get_json("/healthz").ok().and_then(|h| h["subjects"].as_u64()).unwrap_or(0);
         if subjects >= 100 {
             return;

@@ -21,18 +21,6 @@ impl Client {
         }
     }
 
-    /// POSTs an NDJSON body to `/v1/events`; returns the parsed response.
-    pub fn post_events(&self, body: &[u8]) -> anyhow::Result<serde_json::Value> {
-        let response = self
-            .agent
-            .post(format!("{}/v1/events", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", "application/x-ndjson")
-            .send(body)
-            .with_context(|| format!("sending events to {}", self.base))?;
-        Self::json(response)
-    }
-
     /// POSTs an NDJSON body to `/v1/events` with an `Idempotency-Key`.
     /// `Err` when no answer came (worth resending with the same key); the
     /// inner `Err` is an answer other than 2xx: its status and message.

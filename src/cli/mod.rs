@@ -88,7 +88,7 @@ pub enum Command {
     Query(query::QueryCommand),
     /// Generate a deterministic, realistic workload (file or live stream)
     Simulate(simulate::SimulateCommand),
-    /// Start a server on a demo data dir and stream the simulator into it live
+    // The about and long help come from `DemoCommand`'s doc comment.
     Demo(demo::DemoCommand),
     /// Rebuild derived state from the log alone and write a fresh snapshot
     Rebuild(rebuild::RebuildCommand),

@@ -139,19 +139,19 @@ pub fn run(command: SimulateCommand) -> anyhow::Result<()> {
 
 /// A fresh `Idempotency-Key` per batch: a random run id and the batch
 /// number, so two runs never share a key.
-struct BatchKeys {
+pub(super) struct BatchKeys {
     run: String,
     batches: u64,
 }
 
 impl BatchKeys {
-    fn new() -> anyhow::Result<BatchKeys> {
+    pub(super) fn new() -> anyhow::Result<BatchKeys> {
         let mut run = [0u8; 16];
         getrandom::fill(&mut run).map_err(|error| anyhow::anyhow!("reading random bytes: {error}"))?;
         Ok(BatchKeys { run: proviso::contract::prefixed_hex("sim-", &run), batches: 0 })
     }
 
-    fn next(&mut self) -> String {
+    pub(super) fn next(&mut self) -> String {
         self.batches += 1;
         format!("{}-{}", self.run, self.batches)
     }
@@ -164,7 +164,11 @@ const MAX_ATTEMPTS: u32 = 8;
 /// answer or an answer that may pass (5xx, 408, 429): the server applies a
 /// keyed batch once, so a resend of a batch that was written before the
 /// answer was lost is answered, not applied again.
-fn send_with_retries(client: &super::http::Client, body: &[u8], key: &str) -> anyhow::Result<serde_json::Value> {
+pub(super) fn send_with_retries(
+    client: &super::http::Client,
+    body: &[u8],
+    key: &str,
+) -> anyhow::Result<serde_json::Value> {
     let mut wait = Duration::from_millis(250);
     for attempt in 1..=MAX_ATTEMPTS {
         let failure = match client.post_events_keyed(body, key) {

@@ -24,20 +24,28 @@
 //! "+49 1..." read in US), so every written form reads back to the same
 //! number from any region a line may carry and from the US default.
 //!
+//! After the window, [`Simulator::go_live`] continues the run in real time
+//! (`live.rs`): the same people at a steady rate, and abusers of every kind
+//! and legitimate heavy senders arriving now and then, handed out by
+//! [`Simulator::next_live_line`] only once the caller's clock reaches them.
+//!
 //! Layout: `population.rs` draws who exists (regions, numbers, communities,
 //! roles, address books, groups); `plan.rs` plans the structural events and
 //! scales the daily activity; `day.rs` generates one day's events;
-//! `render.rs` writes each event as a line; `phones.rs` holds the regions and
-//! the written forms of a number. Each stage draws from its own seeded
-//! generator, always in the same order.
+//! `live.rs` the live windows and arrivals; `render.rs` writes each event as
+//! a line; `phones.rs` holds the regions and the written forms of a number.
+//! Each stage draws from its own seeded generator, always in the same order.
 
 mod day;
+mod live;
 mod phones;
 mod plan;
 mod population;
 mod render;
 #[cfg(test)]
 mod tests;
+
+use std::collections::HashMap;
 
 use fastrand::Rng;
 
@@ -246,6 +254,13 @@ pub struct Simulator {
     /// Link domains invented for this run (fresh spam domains, shops' own
     /// domains, popular links): no list holds them.
     invented_domains: Vec<String>,
+    /// The invented domains each link actor sends (slow link spammers,
+    /// shops, link sharers, festive senders).
+    links_of: HashMap<usize, Vec<u32>>,
+    /// The live continuation, once [`Simulator::go_live`] was called.
+    live: Option<Box<live::Live>>,
+    /// Events a live window queued, before they enter the live queue.
+    live_out: Vec<Ev>,
 }
 
 /// Local-time hourly activity weights (daily cycle).
@@ -340,6 +355,9 @@ impl Simulator {
             labels: Vec::new(),
             estimated: 0,
             invented_domains: Vec::new(),
+            links_of: HashMap::new(),
+            live: None,
+            live_out: Vec::new(),
             cfg,
         };
         let mut plan_rng = Rng::with_seed(mix(sim.cfg.seed ^ 0x5eed_0002));

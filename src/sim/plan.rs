@@ -4,9 +4,10 @@
 //! every structural event (registrations, contact snapshots, partner links and
 //! friendships, consents, reports and blocks, deletions), each spammer's and
 //! hard negative's activity with its ground-truth label, and the scaling of
-//! daily activity so the total hits `target_events`.
-//! Never: plans anything outside the window, or anything by a deleted account
-//! after its deletion.
+//! daily activity so the total hits `target_events`. A live arrival is
+//! planned by the same code over a [`Span`] of days from its arrival.
+//! Never: plans anything outside the window (for a live arrival: before it
+//! arrives), or anything by a deleted account after its deletion.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,11 +31,12 @@ const DOMAIN_WORDS: [&str; 24] = [
     "secure", "deal", "promo", "gift", "win", "bonus", "cash", "prize", "offer", "vip", "club", "best", "fast", "free",
     "lucky", "smart", "daily", "mega", "easy", "top", "gold", "star", "go", "my",
 ];
-const SPAM_TLDS: [&str; 10] = ["top", "xyz", "click", "shop", "live", "site", "online", "icu", "buzz", "info"];
+pub(super) const SPAM_TLDS: [&str; 10] =
+    ["top", "xyz", "click", "shop", "live", "site", "online", "icu", "buzz", "info"];
 const PLAIN_TLDS: [&str; 4] = ["com", "net", "co", "store"];
 
 /// A fresh domain such as `lucky-gift482.top`.
-fn invent_domain(rng: &mut Rng, tlds: &[&str]) -> String {
+pub(super) fn invent_domain(rng: &mut Rng, tlds: &[&str]) -> String {
     let first = DOMAIN_WORDS[rng.usize(..DOMAIN_WORDS.len())];
     let second = DOMAIN_WORDS[rng.usize(..DOMAIN_WORDS.len())];
     format!("{first}-{second}{}.{}", rng.u32(10..10_000), tlds[rng.usize(..tlds.len())])
@@ -46,10 +48,26 @@ fn invented_link(index: u32) -> u32 {
 }
 
 /// Accumulates planned (structural) events, dropping those outside the window.
-struct Planner {
-    ev: Vec<Ev>,
-    start: i64,
-    end: i64,
+pub(super) struct Planner {
+    pub(super) ev: Vec<Ev>,
+    pub(super) start: i64,
+    pub(super) end: i64,
+}
+
+/// The days a plan draws its times from: `days` whole days from `start`
+/// (the catch-up window, or the days after a live arrival), never before
+/// `from` (a live arrival's time; the window's start otherwise).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Span {
+    pub(super) start: i64,
+    pub(super) days: u32,
+    pub(super) from: i64,
+}
+
+impl Span {
+    fn end(&self) -> i64 {
+        self.start + i64::from(self.days) * DAY_MS
+    }
 }
 
 impl Planner {
@@ -62,10 +80,29 @@ impl Planner {
     }
 }
 
+/// Nothing about a deleted account after its deletion: neither its own
+/// events nor a partner friendship naming it (proviso refuses friendships
+/// with accounts no longer linked).
+pub(super) fn allowed_after_deletions(subjects: &[Subject], e: &Ev) -> bool {
+    e.kind == K_DELETE
+        || (e.ts < subjects[e.subj as usize].del_ms
+            && (e.kind != K_PARTNER_FRIEND || e.ts < subjects[e.a as usize].del_ms))
+}
+
 impl Simulator {
     fn local_ts(&self, rng: &mut Rng, day: u32, subj: usize) -> i64 {
+        self.span_ts(rng, &self.window(), day, subj)
+    }
+
+    /// A time on day `day` of `span`, following `subj`'s local daily cycle.
+    fn span_ts(&self, rng: &mut Rng, span: &Span, day: u32, subj: usize) -> i64 {
         let tz = REGIONS[usize::from(self.subjects[subj].region)].tz_min;
-        local_ts(rng, &self.cycle, self.start + i64::from(day) * DAY_MS, tz)
+        local_ts(rng, &self.cycle, span.start + i64::from(day) * DAY_MS, tz)
+    }
+
+    /// The catch-up window as a span.
+    fn window(&self) -> Span {
+        Span { start: self.start, days: self.cfg.days.max(1), from: self.start }
     }
 
     fn random_normal(&self, rng: &mut Rng) -> u32 {
@@ -112,83 +149,9 @@ impl Simulator {
         }
 
         // Per-subject structural events.
+        let window = self.window();
         for (i, link) in link_ms.iter_mut().enumerate() {
-            let s = &self.subjects[i];
-            let subj = i as u32;
-            let reg = s.reg_ms;
-            let reg_in = reg >= self.start;
-            let spam = s.is_spam();
-            let region = usize::from(s.region);
-            if reg_in {
-                p.push(reg, subj, K_REGISTER, 0, 0);
-                p.push(reg + rng.i64(2_000..60_000), subj, K_SESSION, 0, 0);
-            }
-            let reg_day = if reg_in { ((reg - self.start) / DAY_MS) as u32 } else { 0 };
-            if !spam || rng.bool() {
-                // An account older than the window already had its book on
-                // file: its snapshot comes in the window's first hour, so
-                // day one is not a cold start where everyone is a stranger.
-                let t = if reg_in { reg + rng.i64(MINUTE..10 * MINUTE) } else { self.start + rng.i64(0..HOUR) };
-                p.push(t, subj, K_CONTACTS, 0, 0);
-                if !spam && reg_day + 1 < days && rng.f64() < (f64::from(days) / 60.0).min(0.9) {
-                    let d = rng.u32(reg_day + 1..days);
-                    let t = self.local_ts(rng, d, i);
-                    p.push(t, subj, K_CONTACTS, 0, 1);
-                }
-            }
-            if s.partner != 0 {
-                let t = if reg_in {
-                    reg + rng.i64(HOUR..48 * HOUR)
-                } else {
-                    let d = rng.u32(0..days.min(3));
-                    self.local_ts(rng, d, i)
-                };
-                if p.push(t, subj, K_PARTNER_ACCOUNT, 0, 0) {
-                    *link = t;
-                }
-            }
-            let after_reg = |rng: &mut Rng| -> i64 {
-                let from = reg.max(self.start) + 10 * MINUTE;
-                if from >= self.end {
-                    return self.end;
-                }
-                let d = ((from - self.start) / DAY_MS) as u32;
-                let d = rng.u32(d..days);
-                let t = local_ts(rng, &self.cycle, self.start + i64::from(d) * DAY_MS, REGIONS[region].tz_min);
-                t.max(from)
-            };
-            if !spam {
-                let refusal = self.cfg.refusal_share;
-                if rng.f64() < refusal {
-                    let t = after_reg(rng);
-                    p.push(t, subj, K_CONSENT, 1, 0);
-                    if rng.f64() < 0.1 {
-                        let t2 = t + rng.i64(HOUR..10 * DAY_MS);
-                        p.push(t2, subj, K_CONSENT, 1, 1);
-                    }
-                }
-                if rng.f64() < refusal * 0.4 {
-                    p.push(after_reg(rng), subj, K_CONSENT, 0, 0);
-                }
-                if rng.f64() < 0.01 {
-                    p.push(after_reg(rng), subj, K_CONSENT, 1, 1);
-                }
-                if rng.f64() < 0.005 {
-                    p.push(after_reg(rng), subj, K_CONSENT, 0, 1);
-                }
-                // Background reports and blocks between acquaintances.
-                let book = &self.contacts[i];
-                if !book.is_empty() {
-                    if rng.f64() < 0.01 {
-                        let t = book[rng.usize(..book.len())];
-                        p.push(after_reg(rng), subj, K_BLOCK, t, 0);
-                    }
-                    if rng.f64() < 0.003 {
-                        let t = book[rng.usize(..book.len())];
-                        p.push(after_reg(rng), subj, K_REPORT, t, rng.u32(0..REPORT_REASONS.len() as u32));
-                    }
-                }
-            }
+            *link = self.plan_structure(rng, &mut p, i, &window);
         }
 
         // Partner friendships among partner-linked mutual contacts.
@@ -216,15 +179,17 @@ impl Simulator {
 
         // Abuse and hard negatives.
         let mut labels = Vec::new();
-        for i in 0..n {
+        for (i, &link) in link_ms.iter().enumerate() {
             let b = self.subjects[i].behaviour;
             if b == B_NONE {
                 continue;
             }
-            let first = self.plan_behaviour(rng, &mut p, i, &link_ms, &links_of);
+            let links = links_of.get(&i).map_or(&[][..], Vec::as_slice);
+            let first = self.plan_behaviour(rng, &mut p, i, &window, link, links);
             labels.push(Label { subj: i as u32, spam: self.subjects[i].is_spam(), behaviour: b, first_abuse: first });
         }
         self.labels = labels;
+        self.links_of = links_of;
 
         // Rare account deletions near the end.
         for &d in deleted {
@@ -236,16 +201,95 @@ impl Simulator {
             }
         }
         let subjects = &self.subjects;
-        // Nothing about a deleted account after its deletion: neither its own
-        // events nor a partner friendship naming it (proviso refuses
-        // friendships with accounts no longer linked).
-        p.ev.retain(|e| {
-            e.kind == K_DELETE
-                || (e.ts < subjects[e.subj as usize].del_ms
-                    && (e.kind != K_PARTNER_FRIEND || e.ts < subjects[e.a as usize].del_ms))
-        });
+        p.ev.retain(|e| allowed_after_deletions(subjects, e));
         p.ev.sort_unstable_by_key(|e| (e.ts, e.subj, e.kind));
         self.plan = p.ev;
+    }
+
+    /// Plans subject `i`'s structural events within `span`: registration
+    /// (when in the span), contact snapshots, the partner link, and for
+    /// people who are not spammers consents and background blocks and
+    /// reports. Returns the partner link's time (`i64::MAX` without one).
+    pub(super) fn plan_structure(&self, rng: &mut Rng, p: &mut Planner, i: usize, span: &Span) -> i64 {
+        let days = span.days;
+        let mut link = i64::MAX;
+        let s = &self.subjects[i];
+        let subj = i as u32;
+        let reg = s.reg_ms;
+        let reg_in = reg >= span.from;
+        let spam = s.is_spam();
+        let region = usize::from(s.region);
+        if reg_in {
+            p.push(reg, subj, K_REGISTER, 0, 0);
+            p.push(reg + rng.i64(2_000..60_000), subj, K_SESSION, 0, 0);
+        }
+        let reg_day = if reg_in { ((reg - span.start) / DAY_MS) as u32 } else { 0 };
+        if !spam || rng.bool() {
+            // An account older than the window already had its book on
+            // file: its snapshot comes in the window's first hour, so
+            // day one is not a cold start where everyone is a stranger.
+            let t = if reg_in { reg + rng.i64(MINUTE..10 * MINUTE) } else { span.start + rng.i64(0..HOUR) };
+            p.push(t, subj, K_CONTACTS, 0, 0);
+            if !spam && reg_day + 1 < days && rng.f64() < (f64::from(days) / 60.0).min(0.9) {
+                let d = rng.u32(reg_day + 1..days);
+                let t = self.span_ts(rng, span, d, i);
+                p.push(t, subj, K_CONTACTS, 0, 1);
+            }
+        }
+        if s.partner != 0 {
+            let t = if reg_in {
+                reg + rng.i64(HOUR..48 * HOUR)
+            } else {
+                let d = rng.u32(0..days.min(3));
+                self.span_ts(rng, span, d, i)
+            };
+            if p.push(t, subj, K_PARTNER_ACCOUNT, 0, 0) {
+                link = t;
+            }
+        }
+        let after_reg = |rng: &mut Rng| -> i64 {
+            let from = reg.max(span.start) + 10 * MINUTE;
+            if from >= span.end() {
+                return span.end();
+            }
+            let d = ((from - span.start) / DAY_MS) as u32;
+            let d = rng.u32(d..days);
+            let t = local_ts(rng, &self.cycle, span.start + i64::from(d) * DAY_MS, REGIONS[region].tz_min);
+            t.max(from)
+        };
+        if !spam {
+            let refusal = self.cfg.refusal_share;
+            if rng.f64() < refusal {
+                let t = after_reg(rng);
+                p.push(t, subj, K_CONSENT, 1, 0);
+                if rng.f64() < 0.1 {
+                    let t2 = t + rng.i64(HOUR..10 * DAY_MS);
+                    p.push(t2, subj, K_CONSENT, 1, 1);
+                }
+            }
+            if rng.f64() < refusal * 0.4 {
+                p.push(after_reg(rng), subj, K_CONSENT, 0, 0);
+            }
+            if rng.f64() < 0.01 {
+                p.push(after_reg(rng), subj, K_CONSENT, 1, 1);
+            }
+            if rng.f64() < 0.005 {
+                p.push(after_reg(rng), subj, K_CONSENT, 0, 1);
+            }
+            // Background reports and blocks between acquaintances.
+            let book = &self.contacts[i];
+            if !book.is_empty() {
+                if rng.f64() < 0.01 {
+                    let t = book[rng.usize(..book.len())];
+                    p.push(after_reg(rng), subj, K_BLOCK, t, 0);
+                }
+                if rng.f64() < 0.003 {
+                    let t = book[rng.usize(..book.len())];
+                    p.push(after_reg(rng), subj, K_REPORT, t, rng.u32(0..REPORT_REASONS.len() as u32));
+                }
+            }
+        }
+        link
     }
 
     /// Invents the link domains of slow link spammers (rings of one to four
@@ -301,20 +345,24 @@ impl Simulator {
 
     /// Plans the events of one spammer / hard negative; returns the first
     /// abusive timestamp for spammers.
-    fn plan_behaviour(
+    ///
+    /// Times come from the days of `span` (a live arrival's span starts at
+    /// its arrival); `link` is the subject's partner link time (`i64::MAX`
+    /// without one) and `links` its invented domains.
+    pub(super) fn plan_behaviour(
         &self,
         rng: &mut Rng,
         p: &mut Planner,
         i: usize,
-        link_ms: &[i64],
-        links_of: &HashMap<usize, Vec<u32>>,
+        span: &Span,
+        link: i64,
+        links: &[u32],
     ) -> Option<i64> {
-        let links: &[u32] = links_of.get(&i).map_or(&[], Vec::as_slice);
         let s = &self.subjects[i];
         let subj = i as u32;
-        let days = self.cfg.days.max(1);
-        let reg = s.reg_ms.max(self.start);
-        let reg_day = ((reg - self.start) / DAY_MS) as u32;
+        let days = span.days;
+        let reg = s.reg_ms.max(span.from);
+        let reg_day = ((reg - span.start) / DAY_MS) as u32;
         let mut first: Option<i64> = None;
         let mut note = |t: i64, ok: bool| {
             if ok && first.is_none_or(|f| t < f) {
@@ -350,7 +398,7 @@ impl Simulator {
                 let active_days = rng.u32(3..=8);
                 for _ in 0..active_days {
                     let d = rng.u32(reg_day..days);
-                    let mut t = self.local_ts(rng, d, i).max(reg + MINUTE);
+                    let mut t = self.span_ts(rng, span, d, i).max(reg + MINUTE);
                     p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                     for _ in 0..rng.u32(20..=60) {
                         t += rng.i64(30_000..300_000);
@@ -378,7 +426,7 @@ impl Simulator {
                         continue;
                     }
                     let d = (day0 + rng.u32(0..span_days)).min(days - 1);
-                    let t = self.local_ts(rng, d, i).max(reg + MINUTE);
+                    let t = self.span_ts(rng, span, d, i).max(reg + MINUTE);
                     if t - t_sess > 6 * HOUR {
                         p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                         t_sess = t;
@@ -414,7 +462,7 @@ impl Simulator {
                     if rng.f32() >= 0.6 {
                         continue;
                     }
-                    let mut t = self.local_ts(rng, d, i);
+                    let mut t = self.span_ts(rng, span, d, i);
                     p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                     for _ in 0..rng.u32(10..=30) {
                         let biz = rng.u32(0..self.n_biz);
@@ -434,7 +482,7 @@ impl Simulator {
                         }
                         for _ in 0..rng.u32(10..=30) {
                             let g = groups[rng.usize(..groups.len())];
-                            let t = self.local_ts(rng, d, i);
+                            let t = self.span_ts(rng, span, d, i);
                             // Announcements often carry a link.
                             let link =
                                 if rng.f32() < 0.3 { (1 + rng.u32(0..BENIGN_DOMAINS.len() as u32)) << 4 } else { 0 };
@@ -448,7 +496,7 @@ impl Simulator {
                 rng.shuffle(&mut book);
                 book.truncate(rng.usize(60..=180));
                 let d = rng.u32(reg_day..days);
-                let mut t = self.local_ts(rng, d, i);
+                let mut t = self.span_ts(rng, span, d, i);
                 p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                 for to in book {
                     t += rng.i64(5_000..60_000);
@@ -470,7 +518,7 @@ impl Simulator {
                     if d >= days {
                         break;
                     }
-                    let mut t = self.local_ts(rng, d, i).max(reg + 30 * MINUTE);
+                    let mut t = self.span_ts(rng, span, d, i).max(reg + 30 * MINUTE);
                     p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                     let per_hour = 1.5 + rng.f64() * 3.5;
                     let hours = f64::from(rng.u32(3..=8));
@@ -500,7 +548,7 @@ impl Simulator {
                     let mut book = self.contacts[i].clone();
                     rng.shuffle(&mut book);
                     book.truncate(rng.usize(25..=70));
-                    let mut t = self.local_ts(rng, d, i).max(reg + HOUR);
+                    let mut t = self.span_ts(rng, span, d, i).max(reg + HOUR);
                     p.push(t - rng.i64(1_000..60_000), subj, K_SESSION, 0, 0);
                     for to in book {
                         t += rng.i64(20_000..300_000);
@@ -520,7 +568,7 @@ impl Simulator {
                         if customer == subj {
                             continue;
                         }
-                        let t = self.local_ts(rng, d, i);
+                        let t = self.span_ts(rng, span, d, i);
                         p.push(t, customer, K_MSG_TO, subj, 0);
                         let reply = t + rng.i64(MINUTE..30 * MINUTE);
                         p.push(reply, subj, K_MSG_TO, customer, invented_link(links[0]));
@@ -538,9 +586,9 @@ impl Simulator {
             }
             _ => {}
         }
-        if s.is_spam() && s.partner != 0 && link_ms[i] != i64::MAX && rng.f32() < 0.4 {
+        if s.is_spam() && s.partner != 0 && link != i64::MAX && rng.f32() < 0.4 {
             if let Some(f) = first {
-                let t = f.max(link_ms[i]) + rng.i64(HOUR..3 * DAY_MS);
+                let t = f.max(link) + rng.i64(HOUR..3 * DAY_MS);
                 p.push(t, subj, K_PARTNER_FLAG, 0, rng.u32(0..FLAG_REASONS.len() as u32));
             }
         }

@@ -61,18 +61,7 @@ impl Population {
 /// Region of each subject id, with ids sorted so that each region is one
 /// contiguous range: (region of each id, range of each region).
 fn assign_regions(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<(u32, u32)>) {
-    let total_w: f64 = REGIONS.iter().map(|r| r.weight).sum();
-    let mut region_of: Vec<u8> = (0..n)
-        .map(|_| {
-            let mut u = rng.f64() * total_w;
-            let mut r = 0;
-            while r + 1 < REGIONS.len() && u >= REGIONS[r].weight {
-                u -= REGIONS[r].weight;
-                r += 1;
-            }
-            r as u8
-        })
-        .collect();
+    let mut region_of: Vec<u8> = (0..n).map(|_| draw_region(rng)).collect();
     region_of.sort_unstable();
     let mut region_ranges = vec![(0u32, 0u32); REGIONS.len()];
     {
@@ -86,6 +75,18 @@ fn assign_regions(rng: &mut Rng, n: usize) -> (Vec<u8>, Vec<(u32, u32)>) {
         }
     }
     (region_of, region_ranges)
+}
+
+/// A region, by the regions' weights.
+pub(super) fn draw_region(rng: &mut Rng) -> u8 {
+    let total_w: f64 = REGIONS.iter().map(|r| r.weight).sum();
+    let mut u = rng.f64() * total_w;
+    let mut r = 0;
+    while r + 1 < REGIONS.len() && u >= REGIONS[r].weight {
+        u -= REGIONS[r].weight;
+        r += 1;
+    }
+    r as u8
 }
 
 /// A unique valid number per subject, in its region: (all written forms back
@@ -220,6 +221,46 @@ fn assign_roles(rng: &mut Rng, cfg: &SimConfig) -> (Vec<u8>, Vec<u32>) {
     (behaviour, deleted)
 }
 
+/// The platform a subject registers on (device farms all on one) and the
+/// written form it prefers for its own number.
+pub(super) fn draw_platform_and_style(rng: &mut Rng, behaviour: u8) -> (u8, u8) {
+    let pu = rng.f32();
+    let platform = if behaviour == B_DEVICE_FARM || pu < 0.70 {
+        0
+    } else if pu < 0.95 {
+        1
+    } else if pu < 0.99 {
+        2
+    } else {
+        3
+    };
+    let su = rng.f32();
+    let style = if su < 0.5 {
+        F_E164
+    } else if su < 0.7 {
+        F_SPACED
+    } else if su < 0.95 {
+        F_NATIONAL
+    } else {
+        F_IDD
+    } as u8;
+    (platform, style)
+}
+
+/// A valid number in `region` not in `numbers` (which then holds it), for
+/// an account arriving after the population was drawn: its written forms.
+pub(super) fn draw_fresh_number(rng: &mut Rng, region: u8, numbers: &mut HashSet<u64>) -> [String; 4] {
+    let r = usize::from(region);
+    loop {
+        let nsn = phones::draw_nsn(rng, r);
+        let written = phones::forms(r, &nsn);
+        let Ok(key) = format!("{}{}", REGIONS[r].cc, nsn).parse::<u64>() else { continue };
+        if phones::is_valid_e164(&written[F_E164], r) && numbers.insert(key) {
+            return written;
+        }
+    }
+}
+
 /// Each subject's attributes: platform, written style, registration time,
 /// activity weight, partner account, device, business use.
 fn build_subjects(
@@ -238,26 +279,7 @@ fn build_subjects(
         let region = region_of[i];
         let b = behaviour[i];
         let is_spam = is_spam_behaviour(b);
-        let pu = rng.f32();
-        let platform = if b == B_DEVICE_FARM || pu < 0.70 {
-            0
-        } else if pu < 0.95 {
-            1
-        } else if pu < 0.99 {
-            2
-        } else {
-            3
-        };
-        let su = rng.f32();
-        let style = if su < 0.5 {
-            F_E164
-        } else if su < 0.7 {
-            F_SPACED
-        } else if su < 0.95 {
-            F_NATIONAL
-        } else {
-            F_IDD
-        } as u8;
+        let (platform, style) = draw_platform_and_style(rng, b);
         let reg_ms = if is_spam {
             // Refined per behaviour by the plan.
             start - rng.i64(DAY_MS..3 * 365 * DAY_MS)

@@ -363,3 +363,124 @@ fn one_register_per_subject_and_device_farms_share_devices() {
     assert!(registers.values().all(|&c| c == 1), "a subject registered twice");
     assert!(per_device.values().any(|&c| c >= 5), "no device farm");
 }
+
+/// A small run, caught up, then live from 09:30 UTC the day after its window.
+fn live_sim(rate: u64) -> (Simulator, i64) {
+    let cfg = SimConfig { subjects: 3_000, days: 4, target_events: 20_000, median_contacts: 40, ..small() };
+    let start = cfg.start_ms + i64::from(cfg.days) * DAY_MS + 9 * HOUR + 30 * MINUTE;
+    let mut sim = Simulator::new(cfg);
+    let mut line = Vec::new();
+    while sim.next_line(&mut line).is_some() {
+        line.clear();
+    }
+    sim.go_live(start, rate);
+    (sim, start)
+}
+
+/// Reads the live lines a clock ticking one second at a time from `start`
+/// gets over `seconds`: (line, event time, the clock when handed out).
+fn live_lines(sim: &mut Simulator, start: i64, seconds: i64) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    let mut line = Vec::new();
+    for second in 0..=seconds {
+        let now = start + second * 1000;
+        while let Some(ts) = sim.next_live_line(now, &mut line) {
+            out.push((String::from_utf8(line.clone()).expect("utf8"), ts, now));
+            line.clear();
+        }
+    }
+    out
+}
+
+/// Live: within fifteen simulated minutes an arrival of every kind is
+/// planned (each abuser with abuse to come, each hard negative an existing
+/// one), burst senders already burst, no line is handed out before its
+/// event time has come or carries a time before the live start, and the
+/// people keep the asked rate.
+#[test]
+fn live_brings_every_kind_and_never_runs_ahead_of_the_clock() {
+    let rate = 200;
+    let (mut sim, start) = live_sim(rate);
+    let lines = live_lines(&mut sim, start, 15 * 60);
+    for (l, ts, now) in &lines {
+        assert!(ts <= now, "handed out at {now} before its time: {l}");
+        assert!(*ts >= start, "before the live start: {l}");
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json {l}: {e}"));
+        let parsed = match &v["ts"] {
+            Value::Number(n) => n.as_i64().expect("int ts"),
+            Value::String(s) => {
+                let t =
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("rfc3339");
+                (t.unix_timestamp_nanos() / 1_000_000) as i64
+            }
+            other => panic!("bad ts {other}"),
+        };
+        assert_eq!(parsed, *ts, "{l}");
+    }
+    // The rate, once the first windows' messages have caught up with their
+    // sessions (five minutes in).
+    let steady = lines.iter().filter(|(_, ts, _)| *ts >= start + 5 * 60_000).count() as f64 / 600.0;
+    assert!((steady - rate as f64).abs() < 0.3 * rate as f64, "{steady} events/s for a rate of {rate}");
+
+    let live = sim.live.as_ref().expect("live");
+    for kind in live::ARRIVAL_KINDS {
+        let arrivals: Vec<_> = live.arrivals.iter().filter(|a| a.behaviour == kind).collect();
+        let name = BEHAVIOUR_NAMES[usize::from(kind)];
+        assert!(!arrivals.is_empty(), "no {name} arrived");
+        for arrival in &arrivals {
+            // The last window built may reach past the clock.
+            assert!(
+                arrival.at >= start && arrival.at < start + 15 * 60_000 + live::WINDOW_MS,
+                "{name} at {}",
+                arrival.at
+            );
+            assert!(!arrival.subjects.is_empty(), "{name} brought nobody");
+            for &subj in &arrival.subjects {
+                assert_eq!(sim.subjects[subj as usize].behaviour, kind);
+            }
+        }
+        if is_spam_behaviour(kind) {
+            let planned = arrivals
+                .iter()
+                .flat_map(|a| &a.subjects)
+                .any(|&subj| sim.labels.iter().any(|l| l.subj == subj && l.first_abuse.is_some_and(|t| t >= start)));
+            assert!(planned, "no {name} arrival has abuse planned");
+        }
+    }
+    assert_eq!(live.arrivals[0].behaviour, B_FRESH_BURST, "the first arrival is a burst sender");
+    // Burst senders burst at once: their messages are already out.
+    let bursters: HashSet<&str> = live
+        .arrivals
+        .iter()
+        .filter(|a| a.behaviour == B_FRESH_BURST)
+        .flat_map(|a| &a.subjects)
+        .flat_map(|&subj| (0..4).map(move |f| (subj, f)))
+        .map(|(subj, f)| sim.form_str(&sim.subjects[subj as usize], f))
+        .collect();
+    let burst_messages = lines
+        .iter()
+        .filter(|(l, _, _)| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            v["type"] == "message" && v["phone"].as_str().is_some_and(|p| bursters.contains(p))
+        })
+        .count();
+    assert!(burst_messages >= 100, "{burst_messages} burst messages");
+    // New numbers are valid and nobody else's.
+    let mut seen = HashSet::new();
+    for s in &sim.subjects {
+        assert!(seen.insert(sim.form_str(s, phones::F_E164).to_string()), "duplicate number");
+    }
+    for arrival in live.arrivals.iter().filter(|a| is_spam_behaviour(a.behaviour)).take(5) {
+        let s = &sim.subjects[arrival.subjects[0] as usize];
+        let e164 = sim.form_str(s, phones::F_E164);
+        assert_eq!(to_e164(e164, None), e164);
+    }
+}
+
+/// Live lines are a pure function of the config, the live start and the rate.
+#[test]
+fn live_is_deterministic() {
+    let (mut a, start) = live_sim(100);
+    let (mut b, _) = live_sim(100);
+    assert_eq!(live_lines(&mut a, start, 120), live_lines(&mut b, start, 120));
+}
