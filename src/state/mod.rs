@@ -412,7 +412,7 @@ impl State {
     }
 
     /// Approximate heap bytes per part of the state.
-    pub fn heap_breakdown(&self) -> [(&'static str, usize); 7] {
+    pub fn heap_breakdown(&self) -> [(&'static str, usize); 8] {
         [
             ("subjects", self.subjects.heap_bytes()),
             ("usage", self.usage.heap_bytes()),
@@ -421,6 +421,7 @@ impl State {
             ("links", self.links.heap_bytes()),
             ("abuse", self.abuse.heap_bytes()),
             ("audiences", self.audiences.heap_bytes()),
+            ("keys", self.recent_keys.heap_bytes()),
         ]
     }
 }
