@@ -26,13 +26,28 @@ fn default_rules_path() -> String {
 /// `rules backtest` commands. (The overall median delay is no longer
 /// asserted: since slow link spam joined the mix it measures the mix of
 /// kinds more than how fast any kind is caught.)
-#[test]
-fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
+/// Simulates (`simulate_args`, plus the output files), ingests and
+/// backtests the built-in rules against the simulator's labels; the JSON
+/// report.
+fn backtest_default_rules(simulate_args: &[&str]) -> Value {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = |name: &str| temp.path().join(name).to_str().expect("utf8").to_string();
     let (events, labels, data) = (dir("events.ndjson"), dir("labels.ndjson"), dir("data"));
-    let output = run(&[
-        "simulate",
+    let mut args = vec!["simulate"];
+    args.extend_from_slice(simulate_args);
+    args.extend_from_slice(&["--out", &events, "--labels", &labels]);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["ingest", &events, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(&["rules", "backtest", &default_rules_path(), "--labels", &labels, "--data", &data, "--json"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("json report")
+}
+
+#[test]
+fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
+    let report = backtest_default_rules(&[
         "--seed",
         "2026",
         "--subjects",
@@ -43,17 +58,7 @@ fn default_rules_meet_precision_recall_and_delay_on_an_untuned_seed() {
         "300000",
         "--start",
         "2026-03-01",
-        "--out",
-        &events,
-        "--labels",
-        &labels,
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let output = run(&["ingest", &events, "--data", &data, "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let output = run(&["rules", "backtest", &default_rules_path(), "--labels", &labels, "--data", &data, "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
     let figure = |name: &str| report[name].as_f64().unwrap_or_else(|| panic!("{name} in {report}"));
     assert!(report["labelled_spam"].as_u64().expect("count") >= 150, "{report}");
     assert!(figure("precision") >= 0.95, "{report:#}");
@@ -382,30 +387,7 @@ fn rules_file_changes_are_picked_up() {
 /// business repliers).
 #[test]
 fn default_rules_catch_slow_unlisted_link_spam_and_spare_heavy_senders() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let dir = |name: &str| temp.path().join(name).to_str().expect("utf8").to_string();
-    let (events, labels, data) = (dir("events.ndjson"), dir("labels.ndjson"), dir("data"));
-    let output = run(&[
-        "simulate",
-        "--seed",
-        "7",
-        "--subjects",
-        "6000",
-        "--days",
-        "10",
-        "--events",
-        "60000",
-        "--out",
-        &events,
-        "--labels",
-        &labels,
-    ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let output = run(&["ingest", &events, "--data", &data, "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let output = run(&["rules", "backtest", &default_rules_path(), "--labels", &labels, "--data", &data, "--json"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let report = backtest_default_rules(&["--seed", "7", "--subjects", "6000", "--days", "10", "--events", "60000"]);
     let behaviours = report["by_behaviour"].as_array().expect("behaviours");
     let slow = behaviours.iter().find(|b| b["behaviour"] == "slow_link_unlisted").expect("slow link spammers");
     let (subjects, detected) = (slow["subjects"].as_u64().expect("n"), slow["detected"].as_u64().expect("n"));

@@ -211,6 +211,13 @@ fn help_lists_subcommands_and_examples() {
     for needle in ["serve", "ingest", "query", "simulate", "demo", "rebuild", "proviso demo"] {
         assert!(help.contains(needle), "{needle} in {help}");
     }
+    // A subcommand's `--help` is its whole description, `-h` its one line.
+    for (command, long_only) in [("ingest", "survives a crash"), ("soak", "per minute"), ("serve", "admin.token")] {
+        let long = String::from_utf8_lossy(&run(&[command, "--help"], None).stdout).to_string();
+        let short = String::from_utf8_lossy(&run(&[command, "-h"], None).stdout).to_string();
+        assert!(long.contains(long_only), "{command} --help lacks {long_only:?}: {long}");
+        assert!(long.len() > short.len() + 100, "{command} --help is no longer than -h: {long}");
+    }
 }
 
 /// `proviso demo` starts a server on its own data dir, streams the simulator

@@ -80,37 +80,40 @@ fn hide_serve_only_options(command: clap::Command) -> clap::Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP server (ingest, metrics, consent, abuse, partner outputs) on a data dir
+    // Each variant sets only the one-line `about` (the subcommand list and
+    // `-h`); `--help` shows the long help of the command's own doc comment.
+    // A `///` here would replace that long help with its one line.
+    #[command(about = "Run the HTTP server (ingest, metrics, consent, abuse, partner outputs) on a data dir")]
     Serve(serve::ServeCommand),
-    /// Load an NDJSON file (or stdin) into a data dir, durably
+    #[command(about = "Load an NDJSON file (or stdin) into a data dir, durably")]
     Ingest(ingest::IngestCommand),
-    /// Query usage metrics from a data dir or a running server
+    #[command(about = "Query usage metrics from a data dir or a running server")]
     Query(query::QueryCommand),
-    /// Generate a deterministic, realistic workload (file or live stream)
+    #[command(about = "Generate a deterministic, realistic workload (file or live stream)")]
     Simulate(simulate::SimulateCommand),
     // The about and long help come from `DemoCommand`'s doc comment.
     Demo(demo::DemoCommand),
-    /// Rebuild derived state from the log alone and write a fresh snapshot
+    #[command(about = "Rebuild derived state from the log alone and write a fresh snapshot")]
     Rebuild(rebuild::RebuildCommand),
-    /// Check abuse rules, or backtest them against labelled history
+    #[command(about = "Check abuse rules, or backtest them against labelled history")]
     Rules(rules::RulesCommand),
-    /// Verify the hash-chained disclosure audit log, or print its head to keep
+    #[command(about = "Verify the hash-chained disclosure audit log, or print its head to keep")]
     Audit(audit::AuditCommand),
-    /// Rewrite the log without erased (deleted) subjects
+    #[command(about = "Rewrite the log without erased (deleted) subjects")]
     Compact(compact::CompactCommand),
-    /// Check every record of the event log (names damaged ones by file and byte)
+    #[command(about = "Check every record of the event log (names damaged ones by file and byte)")]
     Log(log::LogCommand),
-    /// Print what proviso holds about one person (JSON)
+    #[command(about = "Print what proviso holds about one person (JSON)")]
     Report(report::ReportCommand),
-    /// Take a consistent backup of a data dir, while the server runs
+    #[command(about = "Take a consistent backup of a data dir, while the server runs")]
     Backup(backup::BackupCommand),
-    /// Restore a backup into a new data dir, erasing everyone erased since
+    #[command(about = "Restore a backup into a new data dir, erasing everyone erased since")]
     Restore(restore::RestoreCommand),
-    /// Soak a real server on loopback for --minutes and check it stays flat
+    #[command(about = "Soak a real server on loopback for --minutes and check it stays flat")]
     Soak(soak::SoakCommand),
-    /// Print the configuration in force (secrets masked), or the options reference
+    #[command(about = "Print the configuration in force (secrets masked), or the options reference")]
     Config(config::ConfigCommand),
-    /// Benchmark clients for the scripts in bench/ (a low-CPU HTTP load generator)
+    #[command(about = "Benchmark clients for the scripts in bench/ (a low-CPU HTTP load generator)")]
     Bench(bench::BenchCommand),
 }
 
