@@ -51,11 +51,18 @@ impl super::window::Timed for DomainSend {
 }
 
 /// One person a subject wrote to without having them in their contacts.
+/// Times are whole seconds since the epoch (12 bytes an entry: there is one
+/// per person a writer cold-messaged, up to [`MAX_FIRST_WRITES`]).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct FirstWrite {
     to: u32,
-    first_ms: i64,
-    last_ms: i64,
+    first_s: u32,
+    last_s: u32,
+}
+
+/// Event time in whole seconds, as [`FirstWrite`] keeps it.
+fn seconds(ts_ms: i64) -> u32 {
+    ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// Why a domain is on the derived list.
@@ -181,28 +188,35 @@ impl DomainReputation {
     /// contacts.
     pub fn note_first_write(&mut self, from: u32, to: u32, ts_ms: i64) {
         let writes = self.first_writes.entry(from).or_default();
-        let (mut first_ms, mut last_ms) = (ts_ms, ts_ms);
+        let (mut first_s, mut last_s) = (seconds(ts_ms), seconds(ts_ms));
         if let Some(at) = writes.iter().position(|write| write.to == to) {
             if let Some(old) = writes.remove(at) {
-                first_ms = first_ms.min(old.first_ms);
-                last_ms = last_ms.max(old.last_ms);
+                first_s = first_s.min(old.first_s);
+                last_s = last_s.max(old.last_s);
             }
-        }
-        // Least recently written first; event times may arrive out of order.
-        let at = writes.iter().rposition(|write| write.last_ms <= last_ms).map_or(0, |at| at + 1);
-        writes.insert(at, FirstWrite { to, first_ms, last_ms });
-        while writes.len() > MAX_FIRST_WRITES {
+        } else if writes.len() >= MAX_FIRST_WRITES {
+            // Full: the least recently written goes, unless this is older
+            // still. Made room before inserting, so the deque's capacity
+            // stays at MAX_FIRST_WRITES.
+            if writes.front().is_some_and(|oldest| oldest.last_s > last_s) {
+                return;
+            }
             writes.pop_front();
         }
+        // Least recently written first; event times may arrive out of order.
+        let at = writes.iter().rposition(|write| write.last_s <= last_s).map_or(0, |at| at + 1);
+        writes.insert(at, FirstWrite { to, first_s, last_s });
     }
 
     /// Whether `from` wrote to `to` at or before `at_ms` (as remembered by
-    /// [`Self::note_first_write`]): a message from `to` to `from` then is an
-    /// answer, not cold messaging.
+    /// [`Self::note_first_write`], to the second): a message from `to` to
+    /// `from` then is an answer, not cold messaging.
     pub fn wrote_to(&self, from: u32, to: u32, at_ms: i64) -> bool {
         self.first_writes.get(&from).is_some_and(|writes| {
             writes.iter().any(|write| {
-                write.to == to && write.first_ms <= at_ms && at_ms - write.last_ms <= FIRST_WRITE_MEMORY_MS
+                write.to == to
+                    && i64::from(write.first_s) * 1000 <= at_ms
+                    && at_ms - i64::from(write.last_s) * 1000 <= FIRST_WRITE_MEMORY_MS
             })
         })
     }
@@ -241,7 +255,7 @@ impl DomainReputation {
         self.links.retain(|_, links| links.back().is_some_and(|(ts, _)| *ts > horizon_ms));
         let write_horizon_ms = now_ms.saturating_sub(FIRST_WRITE_MEMORY_MS);
         self.first_writes.retain(|_, writes| {
-            writes.retain(|write| write.last_ms > write_horizon_ms);
+            writes.retain(|write| i64::from(write.last_s) * 1000 > write_horizon_ms);
             !writes.is_empty()
         });
     }
@@ -417,6 +431,7 @@ mod tests {
             table.note_first_write(3, to, i64::from(to) * 1_000);
         }
         assert_eq!(table.first_writes[&3].len(), MAX_FIRST_WRITES);
+        assert!(table.first_writes[&3].capacity() <= MAX_FIRST_WRITES, "room is made before inserting");
         assert!(table.wrote_to(3, 99, 200_000));
         assert!(!table.wrote_to(3, 0, 200_000));
         // Out-of-order event times keep the least recently written first.
