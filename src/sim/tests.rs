@@ -90,15 +90,7 @@ fn lines_follow_contract() {
             );
         }
         // ts: RFC 3339 or epoch millis, equal to the returned ts.
-        let parsed = match &o["ts"] {
-            Value::Number(n) => n.as_i64().expect("int ts"),
-            Value::String(s) => {
-                let t =
-                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("rfc3339");
-                (t.unix_timestamp_nanos() / 1_000_000) as i64
-            }
-            other => panic!("bad ts {other}"),
-        };
+        let parsed = ts_ms_of(&o["ts"]);
         assert_eq!(parsed, *ts);
         assert!((lo..hi).contains(ts), "ts out of range: {l}");
         if *ts < prev {
@@ -406,15 +398,7 @@ fn live_brings_every_kind_and_never_runs_ahead_of_the_clock() {
         assert!(ts <= now, "handed out at {now} before its time: {l}");
         assert!(*ts >= start, "before the live start: {l}");
         let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad json {l}: {e}"));
-        let parsed = match &v["ts"] {
-            Value::Number(n) => n.as_i64().expect("int ts"),
-            Value::String(s) => {
-                let t =
-                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("rfc3339");
-                (t.unix_timestamp_nanos() / 1_000_000) as i64
-            }
-            other => panic!("bad ts {other}"),
-        };
+        let parsed = ts_ms_of(&v["ts"]);
         assert_eq!(parsed, *ts, "{l}");
     }
     // The rate, once the first windows' messages have caught up with their
@@ -483,4 +467,16 @@ fn live_is_deterministic() {
     let (mut a, start) = live_sim(100);
     let (mut b, _) = live_sim(100);
     assert_eq!(live_lines(&mut a, start, 120), live_lines(&mut b, start, 120));
+}
+
+/// An event's `ts` in epoch milliseconds: RFC 3339 text or epoch millis.
+fn ts_ms_of(ts: &Value) -> i64 {
+    match ts {
+        Value::Number(n) => n.as_i64().expect("int ts"),
+        Value::String(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("rfc3339");
+            (t.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        other => panic!("bad ts {other}"),
+    }
 }
