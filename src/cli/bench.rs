@@ -30,6 +30,28 @@ pub enum BenchSubcommand {
     /// Post an NDJSON file to a running server's /v1/events in batches, as
     /// fast as it acknowledges them, and print the figures as JSON
     HttpLoad(HttpLoadArgs),
+    /// Check the edge's compiled phone matcher against the phonenumber
+    /// crate over generated numbers of every region, and time both
+    PhoneAgreement(PhoneAgreementArgs),
+}
+
+/// Generates --numbers phone numbers from every region of the metadata
+/// (example numbers with digits changed, added or dropped, written in
+/// international, spaced, national, national-prefix and 00 forms, plus
+/// random digits), parses each with the phonenumber crate, and compares the
+/// crate's validity, region and E.164 answers with the edge's compiled
+/// matcher. Prints a JSON report; exits 1 on any disagreement. Then times
+/// both ways of answering over the first --timed numbers.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  proviso bench phone-agreement --numbers 1000000")]
+pub struct PhoneAgreementArgs {
+    /// Numbers to generate and compare
+    #[arg(long, default_value_t = 1_000_000)]
+    pub numbers: u64,
+    /// Seed of the generator
+    #[arg(long, default_value_t = 11)]
+    pub seed: u64,
 }
 
 /// Posts the first --max-lines lines of FILE to `POST /v1/events` in batches
@@ -103,7 +125,32 @@ pub struct HttpLoadArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command.command {
         BenchSubcommand::HttpLoad(args) => http_load(args),
+        BenchSubcommand::PhoneAgreement(args) => phone_agreement(args),
     }
+}
+
+fn phone_agreement(args: PhoneAgreementArgs) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(args.numbers).with_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("numbers compared");
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    let started = std::time::Instant::now();
+    let report = proviso::edge::agreement::check(args.numbers, args.seed, |done| bar.set_position(done));
+    bar.finish_and_clear();
+    let timing = proviso::edge::agreement::time_both(args.numbers.min(200_000), args.seed);
+    let json = serde_json::json!({
+        "report": report,
+        "seconds": started.elapsed().as_secs_f64(),
+        "timing": timing,
+    });
+    println!("{}", serde_json::to_string_pretty(&json)?);
+    if report.disagreements > 0 {
+        anyhow::bail!("{} of {} parsed numbers got different answers", report.disagreements, report.parsed);
+    }
+    Ok(())
 }
 
 /// The request bodies and one rendered `Idempotency-Key` per request

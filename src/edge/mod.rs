@@ -5,9 +5,11 @@
 //! Never: writes to disk, logs a field value, or lets a raw number leave this
 //! module. Error messages name the field and at most the last two digits.
 
+pub mod agreement;
 mod error;
 mod ids;
 mod key;
+mod matcher;
 mod phone;
 mod wire;
 

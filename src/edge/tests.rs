@@ -245,3 +245,21 @@ proptest! {
         }
     }
 }
+
+/// The compiled matcher answers exactly as the `phonenumber` crate does:
+/// validity, region and E.164 of generated numbers from every metadata
+/// entry and non-geographic code: a million numbers (about 90 s in a debug
+/// build; `PHONE_AGREEMENT_NUMBERS` changes the count, and
+/// `proviso bench phone-agreement` runs the same check in release).
+#[test]
+fn validity_region_e164_agree_with_the_crate() {
+    let count = std::env::var("PHONE_AGREEMENT_NUMBERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let report = super::agreement::check(count, 11, |_| {});
+    let entries = super::matcher::all_metadata().len();
+    assert_eq!(report.regions, entries, "every metadata entry is drawn from");
+    assert_eq!(report.disagreements, 0, "{:#?}", report.examples);
+    // Both answers are exercised, and most numbers parse.
+    assert!(report.valid * 5 > report.parsed, "valid {} of {}", report.valid, report.parsed);
+    assert!(report.valid * 10 < report.parsed * 9, "valid {} of {}", report.valid, report.parsed);
+    assert!(report.parsed * 2 > report.generated, "parsed {} of {}", report.parsed, report.generated);
+}
