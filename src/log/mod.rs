@@ -118,22 +118,26 @@ pub struct Log {
 
 impl Log {
     /// Opens (or creates) the log in `dir`, cutting a torn tail left by a crash.
+    /// Every closed segment is read whole first: damage anywhere in the log
+    /// stops the start here, not a rebuild months later.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<Log, LogError> {
+        let (mut log, closed) = Log::open_unverified(dir, segment_bytes)?;
+        log.closed_verified(closed.verify()?);
+        Ok(log)
+    }
+
+    /// [`Log::open`] in two halves, so the caller can do other work while
+    /// the closed segments are read: the active segment is opened (and a
+    /// torn tail cut) now; the closed segments are checked by
+    /// [`ClosedSegments::verify`], whose answer goes to
+    /// [`Log::closed_verified`] before the log is written or its size asked.
+    /// Closed segments are never written, so reading them beside a replay
+    /// of the same directory is safe.
+    pub fn open_unverified(dir: &Path, segment_bytes: u64) -> Result<(Log, ClosedSegments), LogError> {
         fsmode::create_private_dir(dir).map_err(io_err(dir))?;
-        let segments = list_segments(dir)?;
-        let (base, closed_bytes) = match segments.last() {
-            Some(&(base, _)) => {
-                let mut closed = 0;
-                // Every closed segment is read whole: damage anywhere in the
-                // log stops the start here, not a rebuild months later.
-                for (_, path) in &segments[..segments.len() - 1] {
-                    let mut file = File::open(path).map_err(io_err(path))?;
-                    closed += scan_segment(path, &mut file, false)?.valid_len;
-                }
-                (base, closed)
-            }
-            None => (0, 0),
-        };
+        let mut segments = list_segments(dir)?;
+        let base = segments.last().map_or(0, |&(base, _)| base);
+        segments.pop();
         let path = segment_path(dir, base);
         let mut active = fsmode::private_file()
             .create(true)
@@ -150,16 +154,22 @@ impl Log {
         }
         active.seek(SeekFrom::Start(scan.valid_len)).map_err(io_err(&path))?;
         sync_dir(dir)?;
-        Ok(Log {
+        let log = Log {
             dir: dir.to_path_buf(),
             segment_bytes,
             next_seq: base + scan.records,
             active,
             active_base: base,
             active_len: scan.valid_len,
-            closed_bytes,
+            closed_bytes: 0,
             group: Vec::new(),
-        })
+        };
+        Ok((log, ClosedSegments { paths: segments.into_iter().map(|(_, path)| path).collect() }))
+    }
+
+    /// Takes the closed segments' size as [`ClosedSegments::verify`] found it.
+    pub fn closed_verified(&mut self, closed_bytes: u64) {
+        self.closed_bytes = closed_bytes;
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -370,6 +380,38 @@ impl Group {
     fn release(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         (self.first_seq..).zip(starts.zip(self.ends.iter().copied()).map(|(start, end)| &self.bytes[start..end]))
+    }
+}
+
+/// The closed segments of a log opened by [`Log::open_unverified`], still
+/// to be read whole.
+#[must_use = "closed segments must be verified before the log is used"]
+pub struct ClosedSegments {
+    paths: Vec<PathBuf>,
+}
+
+impl ClosedSegments {
+    /// Reads every closed segment whole (on up to two threads) and returns
+    /// their valid bytes; damage anywhere is an error.
+    pub fn verify(self) -> Result<u64, LogError> {
+        let scan = |paths: &[PathBuf]| -> Result<u64, LogError> {
+            let mut bytes = 0;
+            for path in paths {
+                let mut file = File::open(path).map_err(io_err(path))?;
+                bytes += scan_segment(path, &mut file, false)?.valid_len;
+            }
+            Ok(bytes)
+        };
+        if self.paths.len() < 2 {
+            return scan(&self.paths);
+        }
+        let (first, second) = self.paths.split_at(self.paths.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| scan(second));
+            let mine = scan(first);
+            let other = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            Ok(mine? + other?)
+        })
     }
 }
 
@@ -985,6 +1027,31 @@ mod tests {
         let mut bytes = std::fs::read(path).expect("read");
         bytes[at] ^= 0x5a;
         std::fs::write(path, bytes).expect("write");
+    }
+
+    /// Closed segments are read on two threads: damage in any one of them,
+    /// whichever half it falls in, stops the open, and an intact log of
+    /// many segments opens with every byte counted.
+    #[test]
+    fn damage_in_any_closed_segment_stops_the_open() {
+        let payloads: Vec<Vec<u8>> = (0..12).map(|i| format!("record number {i:02}").into_bytes()).collect();
+        let payloads: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let segment_bytes = 2 * (MARKER_BYTES + FRAME_HEADER + payloads[0].len()) as u64;
+        let intact = tempfile::tempdir().expect("tempdir");
+        log_of(intact.path(), &payloads, segment_bytes);
+        let segments = list_segments(intact.path()).expect("list");
+        assert!(segments.len() >= 5, "{} segments", segments.len());
+        let log = Log::open(intact.path(), segment_bytes).expect("open");
+        let on_disk: u64 = segments.iter().map(|(_, path)| std::fs::metadata(path).expect("stat").len()).sum();
+        assert_eq!((log.next_seq(), log.size_bytes()), (12, on_disk));
+        for damaged in [0, segments.len() / 2, segments.len() - 2] {
+            let temp = tempfile::tempdir().expect("tempdir");
+            log_of(temp.path(), &payloads, segment_bytes);
+            let path = &list_segments(temp.path()).expect("list")[damaged].1;
+            flip(path, MARKER_BYTES + FRAME_HEADER + 2);
+            let error = Log::open(temp.path(), segment_bytes).err().expect("damage found").to_string();
+            assert!(error.contains(&path.display().to_string()), "segment {damaged}: {error}");
+        }
     }
 
     /// Regression: a damaged record in the middle of the last segment was

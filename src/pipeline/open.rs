@@ -42,8 +42,17 @@ impl Pipeline {
                 .with_max_future_skew_ms(options.max_future_skew_ms)
                 .with_clock(options.clock.clone()),
         );
-        let log = Log::open(&data_dir.join(LOG_DIR), options.segment_bytes)?;
-        let (state, report) = rebuild_state(&data_dir, true)?;
+        // The closed segments are read whole (damage anywhere stops the
+        // start) while state loads from the snapshot and replays the tail:
+        // the two halves of start-up, side by side.
+        let (mut log, closed) = Log::open_unverified(&data_dir.join(LOG_DIR), options.segment_bytes)?;
+        let (rebuilt, verified) = std::thread::scope(|scope| {
+            let verifying = scope.spawn(|| closed.verify());
+            let rebuilt = rebuild_state(&data_dir, true);
+            (rebuilt, verifying.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        log.closed_verified(verified?);
+        let (state, report) = rebuilt?;
         if state.next_seq > log.next_seq() {
             tracing::warn!(
                 snapshot_seq = state.next_seq,
