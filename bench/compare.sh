@@ -52,11 +52,11 @@ HTTP_BATCH=${HTTP_BATCH:-10000}
 HTTP_CONNECTIONS=${HTTP_CONNECTIONS:-4}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
-OUT=bench/out
+OUT=${OUT:-bench/out}
 BIN=target/release/proviso
 VENV=bench/.venv
 PY=$VENV/bin/python
-EVENTS_FILE=$OUT/events-$EVENTS.ndjson
+EVENTS_FILE=$OUT/events-$EVENTS-$SUBJECTS-$DAYS-$SEED.ndjson
 COMMANDS_FILE=$OUT/commands.txt
 ANALYST_TOKEN=bench-analyst-token-000001
 ADMIN_TOKEN=bench-admin-token-0000001

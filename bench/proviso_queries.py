@@ -2,7 +2,10 @@
 """Times proviso's usage queries over HTTP for bench/compare.sh (standard
 library only): GET /v1/metrics/active for window=1 (DAU series) and
 window=30 (trailing-30-day series), best of --runs each, on one keep-alive
-connection. Then reads /healthz and the server's RSS (/proc/PID/status
+connection. Then the one-day questions a dashboard asks, --latency-runs
+times each for days drawn at random (seeded) from the range: one day's DAU
+(window=1) and one day's trailing-30-day active subjects, p50/p99/max of
+each. Then reads /healthz and the server's RSS (/proc/PID/status
 VmRSS). Prints one JSON object on stdout.
 """
 
@@ -31,6 +34,8 @@ def main():
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--window", type=int, default=30, help="window of the MAU query")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--latency-runs", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     first = dt.date.fromisoformat(args.first)
@@ -63,6 +68,24 @@ def main():
     mau_path = f"{base}&window={args.window}"
     dau_s, dau = best(dau_path)
     mau_s, mau = best(mau_path)
+    import random
+
+    rng = random.Random(args.seed)
+
+    def latencies(window):
+        times = []
+        for _ in range(args.latency_runs):
+            day = first + dt.timedelta(days=rng.randrange(args.days))
+            path = f"/v1/metrics/active?from={day}&to={day}&window={window}"
+            started = time.perf_counter()
+            get(path)
+            times.append(time.perf_counter() - started)
+        times.sort()
+        pick = lambda q: round(times[min(len(times) - 1, int(q * len(times)))], 6)
+        return {"runs": len(times), "p50_s": pick(0.50), "p99_s": pick(0.99), "max_s": round(times[-1], 6)}
+
+    day_dau = latencies(1)
+    day_mau = latencies(args.window)
     health = get("/healthz", auth=False)
     rss_after = rss_bytes(args.pid)
     conn.close()
@@ -78,6 +101,8 @@ def main():
         "mau_sample": [point["active"] for point in mau["series"][:3]],
         "dau_series": dau["series"],
         "mau_series": mau["series"],
+        "one_day_dau_latency": day_dau,
+        "one_day_mau_latency": day_mau,
         "healthz": health,
         "rss_bytes_before_queries": rss_before,
         "rss_bytes": rss_after,

@@ -111,6 +111,8 @@ def main():
         "dau_max_relative_difference": max_rel_diff(dau_duck, dau_prov),
         "mau_max_relative_difference": max_rel_diff(mau_duck, mau_prov),
         "proviso_healthz": queries.get("healthz"),
+        "proviso_one_day_dau_latency": queries.get("one_day_dau_latency"),
+        "proviso_one_day_mau_latency": queries.get("one_day_mau_latency"),
         "proviso_rss_bytes": queries.get("rss_bytes"),
         "proviso_rss_bytes_per_subject": queries.get("rss_bytes_per_subject"),
         "http_lines": http.get("lines"),
@@ -167,6 +169,11 @@ def main():
     for row in rows:
         print("  " + "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)))
     print()
+    for name, key in (("DAU", "proviso_one_day_dau_latency"), ("30-day active", "proviso_one_day_mau_latency")):
+        lat = r.get(key) or {}
+        if lat:
+            print(f"  one day's {name} over HTTP, {lat['runs']} random days: p50 {lat['p50_s'] * 1e3:.3f} ms, "
+                  f"p99 {lat['p99_s'] * 1e3:.3f} ms, max {lat['max_s'] * 1e3:.3f} ms")
     print(f"  proviso ingest: {fmt(eps, 0)} events/s, {fmt(r['proviso_events_per_second_per_core'], 0)} events/s/core"
           f"  (accepted+rejected == lines: {r['proviso_accepted_plus_rejected_equals_lines']})")
     if r["proviso_rejected"]:
