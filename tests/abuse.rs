@@ -446,3 +446,97 @@ fn review_queue_shows_the_evidence_of_a_derived_suspicious_domain() {
     }
     assert!(!open.to_string().contains("98765110"), "no phone number in the review queue");
 }
+
+/// Issue 15 poisoning, end to end: 24 established people share a popular
+/// news domain with their contacts every morning for six days (eight of
+/// them also with two people they do not know), then four accounts
+/// registered that day spray it at 40 strangers within 20 minutes (a burst
+/// that meets every `[suspicious_domains]` threshold), and the people go on
+/// sharing it that afternoon. The domain's history outweighs the burst: the
+/// built-in `suspicious_domain_links` flags nobody (before the fix it put
+/// the eight who also sent it to strangers in review and shared them with
+/// the partner), while the sprayers themselves are caught by
+/// `stranger_link_spray`.
+#[test]
+fn a_burst_of_young_accounts_cannot_get_ordinary_sharers_of_a_popular_domain_flagged() {
+    const DAY: i64 = 86_400_000;
+    const MINUTE: i64 = 60_000;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&temp.path().join("data"));
+    let person = |i: usize| format!("+91983301{i:04}");
+    let friend = |i: usize, j: usize| format!("+91983302{:04}", i * 10 + j);
+    let stranger = |n: usize| format!("+91983303{n:04}");
+    let mut lines: Vec<(i64, String)> = Vec::new();
+    let mut message = |ts: i64, from: &str, to: &str| {
+        let line = format!(
+            r#"{{"type":"message","ts":{ts},"phone":"{from}","to":"{to}","kind":"text","link_domain":"dailynews.example"}}"#
+        );
+        lines.push((ts, line));
+    };
+    let mut strangers = 0usize;
+    // Ordinary sharing: three contacts each (mornings, then the afternoon
+    // of the burst day), and two strangers each for the first eight.
+    let share = |message: &mut dyn FnMut(i64, &str, &str), strangers: &mut usize, start: i64| {
+        for i in 0..24 {
+            let at = start + i as i64 * 5 * MINUTE;
+            for j in 0..3 {
+                message(at + j as i64 * MINUTE, &person(i), &friend(i, j));
+            }
+            if i < 8 {
+                for k in 0..2 {
+                    *strangers += 1;
+                    message(at + (3 + k) * MINUTE, &person(i), &stranger(*strangers));
+                }
+            }
+        }
+    };
+    for day in 0..6 {
+        share(&mut message, &mut strangers, T0 + day * DAY + 8 * 3_600_000);
+    }
+    // Day 6, noon: four accounts registered at 11:50 send it to ten
+    // strangers each, one every half minute between them.
+    let burst = T0 + 6 * DAY + 12 * 3_600_000;
+    let ring: Vec<String> = (0..4).map(|k| format!("+91983304{k:04}")).collect();
+    for k in 0..40 {
+        strangers += 1;
+        message(burst + k as i64 * 30_000, &ring[k % 4], &stranger(strangers));
+    }
+    share(&mut message, &mut strangers, burst + 2 * 3_600_000);
+    for (k, phone) in ring.iter().enumerate() {
+        let ts = burst - 10 * MINUTE;
+        let line = format!(
+            r#"{{"type":"register","ts":{ts},"phone":"{phone}","device":"dev-poison-{k}","platform":"android"}}"#
+        );
+        lines.push((ts, line));
+    }
+    for i in 0..24 {
+        let book: Vec<String> = (0..6).map(|j| format!("\"{}\"", friend(i, j))).collect();
+        let line =
+            format!(r#"{{"type":"contacts","ts":{T0},"phone":"{}","contacts":[{}]}}"#, person(i), book.join(","));
+        lines.push((T0 - 1, line));
+    }
+    lines.sort_by_key(|(ts, _)| *ts);
+    let total = lines.len();
+    let ndjson: Vec<String> = lines.into_iter().map(|(_, line)| line).collect();
+    assert_eq!(server.ingest(&ndjson.join("\n"))["accepted"], total);
+
+    let (status, page) = server.get("/v1/abuse/actions?limit=1000", Some(REVIEWER));
+    assert_eq!(status, 200, "{page}");
+    let actions = page["actions"].as_array().expect("actions");
+    let people: Vec<String> = (0..24).map(|i| server.subject(&person(i))).collect();
+    let through_domain: Vec<&Value> = actions.iter().filter(|a| a["by"] == "suspicious_domain_links").collect();
+    let sharers_acted_on: Vec<&Value> = actions.iter().filter(|a| people.iter().any(|p| *p == a["subject"])).collect();
+    assert!(
+        through_domain.is_empty() && sharers_acted_on.is_empty(),
+        "{} actions through the poisoned domain, {} on ordinary sharers: {page:#}",
+        through_domain.len(),
+        sharers_acted_on.len()
+    );
+    let ring_subjects: Vec<String> = ring.iter().map(|phone| server.subject(phone)).collect();
+    for subject in &ring_subjects {
+        assert!(
+            actions.iter().any(|a| a["subject"] == *subject && a["by"] == "stranger_link_spray"),
+            "sprayer {subject} caught by the per-sender rule: {page:#}"
+        );
+    }
+}

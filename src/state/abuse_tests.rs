@@ -319,16 +319,60 @@ fn domain_reputation_survives_snapshot_and_matches_a_rebuild() {
     // A version-5 snapshot written before the section existed: no domain
     // blob after the keys. It loads, with no domain state.
     let path = dir.path().join(super::snapshot::SNAPSHOT_FILE);
-    let bytes = std::fs::read(&path).expect("read");
-    let domains = postcard::to_stdvec(h.state.abuse.domain_reputation()).expect("blob");
-    let body_end = bytes.len() - 4 - 8 - domains.len();
-    let mut old = bytes[..body_end].to_vec();
-    let crc = crc32fast::hash(&old[8..]);
-    old.extend_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, old).expect("write");
+    std::fs::write(&path, version_5_snapshot(&std::fs::read(&path).expect("read"), &h.state, None)).expect("write");
     let loaded = super::snapshot::load_snapshot(dir.path()).expect("old layout loads").expect("present");
     assert!(loaded.abuse.suspicious_domains().is_empty());
     assert_eq!(loaded.abuse.actions().len(), h.state.abuse.actions().len());
+}
+
+/// The bytes of a version-5 snapshot of `state`, made from its version-6
+/// bytes `current`: the old magic, and in place of the domain blob the
+/// version-5 layout `domains_v5` (or nothing, as before the section existed).
+fn version_5_snapshot(current: &[u8], state: &State, domains_v5: Option<&[u8]>) -> Vec<u8> {
+    let domains = postcard::to_stdvec(state.abuse.domain_reputation()).expect("blob");
+    let body_end = current.len() - 4 - 8 - domains.len();
+    let mut old = b"PRVSNAP5".to_vec();
+    old.extend_from_slice(&current[8..body_end]);
+    if let Some(blob) = domains_v5 {
+        old.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+        old.extend_from_slice(blob);
+    }
+    let crc = crc32fast::hash(&old[8..]);
+    old.extend_from_slice(&crc.to_le_bytes());
+    old
+}
+
+/// A version-5 snapshot whose domain table has the old layout (no
+/// ordinary-sender sketch, verdicts that never lapsed) still loads: the
+/// ring's verdict and every action's evidence are kept, and the verdict
+/// then lapses a window after the ring's last send, as one placed by this
+/// version does.
+#[test]
+fn version_5_domain_reputation_loads_and_its_verdicts_lapse() {
+    let mut h = Harness::with_rules(LINK_RULES);
+    h.records_for_ring();
+    let dir = tempfile::tempdir().expect("tempdir");
+    super::snapshot::save_snapshot(&h.state, dir.path()).expect("save");
+    let path = dir.path().join(super::snapshot::SNAPSHOT_FILE);
+    let blob = postcard::to_stdvec(&h.state.abuse.domain_reputation().to_v5()).expect("v5 blob");
+    let current = std::fs::read(&path).expect("read");
+    assert_eq!(&current[..8], b"PRVSNAP6");
+    std::fs::write(&path, version_5_snapshot(&current, &h.state, Some(&blob))).expect("write");
+    let loaded = super::snapshot::load_snapshot(dir.path()).expect("version 5 loads").expect("present");
+    let suspicious = |state: &State| -> Vec<_> { state.abuse.suspicious_domains().into_iter().cloned().collect() };
+    assert_eq!(suspicious(&loaded), suspicious(&h.state));
+    assert_eq!(suspicious(&loaded).len(), 1, "the ring's domain");
+    for action in h.state.abuse.actions() {
+        assert_eq!(loaded.abuse.action_domains(action.id), h.state.abuse.action_domains(action.id));
+    }
+    assert_eq!(loaded.abuse.domain_reputation().len(), h.state.abuse.domain_reputation().len());
+
+    // The ring's last send was at T0 + 2h 4min: a day later the verdict lapsed.
+    let mut later = Harness { state: loaded, seq: h.seq };
+    later.message(60, 61, T0 + 26 * HOUR_MS, None);
+    assert_eq!(suspicious(&later.state).len(), 1, "within a day of the ring's last send");
+    later.message(60, 61, T0 + 27 * HOUR_MS, None);
+    assert!(suspicious(&later.state).is_empty(), "lapsed a day after the ring's last send");
 }
 
 /// An erased sender leaves no trace in domain evidence.

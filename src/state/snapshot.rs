@@ -1,13 +1,15 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP5`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP6`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each (`PRVSNAP4`, whose keys lack
 //! request digests, and `PRVSNAP3`, without the keys, are still read), then
-//! domain reputation as a last blob (optional: a version-5 snapshot written
-//! before it existed ends after the keys and loads with no domain state,
-//! which the next link messages rebuild). A snapshot
+//! domain reputation as a last blob. `PRVSNAP5` is still read: its domain
+//! blob, in the older layout without each domain's ordinary-sender sketch
+//! and verdict lapse time, is converted (`DomainReputation::from_v5`), and
+//! one written before domain reputation existed ends after the keys and
+//! loads with no domain state, which the next link messages rebuild. A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -18,11 +20,16 @@ use super::{State, SubjectRecord};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consent::ConsentChange;
 use crate::contract::{Pseudonym, Purpose, Region};
+use crate::processors::abuse::reputation::{DomainReputation, DomainReputationV5};
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
-/// Version 5: each recent idempotency key keeps its request's digest.
-const MAGIC: &[u8; 8] = b"PRVSNAP5";
+/// Version 6: each tracked link domain keeps a sketch of its ordinary
+/// senders, and a verdict the time it lapses.
+const MAGIC: &[u8; 8] = b"PRVSNAP6";
+/// Version 5: each recent idempotency key keeps its request's digest; domain
+/// reputation, when present, in the version-5 layout.
+const MAGIC_5: &[u8; 8] = b"PRVSNAP5";
 /// Version 4: recent idempotency keys after the housekeeping blob.
 const MAGIC_4: &[u8; 8] = b"PRVSNAP4";
 /// Version 3: partner claims beside links; audience budgets per advertiser.
@@ -144,7 +151,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Magic);
     }
     let version = match &bytes[..MAGIC.len()] {
-        magic if magic == MAGIC => 5,
+        magic if magic == MAGIC => 6,
+        magic if magic == MAGIC_5 => 5,
         magic if magic == MAGIC_4 => 4,
         magic if magic == MAGIC_3 => 3,
         _ => return Err(SnapshotError::Magic),
@@ -185,14 +193,22 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5 | 6 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
-    if version == 5 && input.remaining() > 0 {
+    let mut domains_v5: Option<DomainReputationV5> = None;
+    if version == 6 {
         state.abuse.set_domain_reputation(decode_blob(&mut input)?);
+    } else if version == 5 && input.remaining() > 0 {
+        domains_v5 = Some(decode_blob(&mut input)?);
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
+    if let Some(old) = domains_v5 {
+        // Converted under the rules in force (their window bounds verdicts).
+        let config = state.abuse.rules().reputation.clone();
+        state.abuse.set_domain_reputation(DomainReputation::from_v5(old, &config));
+    }
     Ok(state)
 }
 

@@ -569,14 +569,15 @@ impl Abuse {
         let Some(window_ms) = window_ms else { return Vec::new() };
         let mut hashes = std::mem::take(&mut self.domain_scratch);
         self.domains.domains_of(subject, at_ms, window_ms, &mut hashes);
-        let verdicts = hashes.iter().filter_map(|hash| self.domains.verdict(*hash).cloned()).collect();
+        let verdicts = hashes.iter().filter_map(|hash| self.domains.verdict(*hash, at_ms).cloned()).collect();
         self.domain_scratch = hashes;
         verdicts
     }
 
-    /// Suspicious domains now (the derived list), newest verdict first.
+    /// Suspicious domains at the newest event time seen (the derived list),
+    /// newest verdict first.
     pub fn suspicious_domains(&self) -> Vec<&DomainVerdict> {
-        self.domains.suspicious()
+        self.domains.suspicious(self.watermark_ms)
     }
 
     /// The domain evidence of action `id`.
@@ -683,7 +684,7 @@ impl Abuse {
             FeatureKind::ListLinks if feature.list == DERIVED_LIST => {
                 let (domains, links) = (&self.domains, &mut self.domain_scratch);
                 domains.domains_of(subject, at_ms, width, links);
-                links.retain(|hash| domains.is_suspicious(*hash));
+                links.retain(|hash| domains.is_suspicious(*hash, at_ms));
                 // Messages (not domains) on the list, as for static lists.
                 domains.count_links(subject, at_ms, width, links)
             }

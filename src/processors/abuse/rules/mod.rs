@@ -182,8 +182,11 @@ impl DomainList {
 /// domain on the derived list `suspicious_domains` (domain reputation).
 /// A domain becomes suspicious when, within `window`, at least
 /// `young_senders` distinct young accounts sent it to at least
-/// `stranger_recipients` distinct strangers, and strangers got at least
-/// `stranger_share` of its recent sends.
+/// `stranger_recipients` distinct strangers, strangers got at least
+/// `stranger_share` of its recent sends, and those young senders outnumber
+/// the established people who ever sent it to someone who knows them; the
+/// verdict lapses one `window` after the last such evidence (see
+/// `reputation.rs`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReputationConfig {
     pub window_ms: i64,
