@@ -1,13 +1,14 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP5`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP6`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
-//! idempotency keys as one postcard blob each (`PRVSNAP4`, whose keys lack
-//! request digests, and `PRVSNAP3`, without the keys, are still read), then
-//! domain reputation as a last blob (optional: a version-5 snapshot written
-//! before it existed ends after the keys and loads with no domain state,
-//! which the next link messages rebuild). A snapshot
+//! idempotency keys as one postcard blob each, then domain reputation as a
+//! last blob (optional: a version-5 snapshot written before it existed ends
+//! after the keys and loads with no domain state, which the next link
+//! messages rebuild). Older versions are still read: `PRVSNAP5`, whose graph
+//! holds each book as a `u32` list; `PRVSNAP4`, whose keys also lack request
+//! digests; `PRVSNAP3`, without the keys. A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -18,11 +19,14 @@ use super::{State, SubjectRecord};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::consent::ConsentChange;
 use crate::contract::{Pseudonym, Purpose, Region};
+use crate::processors::graph::Graph;
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 6: address books as varint gaps (`processors/graph/books.rs`).
+const MAGIC: &[u8; 8] = b"PRVSNAP6";
 /// Version 5: each recent idempotency key keeps its request's digest.
-const MAGIC: &[u8; 8] = b"PRVSNAP5";
+const MAGIC_5: &[u8; 8] = b"PRVSNAP5";
 /// Version 4: recent idempotency keys after the housekeeping blob.
 const MAGIC_4: &[u8; 8] = b"PRVSNAP4";
 /// Version 3: partner claims beside links; audience budgets per advertiser.
@@ -144,7 +148,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Magic);
     }
     let version = match &bytes[..MAGIC.len()] {
-        magic if magic == MAGIC => 5,
+        magic if magic == MAGIC => 6,
+        magic if magic == MAGIC_5 => 5,
         magic if magic == MAGIC_4 => 4,
         magic if magic == MAGIC_3 => 3,
         _ => return Err(SnapshotError::Magic),
@@ -179,17 +184,22 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
             state.consent.record(subject, ConsentChange { purpose, granted, ts_ms });
         }
     }
-    state.graph = decode_blob(&mut input)?;
+    let graph = if version >= 6 {
+        Graph::from_stored(decode_blob(&mut input)?, state.subjects.len())
+    } else {
+        Graph::from_legacy(decode_blob(&mut input)?, state.subjects.len())
+    };
+    state.graph = graph.map_err(SnapshotError::Encode)?;
     state.links = decode_blob(&mut input)?;
     state.abuse = decode_blob(&mut input)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5 | 6 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
-    if version == 5 && input.remaining() > 0 {
+    if version >= 5 && input.remaining() > 0 {
         state.abuse.set_domain_reputation(decode_blob(&mut input)?);
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
@@ -286,5 +296,106 @@ mod tests {
         let loaded = load_snapshot(dir.path()).expect("version 3 loads").expect("present");
         assert!(loaded.recent_keys.is_empty());
         assert_eq!(loaded.next_seq, 1);
+    }
+
+    /// A version-5 snapshot (each address book a sorted `u32` list in a hash
+    /// map) loads into the packed layout with the same answers: every
+    /// membership, every book in order, every in-degree, blocks, and the
+    /// same friend suggestions.
+    #[test]
+    fn snapshot_reads_version_5_graph_with_identical_answers() {
+        use std::collections::{HashMap, HashSet};
+
+        #[derive(serde::Serialize)]
+        struct Version5Graph {
+            books: HashMap<u32, Vec<u32>>,
+            in_degree: Vec<u32>,
+            blocks: HashSet<(u32, u32)>,
+        }
+
+        let mut state = State::default();
+        let who = |k: u32| {
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&k.to_le_bytes());
+            Pseudonym::from_stored(bytes)
+        };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut seq = 0u64;
+        let mut apply = |state: &mut State, k: u32, body: EventBody| {
+            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
+            state.apply_event(seq, &event);
+            seq += 1;
+        };
+        for k in 0..300 {
+            let size = [0, 1, 2, 60, 64, 65, 130, 299][rng.usize(..8)];
+            let contacts = (0..size).map(|_| who(rng.u32(..300))).collect();
+            apply(&mut state, k, EventBody::Contacts { contacts });
+            let partner_id = format!("p{k}");
+            let body = EventBody::PartnerAccount {
+                partner: "net".into(),
+                partner_id,
+                state: LinkState::Linked,
+                origin: crate::contract::LinkOrigin::Service,
+            };
+            apply(&mut state, k, body);
+        }
+        // Replaced books and an erasure, so the arena has garbage and holes.
+        for k in (0..300).step_by(7) {
+            let contacts = (0..rng.usize(..90)).map(|_| who(rng.u32(..300))).collect();
+            apply(&mut state, k, EventBody::Contacts { contacts });
+        }
+        apply(&mut state, 11, EventBody::Block { target: who(12) });
+        apply(&mut state, 13, EventBody::DeleteAccount);
+
+        let index = |state: &State, k: u32| state.subjects.lookup(&who(k)).expect("known");
+        assert!(state.graph.blocked_either_way(index(&state, 12), index(&state, 11)));
+        let bytes = encode_snapshot(&state).expect("encode");
+        let graph_blob = postcard::to_stdvec(&state.graph).expect("graph blob");
+        let mut framed = (graph_blob.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&graph_blob);
+        let at = bytes.windows(framed.len()).position(|window| window == framed).expect("graph section found");
+        let subjects = state.subjects.len() as u32;
+        let old_graph = Version5Graph {
+            books: state.graph.books().map(|(owner, book)| (owner, book.iter().collect())).collect(),
+            in_degree: (0..subjects).map(|s| state.graph.in_degree(s)).collect(),
+            blocks: HashSet::from([(index(&state, 11), index(&state, 12))]),
+        };
+        let old_blob = postcard::to_stdvec(&old_graph).expect("old blob");
+        let mut old = MAGIC_5.to_vec();
+        old.extend_from_slice(&bytes[MAGIC.len()..at]);
+        old.extend_from_slice(&(old_blob.len() as u64).to_le_bytes());
+        old.extend_from_slice(&old_blob);
+        old.extend_from_slice(&bytes[at + framed.len()..bytes.len() - 4]);
+        let crc = crc32fast::hash(&old[MAGIC.len()..]);
+        old.extend_from_slice(&crc.to_le_bytes());
+
+        let loaded = decode_snapshot(&old).expect("version 5 loads");
+        let (before, after) = (&state.graph, &loaded.graph);
+        assert_eq!(after.books().count(), before.books().count());
+        for owner in 0..subjects {
+            let book: Vec<u32> = before.book(owner).iter().collect();
+            assert_eq!(after.book(owner).iter().collect::<Vec<_>>(), book, "book of {owner}");
+            assert_eq!(after.in_degree(owner), before.in_degree(owner));
+            for other in 0..subjects {
+                assert_eq!(after.has_contact(owner, other), before.has_contact(owner, other));
+                assert_eq!(after.blocked_either_way(owner, other), before.blocked_either_way(owner, other));
+            }
+        }
+        let net = loaded.links.partner_index("net").expect("partner");
+        for owner in 0..subjects {
+            let Some(account) = loaded.links.account_of(net, owner) else { continue };
+            let ask = |graph| {
+                crate::processors::graph::suggest::suggest(graph, &loaded.links, net, owner, account, &mut |_| true, 20)
+            };
+            assert_eq!(ask(after), ask(before), "suggestions for {owner}");
+        }
+        // And the version-6 file of the same state gives the same graph too.
+        let again = decode_snapshot(&bytes).expect("version 6 loads");
+        for owner in 0..subjects {
+            assert_eq!(
+                again.graph.book(owner).iter().collect::<Vec<_>>(),
+                after.book(owner).iter().collect::<Vec<_>>()
+            );
+        }
     }
 }
