@@ -8,6 +8,7 @@
 //! API does, through the gate).
 
 pub mod books;
+pub mod encodings;
 pub mod suggest;
 
 use std::collections::{HashMap, HashSet};
