@@ -33,6 +33,32 @@ pub enum BenchSubcommand {
     /// Check the edge's compiled phone matcher against the phonenumber
     /// crate over generated numbers of every region, and time both
     PhoneAgreement(PhoneAgreementArgs),
+    /// Hold a data dir's address books in each candidate encoding and
+    /// report bytes and speed
+    Books(BooksArgs),
+}
+
+/// Loads the state of --data (snapshot plus log tail; the data dir must be
+/// free: stop the server first), then holds its address books in each
+/// candidate encoding (the old hash map of u32 lists, a roaring bitmap per
+/// owner, varint gaps boxed per owner, varint gaps in one arena with skip
+/// entries every 16 to 128 contacts or none) and reports, as JSON, the
+/// allocator's bytes for each (glibc mallinfo2), the mean time of a
+/// membership test over --probes (owner, subject) pairs (half of them
+/// members), and the time per contact of iterating every book. The answers
+/// of every candidate are checked against the sorted lists.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  proviso bench books --data bench/out/partner-data")]
+pub struct BooksArgs {
+    #[command(flatten)]
+    pub options: Box<proviso::config::OptArgs>,
+    /// Membership tests timed per candidate
+    #[arg(long, default_value_t = 2_000_000)]
+    pub probes: usize,
+    /// Seed of the draw of probes
+    #[arg(long, default_value_t = 3)]
+    pub seed: u64,
 }
 
 /// Generates --numbers phone numbers from every region of the metadata
@@ -126,7 +152,20 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command.command {
         BenchSubcommand::HttpLoad(args) => http_load(args),
         BenchSubcommand::PhoneAgreement(args) => phone_agreement(args),
+        BenchSubcommand::Books(args) => books(args),
     }
+}
+
+fn books(args: BooksArgs) -> anyhow::Result<()> {
+    let config = super::resolve_config(&args.options)?;
+    let dir = &config.data_dir;
+    let _lock = proviso::log::DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
+    let (state, _) = proviso::pipeline::rebuild_state(dir, true)
+        .with_context(|| format!("loading the state in {}", dir.display()))?;
+    let report =
+        proviso::processors::graph::encodings::measure(&state.graph, state.subjects.len(), args.probes, args.seed);
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
 }
 
 fn phone_agreement(args: PhoneAgreementArgs) -> anyhow::Result<()> {

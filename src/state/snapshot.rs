@@ -3,13 +3,15 @@
 //! File layout: magic `PRVSNAP6`, body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
-//! idempotency keys as one postcard blob each (`PRVSNAP4`, whose keys lack
-//! request digests, and `PRVSNAP3`, without the keys, are still read), then
-//! domain reputation as a last blob. `PRVSNAP5` is still read: its domain
-//! blob, in the older layout without each domain's ordinary-sender sketch
-//! and verdict lapse time, is converted (`DomainReputation::from_v5`), and
-//! one written before domain reputation existed ends after the keys and
-//! loads with no domain state, which the next link messages rebuild. A snapshot
+//! idempotency keys as one postcard blob each, then domain reputation as a
+//! last blob. Older versions are still read: `PRVSNAP6`, whose graph holds
+//! each address book as a `u32` list (converted, `Graph::from_legacy`);
+//! `PRVSNAP5`, which also has its domain blob in the older layout without
+//! each domain's ordinary-sender sketch and verdict lapse time (converted,
+//! `DomainReputation::from_v5`; one written before domain reputation existed
+//! ends after the keys and loads with no domain state, which the next link
+//! messages rebuild); `PRVSNAP4`, whose keys also lack request digests;
+//! `PRVSNAP3`, without the keys. A snapshot
 //! of another version is ignored (state is rebuilt from the log). Written to a temporary
 //! file, fsynced, then renamed over the old snapshot, so a crash leaves either
 //! the old or the new snapshot, never a mix.
@@ -21,12 +23,15 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::consent::ConsentChange;
 use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::abuse::reputation::{DomainReputation, DomainReputationV5};
+use crate::processors::graph::Graph;
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 7: address books as varint gaps (`processors/graph/books.rs`).
+const MAGIC: &[u8; 8] = b"PRVSNAP7";
 /// Version 6: each tracked link domain keeps a sketch of its ordinary
-/// senders, and a verdict the time it lapses.
-const MAGIC: &[u8; 8] = b"PRVSNAP6";
+/// senders, and a verdict the time it lapses; books as `u32` lists.
+const MAGIC_6: &[u8; 8] = b"PRVSNAP6";
 /// Version 5: each recent idempotency key keeps its request's digest; domain
 /// reputation, when present, in the version-5 layout.
 const MAGIC_5: &[u8; 8] = b"PRVSNAP5";
@@ -151,7 +156,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Magic);
     }
     let version = match &bytes[..MAGIC.len()] {
-        magic if magic == MAGIC => 6,
+        magic if magic == MAGIC => 7,
+        magic if magic == MAGIC_6 => 6,
         magic if magic == MAGIC_5 => 5,
         magic if magic == MAGIC_4 => 4,
         magic if magic == MAGIC_3 => 3,
@@ -187,18 +193,23 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
             state.consent.record(subject, ConsentChange { purpose, granted, ts_ms });
         }
     }
-    state.graph = decode_blob(&mut input)?;
+    let graph = if version >= 7 {
+        Graph::from_stored(decode_blob(&mut input)?, state.subjects.len())
+    } else {
+        Graph::from_legacy(decode_blob(&mut input)?, state.subjects.len())
+    };
+    state.graph = graph.map_err(SnapshotError::Encode)?;
     state.links = decode_blob(&mut input)?;
     state.abuse = decode_blob(&mut input)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5 | 6 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5..=7 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
     let mut domains_v5: Option<DomainReputationV5> = None;
-    if version == 6 {
+    if version >= 6 {
         state.abuse.set_domain_reputation(decode_blob(&mut input)?);
     } else if version == 5 && input.remaining() > 0 {
         domains_v5 = Some(decode_blob(&mut input)?);
@@ -216,6 +227,27 @@ fn decode_blob<T: serde::de::DeserializeOwned>(input: &mut Reader<'_>) -> Result
     let len = input.u64()?;
     let bytes = input.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)?;
     postcard::from_bytes(bytes).map_err(|error| SnapshotError::Encode(error.to_string()))
+}
+
+/// `current`, a snapshot file of `state` in this version's layout, with its
+/// graph section in the layout of version 6 and older (`Graph::legacy_blob`),
+/// under `magic`, checksum recomputed. Tests use it to write old snapshots.
+#[cfg(test)]
+pub(crate) fn with_legacy_graph(current: &[u8], state: &State, magic: &[u8; 8]) -> Vec<u8> {
+    let framed = |blob: Vec<u8>| {
+        let mut framed = (blob.len() as u64).to_le_bytes().to_vec();
+        framed.extend_from_slice(&blob);
+        framed
+    };
+    let section = framed(postcard::to_stdvec(&state.graph).expect("graph blob"));
+    let at = current.windows(section.len()).position(|window| window == section).expect("graph section found");
+    let mut old = magic.to_vec();
+    old.extend_from_slice(&current[MAGIC.len()..at]);
+    old.extend_from_slice(&framed(state.graph.legacy_blob()));
+    old.extend_from_slice(&current[at + section.len()..current.len() - 4]);
+    let crc = crc32fast::hash(&old[MAGIC.len()..]);
+    old.extend_from_slice(&crc.to_le_bytes());
+    old
 }
 
 #[cfg(test)]
@@ -302,5 +334,80 @@ mod tests {
         let loaded = load_snapshot(dir.path()).expect("version 3 loads").expect("present");
         assert!(loaded.recent_keys.is_empty());
         assert_eq!(loaded.next_seq, 1);
+    }
+
+    /// A version-6 snapshot (each address book a sorted `u32` list in a hash
+    /// map) loads into the packed layout with the same answers: every
+    /// membership, every book in order, every in-degree, blocks, and the
+    /// same friend suggestions.
+    #[test]
+    fn snapshot_reads_version_6_graph_with_identical_answers() {
+        let mut state = State::default();
+        let who = |k: u32| {
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&k.to_le_bytes());
+            Pseudonym::from_stored(bytes)
+        };
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut seq = 0u64;
+        let mut apply = |state: &mut State, k: u32, body: EventBody| {
+            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
+            state.apply_event(seq, &event);
+            seq += 1;
+        };
+        for k in 0..300 {
+            let size = [0, 1, 2, 60, 64, 65, 130, 299][rng.usize(..8)];
+            let contacts = (0..size).map(|_| who(rng.u32(..300))).collect();
+            apply(&mut state, k, EventBody::Contacts { contacts });
+            let partner_id = format!("p{k}");
+            let body = EventBody::PartnerAccount {
+                partner: "net".into(),
+                partner_id,
+                state: LinkState::Linked,
+                origin: crate::contract::LinkOrigin::Service,
+            };
+            apply(&mut state, k, body);
+        }
+        // Replaced books and an erasure, so the arena has garbage and holes.
+        for k in (0..300).step_by(7) {
+            let contacts = (0..rng.usize(..90)).map(|_| who(rng.u32(..300))).collect();
+            apply(&mut state, k, EventBody::Contacts { contacts });
+        }
+        apply(&mut state, 11, EventBody::Block { target: who(12) });
+        apply(&mut state, 13, EventBody::DeleteAccount);
+
+        let index = |state: &State, k: u32| state.subjects.lookup(&who(k)).expect("known");
+        assert!(state.graph.blocked_either_way(index(&state, 12), index(&state, 11)));
+        let bytes = encode_snapshot(&state).expect("encode");
+        let subjects = state.subjects.len() as u32;
+        let old = with_legacy_graph(&bytes, &state, MAGIC_6);
+        let loaded = decode_snapshot(&old).expect("version 6 loads");
+        let (before, after) = (&state.graph, &loaded.graph);
+        assert_eq!(after.books().count(), before.books().count());
+        for owner in 0..subjects {
+            let book: Vec<u32> = before.book(owner).iter().collect();
+            assert_eq!(after.book(owner).iter().collect::<Vec<_>>(), book, "book of {owner}");
+            assert_eq!(after.in_degree(owner), before.in_degree(owner));
+            for other in 0..subjects {
+                assert_eq!(after.has_contact(owner, other), before.has_contact(owner, other));
+                assert_eq!(after.blocked_either_way(owner, other), before.blocked_either_way(owner, other));
+            }
+        }
+        let net = loaded.links.partner_index("net").expect("partner");
+        for owner in 0..subjects {
+            let Some(account) = loaded.links.account_of(net, owner) else { continue };
+            let ask = |graph| {
+                crate::processors::graph::suggest::suggest(graph, &loaded.links, net, owner, account, &mut |_| true, 20)
+            };
+            assert_eq!(ask(after), ask(before), "suggestions for {owner}");
+        }
+        // And the version-7 file of the same state gives the same graph too.
+        let again = decode_snapshot(&bytes).expect("version 7 loads");
+        for owner in 0..subjects {
+            assert_eq!(
+                again.graph.book(owner).iter().collect::<Vec<_>>(),
+                after.book(owner).iter().collect::<Vec<_>>()
+            );
+        }
     }
 }

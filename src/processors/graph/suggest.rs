@@ -7,7 +7,7 @@
 //! Never: suggests across a block, an existing friendship, or a subject the
 //! caller's `eligible` check (the gate) refuses.
 
-use super::Graph;
+use super::{Book, Graph};
 use crate::processors::links::{Links, PartnerIndex};
 
 /// One ranked suggestion.
@@ -36,9 +36,11 @@ pub fn suggest(
     eligible: &mut dyn FnMut(u32) -> bool,
     limit: usize,
 ) -> Vec<Suggestion> {
-    let book = graph.book(owner);
+    // Decoded once: every candidate's book is merged against it.
+    let mut book = Vec::new();
+    graph.book(owner).decode_into(&mut book);
     let mut found = Vec::new();
-    for &candidate in book {
+    for &candidate in &book {
         let Some(candidate_account) = links.account_of(partner, candidate) else { continue };
         if candidate == owner
             || candidate_account == account
@@ -48,7 +50,7 @@ pub fn suggest(
         {
             continue;
         }
-        let (mutual, adamic_adar) = common_neighbours(graph, book, graph.book(candidate));
+        let (mutual, adamic_adar) = common_neighbours(graph, &book, graph.book(candidate));
         found.push(Suggestion {
             subject: candidate,
             account: candidate_account.to_string(),
@@ -69,20 +71,21 @@ pub fn suggest(
 }
 
 /// Count and Adamic-Adar weight of the subjects in both sorted books.
-fn common_neighbours(graph: &Graph, a: &[u32], b: &[u32]) -> (u32, f64) {
-    let (mut i, mut j) = (0, 0);
+fn common_neighbours(graph: &Graph, a: &[u32], b: Book<'_>) -> (u32, f64) {
+    let mut i = 0;
     let (mut count, mut weight) = (0u32, 0.0f64);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                count += 1;
-                // Held by both books, so its degree is at least 2.
-                weight += 1.0 / f64::from(graph.in_degree(a[i]).max(2)).ln();
-                i += 1;
-                j += 1;
-            }
+    for contact in b {
+        while i < a.len() && a[i] < contact {
+            i += 1;
+        }
+        if i == a.len() {
+            break;
+        }
+        if a[i] == contact {
+            count += 1;
+            // Held by both books, so its degree is at least 2.
+            weight += 1.0 / f64::from(graph.in_degree(contact).max(2)).ln();
+            i += 1;
         }
     }
     (count, weight)
