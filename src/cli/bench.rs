@@ -67,10 +67,13 @@ pub struct BooksArgs {
 /// random digits), parses each with the phonenumber crate, and compares the
 /// crate's validity, region and E.164 answers with the edge's compiled
 /// matcher. Prints a JSON report; exits 1 on any disagreement. Then times
-/// both ways of answering over the first --timed numbers.
+/// both ways of answering over the first 200,000 numbers. With --dump, also
+/// writes every generated number and proviso's answer as NDJSON, for
+/// `bench/phone_python.py` to hold against Python's phonenumbers.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:
-  proviso bench phone-agreement --numbers 1000000")]
+#[command(after_help = "Examples:
+  proviso bench phone-agreement --numbers 1000000
+  proviso bench phone-agreement --numbers 1000000 --dump bench/out/phone-answers.ndjson")]
 pub struct PhoneAgreementArgs {
     /// Numbers to generate and compare
     #[arg(long, default_value_t = 1_000_000)]
@@ -78,6 +81,10 @@ pub struct PhoneAgreementArgs {
     /// Seed of the generator
     #[arg(long, default_value_t = 11)]
     pub seed: u64,
+    /// Also write each generated number (synthetic) with proviso's answer
+    /// to this NDJSON file
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<std::path::PathBuf>,
 }
 
 /// Posts the first --max-lines lines of FILE to `POST /v1/events` in batches
@@ -179,6 +186,13 @@ fn phone_agreement(args: PhoneAgreementArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let report = proviso::edge::agreement::check(args.numbers, args.seed, |done| bar.set_position(done));
     bar.finish_and_clear();
+    if let Some(path) = &args.dump {
+        let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        proviso::edge::agreement::dump(args.numbers, args.seed, &mut out)
+            .and_then(|_| std::io::Write::flush(&mut out))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let timing = proviso::edge::agreement::time_both(args.numbers.min(200_000), args.seed);
     let json = serde_json::json!({
         "report": report,

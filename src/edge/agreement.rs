@@ -71,6 +71,42 @@ pub fn check(count: u64, seed: u64, mut progress: impl FnMut(u64)) -> Agreement 
     report
 }
 
+/// Writes the same `count` numbers [`check`] generates from `seed` to `out`
+/// as NDJSON, one object a number: `written`, `hint` (the region it is
+/// parsed with, or null), `parsed` (by the crate), and for a number the edge
+/// accepts its `region` and `e164` as the edge answers them
+/// ([`super::phone::edge_answer`]: the crate's parse, the matcher, and the
+/// edge's own reading of plain national and IDD forms; `valid: false` when
+/// the edge refuses it).
+/// For holding proviso's answers against another library
+/// (`bench/phone_python.py`, Python's `phonenumbers`). Returns how many
+/// numbers were written.
+pub fn dump(count: u64, seed: u64, out: &mut impl std::io::Write) -> std::io::Result<u64> {
+    super::phone::enlarge_regex_cache();
+    let mut rng = Rng::with_seed(seed);
+    let entries = super::matcher::all_metadata();
+    let mut written = String::new();
+    for index in 0..count {
+        let hint = write_number(&mut rng, entries[index as usize % entries.len()], &mut written);
+        let parsed = phonenumber::parse(hint, &written).is_ok();
+        // The edge reads a number without a region hint in its default
+        // region; the generator's region-free forms all start with `+`.
+        let region = hint.and_then(|id| Region::parse(id.as_ref())).unwrap_or(Region(*b"US"));
+        let ours = super::phone::edge_answer(&written, region);
+        let line = serde_json::json!({
+            "written": written,
+            "hint": hint.map(|id| id.as_ref().to_string()),
+            "parsed": parsed,
+            "valid": ours.is_some(),
+            "region": ours.as_ref().map(|matched| String::from_utf8_lossy(&matched.region.0).into_owned()),
+            "e164": ours.as_ref().map(|matched| matched.e164.clone()),
+        });
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(count)
+}
+
 /// Writes one number of `metadata`'s region into `out`; returns the region
 /// hint it is parsed with.
 fn write_number(rng: &mut Rng, metadata: &Metadata, out: &mut String) -> Option<phonenumber::country::Id> {

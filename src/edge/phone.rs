@@ -209,17 +209,7 @@ impl PhoneBook {
     }
 
     fn normalise(&self, written: &str, region: Region) -> Outcome {
-        // A number written with `+` carries its own country code. Passing a
-        // region as well makes phonenumber 0.3 strip digits that look like
-        // that region's international prefix (with US, "+55 11 9..." loses
-        // its "11" area code), so international forms are parsed region-free.
-        let region_id = if written.trim_start().starts_with('+') {
-            None
-        } else {
-            region.as_str().parse::<phonenumber::country::Id>().ok()
-        };
-        let number = phonenumber::parse(region_id, written).map_err(|_| PhoneFault::NotANumber)?;
-        let matched = super::matcher::valid(&number).ok_or(PhoneFault::Invalid)?;
+        let matched = parse_valid(written, region)?;
         Ok((self.pseudonym_of(E164(matched.e164)), matched.region))
     }
 
@@ -228,6 +218,42 @@ impl PhoneBook {
     fn pseudonym_of(&self, number: E164) -> Pseudonym {
         Pseudonym::from_keyed_hash(&blake3::keyed_hash(self.key.bytes(), number.0.as_bytes()))
     }
+}
+
+/// A written number read in `region`, parsed and checked by the compiled
+/// matcher: its E.164 form and region, or why it is refused.
+fn parse_valid(written: &str, region: Region) -> Result<super::matcher::Matched, PhoneFault> {
+    // A number written with `+` carries its own country code. Passing a
+    // region as well makes phonenumber 0.3 strip digits that look like
+    // that region's international prefix (with US, "+55 11 9..." loses
+    // its "11" area code), so international forms are parsed region-free.
+    let region_id = if written.trim_start().starts_with('+') {
+        None
+    } else {
+        region.as_str().parse::<phonenumber::country::Id>().ok()
+    };
+    let number = phonenumber::parse(region_id, written).map_err(|_| PhoneFault::NotANumber)?;
+    super::matcher::valid(&number).ok_or(PhoneFault::Invalid)
+}
+
+/// What the edge makes of `written` read in `region`, as E.164 and region,
+/// without a cache or a pseudonym: the same steps as
+/// [`PhoneBook::resolve`] (a plain national or IDD form is first read as
+/// the international form it stands for, when that is valid). Only for
+/// holding the edge's answers against another library
+/// (`agreement::dump`); `None` when the number is refused.
+pub(super) fn edge_answer(written: &str, region: Region) -> Option<super::matcher::Matched> {
+    let mut buffer = [0u8; MAX_WRITTEN_LEN + 3];
+    if written.len() > MAX_WRITTEN_LEN {
+        return None;
+    }
+    let key = cache_key(written, region, &mut buffer);
+    if key.get(2) == Some(&b'#') {
+        if let Some(matched) = plain_international(&key[3..], region).and_then(|i| parse_valid(&i, region).ok()) {
+            return Some(matched);
+        }
+    }
+    parse_valid(written, region).ok()
 }
 
 /// The cache key of a written number: its region and its digits when it is
@@ -327,6 +353,29 @@ mod tests {
     }
 
     const REGIONS: [[u8; 2]; 3] = [*b"++", *b"IN", *b"US"];
+
+    /// phonenumber 0.3 reads "011 49 15123456989" in the US as +495123456989
+    /// (it drops the digit after the country code: another person's number),
+    /// and likewise for other codes whose numbers start with 1; Python's
+    /// phonenumbers and libphonenumber read +4915123456989. The edge reads a
+    /// plain IDD form as the international number it stands for first, so
+    /// both forms are one person (found by `bench/phone_python.py`).
+    #[test]
+    fn an_idd_form_is_the_same_person_as_its_international_form() {
+        let book = PhoneBook::new(PseudonymKey::from_bytes([7; 32]), Region(*b"US"));
+        let resolve = |written: &str| book.resolve(RawNumber::written(written), None, "phone").expect("valid");
+        for (idd, international) in [
+            ("011 49 15123456989", "+4915123456989"),
+            ("011 358 131234567", "+358131234567"),
+            ("011 84 1900123456", "+841900123456"),
+        ] {
+            assert_eq!(resolve(idd), resolve(international), "{idd}");
+            let crate_reading = phonenumber::parse(Some(phonenumber::country::Id::US), idd).expect("parses");
+            let crate_e164 = crate_reading.format().mode(phonenumber::Mode::E164).to_string();
+            assert_ne!(crate_e164, international, "the crate now reads {idd} right: this test can go");
+            assert_eq!(edge_answer(idd, Region(*b"US")).map(|m| m.e164).as_deref(), Some(international));
+        }
+    }
 
     proptest! {
         /// Two cache keys pack to one `u128` only when they are the same key;
