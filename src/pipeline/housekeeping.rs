@@ -6,13 +6,7 @@
 //! acknowledged), when to snapshot (every `snapshot_every_records` and at
 //! shutdown), handing each group's revocations to the hook and destroying
 //! erased people's secrets before the group is acknowledged.
-//! A periodic snapshot is encoded on the writer thread under the state read
-//! lock and written (file, fsync, rename) by one background thread while
-//! the writer goes on; every other use of the snapshot file (compaction,
-//! the shutdown snapshot) first waits for that write, so an older state can
-//! never land over a newer one or over a compacted log.
-//! Never: runs outside the writer thread (except that one file write), or
-//! acknowledges anything.
+//! Never: runs outside the writer thread, or acknowledges anything.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::{compact, rebuild_state, CompactionHook, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
 use crate::contract::Pseudonym;
 use crate::log::Log;
-use crate::state::{encode_snapshot, write_snapshot_file, State, Withdrawal};
+use crate::state::{save_snapshot, State, Withdrawal};
 use crate::vault::Vault;
 
 /// The writer's housekeeping settings, hooks and schedule.
@@ -40,8 +34,6 @@ pub(super) struct Housekeeping {
     erasure_seen: Option<Instant>,
     /// Records committed since the last snapshot.
     since_snapshot: u64,
-    /// The periodic snapshot being written in the background, if any.
-    snapshot_write: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Housekeeping {
@@ -65,7 +57,6 @@ impl Housekeeping {
             on_backup,
             erasure_seen: None,
             since_snapshot: 0,
-            snapshot_write: None,
         }
     }
 
@@ -126,41 +117,11 @@ impl Housekeeping {
 
     /// After a group of `records` records is acknowledged: snapshots once
     /// enough records have been committed since the last one.
-    /// The snapshot is encoded here, under the state read lock, and written
-    /// by a background thread (the previous one's write is waited for
-    /// first); so the writer stops for the encoding, not for the disk.
     pub(super) fn after_ack(&mut self, state: &RwLock<State>, records: u64) {
         self.since_snapshot += records;
-        if self.since_snapshot < self.snapshot_every {
-            return;
-        }
-        self.since_snapshot = 0;
-        self.settle_snapshot();
-        let encoded = {
-            let state = state.read().unwrap_or_else(|p| p.into_inner());
-            encode_snapshot(&state).map(|bytes| (bytes, state.next_seq, state.heap_bytes()))
-        };
-        let (bytes, next_seq, heap_bytes) = match encoded {
-            Ok(encoded) => encoded,
-            Err(error) => return snapshot_failed(&error),
-        };
-        let dir = self.state_dir.clone();
-        let spawned = std::thread::Builder::new()
-            .name("proviso-snapshot".into())
-            .spawn(move || report_snapshot(write_snapshot_file(&bytes, &dir), next_seq, heap_bytes));
-        match spawned {
-            Ok(handle) => self.snapshot_write = Some(handle),
-            Err(error) => {
-                crate::telemetry::StorageFailed { file: "snapshot" }.emit();
-                tracing::warn!(%error, "No thread to write the snapshot; skipped, state stays rebuildable from the log.")
-            }
-        }
-    }
-
-    /// Waits until the background snapshot write, if any, is done.
-    pub(super) fn settle_snapshot(&mut self) {
-        if let Some(handle) = self.snapshot_write.take() {
-            let _ = handle.join();
+        if self.since_snapshot >= self.snapshot_every {
+            self.since_snapshot = 0;
+            self.write_snapshot(state);
         }
     }
 
@@ -186,9 +147,7 @@ impl Housekeeping {
     /// Compacts the log, rebuilds state from it and snapshots, all while
     /// holding the state lock (queries wait; nothing is acknowledged
     /// meanwhile). On failure the old log stays and compaction is retried.
-    fn compact(&mut self, log: &mut Log, state: &RwLock<State>) {
-        // A snapshot of the state before compaction must not land after it.
-        self.settle_snapshot();
+    fn compact(&self, log: &mut Log, state: &RwLock<State>) {
         let started = Instant::now();
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let gaps = guard.security_feed_gaps(self.clock.now_ms());
@@ -226,33 +185,23 @@ impl Housekeeping {
         }
     }
 
-    /// Writes a snapshot of state now, after any background write (a
-    /// failure only costs replay time).
-    pub(super) fn write_snapshot(&mut self, state: &RwLock<State>) {
-        self.settle_snapshot();
+    /// Writes a snapshot of state now (a failure only costs replay time).
+    pub(super) fn write_snapshot(&self, state: &RwLock<State>) {
         self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Saves `state` as the snapshot and reports it; a failure is counted
     /// and logged, never fatal (state stays rebuildable from the log).
     fn snapshot_of(&self, state: &State) {
-        match encode_snapshot(state) {
+        match save_snapshot(state, &self.state_dir) {
             Ok(bytes) => {
-                report_snapshot(write_snapshot_file(&bytes, &self.state_dir), state.next_seq, state.heap_bytes())
+                crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }
+                    .emit()
             }
-            Err(error) => snapshot_failed(&error),
+            Err(error) => {
+                crate::telemetry::StorageFailed { file: "snapshot" }.emit();
+                tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log.")
+            }
         }
     }
-}
-
-fn report_snapshot(written: Result<u64, crate::state::SnapshotError>, next_seq: u64, heap_bytes: usize) {
-    match written {
-        Ok(bytes) => crate::telemetry::SnapshotWritten { bytes, next_seq, heap_bytes }.emit(),
-        Err(error) => snapshot_failed(&error),
-    }
-}
-
-fn snapshot_failed(error: &crate::state::SnapshotError) {
-    crate::telemetry::StorageFailed { file: "snapshot" }.emit();
-    tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log.")
 }

@@ -149,7 +149,6 @@ pub(super) fn writer_loop(
     if failed.is_none() {
         housekeeping.write_snapshot(&state);
     }
-    housekeeping.settle_snapshot();
 }
 
 /// `first` plus whatever else is queued, up to [`MAX_GROUP_RECORDS`]

@@ -14,9 +14,7 @@ mod snapshot;
 
 pub use idempotency::RecentKeys;
 
-pub use snapshot::{
-    decode_snapshot, encode_snapshot, load_snapshot, save_snapshot, write_snapshot_file, SnapshotError, SNAPSHOT_FILE,
-};
+pub use snapshot::{decode_snapshot, encode_snapshot, load_snapshot, save_snapshot, SnapshotError, SNAPSHOT_FILE};
 
 use crate::consent::{ConsentChange, ConsentRegistry};
 use crate::contract::{

@@ -62,17 +62,12 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 }
 
 pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
-    write_snapshot_file(&encode_snapshot(state)?, dir)
-}
-
-/// Writes the bytes of an encoded snapshot as the snapshot in `dir`: a
-/// temporary file, fsynced, renamed over the old one, the directory
-/// fsynced. Returns the bytes written.
-pub fn write_snapshot_file(bytes: &[u8], dir: &Path) -> Result<u64, SnapshotError> {
     crate::log::fsmode::create_private_dir(dir).map_err(io_err(dir))?;
+    let bytes = encode_snapshot(state)?;
+
     let path = dir.join(SNAPSHOT_FILE);
     let temporary = dir.join("snapshot.tmp");
-    let written = write_temporary(&temporary, bytes).and_then(|()| {
+    let written = write_temporary(&temporary, &bytes).and_then(|()| {
         crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
         std::fs::rename(&temporary, &path).map_err(io_err(&path))
     });
