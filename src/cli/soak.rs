@@ -63,7 +63,7 @@ pub struct SoakCommand {
     #[arg(long, default_value_t = 3600)]
     pub erasure_compaction_seconds: u64,
     /// Run the built-in abuse rules as they are (windows up to 3 days)
-    /// instead of the same rules with every window cut to one minute; the
+    /// instead of the same rules with every window cut to 20 seconds; the
     /// windows then grow until the longest is full, which a soak shorter
     /// than it reports as growth
     #[arg(long)]
@@ -90,10 +90,12 @@ const PARTNER: &str = "soak-partner-friendnet-0123456789";
 const DAY_MS: i64 = 86_400_000;
 const SENDERS: u64 = 2;
 
-/// The built-in rules with every window cut to one minute (and the
+/// The built-in rules with every window cut to 20 seconds (and the
 /// phishing rule, which needs its list file, left out: the soak sends no
-/// links). The abuse windows then hold at most a minute of events, so state
-/// reaches its steady size within the warm-up.
+/// links). The abuse windows then hold at most 20 seconds of events, so
+/// state reaches its steady size well within a one-minute warm-up (with
+/// one-minute windows it was still filling at the end of that minute, and
+/// a window's doubling capacity showed as RSS growth after the warm-up).
 const SOAK_RULES: &str = r#"
 [partner_flags]
 ban_reasons = []
@@ -101,19 +103,19 @@ default = "review"
 
 [[rule]]
 name = "fresh_account_burst"
-when = "account_age < 1h and messages_sent[1m] >= 30 and non_contact_recipients[1m] > 0.8 * distinct_recipients[1m]"
+when = "account_age < 1h and messages_sent[20s] >= 30 and non_contact_recipients[20s] > 0.8 * distinct_recipients[20s]"
 effects = ["ban", "share"]
 reason = "spam"
 
 [[rule]]
 name = "mass_reported"
-when = "distinct_reporters[1m] >= 10"
+when = "distinct_reporters[20s] >= 10"
 effects = ["review", "share"]
 reason = "abuse"
 
 [[rule]]
 name = "device_farm"
-when = "device_registrations[1m] >= 5 and messages_sent[1m] >= 3"
+when = "device_registrations[20s] >= 5 and messages_sent[20s] >= 3"
 effects = ["ban", "share"]
 reason = "fake_account"
 "#;
