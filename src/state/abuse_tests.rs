@@ -330,7 +330,7 @@ fn domain_reputation_survives_snapshot_and_matches_a_rebuild() {
 /// domain blob the version-5 layout `domains_v5` (or nothing, as before the
 /// section existed).
 fn version_5_snapshot(current: &[u8], state: &State, domains_v5: Option<&[u8]>) -> Vec<u8> {
-    let current = super::snapshot::with_legacy_graph(current, state, b"PRVSNAP5");
+    let current = super::snapshot::with_legacy_sections(current, state, b"PRVSNAP5");
     let domains = postcard::to_stdvec(state.abuse.domain_reputation()).expect("blob");
     let body_end = current.len() - 4 - 8 - domains.len();
     let mut old = b"PRVSNAP5".to_vec();
@@ -358,7 +358,7 @@ fn version_5_domain_reputation_loads_and_its_verdicts_lapse() {
     let path = dir.path().join(super::snapshot::SNAPSHOT_FILE);
     let blob = postcard::to_stdvec(&h.state.abuse.domain_reputation().to_v5()).expect("v5 blob");
     let current = std::fs::read(&path).expect("read");
-    assert_eq!(&current[..8], b"PRVSNAP7");
+    assert_eq!(&current[..8], b"PRVSNAP8");
     std::fs::write(&path, version_5_snapshot(&current, &h.state, Some(&blob))).expect("write");
     let loaded = super::snapshot::load_snapshot(dir.path()).expect("version 5 loads").expect("present");
     let suspicious = |state: &State| -> Vec<_> { state.abuse.suspicious_domains().into_iter().cloned().collect() };

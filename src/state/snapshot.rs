@@ -4,8 +4,10 @@
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
-//! last blob. Older versions are still read: `PRVSNAP6`, whose graph holds
-//! each address book as a `u32` list (converted, `Graph::from_legacy`);
+//! last blob. Older versions are still read: `PRVSNAP7`, whose links hold
+//! partner account ids as strings in every map (converted,
+//! `Links::from_legacy`); `PRVSNAP6`, whose graph also holds each address
+//! book as a `u32` list (converted, `Graph::from_legacy`);
 //! `PRVSNAP5`, which also has its domain blob in the older layout without
 //! each domain's ordinary-sender sketch and verdict lapse time (converted,
 //! `DomainReputation::from_v5`; one written before domain reputation existed
@@ -24,11 +26,14 @@ use crate::consent::ConsentChange;
 use crate::contract::{Pseudonym, Purpose, Region};
 use crate::processors::abuse::reputation::{DomainReputation, DomainReputationV5};
 use crate::processors::graph::Graph;
+use crate::processors::links::Links;
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+/// Version 8: partner account ids interned once (`processors/links/`).
+const MAGIC: &[u8; 8] = b"PRVSNAP8";
 /// Version 7: address books as varint gaps (`processors/graph/books.rs`).
-const MAGIC: &[u8; 8] = b"PRVSNAP7";
+const MAGIC_7: &[u8; 8] = b"PRVSNAP7";
 /// Version 6: each tracked link domain keeps a sketch of its ordinary
 /// senders, and a verdict the time it lapses; books as `u32` lists.
 const MAGIC_6: &[u8; 8] = b"PRVSNAP6";
@@ -109,7 +114,7 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     }
     for blob in [
         postcard::to_stdvec(&state.graph),
-        postcard::to_stdvec(&state.links),
+        postcard::to_stdvec(&state.links.to_stored()),
         postcard::to_stdvec(&state.abuse),
         postcard::to_stdvec(&state.audiences),
         postcard::to_stdvec(&state.housekeeping),
@@ -156,7 +161,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         return Err(SnapshotError::Magic);
     }
     let version = match &bytes[..MAGIC.len()] {
-        magic if magic == MAGIC => 7,
+        magic if magic == MAGIC => 8,
+        magic if magic == MAGIC_7 => 7,
         magic if magic == MAGIC_6 => 6,
         magic if magic == MAGIC_5 => 5,
         magic if magic == MAGIC_4 => 4,
@@ -199,12 +205,16 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         Graph::from_legacy(decode_blob(&mut input)?, state.subjects.len())
     };
     state.graph = graph.map_err(SnapshotError::Encode)?;
-    state.links = decode_blob(&mut input)?;
+    state.links = if version >= 8 {
+        Links::from_stored(decode_blob(&mut input)?, state.subjects.len()).map_err(SnapshotError::Encode)?
+    } else {
+        Links::from_legacy(decode_blob(&mut input)?, state.subjects.len()).map_err(SnapshotError::Encode)?
+    };
     state.abuse = decode_blob(&mut input)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5..=7 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5..=8 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
@@ -229,22 +239,33 @@ fn decode_blob<T: serde::de::DeserializeOwned>(input: &mut Reader<'_>) -> Result
     postcard::from_bytes(bytes).map_err(|error| SnapshotError::Encode(error.to_string()))
 }
 
-/// `current`, a snapshot file of `state` in this version's layout, with its
-/// graph section in the layout of version 6 and older (`Graph::legacy_blob`),
-/// under `magic`, checksum recomputed. Tests use it to write old snapshots.
+/// `current`, a snapshot file of `state` in this version's layout, as an
+/// older version under `magic` wrote it: the graph section in the layout of
+/// version 6 and older (`Graph::legacy_blob`) unless `magic` is version 7,
+/// the links section in the layout of version 7 and older
+/// (`Links::to_legacy`), checksum recomputed. Tests use it to write old
+/// snapshots.
 #[cfg(test)]
-pub(crate) fn with_legacy_graph(current: &[u8], state: &State, magic: &[u8; 8]) -> Vec<u8> {
+pub(crate) fn with_legacy_sections(current: &[u8], state: &State, magic: &[u8; 8]) -> Vec<u8> {
     let framed = |blob: Vec<u8>| {
         let mut framed = (blob.len() as u64).to_le_bytes().to_vec();
         framed.extend_from_slice(&blob);
         framed
     };
-    let section = framed(postcard::to_stdvec(&state.graph).expect("graph blob"));
-    let at = current.windows(section.len()).position(|window| window == section).expect("graph section found");
+    let graph = framed(postcard::to_stdvec(&state.graph).expect("graph blob"));
+    let links = framed(postcard::to_stdvec(&state.links.to_stored()).expect("links blob"));
+    let mut sections = graph.clone();
+    sections.extend_from_slice(&links);
+    let at = current.windows(sections.len()).position(|window| window == sections).expect("graph section found");
     let mut old = magic.to_vec();
     old.extend_from_slice(&current[MAGIC.len()..at]);
-    old.extend_from_slice(&framed(state.graph.legacy_blob()));
-    old.extend_from_slice(&current[at + section.len()..current.len() - 4]);
+    if magic == MAGIC_7 {
+        old.extend_from_slice(&graph);
+    } else {
+        old.extend_from_slice(&framed(state.graph.legacy_blob()));
+    }
+    old.extend_from_slice(&framed(postcard::to_stdvec(&state.links.to_legacy()).expect("legacy links")));
+    old.extend_from_slice(&current[at + sections.len()..current.len() - 4]);
     let crc = crc32fast::hash(&old[MAGIC.len()..]);
     old.extend_from_slice(&crc.to_le_bytes());
     old
@@ -336,6 +357,81 @@ mod tests {
         assert_eq!(loaded.next_seq, 1);
     }
 
+    /// A version-7 snapshot (partner account ids as strings in every links
+    /// map) loads into the interned layout with the same answers: every
+    /// link both ways, every claim, every friendship, including after an
+    /// erasure forgot the ids only the erased person named; and the
+    /// version-8 file of the same state answers the same.
+    #[test]
+    fn snapshot_reads_version_7_links_with_identical_answers() {
+        use crate::contract::{FriendState, LinkOrigin};
+
+        let mut state = State::default();
+        let who = |k: u32| {
+            let mut bytes = [0u8; 16];
+            bytes[..4].copy_from_slice(&k.to_le_bytes());
+            Pseudonym::from_stored(bytes)
+        };
+        let mut rng = fastrand::Rng::with_seed(8);
+        let mut seq = 0u64;
+        let mut apply = |state: &mut State, k: u32, body: EventBody| {
+            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
+            state.apply_event(seq, &event);
+            seq += 1;
+        };
+        let partners = ["net", "other"];
+        for _ in 0..600 {
+            let k = rng.u32(..120);
+            let partner = partners[rng.usize(..2)].to_string();
+            let partner_id = format!("p{}", rng.u32(..150));
+            let body = match rng.u8(..5) {
+                0 | 1 => EventBody::PartnerAccount {
+                    partner,
+                    partner_id,
+                    state: if rng.u8(..4) == 0 { LinkState::Unlinked } else { LinkState::Linked },
+                    origin: if rng.bool() { LinkOrigin::Service } else { LinkOrigin::Partner },
+                },
+                _ => EventBody::PartnerFriend {
+                    partner,
+                    partner_id,
+                    friend: format!("p{}", rng.u32(..150)),
+                    state: if rng.u8(..5) == 0 { FriendState::Removed } else { FriendState::Added },
+                },
+            };
+            apply(&mut state, k, body);
+        }
+        apply(&mut state, 7, EventBody::DeleteAccount);
+        let ids: Vec<String> = (0..150).map(|n| format!("p{n}")).collect();
+        let answers = |state: &State| {
+            let links = &state.links;
+            let mut out = Vec::new();
+            for name in partners {
+                let Some(partner) = links.partner_index(name) else { continue };
+                for subject in 0..state.subjects.len() as u32 {
+                    out.push(format!(
+                        "{:?} {:?}",
+                        links.account_of(partner, subject),
+                        links.claim_of(partner, subject)
+                    ));
+                }
+                for a in &ids {
+                    out.push(format!("{:?}", links.subject_of(partner, a)));
+                    for b in &ids {
+                        out.push(format!("{}", links.are_friends(partner, a, b)));
+                    }
+                }
+            }
+            out
+        };
+        let bytes = encode_snapshot(&state).expect("encode");
+        let old = with_legacy_sections(&bytes, &state, MAGIC_7);
+        assert_eq!(&old[..8], b"PRVSNAP7");
+        let loaded = decode_snapshot(&old).expect("version 7 loads");
+        assert_eq!(answers(&loaded), answers(&state));
+        let again = decode_snapshot(&bytes).expect("version 8 loads");
+        assert_eq!(answers(&again), answers(&state));
+    }
+
     /// A version-6 snapshot (each address book a sorted `u32` list in a hash
     /// map) loads into the packed layout with the same answers: every
     /// membership, every book in order, every in-degree, blocks, and the
@@ -380,7 +476,7 @@ mod tests {
         assert!(state.graph.blocked_either_way(index(&state, 12), index(&state, 11)));
         let bytes = encode_snapshot(&state).expect("encode");
         let subjects = state.subjects.len() as u32;
-        let old = with_legacy_graph(&bytes, &state, MAGIC_6);
+        let old = with_legacy_sections(&bytes, &state, MAGIC_6);
         let loaded = decode_snapshot(&old).expect("version 6 loads");
         let (before, after) = (&state.graph, &loaded.graph);
         assert_eq!(after.books().count(), before.books().count());
