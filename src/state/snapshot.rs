@@ -357,6 +357,24 @@ mod tests {
         assert_eq!(loaded.next_seq, 1);
     }
 
+    /// The pseudonym of test person `k`.
+    fn who(k: u32) -> Pseudonym {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&k.to_le_bytes());
+        Pseudonym::from_stored(bytes)
+    }
+
+    /// Applies events of test person `k` to a state, one log position and
+    /// one millisecond apart.
+    fn applier() -> impl FnMut(&mut State, u32, EventBody) {
+        let mut seq = 0u64;
+        move |state: &mut State, k: u32, body: EventBody| {
+            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
+            state.apply_event(seq, &event);
+            seq += 1;
+        }
+    }
+
     /// A version-7 snapshot (partner account ids as strings in every links
     /// map) loads into the interned layout with the same answers: every
     /// link both ways, every claim, every friendship, including after an
@@ -367,18 +385,8 @@ mod tests {
         use crate::contract::{FriendState, LinkOrigin};
 
         let mut state = State::default();
-        let who = |k: u32| {
-            let mut bytes = [0u8; 16];
-            bytes[..4].copy_from_slice(&k.to_le_bytes());
-            Pseudonym::from_stored(bytes)
-        };
         let mut rng = fastrand::Rng::with_seed(8);
-        let mut seq = 0u64;
-        let mut apply = |state: &mut State, k: u32, body: EventBody| {
-            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
-            state.apply_event(seq, &event);
-            seq += 1;
-        };
+        let mut apply = applier();
         let partners = ["net", "other"];
         for _ in 0..600 {
             let k = rng.u32(..120);
@@ -439,18 +447,8 @@ mod tests {
     #[test]
     fn snapshot_reads_version_6_graph_with_identical_answers() {
         let mut state = State::default();
-        let who = |k: u32| {
-            let mut bytes = [0u8; 16];
-            bytes[..4].copy_from_slice(&k.to_le_bytes());
-            Pseudonym::from_stored(bytes)
-        };
         let mut rng = fastrand::Rng::with_seed(5);
-        let mut seq = 0u64;
-        let mut apply = |state: &mut State, k: u32, body: EventBody| {
-            let event = Event { ts_ms: 1_767_225_600_000 + seq as i64, subject: who(k), region: Region(*b"IN"), body };
-            state.apply_event(seq, &event);
-            seq += 1;
-        };
+        let mut apply = applier();
         for k in 0..300 {
             let size = [0, 1, 2, 60, 64, 65, 130, 299][rng.usize(..8)];
             let contacts = (0..size).map(|_| who(rng.u32(..300))).collect();
