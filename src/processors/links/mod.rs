@@ -462,18 +462,22 @@ mod tests {
     }
 
     impl Model {
-        fn apply(&mut self, p: u16, subject: u32, account: &str, state: LinkState, origin: LinkOrigin) {
+        /// Returns the subjects whose link ended, as `Links::apply` does.
+        fn apply(&mut self, p: u16, subject: u32, account: &str, state: LinkState, origin: LinkOrigin) -> Vec<u32> {
+            let mut ended = Vec::new();
             match (state, origin) {
                 (LinkState::Linked, LinkOrigin::Service) => {
                     self.claims.remove(&(p, subject));
                     if let Some(previous) = self.by_subject.insert((p, subject), account.to_string()) {
                         if previous != account {
                             self.by_account.remove(&(p, previous));
+                            ended.push(subject);
                         }
                     }
                     if let Some(other) = self.by_account.insert((p, account.to_string()), subject) {
                         if other != subject {
                             self.by_subject.remove(&(p, other));
+                            ended.push(other);
                         }
                     }
                 }
@@ -489,22 +493,26 @@ mod tests {
                     if self.by_subject.get(&(p, subject)).is_some_and(|linked| linked == account) {
                         self.by_subject.remove(&(p, subject));
                         self.by_account.remove(&(p, account.to_string()));
+                        ended.push(subject);
                     }
                 }
                 (LinkState::Unlinked, LinkOrigin::Partner) => {
                     self.claims.retain(|(claim_partner, _), claimed| !(*claim_partner == p && claimed == account));
                     if let Some(linked) = self.by_account.remove(&(p, account.to_string())) {
                         self.by_subject.remove(&(p, linked));
+                        ended.push(linked);
                     }
                 }
             }
+            ended
         }
     }
 
     proptest::proptest! {
         /// Any sequence of links, claims, friendships and erasures answers
-        /// as the string layout did, and every id still held is named by
-        /// some entry (none leaks), every id named is held.
+        /// as the string layout did (including which links each event
+        /// ended: their disclosures are withdrawn), and every id still held
+        /// is named by some entry (none leaks), every id named is held.
         #[test]
         fn interned_links_answer_as_the_string_layout(
             ops in proptest::collection::vec((0u8..4, 0u16..2, 0u32..5, 0u32..6, 0u32..6, proptest::bool::ANY), 0..120)
@@ -520,8 +528,8 @@ mod tests {
                     0 | 1 => {
                         let state = if flag { LinkState::Linked } else { LinkState::Unlinked };
                         let origin = if kind == 0 { LinkOrigin::Service } else { LinkOrigin::Partner };
-                        links.apply(names[usize::from(p)], subject, &ax, state, origin);
-                        model.apply(p, subject, &ax, state, origin);
+                        let ended = links.apply(names[usize::from(p)], subject, &ax, state, origin);
+                        proptest::prop_assert_eq!(ended, model.apply(p, subject, &ax, state, origin), "links ended");
                     }
                     2 => {
                         let state = if flag { crate::contract::FriendState::Added } else { crate::contract::FriendState::Removed };
