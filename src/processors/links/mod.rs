@@ -59,8 +59,9 @@ pub struct StoredLinks {
 }
 
 /// The links section of snapshots up to version 7: account ids as strings
-/// in every map.
-#[derive(Serialize, Deserialize)]
+/// in every map. Written only by tests ([`Links::to_legacy`]).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
 pub struct LegacyLinks {
     partners: Vec<String>,
     by_subject: HashMap<(PartnerIndex, u32), String, Hasher>,
