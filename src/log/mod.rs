@@ -23,6 +23,31 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 256 << 20;
 /// Largest payload accepted (a 10k-contact snapshot is ~160 KB).
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
+/// A group is written and fsynced this many bytes at a time: the group is
+/// durable (and acknowledged) only after the last step, as before, but the
+/// disk never holds more than this much of the log's dirty data at once. A
+/// large group flushed with one fsync fills the device queue for tens of
+/// milliseconds, and every small fsync of the outputs (vault, audit, feed)
+/// on the same disk waits behind it. Steps of 256 KiB also ingest faster
+/// than one flush per group (bench/README.md, "Log fsync steps").
+pub const SYNC_STEP_BYTES: usize = 256 << 10;
+
+/// Writes `bytes` at the end of `file` and makes them durable, one
+/// [`SYNC_STEP_BYTES`] step at a time. The failpoints act on the first step
+/// (a torn write then leaves a torn group, which the next open cuts).
+fn write_synced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
+    for (step, chunk) in bytes.chunks(SYNC_STEP_BYTES).enumerate() {
+        if step == 0 {
+            crate::failpoint::write_all("log.write", file, chunk)?;
+            crate::failpoint::check("log.fsync")?;
+        } else {
+            io::Write::write_all(file, chunk)?;
+        }
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
 /// The length field of a group marker has this bit set (no record is that
 /// long). A marker precedes every group commit and holds its record count;
 /// a group cut short by a crash is dropped whole, so a batch and its
@@ -181,7 +206,7 @@ impl Log {
     }
 
     /// Appends `count` already framed records as one group (behind its
-    /// marker, with one write) and makes them durable (one fsync). Returns
+    /// marker) and makes them durable, [`SYNC_STEP_BYTES`] at a time. Returns
     /// the sequence number of the first.
     pub fn append_framed(&mut self, framed: &[u8], count: u64) -> Result<u64, LogError> {
         if count == 0 {
@@ -194,9 +219,7 @@ impl Log {
         self.group.clear();
         self.group.extend_from_slice(&marker(count));
         self.group.extend_from_slice(framed);
-        let written = crate::failpoint::write_all("log.write", &mut self.active, &self.group)
-            .and_then(|()| crate::failpoint::check("log.fsync"))
-            .and_then(|()| self.active.sync_data());
+        let written = write_synced(&mut self.active, &self.group);
         if let Err(error) = written {
             let path = self.active_path();
             self.take_back(&path);
@@ -892,6 +915,32 @@ mod tests {
             let wanted: Vec<(u64, Vec<u8>)> = expected.into_iter().enumerate().map(|(i, p)| (i as u64, p)).filter(|(i, _)| *i >= from).collect();
             prop_assert_eq!(replayed, wanted);
         }
+    }
+
+    /// A group larger than one sync step (written and fsynced in several)
+    /// reads back whole, in order, after the records before it, and a
+    /// reopened log continues after it.
+    #[test]
+    fn a_group_of_several_sync_steps_reads_back_whole() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
+        let mut framed = Vec::new();
+        frame(b"before", &mut framed);
+        log.append_framed(&framed, 1).expect("append");
+        let payloads: Vec<Vec<u8>> = (0..40u8).map(|k| vec![k; SYNC_STEP_BYTES / 10 + usize::from(k)]).collect();
+        let mut framed = Vec::new();
+        for payload in &payloads {
+            frame(payload, &mut framed);
+        }
+        assert!(framed.len() > 3 * SYNC_STEP_BYTES, "the group must span several steps");
+        assert_eq!(log.append_framed(&framed, payloads.len() as u64).expect("append the large group"), 1);
+        drop(log);
+        let log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("reopen");
+        assert_eq!(log.next_seq(), 41);
+        let replayed = collect(temp.path(), 0);
+        assert_eq!(replayed[0], (0, b"before".to_vec()));
+        let rest: Vec<(u64, Vec<u8>)> = payloads.into_iter().enumerate().map(|(i, p)| (i as u64 + 1, p)).collect();
+        assert_eq!(&replayed[1..], &rest[..]);
     }
 
     /// A copy holds exactly the records appended before it, across segment

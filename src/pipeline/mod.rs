@@ -1,8 +1,8 @@
 //! The write path: edge -> durable log -> state, with group commit.
 //!
 //! Owns: the data dir layout, opening it (lock, key, snapshot + replay), the
-//! single writer thread that appends batches to the log with one fsync per
-//! group and applies them to state before acknowledging (read-your-writes).
+//! single writer thread that appends batches to the log as one durable group
+//! and applies them to state before acknowledging (read-your-writes).
 //! Never: decides what may leave the process (that is `gate/`), and never
 //! acknowledges an event before it is on disk.
 //!

@@ -1,7 +1,7 @@
 //! The writer thread: group commit, then apply, then acknowledge.
 //!
-//! Owns: draining the queue into one group, appending it with one write and
-//! one fsync, applying it to state under the write lock (let go between two
+//! Owns: draining the queue into one group, appending it durably (the log writes
+//! and fsyncs it in steps), applying it to state under the write lock (let go between two
 //! records when readers wait), acknowledging each
 //! batch with its first sequence number, and the failed state after a write
 //! error (every later batch is refused until restart), and turning a keyed
