@@ -203,11 +203,8 @@ impl Edge {
                         format!("at most {MAX_CONTACTS} contacts per snapshot"),
                     ));
                 }
-                let mut contacts = Vec::with_capacity(items.len());
-                for written in items {
-                    contacts.push(self.phones.resolve(RawNumber::written(written), country, "contacts")?.0);
-                }
-                EventBody::Contacts { contacts }
+                let numbers = items.into_iter().map(RawNumber::written).collect();
+                EventBody::Contacts { contacts: self.phones.resolve_book(numbers, country, "contacts")? }
             }
             EventType::BusinessMessage => EventBody::BusinessMessage {
                 business: service_id(&wire, "business")?,

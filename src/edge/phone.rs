@@ -160,15 +160,8 @@ impl PhoneBook {
         let region = region.unwrap_or(self.default_region);
         let mut key_buffer = [0u8; MAX_WRITTEN_LEN + 3];
         let cache_key = cache_key(written, region, &mut key_buffer);
-        // Bits 32.. pick the shard: hashbrown inside the shard uses the low bits
-        // for buckets and the top 7 for tags, so the shard choice must not
-        // fix either (with low bits, every key of a shard probed one chain).
         let packed = CacheKey::of(cache_key);
-        let shard_hash = match packed {
-            CacheKey::Packed(packed) => self.hasher.hash_one(packed),
-            CacheKey::Written(written) => self.hasher.hash_one(written),
-        };
-        let shard = &self.shards[((shard_hash >> 32) as usize) % SHARDS];
+        let shard = &self.shards[self.shard_of(packed)];
 
         let cached = shard.read().ok().and_then(|map| map.get(packed));
         let outcome = match cached {
@@ -189,6 +182,64 @@ impl PhoneBook {
             };
             EdgeError::new(RejectReason::InvalidPhone, Some(field), format!("field `{field}` {what} (ending {ending})"))
         })
+    }
+
+    /// Resolves every number of one address book, read in `region` (else
+    /// the default region): the same answers, and the same error (the first
+    /// refused number's, in book order), as [`PhoneBook::resolve`] called on
+    /// each in turn. Faster: the cached numbers (nearly all, once traffic
+    /// has been seen) are looked up shard by shard, under one read lock a
+    /// shard, so the processor overlaps their cache misses instead of
+    /// waiting out each behind a lock's atomic instruction. The rest go
+    /// through [`PhoneBook::resolve`] in book order.
+    pub fn resolve_book(
+        &self,
+        numbers: Vec<RawNumber<'_>>,
+        region: Option<Region>,
+        field: &'static str,
+    ) -> Result<Vec<Pseudonym>, EdgeError> {
+        let region = region.unwrap_or(self.default_region);
+        let mut found: Vec<Option<Pseudonym>> = vec![None; numbers.len()];
+        // (shard, packed key, index in the book), for the packed keys.
+        let mut keyed: Vec<(usize, u128, usize)> = Vec::with_capacity(numbers.len());
+        let mut key_buffer = [0u8; MAX_WRITTEN_LEN + 3];
+        for (index, number) in numbers.iter().enumerate() {
+            if number.written.len() > MAX_WRITTEN_LEN {
+                continue;
+            }
+            if let CacheKey::Packed(packed) = CacheKey::of(cache_key(number.written, region, &mut key_buffer)) {
+                keyed.push((self.shard_of(CacheKey::Packed(packed)), packed, index));
+            }
+        }
+        keyed.sort_unstable_by_key(|&(shard, _, _)| shard);
+        for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+            let Ok(map) = self.shards[run[0].0].read() else { continue };
+            for &(_, packed, index) in run {
+                if let Some(Ok((pseudonym, _))) = map.packed.get(&packed) {
+                    found[index] = Some(*pseudonym);
+                }
+            }
+        }
+        numbers
+            .into_iter()
+            .zip(found)
+            .map(|(number, cached)| match cached {
+                Some(pseudonym) => Ok(pseudonym),
+                None => self.resolve(number, Some(region), field).map(|(pseudonym, _)| pseudonym),
+            })
+            .collect()
+    }
+
+    /// The shard that caches `key`. Bits 32.. of its hash pick it:
+    /// hashbrown inside the shard uses the low bits for buckets and the top
+    /// 7 for tags, so the shard choice must not fix either (with low bits,
+    /// every key of a shard probed one chain).
+    fn shard_of(&self, key: CacheKey<'_>) -> usize {
+        let hash = match key {
+            CacheKey::Packed(packed) => self.hasher.hash_one(packed),
+            CacheKey::Written(written) => self.hasher.hash_one(written),
+        };
+        ((hash >> 32) as usize) % SHARDS
     }
 
     /// A cache miss. A national or `00`-style form whose region has plain
@@ -353,6 +404,42 @@ mod tests {
     }
 
     const REGIONS: [[u8; 2]; 3] = [*b"++", *b"IN", *b"US"];
+
+    fn written_number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\+1 650 253 [0-9]{4}",
+            "\\(650\\) 253-[0-9]{4}",
+            "\\+91 9[0-9]{9}",
+            "0[0-9]{10}",
+            "011 49 151[0-9]{8}",
+            "[0-9]{1,20}",
+            "[0-9a-z +()-]{1,20}",
+            "\\+[0-9]{49}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A whole book resolves to what resolving each number in turn
+        /// gives, cold and warm: the same pseudonyms, or the same error (the
+        /// first refused number's, in book order).
+        #[test]
+        fn a_book_resolves_as_its_numbers_one_by_one(
+            book in proptest::collection::vec(written_number(), 0..40),
+            region in prop_oneof![Just(None), Just(Some(Region(*b"US"))), Just(Some(Region(*b"IN")))],
+        ) {
+            let one_by_one = PhoneBook::new(PseudonymKey::from_bytes([3; 32]), Region(*b"US"));
+            let whole = PhoneBook::new(PseudonymKey::from_bytes([3; 32]), Region(*b"US"));
+            let expected: Result<Vec<Pseudonym>, EdgeError> = book
+                .iter()
+                .map(|written| one_by_one.resolve(RawNumber::written(written), region, "contacts").map(|(p, _)| p))
+                .collect();
+            let numbers = || book.iter().map(|written| RawNumber::written(written)).collect::<Vec<_>>();
+            prop_assert_eq!(&whole.resolve_book(numbers(), region, "contacts"), &expected, "cold");
+            prop_assert_eq!(&whole.resolve_book(numbers(), region, "contacts"), &expected, "warm");
+            prop_assert_eq!(&one_by_one.resolve_book(numbers(), region, "contacts"), &expected, "warmed one by one");
+        }
+    }
 
     /// phonenumber 0.3 reads "011 49 15123456989" in the US as +495123456989
     /// (it drops the digit after the country code: another person's number),
