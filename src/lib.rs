@@ -46,6 +46,8 @@
 //!   `abuse` (rules, actions, security records, backtest scoring) and
 //!   `audiences` (business contacts by day, privacy budgets).
 //! - [`consent`]: the consent registry and the policy file.
+//! - [`cluster`]: cluster mode's event stream and settings in NATS
+//!   JetStream (issue 16, in progress; the binary does not use it yet).
 //! - [`state`]: the subject registry and every processor, applied in log
 //!   order; snapshots; the backtest replay.
 //! - [`pipeline`]: the write path (edge → log → state): opening, group
@@ -82,6 +84,7 @@ pub mod consent;
 pub mod processors;
 
 // Layer 4.
+pub mod cluster;
 pub mod state;
 
 // Layer 5.

@@ -39,6 +39,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("processors", 3),
     ("consent", 3),
     ("state", 4),
+    ("cluster", 4),
     ("pipeline", 5),
     ("gate", 6),
     ("disclose", 7),

