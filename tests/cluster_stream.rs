@@ -196,7 +196,11 @@ async fn an_acknowledged_publish_survives_kill_9_and_a_retry_is_stored_once() {
     let nats = Nats::start(temp.path());
     let jetstream = cluster::connect(&nats.url).await.expect("reconnect");
     let mut events = EventStream::open(&jetstream, Duration::from_secs(3600)).await.expect("reopen the stream");
-    assert_eq!(events.stored_messages().await.expect("count"), 50, "every acknowledged message once, the retry not at all");
+    assert_eq!(
+        events.stored_messages().await.expect("count"),
+        50,
+        "every acknowledged message once, the retry not at all"
+    );
     for (sequence, partition, payload) in acknowledged {
         assert_eq!(events.get(sequence).await.expect("get"), Some((partition, payload)), "message {sequence}");
     }

@@ -36,6 +36,9 @@ pub enum BenchSubcommand {
     /// Hold a data dir's address books in each candidate encoding and
     /// report bytes and speed
     Books(BooksArgs),
+    /// Publish to a running NATS server's cluster event stream as fast as
+    /// JetStream acknowledges, and print the figures as JSON
+    NatsPublish(super::bench_nats::NatsPublishArgs),
 }
 
 /// Loads the state of --data (snapshot plus log tail; the data dir must be
@@ -160,6 +163,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchSubcommand::HttpLoad(args) => http_load(args),
         BenchSubcommand::PhoneAgreement(args) => phone_agreement(args),
         BenchSubcommand::Books(args) => books(args),
+        BenchSubcommand::NatsPublish(args) => super::bench_nats::nats_publish(args),
     }
 }
 
@@ -237,7 +241,7 @@ struct RejectedLine {
 }
 
 #[derive(Serialize)]
-struct LatencySummary {
+pub(super) struct LatencySummary {
     requests: usize,
     p50: f64,
     p90: f64,
@@ -248,7 +252,7 @@ struct LatencySummary {
 
 impl LatencySummary {
     /// Milliseconds, from microsecond samples.
-    fn of(mut micros: Vec<u64>) -> Option<LatencySummary> {
+    pub(super) fn of(mut micros: Vec<u64>) -> Option<LatencySummary> {
         if micros.is_empty() {
             return None;
         }
@@ -269,7 +273,7 @@ impl LatencySummary {
     }
 }
 
-fn round3(value: f64) -> f64 {
+pub(super) fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
@@ -640,7 +644,7 @@ impl Prober {
 
 /// User+system CPU seconds of a process so far, from /proc/PID/stat
 /// (fields 14 and 15, in clock ticks of 1/100 s: USER_HZ is 100 on Linux).
-fn process_cpu_s(pid: u32) -> Option<f64> {
+pub(super) fn process_cpu_s(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it are plain.
     let after_name = stat.rsplit_once(')')?.1;

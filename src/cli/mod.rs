@@ -4,6 +4,7 @@
 mod audit;
 mod backup;
 mod bench;
+mod bench_nats;
 mod compact;
 mod config;
 mod demo;
