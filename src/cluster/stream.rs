@@ -6,7 +6,7 @@
 //! acknowledgement (with `sync_interval: always` on the server, stored and
 //! fsynced), deduplicated by a message id the caller derives from the
 //! request (a client's retry is stored once), reading a message back by
-//! sequence, and erasing one (JetStream's message delete overwrites the
+//! sequence or a partition's after a sequence, and erasing one (JetStream's message delete overwrites the
 //! message's bytes in its block file; a subject-filtered purge would leave
 //! them there).
 //! Never: decides what a message holds (the pipeline's framed records,
@@ -93,6 +93,48 @@ impl EventStream {
             Err(error) if matches!(error.kind(), jetstream::stream::RawMessageErrorKind::NoMessageFound) => Ok(None),
             Err(error) => Err(ClusterError::jetstream(error)),
         }
+    }
+
+    /// The messages of `partition` after stream sequence `after`, in stream
+    /// order, at most `limit` of them: what the partition's owner applies
+    /// when it resumes from a snapshot taken at `after`. Erased messages are
+    /// not there. Reads only what the stream held when it was called, so it
+    /// returns at once when there is nothing new.
+    pub async fn read_partition(
+        &self,
+        partition: u16,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Bytes)>, ClusterError> {
+        use futures_util::StreamExt;
+        let mut consumer = self
+            .stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: subject(partition),
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after.saturating_add(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(ClusterError::jetstream)?;
+        let pending = consumer.info().await.map_err(ClusterError::jetstream)?.num_pending;
+        let wanted = usize::try_from(pending).unwrap_or(usize::MAX).min(limit);
+        let mut read = Vec::with_capacity(wanted.min(1 << 16));
+        if wanted == 0 {
+            return Ok(read);
+        }
+        let mut messages = consumer.messages().await.map_err(ClusterError::jetstream)?;
+        while read.len() < wanted {
+            let message = messages
+                .next()
+                .await
+                .ok_or_else(|| ClusterError::JetStream(format!("partition {partition}'s messages ended early")))?
+                .map_err(ClusterError::jetstream)?;
+            let sequence = message.info().map_err(ClusterError::jetstream)?.stream_sequence;
+            read.push((sequence, message.payload.clone()));
+        }
+        Ok(read)
     }
 
     /// Erases the message at `sequence`: its bytes are overwritten where
