@@ -272,3 +272,51 @@ async fn a_partition_reads_back_its_own_messages_after_a_sequence() {
     assert_eq!(events.read_partition(9, 0, usize::MAX).await.expect("an unused partition"), Vec::new());
     nats.kill();
 }
+
+/// A batch goes out as one message per partition it touches; a client's
+/// retry of the batch (same request digest) stores nothing more; each
+/// partition reads back exactly its people's events of the batch, in
+/// batch order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_stored_once_per_partition_and_a_retry_adds_nothing() {
+    use proviso::cluster::batch;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let mut events = EventStream::open(&jetstream, Duration::from_secs(3600)).await.expect("open the stream");
+    let edge = proviso::edge::Edge::new(PseudonymKey::from_bytes([8; 32]), proviso::contract::Region(*b"US"));
+    let accepted: Vec<proviso::contract::Event> = (0..300)
+        .map(|n| {
+            let line = format!(
+                r#"{{"type":"message","ts":1764000000000,"phone":"+1415555{:04}","to":"+14155559999","kind":"text"}}"#,
+                n % 50
+            );
+            edge.accept_line(line.as_bytes()).expect("accepted")
+        })
+        .collect();
+    let parts = batch::split(&accepted, 7);
+    let request = [0x42; 16];
+    let first = events.publish_batch(&request, parts.clone()).await.expect("publish the batch");
+    assert_eq!(first.len(), parts.len());
+    assert!(first.iter().all(|published| !published.duplicate));
+    let retry = events.publish_batch(&request, parts.clone()).await.expect("retry the batch");
+    assert!(retry.iter().all(|published| published.duplicate), "{retry:?}");
+    assert_eq!(
+        retry.iter().map(|p| p.sequence).collect::<Vec<_>>(),
+        first.iter().map(|p| p.sequence).collect::<Vec<_>>()
+    );
+    assert_eq!(events.stored_messages().await.expect("count"), parts.len() as u64);
+
+    let mut read_back = 0;
+    for part in &parts {
+        let stored = events.read_partition(part.partition, 0, usize::MAX).await.expect("read");
+        assert_eq!(stored.len(), 1, "one message for partition {}", part.partition);
+        let decoded = batch::read(&stored[0].1).expect("the part reads back");
+        let expected: Vec<_> =
+            accepted.iter().filter(|e| cluster::partition_of(&e.subject, 7) == part.partition).cloned().collect();
+        assert_eq!(decoded, expected, "partition {}", part.partition);
+        read_back += decoded.len();
+    }
+    assert_eq!(read_back, accepted.len());
+    nats.kill();
+}

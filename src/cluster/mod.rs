@@ -3,7 +3,8 @@
 //! stays the default and the only mode the binary runs.
 //!
 //! Owns: where a person's events go (their partition, from their
-//! pseudonym: [`partition_of`]), the cluster's event stream in JetStream
+//! pseudonym: [`partition_of`]; a batch split into one message per
+//! partition: `batch`), the cluster's event stream in JetStream
 //! (`stream`: publish deduplicated by message id, acknowledged only once
 //! stored and fsynced, erase one message by overwriting it) and the
 //! cluster's settings in a JetStream key-value bucket (`settings`: the
@@ -15,6 +16,7 @@
 //! configuration leave only as keyed fingerprints), or decides what may
 //! leave proviso (that stays the gate's).
 
+pub mod batch;
 pub mod settings;
 pub mod stream;
 

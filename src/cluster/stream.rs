@@ -75,6 +75,25 @@ impl EventStream {
         Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
     }
 
+    /// Publishes every part of one batch (see [`super::batch::split`]) at
+    /// once, each under its message id from `request` (the request's
+    /// digest), and returns once JetStream acknowledged them all, in the
+    /// parts' order. A retry of the batch (same digest) is answered with
+    /// duplicates and stores nothing. On an error some parts may be stored:
+    /// the batch is not acknowledged, and the client's retry completes it
+    /// without storing those twice.
+    pub async fn publish_batch(
+        &self,
+        request: &[u8; 16],
+        parts: Vec<super::batch::Part>,
+    ) -> Result<Vec<Published>, ClusterError> {
+        let publishes = parts.into_iter().map(|part| {
+            let id = super::batch::message_id(request, part.partition);
+            async move { self.publish(part.partition, &id, Bytes::from(part.framed)).await }
+        });
+        futures_util::future::join_all(publishes).await.into_iter().collect()
+    }
+
     /// The message at `sequence`: its partition and payload; `None` when
     /// there is none (never stored, or erased).
     pub async fn get(&self, sequence: u64) -> Result<Option<(u16, Bytes)>, ClusterError> {
