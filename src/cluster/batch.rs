@@ -40,8 +40,7 @@ pub fn split(events: &[Event], partitions: u16) -> Vec<Part> {
 /// The message id of one part of the batch whose request digest is
 /// `request` (the idempotency key's digest, or the body's).
 pub fn message_id(request: &[u8; 16], partition: u16) -> String {
-    let hex: String = request.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{partition}")
+    format!("{}-{partition}", super::hex(request))
 }
 
 /// Why a part does not read back.

@@ -38,6 +38,11 @@ pub fn partition_of(pseudonym: &Pseudonym, partitions: u16) -> u16 {
     (u64::from_le_bytes(first) % u64::from(partitions.max(1))) as u16
 }
 
+/// Lowercase hex of `bytes` (fingerprints, message ids).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why cluster mode could not go on. Messages name what to do; none names
 /// a person.
 #[derive(Debug, thiserror::Error)]

@@ -32,10 +32,7 @@ impl Identity {
     /// This node's identity: a fingerprint of its pseudonym key, of its
     /// consent policy, and of its partners (names and purposes).
     pub fn of(key: &PseudonymKey, policy: &Policy, partners: &[(String, Vec<Purpose>)]) -> Identity {
-        let fingerprint = |context: &str, bytes: &[u8]| {
-            let digest = blake3::derive_key(context, bytes);
-            digest[..16].iter().map(|b| format!("{b:02x}")).collect::<String>()
-        };
+        let fingerprint = |context: &str, bytes: &[u8]| super::hex(&blake3::derive_key(context, bytes)[..16]);
         let mut partners: Vec<String> = partners
             .iter()
             .map(|(name, purposes)| {
