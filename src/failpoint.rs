@@ -15,6 +15,8 @@
 //!   test can `kill -9` the process exactly there;
 //! - `enospc`, `eio`: the stage fails with that error (the disk is full, or
 //!   broken), every time from then on;
+//! - `slow`: wait 300 ms at the stage, every time from then on (a node of a
+//!   cluster that lags behind the others);
 //! - `@n`: act from the n-th time the stage is reached (1 = the first).
 
 use std::io;
@@ -48,6 +50,13 @@ pub const STAGES: &[&str] = &[
     // A refusal or erasure: logged, and between its retractions.
     "consent.before_retractions",
     "consent.mid_retractions",
+];
+
+/// Stages of cluster mode only (an embedded server never reaches them, so
+/// the crash test over [`STAGES`] leaves them out; the cluster tests arm them).
+pub const CLUSTER_STAGES: &[&str] = &[
+    // A message of the cluster's log read, before this node hands it to its writer.
+    "follower.apply",
 ];
 
 /// The variable that arms failpoints (debug builds only).
@@ -121,6 +130,7 @@ mod armed {
         Pause,
         Enospc,
         Eio,
+        Slow,
     }
 
     struct Armed {
@@ -141,7 +151,8 @@ mod armed {
                 eprintln!("failpoint: ignoring {item:?} (expected stage=action)");
                 continue;
             };
-            let Some(stage) = super::STAGES.iter().find(|stage| **stage == name.trim()) else {
+            let Some(stage) = super::STAGES.iter().chain(super::CLUSTER_STAGES).find(|stage| **stage == name.trim())
+            else {
                 eprintln!("failpoint: no stage named {name:?}; stages: {}", super::STAGES.join(", "));
                 continue;
             };
@@ -155,6 +166,7 @@ mod armed {
                 "pause" => Action::Pause,
                 "enospc" => Action::Enospc,
                 "eio" => Action::Eio,
+                "slow" => Action::Slow,
                 other => {
                     eprintln!("failpoint: unknown action {other:?} for {stage}");
                     continue;
@@ -181,6 +193,10 @@ mod armed {
                 loop {
                     std::thread::park();
                 }
+            }
+            Action::Slow => {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Some(Action::Slow)
             }
             other => Some(other),
         }

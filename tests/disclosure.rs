@@ -31,6 +31,7 @@ fn open(dir: &std::path::Path, clock: &Clock) -> (Arc<Pipeline>, Arc<Disclosure>
             max_future_skew_ms: 300_000,
             clock: clock.clone(),
             idempotency_window: std::time::Duration::from_secs(86_400),
+            cluster: None,
         })
         .expect("pipeline"),
     );

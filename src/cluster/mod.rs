@@ -1,22 +1,26 @@
 //! Cluster mode on NATS JetStream (issue 16, in progress): the parts of it
-//! that talk to NATS. Not wired into `proviso serve` yet; the embedded log
-//! stays the default and the only mode the binary runs.
+//! that talk to NATS. `proviso serve --nats URL` uses `settings` (join) and
+//! `log` (the cluster's log every node applies, through
+//! `pipeline/cluster.rs`); `stream` and `batch` (the partitioned event
+//! stream) wait for partition ownership.
 //!
 //! Owns: where a person's events go (their partition, from their
 //! pseudonym: [`partition_of`]; a batch split into one message per
-//! partition: `batch`), the cluster's event stream in JetStream
-//! (`stream`: publish deduplicated by message id, acknowledged only once
-//! stored and fsynced, erase one message by overwriting it) and the
-//! cluster's settings in a JetStream key-value bucket (`settings`: the
-//! partition count, fixed when the cluster is first made, and fingerprints
-//! of the pseudonym key, the consent policy and the partners, which every
-//! node must share).
+//! partition: `batch`), the cluster's log (`log`: a batch's records in
+//! order, deduplicated by ids from the request, kept for a retention) and
+//! the partitioned event stream in JetStream (`stream`: publish
+//! deduplicated by message id, acknowledged only once stored and fsynced,
+//! erase one message by overwriting it), and the cluster's settings in a
+//! JetStream key-value bucket (`settings`: the partition count, fixed when
+//! the cluster is first made, and fingerprints of the pseudonym key, the
+//! consent policy and the partners, which every node must share).
 //! Never: puts a raw number, message content or the pseudonym key itself
 //! into NATS (events arrive here already through the edge; the key and the
 //! configuration leave only as keyed fingerprints), or decides what may
 //! leave proviso (that stays the gate's).
 
 pub mod batch;
+pub mod log;
 pub mod settings;
 pub mod stream;
 
@@ -59,6 +63,12 @@ pub enum ClusterError {
     Differs(Vec<&'static str>),
     #[error("a cluster has 1 to {MAX_PARTITIONS} partitions; asked for {0}")]
     Partitions(u16),
+    #[error(
+        "this node's copy of the cluster's log ends at message {position}, and the cluster's log now starts at \
+         {first}: the messages between are past its retention (erasure_compaction_seconds). Restore this node \
+         from another node's backup (`proviso backup`, then `proviso restore`) and start it again"
+    )]
+    Behind { position: u64, first: u64 },
     #[error("the cluster's settings in NATS do not read ({0}); they were not written by this version of proviso")]
     Unreadable(String),
 }

@@ -38,6 +38,24 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// Publishes `payload` to `subject` under `message_id` and returns once
+/// JetStream acknowledged it (stored, or recognised as a duplicate).
+pub(super) async fn publish(
+    jetstream: &jetstream::Context,
+    subject: String,
+    message_id: &str,
+    payload: Bytes,
+) -> Result<Published, ClusterError> {
+    let publish = jetstream::message::PublishMessage::build().message_id(message_id).payload(payload);
+    let ack = jetstream
+        .send_publish(subject, publish)
+        .await
+        .map_err(ClusterError::jetstream)?
+        .await
+        .map_err(ClusterError::jetstream)?;
+    Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+}
+
 /// The event stream of one cluster.
 pub struct EventStream {
     jetstream: jetstream::Context,
@@ -64,15 +82,7 @@ impl EventStream {
     /// Publishes `payload` to `partition` under `message_id` and returns once
     /// JetStream acknowledged it (stored, or recognised as a duplicate).
     pub async fn publish(&self, partition: u16, message_id: &str, payload: Bytes) -> Result<Published, ClusterError> {
-        let publish = jetstream::message::PublishMessage::build().message_id(message_id).payload(payload);
-        let ack = self
-            .jetstream
-            .send_publish(subject(partition), publish)
-            .await
-            .map_err(ClusterError::jetstream)?
-            .await
-            .map_err(ClusterError::jetstream)?;
-        Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+        publish(&self.jetstream, subject(partition), message_id, payload).await
     }
 
     /// Publishes every part of one batch (see [`super::batch::split`]) at

@@ -30,6 +30,10 @@ pub const PROVISO_ERASURE_COMPACTION_SECONDS: &str = "PROVISO_ERASURE_COMPACTION
 pub const PROVISO_MAX_FUTURE_SKEW_SECONDS: &str = "PROVISO_MAX_FUTURE_SKEW_SECONDS";
 /// `--idempotency-window-seconds`, `idempotency_window_seconds`: how long an `Idempotency-Key` is honoured.
 pub const PROVISO_IDEMPOTENCY_WINDOW_SECONDS: &str = "PROVISO_IDEMPOTENCY_WINDOW_SECONDS";
+/// `--nats`, `nats`: the NATS server of the cluster this node joins.
+pub const PROVISO_NATS: &str = "PROVISO_NATS";
+/// `--node`, `node`: this node's name in its cluster.
+pub const PROVISO_NODE: &str = "PROVISO_NODE";
 /// `--listen`, `listen`: the HTTP listen address.
 pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
 /// `--max-request-bytes`, `max_request_bytes`: largest accepted request body.
@@ -73,6 +77,8 @@ pub const PROVISO_TOKEN: &str = "PROVISO_TOKEN";
 /// Every variable, for tests that must start from a clean environment.
 pub const ALL: &[&str] = &[
     PROVISO_DATA,
+    PROVISO_NATS,
+    PROVISO_NODE,
     PROVISO_CONFIG,
     PROVISO_DEFAULT_REGION,
     PROVISO_POLICY,

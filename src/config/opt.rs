@@ -31,10 +31,11 @@ pub mod heading {
     pub const SERVER: &str = "Server";
     pub const TOKENS: &str = "API tokens";
     pub const AUDIENCES: &str = "Audiences";
+    pub const CLUSTER: &str = "Cluster";
 }
 
 /// See [`heading`].
-pub const SERVE_ONLY_HEADINGS: &[&str] = &[heading::SERVER, heading::TOKENS, heading::AUDIENCES];
+pub const SERVE_ONLY_HEADINGS: &[&str] = &[heading::SERVER, heading::TOKENS, heading::AUDIENCES, heading::CLUSTER];
 
 /// Default data dir: `./proviso-data`, next to where proviso runs.
 pub fn default_data_dir() -> PathBuf {
@@ -264,6 +265,14 @@ options! {
         #[arg(long, env = env::PROVISO_PARTNERS, value_name = "PARTNER", value_delimiter = ' ', hide_env_values = true, help_heading = heading::PARTNERS)]
         #[serde(default)]
         pub partners: Vec<PartnerConfig>,
+        /// Run as a node of the cluster whose NATS JetStream server is at this URL (e.g. `nats://127.0.0.1:4222`): every write goes through the cluster's log, and this node applies it. Unset: embedded single-node mode. Every node needs the same pseudonym key, policy and partners. In progress: partner outputs are not yet the same on every node, and an erased person's events can stay in NATS's files; see docs/scale.md
+        #[arg(long, env = env::PROVISO_NATS, value_name = "URL", help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub nats: Option<String>,
+        /// This node's name in the cluster (in logs and `/healthz`); default: the host name and the listen port
+        #[arg(long, env = env::PROVISO_NODE, value_name = "NAME", help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub node: Option<String>,
     }
 }
 
@@ -297,6 +306,8 @@ impl Default for Opt {
             reviewer_token: None,
             advertiser_token: None,
             tokens: Vec::new(),
+            nats: None,
+            node: None,
             audience_k: default_audience_k(),
             audience_epsilon: None,
             audience_daily_epsilon: default_audience_daily_epsilon(),

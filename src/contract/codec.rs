@@ -40,6 +40,8 @@ const CONTROL_FEED_GAPS: u8 = 4;
 const CONTROL_BATCH_KEYED: u8 = 5;
 /// A batch key with the digest of its request body (after the rejections).
 const CONTROL_BATCH_KEYED_BODY: u8 = 6;
+/// [`ControlBody::StreamPosition`]: a stream sequence, `u64`.
+const CONTROL_STREAM_POSITION: u8 = 7;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -146,6 +148,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::SecurityFeedGaps { .. } => out.push(CONTROL_FEED_GAPS),
         ControlBody::BatchKeyed { answer, .. } if answer.request.is_some() => out.push(CONTROL_BATCH_KEYED_BODY),
         ControlBody::BatchKeyed { .. } => out.push(CONTROL_BATCH_KEYED),
+        ControlBody::StreamPosition { .. } => out.push(CONTROL_STREAM_POSITION),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -193,6 +196,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
                 out.extend_from_slice(request);
             }
         }
+        ControlBody::StreamPosition { sequence } => out.extend_from_slice(&sequence.to_le_bytes()),
     }
 }
 
@@ -259,6 +263,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             let request = if code == CONTROL_BATCH_KEYED_BODY { Some(reader.array::<16>()?) } else { None };
             ControlBody::BatchKeyed { key_digest, answer: KeyedAnswer { accepted, rejected, request } }
         }
+        CONTROL_STREAM_POSITION => ControlBody::StreamPosition { sequence: u64::from_le_bytes(reader.array::<8>()?) },
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
     if reader.remaining() != 0 {
@@ -517,6 +522,7 @@ mod tests {
                         request: Some([s; 16]),
                     },
                 },
+                ControlBody::StreamPosition { sequence: ts_ms as u64 },
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();

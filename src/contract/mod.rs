@@ -420,6 +420,11 @@ pub enum ControlBody {
     /// between the fsync and the acknowledgement. `Control::ts_ms` is when
     /// the key was first seen.
     BatchKeyed { key_digest: [u8; 16], answer: KeyedAnswer },
+    /// Cluster mode: written by a node after the records of each message of
+    /// the cluster's stream it applied, in the same group commit: the
+    /// message's stream `sequence`. The node's log is its copy of the stream
+    /// up to the last of these, and it resumes the stream after it.
+    StreamPosition { sequence: u64 },
 }
 
 /// What `POST /v1/events` answered a keyed batch: only what the answer

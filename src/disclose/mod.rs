@@ -426,6 +426,7 @@ mod tests {
             max_future_skew_ms: 86_400_000,
             clock: crate::clock::Clock::system(),
             idempotency_window: Duration::from_secs(3600),
+            cluster: None,
         };
         let pipeline = Arc::new(Pipeline::open(options).expect("open pipeline"));
         let partner = PartnerSettings {

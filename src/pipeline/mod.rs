@@ -11,10 +11,12 @@
 //! apply), `housekeeping.rs` (erasure compaction, snapshots, the revocation
 //! hook, crypto-shredding), `batch.rs` (edge output framed for the writer),
 //! `compact.rs` (rewriting the log without erased people), `rules.rs`
-//! (installing abuse rules as control records).
+//! (installing abuse rules as control records), `cluster.rs` (cluster mode:
+//! writing through the cluster's log and following it).
 
 mod backup;
 mod batch;
+mod cluster;
 mod compact;
 mod housekeeping;
 mod open;
@@ -23,6 +25,7 @@ mod writer;
 
 pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prepared, Rejection};
+pub use cluster::ClusterOptions;
 pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
 pub use open::{rebuild_state, replay_records};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
@@ -70,6 +73,9 @@ pub struct PipelineOptions {
     pub clock: crate::clock::Clock,
     /// How long a batch's idempotency key is honoured after it was first seen.
     pub idempotency_window: std::time::Duration,
+    /// Cluster mode: write through the cluster's log and apply it (see
+    /// `cluster.rs`); `None` is the embedded single-node mode.
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// How the writer settled a batch.
@@ -109,6 +115,10 @@ pub enum PipelineError {
     Rules(String),
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// Cluster mode: the cluster's log could not be written or this node
+    /// has not applied it in time; nothing of the batch is acknowledged.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// What replaying a data dir found.
@@ -148,6 +158,8 @@ pub struct Pipeline {
     /// applied, the writer lets them in between two records (see
     /// `writer::apply`), so a query never waits for a whole group.
     readers_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Cluster mode: this node's link to the cluster's log.
+    cluster: Option<Arc<cluster::Node>>,
     _lock: DirLock,
 }
 
@@ -276,6 +288,23 @@ impl Pipeline {
         prepared: Prepared,
         ack: impl FnOnce(Result<Committed, PipelineError>) + Send + 'static,
     ) {
+        if let Some(node) = &self.cluster {
+            let keyed = prepared.key.as_ref().map(|key| key.digest);
+            let state = Arc::clone(&self.state);
+            let clock = self.clock.clone();
+            let window_ms = self.idempotency_window_ms;
+            // A keyed batch the cluster's log already held: answered with
+            // the first answer, as the embedded writer does (a different
+            // body under a used key is then told apart by its digest).
+            let first_answer = move || {
+                let digest = keyed?;
+                let not_before_ms = clock.now_ms().saturating_sub(window_ms);
+                let state = state.read().unwrap_or_else(|p| p.into_inner());
+                state.recent_keys.get(&digest, not_before_ms).cloned()
+            };
+            node.submit(prepared, Box::new(first_answer), Box::new(ack));
+            return;
+        }
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match sender {
             Some(sender) => {
@@ -298,8 +327,26 @@ impl Pipeline {
         receiver.recv().unwrap_or(Err(PipelineError::ShuttingDown))
     }
 
+    /// Cluster mode: waits until this node has applied every write the
+    /// cluster acknowledged before the call (read-your-writes on every
+    /// node). At once in embedded mode.
+    pub async fn catch_up(&self) -> Result<(), PipelineError> {
+        match &self.cluster {
+            Some(node) => node.catch_up().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Cluster mode: the last message of the cluster's log this node applied.
+    pub fn cluster_position(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|node| node.applied())
+    }
+
     /// Stops the writer after it drains its queue, and writes a final snapshot.
     pub fn shutdown(&self) {
+        if let Some(node) = &self.cluster {
+            node.stop();
+        }
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();

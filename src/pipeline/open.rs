@@ -90,6 +90,13 @@ impl Pipeline {
             .name("proviso-writer".into())
             .spawn(move || writer_loop(receiver, log, writer_state, waiting, housekeeping, keys, failure))
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
+        let cluster = match options.cluster.clone() {
+            Some(cluster) => {
+                let position = state.read().unwrap_or_else(|p| p.into_inner()).stream_position;
+                Some(super::cluster::Node::start(cluster, position, sender.clone())?)
+            }
+            None => None,
+        };
         let pipeline = Pipeline {
             edge,
             state,
@@ -106,8 +113,14 @@ impl Pipeline {
             idempotency_window_ms,
             write_failure,
             readers_waiting,
+            cluster,
             _lock: lock,
         };
+        if let Some(node) = &pipeline.cluster {
+            // A node answers once it has applied what the cluster holds (its
+            // rules included, before it compares its own with them).
+            node.catch_up_blocking()?;
+        }
         if let Some(path) = &options.rules_path {
             pipeline.install_rules_file(path).map_err(|error| PipelineError::Rules(error.to_string()))?;
         }

@@ -195,6 +195,9 @@ pub struct State {
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
     pub events_applied: u64,
+    /// Cluster mode: the sequence of the last message of the cluster's
+    /// stream applied ([`ControlBody::StreamPosition`]); 0 in embedded mode.
+    pub stream_position: u64,
 }
 
 impl State {
@@ -208,7 +211,7 @@ impl State {
                 self.next_seq = seq + 1;
                 // A keyed batch's answer is bookkeeping beside its events,
                 // not one more thing the batch sent.
-                if !matches!(control.body, ControlBody::BatchKeyed { .. }) {
+                if !matches!(control.body, ControlBody::BatchKeyed { .. } | ControlBody::StreamPosition { .. }) {
                     self.events_applied += 1;
                 }
             }
@@ -391,6 +394,7 @@ impl State {
             ControlBody::BatchKeyed { key_digest, answer } => {
                 self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
+            ControlBody::StreamPosition { sequence } => self.stream_position = *sequence,
         }
     }
 

@@ -4,7 +4,8 @@
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
-//! last blob. Older versions are still read: `PRVSNAP7`, whose links hold
+//! last blob, then the cluster stream position (a `u64`; a version-8
+//! snapshot written before cluster mode ends without it). Older versions are still read: `PRVSNAP7`, whose links hold
 //! partner account ids as strings in every map (converted,
 //! `Links::from_legacy`); `PRVSNAP6`, whose graph also holds each address
 //! book as a `u32` list (converted, `Graph::from_legacy`);
@@ -125,6 +126,9 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
         out.u64(blob.len() as u64);
         out.raw(&blob);
     }
+    // Last, so a version-8 snapshot written before cluster mode (without it)
+    // still reads: its position is 0.
+    out.u64(state.stream_position);
     let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
     out.u32(crc);
     Ok(out.bytes)
@@ -224,6 +228,9 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     } else if version == 5 && input.remaining() > 0 {
         domains_v5 = Some(decode_blob(&mut input)?);
     }
+    if version == 8 && input.remaining() > 0 {
+        state.stream_position = input.u64()?;
+    }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     if let Some(old) = domains_v5 {
         // Converted under the rules in force (their window bounds verdicts).
@@ -319,6 +326,19 @@ mod tests {
         assert_eq!(loaded.links.account_of(net, two), Some("p2"));
         let three = loaded.subjects.lookup(&who(3)).expect("subject 3");
         assert_eq!(loaded.consent.history(three).len(), 1);
+    }
+
+    /// A cluster node's stream position survives a snapshot; a version-8
+    /// snapshot written before cluster mode (it ends without one) loads at 0.
+    #[test]
+    fn the_stream_position_is_kept_and_an_older_snapshot_reads_as_zero() {
+        let state = State { stream_position: 77, ..State::default() };
+        let bytes = encode_snapshot(&state).expect("encode");
+        assert_eq!(decode_snapshot(&bytes).expect("decode").stream_position, 77);
+        let mut older = bytes[..bytes.len() - 12].to_vec();
+        let crc = crc32fast::hash(&older[MAGIC.len()..]);
+        older.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_snapshot(&older).expect("decode older").stream_position, 0);
     }
 
     /// Recent idempotency keys survive a snapshot; a version-3 snapshot

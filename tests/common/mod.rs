@@ -1,6 +1,8 @@
 //! Starts and stops the real `proviso` binary for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod nats;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -193,7 +193,9 @@ impl IntoResponse for ApiError {
 impl From<crate::pipeline::PipelineError> for ApiError {
     fn from(error: crate::pipeline::PipelineError) -> ApiError {
         match error {
-            crate::pipeline::PipelineError::ShuttingDown => ApiError::new(Code::Unavailable, error.to_string()),
+            crate::pipeline::PipelineError::ShuttingDown | crate::pipeline::PipelineError::Cluster(_) => {
+                ApiError::new(Code::Unavailable, error.to_string())
+            }
             crate::pipeline::PipelineError::Failed(_) => {
                 tracing::warn!(%error, "Refused a write: the log failed earlier.");
                 ApiError::new(Code::StorageFailed, error.to_string())

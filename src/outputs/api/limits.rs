@@ -60,6 +60,26 @@ pub(super) async fn authenticate_first(
     response
 }
 
+/// Cluster mode: before a `/v1` handler runs, this node applies every
+/// write the cluster acknowledged before the request arrived, whichever
+/// node took it (read-your-writes on every node; a refusal sent through
+/// another node is in force here). Embedded mode: nothing to wait for.
+pub(super) async fn catch_up_first(
+    State(app): State<SharedState>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let is_api = matched.is_some_and(|matched| matched.as_str().starts_with("/v1/"));
+    if is_api {
+        if let Err(error) = app.pipeline.catch_up().await {
+            tracing::warn!(%error, "Not answering: this node has not caught up with its cluster.");
+            return ApiError::new(Code::Unavailable, error.to_string()).into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// Whether the request announces a body (which a refusal leaves unread).
 fn has_body(request: &Request) -> bool {
     let headers = request.headers();

@@ -132,6 +132,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::prometheus))
         .route("/openapi.json", get(ops::openapi))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::catch_up_first))
         // Runs after routing and before the handler's extractors: the
         // token is checked before any body is read.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::authenticate_first))

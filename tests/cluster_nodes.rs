@@ -1,0 +1,262 @@
+//! Cluster mode end to end: real `proviso serve --nats` nodes over a real
+//! `nats-server` (started and killed by each test; see `common/nats.rs`),
+//! against one embedded node fed the same batches. Every node must answer
+//! as the embedded node does, on every node, at once after an
+//! acknowledgement; a node or the NATS server killed with `kill -9` in the
+//! middle of ingest loses and doubles nothing acknowledged.
+//!
+//! The events come from proviso's own simulator (`proviso simulate`).
+
+mod common;
+
+use std::path::Path;
+
+use common::nats::Nats;
+use common::{Server, ADMIN, ANALYST, INGEST, REVIEWER, SUBJECT};
+use serde_json::Value;
+
+/// The pseudonym key every node and the embedded reference share.
+const KEY: &str = "5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee0042";
+const DAY_MS: i64 = 86_400_000;
+
+fn node(data: &Path, nats: &Nats) -> Server {
+    Server::start_with(data, &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY)])
+}
+
+/// A node that applies each message of the cluster's log 300 ms after the
+/// others (a failpoint of debug builds): what it answers right after
+/// another node acknowledged a write shows whether it waited for it.
+fn lagging_node(data: &Path, nats: &Nats) -> Server {
+    Server::start_with(
+        data,
+        &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_FAILPOINTS", "follower.apply=slow")],
+    )
+}
+
+fn embedded(data: &Path) -> Server {
+    Server::start_with(data, &[("PROVISO_PSEUDONYM_KEY", KEY)])
+}
+
+/// YYYY-MM-DD of the day `ms` falls in.
+fn day_of(ms: i64) -> String {
+    common::day_name(ms.div_euclid(DAY_MS) - 1_767_225_600_000 / DAY_MS)
+}
+
+/// The simulator's events over the last `days` days, in batches of `batch` lines.
+fn simulated(dir: &Path, seed: u64, subjects: u64, events: u64, days: i64, batch: usize) -> (Vec<String>, String) {
+    let start = day_of(common::now_ms() - days * DAY_MS);
+    let out = dir.join(format!("sim-{seed}.ndjson"));
+    let status = common::command()
+        .args(["simulate", "--seed", &seed.to_string(), "--subjects", &subjects.to_string()])
+        .args(["--events", &events.to_string(), "--days", &(days - 1).to_string(), "--start", &start])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run proviso simulate");
+    assert!(status.success());
+    let text = std::fs::read_to_string(&out).expect("read events");
+    let lines: Vec<&str> = text.lines().collect();
+    (lines.chunks(batch).map(|chunk| chunk.join("\n")).collect(), start)
+}
+
+/// Every answer compared between servers.
+fn answers(server: &Server, from: &str, to: &str, subject: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for (path, token) in [
+        (format!("/v1/metrics/active?from={from}&to={to}&window=1&by=country"), ANALYST),
+        (format!("/v1/metrics/active?from={from}&to={to}&window=7&by=platform"), ANALYST),
+        (format!("/v1/metrics/messages?from={from}&to={to}&by=kind"), ANALYST),
+        (format!("/v1/subjects/{subject}/consent"), SUBJECT),
+        ("/v1/abuse/actions?status=review".to_string(), REVIEWER),
+        ("/v1/abuse/actions?status=banned".to_string(), REVIEWER),
+        (format!("/v1/abuse/subjects/{subject}"), REVIEWER),
+        ("/v1/audiences/shop?days=30".to_string(), ADMIN),
+    ] {
+        let (status, body) = server.get(&path, Some(token));
+        out.push((format!("{path} -> {status}"), body));
+    }
+    out
+}
+
+/// The sum of every number in `value`: a count that doubles or drops an
+/// event changes it.
+fn sum(value: &Value) -> f64 {
+    match value {
+        Value::Number(n) => n.as_f64().unwrap_or(0.0),
+        Value::Array(items) => items.iter().map(sum).sum(),
+        Value::Object(fields) => fields.values().map(sum).sum(),
+        _ => 0.0,
+    }
+}
+
+/// The first number of the batches (a person to ask about).
+fn first_phone(batches: &[String]) -> String {
+    let first: Value = serde_json::from_str(batches[0].lines().next().expect("a line")).expect("json");
+    first["phone"].as_str().expect("phone").to_string()
+}
+
+/// Three nodes fed in turn answer every query as one embedded node fed the
+/// same batches, and a refusal sent through one node is in force on the
+/// others as soon as it is acknowledged, the lagging one included.
+#[test]
+fn three_nodes_answer_as_one_embedded_node() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let reference = embedded(&temp.path().join("embedded"));
+    let mut nodes: Vec<Server> = (0..2).map(|n| node(&temp.path().join(format!("node{n}")), &nats)).collect();
+    nodes.push(lagging_node(&temp.path().join("node2"), &nats));
+    let (batches, from) = simulated(temp.path(), 7, 400, 12_000, 8, 600);
+    for (index, batch) in batches.iter().enumerate() {
+        let expected = reference.ingest(batch);
+        let got = nodes[index % nodes.len()].ingest(batch);
+        assert_eq!(got, expected, "batch {index}: the node's answer");
+    }
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    let truth = answers(&reference, &from, &to, &subject);
+    assert!(truth.iter().all(|(path, _)| path.ends_with("-> 200")), "{truth:?}");
+    assert!(sum(&truth[2].1) > 1000.0, "the messages counted are not trivial: {}", truth[2].1);
+    for (n, node) in nodes.iter().enumerate() {
+        assert_eq!(node.subject(&phone), subject, "node {n} resolves the number as the embedded node");
+        let got = answers(node, &from, &to, &subject);
+        for ((path, want), (_, have)) in truth.iter().zip(&got) {
+            assert_eq!(have, want, "node {n}: {path}");
+        }
+    }
+
+    // A refusal through node 0, read at once through nodes 1 and 2 (which
+    // applies it 300 ms after node 0 acknowledged it).
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{phone}","purpose":"product","granted":false}}"#,
+        common::now_ms() - 1000
+    );
+    assert_eq!(nodes[0].ingest(&refusal)["accepted"], 1);
+    for node in &nodes[1..] {
+        let (status, consent) = node.get(&format!("/v1/subjects/{subject}/consent"), Some(SUBJECT));
+        assert_eq!(status, 200, "{consent}");
+        assert_eq!(
+            consent["purposes"]["product"]["state"], "denied",
+            "the refusal is in force on {}: {consent}",
+            node.base
+        );
+    }
+}
+
+/// A node killed with `kill -9` in the middle of ingest, then the NATS
+/// server: every batch is sent with an Idempotency-Key and resent (to the
+/// next node) until acknowledged. After the restarts every node answers as
+/// the embedded node fed each batch once.
+#[test]
+fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut nats = Nats::start(temp.path());
+    let reference = embedded(&temp.path().join("embedded"));
+    let dirs: Vec<_> = (0..2).map(|n| temp.path().join(format!("node{n}"))).collect();
+    let mut nodes: Vec<Option<Server>> = dirs.iter().map(|dir| Some(node(dir, &nats))).collect();
+    let (batches, from) = simulated(temp.path(), 11, 300, 8_000, 6, 200);
+    let kill_node_at = batches.len() / 3;
+    let kill_nats_at = 2 * batches.len() / 3;
+    let mut resent = 0;
+    for (index, batch) in batches.iter().enumerate() {
+        if index == kill_node_at {
+            let stderr = nodes[0].take().expect("node 0 runs").kill();
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+        if index == kill_node_at + 5 {
+            nodes[0] = Some(node(&dirs[0], &nats));
+        }
+        if index == kill_nats_at {
+            nats = nats.restart();
+        }
+        let key = format!("batch-{index}");
+        let mut attempt = 0;
+        resent += usize::from(index > 0);
+        loop {
+            let target = nodes[(index + attempt) % nodes.len()].as_ref();
+            if let Some(server) = target {
+                match server.try_post_events(INGEST, Some(&key), batch.as_bytes()) {
+                    Ok((200, _)) => break,
+                    Ok((status, body)) => assert_eq!(status, 503, "batch {index}: {body}"),
+                    Err(_) => {}
+                }
+            }
+            attempt += 1;
+            resent += 1;
+            assert!(attempt < 200, "batch {index} was never acknowledged");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        reference.ingest(batch);
+    }
+    // Each batch after the first was counted once above; the rest are resends.
+    let resent = resent - (batches.len() - 1);
+    assert!(resent >= 2, "the kills made some batch be sent again ({resent} resends)");
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    let truth = answers(&reference, &from, &to, &subject);
+    assert!(sum(&truth[2].1) > 1000.0, "the messages counted are not trivial: {}", truth[2].1);
+    for (n, node) in nodes.iter().enumerate() {
+        let node = node.as_ref().expect("running");
+        let got = answers(node, &from, &to, &subject);
+        for ((path, want), (_, have)) in truth.iter().zip(&got) {
+            assert_eq!(have, want, "node {n}: {path}");
+        }
+    }
+}
+
+/// A node stopped for longer than the cluster's log keeps messages
+/// (`erasure_compaction_seconds`) cannot catch up from it: it refuses to
+/// start and says how to restore it, instead of answering from a state
+/// with a hole in it. The nodes that stayed up answer on.
+#[test]
+fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let retention = [("PROVISO_ERASURE_COMPACTION_SECONDS", "2")];
+    let start = |dir: &Path| {
+        Server::start_with(dir, &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), retention[0]])
+    };
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = start(&a_dir);
+    let b = start(&b_dir);
+    let (batches, _) = simulated(temp.path(), 5, 100, 1_500, 3, 300);
+    a.ingest(&batches[0]);
+    b.kill();
+    for batch in &batches[1..3] {
+        a.ingest(batch);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+
+    let config = temp.path().join("b.toml");
+    std::fs::write(&config, common::PARTNERS_CONFIG).expect("config");
+    let mut serve = common::command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&b_dir)
+        .arg("--config")
+        .arg(&config)
+        .env("PROVISO_NATS", &nats.url)
+        .env("PROVISO_PSEUDONYM_KEY", KEY)
+        .env(retention[0].0, retention[0].1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn proviso serve");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = serve.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = serve.kill();
+            panic!("a node behind the log's retention started anyway");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("past its retention") && stderr.contains("proviso restore"), "{stderr}");
+    // The node that stayed up still takes writes.
+    assert_eq!(a.ingest(&batches[3])["rejected"], serde_json::json!([]));
+}
