@@ -194,3 +194,34 @@ timed_step() { # NAME PREFIX CMD...
     STEP_WALL_S=$(elapsed "$started" "$(now)")
     step_record "$name" "$STEP_WALL_S" "$busy_before" "$(busy_cpu_s)" "$prefix.time" "$compilers"
 }
+
+# --- NATS (cluster mode) ------------------------------------------------------
+
+# nats-server: $NATS_SERVER, else target/nats/nats-server (as `.ci/run`
+# installs it). start_nats starts it on a free loopback port with JetStream
+# in a fresh NATS_DIR/js, fsyncing every acknowledged message
+# (`sync_interval: always`, as cluster mode needs); sets NATS_PID, NATS_URL.
+NATS=${NATS_SERVER:-target/nats/nats-server}
+NATS_PID=
+need_nats() {
+    if [[ ! -x "$NATS" ]]; then
+        echo "no nats-server at $NATS: run bash .ci/run (it installs the pinned one) or set NATS_SERVER" >&2
+        exit 1
+    fi
+}
+stop_nats() { if [[ -n "$NATS_PID" ]]; then kill -9 "$NATS_PID" 2>/dev/null || true; wait "$NATS_PID" 2>/dev/null || true; NATS_PID=; fi; }
+start_nats() {
+    stop_nats
+    rm -rf "$NATS_DIR" && mkdir -p "$NATS_DIR/ports"
+    printf 'listen: "127.0.0.1:-1"\njetstream {\n  store_dir: "%s/js"\n  sync_interval: always\n}\n' "$NATS_DIR" >"$NATS_DIR/nats.conf"
+    "$NATS" -c "$NATS_DIR/nats.conf" --ports_file_dir "$NATS_DIR/ports" >"$NATS_DIR/server.log" 2>&1 &
+    NATS_PID=$!
+    for _ in $(seq 1 200); do
+        NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
+            "$NATS_DIR/ports/nats-server_$NATS_PID.ports" 2>/dev/null || true)
+        [[ -n "$NATS_URL" ]] && return 0
+        sleep 0.05
+    done
+    echo "nats-server did not start; see $NATS_DIR/server.log" >&2
+    exit 1
+}

@@ -29,37 +29,16 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 OUT=bench/out
 BIN=target/release/proviso
 COMMANDS_FILE=$OUT/nats-commands.txt
-NATS=${NATS_SERVER:-target/nats/nats-server}
 mkdir -p "$OUT"
 : >"$COMMANDS_FILE"
 rm -f "$OUT"/nats-run-*.json "$OUT/nats-results.txt"
 # shellcheck source=bench/lib.sh
 source "$BENCH_DIR/lib.sh"
 build_binary
-if [[ ! -x "$NATS" ]]; then
-    echo "no nats-server at $NATS: run bash .ci/run (it installs the pinned one) or set NATS_SERVER" >&2
-    exit 1
-fi
+need_nats
 
 NATS_DIR=$OUT/nats
-NATS_PID=
-stop_nats() { if [[ -n "$NATS_PID" ]]; then kill -9 "$NATS_PID" 2>/dev/null || true; wait "$NATS_PID" 2>/dev/null || true; NATS_PID=; fi; }
 trap stop_nats EXIT
-start_nats() {
-    stop_nats
-    rm -rf "$NATS_DIR" && mkdir -p "$NATS_DIR/ports"
-    printf 'listen: "127.0.0.1:-1"\njetstream {\n  store_dir: "%s/js"\n  sync_interval: always\n}\n' "$NATS_DIR" >"$NATS_DIR/nats.conf"
-    "$NATS" -c "$NATS_DIR/nats.conf" --ports_file_dir "$NATS_DIR/ports" >"$NATS_DIR/server.log" 2>&1 &
-    NATS_PID=$!
-    for _ in $(seq 1 200); do
-        NATS_URL=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nats"][0])' \
-            "$NATS_DIR/ports/nats-server_$NATS_PID.ports" 2>/dev/null || true)
-        [[ -n "$NATS_URL" ]] && return 0
-        sleep 0.05
-    done
-    echo "nats-server did not start; see $NATS_DIR/server.log" >&2
-    exit 1
-}
 
 "$NATS" --version >&2
 for size in $SIZES; do

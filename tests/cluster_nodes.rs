@@ -260,3 +260,33 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     // The node that stayed up still takes writes.
     assert_eq!(a.ingest(&batches[3])["rejected"], serde_json::json!([]));
 }
+
+/// `proviso demo --nodes 2` starts its own nats-server and two nodes,
+/// streams the simulator into both, and stops cleanly: every line sent is
+/// accepted and it exits 0.
+#[test]
+fn the_demo_runs_a_cluster_of_two_nodes() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let output = common::command()
+        .args(["demo", "--nodes", "2", "--listen", "127.0.0.1:0", "--duration", "8"])
+        .args(["--subjects", "1000", "--events", "20000", "--days", "5", "--live-rate", "200", "--data"])
+        .arg(temp.path().join("demo"))
+        .env("NATS_SERVER", common::nats::nats_server_binary())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run proviso demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nats-server at nats://127.0.0.1:"), "{stdout}");
+    assert!(stdout.contains("proviso demo node 2 listening on http://127.0.0.1:"), "{stdout}");
+    let streamed = stdout.lines().find(|line| line.starts_with("streamed ")).expect("a summary line");
+    let numbers: Vec<u64> = streamed
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .take(3)
+        .map(|part| part.parse().expect("a number"))
+        .collect();
+    assert!(numbers[0] >= 19_000 && numbers[0] == numbers[1] && numbers[2] == 0, "{streamed}");
+    assert_eq!(stderr.matches("Joined the cluster.").count(), 2, "{stderr}");
+}

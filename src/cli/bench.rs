@@ -114,9 +114,10 @@ pub struct PhoneAgreementArgs {
 pub struct HttpLoadArgs {
     /// NDJSON file of events (contract v1)
     pub file: PathBuf,
-    /// Server base URL, e.g. http://127.0.0.1:7420
-    #[arg(long)]
-    pub url: String,
+    /// Server base URL, e.g. http://127.0.0.1:7420; several, comma-separated,
+    /// for the nodes of a cluster (connection i sends to URL i mod count)
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub url: Vec<String>,
     /// Bearer token of the ingest role
     #[arg(long)]
     pub token: String,
@@ -138,9 +139,10 @@ pub struct HttpLoadArgs {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 300)]
     pub timeout_seconds: u64,
-    /// The server's process id: its CPU seconds during the timed phase are reported
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id: its CPU seconds during the timed phase are
+    /// reported; several, comma-separated, are summed (a cluster's nodes)
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
     /// Probe friend suggestions of this partner during the load
     #[arg(long)]
     pub suggestions_partner: Option<String>,
@@ -333,8 +335,9 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
         .map(|(pass, index)| format!("bench-{run_id}-{pass}-{index}"))
         .collect();
     let batches = Batches { bodies, keys };
-    let base = args.url.trim_end_matches('/').to_string();
-    let events_url = format!("{base}/v1/events");
+    let bases: Vec<String> = args.url.iter().map(|url| url.trim_end_matches('/').to_string()).collect();
+    let base = bases.first().cloned().unwrap_or_default();
+    let events_urls: Vec<String> = bases.iter().map(|base| format!("{base}/v1/events")).collect();
     let auth = format!("Bearer {}", args.token);
     let prepare_s = prepare_started.elapsed().as_secs_f64();
     eprintln!(
@@ -379,14 +382,21 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
             _ => None,
         };
 
-        let server_before = args.server_pid.and_then(process_cpu_s);
+        let servers_cpu_s = || -> Option<f64> {
+            if args.server_pid.is_empty() {
+                return None;
+            }
+            args.server_pid.iter().map(|pid| process_cpu_s(*pid)).sum()
+        };
+        let server_before = servers_cpu_s();
         let client_before = process_cpu_s(std::process::id());
         let busy_before = machine_busy_cpu_s();
         let started = Instant::now();
         ingest_running.store(true, Ordering::SeqCst);
         let workers: Vec<_> = (0..args.connections)
-            .map(|_| {
-                let (agent, batches, next, url, auth) = (agent(), &batches, &next, &events_url, &auth);
+            .map(|connection| {
+                let url = &events_urls[connection % events_urls.len()];
+                let (agent, batches, next, auth) = (agent(), &batches, &next, &auth);
                 let retries = args.retries;
                 scope.spawn(move || ingest_worker(&agent, url, auth, batches, next, retries))
             })
@@ -398,7 +408,7 @@ fn http_load(args: HttpLoadArgs) -> anyhow::Result<()> {
         let wall_s = started.elapsed().as_secs_f64();
         ingest_done.store(true, Ordering::SeqCst);
         let client_cpu = client_before.zip(process_cpu_s(std::process::id())).map(|(b, a)| a - b);
-        let server_cpu = server_before.zip(args.server_pid.and_then(process_cpu_s)).map(|(b, a)| a - b);
+        let server_cpu = server_before.zip(servers_cpu_s()).map(|(b, a)| a - b);
         let busy = busy_before.zip(machine_busy_cpu_s()).map(|(b, a)| a - b);
         timed = (wall_s, client_cpu, server_cpu, busy);
         if let Some(prober) = prober {

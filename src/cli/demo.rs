@@ -45,6 +45,14 @@ use proviso::sim::{SimConfig, Simulator};
 /// disclosures it receives show in the dashboard and in each person's
 /// report. Tokens are new on every run.
 ///
+/// With `--nodes N` (2 or more) the demo runs a cluster instead: it starts
+/// a local nats-server (`$NATS_SERVER`, else `target/nats/nats-server` as
+/// `bash .ci/run` installs it, else `nats-server` on PATH) with its store
+/// in <data>/nats, and N nodes in <data>/node1.. on consecutive ports from
+/// `--listen`, sharing one fresh pseudonym key and tokens; the simulator
+/// sends its batches to the nodes in turn, and the pages and figures read
+/// node 1. See docs/scale.md for what cluster mode does and does not do yet.
+///
 /// The demo data dir is wiped at start. Ctrl-C or SIGTERM (or the end of
 /// `--duration`) stops the stream and the partner, then the server, and
 /// exits 0; a second Ctrl-C exits at once.
@@ -84,6 +92,10 @@ pub struct DemoCommand {
     /// Random seed
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Nodes: 1 runs one embedded server; 2 or more run a cluster of that
+    /// many nodes on a local nats-server (see above)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
 }
 
 /// Events per HTTP batch.
@@ -91,7 +103,9 @@ const BATCH: usize = 2_000;
 
 pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     if command.data.exists() {
-        let ours = command.data.join(proviso::edge::KEY_FILE).exists() || command.data.join("LOG").exists();
+        let is_data_dir =
+            |dir: &std::path::Path| dir.join(proviso::edge::KEY_FILE).exists() || dir.join("LOG").exists();
+        let ours = is_data_dir(&command.data) || is_data_dir(&command.data.join("node1"));
         let empty = std::fs::read_dir(&command.data).map(|mut d| d.next().is_none()).unwrap_or(false);
         anyhow::ensure!(
             ours || empty,
@@ -100,22 +114,51 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         );
         std::fs::remove_dir_all(&command.data).with_context(|| format!("wiping {}", command.data.display()))?;
     }
-    // The demo's own settings and the built-in defaults: no config file, no
-    // environment (its tokens are made fresh below).
-    let mut config = Config::from_opt(Opt { data: command.data.clone(), listen: command.listen, ..Opt::default() })?;
     let tokens = DemoTokens::new()?;
-    tokens.install(&mut config);
     let runtime = super::runtime()?;
-    let (running, listener, app) = runtime.block_on(server::start(&config)).context("starting the demo server")?;
-    let base = format!("http://{}", running.addr);
-    let token = running.admin_token.clone();
+    // A cluster: a local nats-server, then one config per node (its own data
+    // dir and port; one key and one set of tokens for all).
+    let nats = match command.nodes {
+        1 => None,
+        _ => Some(LocalNats::start(&command.data.join("nats"))?),
+    };
+    let mut configs = Vec::new();
+    for node in 0..command.nodes {
+        let mut opt = Opt { data: command.data.clone(), listen: command.listen, ..Opt::default() };
+        if let Some(nats) = &nats {
+            opt.data = command.data.join(format!("node{}", node + 1));
+            // Port 0 (any free port) stays 0 for every node.
+            if command.listen.port() != 0 {
+                opt.listen.set_port(command.listen.port().checked_add(node).context("--listen port too high")?);
+            }
+            opt.nats = Some(nats.url.clone());
+            opt.pseudonym_key = Some(Secret::new(tokens.pseudonym_key.clone()));
+            opt.admin_token = Some(Secret::new(tokens.admin.clone()));
+        }
+        // The demo's own settings and the built-in defaults: no config
+        // file, no environment (its tokens are made fresh above).
+        let mut config = Config::from_opt(opt)?;
+        tokens.install(&mut config);
+        configs.push(config);
+    }
+    let mut servers = Vec::new();
+    for config in &configs {
+        servers.push(runtime.block_on(server::start(config)).context("starting the demo server")?);
+    }
+    let bases: Vec<String> = servers.iter().map(|(running, _, _)| format!("http://{}", running.addr)).collect();
+    let base = bases[0].clone();
+    let token = servers[0].0.admin_token.clone();
+    let config = &configs[0];
     // Two flags, set in this order: `stop` (a signal, or the end of
-    // --duration) ends the stream, the partner and the figures; the server
-    // stops only at `server_stop`, once they have, so none of them sees
-    // the server go away first.
+    // --duration) ends the stream, the partner and the figures; the servers
+    // stop only at `server_stop`, once they have, so none of them sees
+    // a server go away first.
     let stop = Arc::new(AtomicBool::new(false));
     let server_stop = Arc::new(AtomicBool::new(false));
-    let server_task = runtime.spawn(server::serve(listener, app, wait_for(server_stop.clone())));
+    let server_tasks: Vec<_> = servers
+        .into_iter()
+        .map(|(_, listener, app)| runtime.spawn(server::serve(listener, app, wait_for(server_stop.clone()))))
+        .collect();
     {
         let stop = stop.clone();
         runtime.spawn(async move {
@@ -125,6 +168,12 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
             eprintln!("second signal: stopping at once");
             std::process::exit(130);
         });
+    }
+    if let Some(nats) = &nats {
+        println!("nats-server at {} (store in {})", nats.url, nats.dir.display());
+        for (node, base) in bases.iter().enumerate().skip(1) {
+            println!("proviso demo node {} listening on {base}", node + 1);
+        }
     }
     println!("proviso demo listening on {base}");
 
@@ -142,7 +191,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     let simulator = Simulator::new(sim_config);
     let people = simulator.sample_people(3);
     let caught_up = Arc::new(AtomicBool::new(false));
-    let streamer = spawn_streamer(simulator, &base, &token, &command, stop.clone(), caught_up.clone());
+    let streamer = spawn_streamer(simulator, &bases, &token, &command, stop.clone(), caught_up.clone());
     let partner = spawn_partner_reader(&base, &tokens.partner, stop.clone());
     let client = super::http::Client::new(&base, &token);
     // The pages are worth opening once the first hundred people are in.
@@ -152,7 +201,12 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     println!("privacy center: {base}/privacy#token={}", tokens.subject_service);
     println!("review queue:   {base}/review#token={}", tokens.reviewer);
     println!("  try these simulated numbers in the privacy center: {}", people.join(", "));
-    println!("admin token:    {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display());
+    match &nats {
+        None => {
+            println!("admin token:    {token}  (also in {})", config.data_dir.join(server::ADMIN_TOKEN_FILE).display())
+        }
+        Some(_) => println!("admin token:    {token}  (every node)"),
+    }
     println!("  curl -H 'Authorization: Bearer {token}' '{base}/v1/metrics/active?from=...&to=...&window=30'");
     println!();
 
@@ -162,7 +216,15 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     let streamed = streamer.join();
     let _ = partner.join();
     server_stop.store(true, Ordering::Relaxed);
-    let served = runtime.block_on(server_task);
+    let mut served = Ok(Ok(()));
+    for task in server_tasks {
+        let result = runtime.block_on(task);
+        if served.as_ref().is_ok_and(|inner| inner.is_ok()) {
+            served = result;
+        }
+    }
+    // The nodes have stopped: now their NATS server may go.
+    drop(nats);
     match streamed {
         Ok(Ok(stats)) => println!(
             "streamed {} events: {} accepted, {} rejected ({} in the catch-up, {} live; {} arrivals)",
@@ -195,18 +257,22 @@ struct Streamed {
 /// two.
 fn spawn_streamer(
     mut simulator: Simulator,
-    base: &str,
+    bases: &[String],
     token: &str,
     command: &DemoCommand,
     stop: Arc<AtomicBool>,
     caught_up: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<anyhow::Result<Streamed>> {
-    let client = super::http::Client::new(base, token);
+    // One client per node: batches go to the nodes in turn.
+    let clients: Vec<_> = bases.iter().map(|base| super::http::Client::new(base, token)).collect();
     let (rate, live_rate) = (command.rate, command.live_rate);
     std::thread::spawn(move || -> anyhow::Result<Streamed> {
         let mut keys = super::simulate::BatchKeys::new()?;
+        let mut turn = 0usize;
         let mut send = |body: &[u8]| -> anyhow::Result<(u64, u64)> {
-            let response = super::simulate::send_with_retries(&client, body, &keys.next())?;
+            turn += 1;
+            let client = &clients[turn % clients.len()];
+            let response = super::simulate::send_with_retries(client, body, &keys.next())?;
             Ok((response["accepted"].as_u64().unwrap_or(0), response["rejected"].as_array().map_or(0, Vec::len) as u64))
         };
         let catch_up = super::simulate::stream(&mut simulator, BATCH, rate, &mut send, Some(&stop))?;
@@ -355,8 +421,11 @@ fn sleep_unless(duration: Duration, stop: &AtomicBool) {
     }
 }
 
-/// One fresh token per role the demo's pages and partner use.
+/// One fresh token per role the demo's pages and partner use (and, for a
+/// cluster, the admin token and pseudonym key every node shares).
 struct DemoTokens {
+    admin: String,
+    pseudonym_key: String,
     analyst: String,
     subject_service: String,
     reviewer: String,
@@ -369,7 +438,11 @@ impl DemoTokens {
             proviso::edge::random_token(&format!("demo-{role}-"), 12)
                 .map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))
         };
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
         Ok(DemoTokens {
+            admin: fresh("admin")?,
+            pseudonym_key: key.iter().map(|b| format!("{b:02x}")).collect(),
             analyst: fresh("analyst")?,
             subject_service: fresh("subjects")?,
             reviewer: fresh("reviewer")?,
@@ -448,5 +521,78 @@ fn spawn_partner_reader(base: &str, token: &str, stop: Arc<AtomicBool>) -> std::
 async fn wait_for(flag: Arc<AtomicBool>) {
     while !flag.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The demo cluster's nats-server: JetStream in `dir/js`, every write
+/// fsynced (`sync_interval: always`), on a free loopback port; killed when
+/// dropped.
+struct LocalNats {
+    child: std::process::Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl LocalNats {
+    fn start(dir: &std::path::Path) -> anyhow::Result<LocalNats> {
+        let binary = match std::env::var_os("NATS_SERVER") {
+            Some(path) => PathBuf::from(path),
+            None if std::path::Path::new("target/nats/nats-server").exists() => {
+                PathBuf::from("target/nats/nats-server")
+            }
+            None => PathBuf::from("nats-server"),
+        };
+        let ports = dir.join("ports");
+        std::fs::create_dir_all(&ports).with_context(|| format!("creating {}", ports.display()))?;
+        let config = dir.join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                dir.join("js").display()
+            ),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let log = std::fs::File::create(dir.join("server.log")).context("creating the nats-server log")?;
+        let child = std::process::Command::new(&binary)
+            .arg("-c")
+            .arg(&config)
+            .arg("--ports_file_dir")
+            .arg(&ports)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (demo --nodes needs nats-server 2.10 or later: set NATS_SERVER to one, or run \
+                     `bash .ci/run`, which installs it into target/nats)",
+                    binary.display()
+                )
+            })?;
+        let mut nats = LocalNats { child, url: String::new(), dir: dir.to_path_buf() };
+        let ports_file = ports.join(format!("nats-server_{}.ports", nats.child.id()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let found = std::fs::read(&ports_file)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .and_then(|ports| ports["nats"][0].as_str().map(str::to_string));
+            if let Some(url) = found {
+                nats.url = url;
+                return Ok(nats);
+            }
+            if let Ok(Some(status)) = nats.child.try_wait() {
+                anyhow::bail!("nats-server exited ({status}); see {}", dir.join("server.log").display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        anyhow::bail!("nats-server did not start in 20 s; see {}", dir.join("server.log").display())
+    }
+}
+
+impl Drop for LocalNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
