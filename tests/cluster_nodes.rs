@@ -144,7 +144,7 @@ fn three_nodes_answer_as_one_embedded_node() {
 }
 
 /// A node killed with `kill -9` in the middle of ingest, then the NATS
-/// server: every batch is sent with an Idempotency-Key and resent (to the
+/// server, while the log rolls from epoch to epoch: every batch is sent with an Idempotency-Key and resent (to the
 /// next node) until acknowledged. After the restarts every node answers as
 /// the embedded node fed each batch once.
 #[test]
@@ -153,7 +153,15 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
     let mut nats = Nats::start(temp.path());
     let reference = embedded(&temp.path().join("embedded"));
     let dirs: Vec<_> = (0..2).map(|n| temp.path().join(format!("node{n}"))).collect();
-    let mut nodes: Vec<Option<Server>> = dirs.iter().map(|dir| Some(node(dir, &nats))).collect();
+    // Epochs of two seconds: the log rolls to a new stream several times
+    // while batches are sent, nodes die and NATS restarts.
+    let rolling = |dir: &Path, nats: &Nats| {
+        Server::start_with(
+            dir,
+            &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_ERASURE_COMPACTION_SECONDS", "8")],
+        )
+    };
+    let mut nodes: Vec<Option<Server>> = dirs.iter().map(|dir| Some(rolling(dir, &nats))).collect();
     let (batches, from) = simulated(temp.path(), 11, 300, 8_000, 6, 200);
     let kill_node_at = batches.len() / 3;
     let kill_nats_at = 2 * batches.len() / 3;
@@ -164,26 +172,43 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
             assert!(!stderr.contains("panicked"), "{stderr}");
         }
         if index == kill_node_at + 5 {
-            nodes[0] = Some(node(&dirs[0], &nats));
+            nodes[0] = Some(rolling(&dirs[0], &nats));
         }
         if index == kill_nats_at {
             nats = nats.restart();
         }
         let key = format!("batch-{index}");
         let mut attempt = 0;
+        let mut last_failure = String::new();
         resent += usize::from(index > 0);
         loop {
             let target = nodes[(index + attempt) % nodes.len()].as_ref();
             if let Some(server) = target {
                 match server.try_post_events(INGEST, Some(&key), batch.as_bytes()) {
                     Ok((200, _)) => break,
-                    Ok((status, body)) => assert_eq!(status, 503, "batch {index}: {body}"),
-                    Err(_) => {}
+                    Ok((status, body)) => {
+                        assert_eq!(status, 503, "batch {index}: {body}");
+                        last_failure = body.to_string();
+                    }
+                    Err(error) => last_failure = error,
                 }
             }
             attempt += 1;
             resent += 1;
-            assert!(attempt < 200, "batch {index} was never acknowledged");
+            if attempt >= 200 {
+                let logs: Vec<String> = nodes
+                    .iter()
+                    .flatten()
+                    .map(|node| {
+                        node.stderr()
+                            .lines()
+                            .filter(|line| !line.contains("DEBUG proviso::outputs") && !line.contains("TRACE"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .collect();
+                panic!("batch {index} was never acknowledged; last: {last_failure}\n{}", logs.join("\n-----\n"));
+            }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         reference.ingest(batch);
@@ -213,7 +238,7 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
 fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
-    let retention = [("PROVISO_ERASURE_COMPACTION_SECONDS", "2")];
+    let retention = [("PROVISO_ERASURE_COMPACTION_SECONDS", "4")];
     let start = |dir: &Path| {
         Server::start_with(dir, &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), retention[0]])
     };
@@ -226,7 +251,8 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     for batch in &batches[1..3] {
         a.ingest(batch);
     }
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Epochs of one second, each deleted three seconds after it ended.
+    std::thread::sleep(std::time::Duration::from_secs(6));
 
     let config = temp.path().join("b.toml");
     std::fs::write(&config, common::PARTNERS_CONFIG).expect("config");
@@ -289,4 +315,73 @@ fn the_demo_runs_a_cluster_of_two_nodes() {
         .collect();
     assert!(numbers[0] >= 19_000 && numbers[0] == numbers[1] && numbers[2] == 0, "{streamed}");
     assert_eq!(stderr.matches("Joined the cluster.").count(), 2, "{stderr}");
+}
+
+/// An erasure sent through one node: within the retention no file of the
+/// NATS server or of any node holds a byte of the person's pseudonym (their
+/// epochs of the cluster's log deleted whole, each node's log compacted),
+/// while another person's events are still there.
+#[test]
+fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let start = |dir: &Path| {
+        Server::start_with(
+            dir,
+            &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_ERASURE_COMPACTION_SECONDS", "4")],
+        )
+    };
+    let (a, b) = (start(&temp.path().join("a")), start(&temp.path().join("b")));
+    let now = common::now_ms() - 60_000;
+    let (erased, kept) = ("+14155550101", "+14155550102");
+    let lines: Vec<String> = [erased, kept]
+        .iter()
+        .flat_map(|phone| {
+            [
+                format!(r#"{{"type":"register","ts":{now},"phone":"{phone}","device":"d","platform":"ios"}}"#),
+                format!(r#"{{"type":"session","ts":{now},"phone":"{phone}","device":"d"}}"#),
+            ]
+        })
+        .collect();
+    a.ingest(&lines.join("\n"));
+    let edge = proviso::edge::Edge::new(
+        proviso::edge::PseudonymKey::from_hex(KEY).expect("key"),
+        proviso::contract::Region(*b"US"),
+    );
+    let pseudonym = |phone: &str| *edge.resolve_phone(phone, None).expect("phone").0.as_bytes();
+    let holding = |needle: [u8; 16]| -> Vec<std::path::PathBuf> {
+        common::files_under(temp.path())
+            .into_iter()
+            .filter(|path| std::fs::read(path).is_ok_and(|bytes| bytes.windows(16).any(|w| w == needle)))
+            .collect()
+    };
+    assert!(holding(pseudonym(erased)).iter().any(|p| p.to_string_lossy().contains("jetstream")), "NATS holds them");
+
+    let subject = b.subject(erased);
+    let (status, body) = b.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        a.post(
+            "/v1/subjects/resolve",
+            Some(SUBJECT),
+            "application/json",
+            format!(r#"{{"phone":"{erased}"}}"#).as_bytes()
+        )
+        .0,
+        404,
+        "erased on the other node at once"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = holding(pseudonym(erased));
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the erased pseudonym is still in {left:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let kept_in = holding(pseudonym(kept));
+    assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("a"))), "{kept_in:?}");
+    assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("b"))), "{kept_in:?}");
+    assert_eq!(a.ingest(&lines[2..].join("\n"))["accepted"], 2, "the cluster goes on");
 }

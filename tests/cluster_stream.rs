@@ -166,33 +166,56 @@ async fn an_erased_message_leaves_no_bytes_in_the_store() {
     assert_eq!(files_containing(&store, erased_marker), Vec::<PathBuf>::new(), "nor do they come back on restart");
 }
 
-/// The cluster's log keeps a message only for its retention: then it is
-/// gone from the log (the log starts after it), while a newer one is kept.
-/// (Its bytes may stay in a JetStream block file that newer messages
-/// share, until the whole block expires: docs/scale.md.)
+/// The cluster's log is cut into epochs a quarter of the retention long,
+/// and an epoch is deleted whole once its end is three quarters of the
+/// retention old: then no file of the server holds its messages' bytes
+/// (an expired message's would stay in a block a newer one shares), while
+/// the newest messages are kept and read back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cluster_log_forgets_a_message_after_its_retention() {
+async fn the_cluster_log_forgets_an_epoch_past_retention_down_to_its_bytes() {
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
     let jetstream = cluster::connect(&nats.url).await.expect("connect");
-    let retention = Duration::from_secs(3);
+    let retention = Duration::from_secs(4);
     let log = ClusterLog::open(&jetstream, Duration::from_secs(3600), retention).await.expect("open the log");
+    assert_eq!(log.epoch_length(), Duration::from_secs(1));
+    let old_marker = b"person-written-early-5d1e0c7b9a3f";
     let mut old = Vec::new();
-    common::nats::frame(&mut old, b"written early");
-    let first = log.append(&[1; 16], &old).await.expect("append");
-    assert_eq!(log.first_sequence().await.expect("first"), first.last);
-    tokio::time::sleep(retention / 2).await;
-    let mut new = Vec::new();
-    common::nats::frame(&mut new, b"written later");
-    let second = log.append(&[2; 16], &new).await.expect("append");
-    assert!(!second.duplicate && second.last > first.last);
-    let deadline = std::time::Instant::now() + retention;
-    while log.first_sequence().await.expect("first") <= first.last {
-        assert!(std::time::Instant::now() < deadline, "the older message outlived its retention");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    common::nats::frame(&mut old, old_marker);
+    let first = log.append(&[0xee; 16], &old).await.expect("append");
+    assert_eq!(first.last.epoch, 1);
+    let store = temp.path().join("js");
+    assert!(!files_containing(&store, old_marker).is_empty(), "the scan sees stored payloads");
+
+    // Writes go on, and every node's upkeep runs, for longer than the retention.
+    let started = std::time::Instant::now();
+    let mut last = first.last;
+    let mut n = 0u8;
+    while started.elapsed() < retention + Duration::from_secs(2) {
+        log.upkeep().await.expect("upkeep");
+        n = n.wrapping_add(1);
+        let mut new = Vec::new();
+        common::nats::frame(&mut new, format!("person-written-later-{n:03}").as_bytes());
+        let appended = log.append(&[n; 16], &new).await.expect("append");
+        assert!(appended.last > last, "positions grow across epochs");
+        last = appended.last;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(log.first_sequence().await.expect("first"), second.last, "the newer message is kept");
-    assert_eq!(log.last_sequence().await.expect("last"), second.last);
+    assert!(last.epoch >= 5, "an epoch a second: {last}");
+    let epochs = log.epochs().await.expect("epochs");
+    assert!(!epochs.contains(&1), "epoch 1 is past retention: {epochs:?}");
+    assert_eq!(files_containing(&store, old_marker), Vec::<PathBuf>::new(), "its bytes are gone");
+    assert_eq!(log.last_position().await.expect("last"), last);
+    // The newest message reads back.
+    use futures_util::StreamExt;
+    let before = cluster::LogPosition { epoch: last.epoch, sequence: last.sequence - 1 };
+    let mut messages = Box::pin(log.follow(before).await.expect("follow"));
+    let (at, payload) = messages.next().await.expect("a message").expect("read");
+    assert_eq!(at, last);
+    assert!(payload.windows(24).any(|w| w == format!("person-written-later-{n:03}").as_bytes()));
+    // A reader whose epoch is gone is told it is behind.
+    let gone = log.follow(cluster::LogPosition { epoch: 1, sequence: 1 }).await.err().expect("behind");
+    assert!(matches!(gone, ClusterError::Behind { .. }), "{gone}");
     nats.kill();
 }
 

@@ -24,6 +24,7 @@ pub mod log;
 pub mod settings;
 pub mod stream;
 
+pub use crate::contract::LogPosition;
 use crate::contract::Pseudonym;
 
 /// Virtual partitions of a new cluster unless told otherwise.
@@ -64,11 +65,12 @@ pub enum ClusterError {
     #[error("a cluster has 1 to {MAX_PARTITIONS} partitions; asked for {0}")]
     Partitions(u16),
     #[error(
-        "this node's copy of the cluster's log ends at message {position}, and the cluster's log now starts at \
-         {first}: the messages between are past its retention (erasure_compaction_seconds). Restore this node \
-         from another node's backup (`proviso backup`, then `proviso restore`) and start it again"
+        "this node's copy of the cluster's log ends at message {position} (epoch:sequence), and the cluster's \
+         log no longer holds the message after it (it holds epoch {first} on): the messages between are past \
+         its retention (erasure_compaction_seconds). Restore this node from another node's backup (`proviso \
+         backup`, then `proviso restore`) and start it again"
     )]
-    Behind { position: u64, first: u64 },
+    Behind { position: crate::contract::LogPosition, first: crate::contract::LogPosition },
     #[error("the cluster's settings in NATS do not read ({0}); they were not written by this version of proviso")]
     Unreadable(String),
 }

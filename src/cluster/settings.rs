@@ -87,18 +87,7 @@ pub async fn join(
     if partitions == 0 || partitions > MAX_PARTITIONS {
         return Err(ClusterError::Partitions(partitions));
     }
-    let store = match jetstream.get_key_value(BUCKET).await {
-        Ok(store) => store,
-        Err(_) => jetstream
-            .create_key_value(async_nats::jetstream::kv::Config {
-                bucket: BUCKET.to_string(),
-                history: 1,
-                storage: async_nats::jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(ClusterError::jetstream)?,
-    };
+    let store = bucket(jetstream).await?;
     let mine = Settings { partitions, identity: identity.clone() };
     let bytes = serde_json::to_vec(&mine).map_err(|error| ClusterError::Unreadable(error.to_string()))?;
     // `create` writes only when the key is absent: of two nodes joining a
@@ -119,4 +108,26 @@ pub async fn join(
         return Err(ClusterError::Differs(differs));
     }
     Ok(settings)
+}
+
+/// The cluster's key-value bucket [`BUCKET`], created when the cluster is
+/// new (of two nodes creating it at once, the second opens the first's).
+pub(super) async fn bucket(
+    jetstream: &async_nats::jetstream::Context,
+) -> Result<async_nats::jetstream::kv::Store, ClusterError> {
+    if let Ok(store) = jetstream.get_key_value(BUCKET).await {
+        return Ok(store);
+    }
+    let created = jetstream
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: BUCKET.to_string(),
+            history: 1,
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        Err(error) => jetstream.get_key_value(BUCKET).await.map_err(|_| ClusterError::jetstream(error)),
+    }
 }

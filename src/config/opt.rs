@@ -265,7 +265,7 @@ options! {
         #[arg(long, env = env::PROVISO_PARTNERS, value_name = "PARTNER", value_delimiter = ' ', hide_env_values = true, help_heading = heading::PARTNERS)]
         #[serde(default)]
         pub partners: Vec<PartnerConfig>,
-        /// Run as a node of the cluster whose NATS JetStream server is at this URL (e.g. `nats://127.0.0.1:4222`): every write goes through the cluster's log, and this node applies it. Unset: embedded single-node mode. Every node needs the same pseudonym key, policy and partners. In progress: partner outputs are not yet the same on every node, and an erased person's events can stay in NATS's files; see docs/scale.md
+        /// Run as a node of the cluster whose NATS JetStream server is at this URL (e.g. `nats://127.0.0.1:4222`): every write goes through the cluster's log, and this node applies it. Unset: embedded single-node mode. Every node needs the same pseudonym key, policy and partners. NATS keeps events for at most erasure_compaction_seconds. In progress: partner outputs are not yet the same on every node; see docs/scale.md
         #[arg(long, env = env::PROVISO_NATS, value_name = "URL", help_heading = heading::CLUSTER)]
         #[serde(default)]
         pub nats: Option<String>,

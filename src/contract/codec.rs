@@ -18,8 +18,8 @@
 
 use super::{
     Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, KeyedAnswer,
-    KeyedRejection, LinkOrigin, LinkState, MessageKind, Platform, Pseudonym, Purpose, Recipient, Record, Region,
-    DEFAULT_PARTNER,
+    KeyedRejection, LinkOrigin, LinkState, LogPosition, MessageKind, Platform, Pseudonym, Purpose, Recipient, Record,
+    Region, DEFAULT_PARTNER,
 };
 
 const VERSION: u8 = 3;
@@ -40,7 +40,7 @@ const CONTROL_FEED_GAPS: u8 = 4;
 const CONTROL_BATCH_KEYED: u8 = 5;
 /// A batch key with the digest of its request body (after the rejections).
 const CONTROL_BATCH_KEYED_BODY: u8 = 6;
-/// [`ControlBody::StreamPosition`]: a stream sequence, `u64`.
+/// [`ControlBody::StreamPosition`]: epoch then sequence, `u64` each.
 const CONTROL_STREAM_POSITION: u8 = 7;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -196,7 +196,10 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
                 out.extend_from_slice(request);
             }
         }
-        ControlBody::StreamPosition { sequence } => out.extend_from_slice(&sequence.to_le_bytes()),
+        ControlBody::StreamPosition { position } => {
+            out.extend_from_slice(&position.epoch.to_le_bytes());
+            out.extend_from_slice(&position.sequence.to_le_bytes());
+        }
     }
 }
 
@@ -263,7 +266,12 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             let request = if code == CONTROL_BATCH_KEYED_BODY { Some(reader.array::<16>()?) } else { None };
             ControlBody::BatchKeyed { key_digest, answer: KeyedAnswer { accepted, rejected, request } }
         }
-        CONTROL_STREAM_POSITION => ControlBody::StreamPosition { sequence: u64::from_le_bytes(reader.array::<8>()?) },
+        CONTROL_STREAM_POSITION => ControlBody::StreamPosition {
+            position: LogPosition {
+                epoch: u64::from_le_bytes(reader.array::<8>()?),
+                sequence: u64::from_le_bytes(reader.array::<8>()?),
+            },
+        },
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
     if reader.remaining() != 0 {
@@ -522,7 +530,7 @@ mod tests {
                         request: Some([s; 16]),
                     },
                 },
-                ControlBody::StreamPosition { sequence: ts_ms as u64 },
+                ControlBody::StreamPosition { position: LogPosition { epoch: u64::from(s), sequence: ts_ms as u64 } },
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();

@@ -421,10 +421,26 @@ pub enum ControlBody {
     /// the key was first seen.
     BatchKeyed { key_digest: [u8; 16], answer: KeyedAnswer },
     /// Cluster mode: written by a node after the records of each message of
-    /// the cluster's stream it applied, in the same group commit: the
-    /// message's stream `sequence`. The node's log is its copy of the stream
-    /// up to the last of these, and it resumes the stream after it.
-    StreamPosition { sequence: u64 },
+    /// the cluster's log it applied, in the same group commit: the message's
+    /// position. The node's log is its copy of the cluster's up to the last
+    /// of these, and it resumes the cluster's log after it.
+    StreamPosition { position: LogPosition },
+}
+
+/// Where a message is in the cluster's log: its epoch (one JetStream stream
+/// each, see `cluster::log`) and its sequence in that stream. Ordered by
+/// epoch, then sequence; the default (epoch 0, sequence 0) is before every
+/// message.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash)]
+pub struct LogPosition {
+    pub epoch: u64,
+    pub sequence: u64,
+}
+
+impl std::fmt::Display for LogPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.epoch, self.sequence)
+    }
 }
 
 /// What `POST /v1/events` answered a keyed batch: only what the answer

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::writer::{AckFn, Commit, Job};
 use super::{Committed, PipelineError, Prepared};
 use crate::cluster::log::ClusterLog;
-use crate::contract::{decode_record, encode_control, Control, ControlBody, Record};
+use crate::contract::{decode_record, encode_control, Control, ControlBody, LogPosition, Record};
 use crate::log::frame_with;
 
 /// The first answer to a keyed batch, from state once it is applied.
@@ -64,18 +64,31 @@ pub(super) struct Node {
 
 #[derive(Clone, Debug, Default)]
 struct Position {
-    applied: u64,
+    applied: LogPosition,
     stopped: Option<String>,
 }
 
+/// How long the follower waits for a message before it asks whether its
+/// epoch is over (and a later one has begun).
+const IDLE: Duration = Duration::from_millis(250);
+
+/// How long a consumer may sit idle while messages wait before it is made anew.
+const STALLED: Duration = Duration::from_secs(1);
+
+/// How often a node runs the log's upkeep (rolling epochs, deleting old ones).
+const UPKEEP_EVERY: Duration = Duration::from_millis(500);
+
 impl Node {
     /// Starts following the cluster's log after `position` (the last
-    /// sequence this node's log holds), handing messages to `writer`.
+    /// message this node's log holds), handing messages to `writer`, and the
+    /// log's upkeep.
     pub(super) fn start(
         options: ClusterOptions,
-        position: u64,
+        position: LogPosition,
         writer: SyncSender<Job>,
     ) -> Result<Arc<Node>, PipelineError> {
+        // A node that never applied anything starts at the first epoch.
+        let position = position.max(LogPosition { epoch: 1, sequence: 0 });
         let (applied, _) = watch::channel(Position { applied: position, stopped: None });
         let (stop, stopped) = watch::channel(false);
         let node =
@@ -86,10 +99,27 @@ impl Node {
             .spawn(move || following.follow(position, writer, stopped))
             .map_err(|error| PipelineError::Cluster(format!("starting the follower: {error}")))?;
         *node.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        let (log, mut stopped) = (Arc::clone(&node.log), node.stop.subscribe());
+        node.runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stopped.changed() => return,
+                    _ = tokio::time::sleep(UPKEEP_EVERY) => {}
+                }
+                match log.upkeep().await {
+                    Ok(deleted) if !deleted.is_empty() => {
+                        tracing::info!(?deleted, "Deleted epochs of the cluster's log past retention.")
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "The cluster's log upkeep failed; trying again."),
+                }
+            }
+        });
         Ok(node)
     }
 
-    /// Stops the follower (the messages it handed over are still applied).
+    /// Stops the follower and the upkeep (the messages the follower handed
+    /// over are still applied).
     pub(super) fn stop(&self) {
         let _ = self.stop.send(true);
         if let Some(thread) = self.follower.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -98,9 +128,11 @@ impl Node {
     }
 
     /// The follower's loop: read the log after `position`, hand each message
-    /// to the writer in order, mark it applied when the writer says so.
-    fn follow(&self, mut position: u64, writer: SyncSender<Job>, mut stopped: watch::Receiver<bool>) {
+    /// to the writer in order, mark it applied when the writer says so; at
+    /// the end of a finished epoch, go on at the next one.
+    fn follow(&self, position: LogPosition, writer: SyncSender<Job>, mut stopped: watch::Receiver<bool>) {
         let runtime = self.runtime.clone();
+        let mut position = position;
         let result: Result<(), String> = runtime.block_on(async {
             loop {
                 let mut messages = tokio::select! {
@@ -115,34 +147,57 @@ impl Node {
                         }
                     },
                 };
+                // How long the consumer has sat idle while its epoch held
+                // messages after `position`: an ordered consumer that did
+                // not come back after a lost connection. It is made anew.
+                let mut stalled = Duration::ZERO;
                 loop {
                     let next = tokio::select! {
                         _ = stopped.changed() => return Ok(()),
-                        next = messages.next() => next,
+                        next = tokio::time::timeout(IDLE, messages.next()) => next,
                     };
-                    let (sequence, payload) = match next {
-                        Some(Ok(message)) => message,
-                        Some(Err(error)) => {
+                    let (at, payload) = match next {
+                        Ok(Some(Ok(message))) => message,
+                        Ok(Some(Err(error))) => {
                             tracing::warn!(%error, "Reading the cluster's log failed; resuming after {position}.");
                             break;
                         }
-                        None => break,
+                        Ok(None) => break,
+                        Err(_idle) => match self.log.progress(position).await {
+                            Ok(progress) if progress.finished => {
+                                self.next_epoch(&mut position).await;
+                                break;
+                            }
+                            Ok(progress) if progress.after > 0 => {
+                                stalled += IDLE;
+                                if stalled >= STALLED {
+                                    tracing::warn!(%position, "The cluster's log has messages this node is not sent; reading it anew.");
+                                    break;
+                                }
+                                continue;
+                            }
+                            Ok(_) => continue,
+                            Err(error @ crate::cluster::ClusterError::Behind { .. }) => return Err(error.to_string()),
+                            Err(error) => {
+                                tracing::warn!(%error, "Cannot tell where epoch {} stands.", position.epoch);
+                                continue;
+                            }
+                        },
                     };
+                    stalled = Duration::ZERO;
                     crate::failpoint::reach("follower.apply");
-                    let prepared = applied_message(&payload, sequence)
-                        .map_err(|error| format!("message {sequence} of the cluster's log: {error}"))?;
+                    let prepared = applied_message(&payload, at)
+                        .map_err(|error| format!("message {at} of the cluster's log: {error}"))?;
                     let applied = self.applied.clone();
                     let ack: AckFn = Box::new(move |result| match result {
-                        Ok(_) => {
-                            applied.send_modify(|position| position.applied = position.applied.max(sequence));
-                        }
+                        Ok(_) => applied.send_modify(|position| position.applied = position.applied.max(at)),
                         Err(error) => applied.send_modify(|position| position.stopped = Some(error.to_string())),
                     });
                     // The writer's queue is bounded: this blocks while it is full.
                     if writer.send(Job::Commit(Commit { prepared, ack })).is_err() {
                         return Ok(());
                     }
-                    position = sequence;
+                    position = at;
                 }
             }
         });
@@ -150,6 +205,20 @@ impl Node {
             tracing::error!(%error, "The follower stopped: this node applies nothing more until it is restarted.");
             self.applied.send_modify(|position| position.stopped = Some(error));
         }
+    }
+
+    /// `position`'s epoch is whole and this node handed all of it to the
+    /// writer: once the writer has applied it, the node is at the next
+    /// epoch's start (nothing is written for that: after a restart the node
+    /// finds the epoch finished again).
+    async fn next_epoch(&self, position: &mut LogPosition) {
+        let done = *position;
+        let mut applied = self.applied.subscribe();
+        let _ = applied.wait_for(|now| now.applied >= done || now.stopped.is_some()).await;
+        *position = LogPosition { epoch: done.epoch + 1, sequence: 0 };
+        let next = *position;
+        self.applied.send_modify(|now| now.applied = now.applied.max(next));
+        tracing::debug!(epoch = next.epoch, "Following the next epoch of the cluster's log.");
     }
 
     /// Appends `prepared` to the cluster's log; `ack` runs once this node
@@ -188,7 +257,7 @@ impl Node {
     /// Waits until this node has applied the cluster's log as it stands
     /// now: every write acknowledged (by any node) before this call.
     pub(super) async fn catch_up(&self) -> Result<(), PipelineError> {
-        let last = self.log.last_sequence().await.map_err(|error| PipelineError::Cluster(error.to_string()))?;
+        let last = self.log.last_position().await.map_err(|error| PipelineError::Cluster(error.to_string()))?;
         self.applied_through(last).await
     }
 
@@ -197,8 +266,8 @@ impl Node {
         self.runtime.block_on(self.catch_up())
     }
 
-    /// Waits until this node has applied stream sequence `sequence`.
-    async fn applied_through(&self, sequence: u64) -> Result<(), PipelineError> {
+    /// Waits until this node has applied the log up to `sequence`.
+    async fn applied_through(&self, sequence: LogPosition) -> Result<(), PipelineError> {
         let mut applied = self.applied.subscribe();
         let reached = tokio::time::timeout(
             CATCH_UP_LIMIT,
@@ -220,15 +289,15 @@ impl Node {
         }
     }
 
-    /// The last stream sequence applied here.
-    pub(super) fn applied(&self) -> u64 {
+    /// The position in the cluster's log applied here.
+    pub(super) fn applied(&self) -> LogPosition {
         self.applied.borrow().applied
     }
 }
 
 /// A message of the cluster's log as the writer takes it: its records,
 /// framed as they came, then the `StreamPosition` record naming it.
-fn applied_message(payload: &[u8], sequence: u64) -> Result<Prepared, String> {
+fn applied_message(payload: &[u8], position: LogPosition) -> Result<Prepared, String> {
     let mut prepared = Prepared::default();
     let mut reader = payload;
     let mut record = Vec::new();
@@ -240,7 +309,7 @@ fn applied_message(payload: &[u8], sequence: u64) -> Result<Prepared, String> {
         }
     }
     prepared.framed.extend_from_slice(payload);
-    let position = Control { ts_ms: 0, body: ControlBody::StreamPosition { sequence } };
+    let position = Control { ts_ms: 0, body: ControlBody::StreamPosition { position } };
     frame_with(&mut prepared.framed, |out| encode_control(&position, out));
     prepared.records.push(Record::Control(position));
     Ok(prepared)

@@ -338,7 +338,7 @@ impl Pipeline {
     }
 
     /// Cluster mode: the last message of the cluster's log this node applied.
-    pub fn cluster_position(&self) -> Option<u64> {
+    pub fn cluster_position(&self) -> Option<crate::contract::LogPosition> {
         self.cluster.as_ref().map(|node| node.applied())
     }
 

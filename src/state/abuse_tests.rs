@@ -332,8 +332,8 @@ fn domain_reputation_survives_snapshot_and_matches_a_rebuild() {
 fn version_5_snapshot(current: &[u8], state: &State, domains_v5: Option<&[u8]>) -> Vec<u8> {
     let current = super::snapshot::with_legacy_sections(current, state, b"PRVSNAP5");
     let domains = postcard::to_stdvec(state.abuse.domain_reputation()).expect("blob");
-    // Before the checksum: the stream position (8), then the domain blob.
-    let body_end = current.len() - 4 - 8 - 8 - domains.len();
+    // Before the checksum: the log position (16), then the domain blob.
+    let body_end = current.len() - 4 - 16 - 8 - domains.len();
     let mut old = b"PRVSNAP5".to_vec();
     old.extend_from_slice(&current[8..body_end]);
     if let Some(blob) = domains_v5 {

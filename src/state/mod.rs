@@ -195,9 +195,9 @@ pub struct State {
     pub next_seq: u64,
     /// Events applied in total (for the subjects/events gauges).
     pub events_applied: u64,
-    /// Cluster mode: the sequence of the last message of the cluster's
-    /// stream applied ([`ControlBody::StreamPosition`]); 0 in embedded mode.
-    pub stream_position: u64,
+    /// Cluster mode: the position of the last message of the cluster's log
+    /// applied ([`ControlBody::StreamPosition`]); the default in embedded mode.
+    pub stream_position: crate::contract::LogPosition,
 }
 
 impl State {
@@ -394,7 +394,7 @@ impl State {
             ControlBody::BatchKeyed { key_digest, answer } => {
                 self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
-            ControlBody::StreamPosition { sequence } => self.stream_position = *sequence,
+            ControlBody::StreamPosition { position } => self.stream_position = *position,
         }
     }
 

@@ -4,7 +4,7 @@
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
-//! last blob, then the cluster stream position (a `u64`; a version-8
+//! last blob, then the cluster log position (two `u64`s; a version-8
 //! snapshot written before cluster mode ends without it). Older versions are still read: `PRVSNAP7`, whose links hold
 //! partner account ids as strings in every map (converted,
 //! `Links::from_legacy`); `PRVSNAP6`, whose graph also holds each address
@@ -128,7 +128,8 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     }
     // Last, so a version-8 snapshot written before cluster mode (without it)
     // still reads: its position is 0.
-    out.u64(state.stream_position);
+    out.u64(state.stream_position.epoch);
+    out.u64(state.stream_position.sequence);
     let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
     out.u32(crc);
     Ok(out.bytes)
@@ -229,7 +230,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         domains_v5 = Some(decode_blob(&mut input)?);
     }
     if version == 8 && input.remaining() > 0 {
-        state.stream_position = input.u64()?;
+        state.stream_position = crate::contract::LogPosition { epoch: input.u64()?, sequence: input.u64()? };
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     if let Some(old) = domains_v5 {
@@ -332,13 +333,14 @@ mod tests {
     /// snapshot written before cluster mode (it ends without one) loads at 0.
     #[test]
     fn the_stream_position_is_kept_and_an_older_snapshot_reads_as_zero() {
-        let state = State { stream_position: 77, ..State::default() };
+        let position = crate::contract::LogPosition { epoch: 3, sequence: 77 };
+        let state = State { stream_position: position, ..State::default() };
         let bytes = encode_snapshot(&state).expect("encode");
-        assert_eq!(decode_snapshot(&bytes).expect("decode").stream_position, 77);
-        let mut older = bytes[..bytes.len() - 12].to_vec();
+        assert_eq!(decode_snapshot(&bytes).expect("decode").stream_position, position);
+        let mut older = bytes[..bytes.len() - 20].to_vec();
         let crc = crc32fast::hash(&older[MAGIC.len()..]);
         older.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_snapshot(&older).expect("decode older").stream_position, 0);
+        assert_eq!(decode_snapshot(&older).expect("decode older").stream_position, Default::default());
     }
 
     /// Recent idempotency keys survive a snapshot; a version-3 snapshot
