@@ -385,3 +385,112 @@ fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
     assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("b"))), "{kept_in:?}");
     assert_eq!(a.ingest(&lines[2..].join("\n"))["accepted"], 2, "the cluster goes on");
 }
+
+/// Consent everywhere at once, over random interleavings: refusals and
+/// grants sent through either of two nodes (one of which applies every
+/// message 300 ms after the other), each followed at once by a partner
+/// reading suggestions and an ad audience through the *other* node. No
+/// answer ever names a person who refuses that purpose at that moment
+/// (checked against a model of the latest choice per person and purpose),
+/// and the answers are not empty by construction (everyone is in everyone's
+/// address book and messages the same shop).
+#[test]
+fn a_refusal_through_one_node_holds_on_the_other_at_once_over_random_interleavings() {
+    use proptest::prelude::*;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    const PEOPLE: usize = 12;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    // Audiences are released from ten people on (k), so twelve can be one.
+    let start = |dir: &str, failpoints: &str| {
+        Server::start_with(
+            &temp.path().join(dir),
+            &[
+                ("PROVISO_NATS", &nats.url),
+                ("PROVISO_PSEUDONYM_KEY", KEY),
+                ("PROVISO_AUDIENCE_K", "10"),
+                ("PROVISO_FAILPOINTS", failpoints),
+            ],
+        )
+    };
+    let nodes = [start("a", ""), start("b", "follower.apply=slow")];
+    let phone = |k: usize| format!("+1415555{:04}", 100 + k);
+    // Accounts older than the policy's notice period, so product and ads
+    // are in force; shop messages within the audience's week.
+    let old = common::now_ms() - 40 * DAY_MS;
+    let recent = common::now_ms() - 60_000;
+    let mut setup = Vec::new();
+    for k in 0..PEOPLE {
+        let p = phone(k);
+        setup.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
+        setup.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fn-{k}"}}"#));
+        let book: Vec<String> = (0..PEOPLE).filter(|j| *j != k).map(phone).collect();
+        setup.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
+        setup.push(format!(
+            r#"{{"type":"business_message","ts":{recent},"phone":"{p}","business":"shop","direction":"out"}}"#
+        ));
+        setup.push(format!(r#"{{"type":"consent","ts":{recent},"phone":"{p}","purpose":"ads","granted":true}}"#));
+    }
+    assert_eq!(nodes[0].ingest(&setup.join("\n"))["rejected"], serde_json::json!([]));
+    let (_, first) = nodes[1].get("/v1/partners/friendnet/suggestions/fn-0?limit=20", Some(common::PARTNER));
+    assert_eq!(first.as_array().map(Vec::len), Some(PEOPLE - 1), "everyone is suggested to start with: {first}");
+    let (_, audience) = nodes[1].get("/v1/partners/friendnet/audiences/shop?days=7", Some(common::PARTNER));
+    assert_eq!(audience["members"].as_array().map(Vec::len), Some(PEOPLE), "everyone is in the audience: {audience}");
+
+    // The latest choice per (person, purpose): true = refused.
+    let refused: RefCell<HashMap<(usize, &str), bool>> = RefCell::new(HashMap::new());
+    let clock = RefCell::new(recent + 1_000);
+    let id = |value: &Value| value.as_str().and_then(|id| id.strip_prefix("fn-")).and_then(|k| k.parse::<usize>().ok());
+    let config = ProptestConfig { cases: 6, failure_persistence: None, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let op = (0..2usize, 0..PEOPLE, prop::bool::ANY, prop::bool::ANY, 0..PEOPLE);
+    runner
+        .run(&proptest::collection::vec(op, 1..6), |ops| {
+            for (through, k, ads, granted, viewer) in ops {
+                let purpose = if ads { "ads" } else { "product" };
+                let ts = {
+                    let mut clock = clock.borrow_mut();
+                    *clock += 1;
+                    *clock
+                };
+                let line = format!(
+                    r#"{{"type":"consent","ts":{ts},"phone":"{}","purpose":"{purpose}","granted":{granted}}}"#,
+                    phone(k)
+                );
+                prop_assert_eq!(&nodes[through].ingest(&line)["accepted"], &serde_json::json!(1));
+                refused.borrow_mut().insert((k, purpose), !granted);
+                let other = &nodes[1 - through];
+                let is_refused =
+                    |k: usize, purpose: &str| refused.borrow().get(&(k, purpose)).copied().unwrap_or(false);
+                let path = format!("/v1/partners/friendnet/suggestions/fn-{viewer}?limit=20");
+                let (status, suggestions) = other.get(&path, Some(common::PARTNER));
+                if status == 200 {
+                    for item in suggestions.as_array().expect("a list") {
+                        let k = id(&item["partner_id"]).expect("an fn- id");
+                        prop_assert!(
+                            !is_refused(k, "product"),
+                            "fn-{} refuses product but is suggested: {}",
+                            k,
+                            suggestions
+                        );
+                    }
+                    let none = suggestions.as_array().is_some_and(Vec::is_empty);
+                    prop_assert!(
+                        none || !is_refused(viewer, "product"),
+                        "fn-{} refuses product but got suggestions: {}",
+                        viewer,
+                        suggestions
+                    );
+                }
+                let (_, audience) = other.get("/v1/partners/friendnet/audiences/shop?days=7", Some(common::PARTNER));
+                for member in audience["members"].as_array().expect("members") {
+                    let k = id(member).expect("an fn- id");
+                    prop_assert!(!is_refused(k, "ads"), "fn-{} refuses ads but is in the audience: {}", k, audience);
+                }
+            }
+            Ok(())
+        })
+        .expect("no answer names a person who refused its purpose");
+}
