@@ -124,6 +124,12 @@ fn three_nodes_answer_as_one_embedded_node() {
             assert_eq!(have, want, "node {n}: {path}");
         }
     }
+    // Each node has caught up (its answers waited for it): all at one position.
+    let positions: Vec<Value> =
+        nodes.iter().map(|node| node.get("/healthz", None).1["cluster_position"].clone()).collect();
+    assert!(positions[0].as_str().is_some_and(|p| p.starts_with("1:")), "{positions:?}");
+    assert!(positions.iter().all(|p| *p == positions[0]), "every node applied the same log: {positions:?}");
+    assert!(reference.get("/healthz", None).1.get("cluster_position").is_none(), "embedded mode has none");
 
     // A refusal through node 0, read at once through nodes 1 and 2 (which
     // applies it 300 ms after node 0 acknowledged it).
@@ -245,7 +251,8 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
     let a = start(&a_dir);
     let b = start(&b_dir);
-    let (batches, _) = simulated(temp.path(), 5, 100, 1_500, 3, 300);
+    let c = start(&temp.path().join("c"));
+    let (batches, _) = simulated(temp.path(), 5, 100, 3_000, 3, 300);
     a.ingest(&batches[0]);
     b.kill();
     for batch in &batches[1..3] {
@@ -285,6 +292,33 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     assert!(stderr.contains("past its retention") && stderr.contains("proviso restore"), "{stderr}");
     // The node that stayed up still takes writes.
     assert_eq!(a.ingest(&batches[3])["rejected"], serde_json::json!([]));
+
+    // A node frozen (SIGSTOP) past the retention while it runs: once it
+    // thaws its follower finds its epoch gone, and /healthz says so with a
+    // 503, so a balancer stops sending it requests.
+    let (status, health) = c.get("/healthz", None);
+    assert_eq!((status, &health["status"]), (200, &serde_json::json!("ok")), "{health}");
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill").args([name, &c.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    for batch in &batches[4..6] {
+        a.ingest(batch);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    signal("-CONT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, health) = c.get("/healthz", None);
+        if status == 503 {
+            assert_eq!(health["status"], "cluster_stopped", "{health}");
+            assert!(health["message"].as_str().is_some_and(|m| m.contains("proviso restore")), "{health}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a frozen node's health never said it was behind: {health}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// `proviso demo --nodes 2` starts its own nats-server and two nodes,
@@ -493,4 +527,61 @@ fn a_refusal_through_one_node_holds_on_the_other_at_once_over_random_interleavin
             Ok(())
         })
         .expect("no answer names a person who refused its purpose");
+}
+
+/// Idempotency across nodes: a batch resent under its key to another node
+/// gets the first answer and is applied once; a different body under a used
+/// key is refused with 422 on any node; the same batch sent to two nodes at
+/// once is applied once, and both are answered as the first.
+#[test]
+fn a_key_is_one_batch_on_every_node() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let nodes = [node(&temp.path().join("a"), &nats), node(&temp.path().join("b"), &nats)];
+    let now = common::now_ms() - 60_000;
+    let batch = |n: usize, tag: &str| -> String {
+        (0..n)
+            .map(|k| {
+                format!(
+                    r#"{{"type":"message","ts":{now},"phone":"+1415555{:04}","to":"+14155559999","kind":"{tag}"}}"#,
+                    k
+                )
+            })
+            .chain(std::iter::once(r#"{"type":"message","ts":1,"phone":"not a number"}"#.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let messages = |server: &Server| -> u64 {
+        let today = day_of(common::now_ms());
+        let (_, body) = server.get(&format!("/v1/metrics/messages?from={today}&to={today}"), Some(ANALYST));
+        body["series"][0]["messages"].as_u64().expect("a count")
+    };
+    let first = nodes[0].try_post_events(INGEST, Some("k-1"), batch(30, "text").as_bytes()).expect("answered");
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(first.1["accepted"], 30);
+    assert_eq!(first.1["rejected"].as_array().map(Vec::len), Some(1));
+    let again = nodes[1].try_post_events(INGEST, Some("k-1"), batch(30, "text").as_bytes()).expect("answered");
+    assert_eq!(again, first, "the resend to the other node gets the first answer");
+    let other_body = nodes[1].try_post_events(INGEST, Some("k-1"), batch(5, "voice").as_bytes()).expect("answered");
+    assert_eq!(other_body.0, 422, "{}", other_body.1);
+    assert_eq!(other_body.1["code"], "idempotency_key_reused");
+    assert_eq!(messages(&nodes[0]), 30);
+    assert_eq!(messages(&nodes[1]), 30);
+
+    // The same new batch to both nodes at once.
+    let body = batch(40, "voice");
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let sends: Vec<_> = nodes
+            .iter()
+            .map(|server| {
+                scope.spawn(|| server.try_post_events(INGEST, Some("k-2"), body.as_bytes()).expect("answered"))
+            })
+            .collect();
+        sends.into_iter().map(|send| send.join().expect("sender")).collect()
+    });
+    assert_eq!(answers[0], answers[1], "both are answered alike");
+    assert_eq!(answers[0].0, 200);
+    assert_eq!(answers[0].1["accepted"], 40);
+    assert_eq!(messages(&nodes[0]), 70, "applied once");
+    assert_eq!(messages(&nodes[1]), 70, "applied once");
 }

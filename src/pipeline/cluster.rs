@@ -289,9 +289,11 @@ impl Node {
         }
     }
 
-    /// The position in the cluster's log applied here.
-    pub(super) fn applied(&self) -> LogPosition {
-        self.applied.borrow().applied
+    /// The position in the cluster's log applied here, and why the follower
+    /// stopped, once it has.
+    pub(super) fn status(&self) -> (LogPosition, Option<String>) {
+        let position = self.applied.borrow();
+        (position.applied, position.stopped.clone())
     }
 }
 

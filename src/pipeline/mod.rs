@@ -337,9 +337,10 @@ impl Pipeline {
         }
     }
 
-    /// Cluster mode: the last message of the cluster's log this node applied.
-    pub fn cluster_position(&self) -> Option<crate::contract::LogPosition> {
-        self.cluster.as_ref().map(|node| node.applied())
+    /// Cluster mode: the last message of the cluster's log this node
+    /// applied, and why it stopped applying, once it has.
+    pub fn cluster_status(&self) -> Option<(crate::contract::LogPosition, Option<String>)> {
+        self.cluster.as_ref().map(|node| node.status())
     }
 
     /// Stops the writer after it drains its queue, and writes a final snapshot.

@@ -10,40 +10,48 @@ use axum::Json;
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
     /// `ok`; or `storage_failed` (with status 503) once a write to the log
-    /// failed: writes are refused until proviso is restarted.
+    /// failed: writes are refused until proviso is restarted; or, in cluster
+    /// mode, `cluster_stopped` (503) once the node stopped applying the
+    /// cluster's log.
     status: &'static str,
     /// Events in the log.
     events: u64,
     /// Subjects known.
     subjects: u64,
-    /// With `storage_failed`: what the disk did and what to do.
+    /// With `storage_failed` or `cluster_stopped`: what happened and what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    /// Cluster mode: the position (`epoch:sequence`) of the last message of
+    /// the cluster's log this node applied. Absent in embedded mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster_position: Option<String>,
 }
 
 /// Liveness and a few counts. Public. 503 once a write to the log failed
 /// (full or broken disk): queries are still answered, writes are refused
-/// until restart, so a probe or a balancer can see it.
+/// until restart, so a probe or a balancer can see it. Cluster mode: also
+/// 503 (`cluster_stopped`) once the node stopped applying the cluster's log
+/// (it answers nothing else until restarted).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(State(app): State<SharedState>) -> impl IntoResponse {
     let state = app.pipeline.state();
     let (events, subjects) = (state.next_seq, state.subjects.acting() as u64);
     drop(state);
-    match app.pipeline.write_failure() {
-        None => (axum::http::StatusCode::OK, Json(Health { status: "ok", events, subjects, message: None })),
-        Some(cause) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "storage_failed",
-                events,
-                subjects,
-                message: Some(format!(
-                    "proviso could not write its log ({cause}); writes are refused until it is restarted: free space \
-                     or repair the disk, then restart proviso"
-                )),
-            }),
-        ),
+    let cluster = app.pipeline.cluster_status();
+    let cluster_position = cluster.as_ref().map(|(position, _)| position.to_string());
+    let health = |status, message| Json(Health { status, events, subjects, message, cluster_position });
+    if let Some(cause) = app.pipeline.write_failure() {
+        let message = format!(
+            "proviso could not write its log ({cause}); writes are refused until it is restarted: free space or \
+             repair the disk, then restart proviso"
+        );
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, health("storage_failed", Some(message)));
     }
+    if let Some((_, Some(why))) = cluster {
+        let message = format!("this node stopped applying the cluster's log ({why}); restart it");
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, health("cluster_stopped", Some(message)));
+    }
+    (axum::http::StatusCode::OK, health("ok", None))
 }
 
 /// proviso's own metrics in Prometheus text format. Public: it carries no
