@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use proviso::cluster::local::LocalNats;
 use proviso::config::{Config, Opt, Partner, Secret, TokenConfig};
 use proviso::contract::Purpose;
 use proviso::server;
@@ -120,7 +121,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     // dir and port; one key and one set of tokens for all).
     let nats = match command.nodes {
         1 => None,
-        _ => Some(LocalNats::start(&command.data.join("nats"))?),
+        _ => Some(LocalNats::start(&command.data.join("nats")).context("starting the demo's nats-server")?),
     };
     let mut configs = Vec::new();
     for node in 0..command.nodes {
@@ -131,7 +132,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
             if command.listen.port() != 0 {
                 opt.listen.set_port(command.listen.port().checked_add(node).context("--listen port too high")?);
             }
-            opt.nats = Some(nats.url.clone());
+            opt.nats = Some(nats.url().to_string());
             opt.pseudonym_key = Some(Secret::new(tokens.pseudonym_key.clone()));
             opt.admin_token = Some(Secret::new(tokens.admin.clone()));
         }
@@ -170,7 +171,7 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
         });
     }
     if let Some(nats) = &nats {
-        println!("nats-server at {} (store in {})", nats.url, nats.dir.display());
+        println!("nats-server at {} (store in {})", nats.url(), nats.dir().join("js").display());
         for (node, base) in bases.iter().enumerate().skip(1) {
             println!("proviso demo node {} listening on {base}", node + 1);
         }
@@ -521,78 +522,5 @@ fn spawn_partner_reader(base: &str, token: &str, stop: Arc<AtomicBool>) -> std::
 async fn wait_for(flag: Arc<AtomicBool>) {
     while !flag.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The demo cluster's nats-server: JetStream in `dir/js`, every write
-/// fsynced (`sync_interval: always`), on a free loopback port; killed when
-/// dropped.
-struct LocalNats {
-    child: std::process::Child,
-    url: String,
-    dir: PathBuf,
-}
-
-impl LocalNats {
-    fn start(dir: &std::path::Path) -> anyhow::Result<LocalNats> {
-        let binary = match std::env::var_os("NATS_SERVER") {
-            Some(path) => PathBuf::from(path),
-            None if std::path::Path::new("target/nats/nats-server").exists() => {
-                PathBuf::from("target/nats/nats-server")
-            }
-            None => PathBuf::from("nats-server"),
-        };
-        let ports = dir.join("ports");
-        std::fs::create_dir_all(&ports).with_context(|| format!("creating {}", ports.display()))?;
-        let config = dir.join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: \"127.0.0.1:-1\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                dir.join("js").display()
-            ),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
-        let log = std::fs::File::create(dir.join("server.log")).context("creating the nats-server log")?;
-        let child = std::process::Command::new(&binary)
-            .arg("-c")
-            .arg(&config)
-            .arg("--ports_file_dir")
-            .arg(&ports)
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "starting {} (demo --nodes needs nats-server 2.10 or later: set NATS_SERVER to one, or run \
-                     `bash .ci/run`, which installs it into target/nats)",
-                    binary.display()
-                )
-            })?;
-        let mut nats = LocalNats { child, url: String::new(), dir: dir.to_path_buf() };
-        let ports_file = ports.join(format!("nats-server_{}.ports", nats.child.id()));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let found = std::fs::read(&ports_file)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-                .and_then(|ports| ports["nats"][0].as_str().map(str::to_string));
-            if let Some(url) = found {
-                nats.url = url;
-                return Ok(nats);
-            }
-            if let Ok(Some(status)) = nats.child.try_wait() {
-                anyhow::bail!("nats-server exited ({status}); see {}", dir.join("server.log").display());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        anyhow::bail!("nats-server did not start in 20 s; see {}", dir.join("server.log").display())
-    }
-}
-
-impl Drop for LocalNats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
