@@ -585,3 +585,67 @@ fn a_key_is_one_batch_on_every_node() {
     assert_eq!(messages(&nodes[0]), 70, "applied once");
     assert_eq!(messages(&nodes[1]), 70, "applied once");
 }
+
+/// The way back for a node the log's retention left behind, and the way in
+/// for a new node of a cluster older than the retention: a backup of a
+/// running node, restored into the node's new data dir, from which it
+/// follows the cluster's log. It then answers as the node it came from,
+/// writes made after the backup included.
+#[test]
+fn a_node_restored_from_another_node_s_backup_catches_up() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let env = |nats: &Nats| {
+        vec![
+            ("PROVISO_NATS".to_string(), nats.url.clone()),
+            ("PROVISO_PSEUDONYM_KEY".to_string(), KEY.to_string()),
+            ("PROVISO_ERASURE_COMPACTION_SECONDS".to_string(), "4".to_string()),
+        ]
+    };
+    let start = |dir: &Path| {
+        let env = env(&nats);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Server::start_with(dir, &env)
+    };
+    let a_dir = temp.path().join("a");
+    let a = start(&a_dir);
+    let (batches, from) = simulated(temp.path(), 9, 200, 4_000, 4, 400);
+    a.ingest(&batches[0]);
+    // The first epochs are deleted: an empty node could not start now.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    a.ingest(&batches[1]);
+    let run = |args: &[&str]| {
+        let output = common::command()
+            .args(args)
+            .env("PROVISO_PSEUDONYM_KEY", KEY)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run proviso");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "proviso {args:?}: {text}");
+    };
+    run(&["backup", "seed", "--server", &a.base, "--token", ADMIN]);
+    for batch in &batches[2..] {
+        a.ingest(batch);
+    }
+    let backup = temp.path().join("a-backups").join("seed");
+    let c_dir = temp.path().join("c");
+    run(&[
+        "restore",
+        backup.to_str().expect("utf8"),
+        "--into",
+        c_dir.to_str().expect("utf8"),
+        "--erasures-from",
+        a_dir.to_str().expect("utf8"),
+    ]);
+    let c = start(&c_dir);
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = a.subject(&phone);
+    let want = answers(&a, &from, &to, &subject);
+    assert!(sum(&want[2].1) > 100.0, "not trivial: {}", want[2].1);
+    let got = answers(&c, &from, &to, &subject);
+    for ((path, want), (_, have)) in want.iter().zip(&got) {
+        assert_eq!(have, want, "the restored node: {path}");
+    }
+}
