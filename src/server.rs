@@ -98,6 +98,7 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(options))
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+    pipeline.refuse_cluster_copy()?;
     let pipeline = Arc::new(pipeline);
     let mut tokens = Tokens::default();
     let mut admin_token = None;

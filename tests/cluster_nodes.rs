@@ -638,6 +638,15 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
         "--erasures-from",
         a_dir.to_str().expect("utf8"),
     ]);
+    // The restored dir is a cluster node's copy: without --nats it is refused.
+    let refused = common::command()
+        .args(["ingest", "--data", c_dir.to_str().expect("utf8"), "-"])
+        .env("PROVISO_PSEUDONYM_KEY", KEY)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run proviso ingest");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("start it with --nats"), "{stderr}");
     let c = start(&c_dir);
     let to = day_of(common::now_ms());
     let phone = first_phone(&batches);

@@ -157,6 +157,7 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     let keep_rejected_lines = rejects_file.is_some();
     let pipeline = Pipeline::open(config.pipeline_options())
         .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    pipeline.refuse_cluster_copy()?;
 
     let progress = super::progress_bar(total_bytes, "ingesting");
     let started = Instant::now();

@@ -119,6 +119,11 @@ pub enum PipelineError {
     /// has not applied it in time; nothing of the batch is acknowledged.
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error(
+        "this data dir is a cluster node's copy of its cluster's log (up to {0}): start it with --nats and the \
+         cluster's NATS URL; events go to the cluster (POST /v1/events to any node), not into one node's dir"
+    )]
+    ClusterCopy(String),
 }
 
 /// What replaying a data dir found.
@@ -334,6 +339,20 @@ impl Pipeline {
         match &self.cluster {
             Some(node) => node.catch_up().await,
             None => Ok(()),
+        }
+    }
+
+    /// Opened without `--nats` on a data dir that is a cluster node's copy of
+    /// the cluster's log: writing to it here would make it differ from its
+    /// cluster, so servers and `proviso ingest` refuse it
+    /// ([`PipelineError::ClusterCopy`]).
+    pub fn refuse_cluster_copy(&self) -> Result<(), PipelineError> {
+        let position = self.state().stream_position;
+        match &self.cluster {
+            None if position != crate::contract::LogPosition::default() => {
+                Err(PipelineError::ClusterCopy(position.to_string()))
+            }
+            _ => Ok(()),
         }
     }
 
