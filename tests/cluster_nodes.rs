@@ -89,10 +89,28 @@ fn sum(value: &Value) -> f64 {
     }
 }
 
-/// The first number of the batches (a person to ask about).
+/// Partner accounts the batches link, a few of them (suggestions to ask for).
+fn partner_accounts(batches: &[String], most: usize) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|batch| batch.lines())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["type"] == "partner_account")
+        .filter_map(|event| event["partner_id"].as_str().map(str::to_string))
+        .take(most)
+        .collect()
+}
+
+/// The first number of the batches written in international form (a person
+/// to ask about).
 fn first_phone(batches: &[String]) -> String {
-    let first: Value = serde_json::from_str(batches[0].lines().next().expect("a line")).expect("json");
-    first["phone"].as_str().expect("phone").to_string()
+    batches
+        .iter()
+        .flat_map(|batch| batch.lines())
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|event| event["phone"].as_str().map(str::to_string))
+        .find(|phone| phone.starts_with('+') && !phone.contains(' '))
+        .expect("an international number")
 }
 
 /// Three nodes fed in turn answer every query as one embedded node fed the
@@ -105,7 +123,8 @@ fn three_nodes_answer_as_one_embedded_node() {
     let reference = embedded(&temp.path().join("embedded"));
     let mut nodes: Vec<Server> = (0..2).map(|n| node(&temp.path().join(format!("node{n}")), &nats)).collect();
     nodes.push(lagging_node(&temp.path().join("node2"), &nats));
-    let (batches, from) = simulated(temp.path(), 7, 400, 12_000, 8, 600);
+    // 40 days: past the policy's notice period, so suggestions flow.
+    let (batches, from) = simulated(temp.path(), 7, 400, 12_000, 40, 600);
     for (index, batch) in batches.iter().enumerate() {
         let expected = reference.ingest(batch);
         let got = nodes[index % nodes.len()].ingest(batch);
@@ -124,6 +143,18 @@ fn three_nodes_answer_as_one_embedded_node() {
             assert_eq!(have, want, "node {n}: {path}");
         }
     }
+    // Friend suggestions (partner ids, reasons and scores: no handle in
+    // them) are the same on every node.
+    let mut non_empty = 0;
+    for account in partner_accounts(&batches, 40) {
+        let path = format!("/v1/partners/friendnet/suggestions/{account}?limit=20");
+        let want = reference.get(&path, Some(common::PARTNER));
+        non_empty += usize::from(want.1.as_array().is_some_and(|list| !list.is_empty()));
+        for (n, node) in nodes.iter().enumerate() {
+            assert_eq!(node.get(&path, Some(common::PARTNER)), want, "node {n}: {path}");
+        }
+    }
+    assert!(non_empty >= 5, "suggestions compared are not trivial: {non_empty} non-empty lists");
     // Each node has caught up (its answers waited for it): all at one position.
     let positions: Vec<Value> =
         nodes.iter().map(|node| node.get("/healthz", None).1["cluster_position"].clone()).collect();
