@@ -170,13 +170,13 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
             std::process::exit(130);
         });
     }
+    println!("proviso demo listening on {base}");
     if let Some(nats) = &nats {
         println!("nats-server at {} (store in {})", nats.url(), nats.dir().join("js").display());
         for (node, base) in bases.iter().enumerate().skip(1) {
             println!("proviso demo node {} listening on {base}", node + 1);
         }
     }
-    println!("proviso demo listening on {base}");
 
     let today = proviso::contract::day_of(super::simulate::now_ms());
     // The window ends yesterday: the edge refuses event times in the future.
