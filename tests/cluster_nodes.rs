@@ -689,3 +689,40 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
         assert_eq!(have, want, "the restored node: {path}");
     }
 }
+
+/// Three nodes started at the same moment on a new cluster (the bucket,
+/// the settings and the first epoch made by whichever comes first), then
+/// stopped and started again together: every node comes up, and after the
+/// restart they answer as before.
+#[test]
+fn nodes_started_together_make_one_cluster_and_restart_together() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let dirs: Vec<_> = (0..3).map(|n| temp.path().join(format!("n{n}"))).collect();
+    let start_all = |dirs: &[std::path::PathBuf]| -> Vec<Server> {
+        std::thread::scope(|scope| {
+            let starts: Vec<_> = dirs.iter().map(|dir| scope.spawn(|| node(dir, &nats))).collect();
+            starts.into_iter().map(|start| start.join().expect("a node started")).collect()
+        })
+    };
+    let nodes = start_all(&dirs);
+    let (batches, from) = simulated(temp.path(), 3, 200, 3_000, 5, 500);
+    for (index, batch) in batches.iter().enumerate() {
+        nodes[index % 3].ingest(batch);
+    }
+    let to = day_of(common::now_ms());
+    let subject = nodes[0].subject(&first_phone(&batches));
+    let before = answers(&nodes[2], &from, &to, &subject);
+    assert!(sum(&before[2].1) > 100.0, "not trivial: {}", before[2].1);
+    for node in nodes {
+        let stderr = node.stop();
+        assert!(stderr.contains("Stopped cleanly."), "{stderr}");
+    }
+    let nodes = start_all(&dirs);
+    for (n, node) in nodes.iter().enumerate() {
+        let after = answers(node, &from, &to, &subject);
+        for ((path, want), (_, have)) in before.iter().zip(&after) {
+            assert_eq!(have, want, "node {n} after the restart: {path}");
+        }
+    }
+}
