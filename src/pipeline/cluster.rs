@@ -7,9 +7,11 @@
 //! follower (one thread reading the cluster's log after this node's
 //! position and handing each message to the local writer with a
 //! `StreamPosition` record, so the node's log is its copy of the cluster's
-//! up to that position, and a restart resumes right after it), and
-//! catching up (waiting until this node has applied the cluster's log as it
-//! stood when a request began: read-your-writes on every node).
+//! up to that position, and a restart resumes right after it; at the end
+//! of a finished epoch it goes on at the next), the log's upkeep (rolling
+//! and deleting epochs, which every node runs), and catching up (waiting
+//! until this node has applied the cluster's log as it stood when a
+//! request began: read-your-writes on every node).
 //! Never: applies a record that is not in the cluster's log, or skips one:
 //! a message that does not decode stops the follower, and the node then
 //! answers 503 until it is restarted on a proviso that reads it.
@@ -54,10 +56,10 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(30);
 pub(super) struct Node {
     log: Arc<ClusterLog>,
     runtime: tokio::runtime::Handle,
-    /// The last stream sequence applied here, and why the follower
-    /// stopped, once it has.
+    /// The position in the cluster's log applied here, and why the
+    /// follower stopped, once it has.
     applied: watch::Sender<Position>,
-    /// Tells the follower to stop (the pipeline is shutting down).
+    /// Tells the follower and the upkeep to stop (the pipeline is shutting down).
     stop: watch::Sender<bool>,
     follower: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
