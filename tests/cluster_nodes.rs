@@ -161,6 +161,10 @@ fn three_nodes_answer_as_one_embedded_node() {
     assert!(positions[0].as_str().is_some_and(|p| p.starts_with("1:")), "{positions:?}");
     assert!(positions.iter().all(|p| *p == positions[0]), "every node applied the same log: {positions:?}");
     assert!(reference.get("/healthz", None).1.get("cluster_position").is_none(), "embedded mode has none");
+    let (_, metrics) = nodes[0].get_text("/metrics");
+    let sequence = positions[0].as_str().and_then(|p| p.split(':').nth(1)).expect("a sequence");
+    assert!(metrics.contains(&format!("proviso_cluster_applied_sequence {sequence}")), "{metrics}");
+    assert!(metrics.contains("proviso_cluster_catch_up_seconds_count"), "{metrics}");
 
     // A refusal through node 0, read at once through nodes 1 and 2 (which
     // applies it 300 ms after node 0 acknowledged it).

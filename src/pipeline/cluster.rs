@@ -192,7 +192,10 @@ impl Node {
                         .map_err(|error| format!("message {at} of the cluster's log: {error}"))?;
                     let applied = self.applied.clone();
                     let ack: AckFn = Box::new(move |result| match result {
-                        Ok(_) => applied.send_modify(|position| position.applied = position.applied.max(at)),
+                        Ok(_) => {
+                            applied.send_modify(|position| position.applied = position.applied.max(at));
+                            crate::telemetry::ClusterApplied { epoch: at.epoch, sequence: at.sequence }.emit();
+                        }
                         Err(error) => applied.send_modify(|position| position.stopped = Some(error.to_string())),
                     });
                     // The writer's queue is bounded: this blocks while it is full.
@@ -259,8 +262,11 @@ impl Node {
     /// Waits until this node has applied the cluster's log as it stands
     /// now: every write acknowledged (by any node) before this call.
     pub(super) async fn catch_up(&self) -> Result<(), PipelineError> {
+        let started = std::time::Instant::now();
         let last = self.log.last_position().await.map_err(|error| PipelineError::Cluster(error.to_string()))?;
-        self.applied_through(last).await
+        self.applied_through(last).await?;
+        crate::telemetry::ClusterCaughtUp { waited: started.elapsed() }.emit();
+        Ok(())
     }
 
     /// [`Node::catch_up`] from a thread outside the runtime (opening).

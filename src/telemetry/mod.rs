@@ -28,6 +28,9 @@ pub const SUSPICIOUS_DOMAINS_TOTAL: &str = "proviso_abuse_suspicious_domains_tot
 pub const RULES_RELOADS_TOTAL: &str = "proviso_rules_reloads_total";
 pub const LIVE_FIGURES_SECONDS: &str = "proviso_live_figures_seconds";
 pub const STORAGE_FAILURES_TOTAL: &str = "proviso_storage_failures_total";
+pub const CLUSTER_APPLIED_EPOCH: &str = "proviso_cluster_applied_epoch";
+pub const CLUSTER_APPLIED_SEQUENCE: &str = "proviso_cluster_applied_sequence";
+pub const CLUSTER_CATCH_UP_SECONDS: &str = "proviso_cluster_catch_up_seconds";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -54,6 +57,19 @@ pub fn describe() {
         SUSPICIOUS_DOMAINS_TOTAL,
         "Link domains put on the derived suspicious_domains list (domain reputation)."
     );
+    metrics::describe_gauge!(
+        CLUSTER_APPLIED_EPOCH,
+        "Cluster mode: the epoch of the last message of the cluster's log this node applied."
+    );
+    metrics::describe_gauge!(
+        CLUSTER_APPLIED_SEQUENCE,
+        "Cluster mode: the sequence, within its epoch, of the last message of the cluster's log this node applied."
+    );
+    metrics::describe_histogram!(
+        CLUSTER_CATCH_UP_SECONDS,
+        metrics::Unit::Seconds,
+        "Cluster mode: how long a request waited for this node to apply the cluster's log as it stood when the request came."
+    );
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
     metrics::describe_counter!(
         STORAGE_FAILURES_TOTAL,
@@ -75,6 +91,30 @@ pub struct StorageFailed {
 impl StorageFailed {
     pub fn emit(self) {
         counter!(STORAGE_FAILURES_TOTAL, "file" => self.file).increment(1);
+    }
+}
+
+/// Cluster mode: this node applied the cluster's log up to a position.
+pub struct ClusterApplied {
+    pub epoch: u64,
+    pub sequence: u64,
+}
+
+impl ClusterApplied {
+    pub fn emit(self) {
+        gauge!(CLUSTER_APPLIED_EPOCH).set(self.epoch as f64);
+        gauge!(CLUSTER_APPLIED_SEQUENCE).set(self.sequence as f64);
+    }
+}
+
+/// Cluster mode: a request waited this long for the node to catch up.
+pub struct ClusterCaughtUp {
+    pub waited: Duration,
+}
+
+impl ClusterCaughtUp {
+    pub fn emit(self) {
+        histogram!(CLUSTER_CATCH_UP_SECONDS).record(self.waited.as_secs_f64());
     }
 }
 
