@@ -32,7 +32,7 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error(transparent)]
     Disclosure(#[from] crate::disclose::DiscloseError),
-    #[error("joining the cluster: {0}")]
+    #[error("joining the cluster")]
     Cluster(#[from] crate::cluster::ClusterError),
 }
 

@@ -730,3 +730,26 @@ fn nodes_started_together_make_one_cluster_and_restart_together() {
         }
     }
 }
+
+/// A node that cannot join is told why, once, and exits: no NATS at the
+/// URL, or no shared pseudonym key.
+#[test]
+fn a_node_that_cannot_join_says_why_and_exits() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let serve = |env: &[(&str, &str)]| {
+        let mut command = common::command();
+        command.args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(temp.path().join("node"));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.stdin(std::process::Stdio::null()).output().expect("run proviso serve");
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    let (ok, stderr) = serve(&[("PROVISO_NATS", "nats://127.0.0.1:1"), ("PROVISO_PSEUDONYM_KEY", KEY)]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("joining the cluster: NATS at nats://127.0.0.1:1: "), "{stderr}");
+    assert_eq!(stderr.matches("NATS at nats://127.0.0.1:1").count(), 1, "said once: {stderr}");
+    let (ok, stderr) = serve(&[("PROVISO_NATS", "nats://127.0.0.1:1")]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("needs pseudonym_key (PROVISO_PSEUDONYM_KEY)"), "{stderr}");
+}
