@@ -23,7 +23,7 @@ pub fn run(command: ServeCommand) -> anyhow::Result<()> {
     super::runtime()?.block_on(async move {
         let (running, listener, app) = server::start(&config)
             .await
-            .with_context(|| format!("starting on data dir {}", config.data_dir.display()))?;
+            .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
         let report = running.pipeline.open_report();
         tracing::info!(
             data = %config.data_dir.display(),
