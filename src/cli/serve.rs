@@ -21,9 +21,8 @@ pub struct ServeCommand {
 pub fn run(command: ServeCommand) -> anyhow::Result<()> {
     let config = super::resolve_config(&command.options)?;
     super::runtime()?.block_on(async move {
-        let (running, listener, app) = server::start(&config)
-            .await
-            .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+        let (running, listener, app) =
+            server::start(&config).await.with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
         let report = running.pipeline.open_report();
         tracing::info!(
             data = %config.data_dir.display(),
