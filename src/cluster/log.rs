@@ -169,7 +169,9 @@ impl ClusterLog {
             .map_err(ClusterError::jetstream)
     }
 
-    /// `epoch`'s stream, `None` once it is deleted (or never was).
+    /// `epoch`'s stream, `None` once it is deleted (or never was). Its
+    /// `cached_info()` is read by this very request: use it rather than ask
+    /// again.
     async fn stream(&self, epoch: u64) -> Result<Option<Stream>, ClusterError> {
         match self.jetstream.get_stream(stream_name(epoch)).await {
             Ok(stream) => Ok(Some(stream)),
@@ -257,7 +259,7 @@ impl ClusterLog {
         let Some(stream) = self.stream(epoch).await? else {
             return Err(behind(0));
         };
-        let first = stream.get_info().await.map_err(ClusterError::jetstream)?.state.first_sequence;
+        let first = stream.cached_info().state.first_sequence;
         if first > after.sequence.saturating_add(1) {
             return Err(behind(first));
         }
@@ -290,7 +292,7 @@ impl ClusterLog {
         let Some(stream) = self.stream(at.epoch).await? else {
             return Err(self.missing(at).await);
         };
-        let mut info = stream.get_info().await.map_err(ClusterError::jetstream)?;
+        let mut info = stream.cached_info().clone();
         if latest > at.epoch && !info.config.sealed {
             let mut config = info.config.clone();
             config.sealed = true;
@@ -308,7 +310,7 @@ impl ClusterLog {
         let (epoch, _) = self.epoch().await?.ok_or_else(|| ClusterError::JetStream("the log has no epoch".into()))?;
         self.heard_of(epoch.epoch);
         let sequence = match self.stream(epoch.epoch).await? {
-            Some(stream) => stream.get_info().await.map_err(ClusterError::jetstream)?.state.last_sequence,
+            Some(stream) => stream.cached_info().state.last_sequence,
             None => 0,
         };
         Ok(LogPosition { epoch: epoch.epoch, sequence })
@@ -338,7 +340,7 @@ impl ClusterLog {
         for pair in epochs.windows(2) {
             let (epoch, next) = (pair[0], pair[1]);
             let Some(stream) = self.stream(next).await? else { continue };
-            let info = stream.get_info().await.map_err(ClusterError::jetstream)?;
+            let info = stream.cached_info();
             let ended_ms = (info.created.unix_timestamp_nanos() / 1_000_000) as i64;
             if now - ended_ms > keep_ms {
                 // First the mark that it is gone for good, then the stream.
