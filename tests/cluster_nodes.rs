@@ -19,18 +19,30 @@ use serde_json::Value;
 const KEY: &str = "5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee5be1c0ffee0042";
 const DAY_MS: i64 = 86_400_000;
 
+/// A node of the cluster on `nats`, with `settings` (more environment) on
+/// top of the NATS URL and the shared key.
+fn node_with(data: &Path, nats: &Nats, settings: &[(&str, &str)]) -> Server {
+    let mut env = vec![("PROVISO_NATS", nats.url.as_str()), ("PROVISO_PSEUDONYM_KEY", KEY)];
+    env.extend_from_slice(settings);
+    Server::start_with(data, &env)
+}
+
 fn node(data: &Path, nats: &Nats) -> Server {
-    Server::start_with(data, &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY)])
+    node_with(data, nats, &[])
 }
 
 /// A node that applies each message of the cluster's log 300 ms after the
 /// others (a failpoint of debug builds): what it answers right after
 /// another node acknowledged a write shows whether it waited for it.
+const LAGGING: (&str, &str) = ("PROVISO_FAILPOINTS", "follower.apply=slow");
+
 fn lagging_node(data: &Path, nats: &Nats) -> Server {
-    Server::start_with(
-        data,
-        &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_FAILPOINTS", "follower.apply=slow")],
-    )
+    node_with(data, nats, &[LAGGING])
+}
+
+/// A retention of `seconds` (epochs a quarter of it).
+fn retention(seconds: &'static str) -> (&'static str, &'static str) {
+    ("PROVISO_ERASURE_COMPACTION_SECONDS", seconds)
 }
 
 fn embedded(data: &Path) -> Server {
@@ -196,12 +208,7 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
     let dirs: Vec<_> = (0..2).map(|n| temp.path().join(format!("node{n}"))).collect();
     // Epochs of two seconds: the log rolls to a new stream several times
     // while batches are sent, nodes die and NATS restarts.
-    let rolling = |dir: &Path, nats: &Nats| {
-        Server::start_with(
-            dir,
-            &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_ERASURE_COMPACTION_SECONDS", "8")],
-        )
-    };
+    let rolling = |dir: &Path, nats: &Nats| node_with(dir, nats, &[retention("8")]);
     let mut nodes: Vec<Option<Server>> = dirs.iter().map(|dir| Some(rolling(dir, &nats))).collect();
     let (batches, from) = simulated(temp.path(), 11, 300, 8_000, 6, 200);
     let kill_node_at = batches.len() / 3;
@@ -279,10 +286,7 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
 fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
-    let retention = [("PROVISO_ERASURE_COMPACTION_SECONDS", "4")];
-    let start = |dir: &Path| {
-        Server::start_with(dir, &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), retention[0]])
-    };
+    let start = |dir: &Path| node_with(dir, &nats, &[retention("4")]);
     let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
     let a = start(&a_dir);
     let b = start(&b_dir);
@@ -305,7 +309,7 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
         .arg(&config)
         .env("PROVISO_NATS", &nats.url)
         .env("PROVISO_PSEUDONYM_KEY", KEY)
-        .env(retention[0].0, retention[0].1)
+        .env(retention("4").0, retention("4").1)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -394,12 +398,7 @@ fn the_demo_runs_a_cluster_of_two_nodes() {
 fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
-    let start = |dir: &Path| {
-        Server::start_with(
-            dir,
-            &[("PROVISO_NATS", &nats.url), ("PROVISO_PSEUDONYM_KEY", KEY), ("PROVISO_ERASURE_COMPACTION_SECONDS", "4")],
-        )
-    };
+    let start = |dir: &Path| node_with(dir, &nats, &[retention("4")]);
     let (a, b) = (start(&temp.path().join("a")), start(&temp.path().join("b")));
     let now = common::now_ms() - 60_000;
     let (erased, kept) = ("+14155550101", "+14155550102");
@@ -473,18 +472,9 @@ fn a_refusal_through_one_node_holds_on_the_other_at_once_over_random_interleavin
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
     // Audiences are released from ten people on (k), so twelve can be one.
-    let start = |dir: &str, failpoints: &str| {
-        Server::start_with(
-            &temp.path().join(dir),
-            &[
-                ("PROVISO_NATS", &nats.url),
-                ("PROVISO_PSEUDONYM_KEY", KEY),
-                ("PROVISO_AUDIENCE_K", "10"),
-                ("PROVISO_FAILPOINTS", failpoints),
-            ],
-        )
-    };
-    let nodes = [start("a", ""), start("b", "follower.apply=slow")];
+    let k = ("PROVISO_AUDIENCE_K", "10");
+    let nodes =
+        [node_with(&temp.path().join("a"), &nats, &[k]), node_with(&temp.path().join("b"), &nats, &[k, LAGGING])];
     let phone = |k: usize| format!("+1415555{:04}", 100 + k);
     // Accounts older than the policy's notice period, so product and ads
     // are in force; shop messages within the audience's week.
@@ -630,18 +620,7 @@ fn a_key_is_one_batch_on_every_node() {
 fn a_node_restored_from_another_node_s_backup_catches_up() {
     let temp = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(temp.path());
-    let env = |nats: &Nats| {
-        vec![
-            ("PROVISO_NATS".to_string(), nats.url.clone()),
-            ("PROVISO_PSEUDONYM_KEY".to_string(), KEY.to_string()),
-            ("PROVISO_ERASURE_COMPACTION_SECONDS".to_string(), "4".to_string()),
-        ]
-    };
-    let start = |dir: &Path| {
-        let env = env(&nats);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        Server::start_with(dir, &env)
-    };
+    let start = |dir: &Path| node_with(dir, &nats, &[retention("4")]);
     let a_dir = temp.path().join("a");
     let a = start(&a_dir);
     let (batches, from) = simulated(temp.path(), 9, 200, 4_000, 4, 400);
