@@ -281,8 +281,13 @@ impl Pipeline {
     /// window. A miss here is checked again by the writer, which alone
     /// applies keys, so a concurrent resend is still caught there.
     pub fn recent_answer(&self, digest: &[u8; 16]) -> Option<KeyedAnswer> {
-        let not_before_ms = self.clock.now_ms().saturating_sub(self.idempotency_window_ms);
+        let not_before_ms = self.key_window().not_before_ms();
         self.state().recent_keys.get(digest, not_before_ms).cloned()
+    }
+
+    /// How long idempotency keys are honoured, on the pipeline's clock.
+    fn key_window(&self) -> writer::KeyWindow {
+        writer::KeyWindow { clock: self.clock.clone(), window_ms: self.idempotency_window_ms }
     }
 
     /// Like [`Pipeline::submit`], for any batch, keyed ([`Prepared::keyed`])
@@ -296,14 +301,13 @@ impl Pipeline {
         if let Some(node) = &self.cluster {
             let keyed = prepared.key.as_ref().map(|key| key.digest);
             let state = Arc::clone(&self.state);
-            let clock = self.clock.clone();
-            let window_ms = self.idempotency_window_ms;
+            let keys = self.key_window();
             // A keyed batch the cluster's log already held: answered with
             // the first answer, as the embedded writer does (a different
             // body under a used key is then told apart by its digest).
             let first_answer = move || {
                 let digest = keyed?;
-                let not_before_ms = clock.now_ms().saturating_sub(window_ms);
+                let not_before_ms = keys.not_before_ms();
                 let state = state.read().unwrap_or_else(|p| p.into_inner());
                 state.recent_keys.get(&digest, not_before_ms).cloned()
             };
