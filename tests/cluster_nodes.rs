@@ -732,3 +732,122 @@ fn a_node_that_cannot_join_says_why_and_exits() {
     assert!(!ok, "{stderr}");
     assert!(stderr.contains("needs pseudonym_key (PROVISO_PSEUDONYM_KEY)"), "{stderr}");
 }
+
+/// The (pseudonym, secret) records a node's vault holds now.
+fn vault_records(data: &Path) -> std::collections::BTreeSet<Vec<u8>> {
+    let bytes = std::fs::read(data.join("vault").join("secrets.bin")).unwrap_or_default();
+    let mut live = std::collections::BTreeMap::new();
+    for record in bytes.chunks_exact(48) {
+        if record[16..].iter().all(|&b| b == 0) {
+            live.remove(&record[..16]);
+        } else {
+            live.insert(record[..16].to_vec(), record.to_vec());
+        }
+    }
+    live.into_values().collect()
+}
+
+/// A person has one secret in the whole cluster (every `h_` and `r_`
+/// handle comes from it): secrets are minted through the cluster's log, so
+/// two nodes minting for the same people at the same moment end up with the
+/// same secrets (the first nonce in the log wins), a node restarted with
+/// `kill -9` keeps them, an erasure destroys them on every node, and once
+/// the logs are compacted no node's data dir holds the erased pseudonym,
+/// the nonce records included.
+#[test]
+fn a_person_has_one_secret_in_the_whole_cluster() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node_with(&a_dir, &nats, &[retention("4")]);
+    let b = node_with(&b_dir, &nats, &[retention("4"), LAGGING]);
+    let now = common::now_ms() - 60_000;
+    let phones: Vec<String> = (0..30).map(|n| format!("+1415555{:04}", 2000 + n)).collect();
+    let lines: Vec<String> = phones
+        .iter()
+        .map(|phone| format!(r#"{{"type":"register","ts":{now},"phone":"{phone}","device":"d","platform":"ios"}}"#))
+        .collect();
+    assert_eq!(a.ingest(&lines.join("\n"))["accepted"], 30);
+    // A backup mints a secret for everyone: both nodes at once, for the
+    // same thirty people.
+    let backup = |node: &Server, name: &str| {
+        let (status, body) = node.post(
+            "/v1/admin/backup",
+            Some(ADMIN),
+            "application/json",
+            format!(r#"{{"name":"{name}"}}"#).as_bytes(),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["secrets_minted"].as_u64().expect("secrets_minted")
+    };
+    let minted = std::thread::scope(|scope| {
+        let on_a = scope.spawn(|| backup(&a, "from-a"));
+        let on_b = scope.spawn(|| backup(&b, "from-b"));
+        on_a.join().expect("a") + on_b.join().expect("b")
+    });
+    assert!(minted >= 30, "every person got a secret: {minted}");
+    // Every write is applied everywhere once the other node has caught up.
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    let on_a = vault_records(&a_dir);
+    assert_eq!(on_a.len(), 30, "one secret a person");
+    assert_eq!(vault_records(&b_dir), on_a, "the same secrets on both nodes");
+    let backed_up = |name: &str| {
+        let mut set = std::collections::BTreeSet::new();
+        let bytes = std::fs::read(
+            temp.path().join(format!("{name}-backups")).join("from-".to_string() + name).join("vault/secrets.bin"),
+        )
+        .expect("the backup's vault");
+        for record in bytes.chunks_exact(48) {
+            set.insert(record.to_vec());
+        }
+        set
+    };
+    assert_eq!(backed_up("a"), on_a, "a's backup holds every secret");
+    assert_eq!(backed_up("b"), on_a, "and so does b's");
+
+    // kill -9 and back: the same secrets.
+    b.kill();
+    let b = node_with(&b_dir, &nats, &[retention("4")]);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(vault_records(&b_dir), on_a, "kept across a kill -9");
+
+    // An erasure through b destroys the secret on both nodes.
+    let erased = &phones[0];
+    let subject = b.subject(erased);
+    let (status, body) = b.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(vault_records(&a_dir).len(), 29, "destroyed on a");
+    assert_eq!(vault_records(&b_dir), vault_records(&a_dir), "and on b");
+
+    // Within the retention no node's data dir (nor NATS) holds the erased
+    // pseudonym: not its events, not the nonce its secret came from.
+    let edge = proviso::edge::Edge::new(
+        proviso::edge::PseudonymKey::from_hex(KEY).expect("key"),
+        proviso::contract::Region(*b"US"),
+    );
+    let needle = *edge.resolve_phone(erased, None).expect("phone").0.as_bytes();
+    let backups = [temp.path().join("a-backups"), temp.path().join("b-backups")];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left: Vec<std::path::PathBuf> = common::files_under(temp.path())
+            .into_iter()
+            .filter(|path| !backups.iter().any(|dir| path.starts_with(dir)))
+            .filter(|path| std::fs::read(path).is_ok_and(|bytes| bytes.windows(16).any(|w| w == needle)))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the erased pseudonym is still in {left:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // Registered again: a new person, with a new secret, the same on both.
+    assert_eq!(a.ingest(&lines[0])["accepted"], 1);
+    backup(&b, "again");
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    let now_a = vault_records(&a_dir);
+    assert_eq!(now_a.len(), 30);
+    assert_eq!(vault_records(&b_dir), now_a);
+    assert!(!on_a.iter().any(|record| now_a.contains(record) && record[..16] == needle), "a new life, a new secret");
+}

@@ -42,6 +42,8 @@ const CONTROL_BATCH_KEYED: u8 = 5;
 const CONTROL_BATCH_KEYED_BODY: u8 = 6;
 /// [`ControlBody::StreamPosition`]: epoch then sequence, `u64` each.
 const CONTROL_STREAM_POSITION: u8 = 7;
+/// [`ControlBody::SecretMinted`]: pseudonym, then the 32-byte nonce.
+const CONTROL_SECRET_MINTED: u8 = 8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -149,6 +151,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::BatchKeyed { answer, .. } if answer.request.is_some() => out.push(CONTROL_BATCH_KEYED_BODY),
         ControlBody::BatchKeyed { .. } => out.push(CONTROL_BATCH_KEYED),
         ControlBody::StreamPosition { .. } => out.push(CONTROL_STREAM_POSITION),
+        ControlBody::SecretMinted { .. } => out.push(CONTROL_SECRET_MINTED),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -199,6 +202,10 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::StreamPosition { position } => {
             out.extend_from_slice(&position.epoch.to_le_bytes());
             out.extend_from_slice(&position.sequence.to_le_bytes());
+        }
+        ControlBody::SecretMinted { subject, nonce } => {
+            out.extend_from_slice(subject.as_bytes());
+            out.extend_from_slice(nonce);
         }
     }
 }
@@ -272,6 +279,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
                 sequence: u64::from_le_bytes(reader.array::<8>()?),
             },
         },
+        CONTROL_SECRET_MINTED => {
+            ControlBody::SecretMinted { subject: reader.pseudonym()?, nonce: reader.array::<32>()? }
+        }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
     if reader.remaining() != 0 {
@@ -531,6 +541,7 @@ mod tests {
                     },
                 },
                 ControlBody::StreamPosition { position: LogPosition { epoch: u64::from(s), sequence: ts_ms as u64 } },
+                ControlBody::SecretMinted { subject: pseudonym(s), nonce: [s; 32] },
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();

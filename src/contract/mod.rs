@@ -425,6 +425,12 @@ pub enum ControlBody {
     /// position. The node's log is its copy of the cluster's up to the last
     /// of these, and it resumes the cluster's log after it.
     StreamPosition { position: LogPosition },
+    /// Cluster mode: a person's secret (see `vault`) was needed by some
+    /// node. Every node's vault derives the same secret from this nonce and
+    /// the cluster's vault key (itself derived from the pseudonym key, so
+    /// never in NATS); the first record for a person wins, and one for a
+    /// person erased (or unknown) when it applies mints nothing.
+    SecretMinted { subject: Pseudonym, nonce: [u8; 32] },
 }
 
 /// Where a message is in the cluster's log: its epoch (one JetStream stream

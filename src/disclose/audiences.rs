@@ -161,6 +161,15 @@ impl Disclosure {
         business: &str,
         days: u32,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
+        self.minting(|| self.partner_audience_once(partner, business, days))
+    }
+
+    fn partner_audience_once(
+        &self,
+        partner: &str,
+        business: &str,
+        days: u32,
+    ) -> Result<Gated<PartnerAudience>, DiscloseError> {
         let _ordered = self.disclosing();
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;

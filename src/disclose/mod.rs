@@ -143,7 +143,16 @@ pub enum DiscloseError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// Cluster mode, inside this layer only: the disclosure needs secrets
+    /// the cluster has not minted yet; [`Disclosure::minting`] mints them
+    /// (outside the ordering lock) and decides again.
+    #[error("secrets are being minted by the cluster")]
+    SecretsNeeded(Vec<Pseudonym>),
 }
+
+/// How many times a disclosure is decided again after the cluster minted
+/// the secrets it needed (each time, people may have come into it).
+const MINT_ROUNDS: usize = 4;
 
 /// The disclosure layer of one running proviso: the pipeline it reads, the
 /// audit log and feeds it writes, and what each partner may receive.
@@ -326,6 +335,21 @@ impl Disclosure {
         reading.release_again(self.pipeline.vault(), purpose, &[handle.to_string()], ()).is_some()
     }
 
+    /// Runs `disclose` until it needs no secret the cluster has not minted:
+    /// in cluster mode a disclosure naming someone without a secret is
+    /// given up (its ordering guard let go: minting goes through the writer,
+    /// which may be waiting for that lock), the secrets are minted through
+    /// the cluster's log, and it is decided again on the state of then.
+    fn minting<T>(&self, mut disclose: impl FnMut() -> Result<T, DiscloseError>) -> Result<T, DiscloseError> {
+        for _ in 0..MINT_ROUNDS {
+            match disclose() {
+                Err(DiscloseError::SecretsNeeded(people)) => self.pipeline.mint_secrets(&people)?,
+                done => return done,
+            }
+        }
+        Err(VaultError::NotMinted.into())
+    }
+
     /// Records a disclosure of `people` to `partner` before it leaves; a
     /// disclosure that cannot be audited is not made. Runs without the state
     /// lock (it mints secrets and fsyncs), under [`Disclosure::disclosing`].
@@ -340,6 +364,12 @@ impl Disclosure {
         people: Vec<(u32, Pseudonym)>,
     ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
         let pseudonyms: Vec<Pseudonym> = people.iter().map(|(_, p)| *p).collect();
+        if self.pipeline.vault().is_cluster() {
+            let missing = self.pipeline.vault().missing(&pseudonyms);
+            if !missing.is_empty() {
+                return Err(DiscloseError::SecretsNeeded(missing));
+            }
+        }
         let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;
         let ids: Vec<String> = secrets.iter().map(SubjectSecret::record_handle).collect();
         if !ids.is_empty() {

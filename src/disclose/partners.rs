@@ -127,7 +127,7 @@ impl Disclosure {
     ) -> Result<FeedPage, DiscloseError> {
         self.check_partner(partner, purpose, "that purpose")?;
         match purpose {
-            Purpose::Security => self.security_feed(partner, after, limit).map(FeedPage::Security),
+            Purpose::Security => self.minting(|| self.security_feed(partner, after, limit)).map(FeedPage::Security),
             Purpose::Product | Purpose::Ads => self.purpose_feed(partner, purpose, after, limit).map(FeedPage::Purpose),
             _ => Err(DiscloseError::NoSuchFeed),
         }
@@ -261,6 +261,15 @@ impl Disclosure {
     /// yet friends there, not blocked either way, not banned, and both
     /// people allowing product sharing now.
     pub fn suggestions(
+        &self,
+        partner: &str,
+        partner_id: &str,
+        limit: usize,
+    ) -> Result<Gated<Suggestions>, DiscloseError> {
+        self.minting(|| self.suggestions_once(partner, partner_id, limit))
+    }
+
+    fn suggestions_once(
         &self,
         partner: &str,
         partner_id: &str,

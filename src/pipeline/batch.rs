@@ -180,10 +180,15 @@ impl Prepared {
     /// A control record written by proviso itself.
     pub fn from_control(control: Control) -> Prepared {
         let mut prepared = Prepared::default();
-        frame_with(&mut prepared.framed, |out| encode_control(&control, out));
-        prepared.records.push(Record::Control(control));
-        prepared.lines.push(0);
+        prepared.push_control(control);
         prepared
+    }
+
+    /// Adds a control record written by proviso itself.
+    pub fn push_control(&mut self, control: Control) {
+        frame_with(&mut self.framed, |out| encode_control(&control, out));
+        self.records.push(Record::Control(control));
+        self.lines.push(0);
     }
 
     /// Rebuilds the rejections of a stored answer, as the client was sent them.

@@ -126,6 +126,8 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
                 }
                 Record::Control(control) => match &control.body {
                     ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
+                    // With the pseudonym key a nonce derives the destroyed secret.
+                    ControlBody::SecretMinted { subject, .. } if erased(subject, seq) => None,
                     ControlBody::SecurityFeedGaps { .. } => None,
                     _ => Some(Record::Control(control)),
                 },

@@ -91,6 +91,7 @@ impl Housekeeping {
         state: &RwLock<State>,
         revocations: &[Withdrawal],
         erased: &[Pseudonym],
+        minted: &[(Pseudonym, [u8; 32])],
     ) {
         if !revocations.is_empty() {
             crate::failpoint::reach("consent.before_retractions");
@@ -103,6 +104,12 @@ impl Housekeeping {
         // the erasure is acknowledged (after the retractions, which need them).
         if let Err(error) = self.vault.forget(erased) {
             tracing::error!(%error, "Erased people's secrets could not be destroyed on disk; retried at the next start.");
+        }
+        // Cluster mode: the secrets the cluster's log minted (after the
+        // erasures: a person erased and back again in one group gets the
+        // new life's).
+        if let Err(error) = self.vault.install(minted) {
+            tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
         }
         // With a zero bound, a deletion is compacted away before it is
         // acknowledged.

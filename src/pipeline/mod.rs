@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 
 use crate::consent::Policy;
-use crate::contract::{KeyedAnswer, Region};
+use crate::contract::{Control, ControlBody, KeyedAnswer, Pseudonym, Region};
 use crate::edge::{Edge, PseudonymKey};
 use crate::log::{DirLock, LogError};
 use crate::state::State;
@@ -192,7 +192,22 @@ impl Pipeline {
     /// writes a snapshot of state at that position, has the backup hook copy
     /// the outputs, copies the vault and the key, and only then takes the
     /// next group. Every batch acknowledged before this call is in it.
+    /// In cluster mode the cluster's log first mints a secret for everyone
+    /// who has none (the writer cannot: it applies that log).
     pub fn backup(&self, dest: &Path) -> Result<BackupReport, BackupError> {
+        let mut minted = 0;
+        if self.cluster.is_some() {
+            let people: Vec<Pseudonym> = self
+                .state()
+                .subjects
+                .all()
+                .map(|record| record.pseudonym)
+                .filter(|pseudonym| *pseudonym != Pseudonym::ERASED)
+                .collect();
+            let before = self.vault.len();
+            self.mint_secrets(&people)?;
+            minted = self.vault.len().saturating_sub(before) as u64;
+        }
         let (reply, answer) = mpsc::channel();
         let job = backup::BackupJob { dest: dest.to_path_buf(), reply };
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -200,7 +215,32 @@ impl Pipeline {
             Some(sender) => sender.send(Job::Backup(job)).map_err(|_| PipelineError::ShuttingDown)?,
             None => return Err(PipelineError::ShuttingDown.into()),
         }
-        answer.recv().unwrap_or(Err(PipelineError::ShuttingDown.into()))
+        let mut report = answer.recv().unwrap_or(Err(PipelineError::ShuttingDown.into()))?;
+        report.secrets_minted += minted;
+        Ok(report)
+    }
+
+    /// Cluster mode: appends a `SecretMinted` record for each of `people`
+    /// without a secret, and waits until this node applied them (its vault
+    /// holds them then, as every node's does). Nothing to do in embedded
+    /// mode, where the vault mints a secret when it is first asked for.
+    /// Never call it holding a lock the writer may wait for.
+    pub fn mint_secrets(&self, people: &[Pseudonym]) -> Result<(), PipelineError> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        let missing = self.vault.missing(people);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let ts_ms = self.clock.now_ms();
+        let mut prepared = Prepared::default();
+        for subject in missing {
+            let mut nonce = [0u8; 32];
+            getrandom::fill(&mut nonce).map_err(|error| PipelineError::Cluster(format!("no randomness: {error}")))?;
+            prepared.push_control(Control { ts_ms, body: ControlBody::SecretMinted { subject, nonce } });
+        }
+        self.commit_blocking(prepared).map(drop)
     }
 
     /// The per-person secrets every outgoing identifier is derived from.

@@ -36,6 +36,7 @@ impl Pipeline {
             Some(key) => key,
             None => PseudonymKey::load_or_create(&data_dir)?,
         };
+        let vault_key = key.clone();
         let edge = Arc::new(
             Edge::new(key, options.default_region)
                 .with_default_partner(&options.default_partner)
@@ -64,11 +65,20 @@ impl Pipeline {
         let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
         let on_backup: Arc<Mutex<Option<super::BackupHook>>> = Arc::new(Mutex::new(None));
         // Erasures a crash kept from the vault (logged, not yet shredded).
-        let vault = Arc::new(Vault::open(&data_dir)?);
+        let mut vault = Vault::open(&data_dir)?;
+        // A node of a cluster, or a copy of one opened alone: its secrets
+        // come from the cluster's log.
+        if options.cluster.is_some() || state.stream_position != crate::contract::LogPosition::default() {
+            vault = vault.for_cluster(&vault_key);
+        }
+        let vault = Arc::new(vault);
         let shredded = vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some())?;
         if shredded > 0 {
             tracing::info!(shredded, "Destroyed the secrets of people erased before the last stop.");
         }
+        // Secrets the cluster minted that a crash kept from the vault.
+        let mut state = state;
+        vault.install(&state.drain_minted())?;
         let state = Arc::new(RwLock::new(state));
         let (sender, receiver) = mpsc::sync_channel::<Job>(256);
         let writer_state = Arc::clone(&state);

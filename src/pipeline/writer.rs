@@ -132,7 +132,7 @@ pub(super) fn writer_loop(
         };
         crate::failpoint::reach("writer.before_apply");
         let applied = apply(&state, &readers_waiting, &log, &group, first_seq, not_before_ms);
-        housekeeping.after_apply(&mut log, &state, &applied.revocations, &applied.erased);
+        housekeeping.after_apply(&mut log, &state, &applied.revocations, &applied.erased, &applied.minted);
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
         crate::failpoint::reach("writer.before_ack");
         for (commit, first) in group.into_iter().zip(applied.firsts) {
@@ -215,6 +215,7 @@ struct Applied {
     firsts: Vec<u64>,
     revocations: Vec<Withdrawal>,
     erased: Vec<Pseudonym>,
+    minted: Vec<(Pseudonym, [u8; 32])>,
 }
 
 /// Longest stretch the writer applies a group under the write lock while
@@ -269,5 +270,10 @@ fn apply(
         subjects: state.subjects.acting(),
     }
     .emit();
-    Applied { firsts, revocations: state.drain_revocations(), erased: state.drain_erased() }
+    Applied {
+        firsts,
+        revocations: state.drain_revocations(),
+        erased: state.drain_erased(),
+        minted: state.drain_minted(),
+    }
 }

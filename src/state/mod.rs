@@ -188,6 +188,10 @@ pub struct State {
     /// People erased since the last drain: the writer destroys their secrets
     /// (`vault/`) before acknowledging. Not snapshotted.
     erased: Vec<Pseudonym>,
+    /// Cluster mode: secrets minted since the last drain
+    /// ([`ControlBody::SecretMinted`]), the first nonce per person, for the
+    /// writer to put in the vault before acknowledging. Not snapshotted.
+    minted: Vec<(Pseudonym, [u8; 32])>,
     pub housekeeping: Housekeeping,
     /// Idempotency keys of recent keyed batches and their first answers.
     pub recent_keys: RecentKeys,
@@ -211,7 +215,12 @@ impl State {
                 self.next_seq = seq + 1;
                 // A keyed batch's answer is bookkeeping beside its events,
                 // not one more thing the batch sent.
-                if !matches!(control.body, ControlBody::BatchKeyed { .. } | ControlBody::StreamPosition { .. }) {
+                if !matches!(
+                    control.body,
+                    ControlBody::BatchKeyed { .. }
+                        | ControlBody::StreamPosition { .. }
+                        | ControlBody::SecretMinted { .. }
+                ) {
                     self.events_applied += 1;
                 }
             }
@@ -326,6 +335,9 @@ impl State {
         self.audiences.remove_subject(subject);
         if let Some(record) = self.subjects.get(subject) {
             self.erased.push(record.pseudonym);
+            // A secret minted for this life and not yet in the vault is not
+            // the next life's.
+            self.minted.retain(|(pseudonym, _)| *pseudonym != record.pseudonym);
         }
         self.subjects.erase(subject);
         self.housekeeping.erasures_pending += 1;
@@ -366,6 +378,13 @@ impl State {
         std::mem::take(&mut self.erased)
     }
 
+    /// Takes the secrets minted since the last call (cluster mode): one
+    /// nonce per person, the first applied; the vault keeps a secret it
+    /// already holds.
+    pub fn drain_minted(&mut self) -> Vec<(Pseudonym, [u8; 32])> {
+        std::mem::take(&mut self.minted)
+    }
+
     fn apply_control(&mut self, control: &Control) {
         match &control.body {
             ControlBody::RulesLoaded { text, lists } => {
@@ -395,6 +414,12 @@ impl State {
                 self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
             ControlBody::StreamPosition { position } => self.stream_position = *position,
+            ControlBody::SecretMinted { subject, nonce } => {
+                // Nobody to mint for: erased before this applied, or never known.
+                if self.subjects.lookup(subject).is_some() && !self.minted.iter().any(|(p, _)| p == subject) {
+                    self.minted.push((*subject, *nonce));
+                }
+            }
         }
     }
 

@@ -10,8 +10,13 @@
 //! pseudonym key included, can tie those identifiers to the number again,
 //! and a number that registers after erasure gets a new secret: a new
 //! person with an empty report.
-//! Never: derives an outgoing identifier from the pseudonym alone, or hands
-//! out a secret it has destroyed.
+//! In cluster mode every node must hold the same secret for a person, so a
+//! node does not mint one at random: the pipeline appends a nonce to the
+//! cluster's log (`SecretMinted`) and every node's vault derives the secret
+//! from it and the cluster's vault key ([`Vault::install`]); the key comes
+//! from the pseudonym key, so NATS never holds what derives a secret.
+//! Never: derives an outgoing identifier from the pseudonym alone, hands
+//! out a secret it has destroyed, or (in cluster mode) mints one of its own.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -42,6 +47,10 @@ pub enum VaultError {
     Io { path: String, source: std::io::Error },
     #[error("no randomness for a new secret: {0}")]
     Random(String),
+    /// Cluster mode: a secret the cluster's log did not mint (the person was
+    /// erased while a disclosure about them was being made).
+    #[error("a person's secret was not minted by the cluster (erased meanwhile?); nothing was disclosed")]
+    NotMinted,
 }
 
 /// A person's secret. Not `Debug`, `Display` or serialisable: only the
@@ -139,6 +148,10 @@ impl Inner {
 pub struct Vault {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// Cluster mode: the key secrets are derived with from the nonces the
+    /// cluster's log mints ([`Vault::install`]); this vault then mints none
+    /// of its own.
+    cluster_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -188,7 +201,64 @@ impl Vault {
             // start forgets the person again and marks them whole.
             ledger.set_len(ledger_len - ledger_len % MARK as u64).map_err(ledger_io)?;
         }
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false, ledger }) })
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false, ledger }), cluster_key: None })
+    }
+
+    /// The vault of a cluster's node: secrets come from the cluster's log,
+    /// derived with a key that only holders of the pseudonym key have.
+    pub fn for_cluster(mut self, pseudonym_key: &PseudonymKey) -> Vault {
+        self.cluster_key = Some(blake3::derive_key("proviso 2026 cluster vault v1", pseudonym_key.bytes()));
+        self
+    }
+
+    /// Whether secrets come from the cluster's log.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster_key.is_some()
+    }
+
+    /// The people of `pseudonyms` with no secret yet, each once.
+    pub fn missing(&self, pseudonyms: &[Pseudonym]) -> Vec<Pseudonym> {
+        let inner = self.lock();
+        let mut seen = std::collections::HashSet::new();
+        pseudonyms.iter().filter(|p| !inner.secrets.contains_key(p) && seen.insert(**p)).copied().collect()
+    }
+
+    /// Cluster mode: stores the secrets the cluster's log minted, derived
+    /// from each nonce (and fsyncs, once for all); a person who holds a
+    /// secret keeps it (the first nonce applied wins). Returns how many were
+    /// stored.
+    pub fn install(&self, minted: &[(Pseudonym, [u8; 32])]) -> Result<usize, VaultError> {
+        let Some(key) = &self.cluster_key else { return Ok(0) };
+        if minted.is_empty() {
+            return Ok(0);
+        }
+        let mut inner = self.lock();
+        let mut bytes = Vec::new();
+        for (pseudonym, nonce) in minted {
+            if inner.secrets.contains_key(pseudonym) {
+                continue;
+            }
+            let mut input = [0u8; 48];
+            input[..16].copy_from_slice(pseudonym.as_bytes());
+            input[16..].copy_from_slice(nonce);
+            let mut secret: [u8; 32] = blake3::keyed_hash(key, &input).into();
+            if secret == [0; 32] {
+                secret[0] = 1;
+            }
+            inner.insert(*pseudonym, SubjectSecret(secret));
+            bytes.extend_from_slice(pseudonym.as_bytes());
+            bytes.extend_from_slice(&secret);
+        }
+        if bytes.is_empty() {
+            return Ok(0);
+        }
+        if let Err(error) = self.append(&mut inner, &bytes) {
+            for record in bytes.chunks_exact(RECORD) {
+                inner.remove(&parse_record(record).0);
+            }
+            return Err(self.io()(error));
+        }
+        Ok(bytes.len() / RECORD)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -200,7 +270,9 @@ impl Vault {
     }
 
     /// The secret of each person, minting (and fsyncing, once for all) the
-    /// ones not made yet.
+    /// ones not made yet. In cluster mode nothing is minted here: a person
+    /// the cluster's log has not minted a secret for is
+    /// [`VaultError::NotMinted`].
     pub fn secrets_for(&self, pseudonyms: &[Pseudonym]) -> Result<Vec<SubjectSecret>, VaultError> {
         let mut inner = self.lock();
         let mut minted = Vec::new();
@@ -208,6 +280,7 @@ impl Vault {
         for pseudonym in pseudonyms {
             let secret = match inner.secrets.get(pseudonym) {
                 Some(secret) => *secret,
+                None if self.cluster_key.is_some() => return Err(VaultError::NotMinted),
                 None => {
                     let secret = random_secret()?;
                     inner.insert(*pseudonym, secret);

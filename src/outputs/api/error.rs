@@ -241,6 +241,9 @@ impl From<crate::disclose::DiscloseError> for ApiError {
                     ),
                 )
             }
+            E::Vault(crate::vault::VaultError::NotMinted) => {
+                ApiError::new(Code::Unavailable, format!("{message}; try again"))
+            }
             E::Feed(ref feed) => {
                 tracing::error!(%error, "A partner feed could not be written; nothing was disclosed.");
                 ApiError::new(
