@@ -57,7 +57,11 @@ async fn join_cluster(
     let retention = std::time::Duration::from_secs(config.erasure_compaction_seconds);
     let log = crate::cluster::log::ClusterLog::open(&jetstream, dedup, retention).await?;
     tracing::info!(node = %cluster.node, nats = %cluster.url, partitions = settings.partitions, "Joined the cluster.");
-    Ok(crate::pipeline::ClusterOptions { log: Arc::new(log), runtime: tokio::runtime::Handle::current() })
+    Ok(crate::pipeline::ClusterOptions {
+        log: Arc::new(log),
+        runtime: tokio::runtime::Handle::current(),
+        decider: crate::disclose::decider(config.policy.clone(), partners),
+    })
 }
 
 /// A running server.

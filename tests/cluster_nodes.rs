@@ -552,6 +552,46 @@ fn a_refusal_through_one_node_holds_on_the_other_at_once_over_random_interleavin
             Ok(())
         })
         .expect("no answer names a person who refused its purpose");
+
+    // The outputs are the cluster's, not a node's: every disclosure above
+    // (made through either node) and every retraction its refusals caused
+    // is in one audit chain and one pair of feeds, the same bytes on both
+    // nodes, and a partner reads its feed on one node and resumes it on
+    // the other.
+    let mut feeds = Vec::new();
+    for node in &nodes {
+        let (status, product) = node.get("/v1/partners/friendnet/feeds/product?limit=1000", Some(common::PARTNER));
+        assert_eq!(status, 200, "{product}");
+        let (_, ads) = node.get("/v1/partners/friendnet/feeds/ads?limit=1000", Some(common::PARTNER));
+        feeds.push((product, ads));
+    }
+    assert_eq!(feeds[0], feeds[1], "both nodes serve the same feeds");
+    let records = feeds[0].0["records"].as_array().expect("records").clone();
+    let ops = |op: &str| records.iter().filter(|record| record["op"] == op).count();
+    assert!(ops("add") >= PEOPLE - 1 && ops("retract") >= 1, "adds and retractions: {}", feeds[0].0);
+    let half = records.len() / 2;
+    let (_, first) = nodes[0].get(&format!("/v1/partners/friendnet/feeds/product?limit={half}"), Some(common::PARTNER));
+    let after = first["next"].as_u64().expect("a cursor");
+    let (_, rest) =
+        nodes[1].get(&format!("/v1/partners/friendnet/feeds/product?after={after}&limit=1000"), Some(common::PARTNER));
+    let resumed: Vec<Value> = first["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .chain(rest["records"].as_array().expect("records"))
+        .cloned()
+        .collect();
+    assert_eq!(resumed, records, "read on one node, resumed on the other");
+    // The feed reads were disclosures too: both nodes have applied them
+    // once their answers are in (a read catches up first).
+    assert_eq!(nodes[0].get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(nodes[1].get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    for file in ["audit/disclosures.log", "feeds/friendnet.product.ndjson", "feeds/friendnet.ads.ndjson"] {
+        let on = |dir: &str| std::fs::read(temp.path().join(dir).join(file)).expect("an output file");
+        let (a, b) = (on("a"), on("b"));
+        assert!(a.len() > 1000, "{file} is not trivial: {} bytes", a.len());
+        assert!(a == b, "{file} differs between the nodes");
+    }
 }
 
 /// Idempotency across nodes: a batch resent under its key to another node

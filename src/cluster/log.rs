@@ -89,6 +89,16 @@ pub struct Progress {
 }
 
 /// What appending one batch got.
+/// One message of the log as a node reads it.
+#[derive(Clone, Debug)]
+pub struct Followed {
+    pub position: LogPosition,
+    /// When JetStream stored it (epoch milliseconds): the same for every
+    /// node, so what a node does "at" a message does not take its own clock.
+    pub published_ms: i64,
+    pub payload: Bytes,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
     /// The position of the batch's last message: a node that has applied
@@ -250,8 +260,7 @@ impl ClusterLog {
     pub async fn follow(
         &self,
         after: LogPosition,
-    ) -> Result<impl futures_util::Stream<Item = Result<(LogPosition, Bytes), ClusterError>> + Send + use<>, ClusterError>
-    {
+    ) -> Result<impl futures_util::Stream<Item = Result<Followed, ClusterError>> + Send + use<>, ClusterError> {
         use futures_util::StreamExt;
         let epoch = after.epoch;
         let behind =
@@ -276,8 +285,13 @@ impl ClusterLog {
         let messages = consumer.messages().await.map_err(ClusterError::jetstream)?;
         Ok(messages.map(move |message| {
             let message = message.map_err(ClusterError::jetstream)?;
-            let sequence = message.info().map_err(ClusterError::jetstream)?.stream_sequence;
-            Ok((LogPosition { epoch, sequence }, message.payload.clone()))
+            let info = message.info().map_err(ClusterError::jetstream)?;
+            let published_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            Ok(Followed {
+                position: LogPosition { epoch, sequence: info.stream_sequence },
+                published_ms,
+                payload: message.payload.clone(),
+            })
         }))
     }
 

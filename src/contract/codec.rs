@@ -17,9 +17,9 @@
 //! line `line u64 LE, reason, error` (u32-length strings).
 
 use super::{
-    Control, ControlBody, DecisionAction, Direction, Event, EventBody, EventType, FriendState, KeyedAnswer,
-    KeyedRejection, LinkOrigin, LinkState, LogPosition, MessageKind, Platform, Pseudonym, Purpose, Recipient, Record,
-    Region, DEFAULT_PARTNER,
+    Control, ControlBody, DecisionAction, Direction, DisclosedItem, DisclosedRecord, Event, EventBody, EventType,
+    FriendState, KeyedAnswer, KeyedRejection, LinkOrigin, LinkState, LogPosition, MessageKind, Platform, Pseudonym,
+    Purpose, Recipient, Record, Region, DEFAULT_PARTNER,
 };
 
 const VERSION: u8 = 3;
@@ -44,6 +44,8 @@ const CONTROL_BATCH_KEYED_BODY: u8 = 6;
 const CONTROL_STREAM_POSITION: u8 = 7;
 /// [`ControlBody::SecretMinted`]: pseudonym, then the 32-byte nonce.
 const CONTROL_SECRET_MINTED: u8 = 8;
+/// [`ControlBody::Disclosed`].
+const CONTROL_DISCLOSED: u8 = 9;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -152,6 +154,7 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::BatchKeyed { .. } => out.push(CONTROL_BATCH_KEYED),
         ControlBody::StreamPosition { .. } => out.push(CONTROL_STREAM_POSITION),
         ControlBody::SecretMinted { .. } => out.push(CONTROL_SECRET_MINTED),
+        ControlBody::Disclosed(_) => out.push(CONTROL_DISCLOSED),
     }
     out.extend_from_slice(&control.ts_ms.to_le_bytes());
     match &control.body {
@@ -206,6 +209,34 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
         ControlBody::SecretMinted { subject, nonce } => {
             out.extend_from_slice(subject.as_bytes());
             out.extend_from_slice(nonce);
+        }
+        ControlBody::Disclosed(record) => {
+            out.extend_from_slice(&record.id);
+            put_long_str(out, &record.partner);
+            out.push(record.purpose.code());
+            put_long_str(out, &record.kind);
+            out.extend_from_slice(&(record.people.len() as u32).to_le_bytes());
+            for person in &record.people {
+                out.extend_from_slice(person.as_bytes());
+            }
+            put_long_str(out, &record.about);
+            out.extend_from_slice(&(record.items.len() as u32).to_le_bytes());
+            for item in &record.items {
+                put_long_str(out, &item.partner_id);
+                for optional in [&item.suggested, &item.business] {
+                    match optional {
+                        Some(value) => {
+                            out.push(1);
+                            put_long_str(out, value);
+                        }
+                        None => out.push(0),
+                    }
+                }
+                out.extend_from_slice(&(item.people.len() as u32).to_le_bytes());
+                for index in &item.people {
+                    out.extend_from_slice(&index.to_le_bytes());
+                }
+            }
         }
     }
 }
@@ -281,6 +312,39 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
         },
         CONTROL_SECRET_MINTED => {
             ControlBody::SecretMinted { subject: reader.pseudonym()?, nonce: reader.array::<32>()? }
+        }
+        CONTROL_DISCLOSED => {
+            let id = reader.array::<16>()?;
+            let partner = reader.long_string()?;
+            let purpose = reader.code(Purpose::from_code, "purpose")?;
+            let kind = reader.long_string()?;
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut people = Vec::with_capacity(count.min(reader.remaining() / 16));
+            for _ in 0..count {
+                people.push(reader.pseudonym()?);
+            }
+            let about = reader.long_string()?;
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut items = Vec::with_capacity(count.min(reader.remaining() / 8));
+            for _ in 0..count {
+                let partner_id = reader.long_string()?;
+                let mut optional = || -> Result<Option<String>, CodecError> {
+                    match reader.u8()? {
+                        0 => Ok(None),
+                        1 => Ok(Some(reader.long_string()?)),
+                        code => Err(CodecError::UnknownCode { what: "optional string", code }),
+                    }
+                };
+                let suggested = optional()?;
+                let business = optional()?;
+                let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+                let mut involved = Vec::with_capacity(count.min(reader.remaining() / 4));
+                for _ in 0..count {
+                    involved.push(u32::from_le_bytes(reader.array::<4>()?));
+                }
+                items.push(DisclosedItem { partner_id, suggested, business, people: involved });
+            }
+            ControlBody::Disclosed(Box::new(DisclosedRecord { id, partner, purpose, kind, people, about, items }))
         }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
@@ -542,6 +606,18 @@ mod tests {
                 },
                 ControlBody::StreamPosition { position: LogPosition { epoch: u64::from(s), sequence: ts_ms as u64 } },
                 ControlBody::SecretMinted { subject: pseudonym(s), nonce: [s; 32] },
+                ControlBody::Disclosed(Box::new(DisclosedRecord {
+                    id: [s; 16],
+                    partner: note.clone(),
+                    purpose: Purpose::Ads,
+                    kind: text.chars().take(12).collect(),
+                    people: vec![pseudonym(s), pseudonym(s.wrapping_add(1))],
+                    about: "suggestion".into(),
+                    items: vec![
+                        DisclosedItem { partner_id: note.clone(), suggested: Some("x".into()), business: None, people: vec![0, 1] },
+                        DisclosedItem { partner_id: String::new(), suggested: None, business: Some(note.clone()), people: vec![] },
+                    ],
+                })),
             ] {
                 let control = Control { ts_ms, body };
                 let mut bytes = Vec::new();

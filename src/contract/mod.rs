@@ -431,6 +431,41 @@ pub enum ControlBody {
     /// never in NATS); the first record for a person wins, and one for a
     /// person erased (or unknown) when it applies mints nothing.
     SecretMinted { subject: Pseudonym, nonce: [u8; 32] },
+    /// Cluster mode: a disclosure to a partner, decided by the node that
+    /// answered it at `Control::ts_ms`. Every node, applying it, checks the
+    /// gate again at this point of the log and writes the audit record and
+    /// the feed adds of what still passes, in log order: the cluster's audit
+    /// chain and feeds are the same on every node.
+    Disclosed(Box<DisclosedRecord>),
+}
+
+/// What one disclosure to a partner named (see [`ControlBody::Disclosed`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DisclosedRecord {
+    /// Random, chosen by the node that submitted it (which waits to learn
+    /// whether it was written).
+    pub id: [u8; 16],
+    pub partner: String,
+    pub purpose: Purpose,
+    /// The audit record's kind: `suggestions`, `audience_members`,
+    /// `security_feed`, `product_feed`, `ads_feed`.
+    pub kind: String,
+    /// The people it named, in the audit record's order.
+    pub people: Vec<Pseudonym>,
+    /// Feed adds (`suggestion`, `audience_member`); empty for a disclosure
+    /// the feeds do not keep.
+    pub about: String,
+    pub items: Vec<DisclosedItem>,
+}
+
+/// One feed add of a [`DisclosedRecord`].
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct DisclosedItem {
+    pub partner_id: String,
+    pub suggested: Option<String>,
+    pub business: Option<String>,
+    /// Indexes into [`DisclosedRecord::people`] of the people it involves.
+    pub people: Vec<u32>,
 }
 
 /// Where a message is in the cluster's log: its epoch (one JetStream stream

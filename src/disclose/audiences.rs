@@ -170,7 +170,7 @@ impl Disclosure {
         business: &str,
         days: u32,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
-        let _ordered = self.disclosing();
+        let mut ordered = Some(self.disclosing());
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
@@ -200,7 +200,21 @@ impl Disclosure {
         // Decided: the state lock goes before the secrets are minted and
         // the audit and feed records fsync'd.
         drop(state);
-        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Ads, "audience_members", people)?;
+        let adds = released
+            .get()
+            .iter()
+            .map(|(subject, account)| (account.clone(), None, Some(business.to_string()), vec![*subject]))
+            .collect();
+        let secrets = self.audit_disclosure(
+            &mut ordered,
+            partner,
+            at_ms,
+            Purpose::Ads,
+            "audience_members",
+            people,
+            "audience_member",
+            adds,
+        )?;
         let items = released.derive(|members| {
             members
                 .iter()
@@ -210,7 +224,9 @@ impl Disclosure {
                 })
                 .collect()
         });
-        self.feeds.disclose(partner, "audience_member", items, at_ms)?;
+        if !self.pipeline.is_cluster() {
+            self.feeds.disclose(partner, "audience_member", items, at_ms)?;
+        }
         Ok(released.map(|members| {
             let mut accounts: Vec<String> = members.into_iter().map(|(_, account)| account).collect();
             accounts.sort();

@@ -14,10 +14,13 @@
 
 pub mod audiences;
 pub mod audit;
+mod cluster;
 pub mod feeds;
 pub mod metrics;
 pub mod partners;
 pub mod subjects;
+
+pub use cluster::decider;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -148,6 +151,12 @@ pub enum DiscloseError {
     /// (outside the ordering lock) and decides again.
     #[error("secrets are being minted by the cluster")]
     SecretsNeeded(Vec<Pseudonym>),
+    /// Cluster mode, inside this layer only: the gate refused the
+    /// disclosure at its point of the cluster's log (a withdrawal came
+    /// between deciding and logging it); nothing of it was written, and
+    /// [`Disclosure::minting`] decides again.
+    #[error("the disclosure was refused at its point of the cluster's log")]
+    Redecide,
 }
 
 /// How many times a disclosure is decided again after the cluster minted
@@ -223,7 +232,16 @@ impl Disclosure {
                 disclosure.compact();
             }
         }));
-        let retracted = disclosure.reconcile()?;
+        if pipeline.is_cluster() {
+            // Outputs come from the cluster's log, in its order, with its
+            // times: nothing is reconciled against this node's clock.
+            let writing = Arc::downgrade(&disclosure);
+            pipeline.set_outputs_hook(Arc::new(move |messages| match writing.upgrade() {
+                Some(disclosure) => disclosure.write_outputs(messages),
+                None => Err("the disclosure layer is closing".into()),
+            }));
+        }
+        let retracted = if pipeline.is_cluster() { 0 } else { disclosure.reconcile()? };
         let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED).exists();
         let mut vault_done = true;
         if owed {
@@ -344,24 +362,38 @@ impl Disclosure {
         for _ in 0..MINT_ROUNDS {
             match disclose() {
                 Err(DiscloseError::SecretsNeeded(people)) => self.pipeline.mint_secrets(&people)?,
+                Err(DiscloseError::Redecide) => {}
                 done => return done,
             }
         }
-        Err(VaultError::NotMinted.into())
+        Err(PipelineError::Cluster(
+            "the disclosure was refused at its point of the cluster's log each time it was \
+             decided (consent changing meanwhile); try again"
+                .into(),
+        )
+        .into())
     }
 
     /// Records a disclosure of `people` to `partner` before it leaves; a
     /// disclosure that cannot be audited is not made. Runs without the state
-    /// lock (it mints secrets and fsyncs), under [`Disclosure::disclosing`].
-    /// Returns each subject's secret, from which the caller derives the
-    /// identifiers it sends (`h_`) and records (`r_`, the feeds ledger).
+    /// lock (it mints secrets and fsyncs), under [`Disclosure::disclosing`]
+    /// (`ordered`). Returns each subject's secret, from which the caller
+    /// derives the identifiers it sends (`h_`) and records (`r_`, the feeds
+    /// ledger). In cluster mode the disclosure goes through the cluster's
+    /// log instead, its feed `adds` (of kind `about`) with it, and `ordered`
+    /// is let go (see [`Disclosure::disclose_in_cluster`]); the caller then
+    /// writes no feed record itself.
+    #[allow(clippy::too_many_arguments)]
     fn audit_disclosure(
         &self,
+        ordered: &mut Option<std::sync::RwLockReadGuard<'_, ()>>,
         partner: &str,
         at_ms: i64,
         purpose: Purpose,
         kind: &str,
         people: Vec<(u32, Pseudonym)>,
+        about: &str,
+        adds: Vec<cluster::FeedAdd>,
     ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
         let pseudonyms: Vec<Pseudonym> = people.iter().map(|(_, p)| *p).collect();
         if self.pipeline.vault().is_cluster() {
@@ -369,6 +401,11 @@ impl Disclosure {
             if !missing.is_empty() {
                 return Err(DiscloseError::SecretsNeeded(missing));
             }
+            let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;
+            if let Some(guard) = ordered.take() {
+                self.disclose_in_cluster(guard, partner, at_ms, purpose, kind, &people, about, adds)?;
+            }
+            return Ok(people.into_iter().map(|(s, _)| s).zip(secrets).collect());
         }
         let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;
         let ids: Vec<String> = secrets.iter().map(SubjectSecret::record_handle).collect();

@@ -160,7 +160,7 @@ impl Disclosure {
         limit: usize,
     ) -> Result<Gated<SecurityFeedPage>, DiscloseError> {
         let start = after.map_or(0, |after| after.saturating_add(1));
-        let _ordered = self.disclosing();
+        let mut ordered = Some(self.disclosing());
         let settings = self.partner(partner)?;
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
@@ -204,7 +204,16 @@ impl Disclosure {
         // secrets are minted and the audit record is fsync'd.
         let people = pseudonyms_of(&state, disclosed.iter().copied());
         drop(state);
-        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Security, "security_feed", people)?;
+        let secrets = self.audit_disclosure(
+            &mut ordered,
+            partner,
+            at_ms,
+            Purpose::Security,
+            "security_feed",
+            people,
+            "",
+            vec![],
+        )?;
         let records = Gated::gather(Purpose::Security, released)?;
         Ok(records.map(|mut records| {
             for (view, subject) in records.iter_mut().zip(&disclosed) {
@@ -222,7 +231,7 @@ impl Disclosure {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Gated<PurposeFeedPage>, DiscloseError> {
-        let _ordered = self.disclosing();
+        let mut ordered = Some(self.disclosing());
         let stored = self.feeds.read(partner, purpose, after, limit)?;
         let next = stored.last().map(|record| record.cursor).or(after);
         let state = self.pipeline.state();
@@ -248,9 +257,23 @@ impl Disclosure {
             };
             released.push(gated);
         }
+        // Cluster mode: the people behind the handles, for the cluster's log.
+        let people: Vec<(u32, crate::contract::Pseudonym)> = if self.pipeline.is_cluster() {
+            named
+                .iter()
+                .filter_map(|handle| {
+                    let pseudonym = self.pipeline.vault().owner_of_record_handle(handle)?;
+                    Some((state.subjects.lookup(&pseudonym)?, pseudonym))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         drop(state);
         let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
-        if !named.is_empty() {
+        if self.pipeline.is_cluster() {
+            self.audit_disclosure(&mut ordered, partner, at_ms, purpose, kind, people, "", Vec::new())?;
+        } else if !named.is_empty() {
             self.audit.append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
         }
         Ok(Gated::gather(purpose, released)?.map(|records| PurposeFeedPage { records, next, _sealed: Sealed(()) }))
@@ -275,7 +298,7 @@ impl Disclosure {
         partner_id: &str,
         limit: usize,
     ) -> Result<Gated<Suggestions>, DiscloseError> {
-        let _ordered = self.disclosing();
+        let mut ordered = Some(self.disclosing());
         let (found, owner, people, at_ms) = {
             let state = self.pipeline.state();
             let reading = self.reading(&state, partner)?;
@@ -307,7 +330,21 @@ impl Disclosure {
             // Decided: the state lock goes here, before any fsync.
             (found, owner, people, reading.at_ms)
         };
-        let secrets = self.audit_disclosure(partner, at_ms, Purpose::Product, "suggestions", people)?;
+        let adds = found
+            .get()
+            .iter()
+            .map(|s| (partner_id.to_string(), Some(s.account.clone()), None, vec![owner, s.subject]))
+            .collect();
+        let secrets = self.audit_disclosure(
+            &mut ordered,
+            partner,
+            at_ms,
+            Purpose::Product,
+            "suggestions",
+            people,
+            "suggestion",
+            adds,
+        )?;
         let id_of = |subject: u32| secrets.get(&subject).map(|secret| secret.record_handle()).unwrap_or_default();
         let items = found.derive(|found| {
             found
@@ -315,7 +352,9 @@ impl Disclosure {
                 .map(|s| (partner_id.to_string(), Some(s.account.clone()), None, vec![id_of(owner), id_of(s.subject)]))
                 .collect()
         });
-        self.feeds.disclose(partner, "suggestion", items, at_ms)?;
+        if !self.pipeline.is_cluster() {
+            self.feeds.disclose(partner, "suggestion", items, at_ms)?;
+        }
         Ok(found.map(|found| {
             let items = found
                 .into_iter()

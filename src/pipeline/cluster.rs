@@ -39,6 +39,8 @@ pub struct ClusterOptions {
     pub log: Arc<ClusterLog>,
     /// The runtime that talks to NATS.
     pub runtime: tokio::runtime::Handle,
+    /// Decides each disclosure at its point of the log (from `disclose/`).
+    pub decider: super::DisclosedDecider,
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -158,8 +160,8 @@ impl Node {
                         _ = stopped.changed() => return Ok(()),
                         next = tokio::time::timeout(IDLE, messages.next()) => next,
                     };
-                    let (at, payload) = match next {
-                        Ok(Some(Ok(message))) => message,
+                    let (at, published_ms, payload) = match next {
+                        Ok(Some(Ok(message))) => (message.position, message.published_ms, message.payload),
                         Ok(Some(Err(error))) => {
                             tracing::warn!(%error, "Reading the cluster's log failed; resuming after {position}.");
                             break;
@@ -188,7 +190,7 @@ impl Node {
                     };
                     stalled = Duration::ZERO;
                     crate::failpoint::reach("follower.apply");
-                    let prepared = applied_message(&payload, at)
+                    let prepared = applied_message(&payload, at, published_ms)
                         .map_err(|error| format!("message {at} of the cluster's log: {error}"))?;
                     let applied = self.applied.clone();
                     let ack: AckFn = Box::new(move |result| match result {
@@ -306,8 +308,9 @@ impl Node {
 }
 
 /// A message of the cluster's log as the writer takes it: its records,
-/// framed as they came, then the `StreamPosition` record naming it.
-fn applied_message(payload: &[u8], position: LogPosition) -> Result<Prepared, String> {
+/// framed as they came, then the `StreamPosition` record naming it, with
+/// the message's time (JetStream's).
+fn applied_message(payload: &[u8], position: LogPosition, published_ms: i64) -> Result<Prepared, String> {
     let mut prepared = Prepared::default();
     let mut reader = payload;
     let mut record = Vec::new();
@@ -319,7 +322,7 @@ fn applied_message(payload: &[u8], position: LogPosition) -> Result<Prepared, St
         }
     }
     prepared.framed.extend_from_slice(payload);
-    let position = Control { ts_ms: 0, body: ControlBody::StreamPosition { position } };
+    let position = Control { ts_ms: published_ms, body: ControlBody::StreamPosition { position } };
     frame_with(&mut prepared.framed, |out| encode_control(&position, out));
     prepared.records.push(Record::Control(position));
     Ok(prepared)

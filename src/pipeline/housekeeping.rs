@@ -34,6 +34,8 @@ pub(super) struct Housekeeping {
     erasure_seen: Option<Instant>,
     /// Records committed since the last snapshot.
     since_snapshot: u64,
+    /// Cluster mode: the partner outputs gathered in log order.
+    pub(super) outputs: Option<super::outputs::Outputs>,
 }
 
 impl Housekeeping {
@@ -57,7 +59,15 @@ impl Housekeeping {
             on_backup,
             erasure_seen: None,
             since_snapshot: 0,
+            outputs: None,
         }
+    }
+
+    /// Whether cluster mode's outputs wait to be written: no snapshot is
+    /// taken meanwhile (a start after a crash decides them again from an
+    /// earlier one).
+    pub(super) fn outputs_pending(&self) -> bool {
+        self.outputs.as_ref().is_some_and(super::outputs::Outputs::pending)
     }
 
     /// Before the writer waits for the next batch: compacts the log when the
@@ -93,6 +103,20 @@ impl Housekeeping {
         erased: &[Pseudonym],
         minted: &[(Pseudonym, [u8; 32])],
     ) {
+        // Cluster mode: the secrets the cluster's log minted (before the
+        // outputs, which name people by them), then the outputs in log
+        // order (the withdrawals among them: `revocations` is empty). A
+        // secret minted for someone erased in this group is a later life's
+        // (state drops mints made before an erasure): it goes in after the
+        // erasure destroys the earlier life's, below.
+        let (later_lives, minted): (Vec<_>, Vec<_>) = minted.iter().partition(|(p, _)| erased.contains(p));
+        if let Some(outputs) = self.outputs.as_mut() {
+            if let Err(error) = self.vault.install(&minted) {
+                tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
+            }
+            crate::failpoint::reach("consent.before_retractions");
+            outputs.write();
+        }
         if !revocations.is_empty() {
             crate::failpoint::reach("consent.before_retractions");
             let hook = self.revocation_hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -105,12 +129,10 @@ impl Housekeeping {
         if let Err(error) = self.vault.forget(erased) {
             tracing::error!(%error, "Erased people's secrets could not be destroyed on disk; retried at the next start.");
         }
-        // Cluster mode: the secrets the cluster's log minted (after the
-        // erasures: a person erased and back again in one group gets the
-        // new life's).
-        if let Err(error) = self.vault.install(minted) {
+        if let Err(error) = self.vault.install(&later_lives) {
             tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
         }
+
         // With a zero bound, a deletion is compacted away before it is
         // acknowledged.
         if self.erasure_compaction.is_zero()
@@ -126,7 +148,7 @@ impl Housekeeping {
     /// enough records have been committed since the last one.
     pub(super) fn after_ack(&mut self, state: &RwLock<State>, records: u64) {
         self.since_snapshot += records;
-        if self.since_snapshot >= self.snapshot_every {
+        if self.since_snapshot >= self.snapshot_every && !self.outputs_pending() {
             self.since_snapshot = 0;
             self.write_snapshot(state);
         }

@@ -20,6 +20,7 @@ mod cluster;
 mod compact;
 mod housekeeping;
 mod open;
+mod outputs;
 mod rules;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prep
 pub use cluster::ClusterOptions;
 pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
 pub use open::{rebuild_state, replay_records};
+pub use outputs::{read_mark, Decision, DisclosedDecider, MessageOutputs, OutputItem, OutputsHook, OUTPUTS_MARK};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
@@ -165,6 +167,11 @@ pub struct Pipeline {
     readers_waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// Cluster mode: this node's link to the cluster's log.
     cluster: Option<Arc<cluster::Node>>,
+    /// Cluster mode: where the outputs hook goes (the writer reads it).
+    outputs_hook: Option<Arc<Mutex<Option<OutputsHook>>>>,
+    /// Cluster mode: disclosures this node submitted and waits for, and
+    /// whether each was written (see `outputs.rs`).
+    disclosure_outcomes: Arc<Mutex<std::collections::HashMap<[u8; 16], Option<bool>>>>,
     _lock: DirLock,
 }
 
@@ -184,6 +191,45 @@ impl Pipeline {
     /// backup, run by the writer between the log copy and the vault copy.
     pub fn set_backup_hook(&self, hook: BackupHook) {
         *self.on_backup.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Cluster mode: installs the hook that writes the partner outputs (audit
+    /// log, feeds) of each group in log order, and has the writer write
+    /// those that waited for it (the messages applied while the node
+    /// caught up, or decided again after a crash). Embedded mode uses the
+    /// revocation hook instead, and this does nothing.
+    pub fn set_outputs_hook(&self, hook: OutputsHook) {
+        let Some(slot) = &self.outputs_hook else { return };
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        let (done, written) = mpsc::channel();
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(sender) = sender {
+            if sender.send(Job::WriteOutputs(done)).is_ok() {
+                let _ = written.recv();
+            }
+        }
+    }
+
+    /// Whether this pipeline is a node of a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// Cluster mode: appends a disclosure to the cluster's log and waits
+    /// until this node applied it; `Ok(true)` when the gate let it through
+    /// at its point of the log (its audit and feed records are on file),
+    /// `Ok(false)` when it refused someone it names (nothing was written).
+    pub fn disclose(&self, at_ms: i64, record: crate::contract::DisclosedRecord) -> Result<bool, PipelineError> {
+        let id = record.id;
+        let outcomes = Arc::clone(&self.disclosure_outcomes);
+        outcomes.lock().unwrap_or_else(|p| p.into_inner()).insert(id, None);
+        let committed = self.commit_blocking(Prepared::from_control(Control {
+            ts_ms: at_ms,
+            body: ControlBody::Disclosed(Box::new(record)),
+        }));
+        let outcome = outcomes.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).flatten();
+        committed?;
+        Ok(outcome.unwrap_or(false))
     }
 
     /// Takes a consistent backup of the data dir into `dest` (which must not

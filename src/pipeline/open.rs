@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::housekeeping::Housekeeping;
+use super::outputs::Outputs;
 use super::writer::{writer_loop, Job, KeyWindow};
 use super::{
     compact, CompactionHook, OpenReport, Pipeline, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR,
@@ -47,9 +48,12 @@ impl Pipeline {
         // start) while state loads from the snapshot and replays the tail:
         // the two halves of start-up, side by side.
         let (mut log, closed) = Log::open_unverified(&data_dir.join(LOG_DIR), options.segment_bytes)?;
+        // Cluster mode: replay decides again the outputs of messages after
+        // the outputs mark (a crash came between a message and its outputs).
+        let mut outputs = options.cluster.as_ref().map(|cluster| Outputs::new(&data_dir, Arc::clone(&cluster.decider)));
         let (rebuilt, verified) = std::thread::scope(|scope| {
             let verifying = scope.spawn(|| closed.verify());
-            let rebuilt = rebuild_state(&data_dir, true);
+            let rebuilt = rebuild_state_gathering(&data_dir, true, outputs.as_mut());
             (rebuilt, verifying.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         log.closed_verified(verified?);
@@ -61,7 +65,17 @@ impl Pipeline {
                 "Snapshot is ahead of the log; rebuilding state from the log alone."
             );
         }
-        let state = if state.next_seq > log.next_seq() { rebuild_state(&data_dir, false)?.0 } else { state };
+        let state = if state.next_seq > log.next_seq() {
+            if let Some(cluster) = &options.cluster {
+                outputs = Some(Outputs::new(&data_dir, Arc::clone(&cluster.decider)));
+            }
+            rebuild_state_gathering(&data_dir, false, outputs.as_mut())?.0
+        } else {
+            state
+        };
+        if let Some(outputs) = outputs.as_mut() {
+            outputs.start_at(state.stream_position).map_err(dir_error)?;
+        }
         let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
         let on_backup: Arc<Mutex<Option<super::BackupHook>>> = Arc::new(Mutex::new(None));
         // Erasures a crash kept from the vault (logged, not yet shredded).
@@ -83,7 +97,7 @@ impl Pipeline {
         let (sender, receiver) = mpsc::sync_channel::<Job>(256);
         let writer_state = Arc::clone(&state);
         let hook: Arc<Mutex<Option<RevocationHook>>> = Arc::new(Mutex::new(None));
-        let housekeeping = Housekeeping::new(
+        let mut housekeeping = Housekeeping::new(
             &options,
             Arc::clone(&vault),
             Arc::clone(&hook),
@@ -96,9 +110,14 @@ impl Pipeline {
         let failure = Arc::clone(&write_failure);
         let readers_waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let waiting = Arc::clone(&readers_waiting);
+        let outputs_hook = outputs.as_ref().map(|outputs| Arc::clone(&outputs.hook));
+        let disclosure_outcomes = outputs.as_ref().map(|outputs| Arc::clone(&outputs.outcomes)).unwrap_or_default();
         let writer = std::thread::Builder::new()
             .name("proviso-writer".into())
-            .spawn(move || writer_loop(receiver, log, writer_state, waiting, housekeeping, keys, failure))
+            .spawn(move || {
+                housekeeping.outputs = outputs;
+                writer_loop(receiver, log, writer_state, waiting, housekeeping, keys, failure)
+            })
             .map_err(|source| PipelineError::DataDir { path: data_dir.display().to_string(), source })?;
         let cluster = match options.cluster.clone() {
             Some(cluster) => {
@@ -124,6 +143,8 @@ impl Pipeline {
             write_failure,
             readers_waiting,
             cluster,
+            outputs_hook,
+            disclosure_outcomes,
             _lock: lock,
         };
         if let Some(node) = &pipeline.cluster {
@@ -140,6 +161,15 @@ impl Pipeline {
 
 /// Builds state from the snapshot (when `use_snapshot`) plus the log after it.
 pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, OpenReport), PipelineError> {
+    rebuild_state_gathering(data_dir, use_snapshot, None)
+}
+
+/// [`rebuild_state`], gathering cluster mode's outputs as it replays.
+fn rebuild_state_gathering(
+    data_dir: &Path,
+    use_snapshot: bool,
+    mut outputs: Option<&mut Outputs>,
+) -> Result<(State, OpenReport), PipelineError> {
     let mut report = OpenReport::default();
     let mut state = State::default();
     if use_snapshot {
@@ -166,6 +196,9 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
     let from = state.next_seq;
     replay_records(&log_dir, from, |seq, record| {
         state.apply(seq, &record);
+        if let Some(outputs) = outputs.as_mut() {
+            outputs.after_record(&mut state, &record);
+        }
         report.replayed_records += 1;
     })?;
     // Replayed refusals and bans were handled when first applied; the server

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use super::housekeeping::Housekeeping;
+use super::outputs::Outputs;
 use super::{Committed, PipelineError, Prepared};
 use crate::contract::{KeyedAnswer, Pseudonym};
 use crate::log::Log;
@@ -29,6 +30,9 @@ pub(super) type AckFn = Box<dyn FnOnce(Result<Committed, PipelineError>) + Send>
 pub(super) enum Job {
     Commit(Commit),
     Backup(super::backup::BackupJob),
+    /// Cluster mode: write the outputs waiting for the outputs hook (just
+    /// set), then answer.
+    WriteOutputs(mpsc::Sender<()>),
 }
 
 /// One batch handed to the writer, and who to tell when it is done.
@@ -85,6 +89,13 @@ pub(super) fn writer_loop(
                 housekeeping.backup(&mut log, &state, job, failed.is_some());
                 continue;
             }
+            Job::WriteOutputs(done) => {
+                if let Some(outputs) = housekeeping.outputs.as_mut() {
+                    outputs.write();
+                }
+                let _ = done.send(());
+                continue;
+            }
         };
         let (group, backup) = gather(&receiver, first);
         if let Some(cause) = &failed {
@@ -131,7 +142,8 @@ pub(super) fn writer_loop(
             }
         };
         crate::failpoint::reach("writer.before_apply");
-        let applied = apply(&state, &readers_waiting, &log, &group, first_seq, not_before_ms);
+        let applied =
+            apply(&state, &readers_waiting, &log, &group, first_seq, not_before_ms, housekeeping.outputs.as_mut());
         housekeeping.after_apply(&mut log, &state, &applied.revocations, &applied.erased, &applied.minted);
         tracing::trace!(records, micros = started.elapsed().as_micros() as u64, "Group committed.");
         crate::failpoint::reach("writer.before_ack");
@@ -146,7 +158,7 @@ pub(super) fn writer_loop(
             housekeeping.backup(&mut log, &state, job, failed.is_some());
         }
     }
-    if failed.is_none() {
+    if failed.is_none() && !housekeeping.outputs_pending() {
         housekeeping.write_snapshot(&state);
     }
 }
@@ -164,6 +176,10 @@ fn gather(receiver: &Receiver<Job>, first: Commit) -> (Vec<Commit>, Option<super
                 group.push(commit);
             }
             Ok(Job::Backup(job)) => return (group, Some(job)),
+            Ok(Job::WriteOutputs(done)) => {
+                // Written with this group's, after it.
+                let _ = done.send(());
+            }
             Err(_) => break,
         }
     }
@@ -237,6 +253,7 @@ fn apply(
     group: &[Commit],
     first_seq: u64,
     not_before_ms: i64,
+    mut outputs: Option<&mut Outputs>,
 ) -> Applied {
     let mut seq = first_seq;
     let mut firsts = Vec::with_capacity(group.len());
@@ -246,6 +263,9 @@ fn apply(
         firsts.push(seq);
         for record in &commit.prepared.records {
             state.apply(seq, record);
+            if let Some(outputs) = outputs.as_mut() {
+                outputs.after_record(&mut state, record);
+            }
             seq += 1;
             if seq.is_multiple_of(32)
                 && readers_waiting.load(Ordering::SeqCst) > 0

@@ -220,6 +220,7 @@ impl State {
                     ControlBody::BatchKeyed { .. }
                         | ControlBody::StreamPosition { .. }
                         | ControlBody::SecretMinted { .. }
+                        | ControlBody::Disclosed(_)
                 ) {
                     self.events_applied += 1;
                 }
@@ -414,6 +415,9 @@ impl State {
                 self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
             ControlBody::StreamPosition { position } => self.stream_position = *position,
+            // Nothing in state: the outputs (audit log, feeds) are written
+            // by the writer as it applies it (`pipeline/outputs.rs`).
+            ControlBody::Disclosed(_) => {}
             ControlBody::SecretMinted { subject, nonce } => {
                 // Nobody to mint for: erased before this applied, or never known.
                 if self.subjects.lookup(subject).is_some() && !self.minted.iter().any(|(p, _)| p == subject) {

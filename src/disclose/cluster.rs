@@ -1,0 +1,163 @@
+//! Cluster mode's disclosures: one audit chain and one set of feeds for the
+//! whole cluster, the same bytes on every node.
+//!
+//! Owns: turning a disclosure a node decided into a `Disclosed` record of
+//! the cluster's log ([`Disclosure::disclose_in_cluster`]); the decider
+//! every node's writer runs on that record at its point of the log (the
+//! gate again, on state as it stands there: a withdrawal that came between
+//! the decision and the record refuses it whole, and nothing of it is
+//! written); and writing each group's outputs in log order with the times
+//! the log carries: the audit record and feed adds of each disclosure let
+//! through, the retractions of each withdrawal at its message's time.
+//! Never: writes an output that is not in the cluster's log, or takes a
+//! time from this node's clock.
+
+use std::sync::Arc;
+
+use super::feeds::Revocation;
+use super::{DiscloseError, Disclosure};
+use crate::consent::Policy;
+use crate::contract::{Control, ControlBody, DisclosedItem, DisclosedRecord, Pseudonym, Purpose};
+use crate::gate::{Gated, PartnerGrant};
+use crate::pipeline::{Decision, DisclosedDecider, MessageOutputs, OutputItem};
+use crate::state::State;
+
+/// The decider every node's writer runs on each `Disclosed` record: each
+/// person it names must be known and pass the gate for the record's
+/// partner and purpose at the record's time, on state as it stands at the
+/// record; else the whole disclosure is refused. `partners`: each
+/// configured partner's name and purposes (the same on every node: a node
+/// whose partners differ does not join).
+pub fn decider(policy: Policy, partners: Vec<(String, Vec<Purpose>)>) -> DisclosedDecider {
+    Arc::new(move |state: &State, control: &Control| -> Option<Decision> {
+        let ControlBody::Disclosed(record) = &control.body else { return None };
+        let (name, purposes) = partners.iter().find(|(name, _)| *name == record.partner)?;
+        let grant = PartnerGrant { name, purposes };
+        let mut released = Vec::with_capacity(record.people.len());
+        for person in &record.people {
+            let subject = state.subjects.lookup(person)?;
+            let gated =
+                crate::gate::release_to_partner(state, &policy, &grant, subject, record.purpose, control.ts_ms, ())
+                    .ok()?;
+            released.push(gated);
+        }
+        let gated = Gated::gather(record.purpose, released).ok()?;
+        let record: Gated<DisclosedRecord> = gated.map(|_| (**record).clone());
+        Some(Box::new(record))
+    })
+}
+
+/// One feed add of a disclosure before it is a record: the partner account,
+/// the suggested account or the business, and the people involved (state's
+/// dense indexes).
+pub(crate) type FeedAdd = (String, Option<String>, Option<String>, Vec<u32>);
+
+impl Disclosure {
+    /// Cluster mode: appends the disclosure (decided at `at_ms`, naming
+    /// `people`, with `adds` for the feed of kind `about`) to the cluster's
+    /// log, and waits until this node has written its outputs. `ordered`
+    /// (the disclosure's ordering guard) is let go first: the writer may
+    /// wait for it. [`DiscloseError::Redecide`] when the gate refused it at
+    /// its point of the log: a withdrawal came in between.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn disclose_in_cluster(
+        &self,
+        ordered: std::sync::RwLockReadGuard<'_, ()>,
+        partner: &str,
+        at_ms: i64,
+        purpose: Purpose,
+        kind: &str,
+        people: &[(u32, Pseudonym)],
+        about: &str,
+        adds: Vec<FeedAdd>,
+    ) -> Result<(), DiscloseError> {
+        drop(ordered);
+        if people.is_empty() {
+            return Ok(());
+        }
+        let index_of = |subject: u32| people.iter().position(|(s, _)| *s == subject).map(|i| i as u32);
+        let items = adds
+            .into_iter()
+            .map(|(partner_id, suggested, business, involved)| DisclosedItem {
+                partner_id,
+                suggested,
+                business,
+                people: involved.into_iter().filter_map(index_of).collect(),
+            })
+            .collect();
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|error| crate::vault::VaultError::Random(error.to_string()))?;
+        let record = DisclosedRecord {
+            id,
+            partner: partner.to_string(),
+            purpose,
+            kind: kind.to_string(),
+            people: people.iter().map(|(_, p)| *p).collect(),
+            about: about.to_string(),
+            items,
+        };
+        if self.pipeline.disclose(at_ms, record)? {
+            Ok(())
+        } else {
+            Err(DiscloseError::Redecide)
+        }
+    }
+
+    /// Writes one group's outputs, in log order (the writer's outputs
+    /// hook): for each disclosure let through, its audit record and feed
+    /// adds at its own time; for each withdrawal, the retractions at its
+    /// message's time.
+    pub(super) fn write_outputs(&self, messages: Vec<MessageOutputs>) -> Result<(), String> {
+        let vault = self.pipeline.vault();
+        for message in messages {
+            for item in message.items {
+                match item {
+                    OutputItem::Disclosed { at_ms, decision } => {
+                        let Ok(record) = decision.downcast::<Gated<DisclosedRecord>>() else {
+                            return Err("a disclosure decision of another kind".into());
+                        };
+                        let record = *record;
+                        let handles: Vec<String> = record
+                            .get()
+                            .people
+                            .iter()
+                            .map(|person| vault.existing(person).map(|s| s.record_handle()).unwrap_or_default())
+                            .collect();
+                        let named: Vec<String> = handles.iter().filter(|h| !h.is_empty()).cloned().collect();
+                        let (partner, purpose, kind) =
+                            (record.get().partner.clone(), record.purpose(), record.get().kind.clone());
+                        if !named.is_empty() {
+                            self.audit
+                                .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), &kind, named)
+                                .map_err(|error| error.to_string())?;
+                        }
+                        if record.get().items.is_empty() {
+                            continue;
+                        }
+                        let about = record.get().about.clone();
+                        let items = record.map(|record| {
+                            record
+                                .items
+                                .into_iter()
+                                .map(|item| {
+                                    let ids = item
+                                        .people
+                                        .iter()
+                                        .map(|&i| handles.get(i as usize).cloned().unwrap_or_default())
+                                        .collect();
+                                    (item.partner_id, item.suggested, item.business, ids)
+                                })
+                                .collect()
+                        });
+                        self.feeds.disclose(&partner, &about, items, at_ms).map_err(|error| error.to_string())?;
+                    }
+                    OutputItem::Withdrawals(withdrawals) => {
+                        let revocations = Revocation::from_withdrawals(&withdrawals, vault);
+                        self.feeds.revoke(&revocations, message.at_ms).map_err(|error| error.to_string())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
