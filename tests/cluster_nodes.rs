@@ -400,18 +400,26 @@ fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
     let nats = Nats::start(temp.path());
     let start = |dir: &Path| node_with(dir, &nats, &[retention("4")]);
     let (a, b) = (start(&temp.path().join("a")), start(&temp.path().join("b")));
-    let now = common::now_ms() - 60_000;
+    // Accounts older than the policy's notice period, linked to the
+    // partner, each in the other's address book: friend suggestions name
+    // both (a disclosure through the cluster's log, and a secret minted).
+    let now = common::now_ms() - 40 * DAY_MS;
     let (erased, kept) = ("+14155550101", "+14155550102");
-    let lines: Vec<String> = [erased, kept]
+    let lines: Vec<String> = [(erased, kept, "fn-e"), (kept, erased, "fn-k")]
         .iter()
-        .flat_map(|phone| {
+        .flat_map(|(phone, friend, account)| {
             [
                 format!(r#"{{"type":"register","ts":{now},"phone":"{phone}","device":"d","platform":"ios"}}"#),
                 format!(r#"{{"type":"session","ts":{now},"phone":"{phone}","device":"d"}}"#),
+                format!(r#"{{"type":"partner_account","ts":{now},"phone":"{phone}","partner_id":"{account}"}}"#),
+                format!(r#"{{"type":"contacts","ts":{now},"phone":"{phone}","contacts":["{friend}"]}}"#),
             ]
         })
         .collect();
-    a.ingest(&lines.join("\n"));
+    assert_eq!(a.ingest(&lines.join("\n"))["accepted"], 8);
+    let (status, suggested) = b.get("/v1/partners/friendnet/suggestions/fn-k?limit=5", Some(common::PARTNER));
+    assert_eq!(status, 200, "{suggested}");
+    assert_eq!(suggested[0]["partner_id"], "fn-e", "the erased-to-be person is disclosed first: {suggested}");
     let edge = proviso::edge::Edge::new(
         proviso::edge::PseudonymKey::from_hex(KEY).expect("key"),
         proviso::contract::Region(*b"US"),
@@ -451,7 +459,7 @@ fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
     let kept_in = holding(pseudonym(kept));
     assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("a"))), "{kept_in:?}");
     assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("b"))), "{kept_in:?}");
-    assert_eq!(a.ingest(&lines[2..].join("\n"))["accepted"], 2, "the cluster goes on");
+    assert_eq!(a.ingest(&lines[4..6].join("\n"))["accepted"], 2, "the cluster goes on");
 }
 
 /// Consent everywhere at once, over random interleavings: refusals and

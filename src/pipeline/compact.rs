@@ -71,12 +71,17 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     let mut report = CompactReport::default();
     // Pass 1: the last deletion of each subject.
     let mut deleted_at: HashMap<Pseudonym, u64> = HashMap::new();
+    // The first event of a person's own after their last deletion: a new life.
+    let mut reborn_at: HashMap<Pseudonym, u64> = HashMap::new();
     report.bytes_before = Log::open(&log_dir, segment_bytes)?.size_bytes();
     super::replay_records(&log_dir, 0, |seq, record| {
         report.records_before += 1;
         if let Record::Event(event) = record {
             if event.body == EventBody::DeleteAccount {
                 deleted_at.insert(event.subject, seq);
+                reborn_at.remove(&event.subject);
+            } else if deleted_at.contains_key(&event.subject) {
+                reborn_at.entry(event.subject).or_insert(seq);
             }
         }
     })?;
@@ -87,6 +92,13 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     }
     report.erased_subjects = deleted_at.len() as u64;
     let erased = |pseudonym: &Pseudonym, seq: u64| deleted_at.get(pseudonym).is_some_and(|&at| seq <= at);
+    // Cluster mode's records about a person may land after their deletion
+    // (decided or minted by another node just before it): until the person
+    // comes back, they belong to the erased life too.
+    let erased_life = |pseudonym: &Pseudonym, seq: u64| {
+        erased(pseudonym, seq)
+            || (deleted_at.contains_key(pseudonym) && reborn_at.get(pseudonym).is_none_or(|&back| seq < back))
+    };
     let scrub = |pseudonym: &mut Pseudonym, seq: u64| {
         if erased(pseudonym, seq) {
             *pseudonym = Pseudonym::ERASED;
@@ -127,7 +139,14 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
                 Record::Control(control) => match &control.body {
                     ControlBody::Decision { subject, .. } if erased(subject, seq) => None,
                     // With the pseudonym key a nonce derives the destroyed secret.
-                    ControlBody::SecretMinted { subject, .. } if erased(subject, seq) => None,
+                    ControlBody::SecretMinted { subject, .. } if erased_life(subject, seq) => None,
+                    // Its outputs are written (and scrubbed with the audit
+                    // log and feeds); the record would keep the pseudonym.
+                    ControlBody::Disclosed(disclosed)
+                        if disclosed.people.iter().any(|person| erased_life(person, seq)) =>
+                    {
+                        None
+                    }
                     ControlBody::SecurityFeedGaps { .. } => None,
                     _ => Some(Record::Control(control)),
                 },
