@@ -57,6 +57,8 @@ pub const STAGES: &[&str] = &[
 pub const CLUSTER_STAGES: &[&str] = &[
     // A message of the cluster's log read, before this node hands it to its writer.
     "follower.apply",
+    // A group applied and in the node's log, before its partner outputs are written.
+    "outputs.write",
 ];
 
 /// The variable that arms failpoints (debug builds only).

@@ -899,3 +899,64 @@ fn a_person_has_one_secret_in_the_whole_cluster() {
     assert_eq!(vault_records(&b_dir), now_a);
     assert!(!on_a.iter().any(|record| now_a.contains(record) && record[..16] == needle), "a new life, a new secret");
 }
+
+/// A node that dies between applying a message and writing its partner
+/// outputs (failpoint `outputs.write`, the process ends as `kill -9` would
+/// leave it) decides them again when it restarts: its audit chain and feeds
+/// are then the same bytes as the node that never stopped, the retraction
+/// it died before writing included.
+#[test]
+fn a_node_killed_before_its_outputs_writes_them_at_restart() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node(&a_dir, &nats);
+    // b dies the second time a group of its has outputs to write.
+    let b = node_with(&b_dir, &nats, &[("PROVISO_FAILPOINTS", "outputs.write=exit@2")]);
+    let old = common::now_ms() - 40 * DAY_MS;
+    let phone = |k: usize| format!("+1415555{:04}", 300 + k);
+    let mut setup = Vec::new();
+    for k in 0..4 {
+        let p = phone(k);
+        setup.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
+        setup.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fn-{k}"}}"#));
+        let book: Vec<String> = (0..4).filter(|j| *j != k).map(phone).collect();
+        setup.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
+    }
+    assert_eq!(a.ingest(&setup.join("\n"))["rejected"], serde_json::json!([]));
+    // The first outputs (suggestions, through a) are written on both nodes.
+    let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(suggested.as_array().map(Vec::len), Some(3), "{suggested}");
+    // A refusal: its retractions are b's second outputs, and b dies there.
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
+        common::now_ms() - 1000,
+        phone(1)
+    );
+    assert_eq!(a.ingest(&refusal)["accepted"], 1);
+    let mut b = b;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = b.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "b did not reach the failpoint: {}", b.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{}", b.stderr());
+    let feed = |dir: &Path| std::fs::read_to_string(dir.join("feeds/friendnet.product.ndjson")).unwrap_or_default();
+    assert!(feed(&a_dir).contains(r#""op":"retract""#), "a wrote the retraction");
+    assert!(!feed(&b_dir).contains(r#""op":"retract""#), "b died before it: {}", feed(&b_dir));
+    drop(b);
+
+    let b = node(&b_dir, &nats);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    for file in ["audit/disclosures.log", "feeds/friendnet.product.ndjson"] {
+        let on = |dir: &Path| std::fs::read(dir.join(file)).expect("an output file");
+        assert!(on(&a_dir) == on(&b_dir), "{file} differs after b's restart:\n{}\n---\n{}", feed(&a_dir), feed(&b_dir));
+    }
+    let (_, on_a) = a.get("/v1/partners/friendnet/feeds/product", Some(common::PARTNER));
+    let (_, on_b) = b.get("/v1/partners/friendnet/feeds/product", Some(common::PARTNER));
+    assert_eq!(on_a, on_b);
+}

@@ -114,7 +114,6 @@ impl Housekeeping {
             if let Err(error) = self.vault.install(&minted) {
                 tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
             }
-            crate::failpoint::reach("consent.before_retractions");
             outputs.write();
         }
         if !revocations.is_empty() {

@@ -171,6 +171,7 @@ impl Outputs {
             return;
         }
         let Some(hook) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
+        crate::failpoint::reach("outputs.write");
         let ready = std::mem::take(&mut self.ready);
         let last = ready.last().map(|message| message.position).unwrap_or_default();
         match hook(ready) {
