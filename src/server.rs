@@ -48,7 +48,7 @@ async fn join_cluster(
             detail: "cluster mode needs PROVISO_PSEUDONYM_KEY".into(),
         })
     })?;
-    let jetstream = crate::cluster::connect(&cluster.url).await?;
+    let jetstream = crate::cluster::connect_with(&cluster.url, &cluster.auth).await?;
     let partners: Vec<_> =
         config.partners.iter().map(|partner| (partner.name.clone(), partner.purposes.clone())).collect();
     let identity = crate::cluster::settings::Identity::of(key, &config.policy, &partners);
@@ -56,7 +56,7 @@ async fn join_cluster(
     let dedup = std::time::Duration::from_secs(config.idempotency_window_seconds);
     let retention = std::time::Duration::from_secs(config.erasure_compaction_seconds);
     let log = crate::cluster::log::ClusterLog::open(&jetstream, dedup, retention).await?;
-    tracing::info!(node = %cluster.node, nats = %cluster.url, partitions = settings.partitions, "Joined the cluster.");
+    tracing::info!(node = %cluster.node, nats = %cluster.url, tls = cluster.auth.ca.is_some(), partitions = settings.partitions, "Joined the cluster.");
     Ok(crate::pipeline::ClusterOptions {
         log: Arc::new(log),
         runtime: tokio::runtime::Handle::current(),

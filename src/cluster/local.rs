@@ -44,6 +44,8 @@ pub struct LocalNats {
     child: Child,
     url: String,
     dir: PathBuf,
+    /// More of the server's config (authorization, TLS), kept for a restart.
+    extra: String,
 }
 
 impl LocalNats {
@@ -56,6 +58,16 @@ impl LocalNats {
     /// killed server may still be held for a moment: the server then
     /// exits, and is started again until 20 s have passed.
     pub fn start_on(dir: &Path, port: Option<u16>) -> Result<LocalNats, LocalNatsError> {
+        LocalNats::launch(dir, port, "")
+    }
+
+    /// [`LocalNats::start`] with `extra` added to the server's config file
+    /// (an `authorization` block, a `tls` block).
+    pub fn start_with_config(dir: &Path, extra: &str) -> Result<LocalNats, LocalNatsError> {
+        LocalNats::launch(dir, None, extra)
+    }
+
+    fn launch(dir: &Path, port: Option<u16>, extra: &str) -> Result<LocalNats, LocalNatsError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| LocalNatsError::Io { path, source }
@@ -65,7 +77,7 @@ impl LocalNats {
         let listen = port.map_or_else(|| "127.0.0.1:-1".to_string(), |port| format!("127.0.0.1:{port}"));
         let config = dir.join("nats.conf");
         let text = format!(
-            "listen: \"{listen}\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+            "listen: \"{listen}\"\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n{extra}\n",
             dir.join("js").display()
         );
         std::fs::write(&config, text).map_err(io(&config))?;
@@ -86,7 +98,7 @@ impl LocalNats {
                 .stderr(log)
                 .spawn()
                 .map_err(|source| LocalNatsError::Spawn { binary: binary.display().to_string(), source })?;
-            let mut nats = LocalNats { child, url: String::new(), dir: dir.to_path_buf() };
+            let mut nats = LocalNats { child, url: String::new(), dir: dir.to_path_buf(), extra: extra.to_string() };
             let ports_file = ports.join(format!("nats-server_{}.ports", nats.child.id()));
             while Instant::now() < deadline {
                 let found = std::fs::read(&ports_file)
@@ -127,7 +139,7 @@ impl LocalNats {
     pub fn restart(mut self) -> Result<LocalNats, LocalNatsError> {
         let port = self.url.rsplit(':').next().and_then(|port| port.parse::<u16>().ok());
         self.stop();
-        LocalNats::start_on(&self.dir.clone(), port)
+        LocalNats::launch(&self.dir.clone(), port, &self.extra.clone())
     }
 
     fn stop(&mut self) {

@@ -84,10 +84,66 @@ impl ClusterError {
 
 /// Connects to the NATS server at `url` and opens its JetStream context.
 pub async fn connect(url: &str) -> Result<async_nats::jetstream::Context, ClusterError> {
-    let client = async_nats::connect(url)
-        .await
-        .map_err(|error| ClusterError::Connect { url: url.to_string(), detail: error.to_string() })?;
+    connect_with(url, &NatsAuth::default()).await
+}
+
+/// How a node proves itself to NATS, and whether over TLS. Not `Debug`:
+/// it holds secrets.
+#[derive(Clone, Default)]
+pub struct NatsAuth {
+    /// A user of the server's `authorization { users = [...] }`, and its password.
+    pub user: Option<(String, String)>,
+    /// The server's `authorization { token: ... }`.
+    pub token: Option<String>,
+    /// The PEM file of the CA that signed the server's certificate: TLS only.
+    pub ca: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth")
+            .field("user", &self.user.as_ref().map(|(user, _)| user))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+/// [`connect`] with credentials and TLS. An error never repeats a password
+/// or token.
+pub async fn connect_with(url: &str, auth: &NatsAuth) -> Result<async_nats::jetstream::Context, ClusterError> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = &auth.user {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token.clone());
+    }
+    if let Some(ca) = &auth.ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let client = options.connect(url).await.map_err(|error| {
+        let detail = match error.kind() {
+            async_nats::ConnectErrorKind::AuthorizationViolation => {
+                "the server refused this node's credentials (authorization violation): set nats_user and \
+                 nats_password, or nats_token, as its authorization block says"
+                    .to_string()
+            }
+            async_nats::ConnectErrorKind::Tls => tls_failed(&error),
+            // A certificate refused comes as an I/O error.
+            async_nats::ConnectErrorKind::Io if error.to_string().contains("certificate") => tls_failed(&error),
+            _ => error.to_string(),
+        };
+        ClusterError::Connect { url: url.to_string(), detail }
+    })?;
     Ok(async_nats::jetstream::new(client))
+}
+
+fn tls_failed(error: &async_nats::ConnectError) -> String {
+    format!(
+        "TLS failed ({error}): nats_ca must name the CA that signed the server's certificate, whose names must \
+         include the host in the URL"
+    )
 }
 
 #[cfg(test)]

@@ -34,6 +34,14 @@ pub const PROVISO_IDEMPOTENCY_WINDOW_SECONDS: &str = "PROVISO_IDEMPOTENCY_WINDOW
 pub const PROVISO_NATS: &str = "PROVISO_NATS";
 /// `--node`, `node`: this node's name in its cluster.
 pub const PROVISO_NODE: &str = "PROVISO_NODE";
+/// `--nats-user`, `nats_user`: the NATS user a node connects as.
+pub const PROVISO_NATS_USER: &str = "PROVISO_NATS_USER";
+/// `--nats-password`, `nats_password`: that user's password.
+pub const PROVISO_NATS_PASSWORD: &str = "PROVISO_NATS_PASSWORD";
+/// `--nats-token`, `nats_token`: the token a node connects to NATS with.
+pub const PROVISO_NATS_TOKEN: &str = "PROVISO_NATS_TOKEN";
+/// `--nats-ca`, `nats_ca`: the CA of the NATS server's TLS certificate.
+pub const PROVISO_NATS_CA: &str = "PROVISO_NATS_CA";
 /// `--listen`, `listen`: the HTTP listen address.
 pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
 /// `--max-request-bytes`, `max_request_bytes`: largest accepted request body.
@@ -79,6 +87,10 @@ pub const ALL: &[&str] = &[
     PROVISO_DATA,
     PROVISO_NATS,
     PROVISO_NODE,
+    PROVISO_NATS_USER,
+    PROVISO_NATS_PASSWORD,
+    PROVISO_NATS_TOKEN,
+    PROVISO_NATS_CA,
     PROVISO_CONFIG,
     PROVISO_DEFAULT_REGION,
     PROVISO_POLICY,

@@ -251,6 +251,37 @@ impl Config {
                 env::PROVISO_PSEUDONYM_KEY
             ));
         }
+        let cluster_options =
+            [opt.nats_user.is_some(), opt.nats_password.is_some(), opt.nats_token.is_some(), opt.nats_ca.is_some()];
+        if opt.nats.is_none() && cluster_options.contains(&true) {
+            problems.push(format!(
+                "nats_user, nats_password, nats_token and nats_ca are for a node of a cluster: set nats ({}) too",
+                env::PROVISO_NATS
+            ));
+        }
+        if opt.nats.as_deref().is_some_and(|url| url.split_once("://").map_or(url, |(_, rest)| rest).contains('@')) {
+            problems.push(format!(
+                "nats ({}): put the user and password in nats_user and nats_password ({}), not in the URL (it shows \
+                 in logs and `proviso config show`)",
+                env::PROVISO_NATS,
+                env::PROVISO_NATS_PASSWORD
+            ));
+        }
+        if opt.nats_user.is_some() != opt.nats_password.is_some() {
+            problems.push(format!(
+                "nats_user ({}) and nats_password ({}) go together",
+                env::PROVISO_NATS_USER,
+                env::PROVISO_NATS_PASSWORD
+            ));
+        }
+        if opt.nats_user.is_some() && opt.nats_token.is_some() {
+            problems.push("give NATS a user and password or a token, not both".to_string());
+        }
+        if let Some(ca) = &opt.nats_ca {
+            if let Err(error) = std::fs::metadata(ca) {
+                problems.push(format!("nats_ca ({}): {}: {error}", env::PROVISO_NATS_CA, ca.display()));
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -276,6 +307,11 @@ impl Config {
             cluster: opt.nats.clone().map(|url| ClusterConfig {
                 url,
                 node: opt.node.clone().unwrap_or_else(|| format!("{}:{}", host_name(), opt.listen.port())),
+                auth: crate::cluster::NatsAuth {
+                    user: opt.nats_user.clone().zip(opt.nats_password.as_ref().map(|p| p.expose().to_string())),
+                    token: opt.nats_token.as_ref().map(|token| token.expose().to_string()),
+                    ca: opt.nats_ca.clone(),
+                },
             }),
             opt,
         })
@@ -596,6 +632,8 @@ pub struct ClusterConfig {
     pub url: String,
     /// This node's name.
     pub node: String,
+    /// How it proves itself to NATS, and whether over TLS.
+    pub auth: crate::cluster::NatsAuth,
 }
 
 /// This machine's host name (for a node's default name), or `node`.

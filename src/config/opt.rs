@@ -265,7 +265,7 @@ options! {
         #[arg(long, env = env::PROVISO_PARTNERS, value_name = "PARTNER", value_delimiter = ' ', hide_env_values = true, help_heading = heading::PARTNERS)]
         #[serde(default)]
         pub partners: Vec<PartnerConfig>,
-        /// Run as a node of the cluster whose NATS JetStream server is at this URL (e.g. `nats://127.0.0.1:4222`): every write goes through the cluster's log, and this node applies it. Unset: embedded single-node mode. Every node needs the same pseudonym key, policy and partners. NATS keeps events for at most erasure_compaction_seconds. In progress: partner outputs are not yet the same on every node; see docs/scale.md
+        /// Run as a node of the cluster whose NATS JetStream server is at this URL (e.g. `nats://127.0.0.1:4222`): every write goes through the cluster's log, and this node applies it. Unset: embedded single-node mode. Every node needs the same pseudonym key, policy and partners. NATS keeps events for at most erasure_compaction_seconds. Anyone who can publish to the cluster's subjects writes into every node: run NATS with authorization (nats_user and nats_password, or nats_token) and TLS (nats_ca); see docs/scale.md
         #[arg(long, env = env::PROVISO_NATS, value_name = "URL", help_heading = heading::CLUSTER)]
         #[serde(default)]
         pub nats: Option<String>,
@@ -273,6 +273,22 @@ options! {
         #[arg(long, env = env::PROVISO_NODE, value_name = "NAME", help_heading = heading::CLUSTER)]
         #[serde(default)]
         pub node: Option<String>,
+        /// User this node connects to NATS as (with nats_password), as the server's `authorization { users = [...] }` names it
+        #[arg(long, env = env::PROVISO_NATS_USER, value_name = "USER", help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub nats_user: Option<String>,
+        /// Password of nats_user. Prefer the environment or the file: a flag shows in `ps`
+        #[arg(long, env = env::PROVISO_NATS_PASSWORD, value_name = "PASSWORD", hide_env_values = true, help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub nats_password: Option<Secret>,
+        /// Token this node connects to NATS with (the server's `authorization { token: ... }`), instead of a user. Prefer the environment or the file: a flag shows in `ps`
+        #[arg(long, env = env::PROVISO_NATS_TOKEN, value_name = "TOKEN", hide_env_values = true, help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub nats_token: Option<Secret>,
+        /// PEM file of the certificate authority that signed the NATS server's TLS certificate: set, this node talks to NATS over TLS only, and refuses a server it cannot verify
+        #[arg(long, env = env::PROVISO_NATS_CA, value_name = "FILE", help_heading = heading::CLUSTER)]
+        #[serde(default)]
+        pub nats_ca: Option<PathBuf>,
     }
 }
 
@@ -308,6 +324,10 @@ impl Default for Opt {
             tokens: Vec::new(),
             nats: None,
             node: None,
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_ca: None,
             audience_k: default_audience_k(),
             audience_epsilon: None,
             audience_daily_epsilon: default_audience_daily_epsilon(),

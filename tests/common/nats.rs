@@ -40,6 +40,13 @@ impl Nats {
         Nats { url: server.url().to_string(), server }
     }
 
+    /// A server whose config file also holds `extra` (authorization, TLS).
+    pub fn start_with_config(dir: &Path, extra: &str) -> Nats {
+        nats_server_binary();
+        let server = LocalNats::start_with_config(dir, extra).expect("start nats-server");
+        Nats { url: server.url().to_string(), server }
+    }
+
     /// `kill -9`, then a new server on the same port and store.
     pub fn restart(self) -> Nats {
         let server = self.server.restart().expect("restart nats-server");
