@@ -673,6 +673,21 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
     let a = start(&a_dir);
     let (batches, from) = simulated(temp.path(), 9, 200, 4_000, 4, 400);
     a.ingest(&batches[0]);
+    // Three friends on the partner, suggested to one another before the
+    // backup; one of them is erased after it.
+    let old = common::now_ms() - 40 * DAY_MS;
+    let friend = |k: usize| format!("+1415555{:04}", 500 + k);
+    let mut friends = Vec::new();
+    for k in 0..3 {
+        let p = friend(k);
+        friends.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
+        friends.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fr-{k}"}}"#));
+        let book: Vec<String> = (0..3).filter(|j| *j != k).map(friend).collect();
+        friends.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
+    }
+    assert_eq!(a.ingest(&friends.join("\n"))["rejected"], serde_json::json!([]));
+    let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fr-0?limit=5", Some(common::PARTNER));
+    assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
     // The first epochs are deleted: an empty node could not start now.
     std::thread::sleep(std::time::Duration::from_secs(6));
     a.ingest(&batches[1]);
@@ -690,6 +705,9 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
     for batch in &batches[2..] {
         a.ingest(batch);
     }
+    let erased = a.subject(&friend(1));
+    let (status, body) = a.post(&format!("/v1/subjects/{erased}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{body}");
     let backup = temp.path().join("a-backups").join("seed");
     let c_dir = temp.path().join("c");
     run(&[
@@ -719,6 +737,15 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
     for ((path, want), (_, have)) in want.iter().zip(&got) {
         assert_eq!(have, want, "the restored node: {path}");
     }
+    // The person erased after the backup is erased on the restored node by
+    // the cluster's log, retraction included: its feed is the other's.
+    let resolve = format!(r#"{{"phone":"{}"}}"#, friend(1));
+    assert_eq!(c.post("/v1/subjects/resolve", Some(SUBJECT), "application/json", resolve.as_bytes()).0, 404);
+    let (_, on_a) = a.get("/v1/partners/friendnet/feeds/product", Some(common::PARTNER));
+    let (_, on_c) = c.get("/v1/partners/friendnet/feeds/product", Some(common::PARTNER));
+    let records = on_a["records"].as_array().expect("records");
+    assert!(records.iter().any(|record| record["op"] == "retract" && record["reason"] == "deleted"), "{on_a}");
+    assert_eq!(on_c, on_a, "the restored node's feed is the cluster's");
 }
 
 /// Three nodes started at the same moment on a new cluster (the bucket,

@@ -26,6 +26,12 @@ use proviso::vault::{read_ledger, Vault};
 /// ledger file kept elsewhere (it is safe to copy anywhere).
 ///
 /// Then serve it: `proviso serve --data DIR`.
+///
+/// A backup of a cluster's node is restored as it was: the people erased
+/// since are erased again, retractions and all, as the node applies the
+/// cluster's log from the backup's position (every node writes the same
+/// outputs from that log; a retraction written here, at this machine's
+/// time, would make this node's feeds differ from the others').
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   proviso restore /backups/proviso-2026-03-01 --into ./proviso-data.restored --erasures-from ./proviso-data
@@ -82,9 +88,15 @@ pub fn run(command: RestoreCommand) -> anyhow::Result<()> {
     copy_tree(&command.backup, into).with_context(|| format!("copying the backup into {}", into.display()))?;
 
     // Whom the ledgers mark: their feed disclosures are retracted first
-    // (the retractions need their secrets), then they are erased.
+    // (the retractions need their secrets), then they are erased. A cluster
+    // node's copy leaves that to the cluster's log (see above).
     let vault = Vault::open(into).context("opening the restored vault")?;
-    let people = vault.marked(&marks);
+    let cluster_copy = proviso::state::load_snapshot(&into.join(proviso::pipeline::STATE_DIR))
+        .ok()
+        .flatten()
+        .is_some_and(|state| state.stream_position != proviso::contract::LogPosition::default());
+    let marked = vault.marked(&marks);
+    let people = if cluster_copy { Vec::new() } else { marked.clone() };
     let withdrawals: Vec<Withdrawal> = people
         .iter()
         .map(|&subject| Withdrawal { subject, purposes: Purpose::ALL.to_vec(), partner: None, reason: "deleted" })
@@ -128,6 +140,16 @@ pub fn run(command: RestoreCommand) -> anyhow::Result<()> {
         let feeds = Feeds::open(into).context("opening the feeds")?;
         let audit = proviso::disclose::audit::AuditLog::open(into).context("opening the audit log")?;
         proviso::disclose::compact_outputs(into, &feeds, &audit, &vault);
+    }
+    if cluster_copy {
+        println!(
+            "restored {} (log position {position}), a copy of a cluster's node, into {}: {} people erased since the \
+             backup are erased again as it applies the cluster's log; start it with --nats",
+            command.backup.display(),
+            into.display(),
+            marked.len()
+        );
+        return Ok(());
     }
     println!(
         "restored {} (log position {position}) into {}: {} people erased since the backup erased again, {retracted} feed records retracted",

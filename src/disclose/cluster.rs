@@ -108,21 +108,14 @@ impl Disclosure {
     /// adds at its own time; for each withdrawal, the retractions at its
     /// message's time.
     pub(super) fn write_outputs(&self, messages: Vec<MessageOutputs>) -> Result<(), String> {
-        let vault = self.pipeline.vault();
         for message in messages {
             for item in message.items {
                 match item {
-                    OutputItem::Disclosed { at_ms, decision } => {
+                    OutputItem::Disclosed { at_ms, decision, handles } => {
                         let Ok(record) = decision.downcast::<Gated<DisclosedRecord>>() else {
                             return Err("a disclosure decision of another kind".into());
                         };
                         let record = *record;
-                        let handles: Vec<String> = record
-                            .get()
-                            .people
-                            .iter()
-                            .map(|person| vault.existing(person).map(|s| s.record_handle()).unwrap_or_default())
-                            .collect();
                         let named: Vec<String> = handles.iter().filter(|h| !h.is_empty()).cloned().collect();
                         let (partner, purpose, kind) =
                             (record.get().partner.clone(), record.purpose(), record.get().kind.clone());
@@ -152,7 +145,15 @@ impl Disclosure {
                         self.feeds.disclose(&partner, &about, items, at_ms).map_err(|error| error.to_string())?;
                     }
                     OutputItem::Withdrawals(withdrawals) => {
-                        let revocations = Revocation::from_withdrawals(&withdrawals, vault);
+                        let revocations: Vec<Revocation> = withdrawals
+                            .into_iter()
+                            .map(|(withdrawal, subject)| Revocation {
+                                subject,
+                                purposes: withdrawal.purposes,
+                                partner: withdrawal.partner,
+                                reason: withdrawal.reason,
+                            })
+                            .collect();
                         self.feeds.revoke(&revocations, message.at_ms).map_err(|error| error.to_string())?;
                     }
                 }

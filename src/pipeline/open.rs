@@ -50,7 +50,19 @@ impl Pipeline {
         let (mut log, closed) = Log::open_unverified(&data_dir.join(LOG_DIR), options.segment_bytes)?;
         // Cluster mode: replay decides again the outputs of messages after
         // the outputs mark (a crash came between a message and its outputs).
-        let mut outputs = options.cluster.as_ref().map(|cluster| Outputs::new(&data_dir, Arc::clone(&cluster.decider)));
+        // A node's vault is opened first: its outputs take handles from it.
+        let node_vault = match &options.cluster {
+            Some(_) => Some(Arc::new(Vault::open(&data_dir)?.for_cluster(&vault_key))),
+            None => None,
+        };
+        let new_outputs = |vault: &Option<Arc<Vault>>| {
+            options
+                .cluster
+                .as_ref()
+                .zip(vault.as_ref())
+                .map(|(cluster, vault)| Outputs::new(&data_dir, Arc::clone(&cluster.decider), Arc::clone(vault)))
+        };
+        let mut outputs = new_outputs(&node_vault);
         let (rebuilt, verified) = std::thread::scope(|scope| {
             let verifying = scope.spawn(|| closed.verify());
             let rebuilt = rebuild_state_gathering(&data_dir, true, outputs.as_mut());
@@ -66,9 +78,7 @@ impl Pipeline {
             );
         }
         let state = if state.next_seq > log.next_seq() {
-            if let Some(cluster) = &options.cluster {
-                outputs = Some(Outputs::new(&data_dir, Arc::clone(&cluster.decider)));
-            }
+            outputs = new_outputs(&node_vault);
             rebuild_state_gathering(&data_dir, false, outputs.as_mut())?.0
         } else {
             state
@@ -79,13 +89,15 @@ impl Pipeline {
         let on_compacted: Arc<Mutex<Option<CompactionHook>>> = Arc::new(Mutex::new(None));
         let on_backup: Arc<Mutex<Option<super::BackupHook>>> = Arc::new(Mutex::new(None));
         // Erasures a crash kept from the vault (logged, not yet shredded).
-        let mut vault = Vault::open(&data_dir)?;
         // A node of a cluster, or a copy of one opened alone: its secrets
         // come from the cluster's log.
-        if options.cluster.is_some() || state.stream_position != crate::contract::LogPosition::default() {
-            vault = vault.for_cluster(&vault_key);
-        }
-        let vault = Arc::new(vault);
+        let vault = match node_vault {
+            Some(vault) => vault,
+            None if state.stream_position != crate::contract::LogPosition::default() => {
+                Arc::new(Vault::open(&data_dir)?.for_cluster(&vault_key))
+            }
+            None => Arc::new(Vault::open(&data_dir)?),
+        };
         let shredded = vault.forget_unless(|pseudonym| state.subjects.lookup(pseudonym).is_some())?;
         if shredded > 0 {
             tracing::info!(shredded, "Destroyed the secrets of people erased before the last stop.");

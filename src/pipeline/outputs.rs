@@ -37,11 +37,15 @@ pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>) -> Result<(), String> + S
 /// One thing a message of the cluster's log means for the outputs.
 pub enum OutputItem {
     /// A disclosure the gate let through at its point of the log, decided
-    /// at `at_ms` (the record's time).
-    Disclosed { at_ms: i64, decision: Decision },
+    /// at `at_ms` (the record's time), with the `r_` handle of each person it
+    /// names (empty: none), taken there: a person erased later in the same
+    /// group still has theirs, one minted earlier in it already has one.
+    Disclosed { at_ms: i64, decision: Decision, handles: Vec<String> },
     /// Withdrawals of earlier disclosures (refusals, bans, unlinkings,
-    /// erasures), retracted at the message's time.
-    Withdrawals(Vec<Withdrawal>),
+    /// erasures), retracted at the message's time; each with the person's
+    /// `r_` handle, taken where it applied (a person without a secret had
+    /// nothing disclosed, so is not here).
+    Withdrawals(Vec<(Withdrawal, String)>),
 }
 
 /// The outputs of one message of the cluster's log.
@@ -75,6 +79,7 @@ fn write_mark(data_dir: &Path, position: LogPosition) -> std::io::Result<()> {
 /// The writer's side of cluster mode's outputs.
 pub(super) struct Outputs {
     data_dir: PathBuf,
+    vault: Arc<crate::vault::Vault>,
     decider: DisclosedDecider,
     pub(super) hook: Arc<Mutex<Option<OutputsHook>>>,
     /// Ids of disclosures this node submitted and waits for, and once
@@ -94,9 +99,10 @@ pub(super) struct Outputs {
 }
 
 impl Outputs {
-    pub(super) fn new(data_dir: &Path, decider: DisclosedDecider) -> Outputs {
+    pub(super) fn new(data_dir: &Path, decider: DisclosedDecider, vault: Arc<crate::vault::Vault>) -> Outputs {
         Outputs {
             data_dir: data_dir.to_path_buf(),
+            vault,
             decider,
             hook: Arc::new(Mutex::new(None)),
             outcomes: Arc::new(Mutex::new(HashMap::new())),
@@ -123,7 +129,12 @@ impl Outputs {
                         *waiting = Some(decision.is_some());
                     }
                     if let Some(decision) = decision {
-                        self.current.push(OutputItem::Disclosed { at_ms: control.ts_ms, decision });
+                        let handles = disclosed
+                            .people
+                            .iter()
+                            .map(|person| self.handle(state, person).unwrap_or_default())
+                            .collect();
+                        self.current.push(OutputItem::Disclosed { at_ms: control.ts_ms, decision, handles });
                     }
                 }
                 ControlBody::StreamPosition { position } => {
@@ -138,8 +149,23 @@ impl Outputs {
         }
         let withdrawals = state.drain_revocations();
         if !withdrawals.is_empty() {
-            self.current.push(OutputItem::Withdrawals(withdrawals));
+            let handled: Vec<(Withdrawal, String)> = withdrawals
+                .into_iter()
+                .filter_map(|withdrawal| {
+                    let handle = self.handle(state, &withdrawal.subject)?;
+                    Some((withdrawal, handle))
+                })
+                .collect();
+            if !handled.is_empty() {
+                self.current.push(OutputItem::Withdrawals(handled));
+            }
         }
+    }
+
+    /// A person's `r_` handle as state stands now: from the vault, or from a
+    /// nonce applied in this group and not stored yet.
+    fn handle(&self, state: &State, person: &crate::contract::Pseudonym) -> Option<String> {
+        self.vault.record_handle_or_minted(person, state.minted_nonce(person))
     }
 
     /// Whether outputs wait to be written (no snapshot is taken meanwhile:

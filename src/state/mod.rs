@@ -379,6 +379,11 @@ impl State {
         std::mem::take(&mut self.erased)
     }
 
+    /// The nonce minted for `pseudonym` since the last drain, if any.
+    pub fn minted_nonce(&self, pseudonym: &Pseudonym) -> Option<&[u8; 32]> {
+        self.minted.iter().find(|(p, _)| p == pseudonym).map(|(_, nonce)| nonce)
+    }
+
     /// Takes the secrets minted since the last call (cluster mode): one
     /// nonce per person, the first applied; the vault keeps a secret it
     /// already holds.

@@ -238,16 +238,10 @@ impl Vault {
             if inner.secrets.contains_key(pseudonym) {
                 continue;
             }
-            let mut input = [0u8; 48];
-            input[..16].copy_from_slice(pseudonym.as_bytes());
-            input[16..].copy_from_slice(nonce);
-            let mut secret: [u8; 32] = blake3::keyed_hash(key, &input).into();
-            if secret == [0; 32] {
-                secret[0] = 1;
-            }
-            inner.insert(*pseudonym, SubjectSecret(secret));
+            let secret = derive(key, pseudonym, nonce);
+            inner.insert(*pseudonym, secret);
             bytes.extend_from_slice(pseudonym.as_bytes());
-            bytes.extend_from_slice(&secret);
+            bytes.extend_from_slice(&secret.0);
         }
         if bytes.is_empty() {
             return Ok(0);
@@ -316,6 +310,17 @@ impl Vault {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Cluster mode: the `r_` handle of a person, from the secret the vault
+    /// holds or, failing that, the one `nonce` (minted by the cluster's log,
+    /// not yet stored) derives; `None` when neither gives one.
+    pub fn record_handle_or_minted(&self, pseudonym: &Pseudonym, nonce: Option<&[u8; 32]>) -> Option<String> {
+        if let Some(secret) = self.existing(pseudonym) {
+            return Some(secret.record_handle());
+        }
+        let key = self.cluster_key.as_ref()?;
+        Some(derive(key, pseudonym, nonce?).record_handle())
     }
 
     /// The person's secret if one was made (nothing was ever disclosed
@@ -491,6 +496,19 @@ fn parse_record(record: &[u8]) -> (Pseudonym, Option<SubjectSecret>) {
     secret.copy_from_slice(&record[16..RECORD]);
     let secret = (secret != [0; 32]).then_some(SubjectSecret(secret));
     (Pseudonym::from_stored(pseudonym), secret)
+}
+
+/// Cluster mode: the secret a nonce of the cluster's log gives a person.
+fn derive(key: &[u8; 32], pseudonym: &Pseudonym, nonce: &[u8; 32]) -> SubjectSecret {
+    let mut input = [0u8; 48];
+    input[..16].copy_from_slice(pseudonym.as_bytes());
+    input[16..].copy_from_slice(nonce);
+    let mut secret: [u8; 32] = blake3::keyed_hash(key, &input).into();
+    if secret == [0; 32] {
+        // All zeros means a tombstone on disk.
+        secret[0] = 1;
+    }
+    SubjectSecret(secret)
 }
 
 fn random_secret() -> Result<SubjectSecret, VaultError> {
