@@ -125,6 +125,28 @@ fn first_phone(batches: &[String]) -> String {
         .expect("an international number")
 }
 
+/// The number of friend `k` of a group whose numbers start at `base`.
+fn friend_phone(base: usize, k: usize) -> String {
+    format!("+1415555{:04}", base + k)
+}
+
+/// `count` people registered 40 days ago (past the policy's notice period,
+/// so product sharing is in force), each linked to the partner as
+/// `{prefix}-{k}` and holding all the others in their address book: friend
+/// suggestions for any of them name the rest.
+fn friends_on_the_partner(base: usize, count: usize, prefix: &str) -> String {
+    let old = common::now_ms() - 40 * DAY_MS;
+    let mut lines = Vec::new();
+    for k in 0..count {
+        let p = friend_phone(base, k);
+        lines.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
+        lines.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"{prefix}-{k}"}}"#));
+        let book: Vec<String> = (0..count).filter(|j| *j != k).map(|j| friend_phone(base, j)).collect();
+        lines.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
+    }
+    lines.join("\n")
+}
+
 /// Three nodes fed in turn answer every query as one embedded node fed the
 /// same batches, and a refusal sent through one node is in force on the
 /// others as soon as it is acknowledged, the lagging one included.
@@ -675,17 +697,8 @@ fn a_node_restored_from_another_node_s_backup_catches_up() {
     a.ingest(&batches[0]);
     // Three friends on the partner, suggested to one another before the
     // backup; one of them is erased after it.
-    let old = common::now_ms() - 40 * DAY_MS;
-    let friend = |k: usize| format!("+1415555{:04}", 500 + k);
-    let mut friends = Vec::new();
-    for k in 0..3 {
-        let p = friend(k);
-        friends.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
-        friends.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fr-{k}"}}"#));
-        let book: Vec<String> = (0..3).filter(|j| *j != k).map(friend).collect();
-        friends.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
-    }
-    assert_eq!(a.ingest(&friends.join("\n"))["rejected"], serde_json::json!([]));
+    let friend = |k: usize| friend_phone(500, k);
+    assert_eq!(a.ingest(&friends_on_the_partner(500, 3, "fr"))["rejected"], serde_json::json!([]));
     let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fr-0?limit=5", Some(common::PARTNER));
     assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
     // The first epochs are deleted: an empty node could not start now.
@@ -940,17 +953,8 @@ fn a_node_killed_before_its_outputs_writes_them_at_restart() {
     let a = node(&a_dir, &nats);
     // b dies the second time a group of its has outputs to write.
     let b = node_with(&b_dir, &nats, &[("PROVISO_FAILPOINTS", "outputs.write=exit@2")]);
-    let old = common::now_ms() - 40 * DAY_MS;
-    let phone = |k: usize| format!("+1415555{:04}", 300 + k);
-    let mut setup = Vec::new();
-    for k in 0..4 {
-        let p = phone(k);
-        setup.push(format!(r#"{{"type":"register","ts":{old},"phone":"{p}","device":"d{k}","platform":"ios"}}"#));
-        setup.push(format!(r#"{{"type":"partner_account","ts":{old},"phone":"{p}","partner_id":"fn-{k}"}}"#));
-        let book: Vec<String> = (0..4).filter(|j| *j != k).map(phone).collect();
-        setup.push(serde_json::json!({"type": "contacts", "ts": old, "phone": p, "contacts": book}).to_string());
-    }
-    assert_eq!(a.ingest(&setup.join("\n"))["rejected"], serde_json::json!([]));
+    let phone = |k: usize| friend_phone(300, k);
+    assert_eq!(a.ingest(&friends_on_the_partner(300, 4, "fn"))["rejected"], serde_json::json!([]));
     // The first outputs (suggestions, through a) are written on both nodes.
     let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
     assert_eq!(suggested.as_array().map(Vec::len), Some(3), "{suggested}");
