@@ -991,3 +991,64 @@ fn a_node_killed_before_its_outputs_writes_them_at_restart() {
     let (_, on_b) = b.get("/v1/partners/friendnet/feeds/product", Some(common::PARTNER));
     assert_eq!(on_a, on_b);
 }
+
+/// A node stopped while a person suggested to a partner is erased through
+/// another catches up on the erasure at restart (before its outputs open):
+/// it retracts the person's suggestions as the other node did, the same
+/// bytes.
+#[test]
+fn a_node_that_catches_up_on_an_erasure_retracts_as_the_others_did() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node(&a_dir, &nats);
+    let b = node(&b_dir, &nats);
+    assert_eq!(a.ingest(&friends_on_the_partner(700, 4, "fn"))["rejected"], serde_json::json!([]));
+    let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(suggested.as_array().map(Vec::len), Some(3), "{suggested}");
+    let feed = |dir: &Path| std::fs::read_to_string(dir.join("feeds/friendnet.product.ndjson")).unwrap_or_default();
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert!(!feed(&b_dir).is_empty() && feed(&a_dir) == feed(&b_dir), "b wrote the adds");
+    b.kill();
+    let subject = a.subject(&friend_phone(700, 1));
+    let (status, body) = a.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(feed(&a_dir).contains(r#""op":"retract""#), "a retracted: {}", feed(&a_dir));
+    let b = node(&b_dir, &nats);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert!(feed(&a_dir) == feed(&b_dir), "b after catching up:\n{}\n---\n{}", feed(&b_dir), feed(&a_dir));
+}
+
+/// A node that cannot write its audit log (failpoint: the disk is full)
+/// does not answer a disclosure it could not record (503), writes no later
+/// output ahead of it, and once restarted writes them all: its audit log is
+/// then the other node's.
+#[test]
+fn a_node_that_cannot_write_its_outputs_answers_503_and_writes_them_after_restart() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node_with(&a_dir, &nats, &[("PROVISO_FAILPOINTS", "audit.write=enospc")]);
+    let b = node(&b_dir, &nats);
+    assert_eq!(a.ingest(&friends_on_the_partner(800, 4, "fn"))["rejected"], serde_json::json!([]));
+    let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("until it is restarted")), "{body}");
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
+        common::now_ms() - 1000,
+        friend_phone(800, 1)
+    );
+    assert_eq!(a.ingest(&refusal)["accepted"], 1);
+    let on = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap_or_default();
+    assert!(on(&a_dir, "audit/disclosures.log").is_empty(), "nothing audited on a");
+    assert!(on(&a_dir, "feeds/friendnet.product.ndjson").is_empty(), "and no later output ahead of it");
+    drop(a);
+    let a = node(&a_dir, &nats);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    for file in ["audit/disclosures.log", "feeds/friendnet.product.ndjson"] {
+        assert!(!on(&b_dir, file).is_empty(), "{file} on b");
+        assert!(on(&a_dir, file) == on(&b_dir, file), "{file} after a's restart");
+    }
+}

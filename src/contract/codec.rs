@@ -237,6 +237,13 @@ pub fn encode_control(control: &Control, out: &mut Vec<u8>) {
                     out.extend_from_slice(&index.to_le_bytes());
                 }
             }
+            out.extend_from_slice(&(record.nonces.len() as u32).to_le_bytes());
+            for (index, nonce) in &record.nonces {
+                out.extend_from_slice(&index.to_le_bytes());
+                out.extend_from_slice(nonce);
+            }
+            out.extend_from_slice(&record.decided_after.epoch.to_le_bytes());
+            out.extend_from_slice(&record.decided_after.sequence.to_le_bytes());
         }
     }
 }
@@ -344,7 +351,26 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
                 }
                 items.push(DisclosedItem { partner_id, suggested, business, people: involved });
             }
-            ControlBody::Disclosed(Box::new(DisclosedRecord { id, partner, purpose, kind, people, about, items }))
+            let count = u32::from_le_bytes(reader.array::<4>()?) as usize;
+            let mut nonces = Vec::with_capacity(count.min(reader.remaining() / 36));
+            for _ in 0..count {
+                nonces.push((u32::from_le_bytes(reader.array::<4>()?), reader.array::<32>()?));
+            }
+            let decided_after = LogPosition {
+                epoch: u64::from_le_bytes(reader.array::<8>()?),
+                sequence: u64::from_le_bytes(reader.array::<8>()?),
+            };
+            ControlBody::Disclosed(Box::new(DisclosedRecord {
+                decided_after,
+                id,
+                partner,
+                purpose,
+                kind,
+                people,
+                about,
+                items,
+                nonces,
+            }))
         }
         code => return Err(CodecError::UnknownCode { what: "control record", code }),
     };
@@ -617,6 +643,8 @@ mod tests {
                         DisclosedItem { partner_id: note.clone(), suggested: Some("x".into()), business: None, people: vec![0, 1] },
                         DisclosedItem { partner_id: String::new(), suggested: None, business: Some(note.clone()), people: vec![] },
                     ],
+                    nonces: vec![(1, [s; 32])],
+                    decided_after: LogPosition { epoch: u64::from(s), sequence: 7 },
                 })),
             ] {
                 let control = Control { ts_ms, body };

@@ -456,6 +456,14 @@ pub struct DisclosedRecord {
     /// the feeds do not keep.
     pub about: String,
     pub items: Vec<DisclosedItem>,
+    /// Secrets minted with the disclosure for people who had none: an
+    /// index into `people` and a nonce, as [`ControlBody::SecretMinted`]
+    /// (one trip through the cluster's log instead of two).
+    pub nonces: Vec<(u32, [u8; 32])>,
+    /// The last message of the cluster's log the deciding node had applied
+    /// when it decided: a withdrawal of anyone named applied after it (and
+    /// before this record) refuses the disclosure, whatever its time says.
+    pub decided_after: LogPosition,
 }
 
 /// One feed add of a [`DisclosedRecord`].

@@ -161,7 +161,7 @@ impl Disclosure {
         business: &str,
         days: u32,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
-        self.minting(|| self.partner_audience_once(partner, business, days))
+        self.deciding(|| self.partner_audience_once(partner, business, days))
     }
 
     fn partner_audience_once(
@@ -174,6 +174,7 @@ impl Disclosure {
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
+        let decided_after = state.stream_position;
         let members = state.audiences.members(business, day_of(reading.at_ms), days);
         let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
         let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
@@ -209,6 +210,7 @@ impl Disclosure {
             &mut ordered,
             partner,
             at_ms,
+            decided_after,
             Purpose::Ads,
             "audience_members",
             people,

@@ -47,15 +47,23 @@ pub fn decider(policy: Policy, partners: Vec<(String, Vec<Purpose>)>) -> Disclos
     })
 }
 
+/// When a disclosure was decided: the time, and the last position of the
+/// cluster's log the state it was decided on had applied.
+pub(crate) struct Decided {
+    pub(crate) at_ms: i64,
+    pub(crate) after: crate::contract::LogPosition,
+}
+
 /// One feed add of a disclosure before it is a record: the partner account,
 /// the suggested account or the business, and the people involved (state's
 /// dense indexes).
 pub(crate) type FeedAdd = (String, Option<String>, Option<String>, Vec<u32>);
 
 impl Disclosure {
-    /// Cluster mode: appends the disclosure (decided at `at_ms`, naming
-    /// `people`, with `adds` for the feed of kind `about`) to the cluster's
-    /// log, and waits until this node has written its outputs. `ordered`
+    /// Cluster mode: appends the disclosure (`decided`, naming
+    /// `people`, with `adds` for the feed of kind `about`, and a nonce for
+    /// each of `unminted`, who have no secret yet) to the cluster's log, and
+    /// waits until this node has written its outputs. `ordered`
     /// (the disclosure's ordering guard) is let go first: the writer may
     /// wait for it. [`DiscloseError::Redecide`] when the gate refused it at
     /// its point of the log: a withdrawal came in between.
@@ -64,12 +72,13 @@ impl Disclosure {
         &self,
         ordered: std::sync::RwLockReadGuard<'_, ()>,
         partner: &str,
-        at_ms: i64,
+        decided: Decided,
         purpose: Purpose,
         kind: &str,
         people: &[(u32, Pseudonym)],
         about: &str,
         adds: Vec<FeedAdd>,
+        unminted: &[Pseudonym],
     ) -> Result<(), DiscloseError> {
         drop(ordered);
         if people.is_empty() {
@@ -87,7 +96,16 @@ impl Disclosure {
             .collect();
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|error| crate::vault::VaultError::Random(error.to_string()))?;
+        let mut nonces = Vec::with_capacity(unminted.len());
+        for person in unminted {
+            let Some(index) = people.iter().position(|(_, p)| p == person) else { continue };
+            let mut nonce = [0u8; 32];
+            getrandom::fill(&mut nonce).map_err(|error| crate::vault::VaultError::Random(error.to_string()))?;
+            nonces.push((index as u32, nonce));
+        }
         let record = DisclosedRecord {
+            decided_after: decided.after,
+            nonces,
             id,
             partner: partner.to_string(),
             purpose,
@@ -96,7 +114,7 @@ impl Disclosure {
             about: about.to_string(),
             items,
         };
-        if self.pipeline.disclose(at_ms, record)? {
+        if self.pipeline.disclose(decided.at_ms, record)? {
             Ok(())
         } else {
             Err(DiscloseError::Redecide)
@@ -111,7 +129,7 @@ impl Disclosure {
         for message in messages {
             for item in message.items {
                 match item {
-                    OutputItem::Disclosed { at_ms, decision, handles } => {
+                    OutputItem::Disclosed { at_ms, decision, handles, .. } => {
                         let Ok(record) = decision.downcast::<Gated<DisclosedRecord>>() else {
                             return Err("a disclosure decision of another kind".into());
                         };

@@ -146,22 +146,17 @@ pub enum DiscloseError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    /// Cluster mode, inside this layer only: the disclosure needs secrets
-    /// the cluster has not minted yet; [`Disclosure::minting`] mints them
-    /// (outside the ordering lock) and decides again.
-    #[error("secrets are being minted by the cluster")]
-    SecretsNeeded(Vec<Pseudonym>),
     /// Cluster mode, inside this layer only: the gate refused the
     /// disclosure at its point of the cluster's log (a withdrawal came
     /// between deciding and logging it); nothing of it was written, and
-    /// [`Disclosure::minting`] decides again.
+    /// [`Disclosure::deciding`] decides again.
     #[error("the disclosure was refused at its point of the cluster's log")]
     Redecide,
 }
 
-/// How many times a disclosure is decided again after the cluster minted
-/// the secrets it needed (each time, people may have come into it).
-const MINT_ROUNDS: usize = 4;
+/// How many times a disclosure is decided before it gives up (cluster
+/// mode: each time the gate refused it at its point of the log).
+const DECIDE_ROUNDS: usize = 4;
 
 /// The disclosure layer of one running proviso: the pipeline it reads, the
 /// audit log and feeds it writes, and what each partner may receive.
@@ -353,15 +348,12 @@ impl Disclosure {
         reading.release_again(self.pipeline.vault(), purpose, &[handle.to_string()], ()).is_some()
     }
 
-    /// Runs `disclose` until it needs no secret the cluster has not minted:
-    /// in cluster mode a disclosure naming someone without a secret is
-    /// given up (its ordering guard let go: minting goes through the writer,
-    /// which may be waiting for that lock), the secrets are minted through
-    /// the cluster's log, and it is decided again on the state of then.
-    fn minting<T>(&self, mut disclose: impl FnMut() -> Result<T, DiscloseError>) -> Result<T, DiscloseError> {
-        for _ in 0..MINT_ROUNDS {
+    /// Runs `disclose` until the gate lets it through at its point of the
+    /// cluster's log (in embedded mode, once): a disclosure refused there
+    /// wrote nothing, and is decided again on the state of then.
+    fn deciding<T>(&self, mut disclose: impl FnMut() -> Result<T, DiscloseError>) -> Result<T, DiscloseError> {
+        for _ in 0..DECIDE_ROUNDS {
             match disclose() {
-                Err(DiscloseError::SecretsNeeded(people)) => self.pipeline.mint_secrets(&people)?,
                 Err(DiscloseError::Redecide) => {}
                 done => return done,
             }
@@ -377,7 +369,8 @@ impl Disclosure {
     /// Records a disclosure of `people` to `partner` before it leaves; a
     /// disclosure that cannot be audited is not made. Runs without the state
     /// lock (it mints secrets and fsyncs), under [`Disclosure::disclosing`]
-    /// (`ordered`). Returns each subject's secret, from which the caller
+    /// (`ordered`), on state that had applied the cluster's log up to
+    /// `decided_after` (cluster mode). Returns each subject's secret, from which the caller
     /// derives the identifiers it sends (`h_`) and records (`r_`, the feeds
     /// ledger). In cluster mode the disclosure goes through the cluster's
     /// log instead, its feed `adds` (of kind `about`) with it, and `ordered`
@@ -389,6 +382,7 @@ impl Disclosure {
         ordered: &mut Option<std::sync::RwLockReadGuard<'_, ()>>,
         partner: &str,
         at_ms: i64,
+        decided_after: crate::contract::LogPosition,
         purpose: Purpose,
         kind: &str,
         people: Vec<(u32, Pseudonym)>,
@@ -397,14 +391,17 @@ impl Disclosure {
     ) -> Result<HashMap<u32, SubjectSecret>, DiscloseError> {
         let pseudonyms: Vec<Pseudonym> = people.iter().map(|(_, p)| *p).collect();
         if self.pipeline.vault().is_cluster() {
+            // People without a secret get one minted with the disclosure.
             let missing = self.pipeline.vault().missing(&pseudonyms);
-            if !missing.is_empty() {
-                return Err(DiscloseError::SecretsNeeded(missing));
-            }
-            let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;
             if let Some(guard) = ordered.take() {
-                self.disclose_in_cluster(guard, partner, at_ms, purpose, kind, &people, about, adds)?;
+                let decided = cluster::Decided { at_ms, after: decided_after };
+                self.disclose_in_cluster(guard, partner, decided, purpose, kind, &people, about, adds, &missing)?;
             }
+            let secrets = match self.pipeline.vault().secrets_for(&pseudonyms) {
+                // Erased since: the disclosure named nobody it could.
+                Err(VaultError::NotMinted) => return Err(DiscloseError::Redecide),
+                secrets => secrets?,
+            };
             return Ok(people.into_iter().map(|(s, _)| s).zip(secrets).collect());
         }
         let secrets = self.pipeline.vault().secrets_for(&pseudonyms)?;

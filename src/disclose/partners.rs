@@ -127,8 +127,10 @@ impl Disclosure {
     ) -> Result<FeedPage, DiscloseError> {
         self.check_partner(partner, purpose, "that purpose")?;
         match purpose {
-            Purpose::Security => self.minting(|| self.security_feed(partner, after, limit)).map(FeedPage::Security),
-            Purpose::Product | Purpose::Ads => self.purpose_feed(partner, purpose, after, limit).map(FeedPage::Purpose),
+            Purpose::Security => self.deciding(|| self.security_feed(partner, after, limit)).map(FeedPage::Security),
+            Purpose::Product | Purpose::Ads => {
+                self.deciding(|| self.purpose_feed(partner, purpose, after, limit)).map(FeedPage::Purpose)
+            }
             _ => Err(DiscloseError::NoSuchFeed),
         }
     }
@@ -165,6 +167,7 @@ impl Disclosure {
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
+        let decided_after = state.stream_position;
         let mut released = Vec::new();
         let mut disclosed: Vec<u32> = Vec::new();
         let mut next = after;
@@ -208,6 +211,7 @@ impl Disclosure {
             &mut ordered,
             partner,
             at_ms,
+            decided_after,
             Purpose::Security,
             "security_feed",
             people,
@@ -237,6 +241,7 @@ impl Disclosure {
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
+        let decided_after = state.stream_position;
         // Each live add is released again now, about every person it names:
         // one the gate refuses at this moment (a withdrawal whose retraction
         // is still being written) reads as withdrawn, naming nobody.
@@ -272,7 +277,7 @@ impl Disclosure {
         drop(state);
         let kind = if purpose == Purpose::Product { "product_feed" } else { "ads_feed" };
         if self.pipeline.is_cluster() {
-            self.audit_disclosure(&mut ordered, partner, at_ms, purpose, kind, people, "", Vec::new())?;
+            self.audit_disclosure(&mut ordered, partner, at_ms, decided_after, purpose, kind, people, "", Vec::new())?;
         } else if !named.is_empty() {
             self.audit.append(at_ms, &format!("partner:{partner}"), purpose.as_str(), kind, named)?;
         }
@@ -289,7 +294,7 @@ impl Disclosure {
         partner_id: &str,
         limit: usize,
     ) -> Result<Gated<Suggestions>, DiscloseError> {
-        self.minting(|| self.suggestions_once(partner, partner_id, limit))
+        self.deciding(|| self.suggestions_once(partner, partner_id, limit))
     }
 
     fn suggestions_once(
@@ -299,7 +304,7 @@ impl Disclosure {
         limit: usize,
     ) -> Result<Gated<Suggestions>, DiscloseError> {
         let mut ordered = Some(self.disclosing());
-        let (found, owner, people, at_ms) = {
+        let (found, owner, people, at_ms, decided_after) = {
             let state = self.pipeline.state();
             let reading = self.reading(&state, partner)?;
             let index = state.links.partner_index(partner).ok_or(DiscloseError::AccountNotLinked)?;
@@ -328,7 +333,7 @@ impl Disclosure {
             let involved = found.get().iter().map(|s| s.subject).chain((!found.get().is_empty()).then_some(owner));
             let people = pseudonyms_of(&state, involved);
             // Decided: the state lock goes here, before any fsync.
-            (found, owner, people, reading.at_ms)
+            (found, owner, people, reading.at_ms, state.stream_position)
         };
         let adds = found
             .get()
@@ -339,6 +344,7 @@ impl Disclosure {
             &mut ordered,
             partner,
             at_ms,
+            decided_after,
             Purpose::Product,
             "suggestions",
             people,

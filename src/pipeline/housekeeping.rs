@@ -112,6 +112,7 @@ impl Housekeeping {
         let (later_lives, minted): (Vec<_>, Vec<_>) = minted.iter().partition(|(p, _)| erased.contains(p));
         if let Some(outputs) = self.outputs.as_mut() {
             if let Err(error) = self.vault.install(&minted) {
+                outputs.vault_failed();
                 tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
             }
             outputs.write();
@@ -129,6 +130,9 @@ impl Housekeeping {
             tracing::error!(%error, "Erased people's secrets could not be destroyed on disk; retried at the next start.");
         }
         if let Err(error) = self.vault.install(&later_lives) {
+            if let Some(outputs) = self.outputs.as_mut() {
+                outputs.vault_failed();
+            }
             tracing::error!(%error, "Secrets minted by the cluster could not be stored; stored at the next start.");
         }
 
@@ -176,6 +180,12 @@ impl Housekeeping {
     /// holding the state lock (queries wait; nothing is acknowledged
     /// meanwhile). On failure the old log stays and compaction is retried.
     fn compact(&self, log: &mut Log, state: &RwLock<State>) {
+        if self.outputs_pending() {
+            // Its snapshot would start a replay after outputs not yet on
+            // file (cluster mode): compacted once they are.
+            tracing::info!("Log compaction waits for partner outputs to be written.");
+            return;
+        }
         let started = Instant::now();
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let gaps = guard.security_feed_gaps(self.clock.now_ms());

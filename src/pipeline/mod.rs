@@ -171,7 +171,7 @@ pub struct Pipeline {
     outputs_hook: Option<Arc<Mutex<Option<OutputsHook>>>>,
     /// Cluster mode: disclosures this node submitted and waits for, and
     /// whether each was written (see `outputs.rs`).
-    disclosure_outcomes: Arc<Mutex<std::collections::HashMap<[u8; 16], Option<bool>>>>,
+    disclosure_outcomes: Arc<Mutex<std::collections::HashMap<[u8; 16], Option<outputs::Outcome>>>>,
     _lock: DirLock,
 }
 
@@ -217,8 +217,9 @@ impl Pipeline {
 
     /// Cluster mode: appends a disclosure to the cluster's log and waits
     /// until this node applied it; `Ok(true)` when the gate let it through
-    /// at its point of the log (its audit and feed records are on file),
-    /// `Ok(false)` when it refused someone it names (nothing was written).
+    /// at its point of the log and its audit and feed records are on file,
+    /// `Ok(false)` when it refused someone it names (nothing was written),
+    /// an error when its records could not be written.
     pub fn disclose(&self, at_ms: i64, record: crate::contract::DisclosedRecord) -> Result<bool, PipelineError> {
         let id = record.id;
         let outcomes = Arc::clone(&self.disclosure_outcomes);
@@ -229,7 +230,14 @@ impl Pipeline {
         }));
         let outcome = outcomes.lock().unwrap_or_else(|p| p.into_inner()).remove(&id).flatten();
         committed?;
-        Ok(outcome.unwrap_or(false))
+        match outcome {
+            Some(outputs::Outcome::Written) => Ok(true),
+            Some(outputs::Outcome::Refused) | None => Ok(false),
+            Some(outputs::Outcome::Failed(why)) => Err(PipelineError::Cluster(format!(
+                "this node could not write the disclosure's audit and feed records ({why}); it answers no disclosure \
+                 until it is restarted, and other nodes go on"
+            ))),
+        }
     }
 
     /// Takes a consistent backup of the data dir into `dest` (which must not

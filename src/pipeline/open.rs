@@ -201,6 +201,9 @@ fn rebuild_state_gathering(
             }
         }
     }
+    if let Some(outputs) = outputs.as_mut() {
+        outputs.seen_from(state.stream_position);
+    }
     let log_dir = data_dir.join(LOG_DIR);
     if !log_dir.exists() {
         return Ok((state, report));

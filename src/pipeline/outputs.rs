@@ -31,6 +31,16 @@ pub type Decision = Box<dyn Any + Send>;
 /// written, and the node that submitted it decides again).
 pub type DisclosedDecider = Arc<dyn Fn(&State, &Control) -> Option<Decision> + Send + Sync>;
 
+/// What became of a disclosure this node submitted: written (its audit and
+/// feed records on file), refused by the gate at its point of the log, or
+/// not written (the reason).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Written,
+    Refused,
+    Failed(String),
+}
+
 /// Writes one group's outputs, in order, before the group is acknowledged.
 pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>) -> Result<(), String> + Send + Sync>;
 
@@ -40,7 +50,8 @@ pub enum OutputItem {
     /// at `at_ms` (the record's time), with the `r_` handle of each person it
     /// names (empty: none), taken there: a person erased later in the same
     /// group still has theirs, one minted earlier in it already has one.
-    Disclosed { at_ms: i64, decision: Decision, handles: Vec<String> },
+    /// `id`: the record's, for the node that submitted it.
+    Disclosed { id: [u8; 16], at_ms: i64, decision: Decision, handles: Vec<String> },
     /// Withdrawals of earlier disclosures (refusals, bans, unlinkings,
     /// erasures), retracted at the message's time; each with the person's
     /// `r_` handle, taken where it applied (a person without a secret had
@@ -83,8 +94,8 @@ pub(super) struct Outputs {
     decider: DisclosedDecider,
     pub(super) hook: Arc<Mutex<Option<OutputsHook>>>,
     /// Ids of disclosures this node submitted and waits for, and once
-    /// decided, whether they were written.
-    pub(super) outcomes: Arc<Mutex<HashMap<[u8; 16], Option<bool>>>>,
+    /// settled, what became of them.
+    pub(super) outcomes: Arc<Mutex<HashMap<[u8; 16], Option<Outcome>>>>,
     /// Outputs of the message being applied.
     current: Vec<OutputItem>,
     /// Outputs of the messages applied and not yet written (none once the
@@ -93,10 +104,31 @@ pub(super) struct Outputs {
     /// Messages at or before this have their outputs on file already
     /// (replayed at start after a crash: decided again, written once).
     written: LogPosition,
-    /// Set when the hook failed: the outputs after the mark are written at
-    /// the next start, so no snapshot may be taken past the mark till then.
+    /// Set while outputs could not be written (the hook failed, or secrets
+    /// the log minted could not be stored): they are tried again with the
+    /// next group and at the next start, and no snapshot is taken past the
+    /// mark meanwhile (replay decides them again from an earlier one).
     behind: bool,
+    /// Withdrawals of the last few minutes of the log, by message (`None`:
+    /// the message being applied), so a disclosure decided before one of
+    /// them and logged after it is refused whatever the times say.
+    recent: std::collections::VecDeque<Recent>,
+    /// Withdrawals applied after this position are all in `recent`; a
+    /// disclosure decided before it is refused (it cannot be checked).
+    known_from: LogPosition,
 }
+
+/// One withdrawal in [`Outputs::recent`].
+struct Recent {
+    /// Its message (`None` until the message's end is applied) and time.
+    position: Option<LogPosition>,
+    at_ms: i64,
+    withdrawal: Withdrawal,
+}
+
+/// How long withdrawals are kept to check disclosures against: far longer
+/// than a disclosure takes from its decision to its record.
+const RECENT_MS: i64 = 5 * 60_000;
 
 impl Outputs {
     pub(super) fn new(data_dir: &Path, decider: DisclosedDecider, vault: Arc<crate::vault::Vault>) -> Outputs {
@@ -112,7 +144,44 @@ impl Outputs {
             // caller sets it where replay ends ([`Outputs::start_at`]).
             written: read_mark(data_dir).unwrap_or(LogPosition { epoch: u64::MAX, sequence: u64::MAX }),
             behind: false,
+            recent: std::collections::VecDeque::new(),
+            known_from: LogPosition { epoch: u64::MAX, sequence: u64::MAX },
         }
+    }
+
+    /// Replay (or following) starts after `position`: withdrawals from there
+    /// on are seen.
+    pub(super) fn seen_from(&mut self, position: LogPosition) {
+        self.known_from = position;
+    }
+
+    /// Whether anyone `record` names had a disclosure of its purpose (to its
+    /// partner) withdrawn after its decision: then the gate's answer at the
+    /// record is not enough (the withdrawal's time may be after the
+    /// decision's), and the disclosure is refused.
+    fn withdrawn_since(&self, record: &crate::contract::DisclosedRecord) -> bool {
+        if record.decided_after < self.known_from {
+            return true;
+        }
+        self.recent.iter().any(|recent| {
+            recent.position.is_none_or(|position| position > record.decided_after)
+                && record.people.contains(&recent.withdrawal.subject)
+                && recent.withdrawal.purposes.contains(&record.purpose)
+                && recent.withdrawal.partner.as_ref().is_none_or(|only| *only == record.partner)
+        })
+    }
+
+    /// Settles the outcome of a disclosure this node waits for.
+    fn settle(&self, id: &[u8; 16], outcome: Outcome) {
+        if let Some(waiting) = self.outcomes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
+            *waiting = Some(outcome);
+        }
+    }
+
+    /// Secrets the log minted could not be stored: no snapshot until they
+    /// are (replay at the next start stores them).
+    pub(super) fn vault_failed(&mut self) {
+        self.behind = true;
     }
 
     /// After `record` is applied to `state`: its disclosure decided, the
@@ -122,22 +191,33 @@ impl Outputs {
         if let Record::Control(control) = record {
             match &control.body {
                 ControlBody::Disclosed(disclosed) => {
-                    let decision = (self.decider)(state, control);
-                    if let Some(waiting) =
-                        self.outcomes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&disclosed.id)
-                    {
-                        *waiting = Some(decision.is_some());
-                    }
-                    if let Some(decision) = decision {
-                        let handles = disclosed
-                            .people
-                            .iter()
-                            .map(|person| self.handle(state, person).unwrap_or_default())
-                            .collect();
-                        self.current.push(OutputItem::Disclosed { at_ms: control.ts_ms, decision, handles });
+                    let decision = if self.withdrawn_since(disclosed) { None } else { (self.decider)(state, control) };
+                    match decision {
+                        Some(decision) => {
+                            let handles = disclosed
+                                .people
+                                .iter()
+                                .map(|person| self.handle(state, person).unwrap_or_default())
+                                .collect();
+                            let (id, at_ms) = (disclosed.id, control.ts_ms);
+                            self.current.push(OutputItem::Disclosed { id, at_ms, decision, handles });
+                        }
+                        None => self.settle(&disclosed.id, Outcome::Refused),
                     }
                 }
                 ControlBody::StreamPosition { position } => {
+                    for recent in self.recent.iter_mut().rev() {
+                        if recent.position.is_some() {
+                            break;
+                        }
+                        recent.position = Some(*position);
+                        recent.at_ms = control.ts_ms;
+                    }
+                    while self.recent.front().is_some_and(|oldest| oldest.at_ms < control.ts_ms - RECENT_MS) {
+                        if let Some(Recent { position: Some(position), .. }) = self.recent.pop_front() {
+                            self.known_from = self.known_from.max(position);
+                        }
+                    }
                     let items = std::mem::take(&mut self.current);
                     if *position > self.written && !items.is_empty() {
                         self.ready.push(MessageOutputs { position: *position, at_ms: control.ts_ms, items });
@@ -148,6 +228,9 @@ impl Outputs {
             }
         }
         let withdrawals = state.drain_revocations();
+        for withdrawal in &withdrawals {
+            self.recent.push_back(Recent { position: None, at_ms: i64::MAX, withdrawal: withdrawal.clone() });
+        }
         if !withdrawals.is_empty() {
             let handled: Vec<(Withdrawal, String)> = withdrawals
                 .into_iter()
@@ -163,9 +246,16 @@ impl Outputs {
     }
 
     /// A person's `r_` handle as state stands now: from the vault, or from a
-    /// nonce applied in this group and not stored yet.
+    /// nonce applied in this group and not stored yet. Someone erased in
+    /// this group and minted a secret since is a new life: theirs is the
+    /// nonce's (the vault still holds the old life's, which the erasure's
+    /// own retractions use, until the group's erasures are shredded).
     fn handle(&self, state: &State, person: &crate::contract::Pseudonym) -> Option<String> {
-        self.vault.record_handle_or_minted(person, state.minted_nonce(person))
+        let nonce = state.minted_nonce(person);
+        match nonce {
+            Some(nonce) if state.erased_pending(person) => self.vault.minted_handle(person, nonce),
+            _ => self.vault.record_handle_or_minted(person, nonce),
+        }
     }
 
     /// Whether outputs wait to be written (no snapshot is taken meanwhile:
@@ -190,28 +280,149 @@ impl Outputs {
         Ok(())
     }
 
-    /// Hands the outputs gathered so far to the hook, then moves the mark.
-    /// Without a hook (the disclosure layer not open yet) they wait.
+    /// Hands the outputs gathered so far to the hook, then moves the mark,
+    /// and tells the node that submitted each disclosure it is on file.
+    /// Without a hook (the disclosure layer not open yet) they wait. Once
+    /// the hook has failed, nothing more is written by this process (a
+    /// later output must not land before an earlier one): the mark stays,
+    /// every disclosure is answered as not written, and the next start
+    /// decides them all again from the log and writes them in order.
     pub(super) fn write(&mut self) {
         if self.ready.is_empty() {
             return;
         }
         let Some(hook) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
-        crate::failpoint::reach("outputs.write");
-        let ready = std::mem::take(&mut self.ready);
-        let last = ready.last().map(|message| message.position).unwrap_or_default();
-        match hook(ready) {
-            Ok(()) => match write_mark(&self.data_dir, last) {
-                Ok(()) => self.written = last,
-                Err(error) => {
-                    self.behind = true;
-                    tracing::error!(%error, "The outputs mark could not be written; the outputs after it are written again at the next start.")
+        if self.behind {
+            let stopped = "partner outputs stopped after a failed write; restart proviso".to_string();
+            for message in std::mem::take(&mut self.ready) {
+                for item in message.items {
+                    if let OutputItem::Disclosed { id, .. } = item {
+                        self.settle(&id, Outcome::Failed(stopped.clone()));
+                    }
                 }
-            },
+            }
+            return;
+        }
+        crate::failpoint::reach("outputs.write");
+        let ids: Vec<[u8; 16]> = self
+            .ready
+            .iter()
+            .flat_map(|message| &message.items)
+            .filter_map(|item| match item {
+                OutputItem::Disclosed { id, .. } => Some(*id),
+                OutputItem::Withdrawals(_) => None,
+            })
+            .collect();
+        let last = self.ready.last().map(|message| message.position).unwrap_or_default();
+        let ready = std::mem::take(&mut self.ready);
+        let written = hook(ready)
+            .and_then(|()| write_mark(&self.data_dir, last).map_err(|error| format!("the outputs mark: {error}")));
+        match written {
+            Ok(()) => {
+                self.written = last;
+                for id in &ids {
+                    self.settle(id, Outcome::Written);
+                }
+            }
             Err(error) => {
                 self.behind = true;
-                tracing::error!(%error, "Partner outputs could not be written; they are written at the next start.")
+                tracing::error!(%error, "Partner outputs could not be written; no disclosure is answered until proviso is restarted, which writes them.");
+                for id in &ids {
+                    self.settle(id, Outcome::Failed(error.clone()));
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{DisclosedRecord, Event, EventBody, Platform, Pseudonym, Purpose, Region};
+
+    fn event(ts_ms: i64, subject: Pseudonym, body: EventBody) -> Record {
+        Record::Event(Event { ts_ms, subject, region: Region(*b"US"), body })
+    }
+
+    fn end_of_message(sequence: u64) -> Record {
+        let position = LogPosition { epoch: 1, sequence };
+        Record::Control(Control { ts_ms: 1_000_000 + sequence as i64, body: ControlBody::StreamPosition { position } })
+    }
+
+    fn disclosed(id: u8, person: Pseudonym, decided_after: u64, decided_ms: i64) -> Record {
+        Record::Control(Control {
+            ts_ms: decided_ms,
+            body: ControlBody::Disclosed(Box::new(DisclosedRecord {
+                id: [id; 16],
+                partner: "net".into(),
+                purpose: Purpose::Product,
+                kind: "suggestions".into(),
+                people: vec![person],
+                about: String::new(),
+                items: Vec::new(),
+                nonces: Vec::new(),
+                decided_after: LogPosition { epoch: 1, sequence: decided_after },
+            })),
+        })
+    }
+
+    /// A refusal that reaches the log before a disclosure decided without
+    /// it refuses that disclosure, though the refusal's time is after the
+    /// decision's (the gate alone, asked at the decision's time, would let
+    /// it through: here the decider lets everything through). One decided
+    /// after the refusal's message is up to the gate; one decided before
+    /// the withdrawals this node has seen cannot be checked and is refused.
+    #[test]
+    fn a_disclosure_decided_before_a_withdrawal_logged_ahead_of_it_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Arc::new(
+            crate::vault::Vault::open(dir.path())
+                .expect("vault")
+                .for_cluster(&crate::edge::PseudonymKey::from_bytes([3; 32])),
+        );
+        let everything: DisclosedDecider = Arc::new(|_: &State, _: &Control| Some(Box::new(()) as Decision));
+        let mut outputs = Outputs::new(dir.path(), everything, vault);
+        outputs.start_at(LogPosition::default()).expect("mark");
+        outputs.seen_from(LogPosition { epoch: 1, sequence: 0 });
+        let person = Pseudonym::from_stored([7; 16]);
+        let mut state = State::default();
+        let mut seq = 0;
+        let mut apply = |outputs: &mut Outputs, state: &mut State, record: Record| {
+            state.apply(seq, &record);
+            outputs.after_record(state, &record);
+            seq += 1;
+        };
+        let register = EventBody::Register { device: "d".into(), platform: Platform::Ios };
+        apply(&mut outputs, &mut state, event(1_000, person, register));
+        apply(&mut outputs, &mut state, end_of_message(1));
+        let refusal = EventBody::Consent { purpose: Purpose::Product, granted: false };
+        apply(&mut outputs, &mut state, event(2_001, person, refusal));
+        apply(&mut outputs, &mut state, end_of_message(2));
+        for id in [1, 2, 3] {
+            outputs.outcomes.lock().expect("outcomes").insert([id; 16], None);
+        }
+        // Decided at 2,000 on state up to message 1: before the refusal.
+        apply(&mut outputs, &mut state, disclosed(1, person, 1, 2_000));
+        // Decided on state up to message 2: the refusal was seen.
+        apply(&mut outputs, &mut state, disclosed(2, person, 2, 2_002));
+        apply(&mut outputs, &mut state, end_of_message(3));
+        let outcomes = outputs.outcomes.lock().expect("outcomes").clone();
+        assert_eq!(outcomes[&[1; 16]], Some(Outcome::Refused), "decided before the refusal it was logged after");
+        assert_eq!(outcomes[&[2; 16]], None, "left to the gate (which lets it through here): settled when written");
+        let gathered: Vec<[u8; 16]> = outputs
+            .ready
+            .iter()
+            .flat_map(|message| &message.items)
+            .filter_map(|item| match item {
+                OutputItem::Disclosed { id, .. } => Some(*id),
+                OutputItem::Withdrawals(_) => None,
+            })
+            .collect();
+        assert_eq!(gathered, vec![[2; 16]]);
+        // Decided before anything this node has seen withdrawals from.
+        outputs.seen_from(LogPosition { epoch: 1, sequence: 3 });
+        apply(&mut outputs, &mut state, disclosed(3, person, 2, 2_003));
+        let outcome = outputs.outcomes.lock().expect("outcomes")[&[3; 16]].clone();
+        assert_eq!(outcome, Some(Outcome::Refused));
     }
 }

@@ -379,6 +379,21 @@ impl State {
         std::mem::take(&mut self.erased)
     }
 
+    /// A secret minted for `subject` (cluster mode), kept for the writer to
+    /// store. Nobody to mint for when they were erased before this applied,
+    /// or never known; the first nonce applied wins.
+    fn mint(&mut self, subject: &Pseudonym, nonce: &[u8; 32]) {
+        if self.subjects.lookup(subject).is_some() && !self.minted.iter().any(|(p, _)| p == subject) {
+            self.minted.push((*subject, *nonce));
+        }
+    }
+
+    /// Whether `pseudonym` was erased since the last drain (their secret is
+    /// not shredded yet).
+    pub fn erased_pending(&self, pseudonym: &Pseudonym) -> bool {
+        self.erased.contains(pseudonym)
+    }
+
     /// The nonce minted for `pseudonym` since the last drain, if any.
     pub fn minted_nonce(&self, pseudonym: &Pseudonym) -> Option<&[u8; 32]> {
         self.minted.iter().find(|(p, _)| p == pseudonym).map(|(_, nonce)| nonce)
@@ -420,15 +435,17 @@ impl State {
                 self.recent_keys.insert(*key_digest, control.ts_ms, answer.clone());
             }
             ControlBody::StreamPosition { position } => self.stream_position = *position,
-            // Nothing in state: the outputs (audit log, feeds) are written
-            // by the writer as it applies it (`pipeline/outputs.rs`).
-            ControlBody::Disclosed(_) => {}
-            ControlBody::SecretMinted { subject, nonce } => {
-                // Nobody to mint for: erased before this applied, or never known.
-                if self.subjects.lookup(subject).is_some() && !self.minted.iter().any(|(p, _)| p == subject) {
-                    self.minted.push((*subject, *nonce));
+            // Only the secrets minted with it: the outputs (audit log,
+            // feeds) are written by the writer as it applies it
+            // (`pipeline/outputs.rs`).
+            ControlBody::Disclosed(disclosed) => {
+                for (index, nonce) in &disclosed.nonces {
+                    if let Some(subject) = disclosed.people.get(*index as usize) {
+                        self.mint(subject, nonce);
+                    }
                 }
             }
+            ControlBody::SecretMinted { subject, nonce } => self.mint(subject, nonce),
         }
     }
 

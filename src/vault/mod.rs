@@ -323,6 +323,12 @@ impl Vault {
         Some(derive(key, pseudonym, nonce?).record_handle())
     }
 
+    /// Cluster mode: the `r_` handle the secret `nonce` derives gives a
+    /// person (whatever the vault holds for them now).
+    pub fn minted_handle(&self, pseudonym: &Pseudonym, nonce: &[u8; 32]) -> Option<String> {
+        Some(derive(self.cluster_key.as_ref()?, pseudonym, nonce).record_handle())
+    }
+
     /// The person's secret if one was made (nothing was ever disclosed
     /// about a person without one).
     pub fn existing(&self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
