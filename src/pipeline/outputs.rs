@@ -179,6 +179,18 @@ impl Outputs {
         })
     }
 
+    /// The ids of the disclosures among the outputs waiting to be written.
+    fn ready_disclosures(&self) -> Vec<[u8; 16]> {
+        self.ready
+            .iter()
+            .flat_map(|message| &message.items)
+            .filter_map(|item| match item {
+                OutputItem::Disclosed { id, .. } => Some(*id),
+                OutputItem::Withdrawals(_) => None,
+            })
+            .collect()
+    }
+
     /// Settles the outcome of a disclosure this node waits for.
     fn settle(&self, id: &[u8; 16], outcome: Outcome) {
         if let Some(waiting) = self.outcomes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(id) {
@@ -312,15 +324,7 @@ impl Outputs {
             return;
         }
         crate::failpoint::reach("outputs.write");
-        let ids: Vec<[u8; 16]> = self
-            .ready
-            .iter()
-            .flat_map(|message| &message.items)
-            .filter_map(|item| match item {
-                OutputItem::Disclosed { id, .. } => Some(*id),
-                OutputItem::Withdrawals(_) => None,
-            })
-            .collect();
+        let ids = self.ready_disclosures();
         let last = self.ready.last().map(|message| message.position).unwrap_or_default();
         let ready = std::mem::take(&mut self.ready);
         let written = hook(ready)
@@ -417,16 +421,7 @@ mod tests {
         let outcomes = outputs.outcomes.lock().expect("outcomes").clone();
         assert_eq!(outcomes[&[1; 16]], Some(Outcome::Refused), "decided before the refusal it was logged after");
         assert_eq!(outcomes[&[2; 16]], None, "left to the gate (which lets it through here): settled when written");
-        let gathered: Vec<[u8; 16]> = outputs
-            .ready
-            .iter()
-            .flat_map(|message| &message.items)
-            .filter_map(|item| match item {
-                OutputItem::Disclosed { id, .. } => Some(*id),
-                OutputItem::Withdrawals(_) => None,
-            })
-            .collect();
-        assert_eq!(gathered, vec![[2; 16]]);
+        assert_eq!(outputs.ready_disclosures(), vec![[2; 16]]);
         // Decided before anything this node has seen withdrawals from.
         outputs.seen_from(LogPosition { epoch: 1, sequence: 3 });
         apply(&mut outputs, &mut state, disclosed(3, person, 2, 2_003));
