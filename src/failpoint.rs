@@ -59,6 +59,8 @@ pub const CLUSTER_STAGES: &[&str] = &[
     "follower.apply",
     // A group applied and in the node's log, before its partner outputs are written.
     "outputs.write",
+    // Its partner outputs written, before the outputs mark says so.
+    "outputs.mark",
 ];
 
 /// The variable that arms failpoints (debug builds only).

@@ -1052,3 +1052,37 @@ fn a_node_that_cannot_write_its_outputs_answers_503_and_writes_them_after_restar
         assert!(on(&a_dir, file) == on(&b_dir, file), "{file} after a's restart");
     }
 }
+
+/// A node that dies after writing a group's outputs and before its outputs
+/// mark says so (failpoint `outputs.mark`) decides that group again at
+/// restart and writes nothing twice: its audit log and feed are the other
+/// node's bytes, one audit record for the one disclosure.
+#[test]
+fn a_node_killed_before_its_outputs_mark_writes_nothing_twice() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node(&a_dir, &nats);
+    let mut b = node_with(&b_dir, &nats, &[("PROVISO_FAILPOINTS", "outputs.mark=exit@1")]);
+    assert_eq!(a.ingest(&friends_on_the_partner(900, 3, "fn"))["rejected"], serde_json::json!([]));
+    let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = b.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "b did not reach the failpoint: {}", b.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{}", b.stderr());
+    let on = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap_or_default();
+    assert!(!on(&b_dir, "audit/disclosures.log").is_empty(), "b wrote its outputs before it died");
+    drop(b);
+    let b = node(&b_dir, &nats);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    for file in ["audit/disclosures.log", "feeds/friendnet.product.ndjson"] {
+        assert!(on(&a_dir, file) == on(&b_dir, file), "{file} after b's restart");
+    }
+    assert_eq!(String::from_utf8_lossy(&on(&b_dir, "audit/disclosures.log")).lines().count(), 1);
+}

@@ -125,7 +125,10 @@ impl Disclosure {
     /// hook): for each disclosure let through, its audit record and feed
     /// adds at its own time; for each withdrawal, the retractions at its
     /// message's time.
-    pub(super) fn write_outputs(&self, messages: Vec<MessageOutputs>) -> Result<(), String> {
+    pub(super) fn write_outputs(&self, messages: Vec<MessageOutputs>, at_mark: Option<u64>) -> Result<u64, String> {
+        // Audit records a process that died before moving the mark already
+        // wrote for these messages (the first of them, in this order).
+        let mut on_file = at_mark.map_or(0, |count| self.audit.records().saturating_sub(count));
         for message in messages {
             for item in message.items {
                 match item {
@@ -138,9 +141,13 @@ impl Disclosure {
                         let (partner, purpose, kind) =
                             (record.get().partner.clone(), record.purpose(), record.get().kind.clone());
                         if !named.is_empty() {
-                            self.audit
-                                .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), &kind, named)
-                                .map_err(|error| error.to_string())?;
+                            if on_file > 0 {
+                                on_file -= 1;
+                            } else {
+                                self.audit
+                                    .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), &kind, named)
+                                    .map_err(|error| error.to_string())?;
+                            }
                         }
                         if record.get().items.is_empty() {
                             continue;
@@ -177,6 +184,6 @@ impl Disclosure {
                 }
             }
         }
-        Ok(())
+        Ok(self.audit.records())
     }
 }

@@ -231,10 +231,11 @@ impl Disclosure {
             // Outputs come from the cluster's log, in its order, with its
             // times: nothing is reconciled against this node's clock.
             let writing = Arc::downgrade(&disclosure);
-            pipeline.set_outputs_hook(Arc::new(move |messages| match writing.upgrade() {
-                Some(disclosure) => disclosure.write_outputs(messages),
+            let hook: crate::pipeline::OutputsHook = Arc::new(move |messages, at_mark| match writing.upgrade() {
+                Some(disclosure) => disclosure.write_outputs(messages, at_mark),
                 None => Err("the disclosure layer is closing".into()),
-            }));
+            });
+            pipeline.set_outputs_hook(hook, disclosure.audit.records());
         }
         let retracted = if pipeline.is_cluster() { 0 } else { disclosure.reconcile()? };
         let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED).exists();

@@ -168,7 +168,7 @@ pub struct Pipeline {
     /// Cluster mode: this node's link to the cluster's log.
     cluster: Option<Arc<cluster::Node>>,
     /// Cluster mode: where the outputs hook goes (the writer reads it).
-    outputs_hook: Option<Arc<Mutex<Option<OutputsHook>>>>,
+    outputs_hook: Option<outputs::HookSlot>,
     /// Cluster mode: disclosures this node submitted and waits for, and
     /// whether each was written (see `outputs.rs`).
     disclosure_outcomes: Arc<Mutex<std::collections::HashMap<[u8; 16], Option<outputs::Outcome>>>>,
@@ -196,11 +196,12 @@ impl Pipeline {
     /// Cluster mode: installs the hook that writes the partner outputs (audit
     /// log, feeds) of each group in log order, and has the writer write
     /// those that waited for it (the messages applied while the node
-    /// caught up, or decided again after a crash). Embedded mode uses the
-    /// revocation hook instead, and this does nothing.
-    pub fn set_outputs_hook(&self, hook: OutputsHook) {
+    /// caught up, or decided again after a crash). `audit_records`: how
+    /// many the audit log holds now. Embedded mode uses the revocation hook
+    /// instead, and this does nothing.
+    pub fn set_outputs_hook(&self, hook: OutputsHook, audit_records: u64) {
         let Some(slot) = &self.outputs_hook else { return };
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((hook, audit_records));
         let (done, written) = mpsc::channel();
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(sender) = sender {

@@ -31,6 +31,10 @@ pub type Decision = Box<dyn Any + Send>;
 /// written, and the node that submitted it decides again).
 pub type DisclosedDecider = Arc<dyn Fn(&State, &Control) -> Option<Decision> + Send + Sync>;
 
+/// Where the outputs hook goes, with how many audit records were on file
+/// when it was set (the writer reads it).
+pub(super) type HookSlot = Arc<Mutex<Option<(OutputsHook, u64)>>>;
+
 /// What became of a disclosure this node submitted: written (its audit and
 /// feed records on file), refused by the gate at its point of the log, or
 /// not written (the reason).
@@ -42,7 +46,12 @@ pub enum Outcome {
 }
 
 /// Writes one group's outputs, in order, before the group is acknowledged.
-pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>) -> Result<(), String> + Send + Sync>;
+/// Given how many audit records were on file at the outputs mark (`None`:
+/// not known); returns how many are on file after. Records beyond the
+/// mark's count were written for these same messages by a process that
+/// died before moving the mark: the hook skips that many instead of
+/// writing them twice.
+pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>, Option<u64>) -> Result<u64, String> + Send + Sync>;
 
 /// One thing a message of the cluster's log means for the outputs.
 pub enum OutputItem {
@@ -70,23 +79,31 @@ pub struct MessageOutputs {
 /// File in the data dir naming the last message whose outputs are on file.
 pub const OUTPUTS_MARK: &str = "outputs.position";
 
-/// Reads the outputs mark of `data_dir` (`None`: never written).
-pub fn read_mark(data_dir: &Path) -> Option<LogPosition> {
+/// Reads the outputs mark of `data_dir` (`None`: never written): the last
+/// message whose outputs are on file, and how many audit records were then
+/// (`None` in a mark written before it was kept).
+pub fn read_mark(data_dir: &Path) -> Option<(LogPosition, Option<u64>)> {
     let text = std::fs::read_to_string(data_dir.join(OUTPUTS_MARK)).ok()?;
-    let (epoch, sequence) = text.trim().split_once(':')?;
-    Some(LogPosition { epoch: epoch.parse().ok()?, sequence: sequence.parse().ok()? })
+    let mut words = text.split_whitespace();
+    let (epoch, sequence) = words.next()?.split_once(':')?;
+    let position = LogPosition { epoch: epoch.parse().ok()?, sequence: sequence.parse().ok()? };
+    Some((position, words.next().and_then(|count| count.parse().ok())))
 }
 
 /// Writes the mark in place: one write of a few bytes at the file's start
 /// (inside one disk sector, so never half old and half new) and one
 /// fdatasync; no rename, which would cost a directory sync per group.
-fn write_mark(data_dir: &Path, position: LogPosition) -> std::io::Result<()> {
+fn write_mark(data_dir: &Path, position: LogPosition, audit_records: Option<u64>) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let path = data_dir.join(OUTPUTS_MARK);
     let new = !path.exists();
     let file = crate::log::fsmode::private_file().write(true).create(true).truncate(false).open(&path)?;
     // Padded to a fixed width, so a shorter mark leaves no tail of a longer one.
-    let text = format!("{:<63}\n", position.to_string());
+    let mark = match audit_records {
+        Some(count) => format!("{position} {count}"),
+        None => position.to_string(),
+    };
+    let text = format!("{mark:<63}\n");
     file.write_all_at(text.as_bytes(), 0)?;
     file.sync_data()?;
     if new {
@@ -100,7 +117,8 @@ pub(super) struct Outputs {
     data_dir: PathBuf,
     vault: Arc<crate::vault::Vault>,
     decider: DisclosedDecider,
-    pub(super) hook: Arc<Mutex<Option<OutputsHook>>>,
+    /// The hook, and how many audit records were on file when it was set.
+    pub(super) hook: HookSlot,
     /// Ids of disclosures this node submitted and waits for, and once
     /// settled, what became of them.
     pub(super) outcomes: Arc<Mutex<HashMap<[u8; 16], Option<Outcome>>>>,
@@ -112,6 +130,11 @@ pub(super) struct Outputs {
     /// Messages at or before this have their outputs on file already
     /// (replayed at start after a crash: decided again, written once).
     written: LogPosition,
+    /// How many audit records were on file at `written`.
+    audit_records: Option<u64>,
+    /// The mark was first written by this process (a new node): no output
+    /// was ever written before it.
+    fresh: bool,
     /// Set while outputs could not be written (the hook failed, or secrets
     /// the log minted could not be stored): they are tried again with the
     /// next group and at the next start, and no snapshot is taken past the
@@ -150,7 +173,9 @@ impl Outputs {
             ready: Vec::new(),
             // No mark: a node's first start with outputs gathered here; the
             // caller sets it where replay ends ([`Outputs::start_at`]).
-            written: read_mark(data_dir).unwrap_or(LogPosition { epoch: u64::MAX, sequence: u64::MAX }),
+            written: read_mark(data_dir).map_or(LogPosition { epoch: u64::MAX, sequence: u64::MAX }, |(at, _)| at),
+            audit_records: read_mark(data_dir).and_then(|(_, count)| count),
+            fresh: false,
             behind: false,
             recent: std::collections::VecDeque::new(),
             known_from: LogPosition { epoch: u64::MAX, sequence: u64::MAX },
@@ -177,6 +202,22 @@ impl Outputs {
                 && recent.withdrawal.purposes.contains(&record.purpose)
                 && recent.withdrawal.partner.as_ref().is_none_or(|only| *only == record.partner)
         })
+    }
+
+    /// The outputs opened with `audit_records` on file: a mark that does not
+    /// say how many were on file at it (a new node's, or one written before
+    /// the count was kept) takes this count when it is exact (no output was
+    /// written since the mark: a new node, or none waiting). Once.
+    fn adopt_audit_count(&mut self, audit_records: u64) {
+        if self.audit_records.is_some() || !(self.fresh || self.ready.is_empty()) {
+            return;
+        }
+        match write_mark(&self.data_dir, self.written, Some(audit_records)) {
+            Ok(()) => self.audit_records = Some(audit_records),
+            Err(error) => {
+                tracing::warn!(%error, "The outputs mark could not be written; written with the next outputs.")
+            }
+        }
     }
 
     /// The ids of the disclosures among the outputs waiting to be written.
@@ -288,8 +329,9 @@ impl Outputs {
     /// made before they were): nothing before `position` is owed.
     pub(super) fn start_at(&mut self, position: LogPosition) -> std::io::Result<()> {
         if read_mark(&self.data_dir).is_none() {
-            write_mark(&self.data_dir, position)?;
+            write_mark(&self.data_dir, position, None)?;
             self.written = position;
+            self.fresh = true;
         } else if !self.ready.is_empty() {
             tracing::info!(
                 messages = self.ready.len(),
@@ -311,7 +353,8 @@ impl Outputs {
         if self.ready.is_empty() {
             return;
         }
-        let Some(hook) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
+        let Some((hook, audit_records)) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
+        self.adopt_audit_count(audit_records);
         if self.behind {
             let stopped = "partner outputs stopped after a failed write; restart proviso".to_string();
             for message in std::mem::take(&mut self.ready) {
@@ -327,11 +370,16 @@ impl Outputs {
         let ids = self.ready_disclosures();
         let last = self.ready.last().map(|message| message.position).unwrap_or_default();
         let ready = std::mem::take(&mut self.ready);
-        let written = hook(ready)
-            .and_then(|()| write_mark(&self.data_dir, last).map_err(|error| format!("the outputs mark: {error}")));
+        let written = hook(ready, self.audit_records).and_then(|audit_records| {
+            crate::failpoint::reach("outputs.mark");
+            write_mark(&self.data_dir, last, Some(audit_records))
+                .map(|()| audit_records)
+                .map_err(|error| format!("the outputs mark: {error}"))
+        });
         match written {
-            Ok(()) => {
+            Ok(audit_records) => {
                 self.written = last;
+                self.audit_records = Some(audit_records);
                 for id in &ids {
                     self.settle(id, Outcome::Written);
                 }

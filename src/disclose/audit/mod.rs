@@ -234,6 +234,11 @@ impl AuditLog {
         &self.path
     }
 
+    /// How many records the log holds.
+    pub fn records(&self) -> u64 {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner()).next_seq
+    }
+
     /// Appends one disclosure durably (fdatasync) and returns its sequence.
     pub fn append(
         &self,
