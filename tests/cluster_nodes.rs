@@ -940,6 +940,21 @@ fn a_person_has_one_secret_in_the_whole_cluster() {
     assert!(!on_a.iter().any(|record| now_a.contains(record) && record[..16] == needle), "a new life, a new secret");
 }
 
+/// Waits (at most 20 s) for `node` to end at the failpoint it was armed
+/// with, and checks it ended there.
+fn ended_at_a_failpoint(mut node: Server) -> Server {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node did not reach the failpoint: {}", node.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{}", node.stderr());
+    node
+}
+
 /// A node that dies between applying a message and writing its partner
 /// outputs (failpoint `outputs.write`, the process ends as `kill -9` would
 /// leave it) decides them again when it restarts: its audit chain and feeds
@@ -965,16 +980,7 @@ fn a_node_killed_before_its_outputs_writes_them_at_restart() {
         phone(1)
     );
     assert_eq!(a.ingest(&refusal)["accepted"], 1);
-    let mut b = b;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = b.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "b did not reach the failpoint: {}", b.stderr());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{}", b.stderr());
+    let b = ended_at_a_failpoint(b);
     let feed = |dir: &Path| std::fs::read_to_string(dir.join("feeds/friendnet.product.ndjson")).unwrap_or_default();
     assert!(feed(&a_dir).contains(r#""op":"retract""#), "a wrote the retraction");
     assert!(!feed(&b_dir).contains(r#""op":"retract""#), "b died before it: {}", feed(&b_dir));
@@ -1063,19 +1069,11 @@ fn a_node_killed_before_its_outputs_mark_writes_nothing_twice() {
     let nats = Nats::start(temp.path());
     let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
     let a = node(&a_dir, &nats);
-    let mut b = node_with(&b_dir, &nats, &[("PROVISO_FAILPOINTS", "outputs.mark=exit@1")]);
+    let b = node_with(&b_dir, &nats, &[("PROVISO_FAILPOINTS", "outputs.mark=exit@1")]);
     assert_eq!(a.ingest(&friends_on_the_partner(900, 3, "fn"))["rejected"], serde_json::json!([]));
     let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
     assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = b.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "b did not reach the failpoint: {}", b.stderr());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{}", b.stderr());
+    let b = ended_at_a_failpoint(b);
     let on = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap_or_default();
     assert!(!on(&b_dir, "audit/disclosures.log").is_empty(), "b wrote its outputs before it died");
     drop(b);
