@@ -441,7 +441,7 @@ impl Abuse {
                     insert_sorted(self.devices.entry(device).or_default(), (ts_ms, subject), retention.device_ms);
                 }
                 let window = self.windows.entry(subject).or_default();
-                window.device = Some(device);
+                window.set_device(device);
                 window.newest_ms = window.newest_ms.max(ts_ms);
                 subject
             }
@@ -509,7 +509,7 @@ impl Abuse {
                 let kind = if matches!(signal, Signal::Reported { .. }) { RECEIVED_REPORT } else { RECEIVED_BLOCK };
                 if received_retention > 0 {
                     let window = self.windows.entry(target).or_default();
-                    insert_sorted(&mut window.received, Received { ts_ms, from: subject, kind }, received_retention);
+                    insert_sorted(window.received_mut(), Received { ts_ms, from: subject, kind }, received_retention);
                     window.newest_ms = window.newest_ms.max(ts_ms);
                 }
                 target
@@ -519,7 +519,7 @@ impl Abuse {
                     let window = self.windows.entry(subject).or_default();
                     let from = u32::from(links.partner_index(partner).unwrap_or(0));
                     insert_sorted(
-                        &mut window.received,
+                        window.received_mut(),
                         Received { ts_ms, from, kind: RECEIVED_FLAG },
                         received_retention,
                     );
@@ -668,7 +668,7 @@ impl Abuse {
         let Some(window) = self.windows.get(&subject) else { return 0.0 };
         let scratch = &mut self.scratch;
         let sent = || in_window(&window.sent, at_ms, width);
-        let received = |kind: u8| in_window(&window.received, at_ms, width).filter(move |e| e.kind == kind);
+        let received = |kind: u8| in_window(window.received(), at_ms, width).filter(move |e| e.kind == kind);
         let stranger_links = || sent().filter(|e| e.flags & (SENT_LINK | SENT_STRANGER) == SENT_LINK | SENT_STRANGER);
         let value = match feature.kind {
             FeatureKind::MessagesSent => sent().count(),
@@ -700,7 +700,7 @@ impl Abuse {
             FeatureKind::ComplaintRate => {
                 let recipients = distinct(sent().filter(|e| e.flags & SENT_GROUP == 0).map(|e| e.to), scratch);
                 let complainers = distinct(
-                    in_window(&window.received, at_ms, width)
+                    in_window(window.received(), at_ms, width)
                         .filter(|e| e.kind == RECEIVED_BLOCK || e.kind == RECEIVED_REPORT)
                         .map(|e| e.from),
                     scratch,
@@ -711,7 +711,7 @@ impl Abuse {
             FeatureKind::DistinctReporters => distinct(received(RECEIVED_REPORT).map(|e| e.from), scratch),
             FeatureKind::BlocksReceived => received(RECEIVED_BLOCK).count(),
             FeatureKind::PartnerFlags => received(RECEIVED_FLAG).count(),
-            FeatureKind::DeviceRegistrations => match window.device.and_then(|device| self.devices.get(&device)) {
+            FeatureKind::DeviceRegistrations => match window.device().and_then(|device| self.devices.get(&device)) {
                 Some(registrations) => distinct(in_window(registrations, at_ms, width).map(|(_, s)| *s), scratch),
                 None => 0,
             },
@@ -819,7 +819,10 @@ impl Abuse {
     /// Drops windows and device entries older than any rule reads.
     fn sweep(&mut self, rules: &RuleSet) {
         let horizon = self.watermark_ms - rules.max_retention_ms();
-        self.windows.retain(|_, window| window.newest_ms > horizon);
+        self.windows.retain(|_, window| {
+            window.shrink();
+            window.newest_ms > horizon
+        });
         let device_horizon = self.watermark_ms - rules.retention_ms(FeatureKind::DeviceRegistrations);
         self.devices.retain(|_, registrations| registrations.back().is_some_and(|(ts, _)| *ts > device_horizon));
         self.domains
@@ -834,14 +837,7 @@ impl Abuse {
     /// Approximate heap bytes of window state (windows and devices).
     pub fn window_heap_bytes(&self) -> usize {
         let entry = std::mem::size_of::<(u32, SubjectWindow)>() + 1;
-        let windows: usize = self
-            .windows
-            .values()
-            .map(|w| {
-                w.sent.capacity() * std::mem::size_of::<Sent>()
-                    + w.received.capacity() * std::mem::size_of::<Received>()
-            })
-            .sum();
+        let windows: usize = self.windows.values().map(SubjectWindow::heap_bytes).sum();
         let devices: usize = self.devices.values().map(|d| d.capacity() * 16 + 40).sum();
         self.windows.capacity() * entry + windows + devices
     }
