@@ -55,6 +55,9 @@ pub const STAGES: &[&str] = &[
 /// Stages of cluster mode only (an embedded server never reaches them, so
 /// the crash test over [`STAGES`] leaves them out; the cluster tests arm them).
 pub const CLUSTER_STAGES: &[&str] = &[
+    // A part of a batch over one message sent to JetStream, before the next
+    // (the batch is not committed yet).
+    "cluster.batch_part",
     // A message of the cluster's log read, before this node hands it to its writer.
     "follower.apply",
     // A group applied and in the node's log, before its partner outputs are written.

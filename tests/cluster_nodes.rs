@@ -1084,3 +1084,54 @@ fn a_node_killed_before_its_outputs_mark_writes_nothing_twice() {
     }
     assert_eq!(String::from_utf8_lossy(&on(&b_dir, "audit/disclosures.log")).lines().count(), 1);
 }
+
+/// A node that dies half way through publishing a batch larger than one
+/// message (failpoint `cluster.batch_part`: its first part sent to
+/// JetStream, the batch not committed) leaves nothing of it in the
+/// cluster's log. Its client resends the batch under the same key to
+/// another node once the log has rolled to a later epoch, whose stream
+/// knows none of the batch's message ids: the batch counts once. (Published
+/// one message at a time, as before, the first part stayed stored in the
+/// old epoch and its events counted twice.)
+#[test]
+fn a_batch_cut_off_half_way_and_resent_in_a_later_epoch_counts_once() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let reference = embedded(&temp.path().join("embedded"));
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    // Epochs of two seconds.
+    let a = node_with(&a_dir, &nats, &[retention("8"), ("PROVISO_FAILPOINTS", "cluster.batch_part=exit")]);
+    let b = node_with(&b_dir, &nats, &[retention("8")]);
+    let (batches, from) = simulated(temp.path(), 13, 400, 20_000, 6, 20_000);
+    let batch = &batches[0];
+    let epoch_of = |server: &Server| {
+        let (_, health) = server.get("/healthz", None);
+        let position = health["cluster_position"].as_str().expect("a cluster position").to_string();
+        position.split(':').next().and_then(|epoch| epoch.parse::<u64>().ok()).expect("epoch:sequence")
+    };
+    let before = epoch_of(&b);
+    let sent = a.try_post_events(INGEST, Some("big-batch"), batch.as_bytes());
+    assert!(!matches!(sent, Ok((200, _))), "a died before the batch was acknowledged: {sent:?}");
+    drop(ended_at_a_failpoint(a));
+    // Two epochs later, b resends it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while epoch_of(&b) < before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the log did not roll");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, body) = b.try_post_events(INGEST, Some("big-batch"), batch.as_bytes()).expect("b answers");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reference.ingest(batch)["accepted"], body["accepted"]);
+    let a = node_with(&a_dir, &nats, &[retention("8")]);
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    let truth = answers(&reference, &from, &to, &subject);
+    assert!(sum(&truth[2].1) > 1000.0, "the messages counted are not trivial: {}", truth[2].1);
+    for (name, node) in [("a", &a), ("b", &b)] {
+        let got = answers(node, &from, &to, &subject);
+        for ((path, want), (_, have)) in truth.iter().zip(&got) {
+            assert_eq!(have, want, "node {name}: {path}");
+        }
+    }
+}

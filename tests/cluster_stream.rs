@@ -301,3 +301,54 @@ async fn a_batch_is_stored_once_per_partition_and_a_retry_adds_nothing() {
     assert_eq!(read_back, accepted.len());
     nats.kill();
 }
+
+/// A batch larger than one message is published as one atomic batch: its
+/// messages are stored one after another and end at the position the
+/// append returns; a retry under the same request in the same epoch is
+/// answered as a duplicate and stores nothing; parts an earlier attempt
+/// sent without committing (a publisher that crashed half way) were never
+/// stored at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_over_one_message_is_stored_whole_once_or_not_at_all() {
+    use futures_util::StreamExt;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let log = ClusterLog::open(&jetstream, Duration::from_secs(3600), Duration::from_secs(3600)).await.expect("open");
+    let mut framed = Vec::new();
+    for n in 0..5u8 {
+        common::nats::frame(&mut framed, &vec![n; 300 << 10]);
+    }
+    let parts = proviso::cluster::log::chunks(&framed, proviso::cluster::log::MESSAGE_BYTES);
+    assert!(parts.len() >= 3, "{} parts", parts.len());
+
+    // A publisher that sent the first two parts of an atomic batch and died.
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let subject = proviso::cluster::log::subject(1);
+    for (sequence, part) in parts.iter().take(2).enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Batch-Id", "crashed-attempt");
+        headers.insert("Nats-Batch-Sequence", (sequence + 1).to_string().as_str());
+        headers.insert("Nats-Msg-Id", format!("{}-{sequence}", "ab".repeat(16)).as_str());
+        client.publish_with_headers(subject.clone(), headers, Bytes::copy_from_slice(part)).await.expect("send");
+    }
+    client.flush().await.expect("flush");
+    assert_eq!(log.last_position().await.expect("last").sequence, 0, "an uncommitted batch stores nothing");
+
+    let request = [0xab; 16];
+    let first = log.append(&request, &framed).await.expect("append");
+    assert!(!first.duplicate);
+    assert_eq!(first.last, cluster::LogPosition { epoch: 1, sequence: parts.len() as u64 });
+    let again = log.append(&request, &framed).await.expect("append again");
+    assert!(again.duplicate, "the retry is a duplicate");
+    assert!(again.last >= first.last, "a node that applied {} has the first copy", again.last);
+    assert_eq!(log.last_position().await.expect("last"), first.last, "the retry stored nothing");
+
+    let mut messages = Box::pin(log.follow(cluster::LogPosition { epoch: 1, sequence: 0 }).await.expect("follow"));
+    let mut read = Vec::new();
+    for _ in 0..parts.len() {
+        read.extend_from_slice(&messages.next().await.expect("a message").expect("read").payload);
+    }
+    assert_eq!(read, framed, "the parts, in order, are the batch");
+    nats.kill();
+}

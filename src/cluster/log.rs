@@ -18,8 +18,8 @@
 //! epoch once the next has begun (so a late write goes to the next one and
 //! a follower knows when an epoch is whole), deleting epochs past
 //! retention, appending one batch's framed records as one message, or as a
-//! few consecutive ones when it is larger than [`MESSAGE_BYTES`] (each
-//! awaited before the next, so they are stored in the batch's order),
+//! few consecutive ones in one atomic batch when it is larger than
+//! [`MESSAGE_BYTES`] (stored together, in the batch's order, or not at all),
 //! deduplicated within an epoch by message ids derived from the request,
 //! following one epoch from a sequence, and the position current now (what
 //! a read waits for).
@@ -33,6 +33,7 @@ use async_nats::jetstream::{self, kv, stream::Stream};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::stream::BatchStored;
 use super::ClusterError;
 use crate::contract::LogPosition;
 
@@ -173,6 +174,8 @@ impl ClusterLog {
                 subjects: vec![subject(epoch)],
                 storage: jetstream::stream::StorageType::File,
                 duplicate_window: self.dedup,
+                // A batch over one message is published atomically.
+                allow_atomic_publish: true,
                 ..Default::default()
             })
             .await
@@ -216,19 +219,47 @@ impl ClusterLog {
 
     /// Appends one batch's framed records (the embedded log's framing) under
     /// the request digest `request`, and returns once JetStream
-    /// acknowledged every message of it. A retry with the same digest and
-    /// records in the same epoch stores nothing more. On an error some
-    /// messages of the batch may be stored (in order, from the first): the
-    /// batch is not acknowledged, and a retry stores only the rest.
+    /// acknowledged it. A batch larger than [`MESSAGE_BYTES`] is cut into a
+    /// few messages published as one atomic batch: JetStream stores all of
+    /// them, one after another, in one epoch, or none (a crash half way
+    /// leaves nothing, so a retry into a later epoch cannot store a part
+    /// twice). A retry with the same digest in the same epoch stores nothing
+    /// more.
     pub async fn append(&self, request: &[u8; 16], framed: &[u8]) -> Result<Appended, ClusterError> {
-        let mut appended = Appended { last: LogPosition::default(), duplicate: true };
-        for (index, chunk) in chunks(framed, MESSAGE_BYTES).into_iter().enumerate() {
-            let id = format!("{}-{index}", super::hex(request));
-            let (position, duplicate) = self.append_message(&id, Bytes::copy_from_slice(chunk)).await?;
-            appended.last = appended.last.max(position);
-            appended.duplicate &= duplicate;
+        let prefix = super::hex(request);
+        let parts = chunks(framed, MESSAGE_BYTES);
+        if let [only] = parts.as_slice() {
+            let (last, duplicate) = self.append_message(&format!("{prefix}-0"), Bytes::copy_from_slice(only)).await?;
+            return Ok(Appended { last, duplicate });
         }
-        Ok(appended)
+        let ids: Vec<String> = (0..parts.len()).map(|index| format!("{prefix}-{index}")).collect();
+        let parts: Vec<Bytes> = parts.into_iter().map(Bytes::copy_from_slice).collect();
+        let mut epoch = self.heard_of(0);
+        loop {
+            let batch = format!("{prefix}-{:016x}", fastrand::u64(..));
+            match super::stream::publish_atomic(&self.jetstream, subject(epoch), &batch, &ids, &parts).await {
+                Ok(BatchStored::Whole { last }) => {
+                    return Ok(Appended { last: LogPosition { epoch, sequence: last }, duplicate: false })
+                }
+                // Stored whole by an earlier attempt, somewhere before the
+                // log's end now: a node that has applied that much has it.
+                Ok(BatchStored::Duplicate) => {
+                    let last = self.last_position().await?.max(LogPosition { epoch, sequence: 0 });
+                    return Ok(Appended { last, duplicate: true });
+                }
+                Err(error) => epoch = self.later_epoch(epoch, error).await?,
+            }
+        }
+    }
+
+    /// After a publish to `epoch` failed: the later epoch to publish to
+    /// instead when one has begun (`epoch` is sealed), else the error.
+    async fn later_epoch(&self, epoch: u64, error: ClusterError) -> Result<u64, ClusterError> {
+        let latest = self.epoch().await?.map_or(epoch, |(latest, _)| latest.epoch);
+        if latest <= epoch {
+            return Err(error);
+        }
+        Ok(self.heard_of(latest))
     }
 
     /// Publishes one message to the current epoch; when that fails because
@@ -240,13 +271,7 @@ impl ClusterLog {
                 Ok(published) => {
                     return Ok((LogPosition { epoch, sequence: published.sequence }, published.duplicate));
                 }
-                Err(error) => {
-                    let latest = self.epoch().await?.map_or(epoch, |(latest, _)| latest.epoch);
-                    if latest <= epoch {
-                        return Err(error);
-                    }
-                    epoch = self.heard_of(latest);
-                }
+                Err(error) => epoch = self.later_epoch(epoch, error).await?,
             }
         }
     }

@@ -56,6 +56,95 @@ pub(super) async fn publish(
     Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
 }
 
+/// What JetStream answered to an atomic batch ([`publish_atomic`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BatchStored {
+    /// Every message stored, consecutively; the sequence of the last one.
+    Whole { last: u64 },
+    /// A message id of the batch was seen within the deduplication window:
+    /// nothing of this attempt was stored (an earlier attempt was, whole).
+    Duplicate,
+}
+
+/// JetStream's error code for an atomic batch holding a message id it has
+/// seen: the whole batch is refused.
+const ATOMIC_DUPLICATE: u64 = 10201;
+
+/// Publishes `parts` to `subject` as one atomic batch (ADR-50, nats-server
+/// 2.12 and later): JetStream stores all of them, one after another, or
+/// none. Part `i` carries the message id `ids[i]`. A publisher that stops
+/// half way (a crash, a lost connection) leaves nothing stored; the server
+/// drops an uncommitted batch after its batch timeout. `batch` names this
+/// attempt and must be new for every attempt.
+pub(super) async fn publish_atomic(
+    jetstream: &jetstream::Context,
+    subject: String,
+    batch: &str,
+    ids: &[String],
+    parts: &[Bytes],
+) -> Result<BatchStored, ClusterError> {
+    use async_nats::header;
+    let client = jetstream.client();
+    let count = parts.len();
+    for (index, (id, part)) in ids.iter().zip(parts).enumerate() {
+        let sequence = index + 1;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(header::NATS_BATCH_ID, batch);
+        headers.insert(header::NATS_BATCH_SEQUENCE, sequence.to_string().as_str());
+        headers.insert(header::NATS_MESSAGE_ID, id.as_str());
+        if sequence == count {
+            headers.insert(header::NATS_BATCH_COMMIT, header::NATS_BATCH_COMMIT_FINAL);
+        }
+        if sequence > 1 && sequence < count {
+            client
+                .publish_with_headers(subject.clone(), headers, part.clone())
+                .await
+                .map_err(ClusterError::jetstream)?;
+            crate::failpoint::reach("cluster.batch_part");
+            continue;
+        }
+        // The first part is answered (empty) once the batch has begun, or
+        // with the reason it cannot; the commit with the batch's ack.
+        let reply = client
+            .request_with_headers(subject.clone(), headers, part.clone())
+            .await
+            .map_err(ClusterError::jetstream)?;
+        if sequence < count && reply.payload.is_empty() {
+            crate::failpoint::reach("cluster.batch_part");
+            continue;
+        }
+        let ack: BatchAck =
+            serde_json::from_slice(&reply.payload).map_err(|error| ClusterError::Unreadable(error.to_string()))?;
+        match ack.error {
+            Some(error) if error.err_code == ATOMIC_DUPLICATE => return Ok(BatchStored::Duplicate),
+            Some(error) => {
+                return Err(ClusterError::JetStream(format!(
+                    "atomic batch refused: {} (error {})",
+                    error.description, error.err_code
+                )))
+            }
+            None if sequence == count => return Ok(BatchStored::Whole { last: ack.seq }),
+            None => {}
+        }
+    }
+    Err(ClusterError::JetStream("an atomic batch of no parts".into()))
+}
+
+/// JetStream's answer to a batch's first part (when it is refused) or commit.
+#[derive(serde::Deserialize)]
+struct BatchAck {
+    #[serde(default)]
+    seq: u64,
+    error: Option<BatchError>,
+}
+
+#[derive(serde::Deserialize)]
+struct BatchError {
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
 /// The event stream of one cluster.
 pub struct EventStream {
     jetstream: jetstream::Context,
