@@ -36,11 +36,56 @@ pub struct Links {
     by_subject: HashMap<(PartnerIndex, u32), u32, Hasher>,
     /// (partner, account id) -> subject.
     by_account: HashMap<(PartnerIndex, u32), u32, Hasher>,
-    /// Friendships at each partner, between account ids (smaller index first).
-    friends: HashSet<(PartnerIndex, u32, u32), Hasher>,
+    /// Friendships at each partner, between account ids.
+    friends: Friendships,
     /// A partner's claims not attested by the service: (partner, subject) ->
     /// the account id it claims. Never consulted by an output.
     claims: HashMap<(PartnerIndex, u32), u32, Hasher>,
+}
+
+/// Friendships between account indexes, one set a partner: each pair is
+/// one `u64` (smaller index in the high half), 8 bytes a bucket where a
+/// `(partner, a, b)` key took 12 (on the partner workload, 496,000 pairs in
+/// about 917,000 buckets: 3.7 MB less).
+#[derive(Default)]
+struct Friendships {
+    by_partner: Vec<HashSet<u64, Hasher>>,
+}
+
+impl Friendships {
+    fn pair(a: u32, b: u32) -> u64 {
+        u64::from(a.min(b)) << 32 | u64::from(a.max(b))
+    }
+
+    /// Adds the pair; `false` when it was there.
+    fn insert(&mut self, partner: PartnerIndex, a: u32, b: u32) -> bool {
+        let partner = usize::from(partner);
+        if self.by_partner.len() <= partner {
+            self.by_partner.resize_with(partner + 1, HashSet::default);
+        }
+        self.by_partner[partner].insert(Self::pair(a, b))
+    }
+
+    /// Removes the pair; `false` when it was not there.
+    fn remove(&mut self, partner: PartnerIndex, a: u32, b: u32) -> bool {
+        self.by_partner.get_mut(usize::from(partner)).is_some_and(|pairs| pairs.remove(&Self::pair(a, b)))
+    }
+
+    fn contains(&self, partner: PartnerIndex, a: u32, b: u32) -> bool {
+        self.by_partner.get(usize::from(partner)).is_some_and(|pairs| pairs.contains(&Self::pair(a, b)))
+    }
+
+    /// Every friendship as (partner, smaller index, larger index).
+    fn iter(&self) -> impl Iterator<Item = (PartnerIndex, u32, u32)> + '_ {
+        self.by_partner.iter().enumerate().flat_map(|(partner, pairs)| {
+            pairs.iter().map(move |&pair| (partner as PartnerIndex, (pair >> 32) as u32, pair as u32))
+        })
+    }
+
+    /// Heap bytes (a control byte a bucket plus the key).
+    fn heap_bytes(&self) -> usize {
+        self.by_partner.iter().map(|pairs| pairs.capacity() * 9).sum()
+    }
 }
 
 /// The links section of a snapshot (version 8 on): account ids once, then
@@ -205,7 +250,7 @@ impl Links {
     }
 
     fn put_friends(&mut self, partner: PartnerIndex, a: u32, b: u32) {
-        if self.friends.insert((partner, a.min(b), a.max(b))) {
+        if self.friends.insert(partner, a, b) {
             self.accounts.retain(a);
             self.accounts.retain(b);
         }
@@ -232,7 +277,7 @@ impl Links {
             }
             crate::contract::FriendState::Removed => {
                 if let (Some(a), Some(b)) = (self.accounts.find(a), self.accounts.find(b)) {
-                    if self.friends.remove(&(index, a.min(b), a.max(b))) {
+                    if self.friends.remove(index, a, b) {
                         self.accounts.release(a);
                         self.accounts.release(b);
                     }
@@ -244,7 +289,7 @@ impl Links {
     /// Whether two accounts are friends at `partner`.
     pub fn are_friends(&self, partner: PartnerIndex, a: &str, b: &str) -> bool {
         match (self.accounts.find(a), self.accounts.find(b)) {
-            (Some(a), Some(b)) => self.friends.contains(&(partner, a.min(b), a.max(b))),
+            (Some(a), Some(b)) => self.friends.contains(partner, a, b),
             _ => false,
         }
     }
@@ -289,7 +334,7 @@ impl Links {
     pub fn heap_bytes(&self) -> usize {
         // hashbrown: a control byte per bucket plus the entry.
         (self.by_subject.capacity() + self.by_account.capacity() + self.claims.capacity()) * 13
-            + self.friends.capacity() * 13
+            + self.friends.heap_bytes()
             + self.accounts.heap_bytes()
     }
 
@@ -303,7 +348,7 @@ impl Links {
             partners: self.partners.clone(),
             accounts: self.accounts.ids().to_vec(),
             links: sorted(self.by_subject.iter().map(|(&(p, s), &a)| (p, s, a)).collect()),
-            friends: sorted(self.friends.iter().copied().collect()),
+            friends: sorted(self.friends.iter().collect()),
             claims: sorted(self.claims.iter().map(|(&(p, s), &a)| (p, s, a)).collect()),
         }
     }
@@ -402,7 +447,7 @@ impl Links {
             friends: self
                 .friends
                 .iter()
-                .map(|&(partner, a, b)| {
+                .map(|(partner, a, b)| {
                     let (a, b) = (id(a), id(b));
                     if a <= b {
                         (partner, a, b)
