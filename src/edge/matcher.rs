@@ -1,8 +1,8 @@
 //! The phone metadata, compiled for the edge: validity, region and E.164 of a
 //! parsed number, with the `phonenumber` crate's answers and without its cost.
 //!
-//! Owns: one set of compiled patterns per region of the crate's metadata
-//! (built the first time a number of that region is seen), and the three
+//! Owns: the patterns of each region of the crate's metadata (each
+//! compiled the first time a number asks it), and the three
 //! questions the edge asks after parsing: is the number valid, which region
 //! is it from, what is its E.164 form.
 //! Never: parses written forms (the crate does), or answers differently from
@@ -31,47 +31,76 @@ use phonenumber::PhoneNumber;
 use crate::contract::Region;
 
 /// One descriptor's test: the possible lengths, and its pattern anchored at
-/// the start.
+/// the start, compiled the first time a number of one of those lengths asks
+/// (compiling every pattern of a region at its first number compiled many
+/// that no number of it ever needs).
 struct Pattern {
-    lengths: Vec<u16>,
-    regex: regex::Regex,
+    descriptor: &'static Descriptor,
+    regex: OnceLock<Option<Compiled>>,
 }
 
 impl Pattern {
-    fn compile(descriptor: &Descriptor) -> Option<Pattern> {
-        Some(Pattern {
-            lengths: descriptor.possible_length().to_vec(),
-            regex: anchored(descriptor.national_number().as_str())?,
-        })
+    fn of(descriptor: &'static Descriptor) -> Pattern {
+        Pattern { descriptor, regex: OnceLock::new() }
     }
 
-    /// `Descriptor::is_match`.
+    /// `Descriptor::is_match` (a pattern that does not compile matches
+    /// nothing, as the crate's lookup of it fails).
     fn is_match(&self, national: &str) -> bool {
-        (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16))) && self.regex.is_match(national)
+        let lengths = self.descriptor.possible_length();
+        (lengths.is_empty() || lengths.contains(&(national.len() as u16)))
+            && self
+                .regex
+                .get_or_init(|| anchored(self.descriptor.national_number().as_str()))
+                .as_ref()
+                .is_some_and(|regex| regex.is_match(national))
     }
 }
+
+/// A compiled pattern: an NFA run by a bounded backtracker or a PikeVM.
+type Compiled = regex_automata::meta::Regex;
 
 /// A metadata pattern as the crate builds it (whitespace ignored), matching
 /// only at the start of the text: the crate's `find(..).start() == 0`, since
 /// a leftmost-first search returns a match at 0 whenever there is one.
-fn anchored(pattern: &str) -> Option<regex::Regex> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})")).ignore_whitespace(true).build().ok()
+///
+/// Unicode is off: `\d` is then `[0-9]` instead of every script's digits,
+/// which compiled to hundreds of UTF-8 states at each of the metadata's
+/// many `\d`. The text matched is the crate's national number, ASCII digits
+/// only, so the answers are the same (`proviso bench phone-agreement`: no
+/// disagreement over a million numbers of every region). The lazy and
+/// one-pass DFAs are off too: a national number is at most 17 digits, and
+/// the NFA engines answer as fast. Numbers of all 243 regions held 145 MiB
+/// of patterns before, 23 MiB now (`bench/phone_memory.sh`, bench/README.md
+/// "Phone patterns: memory").
+fn anchored(pattern: &str) -> Option<Compiled> {
+    use regex_automata::{meta, nfa::thompson::WhichCaptures, util::syntax};
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().ignore_whitespace(true).unicode(false))
+        .configure(meta::Config::new().hybrid(false).onepass(false).which_captures(WhichCaptures::None))
+        .build(&format!("^(?:{pattern})"))
+        .ok()
 }
 
-/// One region's compiled metadata.
+/// One region's metadata, each pattern compiled when first asked.
 struct RegionPatterns {
     metadata: &'static Metadata,
-    general: Option<Pattern>,
+    general: Pattern,
     /// Every type the crate's `number_type` checks after the general one;
-    /// a number is of a known type when any of them matches.
+    /// a number is of a known type when any of them matches. Fixed-line
+    /// and mobile come first: most numbers are one of them, so the other
+    /// types' patterns are seldom compiled (the answer is the same in any
+    /// order).
     types: Vec<Pattern>,
-    leading_digits: Option<regex::Regex>,
+    leading_digits: Option<OnceLock<Option<Compiled>>>,
 }
 
 impl RegionPatterns {
-    fn compile(metadata: &'static Metadata) -> RegionPatterns {
+    fn of(metadata: &'static Metadata) -> RegionPatterns {
         let descriptors = metadata.descriptors();
         let types = [
+            descriptors.fixed_line(),
+            descriptors.mobile(),
             descriptors.premium_rate(),
             descriptors.toll_free(),
             descriptors.shared_cost(),
@@ -80,21 +109,28 @@ impl RegionPatterns {
             descriptors.pager(),
             descriptors.uan(),
             descriptors.voicemail(),
-            descriptors.fixed_line(),
-            descriptors.mobile(),
         ];
         RegionPatterns {
             metadata,
-            general: Pattern::compile(descriptors.general()),
-            types: types.into_iter().flatten().filter_map(Pattern::compile).collect(),
-            leading_digits: metadata.leading_digits().and_then(|regex| anchored(regex.as_str())),
+            general: Pattern::of(descriptors.general()),
+            types: types.into_iter().flatten().map(Pattern::of).collect(),
+            leading_digits: metadata.leading_digits().map(|_| OnceLock::new()),
         }
     }
 
     /// `validator::number_type(..) != Type::Unknown`.
     fn has_known_type(&self, national: &str) -> bool {
-        self.general.as_ref().is_some_and(|general| general.is_match(national))
-            && self.types.iter().any(|pattern| pattern.is_match(national))
+        self.general.is_match(national) && self.types.iter().any(|pattern| pattern.is_match(national))
+    }
+
+    /// Whether the region's leading digits match (`None`: it has none, or
+    /// they do not compile, and the crate then asks the number's type).
+    fn leading_digits_match(&self, national: &str) -> Option<bool> {
+        let compiled = self
+            .leading_digits
+            .as_ref()?
+            .get_or_init(|| self.metadata.leading_digits().and_then(|regex| anchored(regex.as_str())));
+        compiled.as_ref().map(|regex| regex.is_match(national))
     }
 }
 
@@ -124,7 +160,7 @@ static REGIONS: LazyLock<HashMap<(u16, &'static str), OnceLock<RegionPatterns>>>
 
 fn patterns(metadata: &'static Metadata) -> Option<&'static RegionPatterns> {
     let slot = REGIONS.get(&(metadata.country_code(), metadata.id()))?;
-    Some(slot.get_or_init(|| RegionPatterns::compile(metadata)))
+    Some(slot.get_or_init(|| RegionPatterns::of(metadata)))
 }
 
 /// `validator::source_for`, resolved to the metadata it names.
@@ -142,8 +178,8 @@ fn source_for(code: u16, national: &str) -> Option<&'static RegionPatterns> {
     }
     for region in regions {
         let region_patterns = patterns(DATABASE.by_id(region)?)?;
-        let chosen = match &region_patterns.leading_digits {
-            Some(leading) => leading.is_match(national),
+        let chosen = match region_patterns.leading_digits_match(national) {
+            Some(matched) => matched,
             None => region_patterns.has_known_type(national),
         };
         if chosen {
