@@ -352,3 +352,37 @@ async fn a_batch_over_one_message_is_stored_whole_once_or_not_at_all() {
     assert_eq!(read, framed, "the parts, in order, are the batch");
     nats.kill();
 }
+
+/// JetStream stages at most 50 uncommitted atomic batches a stream (its
+/// default `max_batch_inflight_per_stream`) and refuses the 51st at once;
+/// 80 batches over one message appended at the same moment all get stored,
+/// each whole (the ones refused wait their turn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_batches_at_once_than_jetstream_stages_are_all_stored() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let jetstream = cluster::connect(&nats.url).await.expect("connect");
+    let log = std::sync::Arc::new(
+        ClusterLog::open(&jetstream, Duration::from_secs(3600), Duration::from_secs(3600)).await.expect("open"),
+    );
+    let mut framed = Vec::new();
+    for n in 0..2u8 {
+        common::nats::frame(&mut framed, &vec![n; 300 << 10]);
+    }
+    let framed = std::sync::Arc::new(framed);
+    let appends: Vec<_> = (0..80u8)
+        .map(|n| {
+            let (log, framed) = (log.clone(), framed.clone());
+            tokio::spawn(async move { log.append(&[n; 16], &framed).await })
+        })
+        .collect();
+    let mut lasts = Vec::new();
+    for append in appends {
+        let appended = append.await.expect("joined").expect("stored");
+        assert!(!appended.duplicate);
+        lasts.push(appended.last.sequence);
+    }
+    lasts.sort_unstable();
+    assert_eq!(lasts, (1..=80).map(|n| 2 * n).collect::<Vec<u64>>(), "each batch's two parts one after another");
+    nats.kill();
+}

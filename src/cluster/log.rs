@@ -42,6 +42,10 @@ pub const STREAM_PREFIX: &str = "PROVISO_LOG_";
 /// A batch is cut into messages of about this many bytes of framed records
 /// (whole records; NATS refuses a message over 1 MiB by default).
 pub const MESSAGE_BYTES: usize = 512 << 10;
+/// How long a batch over one message waits for its turn while the stream
+/// holds as many uncommitted batches as the server allows
+/// (`max_batch_inflight_per_stream`, 50 by default in nats-server 2.15).
+const BUSY_LIMIT: Duration = Duration::from_secs(10);
 /// The shortest retention: a node may be away for three quarters of it.
 pub const MIN_RETENTION: Duration = Duration::from_secs(4);
 /// The key of the current epoch in the cluster's bucket.
@@ -235,6 +239,7 @@ impl ClusterLog {
         let ids: Vec<String> = (0..parts.len()).map(|index| format!("{prefix}-{index}")).collect();
         let parts: Vec<Bytes> = parts.into_iter().map(Bytes::copy_from_slice).collect();
         let mut epoch = self.heard_of(0);
+        let busy_until = std::time::Instant::now() + BUSY_LIMIT;
         loop {
             let batch = format!("{prefix}-{:016x}", fastrand::u64(..));
             match super::stream::publish_atomic(&self.jetstream, subject(epoch), &batch, &ids, &parts).await {
@@ -246,6 +251,17 @@ impl ClusterLog {
                 Ok(BatchStored::Duplicate) => {
                     let last = self.last_position().await?.max(LogPosition { epoch, sequence: 0 });
                     return Ok(Appended { last, duplicate: true });
+                }
+                // As many batches as the server stages at once are in
+                // flight (from every node): this one waits its turn.
+                Ok(BatchStored::Busy) if std::time::Instant::now() < busy_until => {
+                    tokio::time::sleep(Duration::from_millis(5 + fastrand::u64(..20))).await;
+                }
+                Ok(BatchStored::Busy) => {
+                    return Err(ClusterError::JetStream(format!(
+                        "JetStream held too many uncommitted batches for {} s",
+                        BUSY_LIMIT.as_secs()
+                    )))
                 }
                 Err(error) => epoch = self.later_epoch(epoch, error).await?,
             }

@@ -64,11 +64,17 @@ pub(super) enum BatchStored {
     /// A message id of the batch was seen within the deduplication window:
     /// nothing of this attempt was stored (an earlier attempt was, whole).
     Duplicate,
+    /// The stream holds as many uncommitted batches as the server allows
+    /// (50 a stream by default): nothing was stored; try again shortly.
+    Busy,
 }
 
 /// JetStream's error code for an atomic batch holding a message id it has
 /// seen: the whole batch is refused.
 const ATOMIC_DUPLICATE: u64 = 10201;
+/// JetStream's error code for an atomic batch begun while the stream holds
+/// the most uncommitted ones the server allows.
+const ATOMIC_TOO_MANY_INFLIGHT: u64 = 10210;
 
 /// Publishes `parts` to `subject` as one atomic batch (ADR-50, nats-server
 /// 2.12 and later): JetStream stores all of them, one after another, or
@@ -117,6 +123,7 @@ pub(super) async fn publish_atomic(
             serde_json::from_slice(&reply.payload).map_err(|error| ClusterError::Unreadable(error.to_string()))?;
         match ack.error {
             Some(error) if error.err_code == ATOMIC_DUPLICATE => return Ok(BatchStored::Duplicate),
+            Some(error) if error.err_code == ATOMIC_TOO_MANY_INFLIGHT => return Ok(BatchStored::Busy),
             Some(error) => {
                 return Err(ClusterError::JetStream(format!(
                     "atomic batch refused: {} (error {})",
