@@ -44,7 +44,8 @@ pub const STREAM_PREFIX: &str = "PROVISO_LOG_";
 pub const MESSAGE_BYTES: usize = 512 << 10;
 /// How long a batch over one message waits for its turn while the stream
 /// holds as many uncommitted batches as the server allows
-/// (`max_batch_inflight_per_stream`, 50 by default in nats-server 2.15).
+/// (`jetstream { limits { batch { max_inflight_per_stream } } }` in the
+/// server's config, 50 by default in nats-server 2.15).
 const BUSY_LIMIT: Duration = Duration::from_secs(10);
 /// The shortest retention: a node may be away for three quarters of it.
 pub const MIN_RETENTION: Duration = Duration::from_secs(4);
