@@ -820,8 +820,11 @@ impl Abuse {
     fn sweep(&mut self, rules: &RuleSet) {
         let horizon = self.watermark_ms - rules.max_retention_ms();
         self.windows.retain(|_, window| {
-            window.shrink();
-            window.newest_ms > horizon
+            let kept = window.newest_ms > horizon;
+            if kept {
+                window.shrink();
+            }
+            kept
         });
         let device_horizon = self.watermark_ms - rules.retention_ms(FeatureKind::DeviceRegistrations);
         self.devices.retain(|_, registrations| registrations.back().is_some_and(|(ts, _)| *ts > device_horizon));
