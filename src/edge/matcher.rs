@@ -30,30 +30,43 @@ use phonenumber::PhoneNumber;
 
 use crate::contract::Region;
 
-/// One descriptor's test: the possible lengths, and its pattern anchored at
-/// the start, compiled the first time a number of one of those lengths asks
-/// (compiling every pattern of a region at its first number compiled many
-/// that no number of it ever needs).
+/// A metadata pattern, compiled the first time a number asks it (compiling
+/// every pattern of a region at its first number compiled many that no
+/// number of it ever needs).
+struct Lazy {
+    text: &'static str,
+    compiled: OnceLock<Option<Compiled>>,
+}
+
+impl Lazy {
+    fn of(text: &'static str) -> Lazy {
+        Lazy { text, compiled: OnceLock::new() }
+    }
+
+    /// Whether it matches at the start of `national`; `None` when the
+    /// pattern does not compile.
+    fn is_match(&self, national: &str) -> Option<bool> {
+        self.compiled.get_or_init(|| anchored(self.text)).as_ref().map(|regex| regex.is_match(national))
+    }
+}
+
+/// One descriptor's test: the possible lengths, then its pattern (only
+/// compiled for a number of one of those lengths).
 struct Pattern {
-    descriptor: &'static Descriptor,
-    regex: OnceLock<Option<Compiled>>,
+    lengths: &'static [u16],
+    pattern: Lazy,
 }
 
 impl Pattern {
     fn of(descriptor: &'static Descriptor) -> Pattern {
-        Pattern { descriptor, regex: OnceLock::new() }
+        Pattern { lengths: descriptor.possible_length(), pattern: Lazy::of(descriptor.national_number().as_str()) }
     }
 
     /// `Descriptor::is_match` (a pattern that does not compile matches
     /// nothing, as the crate's lookup of it fails).
     fn is_match(&self, national: &str) -> bool {
-        let lengths = self.descriptor.possible_length();
-        (lengths.is_empty() || lengths.contains(&(national.len() as u16)))
-            && self
-                .regex
-                .get_or_init(|| anchored(self.descriptor.national_number().as_str()))
-                .as_ref()
-                .is_some_and(|regex| regex.is_match(national))
+        (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16)))
+            && self.pattern.is_match(national) == Some(true)
     }
 }
 
@@ -92,7 +105,7 @@ struct RegionPatterns {
     /// types' patterns are seldom compiled (the answer is the same in any
     /// order).
     types: Vec<Pattern>,
-    leading_digits: Option<OnceLock<Option<Compiled>>>,
+    leading_digits: Option<Lazy>,
 }
 
 impl RegionPatterns {
@@ -114,7 +127,7 @@ impl RegionPatterns {
             metadata,
             general: Pattern::of(descriptors.general()),
             types: types.into_iter().flatten().map(Pattern::of).collect(),
-            leading_digits: metadata.leading_digits().map(|_| OnceLock::new()),
+            leading_digits: metadata.leading_digits().map(|regex| Lazy::of(regex.as_str())),
         }
     }
 
@@ -126,11 +139,7 @@ impl RegionPatterns {
     /// Whether the region's leading digits match (`None`: it has none, or
     /// they do not compile, and the crate then asks the number's type).
     fn leading_digits_match(&self, national: &str) -> Option<bool> {
-        let compiled = self
-            .leading_digits
-            .as_ref()?
-            .get_or_init(|| self.metadata.leading_digits().and_then(|regex| anchored(regex.as_str())));
-        compiled.as_ref().map(|regex| regex.is_match(national))
+        self.leading_digits.as_ref()?.is_match(national)
     }
 }
 
