@@ -106,33 +106,32 @@ pub(super) async fn publish_atomic(
                 .publish_with_headers(subject.clone(), headers, part.clone())
                 .await
                 .map_err(ClusterError::jetstream)?;
-            crate::failpoint::reach("cluster.batch_part");
-            continue;
-        }
-        // The first part is answered (empty) once the batch has begun, or
-        // with the reason it cannot; the commit with the batch's ack.
-        let reply = client
-            .request_with_headers(subject.clone(), headers, part.clone())
-            .await
-            .map_err(ClusterError::jetstream)?;
-        if sequence < count && reply.payload.is_empty() {
-            crate::failpoint::reach("cluster.batch_part");
-            continue;
-        }
-        let ack: BatchAck =
-            serde_json::from_slice(&reply.payload).map_err(|error| ClusterError::Unreadable(error.to_string()))?;
-        match ack.error {
-            Some(error) if error.err_code == ATOMIC_DUPLICATE => return Ok(BatchStored::Duplicate),
-            Some(error) if error.err_code == ATOMIC_TOO_MANY_INFLIGHT => return Ok(BatchStored::Busy),
-            Some(error) => {
-                return Err(ClusterError::JetStream(format!(
-                    "atomic batch refused: {} (error {})",
-                    error.description, error.err_code
-                )))
+        } else {
+            // The first part is answered (empty) once the batch has begun,
+            // or with the reason it cannot; the commit with the batch's ack.
+            let reply = client
+                .request_with_headers(subject.clone(), headers, part.clone())
+                .await
+                .map_err(ClusterError::jetstream)?;
+            if sequence == count || !reply.payload.is_empty() {
+                let ack: BatchAck = serde_json::from_slice(&reply.payload)
+                    .map_err(|error| ClusterError::Unreadable(error.to_string()))?;
+                match ack.error {
+                    Some(error) if error.err_code == ATOMIC_DUPLICATE => return Ok(BatchStored::Duplicate),
+                    Some(error) if error.err_code == ATOMIC_TOO_MANY_INFLIGHT => return Ok(BatchStored::Busy),
+                    Some(error) => {
+                        return Err(ClusterError::JetStream(format!(
+                            "atomic batch refused: {} (error {})",
+                            error.description, error.err_code
+                        )))
+                    }
+                    None if sequence == count => return Ok(BatchStored::Whole { last: ack.seq }),
+                    None => {}
+                }
             }
-            None if sequence == count => return Ok(BatchStored::Whole { last: ack.seq }),
-            None => {}
         }
+        // A part sent, the batch not committed yet.
+        crate::failpoint::reach("cluster.batch_part");
     }
     Err(ClusterError::JetStream("an atomic batch of no parts".into()))
 }
