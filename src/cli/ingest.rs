@@ -140,6 +140,46 @@ fn create_rejects_file(path: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Chunks each edge worker may have handed to the writer and not yet seen
+/// acknowledged. The writer's queue holds 256 batches (right for HTTP's small
+/// ones); 256 chunks of 4 MiB would let the edge run a gigabyte ahead of the
+/// writer on two cores, paying for fresh pages and evicting the writer's
+/// tables from the cache, for no gain: both share the same cores.
+const CHUNKS_IN_FLIGHT_PER_WORKER: usize = 2;
+
+/// How many chunks are with the writer; [`InFlight::take`] waits for room.
+struct InFlight {
+    count: std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    limit: usize,
+}
+
+/// One chunk's place with the writer, given back when dropped.
+struct InFlightSlot(std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>);
+
+impl InFlight {
+    fn new(limit: usize) -> InFlight {
+        InFlight { count: Default::default(), limit: limit.max(1) }
+    }
+
+    fn take(&self) -> InFlightSlot {
+        let (count, freed) = &*self.count;
+        let mut count = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *count >= self.limit {
+            count = freed.wait(count).unwrap_or_else(|p| p.into_inner());
+        }
+        *count += 1;
+        InFlightSlot(std::sync::Arc::clone(&self.count))
+    }
+}
+
+impl Drop for InFlightSlot {
+    fn drop(&mut self) {
+        let (count, freed) = &*self.0;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
+
 pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     let config = super::resolve_config(&command.options)?;
     let (input, total_bytes): (Box<dyn Read + Send>, Option<u64>) = if command.input.as_os_str() == "-" {
@@ -196,9 +236,11 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
     // the log (and every "latest wins" state: address books, links,
     // consent at equal times) follows the file, whatever the scheduling.
     let turn = (std::sync::Mutex::new(0u64), std::sync::Condvar::new());
+    let in_flight = InFlight::new(workers * CHUNKS_IN_FLIGHT_PER_WORKER);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
             let turn = &turn;
+            let in_flight = &in_flight;
             let receiver = &chunk_receiver;
             let pipeline = &pipeline;
             let done_sender = done_sender.clone();
@@ -248,7 +290,9 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                     }
                     Ok((prepared, rejected, accepted)) => {
                         let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                        let slot = in_flight.take();
                         pipeline.submit_keyed(prepared, move |result| {
+                            drop(slot);
                             let (accepted, rejected, skipped, result) = match result {
                                 Ok(Committed::Applied { .. }) => (accepted, rejected, false, Ok(())),
                                 Ok(Committed::Replayed(answer)) => {
@@ -390,4 +434,29 @@ fn lines_of(chunk: &Chunk, rejected: &[Rejected]) -> Vec<Vec<u8>> {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InFlight;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_chunk_waits_for_room_with_the_writer_and_gets_it_when_one_is_acknowledged() {
+        let in_flight = InFlight::new(2);
+        let first = in_flight.take();
+        let _second = in_flight.take();
+        let third_taken = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let _third = in_flight.take();
+                third_taken.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(!third_taken.load(Ordering::SeqCst), "a third chunk went to the writer past the limit of two");
+            drop(first);
+        });
+        assert!(third_taken.load(Ordering::SeqCst), "the third chunk never got the room the first gave back");
+    }
 }
