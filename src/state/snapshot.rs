@@ -183,6 +183,9 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     let mut input = Reader::new(body);
     let mut state = State { next_seq: input.u64()?, events_applied: input.u64()?, ..State::default() };
     let subjects = input.u32()?;
+    // Each record takes 26 bytes of the body: a count the body cannot hold
+    // reserves no more than it could.
+    state.subjects.reserve((subjects as usize).min(body.len() / 26));
     for subject in 0..subjects {
         let record = SubjectRecord {
             pseudonym: Pseudonym::from_stored(input.bytes16()?),
