@@ -13,6 +13,7 @@ use std::path::Path;
 
 use common::nats::Nats;
 use common::{Server, ADMIN, ANALYST, INGEST, REVIEWER, SUBJECT};
+use proviso::cluster::log::ClusterLog;
 use serde_json::Value;
 
 /// The pseudonym key every node and the embedded reference share.
@@ -1133,5 +1134,103 @@ fn a_batch_cut_off_half_way_and_resent_in_a_later_epoch_counts_once() {
         for ((path, want), (_, have)) in truth.iter().zip(&got) {
             assert_eq!(have, want, "node {name}: {path}");
         }
+    }
+}
+
+/// Every message of the cluster's log now, as JetStream stored it: the
+/// request digest of its message id and its payload.
+async fn stored_messages(jetstream: &async_nats::jetstream::Context, epochs: &[u64]) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut stored = Vec::new();
+    for &epoch in epochs {
+        let mut stream =
+            jetstream.get_stream(proviso::cluster::log::stream_name(epoch)).await.expect("the epoch's stream");
+        let (first, last) = {
+            let state = &stream.info().await.expect("stream info").state;
+            (state.first_sequence, state.last_sequence)
+        };
+        for sequence in first..=last {
+            let Ok(message) = stream.get_raw_message(sequence).await else { continue };
+            let id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).expect("a message id").to_string();
+            let digits = id.split('-').next().expect("<digest>-<part>");
+            let mut request = [0u8; 16];
+            for (byte, pair) in request.iter_mut().zip(digits.as_bytes().chunks(2)) {
+                *byte = u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex");
+            }
+            stored.push((request, message.payload.to_vec()));
+        }
+    }
+    stored
+}
+
+/// A keyed batch stored a second time in a later epoch of the cluster's
+/// log, as a resend racing its first copy can leave it (a node that has not
+/// applied the first copy yet publishes the resend, and JetStream's
+/// deduplication holds within one epoch only): every node applies it once,
+/// counts the copy it dropped, and still does after a restart.
+#[test]
+fn a_keyed_batch_stored_again_in_a_later_epoch_is_applied_once() {
+    use std::time::Duration;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let reference = embedded(&temp.path().join("embedded"));
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    // Epochs of two seconds.
+    let a = node_with(&a_dir, &nats, &[retention("8")]);
+    let b = node_with(&b_dir, &nats, &[retention("8")]);
+    let (batches, from) = simulated(temp.path(), 17, 300, 6_000, 6, 1_500);
+    for (index, batch) in batches.iter().enumerate() {
+        let (status, body) =
+            a.try_post_events(INGEST, Some(&format!("resent-{index}")), batch.as_bytes()).expect("a answers");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(reference.ingest(batch)["accepted"], body["accepted"]);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let copies = runtime.block_on(async {
+        let jetstream = proviso::cluster::connect(&nats.url).await.expect("connect");
+        let retention = Duration::from_secs(8);
+        let log = ClusterLog::open(&jetstream, Duration::from_secs(3600), retention).await.expect("open the log");
+        let epochs = log.epochs().await.expect("epochs");
+        let stored = stored_messages(&jetstream, &epochs).await;
+        let newest = epochs.iter().copied().max().expect("an epoch");
+        // The nodes' upkeep begins a later epoch.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while log.epochs().await.expect("epochs").iter().all(|&epoch| epoch <= newest) {
+            assert!(std::time::Instant::now() < deadline, "the log did not roll");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let later = ClusterLog::open(&jetstream, Duration::from_secs(3600), retention).await.expect("open again");
+        for (request, payload) in &stored {
+            let appended = later.append(request, payload).await.expect("append the copy");
+            assert!(!appended.duplicate && appended.last.epoch > newest, "stored again, later: {appended:?}");
+        }
+        stored.len()
+    });
+    assert!(copies >= batches.len(), "every batch was copied: {copies} messages for {} batches", batches.len());
+
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    let truth = answers(&reference, &from, &to, &subject);
+    assert!(sum(&truth[2].1) > 1000.0, "the messages counted are not trivial: {}", truth[2].1);
+    let dropped = |node: &Server| {
+        let (_, metrics) = node.get_text("/metrics");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("proviso_cluster_resends_dropped_total "))
+            .and_then(|count| count.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    for (name, node) in [("a", &a), ("b", &b)] {
+        let got = answers(node, &from, &to, &subject);
+        for ((path, want), (_, have)) in truth.iter().zip(&got) {
+            assert_eq!(have, want, "node {name}: {path}");
+        }
+        assert_eq!(dropped(node), copies, "node {name} dropped every copy");
+    }
+    drop(b);
+    let b = node_with(&b_dir, &nats, &[retention("8")]);
+    let got = answers(&b, &from, &to, &subject);
+    for ((path, want), (_, have)) in truth.iter().zip(&got) {
+        assert_eq!(have, want, "node b after a restart: {path}");
     }
 }

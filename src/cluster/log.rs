@@ -102,6 +102,9 @@ pub struct Followed {
     /// When JetStream stored it (epoch milliseconds): the same for every
     /// node, so what a node does "at" a message does not take its own clock.
     pub published_ms: i64,
+    /// The request digest it was appended under (from its message id): the
+    /// idempotency key's digest for a keyed batch, random otherwise.
+    pub request: Option<[u8; 16]>,
     pub payload: Bytes,
 }
 
@@ -329,9 +332,15 @@ impl ClusterLog {
             let message = message.map_err(ClusterError::jetstream)?;
             let info = message.info().map_err(ClusterError::jetstream)?;
             let published_ms = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            let request = message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
+                .and_then(|id| super::request_of(id.as_str()));
             Ok(Followed {
                 position: LogPosition { epoch, sequence: info.stream_sequence },
                 published_ms,
+                request,
                 payload: message.payload.clone(),
             })
         }))

@@ -49,6 +49,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The request digest a message id of the cluster's log was made from
+/// (`<32 hex digits>-<part>`, see [`log::ClusterLog::append`]); `None` for
+/// any other id.
+fn request_of(message_id: &str) -> Option<[u8; 16]> {
+    let (digits, _part) = message_id.split_once('-')?;
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut request = [0u8; 16];
+    for (byte, pair) in request.iter_mut().zip(digits.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(request)
+}
+
 /// Why cluster mode could not go on. Messages name what to do; none names
 /// a person.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +163,16 @@ fn tls_failed(error: &async_nats::ConnectError) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_message_id_gives_back_the_request_it_was_made_from() {
+        let request = [0xa5u8; 16];
+        let id = format!("{}-3", super::hex(&request));
+        assert_eq!(super::request_of(&id), Some(request));
+        for other in ["", "-0", "a5-0", "not hex at all, not hex at all!!-0", &super::hex(&request)] {
+            assert_eq!(super::request_of(other), None, "{other:?}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

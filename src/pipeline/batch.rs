@@ -36,6 +36,13 @@ pub struct Prepared {
     lines: Vec<usize>,
     /// Set by [`Prepared::keyed`]: the batch was sent with an idempotency key.
     pub(super) key: Option<BatchKey>,
+    /// Cluster mode: a message of the cluster's log appended under this
+    /// request digest, stored by JetStream at this time (ms). When the
+    /// digest is a key already applied within the idempotency window at
+    /// that time, the message is a resend stored a second time (in a later
+    /// epoch, where JetStream's deduplication does not reach) and only its
+    /// position is kept.
+    pub(super) resent: Option<([u8; 16], i64)>,
 }
 
 /// The idempotency key of a batch and the answer it gets if applied.
@@ -185,6 +192,29 @@ impl Prepared {
     }
 
     /// Adds a control record written by proviso itself.
+    /// Cluster mode: a resent message ([`Prepared::resent`]) reduced to the
+    /// `StreamPosition` record the follower put last, so the node's log
+    /// still says it got that far and nothing of the message is applied.
+    pub(super) fn only_its_position(self) -> Prepared {
+        let mut kept = Prepared::default();
+        if let Some(Record::Control(position @ Control { body: ControlBody::StreamPosition { .. }, .. })) =
+            self.records.into_iter().last()
+        {
+            kept.push_control(position);
+        }
+        kept
+    }
+
+    /// The keys of the `BatchKeyed` records among the records, with their times.
+    pub(super) fn keys_logged(&self) -> impl Iterator<Item = ([u8; 16], i64)> + '_ {
+        self.records.iter().filter_map(|record| match record {
+            Record::Control(Control { ts_ms, body: ControlBody::BatchKeyed { key_digest, .. } }) => {
+                Some((*key_digest, *ts_ms))
+            }
+            _ => None,
+        })
+    }
+
     pub fn push_control(&mut self, control: Control) {
         frame_with(&mut self.framed, |out| encode_control(&control, out));
         self.records.push(Record::Control(control));

@@ -160,8 +160,10 @@ impl Node {
                         _ = stopped.changed() => return Ok(()),
                         next = tokio::time::timeout(IDLE, messages.next()) => next,
                     };
-                    let (at, published_ms, payload) = match next {
-                        Ok(Some(Ok(message))) => (message.position, message.published_ms, message.payload),
+                    let (at, published_ms, request, payload) = match next {
+                        Ok(Some(Ok(message))) => {
+                            (message.position, message.published_ms, message.request, message.payload)
+                        }
                         Ok(Some(Err(error))) => {
                             tracing::warn!(%error, "Reading the cluster's log failed; resuming after {position}.");
                             break;
@@ -190,8 +192,9 @@ impl Node {
                     };
                     stalled = Duration::ZERO;
                     crate::failpoint::reach("follower.apply");
-                    let prepared = applied_message(&payload, at, published_ms)
+                    let mut prepared = applied_message(&payload, at, published_ms)
                         .map_err(|error| format!("message {at} of the cluster's log: {error}"))?;
+                    prepared.resent = request.map(|request| (request, published_ms));
                     let applied = self.applied.clone();
                     let ack: AckFn = Box::new(move |result| match result {
                         Ok(_) => {

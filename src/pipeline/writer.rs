@@ -106,7 +106,7 @@ pub(super) fn writer_loop(
             continue;
         }
         let not_before_ms = keys.not_before_ms();
-        let (group, replays) = split_replays(&state, group, not_before_ms);
+        let (group, replays) = split_replays(&state, group, not_before_ms, keys.window_ms);
         if group.is_empty() {
             // Every batch was a resend of one already durable.
             for (commit, answer) in replays {
@@ -191,19 +191,28 @@ fn gather(receiver: &Receiver<Job>, first: Commit) -> (Vec<Commit>, Option<super
 /// group: those are answered with the first answer, never written again.
 /// The writer is the one thread that applies keys, so two concurrent
 /// requests with one key cannot both pass this check.
+///
+/// Cluster mode: a message of the cluster's log appended under a key
+/// applied within `window_ms` of the message's own time (JetStream's, the
+/// same on every node) is a resend stored twice; it stays in the group with
+/// only its position ([`Prepared::only_its_position`]), so every node drops
+/// the same messages and a restart drops them again.
 fn split_replays(
     state: &RwLock<State>,
     group: Vec<Commit>,
     not_before_ms: i64,
+    window_ms: i64,
 ) -> (Vec<Commit>, Vec<(Commit, KeyedAnswer)>) {
-    if group.iter().all(|commit| commit.prepared.key.is_none()) {
+    if group.iter().all(|commit| commit.prepared.key.is_none() && commit.prepared.resent.is_none()) {
         return (group, Vec::new());
     }
     let state = state.read().unwrap_or_else(|p| p.into_inner());
     let mut in_group: HashMap<[u8; 16], KeyedAnswer> = HashMap::new();
+    // Keys logged by the cluster's messages earlier in this group, and when.
+    let mut logged: HashMap<[u8; 16], i64> = HashMap::new();
     let mut keep = Vec::with_capacity(group.len());
     let mut replays = Vec::new();
-    for commit in group {
+    for mut commit in group {
         if let Some(key) = &commit.prepared.key {
             let first = state.recent_keys.get(&key.digest, not_before_ms).or_else(|| in_group.get(&key.digest));
             if let Some(answer) = first {
@@ -212,6 +221,16 @@ fn split_replays(
                 continue;
             }
             in_group.insert(key.digest, key.answer.clone());
+        }
+        if let Some((request, at_ms)) = commit.prepared.resent {
+            let not_before_ms = at_ms.saturating_sub(window_ms);
+            let applied = state.recent_keys.get(&request, not_before_ms).is_some()
+                || logged.get(&request).is_some_and(|&logged_ms| logged_ms >= not_before_ms);
+            if applied {
+                crate::telemetry::ClusterResendDropped.emit();
+                commit.prepared = std::mem::take(&mut commit.prepared).only_its_position();
+            }
+            logged.extend(commit.prepared.keys_logged());
         }
         keep.push(commit);
     }

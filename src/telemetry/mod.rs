@@ -31,6 +31,7 @@ pub const STORAGE_FAILURES_TOTAL: &str = "proviso_storage_failures_total";
 pub const CLUSTER_APPLIED_EPOCH: &str = "proviso_cluster_applied_epoch";
 pub const CLUSTER_APPLIED_SEQUENCE: &str = "proviso_cluster_applied_sequence";
 pub const CLUSTER_CATCH_UP_SECONDS: &str = "proviso_cluster_catch_up_seconds";
+pub const CLUSTER_RESENDS_DROPPED_TOTAL: &str = "proviso_cluster_resends_dropped_total";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -69,6 +70,10 @@ pub fn describe() {
         CLUSTER_CATCH_UP_SECONDS,
         metrics::Unit::Seconds,
         "Cluster mode: how long a request waited for this node to apply the cluster's log as it stood when the request came."
+    );
+    metrics::describe_counter!(
+        CLUSTER_RESENDS_DROPPED_TOTAL,
+        "Cluster mode: messages of the cluster's log not applied because their idempotency key already was (a resend stored in a later epoch)."
     );
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
     metrics::describe_counter!(
@@ -115,6 +120,16 @@ pub struct ClusterCaughtUp {
 impl ClusterCaughtUp {
     pub fn emit(self) {
         histogram!(CLUSTER_CATCH_UP_SECONDS).record(self.waited.as_secs_f64());
+    }
+}
+
+/// Cluster mode: a message of the cluster's log was a resend of a keyed
+/// batch already applied, and only its position was kept.
+pub struct ClusterResendDropped;
+
+impl ClusterResendDropped {
+    pub fn emit(self) {
+        counter!(CLUSTER_RESENDS_DROPPED_TOTAL).increment(1);
     }
 }
 
