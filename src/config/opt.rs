@@ -177,7 +177,7 @@ options! {
         #[arg(long, env = env::PROVISO_PSEUDONYM_KEY, value_name = "HEX", hide_env_values = true, help_heading = heading::DATA)]
         #[serde(default)]
         pub pseudonym_key: Option<Secret>,
-        /// Records applied between automatic state snapshots
+        /// Records applied between automatic state snapshots, at least (a snapshot also waits until twice its own size of log has been written since the last one)
         #[arg(long, env = env::PROVISO_SNAPSHOT_EVERY_RECORDS, value_name = "N", default_value_t = default_snapshot_every_records(), help_heading = heading::DATA)]
         #[serde(default = "default_snapshot_every_records")]
         pub snapshot_every_records: u64,

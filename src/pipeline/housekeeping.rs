@@ -3,8 +3,9 @@
 //!
 //! Owns: when to compact for erasures (once the oldest pending erasure is
 //! `erasure_compaction` old; with a zero bound, before the deletion is
-//! acknowledged), when to snapshot (every `snapshot_every_records` and at
-//! shutdown), handing each group's revocations to the hook and destroying
+//! acknowledged), when to snapshot (once `snapshot_every_records` records
+//! and twice the last snapshot's bytes of log have been written since it,
+//! and at shutdown), handing each group's revocations to the hook and destroying
 //! erased people's secrets before the group is acknowledged.
 //! Never: runs outside the writer thread, or acknowledges anything.
 
@@ -17,6 +18,24 @@ use crate::contract::Pseudonym;
 use crate::log::Log;
 use crate::state::{save_snapshot, State, Withdrawal};
 use crate::vault::Vault;
+
+/// How many times the last snapshot's size in log bytes must have been
+/// written since it before the next one is taken.
+const SNAPSHOT_LOG_RATIO: u64 = 2;
+
+/// Whether a snapshot is due: `records` records and `bytes` bytes of log
+/// committed since the last one, whose size was `last_bytes`. At least
+/// `every` records, as configured, and at least [`SNAPSHOT_LOG_RATIO`] times
+/// the last snapshot's bytes: a snapshot grows with what proviso holds, so
+/// with a fixed interval its cost per event would grow with the data too
+/// (at 400k subjects one snapshot of ~200 MB every 2M records; at a
+/// billion, one the size of the state every 2M records). This way the
+/// snapshots cost at most half a byte written per byte of log, at any size,
+/// and a restart after a crash replays at most about twice the snapshot's
+/// size of log.
+fn snapshot_due(records: u64, every: u64, bytes: u64, last_bytes: u64) -> bool {
+    records >= every && bytes >= last_bytes.saturating_mul(SNAPSHOT_LOG_RATIO)
+}
 
 /// The writer's housekeeping settings, hooks and schedule.
 pub(super) struct Housekeeping {
@@ -34,6 +53,10 @@ pub(super) struct Housekeeping {
     erasure_seen: Option<Instant>,
     /// Records committed since the last snapshot.
     since_snapshot: u64,
+    /// Log bytes committed since the last snapshot.
+    since_snapshot_bytes: u64,
+    /// The size of the last snapshot written.
+    last_snapshot_bytes: std::cell::Cell<u64>,
     /// Cluster mode: the partner outputs gathered in log order.
     pub(super) outputs: Option<super::outputs::Outputs>,
 }
@@ -59,6 +82,8 @@ impl Housekeeping {
             on_backup,
             erasure_seen: None,
             since_snapshot: 0,
+            since_snapshot_bytes: 0,
+            last_snapshot_bytes: std::cell::Cell::new(0),
             outputs: None,
         }
     }
@@ -144,15 +169,25 @@ impl Housekeeping {
             self.compact(log, state);
             self.erasure_seen = None;
             self.since_snapshot = 0;
+            self.since_snapshot_bytes = 0;
         }
     }
 
-    /// After a group of `records` records is acknowledged: snapshots once
-    /// enough records have been committed since the last one.
-    pub(super) fn after_ack(&mut self, state: &RwLock<State>, records: u64) {
+    /// After a group of `records` records (`bytes` bytes of log) is
+    /// acknowledged: snapshots once enough has been committed since the
+    /// last one ([`snapshot_due`]).
+    pub(super) fn after_ack(&mut self, state: &RwLock<State>, records: u64, bytes: u64) {
         self.since_snapshot += records;
-        if self.since_snapshot >= self.snapshot_every && !self.outputs_pending() {
+        self.since_snapshot_bytes += bytes;
+        let due = snapshot_due(
+            self.since_snapshot,
+            self.snapshot_every,
+            self.since_snapshot_bytes,
+            self.last_snapshot_bytes.get(),
+        );
+        if due && !self.outputs_pending() {
             self.since_snapshot = 0;
+            self.since_snapshot_bytes = 0;
             self.write_snapshot(state);
         }
     }
@@ -233,6 +268,7 @@ impl Housekeeping {
     fn snapshot_of(&self, state: &State) {
         match save_snapshot(state, &self.state_dir) {
             Ok(bytes) => {
+                self.last_snapshot_bytes.set(bytes);
                 crate::telemetry::SnapshotWritten { bytes, next_seq: state.next_seq, heap_bytes: state.heap_bytes() }
                     .emit()
             }
@@ -241,5 +277,22 @@ impl Housekeeping {
                 tracing::warn!(%error, "Snapshot failed; state stays rebuildable from the log.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+
+    #[test]
+    fn the_snapshot_interval_grows_with_the_snapshot() {
+        // Small state: the configured record count decides.
+        assert!(!snapshot_due(1_999_999, 2_000_000, 300 << 20, 40 << 20));
+        assert!(snapshot_due(2_000_000, 2_000_000, 300 << 20, 40 << 20));
+        // Large state: two snapshots' worth of log first, however many records.
+        assert!(!snapshot_due(2_000_000, 2_000_000, 300 << 20, 200 << 20));
+        assert!(snapshot_due(3_500_000, 2_000_000, 400 << 20, 200 << 20));
+        // No snapshot yet: only the records count.
+        assert!(snapshot_due(2_000_000, 2_000_000, 0, 0));
     }
 }
