@@ -47,6 +47,12 @@ impl SubjectIndex {
 
     /// The subject whose hash is `hash` and for which `is_it` holds.
     pub(super) fn find(&self, hash: u64, is_it: impl Fn(u32) -> bool) -> Option<u32> {
+        self.probe(hash, is_it).map(|slot| self.slots[slot])
+    }
+
+    /// The first slot, from `hash`'s home on, whose tag is `hash`'s and
+    /// whose subject `is_it`; `None` at the first empty slot.
+    fn probe(&self, hash: u64, is_it: impl Fn(u32) -> bool) -> Option<usize> {
         if self.tags.is_empty() {
             return None;
         }
@@ -55,7 +61,7 @@ impl SubjectIndex {
         loop {
             match self.tags[slot] {
                 0 => return None,
-                found if found == tag && is_it(self.slots[slot]) => return Some(self.slots[slot]),
+                found if found == tag && is_it(self.slots[slot]) => return Some(slot),
                 _ => slot = (slot + 1) & mask,
             }
         }
@@ -103,7 +109,7 @@ impl SubjectIndex {
     /// Removes `subject`, found under `hash`; the entries after it that
     /// would no longer be reached move back into the hole.
     pub(super) fn remove(&mut self, hash: u64, subject: u32, hash_of: impl Fn(u32) -> u64) {
-        let Some(mut hole) = self.slot_of(hash, subject) else { return };
+        let Some(mut hole) = self.probe(hash, |found| found == subject) else { return };
         let mask = self.mask();
         let mut next = hole;
         loop {
@@ -125,21 +131,6 @@ impl SubjectIndex {
         self.len -= 1;
     }
 
-    fn slot_of(&self, hash: u64, subject: u32) -> Option<usize> {
-        if self.tags.is_empty() {
-            return None;
-        }
-        let (mask, tag) = (self.mask(), Self::tag(hash));
-        let mut slot = self.home(hash);
-        loop {
-            match self.tags[slot] {
-                0 => return None,
-                found if found == tag && self.slots[slot] == subject => return Some(slot),
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-    }
-
     /// Asks for the tag and slot a lookup of `hash` reads first to be
     /// brought into the cache, without waiting for them.
     pub(super) fn prefetch(&self, hash: u64) {
@@ -154,18 +145,7 @@ impl SubjectIndex {
     /// The first subject a lookup of `hash` would compare (its tag matches):
     /// the record to fetch ahead. A hint only; [`SubjectIndex::find`] decides.
     pub(super) fn candidate(&self, hash: u64) -> Option<u32> {
-        if self.tags.is_empty() {
-            return None;
-        }
-        let (mask, tag) = (self.mask(), Self::tag(hash));
-        let mut slot = self.home(hash);
-        loop {
-            match self.tags[slot] {
-                0 => return None,
-                found if found == tag => return Some(self.slots[slot]),
-                _ => slot = (slot + 1) & mask,
-            }
-        }
+        self.find(hash, |_| true)
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
