@@ -140,6 +140,34 @@ fn create_rejects_file(path: &Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// A chunk through the edge (or found already in the log), waiting for its
+/// turn to go to the writer.
+enum Parsed {
+    Ready {
+        prepared: Prepared,
+        done: Done,
+    },
+    /// `--resume`: already in the log; only its answer is reported.
+    Skipped(Done),
+}
+
+/// Parsed chunks waiting for the ones before them, by chunk index.
+#[derive(Default)]
+struct Reorder {
+    /// The index of the chunk to hand over next.
+    next: u64,
+    waiting: BTreeMap<u64, Parsed>,
+}
+
+impl Reorder {
+    /// The chunk due next, once it is parsed.
+    fn take_next(&mut self) -> Option<Parsed> {
+        let parsed = self.waiting.remove(&self.next)?;
+        self.next += 1;
+        Some(parsed)
+    }
+}
+
 /// Chunks each edge worker may have handed to the writer and not yet seen
 /// acknowledged. The writer's queue holds 256 batches (right for HTTP's small
 /// ones); 256 chunks of 4 MiB would let the edge run a gigabyte ahead of the
@@ -234,12 +262,15 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
 
     // Chunks are parsed in parallel but handed to the log in file order, so
     // the log (and every "latest wins" state: address books, links,
-    // consent at equal times) follows the file, whatever the scheduling.
-    let turn = (std::sync::Mutex::new(0u64), std::sync::Condvar::new());
+    // consent at equal times) follows the file, whatever the scheduling. A
+    // worker that finishes a chunk before the one ahead of it leaves it in
+    // `reorder` and parses the next instead of waiting; whoever completes
+    // the chunk due next hands over every chunk ready in order.
+    let reorder = (std::sync::Mutex::new(Reorder::default()), std::sync::Condvar::new());
     let in_flight = InFlight::new(workers * CHUNKS_IN_FLIGHT_PER_WORKER);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..workers {
-            let turn = &turn;
+            let reorder = &reorder;
             let in_flight = &in_flight;
             let receiver = &chunk_receiver;
             let pipeline = &pipeline;
@@ -251,10 +282,20 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                 };
                 let digest = chunk_digest(input_name, run, &chunk);
                 let bytes = chunk.bytes.len() as u64;
-                let done_sender = done_sender.clone();
                 let skip = if resume { pipeline.recent_answer(&digest) } else { None };
                 let work = match skip {
-                    Some(answer) => Err(answer),
+                    Some(answer) => {
+                        let rejected = rejected_from_answer(&answer);
+                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                        Parsed::Skipped(Done {
+                            accepted: answer.accepted,
+                            rejected,
+                            rejected_lines,
+                            bytes,
+                            skipped: true,
+                            result: Ok(()),
+                        })
+                    }
                     None => {
                         let mut prepared = Prepared::default();
                         proviso::pipeline::prepare_lines(
@@ -267,46 +308,49 @@ pub fn run(command: IngestCommand) -> anyhow::Result<()> {
                         let accepted = prepared.accepted() as u64;
                         prepared.keyed(digest, None, pipeline.clock().now_ms());
                         let rejected = rejected_from_edge(std::mem::take(&mut prepared.rejected));
-                        Ok((prepared, rejected, accepted))
+                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
+                        Parsed::Ready {
+                            prepared,
+                            done: Done { accepted, rejected, rejected_lines, bytes, skipped: false, result: Ok(()) },
+                        }
                     }
                 };
-                let (next, ready) = turn;
-                let mut next = next.lock().unwrap_or_else(|p| p.into_inner());
-                while *next != chunk.index {
-                    next = ready.wait(next).unwrap_or_else(|p| p.into_inner());
+                let index = chunk.index;
+                drop(chunk);
+                let (order, moved) = reorder;
+                let mut order = order.lock().unwrap_or_else(|p| p.into_inner());
+                // A worker far ahead of a slow chunk waits rather than pile
+                // up parsed chunks.
+                while order.waiting.len() >= workers * 2 && order.next != index {
+                    order = moved.wait(order).unwrap_or_else(|p| p.into_inner());
                 }
-                match work {
-                    Err(answer) => {
-                        let rejected = rejected_from_answer(&answer);
-                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
-                        let _ = done_sender.send(Done {
-                            accepted: answer.accepted,
-                            rejected,
-                            rejected_lines,
-                            bytes,
-                            skipped: true,
-                            result: Ok(()),
-                        });
-                    }
-                    Ok((prepared, rejected, accepted)) => {
-                        let rejected_lines = if keep_rejected_lines { lines_of(&chunk, &rejected) } else { Vec::new() };
-                        let slot = in_flight.take();
-                        pipeline.submit_keyed(prepared, move |result| {
-                            drop(slot);
-                            let (accepted, rejected, skipped, result) = match result {
-                                Ok(Committed::Applied { .. }) => (accepted, rejected, false, Ok(())),
-                                Ok(Committed::Replayed(answer)) => {
-                                    (answer.accepted, rejected_from_answer(&answer), true, Ok(()))
-                                }
-                                Err(error) => (accepted, rejected, false, Err(error.to_string())),
-                            };
-                            let _ =
-                                done_sender.send(Done { accepted, rejected, rejected_lines, bytes, skipped, result });
-                        });
+                order.waiting.insert(index, work);
+                while let Some(work) = order.take_next() {
+                    match work {
+                        Parsed::Skipped(done) => {
+                            let _ = done_sender.send(done);
+                        }
+                        Parsed::Ready { prepared, done } => {
+                            let slot = in_flight.take();
+                            let done_sender = done_sender.clone();
+                            pipeline.submit_keyed(prepared, move |result| {
+                                drop(slot);
+                                let done = match result {
+                                    Ok(Committed::Applied { .. }) => done,
+                                    Ok(Committed::Replayed(answer)) => Done {
+                                        accepted: answer.accepted,
+                                        rejected: rejected_from_answer(&answer),
+                                        skipped: true,
+                                        ..done
+                                    },
+                                    Err(error) => Done { result: Err(error.to_string()), ..done },
+                                };
+                                let _ = done_sender.send(done);
+                            });
+                        }
                     }
                 }
-                *next += 1;
-                ready.notify_all();
+                moved.notify_all();
             });
         }
         drop(done_sender);
