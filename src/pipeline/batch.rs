@@ -191,7 +191,6 @@ impl Prepared {
         prepared
     }
 
-    /// Adds a control record written by proviso itself.
     /// Cluster mode: a resent message ([`Prepared::resent`]) reduced to the
     /// `StreamPosition` record the follower put last, so the node's log
     /// still says it got that far and nothing of the message is applied.
@@ -215,6 +214,7 @@ impl Prepared {
         })
     }
 
+    /// Adds a control record written by proviso itself.
     pub fn push_control(&mut self, control: Control) {
         frame_with(&mut self.framed, |out| encode_control(&control, out));
         self.records.push(Record::Control(control));
