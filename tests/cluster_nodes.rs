@@ -1151,11 +1151,7 @@ async fn stored_messages(jetstream: &async_nats::jetstream::Context, epochs: &[u
         for sequence in first..=last {
             let Ok(message) = stream.get_raw_message(sequence).await else { continue };
             let id = message.headers.get(async_nats::header::NATS_MESSAGE_ID).expect("a message id").to_string();
-            let digits = id.split('-').next().expect("<digest>-<part>");
-            let mut request = [0u8; 16];
-            for (byte, pair) in request.iter_mut().zip(digits.as_bytes().chunks(2)) {
-                *byte = u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex");
-            }
+            let request = proviso::cluster::request_of(&id).expect("<digest>-<part>");
             stored.push((request, message.payload.to_vec()));
         }
     }

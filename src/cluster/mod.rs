@@ -52,7 +52,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The request digest a message id of the cluster's log was made from
 /// (`<32 hex digits>-<part>`, see [`log::ClusterLog::append`]); `None` for
 /// any other id.
-fn request_of(message_id: &str) -> Option<[u8; 16]> {
+pub fn request_of(message_id: &str) -> Option<[u8; 16]> {
     let (digits, _part) = message_id.split_once('-')?;
     if digits.len() != 32 {
         return None;

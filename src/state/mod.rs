@@ -93,16 +93,18 @@ impl Subjects {
     /// Room for `more` subjects without growing the index.
     fn reserve(&mut self, more: usize) {
         self.records.reserve(more);
-        let (records, hasher) = (&self.records, &self.hasher);
-        self.index.reserve(more, |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym));
+        self.index.reserve(more, hash_of(&self.hasher, &self.records));
     }
 
     /// Adds `subject`, whose record is `pseudonym` and already in `records`.
     fn insert_index(&mut self, pseudonym: Pseudonym, subject: u32) {
         let hash = self.hash(&pseudonym);
-        let (records, hasher) = (&self.records, &self.hasher);
-        self.index
-            .insert(hash, subject, |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym));
+        self.insert_hashed(hash, subject);
+    }
+
+    /// Adds `subject`, whose record (already in `records`) hashes to `hash`.
+    fn insert_hashed(&mut self, hash: u64, subject: u32) {
+        self.index.insert(hash, subject, hash_of(&self.hasher, &self.records));
     }
 
     /// Erases a subject from the registry: its pseudonym leaves the index
@@ -111,9 +113,7 @@ impl Subjects {
     fn erase(&mut self, subject: u32) {
         let Some(record) = self.records.get(subject as usize).copied() else { return };
         let hash = self.hash(&record.pseudonym);
-        let (records, hasher) = (&self.records, &self.hasher);
-        self.index
-            .remove(hash, subject, |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym));
+        self.index.remove(hash, subject, hash_of(&self.hasher, &self.records));
         if record.has_acted() {
             self.acting -= 1;
         }
@@ -147,15 +147,13 @@ impl Subjects {
         }
         let subject = self.records.len() as u32;
         self.records.push(SubjectRecord { pseudonym, region: Region::UNKNOWN, first_seen_ms: i64::MAX });
-        let (records, hasher) = (&self.records, &self.hasher);
-        self.index
-            .insert(hash, subject, |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym));
+        self.insert_hashed(hash, subject);
         subject
     }
 
     /// [`Subjects::intern`] of each of `pseudonyms` (an address book), in
     /// order, with the same answers. Faster: the lookups are pipelined. The
-    /// index's tag and slot for a contact are asked for [`AHEAD`] contacts
+    /// index's tag and slot for a contact are asked for `AHEAD` contacts
     /// before its record is, and the record `AHEAD` before the lookup, so
     /// the cache misses of many contacts overlap instead of coming one after
     /// the other (each is a few hundred cycles once the registry outgrows the
@@ -194,6 +192,12 @@ impl Subjects {
     fn heap_bytes(&self) -> usize {
         self.index.heap_bytes() + self.records.capacity() * std::mem::size_of::<SubjectRecord>()
     }
+}
+
+/// The hash of a subject already in `records`, for the index to place it
+/// again (growing, or closing the gap a removal left).
+fn hash_of<'a>(hasher: &'a foldhash::fast::FixedState, records: &'a [SubjectRecord]) -> impl Fn(u32) -> u64 + 'a {
+    move |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym)
 }
 
 /// Why a person's earlier disclosures must be withdrawn: emitted by state,
