@@ -14,6 +14,7 @@
 //! (installing abuse rules as control records), `cluster.rs` (cluster mode:
 //! writing through the cluster's log and following it).
 
+mod allocator;
 mod backup;
 mod batch;
 mod cluster;

@@ -33,6 +33,7 @@ impl Pipeline {
         // A data dir made by an older proviso or under a loose umask: owner only.
         fsmode::restrict_tree(&data_dir).map_err(dir_error)?;
         compact::recover_interrupted(&data_dir)?;
+        super::allocator::loading();
         let key = match options.pseudonym_key.clone() {
             Some(key) => key,
             None => PseudonymKey::load_or_create(&data_dir)?,
@@ -167,28 +168,8 @@ impl Pipeline {
         if let Some(path) = &options.rules_path {
             pipeline.install_rules_file(path).map_err(|error| PipelineError::Rules(error.to_string()))?;
         }
-        release_freed_memory();
+        super::allocator::running();
         Ok(pipeline)
-    }
-}
-
-/// Hands the pages the allocator holds free back to the system, once
-/// start-up is over: loading a snapshot and replaying the log free nearly as
-/// much as they keep (the snapshot's bytes, decode buffers, maps that grew
-/// and were replaced), and glibc keeps freed pages in its arenas. On the
-/// partner workload a served node's RSS drops by about 5 MB of 134
-/// (bench/README.md, "Memory: windows and freed pages").
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim takes a byte count and only returns the
-        // allocator's own free pages to the kernel (glibc).
-        unsafe {
-            malloc_trim(0);
-        }
     }
 }
 
