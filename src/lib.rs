@@ -18,7 +18,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | 0 | [`clock`], [`codec`], [`contract`] |
+//! | 0 | [`clock`], [`codec`], [`contract`], [`prefetch`] |
 //! | 1 | [`edge`], [`log`], [`sim`] |
 //! | 2 | [`vault`], [`telemetry`] |
 //! | 3 | [`processors`], [`consent`] |
@@ -34,6 +34,7 @@
 //! # Layout
 //! - [`clock`]: the wall clock.
 //! - [`codec`]: little-endian bytes for snapshots (no I/O).
+//! - [`prefetch`]: the cache-line hint hash tables use to overlap misses.
 //! - [`contract`]: event contract v1 after the edge, control records, and the
 //!   log's binary codec.
 //! - [`edge`]: the privacy edge; the only place a phone number exists.
@@ -69,6 +70,7 @@ pub mod clock;
 pub mod codec;
 pub mod contract;
 pub mod failpoint;
+pub mod prefetch;
 
 // Layer 1.
 pub mod edge;

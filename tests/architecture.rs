@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("clock", 0),
     ("codec", 0),
     ("failpoint", 0),
+    ("prefetch", 0),
     ("contract", 0),
     ("edge", 1),
     ("log", 1),

@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod key;
 mod matcher;
+mod packed_table;
 mod phone;
 mod wire;
 

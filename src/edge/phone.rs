@@ -11,6 +11,7 @@ use std::sync::RwLock;
 
 use super::error::{EdgeError, RejectReason};
 use super::key::PseudonymKey;
+use super::packed_table::PackedTable;
 use crate::contract::{Pseudonym, Region};
 
 /// Longest written form accepted; real numbers with spacing fit in 32.
@@ -47,6 +48,14 @@ impl std::fmt::Debug for RawNumber<'_> {
     }
 }
 
+/// The shard that caches a key of hash `hash`. Bits 32.. pick it: the
+/// table inside the shard uses the low bits for slots, so the shard choice
+/// must not fix them (with low bits, every key of a shard would probe one
+/// chain).
+fn shard_of(hash: u64) -> usize {
+    ((hash >> 32) as usize) % SHARDS
+}
+
 /// A valid number in E.164 form, between parsing and hashing; as private
 /// as [`RawNumber`], and consumed by [`PhoneBook::pseudonym_of`].
 struct E164(String);
@@ -54,30 +63,37 @@ struct E164(String);
 /// (nearly all) are packed into a `u128` kept inline in the table, so a hit
 /// costs one probe of the table and no pointer chase to a boxed key (with
 /// millions of entries each of those is a cache miss: boxed keys made cache
-/// hits a quarter of ingest's time).
-#[derive(Default)]
+/// hits a quarter of ingest's time). The packed keys' table is proviso's
+/// own ([`PackedTable`]), so an address book's lookups can be fetched ahead.
 struct Shard {
-    packed: HashMap<u128, Outcome, foldhash::fast::RandomState>,
+    packed: PackedTable<Outcome>,
     written: HashMap<Box<[u8]>, Outcome, foldhash::fast::RandomState>,
 }
 
 impl Shard {
-    fn get(&self, key: CacheKey<'_>) -> Option<Outcome> {
+    fn new(hasher: &foldhash::fast::RandomState) -> Shard {
+        Shard { packed: PackedTable::with_hasher(hasher.clone()), written: HashMap::default() }
+    }
+
+    /// The outcome cached for `key`, whose hash is `hash`.
+    fn get(&self, key: CacheKey<'_>, hash: u64) -> Option<Outcome> {
         match key {
-            CacheKey::Packed(packed) => self.packed.get(&packed).copied(),
+            CacheKey::Packed(packed) => self.packed.get(packed, hash),
             CacheKey::Written(written) => self.written.get(written).copied(),
         }
     }
 
-    fn insert(&mut self, key: CacheKey<'_>, outcome: Outcome) {
+    fn insert(&mut self, key: CacheKey<'_>, hash: u64, outcome: Outcome) {
         if self.packed.len() + self.written.len() >= SHARD_CAPACITY {
             self.packed.clear();
             self.written.clear();
         }
         match key {
-            CacheKey::Packed(packed) => self.packed.insert(packed, outcome),
-            CacheKey::Written(written) => self.written.insert(written.into(), outcome),
-        };
+            CacheKey::Packed(packed) => self.packed.insert(packed, hash, outcome),
+            CacheKey::Written(written) => {
+                self.written.insert(written.into(), outcome);
+            }
+        }
     }
 }
 
@@ -134,11 +150,12 @@ impl PhoneBook {
 
     pub fn new(key: PseudonymKey, default_region: Region) -> PhoneBook {
         enlarge_regex_cache();
+        let hasher = foldhash::fast::RandomState::default();
         PhoneBook {
             key,
             default_region,
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: foldhash::fast::RandomState::default(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::new(&hasher))).collect(),
+            hasher,
         }
     }
 
@@ -161,15 +178,16 @@ impl PhoneBook {
         let mut key_buffer = [0u8; MAX_WRITTEN_LEN + 3];
         let cache_key = cache_key(written, region, &mut key_buffer);
         let packed = CacheKey::of(cache_key);
-        let shard = &self.shards[self.shard_of(packed)];
+        let hash = self.hash_of(packed);
+        let shard = &self.shards[shard_of(hash)];
 
-        let cached = shard.read().ok().and_then(|map| map.get(packed));
+        let cached = shard.read().ok().and_then(|map| map.get(packed, hash));
         let outcome = match cached {
             Some(outcome) => outcome,
             None => {
                 let outcome = self.normalise_uncached(written, region, cache_key);
                 if let Ok(mut map) = shard.write() {
-                    map.insert(packed, outcome);
+                    map.insert(packed, hash, outcome);
                 }
                 outcome
             }
@@ -188,10 +206,10 @@ impl PhoneBook {
     /// the default region): the same answers, and the same error (the first
     /// refused number's, in book order), as [`PhoneBook::resolve`] called on
     /// each in turn. Faster: the cached numbers (nearly all, once traffic
-    /// has been seen) are looked up shard by shard, under one read lock a
-    /// shard, so the processor overlaps their cache misses instead of
-    /// waiting out each behind a lock's atomic instruction. The rest go
-    /// through [`PhoneBook::resolve`] in book order.
+    /// has been seen) are looked up together: every slot they read first is
+    /// asked of the processor before any is read, so their cache misses
+    /// overlap instead of coming one after another. The rest go through
+    /// [`PhoneBook::resolve`] in book order.
     pub fn resolve_book(
         &self,
         numbers: Vec<RawNumber<'_>>,
@@ -200,26 +218,42 @@ impl PhoneBook {
     ) -> Result<Vec<Pseudonym>, EdgeError> {
         let region = region.unwrap_or(self.default_region);
         let mut found: Vec<Option<Pseudonym>> = vec![None; numbers.len()];
-        // (shard, packed key, index in the book), for the packed keys.
-        let mut keyed: Vec<(usize, u128, usize)> = Vec::with_capacity(numbers.len());
+        // (shard, packed key, its hash, index in the book), for the packed keys.
+        let mut keyed: Vec<(usize, u128, u64, usize)> = Vec::with_capacity(numbers.len());
         let mut key_buffer = [0u8; MAX_WRITTEN_LEN + 3];
         for (index, number) in numbers.iter().enumerate() {
             if number.written.len() > MAX_WRITTEN_LEN {
                 continue;
             }
             if let CacheKey::Packed(packed) = CacheKey::of(cache_key(number.written, region, &mut key_buffer)) {
-                keyed.push((self.shard_of(CacheKey::Packed(packed)), packed, index));
+                let hash = self.hash_of(CacheKey::Packed(packed));
+                keyed.push((shard_of(hash), packed, hash, index));
             }
         }
-        keyed.sort_unstable_by_key(|&(shard, _, _)| shard);
+        keyed.sort_unstable_by_key(|&(shard, ..)| shard);
+        // Every shard the book touches, read-locked in ascending order (a
+        // writer holds one shard and waits for nothing else, so readers
+        // that lock in one order cannot wait on each other in a cycle);
+        // then every slot asked for first, then every lookup.
+        let mut guards = Vec::new();
         for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-            let Ok(map) = self.shards[run[0].0].read() else { continue };
-            for &(_, packed, index) in run {
-                if let Some(Ok((pseudonym, _))) = map.packed.get(&packed) {
-                    found[index] = Some(*pseudonym);
+            if let Ok(map) = self.shards[run[0].0].read() {
+                guards.push((run, map));
+            }
+        }
+        for (run, map) in &guards {
+            for &(_, _, hash, _) in *run {
+                map.packed.prefetch(hash);
+            }
+        }
+        for (run, map) in &guards {
+            for &(_, packed, hash, index) in *run {
+                if let Some(Ok((pseudonym, _))) = map.packed.get(packed, hash) {
+                    found[index] = Some(pseudonym);
                 }
             }
         }
+        drop(guards);
         numbers
             .into_iter()
             .zip(found)
@@ -230,16 +264,12 @@ impl PhoneBook {
             .collect()
     }
 
-    /// The shard that caches `key`. Bits 32.. of its hash pick it:
-    /// hashbrown inside the shard uses the low bits for buckets and the top
-    /// 7 for tags, so the shard choice must not fix either (with low bits,
-    /// every key of a shard probed one chain).
-    fn shard_of(&self, key: CacheKey<'_>) -> usize {
-        let hash = match key {
+    /// The hash of `key` that picks its shard and its slot in the shard.
+    fn hash_of(&self, key: CacheKey<'_>) -> u64 {
+        match key {
             CacheKey::Packed(packed) => self.hasher.hash_one(packed),
             CacheKey::Written(written) => self.hasher.hash_one(written),
-        };
-        ((hash >> 32) as usize) % SHARDS
+        }
     }
 
     /// A cache miss. A national or `00`-style form whose region has plain
@@ -404,6 +434,11 @@ mod tests {
     }
 
     const REGIONS: [[u8; 2]; 3] = [*b"++", *b"IN", *b"US"];
+
+    #[test]
+    fn a_cached_outcome_takes_forty_bytes_of_the_table() {
+        assert_eq!(super::super::packed_table::slot_bytes::<Outcome>(), 40);
+    }
 
     fn written_number() -> impl Strategy<Value = String> {
         prop_oneof![

@@ -171,7 +171,7 @@ impl Subjects {
             if let Some(&hash) = step.checked_sub(AHEAD).and_then(|at| hashes.get(at)) {
                 if let Some(record) = self.index.candidate(hash).and_then(|subject| self.records.get(subject as usize))
                 {
-                    subject_index::prefetch(record);
+                    crate::prefetch::prefetch(record);
                 }
             }
             if let Some(at) = step.checked_sub(2 * AHEAD).filter(|&at| at < pseudonyms.len()) {

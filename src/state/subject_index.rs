@@ -138,8 +138,8 @@ impl SubjectIndex {
             return;
         }
         let home = self.home(hash);
-        prefetch(&self.tags[home]);
-        prefetch(&self.slots[home]);
+        crate::prefetch::prefetch(&self.tags[home]);
+        crate::prefetch::prefetch(&self.slots[home]);
     }
 
     /// The first subject a lookup of `hash` would compare (its tag matches):
@@ -151,20 +151,6 @@ impl SubjectIndex {
     pub(super) fn heap_bytes(&self) -> usize {
         self.tags.capacity() + self.slots.capacity() * std::mem::size_of::<u32>()
     }
-}
-
-/// Starts bringing `value`'s cache line in, without waiting for it. Changes
-/// nothing a program can observe except time.
-pub(super) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults and never writes; the
-    // pointer comes from a reference, and SSE is part of x86_64.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 #[cfg(test)]
