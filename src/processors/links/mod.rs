@@ -9,6 +9,7 @@
 //! partner's ids answer a lookup for another, or turns a claim into a link.
 
 mod accounts;
+mod by_index;
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{LinkOrigin, LinkState};
 use accounts::Accounts;
+use by_index::ByIndex;
 
 /// Dense partner number, interned from the partner's name in log order.
 pub type PartnerIndex = u16;
@@ -33,9 +35,9 @@ pub struct Links {
     /// Every account id seen, by index.
     accounts: Accounts,
     /// (partner, subject) -> the partner's account id.
-    by_subject: HashMap<(PartnerIndex, u32), u32, Hasher>,
+    by_subject: ByIndex,
     /// (partner, account id) -> subject.
-    by_account: HashMap<(PartnerIndex, u32), u32, Hasher>,
+    by_account: ByIndex,
     /// Friendships at each partner, between account ids.
     friends: Friendships,
     /// A partner's claims not attested by the service: (partner, subject) ->
@@ -186,7 +188,7 @@ impl Links {
                 if self.claims.get(&(index, subject)) == Some(&account) {
                     self.take_claim(index, subject);
                 }
-                if self.by_subject.get(&(index, subject)) == Some(&account) {
+                if self.by_subject.get(index, subject) == Some(account) {
                     self.take_link_subject(index, subject);
                     self.take_link_account(index, account);
                     ended.push(subject);
@@ -217,18 +219,18 @@ impl Links {
 
     fn put_link_subject(&mut self, partner: PartnerIndex, subject: u32, account: u32) -> Option<u32> {
         self.accounts.retain(account);
-        let previous = self.by_subject.insert((partner, subject), account);
+        let previous = self.by_subject.insert(partner, subject, account);
         previous.inspect(|&previous| self.accounts.release(previous))
     }
 
     fn take_link_subject(&mut self, partner: PartnerIndex, subject: u32) -> Option<u32> {
-        let account = self.by_subject.remove(&(partner, subject));
+        let account = self.by_subject.remove(partner, subject);
         account.inspect(|&account| self.accounts.release(account))
     }
 
     fn put_link_account(&mut self, partner: PartnerIndex, account: u32, subject: u32) -> Option<u32> {
         self.accounts.retain(account);
-        let previous = self.by_account.insert((partner, account), subject);
+        let previous = self.by_account.insert(partner, account, subject);
         if previous.is_some() {
             self.accounts.release(account);
         }
@@ -236,7 +238,7 @@ impl Links {
     }
 
     fn take_link_account(&mut self, partner: PartnerIndex, account: u32) -> Option<u32> {
-        let subject = self.by_account.remove(&(partner, account));
+        let subject = self.by_account.remove(partner, account);
         if subject.is_some() {
             self.accounts.release(account);
         }
@@ -300,15 +302,19 @@ impl Links {
     pub fn remove_subject(&mut self, subject: u32) {
         for partner in 0..self.partners.len() as PartnerIndex {
             if let Some(account) = self.take_link_subject(partner, subject) {
-                if self.by_account.get(&(partner, account)) == Some(&subject) {
+                if self.by_account.get(partner, account) == Some(subject) {
                     self.take_link_account(partner, account);
                 }
             }
             self.take_claim(partner, subject);
         }
         // A link the other map still holds (none should): dropped too.
-        let stale: Vec<(PartnerIndex, u32)> =
-            self.by_account.iter().filter(|(_, linked)| **linked == subject).map(|(key, _)| *key).collect();
+        let stale: Vec<(PartnerIndex, u32)> = self
+            .by_account
+            .iter()
+            .filter(|&(_, _, linked)| linked == subject)
+            .map(|(partner, account, _)| (partner, account))
+            .collect();
         for (partner, account) in stale {
             self.take_link_account(partner, account);
         }
@@ -316,13 +322,13 @@ impl Links {
 
     /// The subject's account id at `partner`, if linked.
     pub fn account_of(&self, partner: PartnerIndex, subject: u32) -> Option<&str> {
-        self.by_subject.get(&(partner, subject)).map(|&account| self.accounts.get(account))
+        self.by_subject.get(partner, subject).map(|account| self.accounts.get(account))
     }
 
     /// The subject linked to `account` at `partner`.
     pub fn subject_of(&self, partner: PartnerIndex, account: &str) -> Option<u32> {
         let account = self.accounts.find(account)?;
-        self.by_account.get(&(partner, account)).copied()
+        self.by_account.get(partner, account)
     }
 
     /// Every partner the subject is linked to, with its account id there.
@@ -333,7 +339,9 @@ impl Links {
 
     pub fn heap_bytes(&self) -> usize {
         // hashbrown: a control byte per bucket plus the entry.
-        (self.by_subject.capacity() + self.by_account.capacity() + self.claims.capacity()) * 13
+        self.by_subject.heap_bytes()
+            + self.by_account.heap_bytes()
+            + self.claims.capacity() * 13
             + self.friends.heap_bytes()
             + self.accounts.heap_bytes()
     }
@@ -347,7 +355,7 @@ impl Links {
         StoredLinks {
             partners: self.partners.clone(),
             accounts: self.accounts.ids().to_vec(),
-            links: sorted(self.by_subject.iter().map(|(&(p, s), &a)| (p, s, a)).collect()),
+            links: sorted(self.by_subject.iter().collect()),
             friends: sorted(self.friends.iter().collect()),
             claims: sorted(self.claims.iter().map(|(&(p, s), &a)| (p, s, a)).collect()),
         }
@@ -438,11 +446,11 @@ impl Links {
         let id = |account: u32| self.accounts.get(account).to_string();
         LegacyLinks {
             partners: self.partners.clone(),
-            by_subject: self.by_subject.iter().map(|(&key, &account)| (key, id(account))).collect(),
+            by_subject: self.by_subject.iter().map(|(p, s, account)| ((p, s), id(account))).collect(),
             by_account: self
                 .by_account
                 .iter()
-                .map(|(&(partner, account), &subject)| ((partner, id(account)), subject))
+                .map(|(partner, account, subject)| ((partner, id(account)), subject))
                 .collect(),
             friends: self
                 .friends
