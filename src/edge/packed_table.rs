@@ -7,8 +7,8 @@
 //! an address book's lookups overlap their cache misses. `hashbrown` does
 //! not say where a bucket is, so its lookups could not be fetched ahead: at
 //! 400,000 people a 4× ingest spent about half of `resolve_book`'s time on
-//! the one load of each entry's key (bench/README.md, "The phone cache's
-//! own table").
+//! the one load of each entry's key (bench/README.md,
+//! "Memory and the 4× ingest", "The phone cache's own table").
 //! Never: removes one entry (a full shard is cleared whole), or holds
 //! anything but packed keys and outcomes (no written number).
 

@@ -55,7 +55,7 @@ fn write_synced(file: &mut File, bytes: &[u8]) -> io::Result<()> {
 /// machine kind (a VM) a page the kernel has not handed out recently is
 /// expensive to write into: without this, `write`'s copy into fresh page
 /// cache was 6 % of a 4x ingest's samples, 1 % with it (bench/README.md,
-/// "The log's page cache"). A hint only: failure changes nothing.
+/// "Memory and the 4× ingest", "The log's page cache"). A hint only: failure changes nothing.
 fn drop_cached(file: &File, len: usize) {
     #[cfg(target_os = "linux")]
     {

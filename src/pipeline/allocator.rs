@@ -12,8 +12,9 @@
 //! the first of them every later one up to that size is carved from the
 //! arena, between the small allocations that stay, and its pages cannot be
 //! given back once it is freed. On the partner workload that left about
-//! 14 MiB of holes in a served node of 126 MiB (bench/README.md, "Memory:
-//! the allocator's threshold during load").
+//! 14 MiB of holes in a served node of 126 MiB (bench/README.md,
+//! "Memory and the 4× ingest: the allocator, the log's page cache, the
+//! phone cache").
 
 /// Largest allocation served from the arena while state loads: glibc's own
 /// starting value, held fixed, so a large temporary gets its own mapping

@@ -5,7 +5,7 @@
 //! subject). Dense indexes are handed out in order from zero, so a vector
 //! holds a map in 4 bytes a possible key where `hashbrown` took 13 a
 //! bucket at most seven eighths full, and a lookup hashes nothing (a served
-//! partner-workload node: 0.85 MiB less, bench/README.md "Memory and the 4x
+//! partner-workload node: 0.85 MiB less, bench/README.md "Memory and the 4×
 //! ingest: the allocator, the log's page cache, the phone cache").
 //! Never: holds anything but indexes, or answers for one partner with
 //! another's entries.
