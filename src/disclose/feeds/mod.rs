@@ -189,13 +189,32 @@ impl Stream {
     }
 }
 
+/// A 128-bit digest of an add's identity key ([`key_of`]) or of a subject
+/// id: the ledger keeps these instead of the strings (a served node of the
+/// partner bench, about 7,900 live adds of two subjects each: 3.7 MiB less,
+/// about 490 bytes an add). Two different keys share a digest with a chance
+/// of 2^-128.
+type Digest = [u8; 16];
+
+fn digest(text: &str) -> Digest {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..16]);
+    out
+}
+
+/// A live add's place in the ledger: its feed's number in
+/// [`Inner::feeds`] and the digest of its identity key.
+type LiveKey = (u32, Digest);
+
 #[derive(Default)]
 struct Inner {
     streams: HashMap<(String, Purpose), Stream>,
-    /// Live adds by identity key -> cursor.
-    live: HashMap<(String, Purpose, String), u64>,
-    /// Subject id -> live adds involving it: (partner, purpose, key).
-    by_subject: HashMap<String, Vec<(String, Purpose, String)>>,
+    /// Every feed (partner, purpose) the ledger names, by number.
+    feeds: Vec<(String, Purpose)>,
+    /// Live adds -> cursor.
+    live: HashMap<LiveKey, u64>,
+    /// Subject id's digest -> live adds involving it.
+    by_subject: HashMap<Digest, Vec<LiveKey>>,
 }
 
 /// Every partner's product and ads feeds.
@@ -322,7 +341,11 @@ impl Feeds {
                 at_ms,
                 subjects,
             };
-            if !inner.live.contains_key(&(partner.to_string(), purpose, key_of(&record))) {
+            let live = inner.feed_number(partner, purpose).is_some_and(|feed| {
+                let key = digest(&key_of(&record));
+                inner.live.contains_key(&(feed, key))
+            });
+            if !live {
                 fresh.push(record);
             }
         }
@@ -337,14 +360,15 @@ impl Feeds {
         let mut inner = self.lock();
         let mut by_stream: HashMap<(String, Purpose), Vec<FeedRecord>> = HashMap::new();
         for revocation in revocations {
-            let Some(entries) = inner.by_subject.get(&revocation.subject).cloned() else { continue };
-            for (partner, purpose, key) in entries {
+            let Some(entries) = inner.by_subject.get(&digest(&revocation.subject)).cloned() else { continue };
+            for (feed, key) in entries {
+                let Some((partner, purpose)) = inner.feeds.get(feed as usize).cloned() else { continue };
                 if !revocation.purposes.contains(&purpose)
                     || revocation.partner.as_ref().is_some_and(|only| only != &partner)
                 {
                     continue;
                 }
-                let Some(cursor) = inner.live.get(&(partner.clone(), purpose, key.clone())).copied() else { continue };
+                let Some(cursor) = inner.live.get(&(feed, key)).copied() else { continue };
                 let pending = by_stream.entry((partner.clone(), purpose)).or_default();
                 if pending.iter().any(|r| r.retracts == Some(cursor)) {
                     continue;
@@ -559,7 +583,8 @@ impl Feeds {
         let mut live = Vec::with_capacity(inner.live.len());
         // One handle per feed file, however many of its adds are live.
         let mut open: HashMap<(&str, Purpose), File> = HashMap::new();
-        for ((partner, purpose, _), cursor) in &inner.live {
+        for ((feed, _), cursor) in &inner.live {
+            let Some((partner, purpose)) = inner.feeds.get(*feed as usize) else { continue };
             let Some(stream) = inner.streams.get(&(partner.clone(), *purpose)) else { continue };
             let file = match open.entry((partner.as_str(), *purpose)) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -598,19 +623,34 @@ fn for_each_record(stream: &Stream, visit: &mut dyn FnMut(FeedRecord) -> std::io
 }
 
 impl Inner {
+    /// The number of feed (`partner`, `purpose`), if the ledger named it.
+    fn feed_number(&self, partner: &str, purpose: Purpose) -> Option<u32> {
+        self.feeds.iter().position(|(p, q)| p == partner && *q == purpose).map(|feed| feed as u32)
+    }
+
     fn track(inner: &mut Inner, partner: &str, purpose: Purpose, record: &FeedRecord) {
-        let key = key_of(record);
-        let live_key = (partner.to_string(), purpose, key.clone());
+        let feed = match inner.feed_number(partner, purpose) {
+            Some(feed) => feed,
+            None => {
+                inner.feeds.push((partner.to_string(), purpose));
+                (inner.feeds.len() - 1) as u32
+            }
+        };
+        let live_key = (feed, digest(&key_of(record)));
         if record.op == "add" {
             inner.live.insert(live_key, record.cursor);
             for subject in &record.subjects {
-                inner.by_subject.entry(subject.clone()).or_default().push((partner.to_string(), purpose, key.clone()));
+                inner.by_subject.entry(digest(subject)).or_default().push(live_key);
             }
         } else if inner.live.get(&live_key) == record.retracts.as_ref() {
             inner.live.remove(&live_key);
             for subject in &record.subjects {
-                if let Some(entries) = inner.by_subject.get_mut(subject) {
-                    entries.retain(|(p, q, k)| !(p == partner && *q == purpose && *k == key));
+                let subject = digest(subject);
+                if let Some(entries) = inner.by_subject.get_mut(&subject) {
+                    entries.retain(|entry| *entry != live_key);
+                    if entries.is_empty() {
+                        inner.by_subject.remove(&subject);
+                    }
                 }
             }
         }
