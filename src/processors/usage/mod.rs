@@ -23,9 +23,12 @@ pub struct Usage {
     by_country: HashMap<Region, RoaringBitmap>,
     /// One bitmap per platform plus `unknown` (last slot).
     by_platform: [RoaringBitmap; Platform::ALL.len() + 1],
-    /// Per subject: platform slot and the time of the register event that set
-    /// it (the earliest by event time wins, so late events are handled).
-    platform_of: Vec<(u8, i64)>,
+    /// Per subject: platform slot, and (same index) the time of the register
+    /// event that set it (the earliest by event time wins, so late events
+    /// are handled). Two vectors: 9 bytes a subject where `(u8, i64)` pairs
+    /// took 16.
+    platform_of: Vec<u8>,
+    platform_set_ms: Vec<i64>,
 }
 
 /// How to split an active-subject series.
@@ -52,7 +55,8 @@ impl Usage {
     pub fn add_subject(&mut self, subject: u32, region: Region) {
         let index = subject as usize;
         if self.platform_of.len() <= index {
-            self.platform_of.resize(index + 1, (UNKNOWN_PLATFORM as u8, i64::MAX));
+            self.platform_of.resize(index + 1, UNKNOWN_PLATFORM as u8);
+            self.platform_set_ms.resize(index + 1, i64::MAX);
         }
         self.by_country.entry(region).or_default().insert(subject);
         self.by_platform[UNKNOWN_PLATFORM].insert(subject);
@@ -79,12 +83,15 @@ impl Usage {
     }
 
     fn set_platform(&mut self, subject: u32, platform: Platform, ts_ms: i64) {
-        let Some(slot) = self.platform_of.get_mut(subject as usize) else { return };
-        if ts_ms >= slot.1 {
+        let index = subject as usize;
+        let (Some(slot), Some(set_ms)) = (self.platform_of.get_mut(index), self.platform_set_ms.get_mut(index)) else {
+            return;
+        };
+        if ts_ms >= *set_ms {
             return;
         }
-        self.by_platform[slot.0 as usize].remove(subject);
-        *slot = (platform.code(), ts_ms);
+        self.by_platform[usize::from(*slot)].remove(subject);
+        (*slot, *set_ms) = (platform.code(), ts_ms);
         self.by_platform[platform.code() as usize].insert(subject);
     }
 
@@ -145,7 +152,10 @@ impl Usage {
             bitmap.remove(subject);
         }
         if let Some(slot) = self.platform_of.get_mut(subject as usize) {
-            *slot = (UNKNOWN_PLATFORM as u8, i64::MAX);
+            *slot = UNKNOWN_PLATFORM as u8;
+        }
+        if let Some(set_ms) = self.platform_set_ms.get_mut(subject as usize) {
+            *set_ms = i64::MAX;
         }
     }
 
@@ -156,7 +166,7 @@ impl Usage {
 
     /// The platform of the subject's earliest register, if any.
     pub fn platform_of(&self, subject: u32) -> Option<Platform> {
-        let (slot, _) = self.platform_of.get(subject as usize)?;
+        let slot = self.platform_of.get(subject as usize)?;
         Platform::ALL.get(usize::from(*slot)).copied()
     }
 
@@ -169,7 +179,7 @@ impl Usage {
         let bitmaps: usize = self.active_by_day.values().map(RoaringBitmap::serialized_size).sum::<usize>()
             + self.by_country.values().map(RoaringBitmap::serialized_size).sum::<usize>()
             + self.by_platform.iter().map(RoaringBitmap::serialized_size).sum::<usize>();
-        bitmaps + self.platform_of.capacity() * std::mem::size_of::<(u8, i64)>()
+        bitmaps + self.platform_of.capacity() + self.platform_set_ms.capacity() * std::mem::size_of::<i64>()
     }
 
     pub(crate) fn encode(&self, out: &mut crate::codec::Writer) {
@@ -186,7 +196,7 @@ impl Usage {
             }
         }
         out.u32(self.platform_of.len() as u32);
-        for (slot, ts) in &self.platform_of {
+        for (slot, ts) in self.platform_of.iter().zip(&self.platform_set_ms) {
             out.u8(*slot);
             out.i64(*ts);
         }
@@ -212,11 +222,17 @@ impl Usage {
             usage.messages_by_day.insert(day, counts);
         }
         let subjects = input.u32()?;
+        // Nine bytes a subject: a count the input cannot hold reserves no
+        // more than it could.
+        let room = (subjects as usize).min(input.remaining() / 9);
+        usage.platform_of.reserve_exact(room);
+        usage.platform_set_ms.reserve_exact(room);
         let mut regions = regions;
         for subject in 0..subjects {
             let slot = input.u8()?;
             let ts = input.i64()?;
-            usage.platform_of.push((slot, ts));
+            usage.platform_of.push(slot);
+            usage.platform_set_ms.push(ts);
             let Some(region) = regions.next().flatten() else { continue };
             usage.by_country.entry(region).or_default().insert(subject);
             usage.by_platform[(slot as usize).min(UNKNOWN_PLATFORM)].insert(subject);
@@ -239,6 +255,39 @@ mod tests {
             region: Region(*b"IN"),
             body: EventBody::Session { device: "d".into() },
         }
+    }
+
+    fn register(subject: u8, ts_ms: i64, platform: Platform) -> Event {
+        Event {
+            ts_ms,
+            subject: Pseudonym::from_stored([subject; 16]),
+            region: Region(*b"IN"),
+            body: EventBody::Register { device: "d".into(), platform },
+        }
+    }
+
+    /// The earliest register by event time sets the platform, whatever the
+    /// order they arrive in; a snapshot keeps it, and an erasure forgets it.
+    #[test]
+    fn the_earliest_register_sets_the_platform_and_a_snapshot_keeps_it() {
+        let mut usage = Usage::default();
+        usage.add_subject(3, Region(*b"IN"));
+        usage.apply(3, &register(3, 100, Platform::ALL[0]));
+        usage.apply(3, &register(3, 50, Platform::ALL[1]));
+        usage.apply(3, &register(3, 200, Platform::ALL[2]));
+        assert_eq!(usage.platform_of(3), Some(Platform::ALL[1]));
+        assert_eq!(usage.platform_of(0), None, "indexes below the first subject have no platform");
+        let mut out = crate::codec::Writer::default();
+        usage.encode(&mut out);
+        let regions = (0..4).map(|subject| (subject == 3).then_some(Region(*b"IN")));
+        let mut decoded = Usage::decode(&mut crate::codec::Reader::new(&out.bytes), regions).expect("decode");
+        assert_eq!(decoded.platform_of(3), Some(Platform::ALL[1]));
+        decoded.apply(3, &register(3, 75, Platform::ALL[2]));
+        assert_eq!(decoded.platform_of(3), Some(Platform::ALL[1]), "50 is still the earliest after a reload");
+        decoded.apply(3, &register(3, 10, Platform::ALL[2]));
+        assert_eq!(decoded.platform_of(3), Some(Platform::ALL[2]));
+        decoded.remove_subject(3);
+        assert_eq!(decoded.platform_of(3), None);
     }
 
     proptest! {
