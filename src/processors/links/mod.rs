@@ -354,7 +354,7 @@ impl Links {
         };
         StoredLinks {
             partners: self.partners.clone(),
-            accounts: self.accounts.ids().to_vec(),
+            accounts: self.accounts.ids(),
             links: sorted(self.by_subject.iter().collect()),
             friends: sorted(self.friends.iter().collect()),
             claims: sorted(self.claims.iter().map(|(&(p, s), &a)| (p, s, a)).collect()),
