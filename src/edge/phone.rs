@@ -18,7 +18,8 @@ use crate::contract::{Pseudonym, Region};
 const MAX_WRITTEN_LEN: usize = 48;
 const SHARDS: usize = 64;
 /// Entries per shard before that shard is cleared (bounds memory at roughly
-/// 64 × 32k × 80 B ≈ 160 MB in the worst case).
+/// 64 shards × 65,536 slots of 40 B ≈ 168 MB in the worst case: the packed
+/// keys' table is at most half full).
 const SHARD_CAPACITY: usize = 32_768;
 
 type Outcome = Result<(Pseudonym, Region), PhoneFault>;
