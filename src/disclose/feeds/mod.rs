@@ -327,6 +327,7 @@ impl Feeds {
     ) -> Result<usize, FeedError> {
         let purpose = items.purpose();
         let mut inner = self.lock();
+        let feed = inner.feed_number(partner, purpose);
         let mut fresh = Vec::new();
         for (partner_id, suggested, business, subjects) in items.into_inner() {
             let record = FeedRecord {
@@ -341,10 +342,7 @@ impl Feeds {
                 at_ms,
                 subjects,
             };
-            let live = inner.feed_number(partner, purpose).is_some_and(|feed| {
-                let key = digest(&key_of(&record));
-                inner.live.contains_key(&(feed, key))
-            });
+            let live = feed.is_some_and(|feed| inner.live.contains_key(&(feed, digest(&key_of(&record)))));
             if !live {
                 fresh.push(record);
             }
@@ -629,13 +627,10 @@ impl Inner {
     }
 
     fn track(inner: &mut Inner, partner: &str, purpose: Purpose, record: &FeedRecord) {
-        let feed = match inner.feed_number(partner, purpose) {
-            Some(feed) => feed,
-            None => {
-                inner.feeds.push((partner.to_string(), purpose));
-                (inner.feeds.len() - 1) as u32
-            }
-        };
+        let feed = inner.feed_number(partner, purpose).unwrap_or_else(|| {
+            inner.feeds.push((partner.to_string(), purpose));
+            (inner.feeds.len() - 1) as u32
+        });
         let live_key = (feed, digest(&key_of(record)));
         if record.op == "add" {
             inner.live.insert(live_key, record.cursor);
