@@ -1094,6 +1094,67 @@ fn a_node_killed_before_its_outputs_mark_writes_nothing_twice() {
     assert_eq!(String::from_utf8_lossy(&on(&b_dir, "audit/disclosures.log")).lines().count(), 1);
 }
 
+/// A node that catches up on a suggestion and its retraction (a refusal
+/// by one of the people suggested) writes the add and the retract in one
+/// group, then dies before its outputs mark says so (failpoint
+/// `outputs.mark`). Restarted, it decides both again and matches them with
+/// the records on file: its feed is the other node's bytes, one add and one
+/// retract each. (Skipping only adds still live, the add withdrawn past the
+/// mark was added and retracted a second time, and every later cursor of
+/// that feed differed from the other node's.)
+#[test]
+fn an_add_and_its_retraction_written_before_the_mark_are_not_written_again() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node(&a_dir, &nats);
+    let b = node(&b_dir, &nats);
+    assert_eq!(a.ingest(&friends_on_the_partner(950, 3, "fn"))["rejected"], serde_json::json!([]));
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    b.kill();
+    let (_, suggested) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(suggested.as_array().map(Vec::len), Some(2), "{suggested}");
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
+        common::now_ms() - 1000,
+        friend_phone(950, 1)
+    );
+    assert_eq!(a.ingest(&refusal)["accepted"], 1);
+    let on = |dir: &Path, file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+    let feed = "feeds/friendnet.product.ndjson";
+    let count = |text: &str, op: &str| text.matches(&format!(r#""op":"{op}""#)).count();
+    assert_eq!((count(&on(&a_dir, feed), "add"), count(&on(&a_dir, feed), "retract")), (2, 1), "{}", on(&a_dir, feed));
+    // b catches up before it listens, and dies at its first outputs mark.
+    let env = [
+        ("PROVISO_NATS", nats.url.as_str()),
+        ("PROVISO_PSEUDONYM_KEY", KEY),
+        ("PROVISO_FAILPOINTS", "outputs.mark=exit@1"),
+    ];
+    let (status, stderr) = Server::run_to_exit(&b_dir, &env);
+    assert_eq!(status.code(), Some(proviso::failpoint::EXIT_STATUS), "{stderr}");
+    assert_eq!(on(&b_dir, feed), on(&a_dir, feed), "b wrote the add and the retract in one group before it died");
+    let b = node(&b_dir, &nats);
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    for file in ["audit/disclosures.log", feed] {
+        assert!(
+            on(&a_dir, file) == on(&b_dir, file),
+            "{file} after b's restart:\n{}\n---\n{}",
+            on(&b_dir, file),
+            on(&a_dir, file)
+        );
+    }
+    // Both go on the same way: a later refusal retracts at the same cursor.
+    let refusal = format!(
+        r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
+        common::now_ms() - 500,
+        friend_phone(950, 2)
+    );
+    assert_eq!(b.ingest(&refusal)["accepted"], 1);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(count(&on(&b_dir, feed), "retract"), 2, "{}", on(&b_dir, feed));
+    assert!(on(&a_dir, feed) == on(&b_dir, feed), "after a later retraction");
+}
+
 /// A node that dies half way through publishing a batch larger than one
 /// message (failpoint `cluster.batch_part`: its first part sent to
 /// JetStream, the batch not committed) leaves nothing of it in the

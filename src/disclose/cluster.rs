@@ -19,7 +19,7 @@ use super::{DiscloseError, Disclosure};
 use crate::consent::Policy;
 use crate::contract::{Control, ControlBody, DisclosedItem, DisclosedRecord, Pseudonym, Purpose};
 use crate::gate::{Gated, PartnerGrant};
-use crate::pipeline::{Decision, DisclosedDecider, MessageOutputs, OutputItem};
+use crate::pipeline::{Decision, DisclosedDecider, MessageOutputs, OnFile, OutputItem};
 use crate::state::State;
 
 /// The decider every node's writer runs on each `Disclosed` record: each
@@ -125,10 +125,18 @@ impl Disclosure {
     /// hook): for each disclosure let through, its audit record and feed
     /// adds at its own time; for each withdrawal, the retractions at its
     /// message's time.
-    pub(super) fn write_outputs(&self, messages: Vec<MessageOutputs>, at_mark: Option<u64>) -> Result<u64, String> {
+    pub(super) fn write_outputs(
+        &self,
+        messages: Vec<MessageOutputs>,
+        at_mark: Option<&OnFile>,
+    ) -> Result<OnFile, String> {
         // Audit records a process that died before moving the mark already
         // wrote for these messages (the first of them, in this order).
-        let mut on_file = at_mark.map_or(0, |count| self.audit.records().saturating_sub(count));
+        let mut on_file = at_mark.map_or(0, |mark| self.audit.records().saturating_sub(mark.audit));
+        // Feed records likewise: matched with the ones decided again.
+        if let Some(feeds) = at_mark.and_then(|mark| mark.feeds.as_ref()) {
+            self.feeds.resume_at(feeds).map_err(|error| error.to_string())?;
+        }
         for message in messages {
             for item in message.items {
                 match item {
@@ -184,6 +192,6 @@ impl Disclosure {
                 }
             }
         }
-        Ok(self.audit.records())
+        Ok(OnFile { audit: self.audit.records() - on_file, feeds: Some(self.feeds.accounted()) })
     }
 }

@@ -235,7 +235,11 @@ impl Disclosure {
                 Some(disclosure) => disclosure.write_outputs(messages, at_mark),
                 None => Err("the disclosure layer is closing".into()),
             });
-            pipeline.set_outputs_hook(hook, disclosure.audit.records());
+            let on_file = crate::pipeline::OnFile {
+                audit: disclosure.audit.records(),
+                feeds: Some(disclosure.feeds.accounted()),
+            };
+            pipeline.set_outputs_hook(hook, on_file);
         }
         let retracted = if pipeline.is_cluster() { 0 } else { disclosure.reconcile()? };
         let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED).exists();

@@ -30,7 +30,9 @@ pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prep
 pub use cluster::ClusterOptions;
 pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
 pub use open::{rebuild_state, replay_records};
-pub use outputs::{read_mark, Decision, DisclosedDecider, MessageOutputs, OutputItem, OutputsHook, OUTPUTS_MARK};
+pub use outputs::{
+    read_mark, Decision, DisclosedDecider, MessageOutputs, OnFile, OutputItem, OutputsHook, OUTPUTS_MARK,
+};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};
@@ -197,12 +199,12 @@ impl Pipeline {
     /// Cluster mode: installs the hook that writes the partner outputs (audit
     /// log, feeds) of each group in log order, and has the writer write
     /// those that waited for it (the messages applied while the node
-    /// caught up, or decided again after a crash). `audit_records`: how
-    /// many the audit log holds now. Embedded mode uses the revocation hook
-    /// instead, and this does nothing.
-    pub fn set_outputs_hook(&self, hook: OutputsHook, audit_records: u64) {
+    /// caught up, or decided again after a crash). `on_file`: what the
+    /// audit log and the feeds hold now. Embedded mode uses the revocation
+    /// hook instead, and this does nothing.
+    pub fn set_outputs_hook(&self, hook: OutputsHook, on_file: OnFile) {
         let Some(slot) = &self.outputs_hook else { return };
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((hook, audit_records));
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((hook, on_file));
         let (done, written) = mpsc::channel();
         let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(sender) = sender {

@@ -15,7 +15,7 @@
 //! or decides a disclosure on anything but state at the record's position.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -31,9 +31,18 @@ pub type Decision = Box<dyn Any + Send>;
 /// written, and the node that submitted it decides again).
 pub type DisclosedDecider = Arc<dyn Fn(&State, &Control) -> Option<Decision> + Send + Sync>;
 
-/// Where the outputs hook goes, with how many audit records were on file
-/// when it was set (the writer reads it).
-pub(super) type HookSlot = Arc<Mutex<Option<(OutputsHook, u64)>>>;
+/// Where the outputs hook goes, with what was on file when it was set (the
+/// writer reads it).
+pub(super) type HookSlot = Arc<Mutex<Option<(OutputsHook, OnFile)>>>;
+
+/// How many records each partner output held: the audit log, and each feed
+/// by its file's stem (`partner.purpose`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OnFile {
+    pub audit: u64,
+    /// `None`: not known (a mark written before feed counts were kept).
+    pub feeds: Option<BTreeMap<String, u64>>,
+}
 
 /// What became of a disclosure this node submitted: written (its audit and
 /// feed records on file), refused by the gate at its point of the log, or
@@ -46,12 +55,12 @@ pub enum Outcome {
 }
 
 /// Writes one group's outputs, in order, before the group is acknowledged.
-/// Given how many audit records were on file at the outputs mark (`None`:
-/// not known); returns how many are on file after. Records beyond the
-/// mark's count were written for these same messages by a process that
-/// died before moving the mark: the hook skips that many instead of
-/// writing them twice.
-pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>, Option<u64>) -> Result<u64, String> + Send + Sync>;
+/// Given what was on file at the outputs mark (`None`: not known); returns
+/// what is accounted for after. Records beyond the mark's counts were
+/// written for these same messages by a process that died before moving
+/// the mark: the hook matches them with the outputs decided again instead
+/// of writing them twice.
+pub type OutputsHook = Arc<dyn Fn(Vec<MessageOutputs>, Option<&OnFile>) -> Result<OnFile, String> + Send + Sync>;
 
 /// One thing a message of the cluster's log means for the outputs.
 pub enum OutputItem {
@@ -80,30 +89,81 @@ pub struct MessageOutputs {
 pub const OUTPUTS_MARK: &str = "outputs.position";
 
 /// Reads the outputs mark of `data_dir` (`None`: never written): the last
-/// message whose outputs are on file, and how many audit records were then
-/// (`None` in a mark written before it was kept).
-pub fn read_mark(data_dir: &Path) -> Option<(LogPosition, Option<u64>)> {
+/// message whose outputs are on file, and what was on file then (`None` in
+/// a mark written before it was kept).
+///
+/// The mark is one line: `EPOCH:SEQUENCE AUDIT feeds STEM=COUNT ...`. Marks
+/// of earlier versions stop after the position, or after the audit count
+/// (then the feeds' counts are not known).
+pub fn read_mark(data_dir: &Path) -> Option<(LogPosition, Option<OnFile>)> {
     let text = std::fs::read_to_string(data_dir.join(OUTPUTS_MARK)).ok()?;
-    let mut words = text.split_whitespace();
-    let (epoch, sequence) = words.next()?.split_once(':')?;
-    let position = LogPosition { epoch: epoch.parse().ok()?, sequence: sequence.parse().ok()? };
-    Some((position, words.next().and_then(|count| count.parse().ok())))
+    parse_mark(&text)
 }
 
-/// Writes the mark in place: one write of a few bytes at the file's start
-/// (inside one disk sector, so never half old and half new) and one
-/// fdatasync; no rename, which would cost a directory sync per group.
-fn write_mark(data_dir: &Path, position: LogPosition, audit_records: Option<u64>) -> std::io::Result<()> {
+fn parse_mark(text: &str) -> Option<(LogPosition, Option<OnFile>)> {
+    // The first line only: a mark written in place after a longer one that
+    // was renamed over leaves that one's tail after its newline.
+    let mut words = text.lines().next()?.split_whitespace();
+    let (epoch, sequence) = words.next()?.split_once(':')?;
+    let position = LogPosition { epoch: epoch.parse().ok()?, sequence: sequence.parse().ok()? };
+    let Some(audit) = words.next().and_then(|count| count.parse().ok()) else { return Some((position, None)) };
+    let feeds = match words.next() {
+        Some("feeds") => {
+            let counts: Option<BTreeMap<String, u64>> = words
+                .map(|word| {
+                    let (stem, count) = word.split_once('=')?;
+                    Some((stem.to_string(), count.parse().ok()?))
+                })
+                .collect();
+            // A mark that does not read whole says nothing of the feeds.
+            counts
+        }
+        _ => None,
+    };
+    Some((position, Some(OnFile { audit, feeds })))
+}
+
+/// The mark's text for `position` and `on_file`.
+fn mark_text(position: LogPosition, on_file: Option<&OnFile>) -> String {
+    let mut mark = position.to_string();
+    if let Some(on_file) = on_file {
+        mark.push_str(&format!(" {}", on_file.audit));
+        if let Some(feeds) = &on_file.feeds {
+            mark.push_str(" feeds");
+            for (stem, count) in feeds {
+                mark.push_str(&format!(" {stem}={count}"));
+            }
+        }
+    }
+    mark
+}
+
+/// The longest mark written in place: one 512-byte disk sector, newline
+/// included.
+const MARK_IN_PLACE: usize = 511;
+
+/// Writes the mark. Usually in place: one write of at most one disk sector
+/// at the file's start (so never half old and half new) and one fdatasync;
+/// no rename, which would cost a directory sync per group. A mark longer
+/// than a sector (many feeds) is written aside and renamed over.
+fn write_mark(data_dir: &Path, position: LogPosition, on_file: Option<&OnFile>) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     let path = data_dir.join(OUTPUTS_MARK);
+    let mark = mark_text(position, on_file);
+    if mark.len() > MARK_IN_PLACE {
+        let aside = data_dir.join(format!("{OUTPUTS_MARK}.tmp"));
+        let mut file = crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&aside)?;
+        std::io::Write::write_all(&mut file, format!("{mark}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&aside, &path)?;
+        return std::fs::File::open(data_dir)?.sync_all();
+    }
     let new = !path.exists();
     let file = crate::log::fsmode::private_file().write(true).create(true).truncate(false).open(&path)?;
-    // Padded to a fixed width, so a shorter mark leaves no tail of a longer one.
-    let mark = match audit_records {
-        Some(count) => format!("{position} {count}"),
-        None => position.to_string(),
-    };
-    let text = format!("{mark:<63}\n");
+    // Padded to a fixed width, so a shorter mark leaves no tail of a longer
+    // one: a sector when feeds are named, else the width of earlier marks.
+    let width = if on_file.is_some_and(|on_file| on_file.feeds.is_some()) { MARK_IN_PLACE } else { 63 };
+    let text = format!("{mark:<width$}\n");
     file.write_all_at(text.as_bytes(), 0)?;
     file.sync_data()?;
     if new {
@@ -130,8 +190,8 @@ pub(super) struct Outputs {
     /// Messages at or before this have their outputs on file already
     /// (replayed at start after a crash: decided again, written once).
     written: LogPosition,
-    /// How many audit records were on file at `written`.
-    audit_records: Option<u64>,
+    /// What was on file at `written`.
+    on_file: Option<OnFile>,
     /// The mark was first written by this process (a new node): no output
     /// was ever written before it.
     fresh: bool,
@@ -174,7 +234,7 @@ impl Outputs {
             // No mark: a node's first start with outputs gathered here; the
             // caller sets it where replay ends ([`Outputs::start_at`]).
             written: read_mark(data_dir).map_or(LogPosition { epoch: u64::MAX, sequence: u64::MAX }, |(at, _)| at),
-            audit_records: read_mark(data_dir).and_then(|(_, count)| count),
+            on_file: read_mark(data_dir).and_then(|(_, on_file)| on_file),
             fresh: false,
             behind: false,
             recent: std::collections::VecDeque::new(),
@@ -204,16 +264,17 @@ impl Outputs {
         })
     }
 
-    /// The outputs opened with `audit_records` on file: a mark that does not
-    /// say how many were on file at it (a new node's, or one written before
-    /// the count was kept) takes this count when it is exact (no output was
-    /// written since the mark: a new node, or none waiting). Once.
-    fn adopt_audit_count(&mut self, audit_records: u64) {
-        if self.audit_records.is_some() || !(self.fresh || self.ready.is_empty()) {
+    /// The outputs opened with `on_file`: a mark that does not say what was
+    /// on file at it (a new node's, or one written before the counts were
+    /// kept) takes these counts when they are exact (no output was written
+    /// since the mark: a new node, or none waiting). Once.
+    fn adopt_counts(&mut self, on_file: OnFile) {
+        let known = self.on_file.as_ref().is_some_and(|known| known.feeds.is_some());
+        if known || !(self.fresh || self.ready.is_empty()) {
             return;
         }
-        match write_mark(&self.data_dir, self.written, Some(audit_records)) {
-            Ok(()) => self.audit_records = Some(audit_records),
+        match write_mark(&self.data_dir, self.written, Some(&on_file)) {
+            Ok(()) => self.on_file = Some(on_file),
             Err(error) => {
                 tracing::warn!(%error, "The outputs mark could not be written; written with the next outputs.")
             }
@@ -350,11 +411,17 @@ impl Outputs {
     /// every disclosure is answered as not written, and the next start
     /// decides them all again from the log and writes them in order.
     pub(super) fn write(&mut self) {
+        if self.on_file.as_ref().is_none_or(|known| known.feeds.is_none()) {
+            let opened =
+                self.hook.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(_, on_file)| on_file.clone());
+            if let Some(on_file) = opened {
+                self.adopt_counts(on_file);
+            }
+        }
         if self.ready.is_empty() {
             return;
         }
-        let Some((hook, audit_records)) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
-        self.adopt_audit_count(audit_records);
+        let Some((hook, _)) = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone() else { return };
         if self.behind {
             let stopped = "partner outputs stopped after a failed write; restart proviso".to_string();
             for message in std::mem::take(&mut self.ready) {
@@ -370,16 +437,16 @@ impl Outputs {
         let ids = self.ready_disclosures();
         let last = self.ready.last().map(|message| message.position).unwrap_or_default();
         let ready = std::mem::take(&mut self.ready);
-        let written = hook(ready, self.audit_records).and_then(|audit_records| {
+        let written = hook(ready, self.on_file.as_ref()).and_then(|on_file| {
             crate::failpoint::reach("outputs.mark");
-            write_mark(&self.data_dir, last, Some(audit_records))
-                .map(|()| audit_records)
+            write_mark(&self.data_dir, last, Some(&on_file))
+                .map(|()| on_file)
                 .map_err(|error| format!("the outputs mark: {error}"))
         });
         match written {
-            Ok(audit_records) => {
+            Ok(on_file) => {
                 self.written = last;
-                self.audit_records = Some(audit_records);
+                self.on_file = Some(on_file);
                 for id in &ids {
                     self.settle(id, Outcome::Written);
                 }
@@ -399,6 +466,38 @@ impl Outputs {
 mod tests {
     use super::*;
     use crate::contract::{DisclosedRecord, Event, EventBody, Platform, Pseudonym, Purpose, Region};
+
+    /// The mark reads back what it was written with, and marks of earlier
+    /// versions (the position alone, or with the audit count) still read.
+    #[test]
+    fn the_mark_reads_back_and_older_marks_still_read() {
+        let position = LogPosition { epoch: 3, sequence: 41 };
+        let feeds: BTreeMap<String, u64> = [("net.product".to_string(), 7), ("net.ads".to_string(), 0)].into();
+        let on_file = OnFile { audit: 12, feeds: Some(feeds) };
+        assert_eq!(parse_mark(&mark_text(position, Some(&on_file))), Some((position, Some(on_file.clone()))));
+        let none = OnFile { audit: 0, feeds: Some(BTreeMap::new()) };
+        assert_eq!(parse_mark(&mark_text(position, Some(&none))), Some((position, Some(none))), "no feed yet");
+        assert_eq!(parse_mark("3:41 12\n"), Some((position, Some(OnFile { audit: 12, feeds: None }))));
+        assert_eq!(parse_mark("3:41   \n"), Some((position, None)));
+        assert_eq!(
+            parse_mark("3:41 12 feeds net.product=x"),
+            Some((position, Some(OnFile { audit: 12, feeds: None })))
+        );
+        assert_eq!(parse_mark("garbage"), None);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_mark(dir.path(), position, Some(&on_file)).expect("in place");
+        let short = OnFile { audit: 1, feeds: Some(BTreeMap::new()) };
+        write_mark(dir.path(), position, Some(&short)).expect("shorter, in place");
+        assert_eq!(read_mark(dir.path()), Some((position, Some(short))), "no tail of the longer mark");
+        let many: BTreeMap<String, u64> = (0..40).map(|n| (format!("partner-{n}.product"), n)).collect();
+        let long = OnFile { audit: 5, feeds: Some(many) };
+        assert!(mark_text(position, Some(&long)).len() > MARK_IN_PLACE);
+        write_mark(dir.path(), position, Some(&long)).expect("aside and renamed");
+        assert_eq!(read_mark(dir.path()), Some((position, Some(long))));
+        write_mark(dir.path(), position, Some(&on_file)).expect("in place after a longer one");
+        assert_eq!(read_mark(dir.path()), Some((position, Some(on_file))), "the longer one's tail is not read");
+    }
 
     fn event(ts_ms: i64, subject: Pseudonym, body: EventBody) -> Record {
         Record::Event(Event { ts_ms, subject, region: Region(*b"US"), body })

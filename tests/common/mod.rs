@@ -75,31 +75,7 @@ impl Server {
     /// Like [`Server::start_with_config`], listening on `listen` (e.g. the
     /// port an earlier server of the same test used).
     pub fn start_listening(data: &Path, listen: &str, env: &[(&str, &str)], extra_config: &str) -> Server {
-        let stderr_path = data.with_extension(format!(
-            "stderr.{}.log",
-            std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
-        ));
-        let stderr_path = unique(stderr_path);
-        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let config_path = unique(data.with_extension("config.toml"));
-        std::fs::write(&config_path, format!("{extra_config}\n{PARTNERS_CONFIG}")).expect("config file");
-        let mut cmd = command();
-        cmd.args(["serve", "--listen", listen, "--data"])
-            .arg(data)
-            .arg("--config")
-            .arg(&config_path)
-            .env("PROVISO_ADMIN_TOKEN", ADMIN)
-            .env("PROVISO_INGEST_TOKEN", INGEST)
-            .env("PROVISO_ANALYST_TOKEN", ANALYST)
-            .env("PROVISO_SUBJECT_SERVICE_TOKEN", SUBJECT)
-            .env("PROVISO_REVIEWER_TOKEN", REVIEWER)
-            .env("PROVISO_ADVERTISER_TOKEN", ADVERTISER)
-            .env("PROVISO_LOG", "debug")
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        for (key, value) in env {
-            cmd.env(key, value);
-        }
+        let (mut cmd, stderr_path) = Server::serve_command(data, listen, env, extra_config);
         let mut child = cmd.spawn().expect("spawn proviso serve");
         let stdout = child.stdout.take().expect("stdout");
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -130,6 +106,56 @@ impl Server {
         let health = server.get("/healthz", None);
         assert_eq!(health.0, 200, "healthz: {:?}", health.1);
         server
+    }
+
+    /// Runs `proviso serve` as [`Server::start_with`] would, expecting it to
+    /// stop by itself before it listens (a failpoint on its way up): its
+    /// exit status and stderr, once it has exited (at most 60 s).
+    pub fn run_to_exit(data: &Path, env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let (mut cmd, stderr_path) = Server::serve_command(data, "127.0.0.1:0", env, "");
+        let mut child = cmd.stdout(Stdio::null()).spawn().expect("spawn proviso serve");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("proviso serve did not stop:\n{}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        (status, std::fs::read_to_string(&stderr_path).unwrap_or_default())
+    }
+
+    /// The `proviso serve` command of a test server, and where its stderr goes.
+    fn serve_command(data: &Path, listen: &str, env: &[(&str, &str)], extra_config: &str) -> (Command, PathBuf) {
+        let stderr_path = data.with_extension(format!(
+            "stderr.{}.log",
+            std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64
+        ));
+        let stderr_path = unique(stderr_path);
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let config_path = unique(data.with_extension("config.toml"));
+        std::fs::write(&config_path, format!("{extra_config}\n{PARTNERS_CONFIG}")).expect("config file");
+        let mut cmd = command();
+        cmd.args(["serve", "--listen", listen, "--data"])
+            .arg(data)
+            .arg("--config")
+            .arg(&config_path)
+            .env("PROVISO_ADMIN_TOKEN", ADMIN)
+            .env("PROVISO_INGEST_TOKEN", INGEST)
+            .env("PROVISO_ANALYST_TOKEN", ANALYST)
+            .env("PROVISO_SUBJECT_SERVICE_TOKEN", SUBJECT)
+            .env("PROVISO_REVIEWER_TOKEN", REVIEWER)
+            .env("PROVISO_ADVERTISER_TOKEN", ADVERTISER)
+            .env("PROVISO_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        (cmd, stderr_path)
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> (u16, serde_json::Value) {

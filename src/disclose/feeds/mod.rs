@@ -129,6 +129,12 @@ struct Stream {
     end: u64,
     /// Cursors of `add`s that a `retract` withdrew: never served again.
     withdrawn: std::collections::HashSet<u64>,
+    /// How many of the file's records the live ledger reflects: all of
+    /// them, except after [`Feeds::resume_at`] found records a crashed
+    /// process wrote past the outputs mark. Those are matched, in order,
+    /// with the records decided again for the same messages instead of
+    /// being written a second time.
+    ledger_at: u64,
     /// Set when a failed append could not be cut back off the file: later
     /// appends are refused (they would continue a broken line) until
     /// restart, whose open cuts the torn line.
@@ -303,9 +309,9 @@ impl Feeds {
             })
             .map_err(io)?;
             let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
-            inner
-                .streams
-                .insert((partner.to_string(), purpose), Stream { path, file, offsets, end, withdrawn, broken: false });
+            let ledger_at = offsets.len() as u64;
+            let stream = Stream { path, file, offsets, end, withdrawn, ledger_at, broken: false };
+            inner.streams.insert((partner.to_string(), purpose), stream);
         }
         drop(inner);
         Ok(feeds)
@@ -407,6 +413,10 @@ impl Feeds {
             return Ok(());
         }
         let stream_key = (partner.to_string(), purpose);
+        let records = Feeds::match_on_file(inner, &stream_key, records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
         if !inner.streams.contains_key(&stream_key) {
             let path = self.dir.join(format!("{partner}.{}.ndjson", purpose.as_str()));
             let file = crate::log::fsmode::private_file()
@@ -416,7 +426,15 @@ impl Feeds {
                 .map_err(|source| FeedError { path: path.display().to_string(), source })?;
             inner.streams.insert(
                 stream_key.clone(),
-                Stream { path, file, offsets: Vec::new(), end: 0, withdrawn: Default::default(), broken: false },
+                Stream {
+                    path,
+                    file,
+                    offsets: Vec::new(),
+                    end: 0,
+                    withdrawn: Default::default(),
+                    ledger_at: 0,
+                    broken: false,
+                },
             );
         }
         let mut bytes = Vec::new();
@@ -455,6 +473,7 @@ impl Feeds {
                 return Err(io(error));
             }
             stream.offsets.extend(starts.iter().map(|start| before + start));
+            stream.ledger_at = stream.len();
             stream.end = before + bytes.len() as u64;
             stream.withdrawn.extend(numbered.iter().filter_map(|record| record.retracts));
         }
@@ -462,6 +481,109 @@ impl Feeds {
             Inner::track(inner, partner, purpose, record);
         }
         Ok(())
+    }
+
+    /// Records decided again for messages whose outputs a crashed process
+    /// had already written past the outputs mark: each of the first
+    /// `records` that lands on a cursor already on file is checked against
+    /// the record there and taken into the ledger, not written again.
+    /// Returns the records left to append. A record that differs from the
+    /// one on file is an error: the outputs would no longer be the same on
+    /// every node.
+    fn match_on_file(
+        inner: &mut Inner,
+        stream_key: &(String, Purpose),
+        records: Vec<FeedRecord>,
+    ) -> Result<Vec<FeedRecord>, FeedError> {
+        let Some(stream) = inner.streams.get(stream_key) else { return Ok(records) };
+        if stream.ledger_at >= stream.len() {
+            return Ok(records);
+        }
+        let (mut cursor, end) = (stream.ledger_at, stream.len());
+        let mut matched = Vec::new();
+        let mut rest = records.into_iter();
+        for mut record in rest.by_ref() {
+            record.cursor = cursor;
+            let on_file = stream.read_record(cursor).map_err(|source| stream.error(source))?;
+            if !on_file.as_ref().is_some_and(|on_file| same_record(on_file, &record)) {
+                return Err(stream.error(std::io::Error::other(format!(
+                    "record {cursor}, written past the outputs mark before a crash, differs from the one decided \
+                     again for it; restore this node from another node's backup"
+                ))));
+            }
+            matched.push(record);
+            cursor += 1;
+            if cursor == end {
+                break;
+            }
+        }
+        if let Some(stream) = inner.streams.get_mut(stream_key) {
+            stream.ledger_at = cursor;
+        }
+        for record in &matched {
+            Inner::track(inner, &stream_key.0, stream_key.1, record);
+        }
+        Ok(rest.collect())
+    }
+
+    /// The outputs mark said how many records each feed held when it was
+    /// written (by file stem, `partner.purpose`; a feed it does not name
+    /// held none). When a feed holds more, a process wrote records past the
+    /// mark and died before moving it: the ledger is rebuilt as it stood at
+    /// the mark, and the records decided again for those messages are
+    /// matched with the ones on file ([`Feeds::append`]) instead of written
+    /// twice. Without this, an add made and withdrawn past the mark was
+    /// added and withdrawn a second time.
+    pub fn resume_at(&self, counts: &std::collections::BTreeMap<String, u64>) -> Result<(), FeedError> {
+        let mut inner = self.lock();
+        let at_mark = |(partner, purpose): &(String, Purpose), stream: &Stream| {
+            counts.get(&format!("{partner}.{}", purpose.as_str())).copied().unwrap_or(0).min(stream.len())
+        };
+        if inner.streams.iter().all(|(key, stream)| at_mark(key, stream) == stream.ledger_at) {
+            return Ok(());
+        }
+        let inner = &mut *inner;
+        inner.live.clear();
+        inner.by_subject.clear();
+        let mut keys: Vec<(String, Purpose)> = inner.streams.keys().cloned().collect();
+        keys.sort();
+        for key in keys {
+            let Some(stream) = inner.streams.get_mut(&key) else { continue };
+            let count = at_mark(&key, stream);
+            if count < stream.len() {
+                tracing::info!(
+                    path = %stream.path.display(),
+                    past_mark = stream.len() - count,
+                    "Feed records written past the outputs mark before a stop are matched with the outputs decided again, not written twice."
+                );
+            }
+            stream.ledger_at = count;
+            let mut start = 0;
+            while start < count {
+                let stream = &inner.streams[&key];
+                let page =
+                    stream.read_records(start, (count - start).min(1024)).map_err(|source| stream.error(source))?;
+                if page.is_empty() {
+                    break;
+                }
+                start += page.len() as u64;
+                for record in &page {
+                    Inner::track(inner, &key.0, key.1, record);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many records of each feed (by file stem, `partner.purpose`) the
+    /// ledger reflects: what the outputs mark keeps.
+    pub fn accounted(&self) -> std::collections::BTreeMap<String, u64> {
+        let inner = self.lock();
+        inner
+            .streams
+            .iter()
+            .map(|((partner, purpose), stream)| (format!("{partner}.{}", purpose.as_str()), stream.ledger_at))
+            .collect()
     }
 
     /// Records of one feed after `after`, at most `limit`, as a partner may
@@ -605,6 +727,16 @@ impl Feeds {
     }
 }
 
+/// Whether a record decided again is the one on file at its cursor (which
+/// compaction may have redacted: then what a redacted record keeps).
+fn same_record(on_file: &FeedRecord, decided: &FeedRecord) -> bool {
+    if on_file.is_redacted() {
+        on_file == &decided.redacted()
+    } else {
+        on_file == decided
+    }
+}
+
 /// Calls `visit` with every whole record of `stream`, read from its file in
 /// order (up to the indexed end: the same records the index holds).
 fn for_each_record(stream: &Stream, visit: &mut dyn FnMut(FeedRecord) -> std::io::Result<()>) -> Result<(), FeedError> {
@@ -709,6 +841,53 @@ mod tests {
 
     /// A torn last record (a crash mid-append) is cut off the file, so the
     /// next append starts on a line of its own and every record reads back.
+    /// Records a process wrote past the outputs mark before it died (an add
+    /// and its retraction) are matched with the same records decided again
+    /// after a reopen, not written twice; what comes after them is
+    /// appended at the next cursor; a record decided again that differs from
+    /// the one on file is refused.
+    #[test]
+    fn records_past_the_mark_are_matched_not_written_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let released = |items| crate::gate::Gated::released_in_a_test(Purpose::Product, items);
+        let refusal = |subject: &str| Revocation {
+            subject: subject.into(),
+            purposes: vec![Purpose::Product],
+            partner: None,
+            reason: "refused",
+        };
+        let feeds = Feeds::open(dir.path()).expect("open");
+        feeds.disclose("net", "suggestion", released(vec![suggestion("p1", "p2", &["s_a", "s_b"])]), 1).expect("add");
+        let mark = feeds.accounted();
+        assert_eq!(mark.get("net.product"), Some(&1));
+        // Past the mark: an add, and the retraction of it.
+        feeds.disclose("net", "suggestion", released(vec![suggestion("p1", "p3", &["s_a", "s_c"])]), 2).expect("add");
+        assert_eq!(feeds.revoke(&[refusal("s_c")], 3).expect("revoke"), 1);
+        let on_file = std::fs::read(dir.path().join("feeds/net.product.ndjson")).expect("feed");
+        drop(feeds);
+
+        let feeds = Feeds::open(dir.path()).expect("reopen");
+        feeds.resume_at(&mark).expect("resume");
+        assert_eq!(feeds.accounted().get("net.product"), Some(&1), "the ledger stands at the mark");
+        let again = vec![suggestion("p1", "p3", &["s_a", "s_c"])];
+        assert_eq!(feeds.disclose("net", "suggestion", released(again), 2).expect("matched"), 1);
+        assert_eq!(feeds.revoke(&[refusal("s_c")], 3).expect("matched"), 1);
+        assert_eq!(std::fs::read(dir.path().join("feeds/net.product.ndjson")).expect("feed"), on_file, "nothing twice");
+        assert_eq!(feeds.accounted().get("net.product"), Some(&3));
+        assert_eq!(feeds.revoke(&[refusal("s_b")], 4).expect("revoke"), 1, "the first add is still live");
+        assert_eq!(feeds.read("net", Purpose::Product, Some(2), 10).expect("read")[0].retracts, Some(0));
+
+        // Decided differently than what is on file: refused, nothing written.
+        let feeds = {
+            drop(feeds);
+            Feeds::open(dir.path()).expect("reopen")
+        };
+        feeds.resume_at(&mark).expect("resume");
+        let other = vec![suggestion("p1", "p9", &["s_a", "s_z"])];
+        assert!(feeds.disclose("net", "suggestion", released(other), 2).is_err());
+        assert_eq!(feeds.indexed(), 4);
+    }
+
     #[test]
     fn a_torn_last_record_is_cut_and_appends_continue() {
         let dir = tempfile::tempdir().expect("tempdir");
