@@ -1068,6 +1068,46 @@ fn a_node_that_cannot_write_its_outputs_answers_503_and_writes_them_after_restar
     }
 }
 
+/// A node whose vault cannot store the secrets the cluster's log minted
+/// (failpoint: the disk is full) discloses nothing it could not name people
+/// for: the suggestion it took is answered 503, and it writes no output
+/// after that. The other node wrote the disclosure. Restarted with space,
+/// the node stores the secrets from its log and writes the outputs it owed:
+/// its vault, audit log and feed are then the other node's, and it answers
+/// suggestions again.
+#[test]
+fn a_node_whose_vault_cannot_store_minted_secrets_answers_503_and_catches_up_after_restart() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start(temp.path());
+    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+    let a = node_with(&a_dir, &nats, &[("PROVISO_FAILPOINTS", "vault.write=enospc")]);
+    let b = node(&b_dir, &nats);
+    assert_eq!(a.ingest(&friends_on_the_partner(970, 3, "fn"))["rejected"], serde_json::json!([]));
+    let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+    assert_eq!(status, 503, "{body}");
+    let on = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap_or_default();
+    assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(vault_records(&b_dir).len(), 3, "b stored the three people's secrets the disclosure minted");
+    assert!(!on(&b_dir, "audit/disclosures.log").is_empty(), "and wrote the disclosure");
+    assert!(vault_records(&a_dir).is_empty(), "a stored none");
+    assert!(on(&a_dir, "feeds/friendnet.product.ndjson").is_empty(), "a wrote nothing it could not name people for");
+    let (status, _) = b.get("/v1/partners/friendnet/suggestions/fn-1?limit=5", Some(common::PARTNER));
+    assert_eq!(status, 200);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert!(on(&a_dir, "feeds/friendnet.product.ndjson").is_empty(), "and no later output ahead of it");
+    drop(a);
+    let a = node(&a_dir, &nats);
+    assert_eq!(a.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
+    assert_eq!(vault_records(&a_dir), vault_records(&b_dir), "a stored the secrets at restart");
+    for file in ["audit/disclosures.log", "feeds/friendnet.product.ndjson"] {
+        assert!(!on(&b_dir, file).is_empty(), "{file} on b");
+        assert!(on(&a_dir, file) == on(&b_dir, file), "{file} after a's restart");
+    }
+    let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-2?limit=5", Some(common::PARTNER));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
+}
+
 /// A node that dies after writing a group's outputs and before its outputs
 /// mark says so (failpoint `outputs.mark`) decides that group again at
 /// restart and writes nothing twice: its audit log and feed are the other
