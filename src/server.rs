@@ -41,7 +41,7 @@ pub enum ServerError {
 async fn join_cluster(
     config: &Config,
     cluster: &crate::config::ClusterConfig,
-) -> Result<crate::pipeline::ClusterOptions, ServerError> {
+) -> Result<(crate::pipeline::ClusterOptions, crate::cluster::leases::Leases), ServerError> {
     let key = config.pseudonym_key.as_ref().ok_or_else(|| {
         ServerError::Cluster(crate::cluster::ClusterError::Connect {
             url: cluster.url.clone(),
@@ -56,12 +56,15 @@ async fn join_cluster(
     let dedup = std::time::Duration::from_secs(config.idempotency_window_seconds);
     let retention = std::time::Duration::from_secs(config.erasure_compaction_seconds);
     let log = crate::cluster::log::ClusterLog::open(&jetstream, dedup, retention).await?;
-    tracing::info!(node = %cluster.node, nats = %cluster.url, tls = cluster.auth.ca.is_some(), partitions = settings.partitions, "Joined the cluster.");
-    Ok(crate::pipeline::ClusterOptions {
+    let leases =
+        crate::cluster::leases::Leases::open(&jetstream, &cluster.node, settings.partitions, cluster.lease).await?;
+    tracing::info!(node = %cluster.node, nats = %cluster.url, tls = cluster.auth.ca.is_some(), partitions = settings.partitions, lease_s = leases.lease().as_secs_f64(), "Joined the cluster.");
+    let options = crate::pipeline::ClusterOptions {
         log: Arc::new(log),
         runtime: tokio::runtime::Handle::current(),
         decider: crate::disclose::decider(config.policy.clone(), partners),
-    })
+    };
+    Ok((options, leases))
 }
 
 /// A running server.
@@ -96,8 +99,11 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener, Arc<AppState>), ServerError> {
     let prometheus = prometheus();
     let mut options = config.pipeline_options();
+    let mut leases = None;
     if let Some(cluster) = &config.cluster {
-        options.cluster = Some(join_cluster(config, cluster).await?);
+        let (cluster, held) = join_cluster(config, cluster).await?;
+        options.cluster = Some(cluster);
+        leases = Some(held);
     }
     let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(options))
         .await
@@ -153,7 +159,11 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
         noise_required: config.audience.noise_required,
     };
     let disclosure = crate::disclose::Disclosure::open(Arc::clone(&pipeline), partners, audience)?;
+    // Partition leases are taken once the node has caught up (its state
+    // stands where the cluster's log does).
+    let leases = leases.map(crate::cluster::leases::Keeper::start);
     let app = Arc::new(AppState {
+        leases,
         live: Default::default(),
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         live_streams: Default::default(),
@@ -186,6 +196,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let pipeline = app.pipeline.clone();
+    let leases = app.leases.clone();
     let closing = app.closing.clone();
     let limits = app.limits;
     let service = router(app);
@@ -228,6 +239,11 @@ pub async fn serve(
     // only for ordinary requests.
     closing.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(listener);
+    if let Some(leases) = leases {
+        // The other nodes take this node's partitions at once, not after
+        // the lease time.
+        leases.release(Duration::from_secs(2)).await;
+    }
     graceful.shutdown().await;
     tokio::task::spawn_blocking(move || pipeline.shutdown())
         .await

@@ -50,7 +50,7 @@ fn nats_with_authorization_takes_only_nodes_that_have_the_credentials() {
     let password = "a-long-nats-password-0123456789";
     // The nodes' user may use the cluster's subjects, JetStream's API and
     // the bucket, and nothing more (what docs/scale.md tells operators).
-    let allowed = r#"["proviso.>", "$JS.>", "$KV.proviso_cluster.>", "_INBOX.>"]"#;
+    let allowed = r#"["proviso.>", "$JS.>", "$KV.proviso_cluster.>", "$KV.proviso_leases.>", "_INBOX.>"]"#;
     let nats = Nats::start_with_config(
         &temp.path().join("users"),
         &format!(
@@ -65,6 +65,17 @@ fn nats_with_authorization_takes_only_nodes_that_have_the_credentials() {
     assert!(!stderr.contains("wrong-one"), "the password is not repeated: {stderr}");
     let node = joins(&data, &nats.url, &[("PROVISO_NATS_USER", "proviso"), ("PROVISO_NATS_PASSWORD", password)]);
     assert!(!node.stderr().contains(password), "nor logged");
+    // Those rights are enough for the partition leases too: the one node
+    // holds every partition.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, health) = node.get("/healthz", None);
+        if health["partitions_held"].as_array().map(Vec::len) == Some(64) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the node holds no leases: {health}\n{}", node.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     drop(node);
 
     let in_url = nats.url.replace("nats://", &format!("nats://proviso:{password}@"));

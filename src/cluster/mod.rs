@@ -20,6 +20,7 @@
 //! leave proviso (that stays the gate's).
 
 pub mod batch;
+pub mod leases;
 pub mod local;
 pub mod log;
 pub mod settings;

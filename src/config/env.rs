@@ -42,6 +42,8 @@ pub const PROVISO_NATS_PASSWORD: &str = "PROVISO_NATS_PASSWORD";
 pub const PROVISO_NATS_TOKEN: &str = "PROVISO_NATS_TOKEN";
 /// `--nats-ca`, `nats_ca`: the CA of the NATS server's TLS certificate.
 pub const PROVISO_NATS_CA: &str = "PROVISO_NATS_CA";
+/// `--cluster-lease-seconds`, `cluster_lease_seconds`: a partition lease's time.
+pub const PROVISO_CLUSTER_LEASE_SECONDS: &str = "PROVISO_CLUSTER_LEASE_SECONDS";
 /// `--listen`, `listen`: the HTTP listen address.
 pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
 /// `--max-request-bytes`, `max_request_bytes`: largest accepted request body.

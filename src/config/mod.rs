@@ -277,6 +277,13 @@ impl Config {
         if opt.nats_user.is_some() && opt.nats_token.is_some() {
             problems.push("give NATS a user and password or a token, not both".to_string());
         }
+        if !(2..=300).contains(&opt.cluster_lease_seconds) {
+            problems.push(format!(
+                "cluster_lease_seconds ({}): {} is not between 2 and 300",
+                env::PROVISO_CLUSTER_LEASE_SECONDS,
+                opt.cluster_lease_seconds
+            ));
+        }
         if let Some(ca) = &opt.nats_ca {
             if let Err(error) = std::fs::metadata(ca) {
                 problems.push(format!("nats_ca ({}): {}: {error}", env::PROVISO_NATS_CA, ca.display()));
@@ -312,6 +319,7 @@ impl Config {
                     token: opt.nats_token.as_ref().map(|token| token.expose().to_string()),
                     ca: opt.nats_ca.clone(),
                 },
+                lease: std::time::Duration::from_secs(opt.cluster_lease_seconds),
             }),
             opt,
         })
@@ -634,6 +642,8 @@ pub struct ClusterConfig {
     pub node: String,
     /// How it proves itself to NATS, and whether over TLS.
     pub auth: crate::cluster::NatsAuth,
+    /// A partition lease's time, for a new cluster.
+    pub lease: std::time::Duration,
 }
 
 /// This machine's host name (for a node's default name), or `node`.

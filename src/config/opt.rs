@@ -67,6 +67,11 @@ pub const fn default_max_future_skew_seconds() -> u64 {
 pub const fn default_idempotency_window_seconds() -> u64 {
     86_400
 }
+/// Default lease time of a cluster's partitions: a dead node's partitions
+/// move after at most this long.
+pub const fn default_cluster_lease_seconds() -> u64 {
+    6
+}
 /// Default listen address: loopback only, so a fresh install exposes nothing.
 pub fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7420))
@@ -289,6 +294,10 @@ options! {
         #[arg(long, env = env::PROVISO_NATS_CA, value_name = "FILE", help_heading = heading::CLUSTER)]
         #[serde(default)]
         pub nats_ca: Option<PathBuf>,
+        /// Lease time of each partition a node holds (2 to 300): a node that dies gives its partitions up to the others after at most this long; a node that stops cleanly at once. Fixed by the first node of a new cluster (later nodes use the cluster's)
+        #[arg(long, env = env::PROVISO_CLUSTER_LEASE_SECONDS, value_name = "SECONDS", default_value_t = default_cluster_lease_seconds(), help_heading = heading::CLUSTER)]
+        #[serde(default = "default_cluster_lease_seconds")]
+        pub cluster_lease_seconds: u64,
     }
 }
 
@@ -328,6 +337,7 @@ impl Default for Opt {
             nats_password: None,
             nats_token: None,
             nats_ca: None,
+            cluster_lease_seconds: default_cluster_lease_seconds(),
             audience_k: default_audience_k(),
             audience_epsilon: None,
             audience_daily_epsilon: default_audience_daily_epsilon(),

@@ -63,6 +63,8 @@ pub struct AppState {
     pub live_streams: Arc<limits::LiveStreams>,
     /// Timeouts and caps on connections and streams.
     pub limits: crate::config::ConnectionLimits,
+    /// Cluster mode: the partitions whose lease this node holds.
+    pub leases: Option<crate::cluster::leases::Keeper>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -25,6 +25,12 @@ pub struct Health {
     /// the cluster's log this node applied. Absent in embedded mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     cluster_position: Option<String>,
+    /// Cluster mode: the partitions whose lease this node holds now (each
+    /// partition is held by one node at a time; they move when a node
+    /// dies, joins or stops). State is not split by them yet: every node
+    /// still applies every message. Absent in embedded mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partitions_held: Option<Vec<u16>>,
 }
 
 /// Liveness and a few counts. Public. 503 once a write to the log failed
@@ -39,7 +45,9 @@ pub async fn healthz(State(app): State<SharedState>) -> impl IntoResponse {
     drop(state);
     let cluster = app.pipeline.cluster_status();
     let cluster_position = cluster.as_ref().map(|(position, _)| position.to_string());
-    let health = |status, message| Json(Health { status, events, subjects, message, cluster_position });
+    let partitions_held = app.leases.as_ref().map(|leases| leases.view.held());
+    let health =
+        |status, message| Json(Health { status, events, subjects, message, cluster_position, partitions_held });
     if let Some(cause) = app.pipeline.write_failure() {
         let message = format!(
             "proviso could not write its log ({cause}); writes are refused until it is restarted: free space or \
