@@ -52,7 +52,7 @@ async fn join_cluster(
     let partners: Vec<_> =
         config.partners.iter().map(|partner| (partner.name.clone(), partner.purposes.clone())).collect();
     let identity = crate::cluster::settings::Identity::of(key, &config.policy, &partners);
-    let settings = crate::cluster::settings::join(&jetstream, &identity, crate::cluster::DEFAULT_PARTITIONS).await?;
+    let settings = crate::cluster::settings::join(&jetstream, &identity, cluster.partitions).await?;
     let dedup = std::time::Duration::from_secs(config.idempotency_window_seconds);
     let retention = std::time::Duration::from_secs(config.erasure_compaction_seconds);
     let log = crate::cluster::log::ClusterLog::open(&jetstream, dedup, retention).await?;

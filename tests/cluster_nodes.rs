@@ -219,6 +219,97 @@ fn three_nodes_answer_as_one_embedded_node() {
     }
 }
 
+/// The partitions each node of a cluster holds, once together they hold
+/// each of the cluster's `partitions` exactly once, none more than its
+/// share (at most 20 s: a node that came first gives up what is above its
+/// share at its next round).
+fn partitions_held(nodes: &[Server], partitions: u16) -> Vec<Vec<u64>> {
+    let share = usize::from(partitions).div_ceil(nodes.len());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let held: Vec<Vec<u64>> = nodes
+            .iter()
+            .map(|node| {
+                let (_, health) = node.get("/healthz", None);
+                health["partitions_held"]
+                    .as_array()
+                    .map(|p| p.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut all: Vec<u64> = held.iter().flatten().copied().collect();
+        all.sort_unstable();
+        if all == (0..u64::from(partitions)).collect::<Vec<_>>() && held.iter().all(|h| h.len() <= share) {
+            return held;
+        }
+        assert!(std::time::Instant::now() < deadline, "{partitions} partitions not held once: {held:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Clusters of three nodes made with 1, 7 and 64 partitions, fed the same
+/// simulated batches in turn, answer every query as one embedded node fed
+/// them: metrics, consent, abuse actions and a person's abuse record,
+/// audiences, the person's report, friend suggestions. Each cluster's
+/// partitions are held once between its nodes (with one partition, by one
+/// node). State is not yet split by partition, so this holds the answers
+/// fixed for when it is.
+#[test]
+fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let reference = embedded(&temp.path().join("embedded"));
+    let (batches, from) = simulated(temp.path(), 11, 300, 6_000, 40, 500);
+    for batch in &batches {
+        reference.ingest(batch);
+    }
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    // A person's report, less the time it was made.
+    let report = |server: &Server| {
+        let (status, mut report) = server.get(&format!("/v1/subjects/{subject}/report"), Some(SUBJECT));
+        assert_eq!(status, 200, "{report}");
+        report.as_object_mut().and_then(|fields| fields.remove("generated_at")).expect("a report says when");
+        (format!("/v1/subjects/{subject}/report"), report)
+    };
+    let mut truth = answers(&reference, &from, &to, &subject);
+    truth.push(report(&reference));
+    assert!(sum(&truth[2].1) > 500.0, "the messages counted are not trivial: {}", truth[2].1);
+    let accounts = partner_accounts(&batches, 30);
+    let suggestions = |server: &Server| -> Vec<Value> {
+        accounts
+            .iter()
+            .map(|account| {
+                server.get(&format!("/v1/partners/friendnet/suggestions/{account}?limit=20"), Some(common::PARTNER)).1
+            })
+            .collect()
+    };
+    let want = suggestions(&reference);
+    assert!(want.iter().filter(|list| list.as_array().is_some_and(|l| !l.is_empty())).count() >= 3, "{want:?}");
+    for partitions in [1u16, 7, 64] {
+        let dir = temp.path().join(format!("p{partitions}"));
+        let nats = Nats::start(&dir);
+        let count = partitions.to_string();
+        let nodes: Vec<Server> = (0..3)
+            .map(|n| node_with(&dir.join(format!("node{n}")), &nats, &[("PROVISO_CLUSTER_PARTITIONS", count.as_str())]))
+            .collect();
+        for (index, batch) in batches.iter().enumerate() {
+            let got = nodes[index % nodes.len()].ingest(batch);
+            assert_eq!(got["rejected"], serde_json::json!([]), "{partitions} partitions, batch {index}");
+        }
+        let held = partitions_held(&nodes, partitions);
+        assert_eq!(held.iter().filter(|h| !h.is_empty()).count(), usize::from(partitions).min(3), "{held:?}");
+        for (n, node) in nodes.iter().enumerate() {
+            let mut got = answers(node, &from, &to, &subject);
+            got.push(report(node));
+            for ((path, want), (_, have)) in truth.iter().zip(&got) {
+                assert_eq!(have, want, "{partitions} partitions, node {n}: {path}");
+            }
+            assert_eq!(suggestions(node), want, "{partitions} partitions, node {n}: suggestions");
+        }
+    }
+}
+
 /// A node killed with `kill -9` in the middle of ingest, then the NATS
 /// server, while the log rolls from epoch to epoch: every batch is sent with an Idempotency-Key and resent (to the
 /// next node) until acknowledged. After the restarts every node answers as

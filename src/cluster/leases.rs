@@ -24,7 +24,7 @@
 //! it) before that, since the write reached the server after it was sent.
 //! A node that cannot reach NATS keeps its leases only until then.
 //!
-//! The share. Every node also writes `node.<hex of its name>` each round;
+//! The share. Every node also writes `node.<hex of its holder value>` each round;
 //! the live nodes are the keys of that form (a dead node's expires with its
 //! leases). Each round a node renews what it holds, gives up what is above
 //! its share (the ones it ranks lowest), and takes free partitions up to its
@@ -263,8 +263,11 @@ impl Leases {
         Ok(nodes)
     }
 
+    /// This process's heartbeat key: by its holder value (name and
+    /// instance), so two nodes of one name (`host:0` when ports are picked
+    /// at start) still count as two.
     fn node_key(&self) -> String {
-        format!("node.{}", super::hex(self.node.as_bytes()))
+        format!("node.{}", super::hex(&self.holder))
     }
 
     /// This node's rendezvous rank of `partition`: higher is taken first

@@ -44,6 +44,8 @@ pub const PROVISO_NATS_TOKEN: &str = "PROVISO_NATS_TOKEN";
 pub const PROVISO_NATS_CA: &str = "PROVISO_NATS_CA";
 /// `--cluster-lease-seconds`, `cluster_lease_seconds`: a partition lease's time.
 pub const PROVISO_CLUSTER_LEASE_SECONDS: &str = "PROVISO_CLUSTER_LEASE_SECONDS";
+/// `--cluster-partitions`, `cluster_partitions`: partitions of a new cluster.
+pub const PROVISO_CLUSTER_PARTITIONS: &str = "PROVISO_CLUSTER_PARTITIONS";
 /// `--listen`, `listen`: the HTTP listen address.
 pub const PROVISO_LISTEN: &str = "PROVISO_LISTEN";
 /// `--max-request-bytes`, `max_request_bytes`: largest accepted request body.
@@ -94,6 +96,7 @@ pub const ALL: &[&str] = &[
     PROVISO_NATS_TOKEN,
     PROVISO_NATS_CA,
     PROVISO_CLUSTER_LEASE_SECONDS,
+    PROVISO_CLUSTER_PARTITIONS,
     PROVISO_CONFIG,
     PROVISO_DEFAULT_REGION,
     PROVISO_POLICY,

@@ -277,6 +277,14 @@ impl Config {
         if opt.nats_user.is_some() && opt.nats_token.is_some() {
             problems.push("give NATS a user and password or a token, not both".to_string());
         }
+        if !(1..=crate::cluster::MAX_PARTITIONS).contains(&opt.cluster_partitions) {
+            problems.push(format!(
+                "cluster_partitions ({}): {} is not between 1 and {}",
+                env::PROVISO_CLUSTER_PARTITIONS,
+                opt.cluster_partitions,
+                crate::cluster::MAX_PARTITIONS
+            ));
+        }
         if !(2..=300).contains(&opt.cluster_lease_seconds) {
             problems.push(format!(
                 "cluster_lease_seconds ({}): {} is not between 2 and 300",
@@ -320,6 +328,7 @@ impl Config {
                     ca: opt.nats_ca.clone(),
                 },
                 lease: std::time::Duration::from_secs(opt.cluster_lease_seconds),
+                partitions: opt.cluster_partitions,
             }),
             opt,
         })
@@ -644,6 +653,8 @@ pub struct ClusterConfig {
     pub auth: crate::cluster::NatsAuth,
     /// A partition lease's time, for a new cluster.
     pub lease: std::time::Duration,
+    /// Partitions, for a new cluster.
+    pub partitions: u16,
 }
 
 /// This machine's host name (for a node's default name), or `node`.

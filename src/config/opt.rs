@@ -67,6 +67,10 @@ pub const fn default_max_future_skew_seconds() -> u64 {
 pub const fn default_idempotency_window_seconds() -> u64 {
     86_400
 }
+/// Default partition count of a new cluster.
+pub const fn default_cluster_partitions() -> u16 {
+    crate::cluster::DEFAULT_PARTITIONS
+}
 /// Default lease time of a cluster's partitions: a dead node's partitions
 /// move after at most this long.
 pub const fn default_cluster_lease_seconds() -> u64 {
@@ -298,6 +302,10 @@ options! {
         #[arg(long, env = env::PROVISO_CLUSTER_LEASE_SECONDS, value_name = "SECONDS", default_value_t = default_cluster_lease_seconds(), help_heading = heading::CLUSTER)]
         #[serde(default = "default_cluster_lease_seconds")]
         pub cluster_lease_seconds: u64,
+        /// Virtual partitions of a new cluster (1 to 4096), each person's by their pseudonym. Fixed by the first node of a new cluster: a later node uses the cluster's, whatever it asks
+        #[arg(long, env = env::PROVISO_CLUSTER_PARTITIONS, value_name = "COUNT", default_value_t = default_cluster_partitions(), help_heading = heading::CLUSTER)]
+        #[serde(default = "default_cluster_partitions")]
+        pub cluster_partitions: u16,
     }
 }
 
@@ -338,6 +346,7 @@ impl Default for Opt {
             nats_token: None,
             nats_ca: None,
             cluster_lease_seconds: default_cluster_lease_seconds(),
+            cluster_partitions: default_cluster_partitions(),
             audience_k: default_audience_k(),
             audience_epsilon: None,
             audience_daily_epsilon: default_audience_daily_epsilon(),
