@@ -313,7 +313,8 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
 /// A node killed with `kill -9` in the middle of ingest, then the NATS
 /// server, while the log rolls from epoch to epoch: every batch is sent with an Idempotency-Key and resent (to the
 /// next node) until acknowledged. After the restarts every node answers as
-/// the embedded node fed each batch once.
+/// the embedded node fed each batch once, and the partitions' leases are
+/// rebalanced: each held once, 32 a node.
 #[test]
 fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -390,6 +391,11 @@ fn acknowledged_batches_survive_kill_9_of_a_node_and_of_nats_exactly_once() {
             assert_eq!(have, want, "node {n}: {path}");
         }
     }
+    // And the partitions rebalanced: the restarted node holds its share
+    // again (its killed life's leases lapsed), each held once.
+    let nodes: Vec<Server> = nodes.into_iter().flatten().collect();
+    let held = partitions_held(&nodes, 64);
+    assert!(held.iter().all(|h| h.len() == 32), "{held:?}");
 }
 
 /// A node stopped for longer than the cluster's log keeps messages
@@ -1125,20 +1131,41 @@ fn a_node_that_catches_up_on_an_erasure_retracts_as_the_others_did() {
     assert!(feed(&a_dir) == feed(&b_dir), "b after catching up:\n{}\n---\n{}", feed(&b_dir), feed(&a_dir));
 }
 
+/// Two nodes of one cluster, `a` started with failpoint `failpoint` and
+/// `b` without; `count` friends on the partner ingested through `a`
+/// (phones from `base`), and the suggestion `a` then took for `fn-0`
+/// answered 503 (`body`: its answer).
+struct FailingPair {
+    temp: tempfile::TempDir,
+    nats: Nats,
+    a: Server,
+    b: Server,
+    a_dir: std::path::PathBuf,
+    b_dir: std::path::PathBuf,
+    body: Value,
+}
+
+impl FailingPair {
+    fn start(failpoint: &str, base: usize, count: usize) -> FailingPair {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let nats = Nats::start(temp.path());
+        let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
+        let a = node_with(&a_dir, &nats, &[("PROVISO_FAILPOINTS", failpoint)]);
+        let b = node(&b_dir, &nats);
+        assert_eq!(a.ingest(&friends_on_the_partner(base, count, "fn"))["rejected"], serde_json::json!([]));
+        let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
+        assert_eq!(status, 503, "{failpoint}: {body}");
+        FailingPair { temp, nats, a, b, a_dir, b_dir, body }
+    }
+}
+
 /// A node that cannot write its audit log (failpoint: the disk is full)
 /// does not answer a disclosure it could not record (503), writes no later
 /// output ahead of it, and once restarted writes them all: its audit log is
 /// then the other node's.
 #[test]
 fn a_node_that_cannot_write_its_outputs_answers_503_and_writes_them_after_restart() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(temp.path());
-    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
-    let a = node_with(&a_dir, &nats, &[("PROVISO_FAILPOINTS", "audit.write=enospc")]);
-    let b = node(&b_dir, &nats);
-    assert_eq!(a.ingest(&friends_on_the_partner(800, 4, "fn"))["rejected"], serde_json::json!([]));
-    let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
-    assert_eq!(status, 503, "{body}");
+    let FailingPair { temp: _temp, nats, a, b, a_dir, b_dir, body } = FailingPair::start("audit.write=enospc", 800, 4);
     assert!(body["message"].as_str().is_some_and(|m| m.contains("until it is restarted")), "{body}");
     let refusal = format!(
         r#"{{"type":"consent","ts":{},"phone":"{}","purpose":"product","granted":false}}"#,
@@ -1168,14 +1195,7 @@ fn a_node_that_cannot_write_its_outputs_answers_503_and_writes_them_after_restar
 /// suggestions again.
 #[test]
 fn a_node_whose_vault_cannot_store_minted_secrets_answers_503_and_catches_up_after_restart() {
-    let temp = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(temp.path());
-    let (a_dir, b_dir) = (temp.path().join("a"), temp.path().join("b"));
-    let a = node_with(&a_dir, &nats, &[("PROVISO_FAILPOINTS", "vault.write=enospc")]);
-    let b = node(&b_dir, &nats);
-    assert_eq!(a.ingest(&friends_on_the_partner(970, 3, "fn"))["rejected"], serde_json::json!([]));
-    let (status, body) = a.get("/v1/partners/friendnet/suggestions/fn-0?limit=5", Some(common::PARTNER));
-    assert_eq!(status, 503, "{body}");
+    let FailingPair { temp: _temp, nats, a, b, a_dir, b_dir, .. } = FailingPair::start("vault.write=enospc", 970, 3);
     let on = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap_or_default();
     assert_eq!(b.get_status("/v1/abuse/actions?status=review", Some(REVIEWER)), 200);
     assert_eq!(vault_records(&b_dir).len(), 3, "b stored the three people's secrets the disclosure minted");
