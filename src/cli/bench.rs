@@ -44,8 +44,8 @@ pub enum BenchSubcommand {
 /// Loads the state of --data (snapshot plus log tail; the data dir must be
 /// free: stop the server first), then holds its address books in each
 /// candidate encoding (the old hash map of u32 lists, a roaring bitmap per
-/// owner, varint gaps boxed per owner, varint gaps in one arena with skip
-/// entries every 16 to 128 contacts or none) and reports, as JSON, the
+/// owner, the packed books of `books.rs` boxed per owner, and in one arena
+/// with skip entries every 16 to 128 contacts or none) and reports, as JSON, the
 /// allocator's bytes for each (glibc mallinfo2), the mean time of a
 /// membership test over --probes (owner, subject) pairs (half of them
 /// members), and the time per contact of iterating every book. The answers

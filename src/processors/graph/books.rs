@@ -1,31 +1,37 @@
 //! Address books packed into one byte arena: each book is its sorted
-//! contacts as LEB128 varint gaps, with a small skip table so membership
-//! stays a binary search plus a short scan.
+//! contacts as bit-packed gaps in four widths chosen for that book, with a
+//! small skip table so membership stays a binary search plus a short scan.
 //!
 //! Owns: the encoding of one book, the arena of all books, reclaiming the
 //! space of replaced books, and the snapshot form of the books.
 //! Never: interprets a contact (dense subject indexes in, the same out).
 //!
 //! Why this shape (measured on the `bench/partner.sh` workload, see
-//! `bench/README.md`, "Address books: encodings measured"): subject indexes
-//! are handed out in order of first sight and books cluster in communities:
-//! there, 60% of the gaps fit one varint byte and 38% two, so the arena
-//! takes 1.55 allocator bytes per contact against 4.44 for the sorted `u32`
-//! lists in a hash map it replaced and 4.98 for a roaring bitmap per owner
-//! (whose per-container and per-allocation overhead dominates at 100
-//! members); boxing each varint book on its own takes 1.81 (the allocator's
-//! header and rounding per book). One arena with a `u32` start per owner
-//! costs 4 bytes per owner instead of a hash map entry and a boxed slice.
-//! The price: a membership test on a random owner takes about 170 ns
-//! instead of 70, and iterating 2.5 ns per contact instead of 0.8.
+//! `bench/README.md`, "Address books: encodings measured" and "Address
+//! books: gaps in widths chosen per book"): subject indexes are handed out
+//! in order of first sight and books cluster in communities, so a book's
+//! gaps (contact minus previous contact, less one) come in two kinds: small
+//! ones inside a community (58% below 16 there) and large ones between
+//! communities (40% of 8 to 15 bits). One arena with a `u32` start per owner
+//! costs 4 bytes per owner instead of a hash map entry and a boxed slice
+//! (4.44 allocator bytes per contact for sorted `u32` lists in a hash map,
+//! 4.98 for a roaring bitmap per owner, whose per-container overhead
+//! dominates at 100 members). LEB128 varint gaps took 1.55 bytes per contact;
+//! a 2-bit selector per gap and four widths per book take less, without a
+//! code tuned to one workload: each book picks the four widths that make
+//! its own gaps shortest, whatever their spread.
 //!
 //! Book layout (`n` contacts, `n >= 1`; empty books are not stored):
 //!
 //! ```text
 //! varint n
-//! (n - 1) / BLOCK skip entries, each: u32 LE contact[k * BLOCK], u32 LE offset
-//!     (in the gap stream) of the varint of contact[k * BLOCK + 1]
-//! gap stream: varint contact[0], then varint (contact[i] - contact[i - 1] - 1)
+//! if n >= 2: 3 bytes, the widths w0 <= w1 <= w2 <= w3 (6 bits each, w0 lowest)
+//! (n - 1) / BLOCK skip entries, each: u32 LE contact[k * BLOCK], u32 LE bit
+//!     offset (in the gap stream) of the gap before contact[k * BLOCK + 1]
+//! varint contact[0]
+//! gap stream, bits from the lowest of each byte up: for each i >= 1, a
+//!     2-bit selector s, then gap_i = contact[i] - contact[i - 1] - 1 in w_s
+//!     bits (s the first width that holds gap_i), padded to a whole byte
 //! ```
 
 use serde::de::{SeqAccess, Visitor};
@@ -43,6 +49,12 @@ pub const BLOCK: usize = 64;
 /// arena holds at most this many bytes of books (about two billion contacts
 /// at two bytes each).
 const ARENA_LIMIT: usize = u32::MAX as usize - 1;
+
+/// The most bytes one book of `n` contacts can take in the arena: its
+/// length, widths, skip table and first contact, and 34 bits a gap.
+fn worst_len(n: usize) -> usize {
+    5 + 3 + (n / BLOCK + 1) * 8 + 5 + (n * 34).div_ceil(8)
+}
 
 /// Appends `value` as an LEB128 varint.
 fn put_varint(out: &mut Vec<u8>, mut value: u32) {
@@ -85,6 +97,206 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+/// Bits needed to write `gap` (0 for 0).
+#[inline]
+fn bit_len(gap: u32) -> u8 {
+    (32 - gap.leading_zeros()) as u8
+}
+
+/// The four gap widths of one book, in bits, non-decreasing; a gap is
+/// written in the first that holds it, so the last holds the widest gap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Widths([u8; 4]);
+
+impl Widths {
+    /// The widths that write `gaps` in the fewest bits: the widest gap's
+    /// width last, and the three others from the widths that occur. For
+    /// the cheapest `c` above each `b`, then the cheapest `b` above each
+    /// `a`: each step depends only on the width below it, so the search
+    /// takes the square of the distinct widths (a dozen or so in a book),
+    /// not the cube. It runs on the writer for every book stored.
+    pub fn choose(gaps: impl Iterator<Item = u32>) -> Widths {
+        let mut counts = [0u32; 33];
+        for gap in gaps {
+            counts[usize::from(bit_len(gap))] += 1;
+        }
+        let mut present = [0u8; 33];
+        let mut distinct = 0;
+        for width in 0..=32u8 {
+            if counts[usize::from(width)] > 0 {
+                present[distinct] = width;
+                distinct += 1;
+            }
+        }
+        if distinct == 0 {
+            return Widths::default();
+        }
+        let widest = present[distinct - 1];
+        if distinct <= 4 {
+            let mut widths = [widest; 4];
+            widths[..distinct].copy_from_slice(&present[..distinct]);
+            return Widths(widths);
+        }
+        // at_most[i]: gaps of width at most present[i].
+        let mut at_most = [0u64; 33];
+        let mut running = 0u64;
+        for i in 0..distinct {
+            running += u64::from(counts[usize::from(present[i])]);
+            at_most[i] = running;
+        }
+        let width = |i: usize| u64::from(present[i]);
+        let last = distinct - 1;
+        // above_c[j]: the fewest bits for the gaps wider than present[j],
+        // with one more width below the widest, and that width's index.
+        let mut above_c = [(u64::MAX, 0usize); 33];
+        for j in 0..last {
+            for c in j + 1..last {
+                let bits = width(c) * (at_most[c] - at_most[j]) + width(last) * (at_most[last] - at_most[c]);
+                if bits < above_c[j].0 {
+                    above_c[j] = (bits, c);
+                }
+            }
+        }
+        let mut best = (u64::MAX, Widths([widest; 4]));
+        for a in 0..last {
+            for b in a + 1..last.saturating_sub(1) {
+                let (rest, c) = above_c[b];
+                if rest == u64::MAX {
+                    continue;
+                }
+                let bits = width(a) * at_most[a] + width(b) * (at_most[b] - at_most[a]) + rest;
+                if bits < best.0 {
+                    best = (bits, Widths([present[a], present[b], present[c], widest]));
+                }
+            }
+        }
+        best.1
+    }
+
+    /// For each bit length 0..=32, the selector of a gap of that length
+    /// (the first width that holds it; 3 past the widest).
+    fn selectors(self) -> [u8; 33] {
+        let mut selectors = [3u8; 33];
+        for (length, selector) in selectors.iter_mut().enumerate() {
+            if let Some(position) = self.0.iter().position(|&width| usize::from(width) >= length) {
+                *selector = position as u8;
+            }
+        }
+        selectors
+    }
+
+    fn pack(self) -> [u8; 3] {
+        let [a, b, c, d] = self.0.map(u32::from);
+        let packed = a | b << 6 | c << 12 | d << 18;
+        [packed as u8, (packed >> 8) as u8, (packed >> 16) as u8]
+    }
+
+    fn unpack(bytes: [u8; 3]) -> Widths {
+        let packed = u32::from(bytes[0]) | u32::from(bytes[1]) << 8 | u32::from(bytes[2]) << 16;
+        Widths([0, 6, 12, 18].map(|shift| ((packed >> shift) & 0x3f).min(32) as u8))
+    }
+}
+
+/// Writes bits from the lowest up onto the end of a byte vector.
+struct BitWriter<'a> {
+    out: &'a mut Vec<u8>,
+    /// Bits not yet written out, from the lowest; fewer than 8 between calls.
+    pending: u64,
+    pending_bits: u32,
+    /// Bits written since the writer began.
+    written: u64,
+}
+
+impl BitWriter<'_> {
+    /// Appends the low `bits` bits of `value` (`bits` at most 34): the
+    /// whole bytes pending go out in one 8-byte write, cut back to them.
+    #[inline]
+    fn put(&mut self, value: u64, bits: u32) {
+        self.pending |= value << self.pending_bits;
+        self.pending_bits += bits;
+        self.written += u64::from(bits);
+        let whole = self.pending_bits / 8;
+        let len = self.out.len();
+        self.out.extend_from_slice(&self.pending.to_le_bytes());
+        self.out.truncate(len + whole as usize);
+        self.pending = if whole == 8 { 0 } else { self.pending >> (whole * 8) };
+        self.pending_bits -= whole * 8;
+    }
+
+    fn finish(self) {
+        if self.pending_bits > 0 {
+            self.out.push(self.pending as u8);
+        }
+    }
+}
+
+/// The 8 bytes of `stream` from `byte` on, little-endian (zeros past its end).
+#[inline]
+fn word_at(stream: &[u8], byte: usize) -> u64 {
+    match stream.get(byte..byte + 8) {
+        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut eight = [0u8; 8];
+            let rest = stream.get(byte..).unwrap_or(&[]);
+            eight[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(eight)
+        }
+    }
+}
+
+/// Reads a book's gaps from its gap stream, a word at a time: the next bits
+/// wait in a register, so reading a gap is a few shifts and masks (its width
+/// from the book's four, held in a register too).
+#[derive(Clone)]
+struct GapReader<'a> {
+    stream: &'a [u8],
+    /// The next byte of `stream` not yet in `buffer`.
+    next_byte: usize,
+    /// Bits from the lowest up; the lowest `available` are the stream's next.
+    buffer: u64,
+    available: u32,
+    /// The four widths, one a byte from the lowest.
+    widths: u32,
+}
+
+impl<'a> GapReader<'a> {
+    fn new(stream: &'a [u8], bit: usize, widths: Widths) -> GapReader<'a> {
+        let mut reader =
+            GapReader { stream, next_byte: bit / 8, buffer: 0, available: 0, widths: u32::from_le_bytes(widths.0) };
+        reader.refill();
+        let skip = (bit % 8) as u32;
+        reader.buffer >>= skip;
+        reader.available -= skip;
+        reader
+    }
+
+    /// Tops the buffer up to at least 56 bits. The bits above those counted
+    /// are the next byte's low bits, or zero: putting them in again is a
+    /// no-op.
+    #[inline]
+    fn refill(&mut self) {
+        self.buffer |= word_at(self.stream, self.next_byte) << self.available;
+        let bytes = (63 - self.available) / 8;
+        self.next_byte += bytes as usize;
+        self.available += bytes * 8;
+    }
+
+    #[inline]
+    fn gap(&mut self) -> u32 {
+        self.refill();
+        let width = (self.widths >> ((self.buffer as u32 & 3) * 8)) & 0xff;
+        let gap = ((self.buffer >> 2) & ((1u64 << width) - 1)) as u32;
+        self.buffer >>= 2 + width;
+        self.available -= 2 + width;
+        gap
+    }
+
+    /// Bits of the stream read so far.
+    fn bit(&self) -> usize {
+        self.next_byte * 8 - self.available as usize
+    }
+}
+
 /// Encodes sorted, deduplicated, non-empty `contacts` (layout in the module
 /// doc) onto the end of `out`. Returns the encoded length.
 pub fn encode_book<const B: usize>(contacts: &[u32], out: &mut Vec<u8>) -> usize {
@@ -92,21 +304,31 @@ pub fn encode_book<const B: usize>(contacts: &[u32], out: &mut Vec<u8>) -> usize
     debug_assert!(contacts.windows(2).all(|pair| pair[0] < pair[1]), "book not sorted and deduplicated");
     let begin = out.len();
     put_varint(out, contacts.len() as u32);
+    let widths = Widths::choose(contacts.windows(2).map(|pair| pair[1] - pair[0] - 1));
+    let selectors = widths.selectors();
+    if contacts.len() >= 2 {
+        out.extend_from_slice(&widths.pack());
+    }
     let skips = (contacts.len() - 1) / B;
     let table = out.len();
     out.resize(table + skips * 8, 0);
-    let stream = out.len();
-    let mut previous = 0u32;
-    for (i, &contact) in contacts.iter().enumerate() {
-        put_varint(out, if i == 0 { contact } else { contact - previous - 1 });
-        previous = contact;
-        if i % B == 0 && i > 0 {
-            let entry = table + (i / B - 1) * 8;
-            let offset = (out.len() - stream) as u32;
-            out[entry..entry + 4].copy_from_slice(&contact.to_le_bytes());
-            out[entry + 4..entry + 8].copy_from_slice(&offset.to_le_bytes());
+    put_varint(out, contacts[0]);
+    let mut writer = BitWriter { out, pending: 0, pending_bits: 0, written: 0 };
+    for (i, pair) in contacts.windows(2).enumerate() {
+        let gap = pair[1] - pair[0] - 1;
+        let selector = selectors[usize::from(bit_len(gap))];
+        writer.put(u64::from(selector) | u64::from(gap) << 2, 2 + u32::from(widths.0[usize::from(selector)]));
+        // `pair[1]` is contact i + 1: a skip entry starts each block after
+        // the first, at the gap after its first contact.
+        let next = i + 1;
+        if next % B == 0 {
+            let entry = table + (next / B - 1) * 8;
+            let offset = writer.written as u32;
+            writer.out[entry..entry + 4].copy_from_slice(&pair[1].to_le_bytes());
+            writer.out[entry + 4..entry + 8].copy_from_slice(&offset.to_le_bytes());
         }
     }
+    writer.finish();
     out.len() - begin
 }
 
@@ -115,6 +337,8 @@ pub fn encode_book<const B: usize>(contacts: &[u32], out: &mut Vec<u8>) -> usize
 #[derive(Clone, Copy)]
 pub struct Book<'a, const B: usize = BLOCK> {
     len: u32,
+    widths: Widths,
+    first: u32,
     /// The skip table: `(len - 1) / BLOCK` entries of 8 bytes.
     skips: &'a [u8],
     /// The gap stream, and maybe more bytes after it (the next books).
@@ -124,14 +348,28 @@ pub struct Book<'a, const B: usize = BLOCK> {
 impl<'a, const B: usize> Book<'a, B> {
     /// The book that starts at `bytes[0]` (bytes after it are ignored).
     /// Only for bytes [`encode_book`] wrote with the same `B`.
+    #[inline]
     pub fn at(bytes: &'a [u8]) -> Self {
         let mut at = 0;
         let len = get_varint(bytes, &mut at).unwrap_or(0);
-        let skips_end = at + (len.saturating_sub(1) as usize / B) * 8;
-        Book { len, skips: &bytes[at..skips_end], stream: &bytes[skips_end..] }
+        if len == 0 {
+            return Self::EMPTY;
+        }
+        let widths = match bytes.get(at..at + 3) {
+            Some(&[a, b, c]) if len >= 2 => {
+                at += 3;
+                Widths::unpack([a, b, c])
+            }
+            _ => Widths::default(),
+        };
+        let skips_end = (at + ((len - 1) as usize / B) * 8).min(bytes.len());
+        let skips = &bytes[at..skips_end];
+        let mut at = skips_end;
+        let first = get_varint(bytes, &mut at).unwrap_or(0);
+        Book { len, widths, first, skips, stream: &bytes[at..] }
     }
 
-    pub const EMPTY: Book<'static, B> = Book { len: 0, skips: &[], stream: &[] };
+    pub const EMPTY: Book<'static, B> = Book { len: 0, widths: Widths([0; 4]), first: 0, skips: &[], stream: &[] };
 
     pub fn len(&self) -> usize {
         self.len as usize
@@ -143,7 +381,7 @@ impl<'a, const B: usize> Book<'a, B> {
 
     /// The contacts in increasing order.
     pub fn iter(&self) -> BookIter<'a> {
-        BookIter { stream: self.stream, at: 0, left: self.len, next_floor: 0 }
+        BookIter { gaps: GapReader::new(self.stream, 0, self.widths), left: self.len, next: self.first, floor: None }
     }
 
     /// Whether `contact` is in the book: a binary search over the skip
@@ -163,20 +401,20 @@ impl<'a, const B: usize> Book<'a, B> {
                 high = middle;
             }
         }
-        let (mut current, mut at, mut left) = if low == 0 {
-            let mut at = 0;
-            let Some(first) = get_varint(self.stream, &mut at) else { return false };
-            (first, at, (self.len as usize).min(B) - 1)
+        let (mut current, bit, mut left) = if low == 0 {
+            (self.first, 0, (self.len as usize).min(B) - 1)
         } else {
             let entry = (low - 1) * 8;
             let start = read_u32(self.skips, entry);
             let offset = read_u32(self.skips, entry + 4) as usize;
-            let left = (self.len as usize - low * B).min(B) - 1;
-            (start, offset, left)
+            (start, offset, (self.len as usize - low * B).min(B) - 1)
         };
+        if current >= contact || left == 0 {
+            return current == contact;
+        }
+        let mut gaps = GapReader::new(self.stream, bit, self.widths);
         while current < contact && left > 0 {
-            let Some(gap) = get_varint(self.stream, &mut at) else { return false };
-            current = current.wrapping_add(gap).wrapping_add(1);
+            current = current.wrapping_add(gaps.gap()).wrapping_add(1);
             left -= 1;
         }
         current == contact
@@ -201,11 +439,20 @@ impl<'a, const B: usize> IntoIterator for Book<'a, B> {
 /// The contacts of a [`Book`], decoded as they are read.
 #[derive(Clone)]
 pub struct BookIter<'a> {
-    stream: &'a [u8],
-    at: usize,
+    gaps: GapReader<'a>,
     left: u32,
-    /// The smallest value the next contact can have (previous + 1).
-    next_floor: u32,
+    /// The first contact, until it is read.
+    next: u32,
+    /// The contact read last (`None` before the first).
+    floor: Option<u32>,
+}
+
+impl BookIter<'_> {
+    /// Bytes of the gap stream read so far (the whole stream, once every
+    /// contact is read).
+    fn stream_bytes(&self) -> usize {
+        self.gaps.bit().div_ceil(8)
+    }
 }
 
 impl Iterator for BookIter<'_> {
@@ -217,9 +464,11 @@ impl Iterator for BookIter<'_> {
             return None;
         }
         self.left -= 1;
-        let gap = get_varint(self.stream, &mut self.at)?;
-        let contact = self.next_floor.wrapping_add(gap);
-        self.next_floor = contact.wrapping_add(1);
+        let contact = match self.floor {
+            None => self.next,
+            Some(previous) => previous.wrapping_add(self.gaps.gap()).wrapping_add(1),
+        };
+        self.floor = Some(contact);
         Some(contact)
     }
 
@@ -281,7 +530,7 @@ impl Books {
             if self.starts.len() <= index {
                 self.starts.resize(index + 1, 0);
             }
-            if self.arena.len() + contacts.len() * 5 + 16 > ARENA_LIMIT {
+            if self.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
                 self.compact();
             }
             let start = self.arena.len();
@@ -302,7 +551,7 @@ impl Books {
         let mut iter = book.iter();
         for _ in iter.by_ref() {}
         let stream_begin = self.arena.len() - book.stream.len();
-        stream_begin + iter.at - begin
+        stream_begin + iter.stream_bytes() - begin
     }
 
     /// Moves every live book down over the garbage, in arena order, and
@@ -404,7 +653,7 @@ impl<'de> Deserialize<'de> for StoredBooks {
                         previous = Some(contact);
                     }
                     stored.max_contact = stored.max_contact.max(previous.unwrap_or(0));
-                    if stored.arena.len() + contacts.len() * 5 + 16 > ARENA_LIMIT {
+                    if stored.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
                         return Err(serde::de::Error::custom("address books exceed the 4 GiB arena"));
                     }
                     let start = stored.arena.len() as u32 + 1;
@@ -452,7 +701,7 @@ impl Books {
             if !contacts.windows(2).all(|pair| pair[0] < pair[1]) {
                 return Err(format!("address book of owner {owner} is not sorted"));
             }
-            if stored.arena.len() + contacts.len() * 5 + 16 > ARENA_LIMIT {
+            if stored.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
                 return Err("address books exceed the 4 GiB arena".into());
             }
             stored.max_contact = stored.max_contact.max(contacts[contacts.len() - 1]);
@@ -523,8 +772,36 @@ mod tests {
         assert_eq!(listed, model.keys().copied().collect::<Vec<_>>());
     }
 
+    /// Bits `gaps` take in `widths` (each gap in the first width that
+    /// holds it, after its 2-bit selector); `None` when none holds one.
+    fn bits_in(widths: [u8; 4], gaps: &[u32]) -> Option<u64> {
+        gaps.iter()
+            .map(|&gap| widths.iter().find(|&&width| width >= bit_len(gap)).map(|&width| 2 + u64::from(width)))
+            .sum()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The widths a book picks write its gaps in as few bits as any
+        /// four widths can, and pack and unpack unchanged.
+        #[test]
+        fn chosen_widths_are_the_shortest(gaps in proptest::collection::vec(prop_oneof![0u32..20, 0u32..5000, any::<u32>().prop_map(|g| g >> (g % 32))], 1..40)) {
+            let chosen = Widths::choose(gaps.iter().copied());
+            prop_assert_eq!(Widths::unpack(chosen.pack()), chosen);
+            let best = bits_in(chosen.0, &gaps).expect("the widest gap fits");
+            // Any four widths must end at least at the widest gap's width,
+            // and ending beyond it only costs more.
+            let widest = gaps.iter().map(|&gap| bit_len(gap)).max().unwrap_or(0);
+            for a in 0..=widest {
+                for b in a..=widest {
+                    for c in b..=widest {
+                        let bits = bits_in([a, b, c, widest], &gaps).expect("the widest gap fits");
+                        prop_assert!(best <= bits, "{:?} takes {} bits, [{}, {}, {}, {}] {}", chosen, best, a, b, c, widest, bits);
+                    }
+                }
+            }
+        }
 
         /// Replacing, erasing and compacting books keeps every answer equal
         /// to a plain sorted `Vec` per owner, and the snapshot form loads

@@ -195,7 +195,7 @@ pub fn measure(graph: &Graph, subjects: usize, probes: usize, seed: u64) -> Enco
     );
     drop(bitmaps);
 
-    // Varint books, one boxed byte slice per owner.
+    // Packed books (`books::encode_book`), one boxed byte slice per owner.
     let before = allocated_bytes();
     let mut boxed: Vec<Option<Box<[u8]>>> = Vec::with_capacity(slots);
     boxed.resize_with(slots, || None);
@@ -208,7 +208,7 @@ pub fn measure(graph: &Graph, subjects: usize, probes: usize, seed: u64) -> Enco
     drop(scratch);
     let allocated = since(before);
     judge(
-        &format!("varint gaps, boxed per owner (skip every {BLOCK})"),
+        &format!("selector gaps, boxed per owner (skip every {BLOCK})"),
         allocated,
         &|owner, other| {
             boxed
@@ -236,7 +236,7 @@ pub fn measure(graph: &Graph, subjects: usize, probes: usize, seed: u64) -> Enco
                 _ => Book::<$block>::EMPTY,
             };
             judge(
-                concat!("varint gaps in one arena, skip every ", $block),
+                concat!("selector gaps in one arena, skip every ", $block),
                 allocated,
                 &|owner, other| book(owner).contains(other),
                 &|| (0..slots as u32).flat_map(|owner| book(owner).iter()).map(u64::from).sum(),

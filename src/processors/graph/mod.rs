@@ -20,8 +20,8 @@ use books::{Books, StoredBooks};
 
 type Blocks = HashSet<(u32, u32), foldhash::fast::RandomState>;
 
-/// Address books by owner, packed as varint gaps in one arena
-/// (`books.rs`): about two bytes per contact and four per owner, with
+/// Address books by owner, packed as bit-packed gaps in one arena
+/// (`books.rs`): about 1.3 bytes per contact and four per owner, with
 /// membership a binary search over a skip table plus a short scan.
 #[derive(Default, Serialize)]
 pub struct Graph {
