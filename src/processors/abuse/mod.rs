@@ -13,6 +13,7 @@ pub mod backtest;
 pub mod reputation;
 pub mod rules;
 mod window;
+mod window_table;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,9 +26,10 @@ use crate::processors::links::{Links, PartnerIndex};
 use reputation::{DomainReputation, DomainVerdict};
 use rules::{Feature, FeatureKind, FlagAction, RuleSet, DERIVED_LIST};
 use window::{
-    distinct, in_window, insert_sorted, Received, Sent, SubjectWindow, RECEIVED_BLOCK, RECEIVED_FLAG, RECEIVED_REPORT,
-    SENT_GROUP, SENT_LINK, SENT_NON_CONTACT, SENT_STRANGER,
+    distinct, in_window, insert_sorted, Received, Sent, RECEIVED_BLOCK, RECEIVED_FLAG, RECEIVED_REPORT, SENT_GROUP,
+    SENT_LINK, SENT_NON_CONTACT, SENT_STRANGER,
 };
+use window_table::WindowTable;
 
 /// Where a subject stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,7 +152,7 @@ pub struct Abuse {
     retention: Option<Retention>,
     /// `None`: the built-in default rules.
     rules_source: Option<RulesSource>,
-    windows: HashMap<u32, SubjectWindow, foldhash::fast::RandomState>,
+    windows: WindowTable,
     /// Registrations by device hash: (event time, subject).
     devices: HashMap<u64, VecDeque<(i64, u32)>, foldhash::fast::RandomState>,
     /// First register time by subject, epoch seconds (0: none seen).
@@ -374,7 +376,7 @@ impl Abuse {
     /// place in actions and security records (kept as erased placeholders
     /// so cursors stay stable; outputs skip them).
     pub fn remove_subject(&mut self, subject: u32) {
-        self.windows.remove(&subject);
+        self.windows.remove(subject);
         self.domains.remove_subject(subject);
         for action in self.actions.iter().filter(|a| a.subject == subject) {
             self.domains.forget_action(action.id);
@@ -440,7 +442,7 @@ impl Abuse {
                 if retention.device_ms > 0 {
                     insert_sorted(self.devices.entry(device).or_default(), (ts_ms, subject), retention.device_ms);
                 }
-                let window = self.windows.entry(subject).or_default();
+                let window = self.windows.get_or_default(subject);
                 window.set_device(device);
                 window.newest_ms = window.newest_ms.max(ts_ms);
                 subject
@@ -499,7 +501,7 @@ impl Abuse {
                             }
                         }
                     }
-                    let window = self.windows.entry(subject).or_default();
+                    let window = self.windows.get_or_default(subject);
                     insert_sorted(&mut window.sent, Sent { ts_ms, to, flags, lists }, sent_retention);
                     window.newest_ms = window.newest_ms.max(ts_ms);
                 }
@@ -508,7 +510,7 @@ impl Abuse {
             Signal::Reported { target } | Signal::Blocked { target } => {
                 let kind = if matches!(signal, Signal::Reported { .. }) { RECEIVED_REPORT } else { RECEIVED_BLOCK };
                 if received_retention > 0 {
-                    let window = self.windows.entry(target).or_default();
+                    let window = self.windows.get_or_default(target);
                     insert_sorted(window.received_mut(), Received { ts_ms, from: subject, kind }, received_retention);
                     window.newest_ms = window.newest_ms.max(ts_ms);
                 }
@@ -516,7 +518,7 @@ impl Abuse {
             }
             Signal::PartnerFlagged { partner, reason } => {
                 if received_retention > 0 {
-                    let window = self.windows.entry(subject).or_default();
+                    let window = self.windows.get_or_default(subject);
                     let from = u32::from(links.partner_index(partner).unwrap_or(0));
                     insert_sorted(
                         window.received_mut(),
@@ -665,7 +667,7 @@ impl Abuse {
         if feature.kind.reads_domains() || feature.kind == FeatureKind::LinkDomains {
             return self.domain_feature(subject, at_ms, feature);
         }
-        let Some(window) = self.windows.get(&subject) else { return 0.0 };
+        let Some(window) = self.windows.get(subject) else { return 0.0 };
         let scratch = &mut self.scratch;
         let sent = || in_window(&window.sent, at_ms, width);
         let received = |kind: u8| in_window(window.received(), at_ms, width).filter(move |e| e.kind == kind);
@@ -819,7 +821,7 @@ impl Abuse {
     /// Drops windows and device entries older than any rule reads.
     fn sweep(&mut self, rules: &RuleSet) {
         let horizon = self.watermark_ms - rules.max_retention_ms();
-        self.windows.retain(|_, window| {
+        self.windows.retain(|window| {
             let kept = window.newest_ms > horizon;
             if kept {
                 window.shrink();
@@ -839,10 +841,8 @@ impl Abuse {
 
     /// Approximate heap bytes of window state (windows and devices).
     pub fn window_heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(u32, SubjectWindow)>() + 1;
-        let windows: usize = self.windows.values().map(SubjectWindow::heap_bytes).sum();
         let devices: usize = self.devices.values().map(|d| d.capacity() * 16 + 40).sum();
-        self.windows.capacity() * entry + windows + devices
+        self.windows.heap_bytes() + devices
     }
 
     /// Approximate heap bytes of all abuse state.
