@@ -19,7 +19,8 @@
 #
 # Parameters (environment): BASELINE_BIN (required: e.g. an older commit's
 # binary copied aside), ROUNDS (2), SUGGESTIONS (500), AUDIENCES (200),
-# RETRACTIONS (30), SKIP_BUILD (0).
+# RETRACTIONS (30), SKIP_BUILD (0), CURRENT_BIN (target/release/proviso: the
+# binary measured against the baseline).
 # Output: a table on stdout, also in bench/out/partner-rss.txt.
 set -euo pipefail
 
@@ -35,7 +36,7 @@ RETRACTIONS=${RETRACTIONS:-30}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 OUT=bench/out
-BIN=target/release/proviso
+BIN=${CURRENT_BIN:-target/release/proviso}
 COMMANDS_FILE=$OUT/partner-rss-commands.txt
 SUBJECTS=200000
 PARTNER_TOKEN=bench-partner-token-00000001

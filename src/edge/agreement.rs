@@ -5,7 +5,9 @@
 //! added or dropped, in international, spaced, national, national-prefix and
 //! `00` forms, plus random digits) and the comparison of validity, region
 //! and E.164 between [`super::matcher::valid`] and the `phonenumber`
-//! crate's `is_valid`, `country().id()` and `format().mode(E164)`.
+//! crate's `is_valid`, `country().id()` and `format().mode(E164)`; and of
+//! what [`super::matcher::parse_plus`] and the crate's `parse` read from
+//! numbers written `+` and digits.
 //! Never: runs on the data path; the numbers are synthetic and never leave
 //! the report except as the few disagreements it shows.
 
@@ -26,6 +28,17 @@ pub struct Agreement {
     pub valid: u64,
     /// Metadata entries (regions and non-geographic codes) numbers were drawn from.
     pub regions: usize,
+    /// Numbers written `+` and digits whose parse was compared
+    /// ([`super::matcher::parse_plus`] against the crate's `parse`): each
+    /// generated number's digits after a `+`, and a number of the same
+    /// entry written `+`, country code, national prefix, national number;
+    /// and one with a short random national number.
+    pub plus_forms: u64,
+    /// Of those, the ones the crate parsed.
+    pub plus_parsed: u64,
+    /// Of those, left to the crate (a national-prefix rule that does not
+    /// compile without Unicode): not compared.
+    pub plus_asked: u64,
     /// Numbers whose answers differed.
     pub disagreements: u64,
     /// The first few of them: written form, region hint, both answers.
@@ -42,6 +55,7 @@ pub fn check(count: u64, seed: u64, mut progress: impl FnMut(u64)) -> Agreement 
     let entries = super::matcher::all_metadata();
     let mut report = Agreement { regions: entries.len().min(count as usize), ..Agreement::default() };
     let mut written = String::new();
+    let mut plus_rng = Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
     for index in 0..count {
         let metadata = entries[index as usize % entries.len()];
         let hint = write_number(&mut rng, metadata, &mut written);
@@ -49,6 +63,22 @@ pub fn check(count: u64, seed: u64, mut progress: impl FnMut(u64)) -> Agreement 
         if index % 4096 == 0 {
             progress(index);
         }
+        let digits: String = written.chars().filter(char::is_ascii_digit).collect();
+        compare_plus(&digits, &mut report);
+        let mut national = example(&mut plus_rng, metadata);
+        mutate(&mut plus_rng, &mut national);
+        let prefix = metadata.national_prefix().unwrap_or("");
+        compare_plus(&format!("{}{prefix}{national}", metadata.country_code()), &mut report);
+        // Short ones too: a national number of one of the region's local-only
+        // lengths, or of 1 to 12 digits, after its national prefix.
+        let local = metadata.descriptors().general().possible_local_length();
+        let length = match local.len() {
+            0 => plus_rng.usize(1..13),
+            n if plus_rng.bool() => usize::from(local[plus_rng.usize(0..n)]),
+            _ => plus_rng.usize(1..13),
+        };
+        let short: String = (0..length).map(|_| char::from(b'0' + plus_rng.u8(0..10))).collect();
+        compare_plus(&format!("{}{prefix}{short}", metadata.country_code()), &mut report);
         let Ok(number) = phonenumber::parse(hint, &written) else { continue };
         report.parsed += 1;
         let crate_valid = phonenumber::is_valid(&number);
@@ -69,6 +99,31 @@ pub fn check(count: u64, seed: u64, mut progress: impl FnMut(u64)) -> Agreement 
     }
     progress(count);
     report
+}
+
+/// Compares the crate's `parse(None, "+{digits}")` with
+/// [`super::matcher::parse_plus`].
+fn compare_plus(digits: &str, report: &mut Agreement) {
+    use super::matcher::{parse_plus, Plus};
+    report.plus_forms += 1;
+    let written = format!("+{digits}");
+    let by_crate = match phonenumber::parse(None, &written) {
+        Ok(number) => {
+            report.plus_parsed += 1;
+            Plus::Number { code: number.code().value(), national: *number.national() }
+        }
+        Err(_) => Plus::NotANumber,
+    };
+    match parse_plus(digits) {
+        Plus::AskTheCrate => report.plus_asked += 1,
+        ours if ours != by_crate => {
+            report.disagreements += 1;
+            if report.examples.len() < 10 {
+                report.examples.push(format!("{written:?} parsed: crate {by_crate:?}, parse_plus {ours:?}"));
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Writes the same `count` numbers [`check`] generates from `seed` to `out`

@@ -5,10 +5,12 @@
 //! compiled the first time a number asks it), and the three
 //! questions the edge asks after parsing: is the number valid, which region
 //! is it from, what is its E.164 form.
-//! Never: parses written forms (the crate does), or answers differently from
-//! the crate: `validity_region_e164_agree_with_the_crate` in `edge/tests.rs`
-//! and `proviso bench phone-agreement` check it over generated numbers of
-//! every region.
+//! It also reads numbers written `+` and digits ([`parse_plus`]) as the
+//! crate's parser does, without its regex cache.
+//! Never: parses any other written form (the crate does), or answers
+//! differently from the crate: `validity_region_e164_agree_with_the_crate`
+//! in `edge/tests.rs` and `proviso bench phone-agreement` check it over
+//! generated numbers of every region.
 //!
 //! Why: the crate asks each question through regexes kept in one LRU behind
 //! one process-wide mutex (every lookup hashes the pattern text and takes the
@@ -26,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
 
 use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
-use phonenumber::PhoneNumber;
+use phonenumber::{NationalNumber, PhoneNumber};
 
 use crate::contract::Region;
 
@@ -106,6 +108,9 @@ struct RegionPatterns {
     /// order).
     types: Vec<Pattern>,
     leading_digits: Option<Lazy>,
+    /// The national-prefix rule, for [`parse_plus`] (`None`: the region has
+    /// none; inside, `None`: it does not compile without Unicode).
+    prefix_for_parsing: Option<OnceLock<Option<regex::Regex>>>,
 }
 
 impl RegionPatterns {
@@ -128,6 +133,7 @@ impl RegionPatterns {
             general: Pattern::of(descriptors.general()),
             types: types.into_iter().flatten().map(Pattern::of).collect(),
             leading_digits: metadata.leading_digits().map(|regex| Lazy::of(regex.as_str())),
+            prefix_for_parsing: metadata.national_prefix_for_parsing().map(|_| OnceLock::new()),
         }
     }
 
@@ -207,18 +213,139 @@ pub(super) struct Matched {
 /// The crate's `is_valid`, `format().mode(E164)` and `country().id()` of a
 /// parsed number: `None` when it is not valid.
 pub(super) fn valid(number: &PhoneNumber) -> Option<Matched> {
-    let code = number.code().value();
-    let national = number.national().to_string();
+    valid_parts(number.code().value(), number.national())
+}
+
+/// [`valid`] of the number with this country code and national number.
+pub(super) fn valid_parts(code: u16, number: &NationalNumber) -> Option<Matched> {
+    let national = number.to_string();
     let source = source_for(code, &national)?;
     if !source.has_known_type(&national) {
         return None;
     }
     // The crate names the region from the national number without its
     // leading zeros (`PhoneNumber::metadata`), validates with them.
-    let value = number.national().value().to_string();
+    let value = number.value().to_string();
     let region = source_for(code, &value)
         .and_then(|found| found.metadata.id().parse::<phonenumber::country::Id>().ok())
         .and_then(|id| Region::parse(id.as_ref()))
         .unwrap_or(Region::UNKNOWN);
     Some(Matched { e164: format!("+{code}{national}"), region })
+}
+
+/// What the crate's `parse` makes of `+` and digits.
+#[derive(Debug, PartialEq)]
+pub(super) enum Plus {
+    /// The country code and the national number the crate reads.
+    Number { code: u16, national: NationalNumber },
+    /// The crate refuses it.
+    NotANumber,
+    /// A region whose national-prefix rule this reading does not compile:
+    /// ask the crate.
+    AskTheCrate,
+}
+
+/// `phonenumber::parse(None, "+{digits}")`, for `digits` of ASCII digits
+/// only, without the crate's regex cache: the same steps (country code,
+/// the region the number belongs to, its national-prefix rule, the length
+/// check), with the patterns this module compiles. `agreement::check`
+/// holds its answers against the crate's over generated numbers of every
+/// region.
+///
+/// Why: the crate finds the region of a number whose country code several
+/// regions share (the 25 of `+1`) by trying each region's patterns, which it
+/// compiles with Unicode classes into its own cache: 3.4 MB for one number
+/// of each of 8 countries, 19 MiB for every region
+/// (bench/README.md, "Phone numbers written `+` and digits").
+pub(super) fn parse_plus(digits: &str) -> Plus {
+    debug_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+    // Viable (`validator::is_viable`): at least three digits after the `+`;
+    // the crate's country-code step then refuses a leading 0.
+    if digits.len() < 3 || digits.starts_with('0') {
+        return Plus::NotANumber;
+    }
+    // The first of the one-, two- and three-digit prefixes that is a country code.
+    let Some((code, national)) = (1..=3).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        DATABASE.by_code(&code).map(|_| (code, &digits[len..]))
+    }) else {
+        return Plus::NotANumber;
+    };
+    let mut national = national.to_string();
+    if let Some(source) = source_for(code, national.trim_start_matches('0')) {
+        let Some(potential) = strip_national_prefix(source, &national) else { return Plus::AskTheCrate };
+        if !too_short(source.metadata, potential.len()) {
+            national = potential;
+        }
+    }
+    if !(2..=17).contains(&national.len()) {
+        return Plus::NotANumber;
+    }
+    match national.parse::<NationalNumber>() {
+        Ok(national) => Plus::Number { code, national },
+        Err(_) => Plus::NotANumber,
+    }
+}
+
+/// `helper::national_number`, then the crate's second strip of a literal
+/// national prefix. `None` when the region's prefix rule does not compile
+/// here.
+fn strip_national_prefix(source: &RegionPatterns, national: &str) -> Option<String> {
+    let metadata = source.metadata;
+    let literal_prefix = |mut number: String| {
+        if let Some(prefix) = metadata.national_prefix() {
+            if number.starts_with(prefix) {
+                number.drain(..prefix.len());
+            }
+        }
+        number
+    };
+    let Some(parsing) = source.prefix_for_parsing.as_ref() else {
+        return Some(literal_prefix(literal_prefix(national.to_string())));
+    };
+    let parsing = parsing.get_or_init(|| prefix_rule(parsing_source(metadata)?)).as_ref()?;
+    let mut number = national.to_string();
+    if let Some(found) = parsing.find(national).filter(|found| found.start() == 0) {
+        let viable = source.general.is_match(national);
+        let captures = parsing.captures(national)?;
+        let last_matched = captures.get(captures.len() - 1).is_some();
+        match metadata.national_prefix_transform_rule() {
+            Some(transform) if last_matched => {
+                let transformed = parsing.replace(national, transform).into_owned();
+                if !viable || source.general.is_match(&transformed) {
+                    number = transformed;
+                }
+            }
+            // The crate asks whether the general pattern matches the number
+            // from the match's *start* (0), so a viable number always passes.
+            _ => number = national[found.end()..].to_string(),
+        }
+    }
+    Some(literal_prefix(number))
+}
+
+fn parsing_source(metadata: &Metadata) -> Option<&str> {
+    metadata.national_prefix_for_parsing().map(|regex| regex.as_str())
+}
+
+/// A national-prefix rule as the crate builds it (whitespace ignored), with
+/// Unicode off: the text is ASCII digits, so it answers as the crate's. A
+/// rule that cannot be compiled so (one that could match bytes outside
+/// ASCII) is left to the crate.
+fn prefix_rule(pattern: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(pattern).ignore_whitespace(true).unicode(false).build().ok()
+}
+
+/// `validator::length(meta, number, Type::Unknown) == Validation::TooShort`.
+/// (The crate's metadata carries no lengths on the general descriptor
+/// today, so this never refuses a stripped number; it is kept as the crate
+/// words it, for metadata that does.)
+fn too_short(metadata: &Metadata, length: usize) -> bool {
+    let general = metadata.descriptors().general();
+    let length = length as u16;
+    let (possible, local) = (general.possible_length(), general.possible_local_length());
+    match possible.first() {
+        None => false,
+        Some(&minimum) => !local.contains(&length) && length < minimum,
+    }
 }

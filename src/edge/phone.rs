@@ -305,6 +305,17 @@ impl PhoneBook {
 /// A written number read in `region`, parsed and checked by the compiled
 /// matcher: its E.164 form and region, or why it is refused.
 fn parse_valid(written: &str, region: Region) -> Result<super::matcher::Matched, PhoneFault> {
+    use super::matcher::{parse_plus, valid_parts, Plus};
+    // `+` and digits (every plain national form rewritten by
+    // `plain_international`, and most numbers written international) are
+    // read without the crate's parser and its regex cache.
+    if let Some(digits) = written.strip_prefix('+').filter(|digits| digits.bytes().all(|b| b.is_ascii_digit())) {
+        match parse_plus(digits) {
+            Plus::Number { code, national } => return valid_parts(code, &national).ok_or(PhoneFault::Invalid),
+            Plus::NotANumber => return Err(PhoneFault::NotANumber),
+            Plus::AskTheCrate => {}
+        }
+    }
     // A number written with `+` carries its own country code. Passing a
     // region as well makes phonenumber 0.3 strip digits that look like
     // that region's international prefix (with US, "+55 11 9..." loses

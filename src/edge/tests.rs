@@ -248,7 +248,8 @@ proptest! {
 
 /// The compiled matcher answers exactly as the `phonenumber` crate does:
 /// validity, region and E.164 of generated numbers from every metadata
-/// entry and non-geographic code: a million numbers (about 90 s in a debug
+/// entry and non-geographic code, and the parse of numbers written `+` and
+/// digits (`matcher::parse_plus`): a million numbers (about 90 s in a debug
 /// build; `PHONE_AGREEMENT_NUMBERS` changes the count, and
 /// `proviso bench phone-agreement` runs the same check in release).
 #[test]
@@ -262,4 +263,9 @@ fn validity_region_e164_agree_with_the_crate() {
     assert!(report.valid * 5 > report.parsed, "valid {} of {}", report.valid, report.parsed);
     assert!(report.valid * 10 < report.parsed * 9, "valid {} of {}", report.valid, report.parsed);
     assert!(report.parsed * 2 > report.generated, "parsed {} of {}", report.parsed, report.generated);
+    // `+` and digits: three forms a number, parsed both ways, none left to
+    // the crate (every national-prefix rule compiles without Unicode).
+    assert_eq!(report.plus_forms, 3 * count);
+    assert_eq!(report.plus_asked, 0);
+    assert!(report.plus_parsed * 2 > report.plus_forms, "parsed {} of {}", report.plus_parsed, report.plus_forms);
 }
