@@ -39,6 +39,9 @@ pub struct Agreement {
     /// Of those, left to the crate (a national-prefix rule that does not
     /// compile without Unicode): not compared.
     pub plus_asked: u64,
+    /// Generated numbers written `+`, digits and separators whose crate
+    /// reading was compared with that of `+` and their digits alone.
+    pub spaced_forms: u64,
     /// Numbers whose answers differed.
     pub disagreements: u64,
     /// The first few of them: written form, region hint, both answers.
@@ -65,6 +68,9 @@ pub fn check(count: u64, seed: u64, mut progress: impl FnMut(u64)) -> Agreement 
         }
         let digits: String = written.chars().filter(char::is_ascii_digit).collect();
         compare_plus(&digits, &mut report);
+        if written.starts_with('+') && written.bytes().all(|b| b.is_ascii_digit() || b"+ -.()/".contains(&b)) {
+            compare_spaced(&written, &digits, &mut report);
+        }
         let mut national = example(&mut plus_rng, metadata);
         mutate(&mut plus_rng, &mut national);
         let prefix = metadata.national_prefix().unwrap_or("");
@@ -123,6 +129,21 @@ fn compare_plus(digits: &str, report: &mut Agreement) {
             }
         }
         _ => {}
+    }
+}
+
+/// The edge reads a number written `+`, digits and separators as `+` and
+/// its digits (one cache entry for both): the crate must read both forms
+/// alike.
+fn compare_spaced(written: &str, digits: &str, report: &mut Agreement) {
+    let read = |text: &str| phonenumber::parse(None, text).ok().map(|n| (n.code().value(), *n.national()));
+    report.spaced_forms += 1;
+    let (spaced, plain) = (read(written), read(&format!("+{digits}")));
+    if spaced != plain {
+        report.disagreements += 1;
+        if report.examples.len() < 10 {
+            report.examples.push(format!("{written:?} read by the crate as {spaced:?}, +{digits} as {plain:?}"));
+        }
     }
 }
 

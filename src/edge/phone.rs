@@ -280,6 +280,9 @@ impl PhoneBook {
     /// arrive in both forms), so the 30-70 µs parse runs once per number
     /// instead of once per written form. Anything else takes the full parser.
     fn normalise_uncached(&self, written: &str, region: Region, cache_key: &[u8]) -> Outcome {
+        if let Some(international) = plain_international_digits(cache_key) {
+            return self.normalise(&international, region);
+        }
         if cache_key.get(2) == Some(&b'#') {
             if let Some(international) = plain_international(&cache_key[3..], region) {
                 if let Ok(found) = self.resolve(RawNumber::written(&international), None, "phone") {
@@ -341,6 +344,9 @@ pub(super) fn edge_answer(written: &str, region: Region) -> Option<super::matche
         return None;
     }
     let key = cache_key(written, region, &mut buffer);
+    if let Some(international) = plain_international_digits(key) {
+        return parse_valid(&international, region).ok();
+    }
     if key.get(2) == Some(&b'#') {
         if let Some(matched) = plain_international(&key[3..], region).and_then(|i| parse_valid(&i, region).ok()) {
             return Some(matched);
@@ -374,6 +380,18 @@ fn cache_key<'a>(written: &str, region: Region, buffer: &'a mut [u8; MAX_WRITTEN
         len += written.len();
     }
     &buffer[..len]
+}
+
+/// A number written `+`, digits and separators only (`+55 11 98710-7843`),
+/// as `+` and its digits: the form its cache entry stands for, which
+/// [`parse_valid`] reads without the crate's parser. The crate reads both
+/// forms alike (`agreement::check` holds that over its generated spaced
+/// forms).
+fn plain_international_digits(cache_key: &[u8]) -> Option<String> {
+    if cache_key.get(..3) != Some(b"+++") {
+        return None;
+    }
+    std::str::from_utf8(&cache_key[2..]).ok().map(str::to_string)
 }
 
 /// The international form (`+` and digits) that libphonenumber reads the

@@ -267,5 +267,6 @@ fn validity_region_e164_agree_with_the_crate() {
     // the crate (every national-prefix rule compiles without Unicode).
     assert_eq!(report.plus_forms, 3 * count);
     assert_eq!(report.plus_asked, 0);
+    assert!(report.spaced_forms * 10 > count, "spaced forms {}", report.spaced_forms);
     assert!(report.plus_parsed * 2 > report.plus_forms, "parsed {} of {}", report.plus_parsed, report.plus_forms);
 }
