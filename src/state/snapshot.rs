@@ -95,7 +95,7 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     out.u64(state.next_seq);
     out.u64(state.events_applied);
     out.u32(state.subjects.records.len() as u32);
-    for record in &state.subjects.records {
+    for record in state.subjects.records.iter() {
         out.raw(record.pseudonym.as_bytes());
         out.raw(&record.region.0);
         out.i64(record.first_seen_ms);
@@ -219,6 +219,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
         Links::from_legacy(decode_blob(&mut input)?, state.subjects.len()).map_err(SnapshotError::Encode)?
     };
     state.abuse = decode_blob(&mut input)?;
+    state.abuse.bind_windows(state.subjects.len()).map_err(SnapshotError::Encode)?;
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {

@@ -834,6 +834,12 @@ impl Abuse {
             .sweep(self.watermark_ms - rules.domain_retention_ms().max(rules.max_retention_ms()), self.watermark_ms);
     }
 
+    /// Indexes the windows just read from a snapshot against the
+    /// registry's `subjects` (see [`WindowTable::bind`]).
+    pub fn bind_windows(&mut self, subjects: usize) -> Result<(), String> {
+        self.windows.bind(subjects)
+    }
+
     /// Subjects with window state now (the "active subjects" of the memory figure).
     pub fn active_subjects(&self) -> usize {
         self.windows.len()

@@ -89,6 +89,27 @@ impl WindowTable {
         }
     }
 
+    /// Indexes a table just read from a snapshot (which holds the windows
+    /// and their subjects only) against the registry's `subjects`: a
+    /// subject index past the registry, or two windows of one subject, is
+    /// refused (the slots are sized by the largest index, which is the
+    /// file's word until checked).
+    pub fn bind(&mut self, subjects: usize) -> Result<(), String> {
+        let largest = self.owners.iter().copied().max().map_or(0, |owner| owner as usize + 1);
+        if largest > subjects {
+            return Err(format!("abuse: a window of subject {} of {subjects}", largest - 1));
+        }
+        self.slot_of = vec![NONE; largest];
+        for (slot, &owner) in self.owners.iter().enumerate() {
+            let place = &mut self.slot_of[owner as usize];
+            if *place != NONE {
+                return Err(format!("abuse: two windows of subject {owner}"));
+            }
+            *place = slot as u32;
+        }
+        Ok(())
+    }
+
     /// Subjects with a window.
     pub fn len(&self) -> usize {
         self.windows.len()
@@ -124,8 +145,8 @@ impl<'de> Deserialize<'de> for WindowTable {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WindowTable, A::Error> {
-                // The length is the peer's word (a snapshot file): reserve at
-                // most what a bounded number of entries needs.
+                // The length is the file's word: reserve at most what a
+                // bounded number of entries needs.
                 let hint = map.size_hint().unwrap_or(0).min(1 << 20);
                 let mut table = WindowTable {
                     slot_of: Vec::new(),
@@ -133,12 +154,9 @@ impl<'de> Deserialize<'de> for WindowTable {
                     owners: Vec::with_capacity(hint),
                 };
                 while let Some((subject, window)) = map.next_entry::<u32, SubjectWindow>()? {
-                    if subject == NONE {
-                        return Err(serde::de::Error::custom("window of subject index u32::MAX"));
-                    }
-                    *table.get_or_default(subject) = window;
+                    table.owners.push(subject);
+                    table.windows.push(window);
                 }
-                table.slot_of.shrink_to_fit();
                 Ok(table)
             }
         }
@@ -205,8 +223,12 @@ mod tests {
             for subject in 0..310 {
                 prop_assert_eq!(table.get(subject).map(|w| w.newest_ms), model.get(&subject).copied());
             }
-            let back: WindowTable = postcard::from_bytes(&postcard::to_stdvec(&table).unwrap()).unwrap();
-            prop_assert_eq!(contents(&back), model);
+            let mut back: WindowTable = postcard::from_bytes(&postcard::to_stdvec(&table).unwrap()).unwrap();
+            back.bind(310).unwrap();
+            prop_assert_eq!(contents(&back), model.clone());
+            for subject in 0..310 {
+                prop_assert_eq!(back.get(subject).map(|w| w.newest_ms), model.get(&subject).copied());
+            }
         }
     }
 
@@ -219,12 +241,24 @@ mod tests {
             old.entry(subject).or_default().newest_ms = ts;
         }
         let bytes = postcard::to_stdvec(&old).unwrap();
-        let table: WindowTable = postcard::from_bytes(&bytes).unwrap();
+        let mut table: WindowTable = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(table.bind(250_000), Err("abuse: a window of subject 250000 of 250000".into()));
+        table.bind(250_001).unwrap();
         let read: HashMap<u32, i64> = contents(&table);
         assert_eq!(read, HashMap::from([(7, 70), (3, 30), (250_000, 5)]));
+        assert_eq!(table.get(250_000).map(|w| w.newest_ms), Some(5));
         let again: HashMap<u32, SubjectWindow> = postcard::from_bytes(&postcard::to_stdvec(&table).unwrap()).unwrap();
         assert_eq!(again.iter().map(|(s, w)| (*s, w.newest_ms)).collect::<HashMap<_, _>>(), read);
+        // A file's index past the registry (u32::MAX among them) allocates
+        // nothing for it; one subject twice is refused.
         let hostile = postcard::to_stdvec(&HashMap::from([(u32::MAX, SubjectWindow::default())])).unwrap();
-        assert!(postcard::from_bytes::<WindowTable>(&hostile).is_err(), "u32::MAX is the empty slot");
+        let mut table: WindowTable = postcard::from_bytes(&hostile).unwrap();
+        assert!(table.bind(1_000).is_err());
+        // (postcard writes a map as a sequence of pairs)
+        let twice =
+            postcard::to_stdvec(&vec![(7u32, SubjectWindow::default()), (7, SubjectWindow::default())]).unwrap();
+        let mut table: WindowTable = postcard::from_bytes(&twice).unwrap();
+        assert_eq!(table.len(), 2, "the same subject's entry twice is read as two");
+        assert!(table.bind(10).is_err());
     }
 }
