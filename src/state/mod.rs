@@ -45,6 +45,60 @@ impl SubjectRecord {
     }
 }
 
+/// Every subject's record, a column a field: 26 bytes a subject (a
+/// `Vec<SubjectRecord>` padded each to 32), and the pseudonyms an index
+/// lookup compares lie four to a cache line, never across two.
+#[derive(Default)]
+struct Records {
+    pseudonyms: Vec<Pseudonym>,
+    regions: Vec<Region>,
+    first_seen_ms: Vec<i64>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.pseudonyms.len()
+    }
+
+    fn get(&self, subject: u32) -> Option<SubjectRecord> {
+        let at = subject as usize;
+        Some(SubjectRecord {
+            pseudonym: *self.pseudonyms.get(at)?,
+            region: self.regions[at],
+            first_seen_ms: self.first_seen_ms[at],
+        })
+    }
+
+    fn push(&mut self, record: SubjectRecord) {
+        self.pseudonyms.push(record.pseudonym);
+        self.regions.push(record.region);
+        self.first_seen_ms.push(record.first_seen_ms);
+    }
+
+    fn set(&mut self, subject: u32, record: SubjectRecord) {
+        let at = subject as usize;
+        self.pseudonyms[at] = record.pseudonym;
+        self.regions[at] = record.region;
+        self.first_seen_ms[at] = record.first_seen_ms;
+    }
+
+    fn reserve(&mut self, more: usize) {
+        self.pseudonyms.reserve(more);
+        self.regions.reserve(more);
+        self.first_seen_ms.reserve(more);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = SubjectRecord> + '_ {
+        (0..self.len() as u32).filter_map(|subject| self.get(subject))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.pseudonyms.capacity() * std::mem::size_of::<Pseudonym>()
+            + self.regions.capacity() * std::mem::size_of::<Region>()
+            + self.first_seen_ms.capacity() * 8
+    }
+}
+
 /// Subjects by pseudonym, with dense `u32` indexes for bitmaps.
 #[derive(Default)]
 pub struct Subjects {
@@ -54,7 +108,7 @@ pub struct Subjects {
     /// stored once (5 bytes a slot here instead of 21).
     index: subject_index::SubjectIndex,
     hasher: foldhash::fast::FixedState,
-    records: Vec<SubjectRecord>,
+    records: Records,
     /// Subjects that have acted (the rest are only named by others).
     acting: usize,
 }
@@ -66,7 +120,7 @@ impl Subjects {
 
     fn find(&self, pseudonym: &Pseudonym, hash: u64) -> Option<u32> {
         let records = &self.records;
-        self.index.find(hash, |subject| records[subject as usize].pseudonym == *pseudonym)
+        self.index.find(hash, |subject| records.pseudonyms[subject as usize] == *pseudonym)
     }
 
     /// The index of a person who has used the service (sent an event of
@@ -74,16 +128,16 @@ impl Subjects {
     /// reports, or claimed by a partner, is not answered for: the answer
     /// would tell the asker whether anyone saved that number.
     pub fn lookup_person(&self, pseudonym: &Pseudonym) -> Option<u32> {
-        self.lookup(pseudonym).filter(|&subject| self.records[subject as usize].has_acted())
+        self.lookup(pseudonym).filter(|&subject| self.records.first_seen_ms[subject as usize] != i64::MAX)
     }
 
     /// Every subject record, in index order (people named only by others included).
-    pub fn all(&self) -> impl Iterator<Item = &SubjectRecord> {
+    pub fn all(&self) -> impl Iterator<Item = SubjectRecord> + '_ {
         self.records.iter()
     }
 
-    pub fn get(&self, subject: u32) -> Option<&SubjectRecord> {
-        self.records.get(subject as usize)
+    pub fn get(&self, subject: u32) -> Option<SubjectRecord> {
+        self.records.get(subject)
     }
 
     fn hash(&self, pseudonym: &Pseudonym) -> u64 {
@@ -111,17 +165,20 @@ impl Subjects {
     /// and the record (zeroed); the dense index stays reserved until the
     /// next compaction rebuilds state.
     fn erase(&mut self, subject: u32) {
-        let Some(record) = self.records.get(subject as usize).copied() else { return };
+        let Some(record) = self.records.get(subject) else { return };
         let hash = self.hash(&record.pseudonym);
         self.index.remove(hash, subject, hash_of(&self.hasher, &self.records));
         if record.has_acted() {
             self.acting -= 1;
         }
-        self.records[subject as usize] = SubjectRecord {
-            pseudonym: Pseudonym::from_stored([0; 16]),
-            region: Region::UNKNOWN,
-            first_seen_ms: i64::MAX,
-        };
+        self.records.set(
+            subject,
+            SubjectRecord {
+                pseudonym: Pseudonym::from_stored([0; 16]),
+                region: Region::UNKNOWN,
+                first_seen_ms: i64::MAX,
+            },
+        );
     }
 
     /// Every known index, including subjects only named by others.
@@ -169,9 +226,10 @@ impl Subjects {
                 self.index.prefetch(hash);
             }
             if let Some(&hash) = step.checked_sub(AHEAD).and_then(|at| hashes.get(at)) {
-                if let Some(record) = self.index.candidate(hash).and_then(|subject| self.records.get(subject as usize))
+                if let Some(pseudonym) =
+                    self.index.candidate(hash).and_then(|subject| self.records.pseudonyms.get(subject as usize))
                 {
-                    crate::prefetch::prefetch(record);
+                    crate::prefetch::prefetch(pseudonym);
                 }
             }
             if let Some(at) = step.checked_sub(2 * AHEAD).filter(|&at| at < pseudonyms.len()) {
@@ -182,22 +240,22 @@ impl Subjects {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.records.len() == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &SubjectRecord> {
+    pub fn iter(&self) -> impl Iterator<Item = SubjectRecord> + '_ {
         self.records.iter()
     }
 
     fn heap_bytes(&self) -> usize {
-        self.index.heap_bytes() + self.records.capacity() * std::mem::size_of::<SubjectRecord>()
+        self.index.heap_bytes() + self.records.heap_bytes()
     }
 }
 
 /// The hash of a subject already in `records`, for the index to place it
 /// again (growing, or closing the gap a removal left).
-fn hash_of<'a>(hasher: &'a foldhash::fast::FixedState, records: &'a [SubjectRecord]) -> impl Fn(u32) -> u64 + 'a {
-    move |known| std::hash::BuildHasher::hash_one(hasher, records[known as usize].pseudonym)
+fn hash_of<'a>(hasher: &'a foldhash::fast::FixedState, records: &'a Records) -> impl Fn(u32) -> u64 + 'a {
+    move |known| std::hash::BuildHasher::hash_one(hasher, records.pseudonyms[known as usize])
 }
 
 /// Why a person's earlier disclosures must be withdrawn: emitted by state,
@@ -500,13 +558,14 @@ impl State {
 
     fn subject_for(&mut self, event: &Event) -> u32 {
         let subject = self.subjects.intern(event.subject);
-        let record = &mut self.subjects.records[subject as usize];
-        if !record.has_acted() {
-            record.region = event.region;
+        let records = &mut self.subjects.records;
+        let first_seen_ms = &mut records.first_seen_ms[subject as usize];
+        if *first_seen_ms == i64::MAX {
+            records.regions[subject as usize] = event.region;
             self.subjects.acting += 1;
             self.usage.add_subject(subject, event.region);
         }
-        record.first_seen_ms = record.first_seen_ms.min(event.ts_ms);
+        *first_seen_ms = (*first_seen_ms).min(event.ts_ms);
         subject
     }
 
