@@ -45,47 +45,55 @@ impl SubjectRecord {
     }
 }
 
-/// Every subject's record, a column a field: 26 bytes a subject (a
-/// `Vec<SubjectRecord>` padded each to 32), and the pseudonyms an index
-/// lookup compares lie four to a cache line, never across two.
+/// What an event's intern and first-seen update both read: one 24-byte
+/// entry, so one cache line (two at most) a subject, as the padded record
+/// took.
+#[derive(Clone, Copy)]
+struct Hot {
+    pseudonym: Pseudonym,
+    first_seen_ms: i64,
+}
+
+/// Every subject's record: 26 bytes a subject instead of a padded
+/// `SubjectRecord`'s 32. The region, read only when a subject first acts
+/// and by queries, lies apart.
 #[derive(Default)]
 struct Records {
-    pseudonyms: Vec<Pseudonym>,
+    hot: Vec<Hot>,
     regions: Vec<Region>,
-    first_seen_ms: Vec<i64>,
 }
 
 impl Records {
     fn len(&self) -> usize {
-        self.pseudonyms.len()
+        self.hot.len()
+    }
+
+    fn pseudonym(&self, subject: u32) -> &Pseudonym {
+        &self.hot[subject as usize].pseudonym
     }
 
     fn get(&self, subject: u32) -> Option<SubjectRecord> {
-        let at = subject as usize;
+        let hot = self.hot.get(subject as usize)?;
         Some(SubjectRecord {
-            pseudonym: *self.pseudonyms.get(at)?,
-            region: self.regions[at],
-            first_seen_ms: self.first_seen_ms[at],
+            pseudonym: hot.pseudonym,
+            region: self.regions[subject as usize],
+            first_seen_ms: hot.first_seen_ms,
         })
     }
 
     fn push(&mut self, record: SubjectRecord) {
-        self.pseudonyms.push(record.pseudonym);
+        self.hot.push(Hot { pseudonym: record.pseudonym, first_seen_ms: record.first_seen_ms });
         self.regions.push(record.region);
-        self.first_seen_ms.push(record.first_seen_ms);
     }
 
     fn set(&mut self, subject: u32, record: SubjectRecord) {
-        let at = subject as usize;
-        self.pseudonyms[at] = record.pseudonym;
-        self.regions[at] = record.region;
-        self.first_seen_ms[at] = record.first_seen_ms;
+        self.hot[subject as usize] = Hot { pseudonym: record.pseudonym, first_seen_ms: record.first_seen_ms };
+        self.regions[subject as usize] = record.region;
     }
 
     fn reserve(&mut self, more: usize) {
-        self.pseudonyms.reserve(more);
+        self.hot.reserve(more);
         self.regions.reserve(more);
-        self.first_seen_ms.reserve(more);
     }
 
     fn iter(&self) -> impl Iterator<Item = SubjectRecord> + '_ {
@@ -93,9 +101,7 @@ impl Records {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.pseudonyms.capacity() * std::mem::size_of::<Pseudonym>()
-            + self.regions.capacity() * std::mem::size_of::<Region>()
-            + self.first_seen_ms.capacity() * 8
+        self.hot.capacity() * std::mem::size_of::<Hot>() + self.regions.capacity() * std::mem::size_of::<Region>()
     }
 }
 
@@ -120,7 +126,7 @@ impl Subjects {
 
     fn find(&self, pseudonym: &Pseudonym, hash: u64) -> Option<u32> {
         let records = &self.records;
-        self.index.find(hash, |subject| records.pseudonyms[subject as usize] == *pseudonym)
+        self.index.find(hash, |subject| records.pseudonym(subject) == pseudonym)
     }
 
     /// The index of a person who has used the service (sent an event of
@@ -128,7 +134,7 @@ impl Subjects {
     /// reports, or claimed by a partner, is not answered for: the answer
     /// would tell the asker whether anyone saved that number.
     pub fn lookup_person(&self, pseudonym: &Pseudonym) -> Option<u32> {
-        self.lookup(pseudonym).filter(|&subject| self.records.first_seen_ms[subject as usize] != i64::MAX)
+        self.lookup(pseudonym).filter(|&subject| self.records.hot[subject as usize].first_seen_ms != i64::MAX)
     }
 
     /// Every subject record, in index order (people named only by others included).
@@ -226,10 +232,9 @@ impl Subjects {
                 self.index.prefetch(hash);
             }
             if let Some(&hash) = step.checked_sub(AHEAD).and_then(|at| hashes.get(at)) {
-                if let Some(pseudonym) =
-                    self.index.candidate(hash).and_then(|subject| self.records.pseudonyms.get(subject as usize))
+                if let Some(hot) = self.index.candidate(hash).and_then(|subject| self.records.hot.get(subject as usize))
                 {
-                    crate::prefetch::prefetch(pseudonym);
+                    crate::prefetch::prefetch(hot);
                 }
             }
             if let Some(at) = step.checked_sub(2 * AHEAD).filter(|&at| at < pseudonyms.len()) {
@@ -255,7 +260,7 @@ impl Subjects {
 /// The hash of a subject already in `records`, for the index to place it
 /// again (growing, or closing the gap a removal left).
 fn hash_of<'a>(hasher: &'a foldhash::fast::FixedState, records: &'a Records) -> impl Fn(u32) -> u64 + 'a {
-    move |known| std::hash::BuildHasher::hash_one(hasher, records.pseudonyms[known as usize])
+    move |known| std::hash::BuildHasher::hash_one(hasher, records.pseudonym(known))
 }
 
 /// Why a person's earlier disclosures must be withdrawn: emitted by state,
@@ -559,7 +564,7 @@ impl State {
     fn subject_for(&mut self, event: &Event) -> u32 {
         let subject = self.subjects.intern(event.subject);
         let records = &mut self.subjects.records;
-        let first_seen_ms = &mut records.first_seen_ms[subject as usize];
+        let first_seen_ms = &mut records.hot[subject as usize].first_seen_ms;
         if *first_seen_ms == i64::MAX {
             records.regions[subject as usize] = event.region;
             self.subjects.acting += 1;
