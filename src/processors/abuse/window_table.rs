@@ -145,9 +145,10 @@ impl<'de> Deserialize<'de> for WindowTable {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WindowTable, A::Error> {
-                // The length is the file's word: reserve at most what a
-                // bounded number of entries needs.
-                let hint = map.size_hint().unwrap_or(0).min(1 << 20);
+                // The length is the file's word: reserve at most a MiB on it
+                // (serde's own cautious rule), and grow past that as entries
+                // actually arrive.
+                let hint = map.size_hint().unwrap_or(0).min((1 << 20) / std::mem::size_of::<SubjectWindow>());
                 let mut table = WindowTable {
                     slot_of: Vec::new(),
                     windows: Vec::with_capacity(hint),
@@ -157,6 +158,8 @@ impl<'de> Deserialize<'de> for WindowTable {
                     table.owners.push(subject);
                     table.windows.push(window);
                 }
+                table.owners.shrink_to_fit();
+                table.windows.shrink_to_fit();
                 Ok(table)
             }
         }
