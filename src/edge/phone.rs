@@ -273,12 +273,15 @@ impl PhoneBook {
         }
     }
 
-    /// A cache miss. A national or `00`-style form whose region has plain
-    /// prefix rules is first rewritten to the international form
-    /// libphonenumber would read it as; when that form is a valid number the
-    /// answer is the same and usually already cached (every number tends to
-    /// arrive in both forms), so the 30-70 µs parse runs once per number
-    /// instead of once per written form. Anything else takes the full parser.
+    /// A cache miss. A spaced international form is read as `+` and its
+    /// digits (the form its cache key already stands for). A national or
+    /// `00`-style form whose region has plain prefix rules is first
+    /// rewritten to the international form libphonenumber would read it as;
+    /// when that form is a valid number the answer is the same and usually
+    /// already cached (every number tends to arrive in both forms), so the
+    /// parse runs once per number instead of once per written form.
+    /// Anything else goes to `parse_valid`, which reads `+` and digits with
+    /// the compiled matcher and leaves only other forms to the crate.
     fn normalise_uncached(&self, written: &str, region: Region, cache_key: &[u8]) -> Outcome {
         if let Some(international) = plain_international_digits(cache_key) {
             return self.normalise(&international, region);

@@ -38,10 +38,13 @@ pub struct SubjectRecord {
     pub first_seen_ms: i64,
 }
 
+/// The first-seen time of a subject that has not acted yet.
+const NOT_ACTED: i64 = i64::MAX;
+
 impl SubjectRecord {
     /// Whether the subject has sent an event of its own.
     pub fn has_acted(&self) -> bool {
-        self.first_seen_ms != i64::MAX
+        self.first_seen_ms != NOT_ACTED
     }
 }
 
@@ -52,6 +55,12 @@ impl SubjectRecord {
 struct Hot {
     pseudonym: Pseudonym,
     first_seen_ms: i64,
+}
+
+impl Hot {
+    fn has_acted(&self) -> bool {
+        self.first_seen_ms != NOT_ACTED
+    }
 }
 
 /// Every subject's record: 26 bytes a subject instead of a padded
@@ -134,7 +143,7 @@ impl Subjects {
     /// reports, or claimed by a partner, is not answered for: the answer
     /// would tell the asker whether anyone saved that number.
     pub fn lookup_person(&self, pseudonym: &Pseudonym) -> Option<u32> {
-        self.lookup(pseudonym).filter(|&subject| self.records.hot[subject as usize].first_seen_ms != i64::MAX)
+        self.lookup(pseudonym).filter(|&subject| self.records.hot[subject as usize].has_acted())
     }
 
     /// Every subject record, in index order (people named only by others included).
@@ -182,7 +191,7 @@ impl Subjects {
             SubjectRecord {
                 pseudonym: Pseudonym::from_stored([0; 16]),
                 region: Region::UNKNOWN,
-                first_seen_ms: i64::MAX,
+                first_seen_ms: NOT_ACTED,
             },
         );
     }
@@ -209,7 +218,7 @@ impl Subjects {
             return subject;
         }
         let subject = self.records.len() as u32;
-        self.records.push(SubjectRecord { pseudonym, region: Region::UNKNOWN, first_seen_ms: i64::MAX });
+        self.records.push(SubjectRecord { pseudonym, region: Region::UNKNOWN, first_seen_ms: NOT_ACTED });
         self.insert_hashed(hash, subject);
         subject
     }
@@ -564,13 +573,13 @@ impl State {
     fn subject_for(&mut self, event: &Event) -> u32 {
         let subject = self.subjects.intern(event.subject);
         let records = &mut self.subjects.records;
-        let first_seen_ms = &mut records.hot[subject as usize].first_seen_ms;
-        if *first_seen_ms == i64::MAX {
+        let hot = &mut records.hot[subject as usize];
+        if !hot.has_acted() {
             records.regions[subject as usize] = event.region;
             self.subjects.acting += 1;
             self.usage.add_subject(subject, event.region);
         }
-        *first_seen_ms = (*first_seen_ms).min(event.ts_ms);
+        hot.first_seen_ms = hot.first_seen_ms.min(event.ts_ms);
         subject
     }
 
