@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -207,6 +208,8 @@ pub async fn serve(
         .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds));
     let body_idle = Duration::from_secs(limits.body_idle_timeout_seconds);
     let mut shutdown = std::pin::pin!(shutdown);
+    let requests = Arc::new(AtomicU64::new(0));
+    let trimmer = tokio::spawn(trim_when_idle(requests.clone()));
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -223,7 +226,9 @@ pub async fn serve(
             continue;
         };
         let router = service.clone();
+        let requests = requests.clone();
         let per_request = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            requests.fetch_add(1, Ordering::Relaxed);
             let request = crate::outputs::api::limits::with_idle_timeout(request, body_idle);
             tower_service::Service::call(&mut router.clone(), request)
         });
@@ -235,6 +240,7 @@ pub async fn serve(
             drop(place);
         });
     }
+    trimmer.abort();
     // Streams (GET /v1/live) end when shutdown begins, so draining waits
     // only for ordinary requests.
     closing.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -249,6 +255,50 @@ pub async fn serve(
         .await
         .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?;
     Ok(())
+}
+
+/// How long no request must arrive before freed memory is given back.
+const IDLE_BEFORE_TRIM: Duration = Duration::from_secs(1);
+
+/// Gives the allocator's free pages back to the system once requests have
+/// stopped for [`IDLE_BEFORE_TRIM`] after any arrived: a burst of
+/// suggestions or audiences frees its working memory, which glibc would
+/// otherwise keep. Never while requests keep coming (a trim takes each
+/// arena's lock in turn, so it would stall their allocations), and once per
+/// quiet spell.
+async fn trim_when_idle(requests: Arc<AtomicU64>) {
+    let mut watch = IdleWatch { seen: requests.load(Ordering::Relaxed), owed: false };
+    let mut ticks = tokio::time::interval(IDLE_BEFORE_TRIM);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if watch.tick(requests.load(Ordering::Relaxed)) {
+            let started = std::time::Instant::now();
+            if tokio::task::spawn_blocking(crate::pipeline::give_back_free_memory).await.is_ok() {
+                tracing::debug!(elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "Gave freed memory back.");
+            }
+        }
+    }
+}
+
+/// When to trim: the request count seen at the last tick, and whether
+/// requests came since the last trim.
+struct IdleWatch {
+    seen: u64,
+    owed: bool,
+}
+
+impl IdleWatch {
+    /// One tick with the request count now: `true` when it is time to trim
+    /// (no request since the last tick, some since the last trim).
+    fn tick(&mut self, requests: u64) -> bool {
+        if requests != self.seen {
+            (self.seen, self.owed) = (requests, true);
+            false
+        } else {
+            std::mem::take(&mut self.owed)
+        }
+    }
 }
 
 /// Answers a connection over the cap with 503 and the standard error body,
@@ -331,5 +381,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IdleWatch;
+
+    /// A trim comes one quiet tick after requests, once per quiet spell,
+    /// never while requests keep coming, and never before any came.
+    #[test]
+    fn trims_once_after_each_burst() {
+        let mut watch = IdleWatch { seen: 0, owed: false };
+        let counts = [0, 0, 3, 5, 5, 5, 6, 7, 8, 8, 8];
+        let trims: Vec<usize> = counts.iter().enumerate().filter(|(_, &n)| watch.tick(n)).map(|(at, _)| at).collect();
+        assert_eq!(trims, vec![4, 9]);
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::RwLock;
 
 use super::error::{EdgeError, RejectReason};
@@ -150,7 +151,6 @@ impl PhoneBook {
     }
 
     pub fn new(key: PseudonymKey, default_region: Region) -> PhoneBook {
-        enlarge_regex_cache();
         let hasher = foldhash::fast::RandomState::default();
         PhoneBook {
             key,
@@ -331,6 +331,7 @@ fn parse_valid(written: &str, region: Region) -> Result<super::matcher::Matched,
     } else {
         region.as_str().parse::<phonenumber::country::Id>().ok()
     };
+    note_crate_parse();
     let number = phonenumber::parse(region_id, written).map_err(|_| PhoneFault::NotANumber)?;
     super::matcher::valid(&number).ok_or(PhoneFault::Invalid)
 }
@@ -442,6 +443,31 @@ pub(super) fn enlarge_regex_cache() {
     });
 }
 
+/// Counts one parse by the crate, and enlarges its regex cache at the
+/// [`CRATE_PARSES_BEFORE_ENLARGING`]th. Not at start-up: the larger cache's
+/// table alone takes about 1.9 MB, and most numbers never reach the crate
+/// (numbers written `+` and digits, and plain national forms, are read by
+/// the compiled matcher), so a node that parses a few with the crate, as a
+/// served node answering lookups does, keeps the crate's own small cache.
+fn note_crate_parse() {
+    static PARSES: AtomicU32 = AtomicU32::new(0);
+    if reaches(&PARSES, CRATE_PARSES_BEFORE_ENLARGING) {
+        enlarge_regex_cache();
+    }
+}
+
+/// Counts one on `counter`: `true` for exactly one call, the one that
+/// brings it to `threshold`, however many threads count. The count stops
+/// there, so it never wraps.
+fn reaches(counter: &AtomicU32, threshold: u32) -> bool {
+    counter.load(Ordering::Relaxed) < threshold && counter.fetch_add(1, Ordering::Relaxed) + 1 == threshold
+}
+
+/// Parses by the crate after which its regex cache is enlarged: past a
+/// few hundred, recompiling evicted patterns (about 85 µs a parse) costs
+/// more than the larger cache's memory.
+const CRATE_PARSES_BEFORE_ENLARGING: u32 = 256;
+
 /// Enough compiled regexes for every pattern of every region's metadata.
 const REGEX_CACHE_ENTRIES: usize = 50_000;
 
@@ -458,6 +484,28 @@ fn last_two_digits(written: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The regex cache is enlarged once, at the threshold's parse, however
+    /// many threads parse at once.
+    #[test]
+    fn the_threshold_is_reached_once() {
+        let counter = AtomicU32::new(0);
+        let reached = AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..1_000 {
+                        if reaches(&counter, 256) {
+                            reached.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(reached.load(Ordering::Relaxed), 1);
+        assert!(counter.load(Ordering::Relaxed) < 256 + 4, "counting stops at the threshold");
+        assert!(!reaches(&AtomicU32::new(0), 2), "the first of two parses is not the second");
+    }
 
     fn key(region: &[u8; 2], international: bool, digits: &str) -> Vec<u8> {
         let mut key = region.to_vec();

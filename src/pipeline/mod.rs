@@ -25,6 +25,7 @@ mod outputs;
 mod rules;
 mod writer;
 
+pub use allocator::give_back as give_back_free_memory;
 pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prepared, Rejection};
 pub use cluster::ClusterOptions;

@@ -91,6 +91,22 @@ struct FirstWrite {
     last_s: u32,
 }
 
+/// One writer's first writes, least recently written first. A boxed slice
+/// holds them exactly, in 16 bytes of map entry, where a `VecDeque` took 32
+/// and room for four: on the partner workload 47,000 writers hold 98,000
+/// writes, about two each (bench/README.md, "Memory of a served node,
+/// continued").
+type Writes = Box<[FirstWrite]>;
+
+/// Keeps the writes `keep` holds to, reallocating only when one goes.
+fn retain_writes(writes: &mut Writes, keep: impl Fn(&FirstWrite) -> bool) {
+    if !writes.iter().all(&keep) {
+        let mut kept = std::mem::take(writes).into_vec();
+        kept.retain(keep);
+        *writes = kept.into_boxed_slice();
+    }
+}
+
 /// Event time in whole seconds, as [`FirstWrite`] keeps it.
 fn seconds(ts_ms: i64) -> u32 {
     ts_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX)) as u32
@@ -183,7 +199,7 @@ pub struct DomainReputation {
     /// contacts: (recipient, first write, last write), least recently
     /// written first, at most [`MAX_FIRST_WRITES`], for
     /// [`FIRST_WRITE_MEMORY_MS`] after the last write.
-    first_writes: HashMap<u32, VecDeque<FirstWrite>, foldhash::fast::RandomState>,
+    first_writes: HashMap<u32, Writes, foldhash::fast::RandomState>,
     /// Domains evicted to keep the cap.
     pub evicted: u64,
 }
@@ -287,25 +303,27 @@ impl DomainReputation {
     /// Records that `from` wrote one-to-one to `to`, who is not in `from`'s
     /// contacts.
     pub fn note_first_write(&mut self, from: u32, to: u32, ts_ms: i64) {
-        let writes = self.first_writes.entry(from).or_default();
+        let slot = self.first_writes.entry(from).or_default();
+        // Into a vector without copying; back into exactly its length below.
+        let mut writes = std::mem::take(slot).into_vec();
         let (mut first_s, mut last_s) = (seconds(ts_ms), seconds(ts_ms));
         if let Some(at) = writes.iter().position(|write| write.to == to) {
-            if let Some(old) = writes.remove(at) {
-                first_s = first_s.min(old.first_s);
-                last_s = last_s.max(old.last_s);
-            }
+            let old = writes.remove(at);
+            first_s = first_s.min(old.first_s);
+            last_s = last_s.max(old.last_s);
         } else if writes.len() >= MAX_FIRST_WRITES {
             // Full: the least recently written goes, unless this is older
-            // still. Made room before inserting, so the deque's capacity
-            // stays at MAX_FIRST_WRITES.
-            if writes.front().is_some_and(|oldest| oldest.last_s > last_s) {
+            // still.
+            if writes.first().is_some_and(|oldest| oldest.last_s > last_s) {
+                *slot = writes.into_boxed_slice();
                 return;
             }
-            writes.pop_front();
+            writes.remove(0);
         }
         // Least recently written first; event times may arrive out of order.
         let at = writes.iter().rposition(|write| write.last_s <= last_s).map_or(0, |at| at + 1);
         writes.insert(at, FirstWrite { to, first_s, last_s });
+        *slot = writes.into_boxed_slice();
     }
 
     /// Whether `from` wrote to `to` at or before `at_ms` (as remembered by
@@ -361,7 +379,7 @@ impl DomainReputation {
         self.links.retain(|_, links| links.back().is_some_and(|(ts, _)| *ts > horizon_ms));
         let write_horizon_ms = now_ms.saturating_sub(FIRST_WRITE_MEMORY_MS);
         self.first_writes.retain(|_, writes| {
-            writes.retain(|write| i64::from(write.last_s) * 1000 > write_horizon_ms);
+            retain_writes(writes, |write| i64::from(write.last_s) * 1000 > write_horizon_ms);
             !writes.is_empty()
         });
     }
@@ -448,7 +466,7 @@ impl DomainReputation {
         self.links.remove(&subject);
         self.first_writes.remove(&subject);
         self.first_writes.retain(|_, writes| {
-            writes.retain(|write| write.to != subject);
+            retain_writes(writes, |write| write.to != subject);
             !writes.is_empty()
         });
         for entry in self.entries.values_mut() {
@@ -486,7 +504,7 @@ impl DomainReputation {
             .sum();
         let links: usize = self.links.values().map(|links| links.capacity() * 16 + 40).sum();
         let writes: usize =
-            self.first_writes.values().map(|writes| writes.capacity() * std::mem::size_of::<FirstWrite>() + 40).sum();
+            self.first_writes.values().map(|writes| writes.len() * std::mem::size_of::<FirstWrite>() + 24).sum();
         self.entries.capacity() * entry + sends + self.by_last_seen.len() * 24 + links + writes
     }
 }
@@ -500,7 +518,7 @@ pub struct DomainReputationV5 {
     by_last_seen: BTreeSet<(i64, u64)>,
     links: HashMap<u32, VecDeque<(i64, u64)>, foldhash::fast::RandomState>,
     action_evidence: BTreeMap<u64, Vec<DomainVerdict>>,
-    first_writes: HashMap<u32, VecDeque<FirstWrite>, foldhash::fast::RandomState>,
+    first_writes: HashMap<u32, Writes, foldhash::fast::RandomState>,
     evicted: u64,
 }
 
@@ -792,6 +810,22 @@ mod tests {
         assert_eq!(lifted_after, Some(MAX_SENDS_PER_DOMAIN as u32 - 9));
     }
 
+    /// A writer's first writes are stored as the deque they were before
+    /// (a sequence of entries), so snapshots read and write the same bytes.
+    #[test]
+    fn boxed_writes_have_the_bytes_of_the_old_deque() {
+        let writes = [FirstWrite { to: 5, first_s: 10, last_s: 20 }, FirstWrite { to: 70_000, first_s: 3, last_s: 40 }];
+        let deque: VecDeque<FirstWrite> = writes.iter().copied().collect();
+        let boxed: Writes = writes.iter().copied().collect();
+        let deque_bytes = postcard::to_allocvec(&deque).expect("encodes");
+        assert_eq!(deque_bytes, postcard::to_allocvec(&boxed).expect("encodes"));
+        let read: Writes = postcard::from_bytes(&deque_bytes).expect("decodes");
+        assert_eq!(
+            read.iter().map(|write| (write.to, write.first_s, write.last_s)).collect::<Vec<_>>(),
+            vec![(5, 10, 20), (70_000, 3, 40)]
+        );
+    }
+
     /// A first write is remembered for a month after the last write, so an
     /// answer days later (a shop's offer to customers who wrote in) is not
     /// cold messaging; it is never an answer before the first write, each
@@ -817,7 +851,6 @@ mod tests {
             table.note_first_write(3, to, i64::from(to) * 1_000);
         }
         assert_eq!(table.first_writes[&3].len(), MAX_FIRST_WRITES);
-        assert!(table.first_writes[&3].capacity() <= MAX_FIRST_WRITES, "room is made before inserting");
         assert!(table.wrote_to(3, 99, 200_000));
         assert!(!table.wrote_to(3, 0, 200_000));
         // Out-of-order event times keep the least recently written first.
