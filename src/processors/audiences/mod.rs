@@ -1,6 +1,6 @@
 //! Ad audiences: who exchanged messages with which business, by day.
 //!
-//! Owns: per-business, per-day roaring bitmaps of subjects with a
+//! Owns: per-business, per-day sets of subjects (`day_set.rs`) with a
 //! `business_message` (either direction), and the daily privacy budget each
 //! advertiser has spent on each business's noisy sizes (from `BudgetSpent`
 //! control records, so a restart never refills a budget).
@@ -14,35 +14,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::day_of;
 
+mod day_set;
+use day_set::DaySet;
+
 #[derive(Default, Serialize, Deserialize)]
 pub struct Audiences {
     /// Business id -> day -> subjects.
-    by_business: HashMap<String, BTreeMap<i32, SerdeBitmap>>,
+    by_business: HashMap<String, BTreeMap<i32, DaySet>>,
     /// (business, UTC day) -> epsilon spent, in millionths, by charges that
     /// name no advertiser (logged before budgets were per advertiser); they
     /// count against every advertiser.
     spent: HashMap<(String, i32), u64>,
     /// (advertiser, business, UTC day) -> epsilon spent, in millionths.
     spent_by_advertiser: HashMap<(String, String, i32), u64>,
-}
-
-/// A roaring bitmap stored in its portable serialization.
-#[derive(Default, Clone)]
-struct SerdeBitmap(RoaringBitmap);
-
-impl Serialize for SerdeBitmap {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(self.0.serialized_size());
-        self.0.serialize_into(&mut bytes).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_bytes(&bytes)
-    }
-}
-
-impl<'de> Deserialize<'de> for SerdeBitmap {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bytes: Vec<u8> = serde::Deserialize::deserialize(deserializer)?;
-        RoaringBitmap::deserialize_from(&bytes[..]).map(SerdeBitmap).map_err(serde::de::Error::custom)
-    }
 }
 
 impl Audiences {
@@ -52,7 +36,7 @@ impl Audiences {
             Some(days) => days,
             None => self.by_business.entry(business.to_string()).or_default(),
         };
-        days.entry(day_of(ts_ms)).or_default().0.insert(subject);
+        days.entry(day_of(ts_ms)).or_default().insert(subject);
     }
 
     /// Subjects with a business message with `business` on days
@@ -62,7 +46,7 @@ impl Audiences {
         if let Some(by_day) = self.by_business.get(business) {
             let first = last_day - days as i32 + 1;
             for (_, bitmap) in by_day.range(first..=last_day) {
-                members |= &bitmap.0;
+                bitmap.union_into(&mut members);
             }
         }
         members
@@ -72,7 +56,7 @@ impl Audiences {
     pub fn remove_subject(&mut self, subject: u32) {
         for days in self.by_business.values_mut() {
             for bitmap in days.values_mut() {
-                bitmap.0.remove(subject);
+                bitmap.remove(subject);
             }
         }
     }
@@ -82,7 +66,7 @@ impl Audiences {
         let mut found: Vec<(&str, usize)> = self
             .by_business
             .iter()
-            .map(|(business, days)| (business.as_str(), days.values().filter(|b| b.0.contains(subject)).count()))
+            .map(|(business, days)| (business.as_str(), days.values().filter(|b| b.contains(subject)).count()))
             .filter(|(_, days)| *days > 0)
             .collect();
         found.sort();
@@ -111,7 +95,7 @@ impl Audiences {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.by_business.values().flat_map(|days| days.values()).map(|b| b.0.serialized_size() + 32).sum::<usize>()
+        self.by_business.values().flat_map(|days| days.values()).map(|b| b.heap_bytes() + 16).sum::<usize>()
             + self.by_business.len() * 64
     }
 }
