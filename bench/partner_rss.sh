@@ -8,8 +8,10 @@
 # ROUNDS rounds): a fresh copy of that data dir is served, VmRSS is read once
 # it answers /healthz (the snapshot loaded), then bench/partner_load.py runs
 # its suggestions, audiences and retractions (SUGGESTIONS, AUDIENCES,
-# RETRACTIONS) and VmRSS is read again. RSS per subject is over the 200,000
-# subjects of the workload.
+# RETRACTIONS) and VmRSS is read again at once ("after load") and once more
+# SETTLE_SECONDS later ("settled": a server that has stopped receiving
+# requests gives its freed pages back after a second). RSS per subject is
+# over the 200,000 subjects of the workload.
 #
 # The fixed part: each binary also serves an empty data dir; VmRSS when it
 # answers, and after resolving one phone number of each of 8 regions (the
@@ -19,7 +21,7 @@
 #
 # Parameters (environment): BASELINE_BIN (required: e.g. an older commit's
 # binary copied aside), ROUNDS (2), SUGGESTIONS (500), AUDIENCES (200),
-# RETRACTIONS (30), SKIP_BUILD (0), CURRENT_BIN (target/release/proviso: the
+# RETRACTIONS (30), SETTLE_SECONDS (2.5), SKIP_BUILD (0), CURRENT_BIN (target/release/proviso: the
 # binary measured against the baseline).
 # Output: a table on stdout, also in bench/out/partner-rss.txt.
 set -euo pipefail
@@ -33,6 +35,7 @@ ROUNDS=${ROUNDS:-2}
 SUGGESTIONS=${SUGGESTIONS:-500}
 AUDIENCES=${AUDIENCES:-200}
 RETRACTIONS=${RETRACTIONS:-30}
+SETTLE_SECONDS=${SETTLE_SECONDS:-2.5}
 SKIP_BUILD=${SKIP_BUILD:-0}
 
 OUT=bench/out
@@ -75,10 +78,12 @@ loaded_run() {
         --suggestions "$SUGGESTIONS" --audiences "$AUDIENCES" --retractions "$RETRACTIONS" --seed 3 \
         --pid "$SERVER_PID" >"$OUT/partner-rss-load-$1-$2.json" 2>/dev/null ||
         echo "partner_load reported problems; see $OUT/partner-rss-load-$1-$2.json" >&2
-    local after
+    local after settled
     after=$(rss_kib "$SERVER_PID")
+    sleep "$SETTLE_SECONDS"
+    settled=$(rss_kib "$SERVER_PID")
     stop_server
-    printf '%s-%s\tloaded\t%s\tafter\t%s\n' "$1" "$2" "$loaded" "$after" >>"$OUT/partner-rss-runs.tsv"
+    printf '%s-%s\tloaded\t%s\tafter\t%s\tsettled\t%s\n' "$1" "$2" "$loaded" "$after" "$settled" >>"$OUT/partner-rss-runs.tsv"
 }
 
 # NAME: an empty data dir, before and after 8 regions' numbers.
@@ -115,13 +120,14 @@ python3 - "$OUT/partner-rss-runs.tsv" "$SUBJECTS" "$GIT_HEAD" "$GIT_DIRTY_FILES"
 import sys
 runs, subjects, head, dirty = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 print(f"current: tree {head} (+{dirty} modified); {subjects:,} subjects")
-print(f"{'run':14} {'RSS loaded MiB':>15} {'after load MiB':>15} {'B/subject':>10}")
+print(f"{'run':14} {'RSS loaded MiB':>15} {'after load MiB':>15} {'B/subject':>10} {'settled MiB':>12} {'B/subject':>10}")
 fixed = []
 for line in open(runs):
-    name, a, x, b, y = line.split()
+    name, a, x, b, y, *rest = line.split()
     x, y = int(x), int(y)
     if a == "loaded":
-        print(f"{name:14} {x / 1024:15.1f} {y / 1024:15.1f} {y * 1024 / subjects:10.1f}")
+        z = int(rest[1])
+        print(f"{name:14} {x / 1024:15.1f} {y / 1024:15.1f} {y * 1024 / subjects:10.1f} {z / 1024:12.1f} {z * 1024 / subjects:10.1f}")
     else:
         fixed.append(f"{name:14} empty dir {x / 1024:.1f} MiB, after one number of 8 regions {y / 1024:.1f} MiB "
                      f"(= {y * 1024 / subjects:.1f} B/subject at {subjects:,})")
