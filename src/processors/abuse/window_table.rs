@@ -23,17 +23,28 @@ use super::window::SubjectWindow;
 /// No window for this subject.
 const NONE: u32 = u32::MAX;
 
-#[derive(Default)]
 pub(super) struct WindowTable {
     /// By subject index: the window's place in `windows`, or [`NONE`].
     slot_of: Vec<u32>,
     windows: Vec<SubjectWindow>,
     /// The subject of each window, in `windows`' order.
     owners: Vec<u32>,
+    /// Whether `slot_of` indexes `owners`: false for a table just read from
+    /// a snapshot until [`WindowTable::bind`] checked it. An unbound table
+    /// would answer "no window" for everyone, so a lookup on one is a bug
+    /// (debug builds, and so every test, panic on it).
+    bound: bool,
+}
+
+impl Default for WindowTable {
+    fn default() -> WindowTable {
+        WindowTable { slot_of: Vec::new(), windows: Vec::new(), owners: Vec::new(), bound: true }
+    }
 }
 
 impl WindowTable {
     pub fn get(&self, subject: u32) -> Option<&SubjectWindow> {
+        debug_assert!(self.bound, "a window table read from a snapshot is looked up before `bind`");
         let slot = *self.slot_of.get(subject as usize)?;
         // NONE is past the end: `windows` never holds u32::MAX entries.
         self.windows.get(slot as usize)
@@ -41,6 +52,7 @@ impl WindowTable {
 
     /// The subject's window, made empty if it had none.
     pub fn get_or_default(&mut self, subject: u32) -> &mut SubjectWindow {
+        debug_assert!(self.bound, "a window table read from a snapshot is changed before `bind`");
         let index = subject as usize;
         if index >= self.slot_of.len() {
             self.slot_of.resize(index + 1, NONE);
@@ -56,6 +68,7 @@ impl WindowTable {
     }
 
     pub fn remove(&mut self, subject: u32) {
+        debug_assert!(self.bound, "a window table read from a snapshot is changed before `bind`");
         let Some(&slot) = self.slot_of.get(subject as usize) else { return };
         if slot != NONE {
             self.remove_slot(slot as usize);
@@ -107,6 +120,7 @@ impl WindowTable {
             }
             *place = slot as u32;
         }
+        self.bound = true;
         Ok(())
     }
 
@@ -153,6 +167,7 @@ impl<'de> Deserialize<'de> for WindowTable {
                     slot_of: Vec::new(),
                     windows: Vec::with_capacity(hint),
                     owners: Vec::with_capacity(hint),
+                    bound: false,
                 };
                 while let Some((subject, window)) = map.next_entry::<u32, SubjectWindow>()? {
                     table.owners.push(subject);
@@ -263,5 +278,16 @@ mod tests {
         let mut table: WindowTable = postcard::from_bytes(&twice).unwrap();
         assert_eq!(table.len(), 2, "the same subject's entry twice is read as two");
         assert!(table.bind(10).is_err());
+    }
+
+    /// A table read from a snapshot and looked up before `bind` is a bug
+    /// the tests catch, not a silent "no window" for everyone.
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "before `bind`")]
+    fn an_unbound_table_is_not_looked_up() {
+        let bytes = postcard::to_stdvec(&HashMap::from([(3u32, SubjectWindow::default())])).unwrap();
+        let table: WindowTable = postcard::from_bytes(&bytes).unwrap();
+        let _ = table.get(3);
     }
 }

@@ -212,6 +212,7 @@ impl BitWriter<'_> {
     /// whole bytes pending go out in one 8-byte write, cut back to them.
     #[inline]
     fn put(&mut self, value: u64, bits: u32) {
+        debug_assert!(bits <= 34 && self.pending_bits < 8);
         self.pending |= value << self.pending_bits;
         self.pending_bits += bits;
         self.written += u64::from(bits);
@@ -219,7 +220,8 @@ impl BitWriter<'_> {
         let len = self.out.len();
         self.out.extend_from_slice(&self.pending.to_le_bytes());
         self.out.truncate(len + whole as usize);
-        self.pending = if whole == 8 { 0 } else { self.pending >> (whole * 8) };
+        // At most 7 bits were pending and 34 came: `whole` is at most 5.
+        self.pending >>= whole * 8;
         self.pending_bits -= whole * 8;
     }
 
@@ -535,7 +537,7 @@ impl Books {
             }
             let start = self.arena.len();
             encode_book::<BLOCK>(contacts, &mut self.arena);
-            assert!(self.arena.len() <= ARENA_LIMIT, "address books exceed the 4 GiB arena");
+            assert!(self.arena.len() <= ARENA_LIMIT, "{ARENA_FULL}");
             self.starts[index] = start as u32 + 1;
             self.owners += 1;
         }
@@ -624,6 +626,28 @@ pub struct StoredBooks {
     max_contact: u32,
 }
 
+/// Why stored books cannot be placed in one arena.
+const ARENA_FULL: &str = "address books exceed the 4 GiB arena";
+
+impl StoredBooks {
+    fn new() -> StoredBooks {
+        StoredBooks { entries: Vec::new(), arena: Vec::new(), max_contact: 0 }
+    }
+
+    /// Encodes `owner`'s book (`contacts` sorted, distinct, not empty) onto
+    /// the arena, unless it would pass [`ARENA_LIMIT`].
+    fn push(&mut self, owner: u32, contacts: &[u32]) -> Result<(), &'static str> {
+        if self.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
+            return Err(ARENA_FULL);
+        }
+        self.max_contact = self.max_contact.max(contacts[contacts.len() - 1]);
+        let start = self.arena.len() as u32 + 1;
+        encode_book::<BLOCK>(contacts, &mut self.arena);
+        self.entries.push((owner, start));
+        Ok(())
+    }
+}
+
 impl<'de> Deserialize<'de> for StoredBooks {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct BooksVisitor;
@@ -634,7 +658,7 @@ impl<'de> Deserialize<'de> for StoredBooks {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StoredBooks, A::Error> {
                 let overflow = || serde::de::Error::custom("address book gap overflows a subject index");
-                let mut stored = StoredBooks { entries: Vec::new(), arena: Vec::new(), max_contact: 0 };
+                let mut stored = StoredBooks::new();
                 let mut contacts = Vec::new();
                 while let Some((owner, gaps)) = seq.next_element::<(u32, Vec<u32>)>()? {
                     if gaps.is_empty() {
@@ -652,13 +676,7 @@ impl<'de> Deserialize<'de> for StoredBooks {
                         contacts.push(contact);
                         previous = Some(contact);
                     }
-                    stored.max_contact = stored.max_contact.max(previous.unwrap_or(0));
-                    if stored.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
-                        return Err(serde::de::Error::custom("address books exceed the 4 GiB arena"));
-                    }
-                    let start = stored.arena.len() as u32 + 1;
-                    encode_book::<BLOCK>(&contacts, &mut stored.arena);
-                    stored.entries.push((owner, start));
+                    stored.push(owner, &contacts).map_err(serde::de::Error::custom)?;
                 }
                 Ok(stored)
             }
@@ -693,7 +711,7 @@ impl Books {
     /// Books from sorted, deduplicated lists (an older snapshot's layout),
     /// with the same checks as [`Books::from_stored`].
     pub fn from_lists<'a>(lists: impl IntoIterator<Item = (u32, &'a [u32])>, subjects: usize) -> Result<Books, String> {
-        let mut stored = StoredBooks { entries: Vec::new(), arena: Vec::new(), max_contact: 0 };
+        let mut stored = StoredBooks::new();
         for (owner, contacts) in lists {
             if contacts.is_empty() {
                 continue;
@@ -701,13 +719,7 @@ impl Books {
             if !contacts.windows(2).all(|pair| pair[0] < pair[1]) {
                 return Err(format!("address book of owner {owner} is not sorted"));
             }
-            if stored.arena.len() + worst_len(contacts.len()) > ARENA_LIMIT {
-                return Err("address books exceed the 4 GiB arena".into());
-            }
-            stored.max_contact = stored.max_contact.max(contacts[contacts.len() - 1]);
-            let start = stored.arena.len() as u32 + 1;
-            encode_book::<BLOCK>(contacts, &mut stored.arena);
-            stored.entries.push((owner, start));
+            stored.push(owner, contacts)?;
         }
         Books::from_stored(stored, subjects)
     }
