@@ -448,7 +448,8 @@ pub(super) fn enlarge_regex_cache() {
 /// table alone takes about 1.9 MB, and most numbers never reach the crate
 /// (numbers written `+` and digits, and plain national forms, are read by
 /// the compiled matcher), so a node that parses a few with the crate, as a
-/// served node answering lookups does, keeps the crate's own small cache.
+/// served node answering lookups does, keeps the crate's own small cache
+/// (bench/README.md, "Memory of a served node, continued").
 fn note_crate_parse() {
     static PARSES: AtomicU32 = AtomicU32::new(0);
     if reaches(&PARSES, CRATE_PARSES_BEFORE_ENLARGING) {
