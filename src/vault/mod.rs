@@ -18,7 +18,6 @@
 //! Never: derives an outgoing identifier from the pseudonym alone, hands
 //! out a secret it has destroyed, or (in cluster mode) mints one of its own.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -26,6 +25,9 @@ use std::sync::Mutex;
 
 use crate::contract::{prefixed_hex, Pseudonym};
 use crate::edge::PseudonymKey;
+
+mod table;
+use table::Secrets;
 
 /// Sub-directory of the data dir holding the vault.
 pub const VAULT_DIR: &str = "vault";
@@ -116,10 +118,9 @@ pub fn read_ledger(path: &Path) -> Result<std::collections::HashSet<ErasureMark>
 }
 
 struct Inner {
-    secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState>,
-    /// `r_` handle bytes -> person, for re-checking a stored disclosure
-    /// against the gate when it is read again.
-    owners: HashMap<[u8; 16], Pseudonym, foldhash::fast::RandomState>,
+    /// By pseudonym, and by `r_` handle bytes (for re-checking a stored
+    /// disclosure against the gate when it is read again).
+    secrets: Secrets,
     file: File,
     /// Set when a failed append could not be cut back off the file: a
     /// later append would land out of step with the fixed-size records, so
@@ -131,16 +132,11 @@ struct Inner {
 
 impl Inner {
     fn insert(&mut self, pseudonym: Pseudonym, secret: SubjectSecret) {
-        if let Some(old) = self.secrets.insert(pseudonym, secret) {
-            self.owners.remove(&old.record_handle_bytes());
-        }
-        self.owners.insert(secret.record_handle_bytes(), pseudonym);
+        self.secrets.insert(pseudonym, secret);
     }
 
     fn remove(&mut self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
-        let secret = self.secrets.remove(pseudonym)?;
-        self.owners.remove(&secret.record_handle_bytes());
-        Some(secret)
+        self.secrets.remove(pseudonym)
     }
 }
 
@@ -178,7 +174,7 @@ impl Vault {
             Err(error) => return Err(io(error)),
         }
         let whole = bytes.len() - bytes.len() % RECORD;
-        let mut secrets: HashMap<Pseudonym, SubjectSecret, foldhash::fast::RandomState> = HashMap::default();
+        let mut secrets = Secrets::default();
         for record in bytes[..whole].chunks_exact(RECORD) {
             let (pseudonym, secret) = parse_record(record);
             match secret {
@@ -186,7 +182,7 @@ impl Vault {
                 None => secrets.remove(&pseudonym),
             };
         }
-        let owners = secrets.iter().map(|(pseudonym, secret)| (secret.record_handle_bytes(), *pseudonym)).collect();
+        secrets.shrink_to_fit();
         let file = crate::log::fsmode::private_file().create(true).append(true).open(&path).map_err(io)?;
         if whole != bytes.len() {
             file.set_len(whole as u64).map_err(io)?;
@@ -201,7 +197,7 @@ impl Vault {
             // start forgets the person again and marks them whole.
             ledger.set_len(ledger_len - ledger_len % MARK as u64).map_err(ledger_io)?;
         }
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, owners, file, broken: false, ledger }), cluster_key: None })
+        Ok(Vault { path, inner: Mutex::new(Inner { secrets, file, broken: false, ledger }), cluster_key: None })
     }
 
     /// The vault of a cluster's node: secrets come from the cluster's log,
@@ -220,7 +216,7 @@ impl Vault {
     pub fn missing(&self, pseudonyms: &[Pseudonym]) -> Vec<Pseudonym> {
         let inner = self.lock();
         let mut seen = std::collections::HashSet::new();
-        pseudonyms.iter().filter(|p| !inner.secrets.contains_key(p) && seen.insert(**p)).copied().collect()
+        pseudonyms.iter().filter(|p| !inner.secrets.contains(p) && seen.insert(**p)).copied().collect()
     }
 
     /// Cluster mode: stores the secrets the cluster's log minted, derived
@@ -235,7 +231,7 @@ impl Vault {
         let mut inner = self.lock();
         let mut bytes = Vec::new();
         for (pseudonym, nonce) in minted {
-            if inner.secrets.contains_key(pseudonym) {
+            if inner.secrets.contains(pseudonym) {
                 continue;
             }
             let secret = derive(key, pseudonym, nonce);
@@ -273,7 +269,7 @@ impl Vault {
         let mut out = Vec::with_capacity(pseudonyms.len());
         for pseudonym in pseudonyms {
             let secret = match inner.secrets.get(pseudonym) {
-                Some(secret) => *secret,
+                Some(secret) => secret,
                 None if self.cluster_key.is_some() => return Err(VaultError::NotMinted),
                 None => {
                     let secret = random_secret()?;
@@ -332,7 +328,7 @@ impl Vault {
     /// The person's secret if one was made (nothing was ever disclosed
     /// about a person without one).
     pub fn existing(&self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
-        self.lock().secrets.get(pseudonym).copied()
+        self.lock().secrets.get(pseudonym)
     }
 
     /// Destroys the secrets of erased people: a tombstone is fsynced before
@@ -391,7 +387,7 @@ impl Vault {
     /// Destroys the secrets of everyone `keep` says no longer exists (at
     /// start, after replaying erasures a crash kept from the vault).
     pub fn forget_unless(&self, keep: impl Fn(&Pseudonym) -> bool) -> Result<usize, VaultError> {
-        let gone: Vec<Pseudonym> = self.lock().secrets.keys().filter(|p| !keep(p)).copied().collect();
+        let gone: Vec<Pseudonym> = self.lock().secrets.iter().map(|(p, _)| *p).filter(|p| !keep(p)).collect();
         self.forget(&gone)?;
         Ok(gone.len())
     }
@@ -404,7 +400,7 @@ impl Vault {
         let tmp = self.path.with_extension("bin.tmp");
         let io = |source| VaultError::Io { path: tmp.display().to_string(), source };
         let mut bytes = Vec::with_capacity(inner.secrets.len() * RECORD);
-        for (pseudonym, secret) in &inner.secrets {
+        for (pseudonym, secret) in inner.secrets.iter() {
             bytes.extend_from_slice(pseudonym.as_bytes());
             bytes.extend_from_slice(&secret.0);
         }
@@ -486,12 +482,12 @@ impl Vault {
         for (index, byte) in bytes.iter_mut().enumerate() {
             *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).ok()?;
         }
-        self.lock().owners.get(&bytes).copied()
+        self.lock().secrets.owner(&bytes)
     }
 
     /// The `r_` handles of every live secret (who may still be named).
     pub fn live_record_handles(&self) -> std::collections::HashSet<String> {
-        self.lock().secrets.values().map(SubjectSecret::record_handle).collect()
+        self.lock().secrets.iter().map(|(_, secret)| secret.record_handle()).collect()
     }
 }
 
