@@ -130,16 +130,6 @@ struct Inner {
     ledger: File,
 }
 
-impl Inner {
-    fn insert(&mut self, pseudonym: Pseudonym, secret: SubjectSecret) {
-        self.secrets.insert(pseudonym, secret);
-    }
-
-    fn remove(&mut self, pseudonym: &Pseudonym) -> Option<SubjectSecret> {
-        self.secrets.remove(pseudonym)
-    }
-}
-
 /// The per-person secrets of one data dir.
 pub struct Vault {
     path: PathBuf,
@@ -235,7 +225,7 @@ impl Vault {
                 continue;
             }
             let secret = derive(key, pseudonym, nonce);
-            inner.insert(*pseudonym, secret);
+            inner.secrets.insert(*pseudonym, secret);
             bytes.extend_from_slice(pseudonym.as_bytes());
             bytes.extend_from_slice(&secret.0);
         }
@@ -244,7 +234,7 @@ impl Vault {
         }
         if let Err(error) = self.append(&mut inner, &bytes) {
             for record in bytes.chunks_exact(RECORD) {
-                inner.remove(&parse_record(record).0);
+                inner.secrets.remove(&parse_record(record).0);
             }
             return Err(self.io()(error));
         }
@@ -273,7 +263,7 @@ impl Vault {
                 None if self.cluster_key.is_some() => return Err(VaultError::NotMinted),
                 None => {
                     let secret = random_secret()?;
-                    inner.insert(*pseudonym, secret);
+                    inner.secrets.insert(*pseudonym, secret);
                     minted.extend_from_slice(pseudonym.as_bytes());
                     minted.extend_from_slice(&secret.0);
                     secret
@@ -286,7 +276,7 @@ impl Vault {
             if let Err(error) = written {
                 // Not durable: forget them, so nothing derived from them leaves.
                 for record in minted.chunks_exact(RECORD) {
-                    inner.remove(&parse_record(record).0);
+                    inner.secrets.remove(&parse_record(record).0);
                 }
                 return Err(self.io()(error));
             }
@@ -356,7 +346,7 @@ impl Vault {
         let ledger_io = |source| VaultError::Io { path: self.ledger_path().display().to_string(), source };
         inner.ledger.write_all(&marks).and_then(|()| inner.ledger.sync_data()).map_err(ledger_io)?;
         for pseudonym in pseudonyms {
-            inner.remove(pseudonym);
+            inner.secrets.remove(pseudonym);
         }
         self.append(&mut inner, &tombstones).map_err(self.io())
     }
