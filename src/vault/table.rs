@@ -4,7 +4,8 @@
 //! Owns: the in-memory table behind [`super::Vault`] (the file is `mod.rs`'s),
 //! and wiping an entry's bytes when it is removed.
 //! Never: writes anything to disk, or keeps a removed secret's bytes in
-//! its own memory (the vacated slot is zeroed before the vector shrinks).
+//! its live buffer (the vacated slot is zeroed before the vector shrinks;
+//! buffers given back when the vector grew are the allocator's, unwiped).
 //!
 //! Why: the vault holds a secret for every person ever disclosed, which in
 //! a long-running deployment is most people. Two `HashMap`s (pseudonym to
