@@ -67,7 +67,7 @@ pub(super) fn running() {
 }
 
 /// Hands the pages the allocator holds free back to the system. The server
-/// calls it once requests stop for a moment (`server::trim_when_idle`):
+/// calls it on a quiet second after a burst (`server::trim_when_idle`):
 /// suggestions, audiences and disclosures free their working memory when
 /// they answer, and glibc would keep those pages in its arenas; on the
 /// partner workload that was 3 to 4 MiB of a served node's 97
