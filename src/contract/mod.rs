@@ -42,7 +42,7 @@ impl Pseudonym {
 
     /// Rebuilds a pseudonym from bytes the edge produced earlier and storage
     /// kept (log records, snapshots, the vault).
-    pub(crate) const fn from_stored(bytes: [u8; 16]) -> Self {
+    pub(crate) fn from_stored(bytes: [u8; 16]) -> Self {
         Pseudonym(bytes)
     }
 

@@ -30,8 +30,10 @@ struct Entry {
 }
 
 impl Entry {
-    const WIPED: Entry =
-        Entry { pseudonym: Pseudonym::from_stored([0; 16]), secret: SubjectSecret([0; 32]), handle: [0; 16] };
+    /// What a vacated slot is overwritten with.
+    fn wiped() -> Entry {
+        Entry { pseudonym: Pseudonym::from_stored([0; 16]), secret: SubjectSecret([0; 32]), handle: [0; 16] }
+    }
 }
 
 #[derive(Default)]
@@ -113,7 +115,7 @@ impl Secrets {
             self.reindex(last, at, &moved);
             self.entries[at] = moved;
         }
-        self.entries[last] = Entry::WIPED;
+        self.entries[last] = Entry::wiped();
         self.entries.pop();
         Some(removed.secret)
     }
