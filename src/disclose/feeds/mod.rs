@@ -15,6 +15,9 @@
 //! the ledger, the API strips them), or drops a retraction: retractions are
 //! fsynced before the refusal that caused them is acknowledged.
 
+mod ledger;
+mod offsets;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -123,12 +126,12 @@ struct Stream {
     path: PathBuf,
     /// The append handle.
     file: File,
-    /// Byte offset in the file of each record's line, by cursor.
-    offsets: Vec<u64>,
+    /// Where the file's records start (every 16th), and how many it has.
+    offsets: offsets::Offsets,
     /// Length of the file's whole records: where the next append goes.
     end: u64,
     /// Cursors of `add`s that a `retract` withdrew: never served again.
-    withdrawn: std::collections::HashSet<u64>,
+    withdrawn: roaring::RoaringTreemap,
     /// How many of the file's records the live ledger reflects: all of
     /// them, except after [`Feeds::resume_at`] found records a crashed
     /// process wrote past the outputs mark. Those are matched, in order,
@@ -143,44 +146,38 @@ struct Stream {
 
 impl Stream {
     fn len(&self) -> u64 {
-        self.offsets.len() as u64
-    }
-
-    /// Byte range in the file of records `start..start + count` (clamped).
-    fn span(&self, start: u64, count: u64) -> (u64, u64, u64) {
-        let start = start.min(self.len());
-        let stop = start.saturating_add(count).min(self.len());
-        let from = self.offsets.get(start as usize).copied().unwrap_or(self.end);
-        let to = self.offsets.get(stop as usize).copied().unwrap_or(self.end);
-        (start, from, to - from)
+        self.offsets.len()
     }
 
     /// Records `start..start + count` (as far as the feed goes), read from
-    /// the file at their indexed offsets; each must hold its own cursor.
+    /// the file around their sampled offsets; each must hold its own cursor.
     fn read_records(&self, start: u64, count: u64) -> std::io::Result<Vec<FeedRecord>> {
         self.read_records_in(&File::open(&self.path)?, start, count)
     }
 
     /// [`Stream::read_records`] through a handle already open on the file.
     fn read_records_in(&self, file: &File, start: u64, count: u64) -> std::io::Result<Vec<FeedRecord>> {
-        let (start, from, len) = self.span(start, count);
-        if len == 0 {
+        let start = start.min(self.len());
+        let stop = start.saturating_add(count).min(self.len());
+        if start == stop {
             return Ok(Vec::new());
         }
-        let mut bytes = vec![0; len as usize];
-        file.read_exact_at(&mut bytes, from)?;
-        let mut records = Vec::new();
-        for (cursor, line) in (start..).zip(bytes.split_inclusive(|&byte| byte == b'\n')) {
+        let cover = self.offsets.cover(start, stop, self.end);
+        let mut bytes = vec![0; cover.to.saturating_sub(cover.from) as usize];
+        file.read_exact_at(&mut bytes, cover.from)?;
+        let mut records = Vec::with_capacity((stop - start) as usize);
+        let lines = (cover.first..).zip(bytes.split_inclusive(|&byte| byte == b'\n'));
+        for (cursor, line) in lines.skip((start - cover.first) as usize).take((stop - start) as usize) {
             let record = serde_json::from_slice::<FeedRecord>(line.strip_suffix(b"\n").unwrap_or(line))
                 .ok()
                 .filter(|record| record.cursor == cursor);
             let Some(record) = record else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("no record {cursor} where indexed: the file changed while proviso had it open"),
-                ));
+                return Err(changed_under_us(cursor));
             };
             records.push(record);
+        }
+        if records.len() as u64 != stop - start {
+            return Err(changed_under_us(start + records.len() as u64));
         }
         Ok(records)
     }
@@ -193,6 +190,13 @@ impl Stream {
     fn error(&self, source: std::io::Error) -> FeedError {
         FeedError { path: self.path.display().to_string(), source }
     }
+}
+
+fn changed_under_us(cursor: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("no record {cursor} where indexed: the file changed while proviso had it open"),
+    )
 }
 
 /// A 128-bit digest of an add's identity key ([`key_of`]) or of a subject
@@ -208,19 +212,14 @@ fn digest(text: &str) -> Digest {
     out
 }
 
-/// A live add's place in the ledger: its feed's number in
-/// [`Inner::feeds`] and the digest of its identity key.
-type LiveKey = (u32, Digest);
-
 #[derive(Default)]
 struct Inner {
     streams: HashMap<(String, Purpose), Stream>,
     /// Every feed (partner, purpose) the ledger names, by number.
     feeds: Vec<(String, Purpose)>,
-    /// Live adds -> cursor.
-    live: HashMap<LiveKey, u64>,
-    /// Subject id's digest -> live adds involving it.
-    by_subject: HashMap<Digest, Vec<LiveKey>>,
+    /// Live adds: by feed number and identity key, and by the people they
+    /// involve.
+    ledger: ledger::Ledger,
 }
 
 /// Every partner's product and ads feeds.
@@ -247,9 +246,9 @@ fn key_of(record: &FeedRecord) -> String {
 /// that does not read is corruption, named by byte offset: the feed is the
 /// record of what a partner received, so proviso will not start without it
 /// rather than lose an `add` it must retract.
-fn read_stream(path: &Path, visit: &mut dyn FnMut(&FeedRecord)) -> std::io::Result<(Vec<u64>, u64)> {
+fn read_stream(path: &Path, visit: &mut dyn FnMut(&FeedRecord)) -> std::io::Result<(offsets::Offsets, u64)> {
     let mut reader = BufReader::new(File::open(path)?);
-    let mut offsets = Vec::new();
+    let mut offsets = offsets::Offsets::default();
     let mut offset = 0u64;
     let mut line = Vec::new();
     loop {
@@ -265,8 +264,7 @@ fn read_stream(path: &Path, visit: &mut dyn FnMut(&FeedRecord)) -> std::io::Resu
             file.sync_all()?;
             break;
         };
-        let record =
-            serde_json::from_slice::<FeedRecord>(body).ok().filter(|record| record.cursor == offsets.len() as u64);
+        let record = serde_json::from_slice::<FeedRecord>(body).ok().filter(|record| record.cursor == offsets.len());
         let Some(record) = record else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -302,14 +300,14 @@ impl Feeds {
             let Some(purpose) = Purpose::parse(purpose) else { continue };
             let path = entry.path();
             let io = |source| FeedError { path: path.display().to_string(), source };
-            let mut withdrawn = std::collections::HashSet::new();
+            let mut withdrawn = roaring::RoaringTreemap::new();
             let (offsets, end) = read_stream(&path, &mut |record| {
                 Inner::track(&mut inner, partner, purpose, record);
                 withdrawn.extend(record.retracts);
             })
             .map_err(io)?;
             let file = OpenOptions::new().append(true).open(&path).map_err(io)?;
-            let ledger_at = offsets.len() as u64;
+            let ledger_at = offsets.len();
             let stream = Stream { path, file, offsets, end, withdrawn, ledger_at, broken: false };
             inner.streams.insert((partner.to_string(), purpose), stream);
         }
@@ -348,7 +346,7 @@ impl Feeds {
                 at_ms,
                 subjects,
             };
-            let live = feed.is_some_and(|feed| inner.live.contains_key(&(feed, digest(&key_of(&record)))));
+            let live = feed.is_some_and(|feed| inner.ledger.cursor(feed, &digest(&key_of(&record))).is_some());
             if !live {
                 fresh.push(record);
             }
@@ -364,15 +362,13 @@ impl Feeds {
         let mut inner = self.lock();
         let mut by_stream: HashMap<(String, Purpose), Vec<FeedRecord>> = HashMap::new();
         for revocation in revocations {
-            let Some(entries) = inner.by_subject.get(&digest(&revocation.subject)).cloned() else { continue };
-            for (feed, key) in entries {
+            for (feed, cursor) in inner.ledger.involving(&revocation.subject) {
                 let Some((partner, purpose)) = inner.feeds.get(feed as usize).cloned() else { continue };
                 if !revocation.purposes.contains(&purpose)
                     || revocation.partner.as_ref().is_some_and(|only| only != &partner)
                 {
                     continue;
                 }
-                let Some(cursor) = inner.live.get(&(feed, key)).copied() else { continue };
                 let pending = by_stream.entry((partner.clone(), purpose)).or_default();
                 if pending.iter().any(|r| r.retracts == Some(cursor)) {
                     continue;
@@ -381,6 +377,11 @@ impl Feeds {
                 let Some(added) = stream.read_record(cursor).map_err(|source| stream.error(source))? else {
                     continue;
                 };
+                // The ledger links people by a 64-bit key: the add on file
+                // says whether it names this person.
+                if !added.subjects.contains(&revocation.subject) {
+                    continue;
+                }
                 pending.push(FeedRecord {
                     cursor: 0,
                     op: "retract".into(),
@@ -429,7 +430,7 @@ impl Feeds {
                 Stream {
                     path,
                     file,
-                    offsets: Vec::new(),
+                    offsets: Default::default(),
                     end: 0,
                     withdrawn: Default::default(),
                     ledger_at: 0,
@@ -472,7 +473,9 @@ impl Feeds {
                 }
                 return Err(io(error));
             }
-            stream.offsets.extend(starts.iter().map(|start| before + start));
+            for start in starts {
+                stream.offsets.push(before + start);
+            }
             stream.ledger_at = stream.len();
             stream.end = before + bytes.len() as u64;
             stream.withdrawn.extend(numbered.iter().filter_map(|record| record.retracts));
@@ -543,8 +546,7 @@ impl Feeds {
             return Ok(());
         }
         let inner = &mut *inner;
-        inner.live.clear();
-        inner.by_subject.clear();
+        inner.ledger.clear();
         let mut keys: Vec<(String, Purpose)> = inner.streams.keys().cloned().collect();
         keys.sort();
         for key in keys {
@@ -603,7 +605,7 @@ impl Feeds {
         Ok(records
             .into_iter()
             .map(|record| {
-                if record.op != "add" || stream.withdrawn.contains(&record.cursor) {
+                if record.op != "add" || stream.withdrawn.contains(record.cursor) {
                     record.redacted()
                 } else {
                     record
@@ -623,7 +625,7 @@ impl Feeds {
         let mut redacted = 0;
         for stream in inner.streams.values_mut() {
             let owed = |record: &FeedRecord| {
-                (record.op != "add" || stream.withdrawn.contains(&record.cursor)) && !record.is_redacted()
+                (record.op != "add" || stream.withdrawn.contains(record.cursor)) && !record.is_redacted()
             };
             // First pass: whether anything is left to redact.
             let mut changed = 0;
@@ -640,7 +642,7 @@ impl Feeds {
             let file =
                 crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
             let mut out = BufWriter::new(file);
-            let mut offsets = Vec::with_capacity(stream.offsets.len());
+            let mut offsets = offsets::Offsets::default();
             let mut end = 0u64;
             for_each_record(stream, &mut |record| {
                 let record = if owed(&record) { record.redacted() } else { record };
@@ -700,11 +702,11 @@ impl Feeds {
     /// each read from its feed's file at its indexed offset.
     pub fn live(&self) -> Result<Vec<(String, Purpose, FeedRecord)>, FeedError> {
         let inner = self.lock();
-        let mut live = Vec::with_capacity(inner.live.len());
+        let mut live = Vec::with_capacity(inner.ledger.len());
         // One handle per feed file, however many of its adds are live.
         let mut open: HashMap<(&str, Purpose), File> = HashMap::new();
-        for ((feed, _), cursor) in &inner.live {
-            let Some((partner, purpose)) = inner.feeds.get(*feed as usize) else { continue };
+        for (feed, cursor) in inner.ledger.iter() {
+            let Some((partner, purpose)) = inner.feeds.get(feed as usize) else { continue };
             let Some(stream) = inner.streams.get(&(partner.clone(), *purpose)) else { continue };
             let file = match open.entry((partner.as_str(), *purpose)) {
                 std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
@@ -712,7 +714,7 @@ impl Feeds {
                     entry.insert(File::open(&stream.path).map_err(|source| stream.error(source))?)
                 }
             };
-            let mut read = stream.read_records_in(file, *cursor, 1).map_err(|source| stream.error(source))?;
+            let mut read = stream.read_records_in(file, cursor, 1).map_err(|source| stream.error(source))?;
             if let Some(record) = read.pop() {
                 live.push((partner.clone(), *purpose, record));
             }
@@ -723,7 +725,7 @@ impl Feeds {
     /// Records indexed (an offset each; no record is held in memory).
     #[cfg(test)]
     fn indexed(&self) -> usize {
-        self.lock().streams.values().map(|stream| stream.offsets.len()).sum()
+        self.lock().streams.values().map(|stream| stream.offsets.len() as usize).sum()
     }
 }
 
@@ -763,23 +765,11 @@ impl Inner {
             inner.feeds.push((partner.to_string(), purpose));
             (inner.feeds.len() - 1) as u32
         });
-        let live_key = (feed, digest(&key_of(record)));
+        let key = digest(&key_of(record));
         if record.op == "add" {
-            inner.live.insert(live_key, record.cursor);
-            for subject in &record.subjects {
-                inner.by_subject.entry(digest(subject)).or_default().push(live_key);
-            }
-        } else if inner.live.get(&live_key) == record.retracts.as_ref() {
-            inner.live.remove(&live_key);
-            for subject in &record.subjects {
-                let subject = digest(subject);
-                if let Some(entries) = inner.by_subject.get_mut(&subject) {
-                    entries.retain(|entry| *entry != live_key);
-                    if entries.is_empty() {
-                        inner.by_subject.remove(&subject);
-                    }
-                }
-            }
+            inner.ledger.add(feed, key, record.cursor, &record.subjects);
+        } else if record.retracts.is_some() && inner.ledger.cursor(feed, &key) == record.retracts {
+            inner.ledger.remove(feed, &key, &record.subjects);
         }
     }
 }

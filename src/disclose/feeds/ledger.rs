@@ -1,0 +1,334 @@
+//! The feeds' live ledger: which adds a partner holds now (disclosed and
+//! not retracted), by feed and identity key, and which of them involve a
+//! given person.
+//!
+//! Owns: one dense entry a live add (its identity key's digest, feed and
+//! cursor), a table of slot numbers by (feed, key), and a multimap from a
+//! 64-bit key of each involved person's id to the add's slot.
+//! Never: reads the feed files or decides a retraction. [`Ledger::involving`]
+//! answers *candidates*: two ids may share a 64-bit key, so the caller
+//! checks the add it reads from the file names the person (it reads that
+//! add anyway, to copy it into the retraction).
+//!
+//! Why: the ledger lives as long as the adds do, so in a long-running
+//! deployment it grows with everything disclosed and not retracted. Two
+//! `HashMap`s (key to cursor, person digest to a `Vec` of keys) took about
+//! 180 bytes a live add of two people (heaptrack, bench/README.md "Memory of
+//! a served node, continued"); this takes 32 bytes an add, 4 a slot number
+//! and 12 a person involved, over the tables' load (at most 7/8).
+
+use std::hash::BuildHasher;
+
+use super::Digest;
+
+/// A vacated entry's feed: its `cursor` then holds the next vacant slot.
+const VACANT: u32 = u32::MAX;
+/// The end of the vacant slots' chain.
+const NO_SLOT: u64 = u64::MAX;
+
+#[derive(Clone, Copy)]
+struct Add {
+    key: Digest,
+    cursor: u64,
+    feed: u32,
+}
+
+/// One person's link to one live add: 12 bytes (a `(u64, u32)` pads to 16).
+#[derive(Clone, Copy)]
+struct PersonRef {
+    person: [u32; 2],
+    slot: u32,
+}
+
+impl PersonRef {
+    fn person(&self) -> u64 {
+        u64::from(self.person[0]) | (u64::from(self.person[1]) << 32)
+    }
+}
+
+/// A person's id as the ledger indexes it: the first 8 bytes of its BLAKE3
+/// hash (so not attacker-shaped), hashed again with a per-process seed for
+/// the table.
+pub(super) fn person_key(person: &str) -> u64 {
+    let hash = blake3::hash(person.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&hash.as_bytes()[..8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[derive(Default)]
+pub(super) struct Ledger {
+    adds: Vec<Add>,
+    /// First vacant slot of `adds` (a chain through their cursors).
+    vacant: Option<u32>,
+    live: usize,
+    by_key: hashbrown::HashTable<u32>,
+    by_person: hashbrown::HashTable<PersonRef>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Ledger {
+    fn key_hash(&self, feed: u32, key: &Digest) -> u64 {
+        self.hasher.hash_one((feed, key))
+    }
+
+    fn person_hash(&self, person: u64) -> u64 {
+        self.hasher.hash_one(person)
+    }
+
+    fn slot_of(&self, feed: u32, key: &Digest) -> Option<u32> {
+        let adds = &self.adds;
+        self.by_key
+            .find(self.key_hash(feed, key), |&slot| {
+                let add = &adds[slot as usize];
+                add.feed == feed && add.key == *key
+            })
+            .copied()
+    }
+
+    /// Live adds.
+    pub(super) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// The cursor of the live add `key` in feed `feed`, if it is live.
+    pub(super) fn cursor(&self, feed: u32, key: &Digest) -> Option<u64> {
+        self.slot_of(feed, key).map(|slot| self.adds[slot as usize].cursor)
+    }
+
+    /// Records a live add at `cursor` involving `people`. An add already
+    /// live under that key takes the new cursor and any person it did not
+    /// name yet.
+    pub(super) fn add(&mut self, feed: u32, key: Digest, cursor: u64, people: &[String]) {
+        let slot = match self.slot_of(feed, &key) {
+            Some(slot) => {
+                self.adds[slot as usize].cursor = cursor;
+                slot
+            }
+            None => {
+                let add = Add { key, cursor, feed };
+                let slot = match self.vacant {
+                    Some(slot) => {
+                        let next = self.adds[slot as usize].cursor;
+                        self.vacant = (next != NO_SLOT).then_some(next as u32);
+                        self.adds[slot as usize] = add;
+                        slot
+                    }
+                    None => {
+                        self.adds.push(add);
+                        (self.adds.len() - 1) as u32
+                    }
+                };
+                self.live += 1;
+                let hash = self.key_hash(feed, &key);
+                let (adds, hasher) = (&self.adds, &self.hasher);
+                self.by_key.insert_unique(hash, slot, |&at| {
+                    let add = &adds[at as usize];
+                    hasher.hash_one((add.feed, &add.key))
+                });
+                slot
+            }
+        };
+        for person in people {
+            let person = person_key(person);
+            let hash = self.person_hash(person);
+            if self.by_person.find(hash, |link| link.person() == person && link.slot == slot).is_some() {
+                continue;
+            }
+            let link = PersonRef { person: [person as u32, (person >> 32) as u32], slot };
+            let hasher = &self.hasher;
+            self.by_person.insert_unique(hash, link, |link| hasher.hash_one(link.person()));
+        }
+    }
+
+    /// Removes the live add `key` of feed `feed` and the links of `people`
+    /// (the people its retraction names: those of the add) to it. Returns
+    /// whether it was live.
+    pub(super) fn remove(&mut self, feed: u32, key: &Digest, people: &[String]) -> bool {
+        let Some(slot) = self.slot_of(feed, key) else { return false };
+        let hash = self.key_hash(feed, key);
+        if let Ok(entry) = self.by_key.find_entry(hash, |&at| at == slot) {
+            entry.remove();
+        }
+        for person in people {
+            let person = person_key(person);
+            let hash = self.person_hash(person);
+            if let Ok(entry) = self.by_person.find_entry(hash, |link| link.person() == person && link.slot == slot) {
+                entry.remove();
+            }
+        }
+        let next = self.vacant.map_or(NO_SLOT, u64::from);
+        self.adds[slot as usize] = Add { key: [0; 16], cursor: next, feed: VACANT };
+        self.vacant = Some(slot);
+        self.live -= 1;
+        true
+    }
+
+    /// (feed, cursor) of every live add linked to a person whose id has
+    /// the same 64-bit key as `person`: a superset of the adds involving
+    /// them, which the caller narrows by reading each add. Sorted, so that
+    /// retractions are written in cursor order on every node (the table's
+    /// order depends on a per-process seed).
+    pub(super) fn involving(&self, person: &str) -> Vec<(u32, u64)> {
+        let person = person_key(person);
+        let mut found: Vec<(u32, u64)> = self
+            .by_person
+            .iter_hash(self.person_hash(person))
+            .filter(|link| link.person() == person)
+            .filter_map(|link| {
+                let add = self.adds.get(link.slot as usize)?;
+                (add.feed != VACANT).then_some((add.feed, add.cursor))
+            })
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    /// (feed, cursor) of every live add, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.adds.iter().filter(|add| add.feed != VACANT).map(|add| (add.feed, add.cursor))
+    }
+
+    pub(super) fn clear(&mut self) {
+        *self = Ledger { hasher: self.hasher.clone(), ..Ledger::default() };
+    }
+
+    /// Heap bytes held, by capacity.
+    #[cfg(test)]
+    fn heap_bytes(&self) -> usize {
+        self.adds.capacity() * std::mem::size_of::<Add>()
+            + self.by_key.capacity() * (std::mem::size_of::<u32>() + 1)
+            + self.by_person.capacity() * (std::mem::size_of::<PersonRef>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(n: u8) -> Digest {
+        super::super::digest(&format!("key-{n}"))
+    }
+
+    /// The ledger as it was: key -> cursor, person -> keys.
+    #[derive(Default)]
+    struct Model {
+        live: HashMap<(u32, Digest), u64>,
+        people: HashMap<(u32, Digest), Vec<String>>,
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Add { feed: u32, key: u8, cursor: u64, people: Vec<u8> },
+        Remove { feed: u32, key: u8 },
+        Clear,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0..3u32, 0..40u8, 0..10_000u64, proptest::collection::vec(0..12u8, 0..4))
+                .prop_map(|(feed, key, cursor, people)| Step::Add { feed, key, cursor, people }),
+            4 => (0..3u32, 0..40u8).prop_map(|(feed, key)| Step::Remove { feed, key }),
+            1 => Just(Step::Clear),
+        ]
+    }
+
+    fn person(n: u8) -> String {
+        format!("r_person{n}")
+    }
+
+    proptest! {
+        /// Through adds, removals (each naming the people of its add, as a
+        /// retraction copies them) and clears, the ledger answers as the
+        /// two maps it replaced: which adds are live and at what cursor,
+        /// every live add, and the adds involving each person.
+        #[test]
+        fn the_ledger_answers_as_the_maps_it_replaced(steps in proptest::collection::vec(step(), 1..120)) {
+            let mut ledger = Ledger::default();
+            let mut model = Model::default();
+            for step in steps {
+                match step {
+                    Step::Add { feed, key: k, cursor, people } => {
+                        let people: Vec<String> = people.into_iter().map(person).collect();
+                        ledger.add(feed, key(k), cursor, &people);
+                        model.live.insert((feed, key(k)), cursor);
+                        let named = model.people.entry((feed, key(k))).or_default();
+                        for p in people {
+                            if !named.contains(&p) {
+                                named.push(p);
+                            }
+                        }
+                    }
+                    Step::Remove { feed, key: k } => {
+                        let people = model.people.remove(&(feed, key(k))).unwrap_or_default();
+                        let was = model.live.remove(&(feed, key(k))).is_some();
+                        prop_assert_eq!(ledger.remove(feed, &key(k), &people), was);
+                    }
+                    Step::Clear => {
+                        ledger.clear();
+                        model = Model::default();
+                    }
+                }
+                prop_assert_eq!(ledger.len(), model.live.len());
+                for feed in 0..3 {
+                    for k in 0..40 {
+                        prop_assert_eq!(ledger.cursor(feed, &key(k)), model.live.get(&(feed, key(k))).copied());
+                    }
+                }
+                let all: BTreeSet<(u32, u64)> = ledger.iter().collect();
+                let expected: BTreeSet<(u32, u64)> = model.live.iter().map(|(&(feed, _), &cursor)| (feed, cursor)).collect();
+                prop_assert_eq!(all, expected);
+                for p in 0..12 {
+                    let got: BTreeSet<(u32, u64)> = ledger.involving(&person(p)).into_iter().collect();
+                    let expected: BTreeSet<(u32, u64)> = model
+                        .people
+                        .iter()
+                        .filter(|(_, named)| named.contains(&person(p)))
+                        .map(|(live_key, _)| (live_key.0, model.live[live_key]))
+                        .collect();
+                    prop_assert_eq!(got, expected, "adds involving person {}", p);
+                }
+            }
+        }
+    }
+
+    /// 100,000 live adds of two people each (most people in one add, as
+    /// suggestions name them) cost under 100 bytes an add, counted by
+    /// capacity; the maps took about 180.
+    #[test]
+    fn a_live_add_of_two_people_costs_under_a_hundred_bytes() {
+        let mut ledger = Ledger::default();
+        const ADDS: usize = 100_000;
+        for n in 0..ADDS {
+            let key = super::super::digest(&format!("add-{n}"));
+            let people = [format!("r_asker{}", n / 20), format!("r_suggested{n}")];
+            ledger.add(0, key, n as u64, &people);
+        }
+        assert_eq!(ledger.len(), ADDS);
+        let per_add = ledger.heap_bytes() as f64 / ADDS as f64;
+        assert!(per_add < 100.0, "{per_add:.1} bytes a live add");
+    }
+
+    /// A removed add's slot is taken by the next one, so a ledger whose adds
+    /// come and go does not grow.
+    #[test]
+    fn vacated_slots_are_reused() {
+        let mut ledger = Ledger::default();
+        let people = [String::from("r_a"), String::from("r_b")];
+        for round in 0..50u64 {
+            for n in 0..100u64 {
+                ledger.add(1, super::super::digest(&format!("{round}-{n}")), round * 100 + n, &people);
+            }
+            for n in 0..100u64 {
+                assert!(ledger.remove(1, &super::super::digest(&format!("{round}-{n}")), &people));
+            }
+        }
+        assert_eq!(ledger.len(), 0);
+        assert_eq!(ledger.adds.len(), 100, "slots reused, not appended");
+        assert!(ledger.involving("r_a").is_empty());
+    }
+}
