@@ -12,7 +12,9 @@
 //! Never: rewrites or deletes a past record; scans the log under the append
 //! lock.
 
-use std::collections::{BTreeMap, HashMap};
+mod by_subject;
+
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -153,30 +155,17 @@ struct Tail {
 struct Index {
     /// Disclosure records by purpose, since the log began.
     by_purpose: BTreeMap<String, u64>,
-    /// Short hash of a subject handle -> byte offsets of the records naming
-    /// it, ascending. A hash, so the index holds no handle; a collision only
-    /// costs reading a record that is then skipped.
-    by_subject: HashMap<u64, Vec<u64>>,
+    /// Byte offsets of the records naming each handle, by a short hash of
+    /// it: the index holds no handle, and a collision only costs reading a
+    /// record that is then skipped.
+    by_subject: by_subject::BySubject,
 }
 
 impl Index {
     fn add(&mut self, offset: u64, record: &AuditRecord) {
         *self.by_purpose.entry(record.purpose.clone()).or_default() += 1;
-        for subject in &record.subjects {
-            let offsets = self.by_subject.entry(subject_key(subject)).or_default();
-            // A record naming a subject twice is listed once.
-            if offsets.last() != Some(&offset) {
-                offsets.push(offset);
-            }
-        }
+        self.by_subject.add(offset, &record.subjects);
     }
-}
-
-fn subject_key(subject: &str) -> u64 {
-    let hash = blake3::hash(subject.as_bytes());
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&hash.as_bytes()[..8]);
-    u64::from_le_bytes(key)
 }
 
 /// The open audit log. Appends are serialized by the `tail` mutex; reads
@@ -369,10 +358,10 @@ impl AuditLog {
     /// never rewritten, and an offset is indexed only once its record is
     /// fully written).
     pub fn records_about(&self, subject: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        let offsets = match self.index.lock().unwrap_or_else(|p| p.into_inner()).by_subject.get(&subject_key(subject)) {
-            Some(offsets) => offsets.clone(),
-            None => return Ok(Vec::new()),
-        };
+        let offsets = self.index.lock().unwrap_or_else(|p| p.into_inner()).by_subject.offsets(subject);
+        if offsets.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut reader = BufReader::new(File::open(&self.path).map_err(|e| self.io(e))?);
         let mut found = Vec::with_capacity(offsets.len());
         let mut line = String::new();
