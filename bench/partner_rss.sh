@@ -11,7 +11,10 @@
 # RETRACTIONS) and VmRSS is read again at once ("after load") and once more
 # SETTLE_SECONDS later ("settled": a server that has stopped receiving
 # requests gives its freed pages back after a second). RSS per subject is
-# over the 200,000 subjects of the workload.
+# over the 200,000 subjects of the workload. The settled reading is also
+# split into anonymous memory (heap, stacks: what the state and the work
+# hold) and file-backed pages (the binary's text and read-only data, mapped
+# 64 KiB around each page the process touched, and shared libraries).
 #
 # The fixed part: each binary also serves an empty data dir; VmRSS when it
 # answers, and after resolving one phone number of each of 8 regions (the
@@ -62,6 +65,9 @@ cp "$BASELINE_BIN" "$OUT/partner-rss-baseline"
 declare -A SERVERS=([baseline]=$OUT/partner-rss-baseline [current]=$BIN)
 
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+# The settled RSS's two parts: anonymous memory (the heap, stacks) and
+# file-backed pages (the binary's text and read-only data, shared libraries).
+rss_parts_kib() { awk '/^RssAnon/ { a = $2 } /^RssFile/ { f = $2 } END { print a "\t" f }' "/proc/$1/status"; }
 
 # NAME ROUND: one served copy of the partner data dir under load.
 loaded_run() {
@@ -78,12 +84,14 @@ loaded_run() {
         --suggestions "$SUGGESTIONS" --audiences "$AUDIENCES" --retractions "$RETRACTIONS" --seed 3 \
         --pid "$SERVER_PID" >"$OUT/partner-rss-load-$1-$2.json" 2>/dev/null ||
         echo "partner_load reported problems; see $OUT/partner-rss-load-$1-$2.json" >&2
-    local after settled
+    local after settled parts
     after=$(rss_kib "$SERVER_PID")
     sleep "$SETTLE_SECONDS"
     settled=$(rss_kib "$SERVER_PID")
+    parts=$(rss_parts_kib "$SERVER_PID")
     stop_server
-    printf '%s-%s\tloaded\t%s\tafter\t%s\tsettled\t%s\n' "$1" "$2" "$loaded" "$after" "$settled" >>"$OUT/partner-rss-runs.tsv"
+    printf '%s-%s\tloaded\t%s\tafter\t%s\tsettled\t%s\t%s\n' "$1" "$2" "$loaded" "$after" "$settled" "$parts" \
+        >>"$OUT/partner-rss-runs.tsv"
 }
 
 # NAME: an empty data dir, before and after 8 regions' numbers.
@@ -120,14 +128,16 @@ python3 - "$OUT/partner-rss-runs.tsv" "$SUBJECTS" "$GIT_HEAD" "$GIT_DIRTY_FILES"
 import sys
 runs, subjects, head, dirty = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 print(f"current: tree {head} (+{dirty} modified); {subjects:,} subjects")
-print(f"{'run':14} {'RSS loaded MiB':>15} {'after load MiB':>15} {'B/subject':>10} {'settled MiB':>12} {'B/subject':>10}")
+print(f"{'run':14} {'RSS loaded MiB':>15} {'after load MiB':>15} {'B/subject':>10} {'settled MiB':>12} {'B/subject':>10}"
+      f" {'of it anon B/subject':>21} {'file-backed MiB':>16}")
 fixed = []
 for line in open(runs):
     name, a, x, b, y, *rest = line.split()
     x, y = int(x), int(y)
     if a == "loaded":
-        z = int(rest[1])
-        print(f"{name:14} {x / 1024:15.1f} {y / 1024:15.1f} {y * 1024 / subjects:10.1f} {z / 1024:12.1f} {z * 1024 / subjects:10.1f}")
+        z, anon, mapped = int(rest[1]), int(rest[2]), int(rest[3])
+        print(f"{name:14} {x / 1024:15.1f} {y / 1024:15.1f} {y * 1024 / subjects:10.1f} {z / 1024:12.1f} {z * 1024 / subjects:10.1f}"
+              f" {anon * 1024 / subjects:21.1f} {mapped / 1024:16.1f}")
     else:
         fixed.append(f"{name:14} empty dir {x / 1024:.1f} MiB, after one number of 8 regions {y / 1024:.1f} MiB "
                      f"(= {y * 1024 / subjects:.1f} B/subject at {subjects:,})")
