@@ -9,10 +9,10 @@
 //!
 //! Why: the audit log keeps every disclosure for good, so its index grows
 //! with the whole history. A `HashMap` from a 64-bit key to a `Vec` of
-//! offsets took about 70 bytes a record on the partner bench (heaptrack,
-//! bench/README.md "Memory of a served node, continued"): a bucket and a
-//! small allocation for each handle, most named by a record or two. A pair
-//! is 12 bytes here.
+//! offsets took 24 bytes a (record, handle) pair on the partner bench (a
+//! bucket and a small allocation for each handle, most named by a record or
+//! two; heaptrack, bench/README.md "What grows with disclosures"). A pair is
+//! 12 bytes here.
 
 /// One handle named by one record.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]

@@ -12,10 +12,11 @@
 //!
 //! Why: the ledger lives as long as the adds do, so in a long-running
 //! deployment it grows with everything disclosed and not retracted. Two
-//! `HashMap`s (key to cursor, person digest to a `Vec` of keys) took about
-//! 180 bytes a live add of two people (heaptrack, bench/README.md "Memory of
-//! a served node, continued"); this takes 32 bytes an add, 4 a slot number
-//! and 12 a person involved, over the tables' load (at most 7/8).
+//! `HashMap`s (key to cursor, person digest to a `Vec` of keys) took 167
+//! bytes a live add on the partner bench; this takes 32 bytes an add, 4 a
+//! slot number and 12 a person involved, over the tables' load (at most
+//! 7/8): 109 bytes an add there, just after the adds' vector doubled
+//! (heaptrack, bench/README.md "What grows with disclosures").
 
 use std::hash::BuildHasher;
 

@@ -7,10 +7,11 @@
 //! unlinks from the partner or deletes their account. The ledger of what is
 //! live (disclosed and not retracted), rebuilt from the files at start.
 //! Memory: the history stays on disk. Each feed keeps in memory only the
-//! byte offset of each record (8 bytes a record), the cursors its retracts
-//! withdrew and the ledger of live adds; a page a partner reads, the add a
-//! retraction copies and the live records reconciliation checks are read
-//! from the file at those offsets, the way the audit log serves its records.
+//! byte offset of every 16th record (`offsets.rs`: half a byte a record),
+//! the cursors its retracts withdrew (a roaring treemap) and the ledger of
+//! live adds (`ledger.rs`); a page a partner reads, the add a retraction
+//! copies and the live records reconciliation checks are read from the
+//! file around those offsets.
 //! Never: sends a pseudonym to a partner (records keep the subject ids for
 //! the ledger, the API strips them), or drops a retraction: retractions are
 //! fsynced before the refusal that caused them is acknowledged.
