@@ -463,6 +463,14 @@ pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditL
     }
 }
 
+/// The first `N` bytes of the BLAKE3 hash of `text`: the short keys and
+/// digests the feeds' ledger and the audit index hold instead of ids.
+pub(crate) fn hash_prefix<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..N]);
+    out
+}
+
 /// Formats epoch milliseconds as RFC 3339 UTC (every time a body carries).
 pub fn rfc3339(ts_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)

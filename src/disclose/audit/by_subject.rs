@@ -40,10 +40,7 @@ const RECENT_AT_LEAST: usize = 4096;
 
 /// A handle's key in the index: the first 4 bytes of its BLAKE3 hash.
 fn key_of(subject: &str) -> u32 {
-    let hash = blake3::hash(subject.as_bytes());
-    let mut key = [0u8; 4];
-    key.copy_from_slice(&hash.as_bytes()[..4]);
-    u32::from_le_bytes(key)
+    u32::from_le_bytes(crate::disclose::hash_prefix(subject))
 }
 
 #[derive(Default)]

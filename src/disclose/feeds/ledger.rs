@@ -51,10 +51,7 @@ impl PersonRef {
 /// hash (so not attacker-shaped), hashed again with a per-process seed for
 /// the table.
 pub(super) fn person_key(person: &str) -> u64 {
-    let hash = blake3::hash(person.as_bytes());
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&hash.as_bytes()[..8]);
-    u64::from_le_bytes(bytes)
+    u64::from_le_bytes(crate::disclose::hash_prefix(person))
 }
 
 #[derive(Default)]

@@ -208,9 +208,7 @@ fn changed_under_us(cursor: u64) -> std::io::Error {
 type Digest = [u8; 16];
 
 fn digest(text: &str) -> Digest {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..16]);
-    out
+    crate::disclose::hash_prefix(text)
 }
 
 #[derive(Default)]

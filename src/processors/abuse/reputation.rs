@@ -101,9 +101,7 @@ type Writes = Box<[FirstWrite]>;
 /// Keeps the writes `keep` holds to, reallocating only when one goes.
 fn retain_writes(writes: &mut Writes, keep: impl Fn(&FirstWrite) -> bool) {
     if !writes.iter().all(&keep) {
-        let mut kept = std::mem::take(writes).into_vec();
-        kept.retain(keep);
-        *writes = kept.into_boxed_slice();
+        crate::processors::edit_exact(writes, |kept| kept.retain(keep));
     }
 }
 
@@ -304,26 +302,25 @@ impl DomainReputation {
     /// contacts.
     pub fn note_first_write(&mut self, from: u32, to: u32, ts_ms: i64) {
         let slot = self.first_writes.entry(from).or_default();
-        // Into a vector without copying; back into exactly its length below.
-        let mut writes = std::mem::take(slot).into_vec();
-        let (mut first_s, mut last_s) = (seconds(ts_ms), seconds(ts_ms));
-        if let Some(at) = writes.iter().position(|write| write.to == to) {
-            let old = writes.remove(at);
-            first_s = first_s.min(old.first_s);
-            last_s = last_s.max(old.last_s);
-        } else if writes.len() >= MAX_FIRST_WRITES {
-            // Full: the least recently written goes, unless this is older
-            // still.
-            if writes.first().is_some_and(|oldest| oldest.last_s > last_s) {
-                *slot = writes.into_boxed_slice();
-                return;
+        crate::processors::edit_exact(slot, |writes| {
+            let (mut first_s, mut last_s) = (seconds(ts_ms), seconds(ts_ms));
+            if let Some(at) = writes.iter().position(|write| write.to == to) {
+                let old = writes.remove(at);
+                first_s = first_s.min(old.first_s);
+                last_s = last_s.max(old.last_s);
+            } else if writes.len() >= MAX_FIRST_WRITES {
+                // Full: the least recently written goes, unless this is
+                // older still.
+                if writes.first().is_some_and(|oldest| oldest.last_s > last_s) {
+                    return;
+                }
+                writes.remove(0);
             }
-            writes.remove(0);
-        }
-        // Least recently written first; event times may arrive out of order.
-        let at = writes.iter().rposition(|write| write.last_s <= last_s).map_or(0, |at| at + 1);
-        writes.insert(at, FirstWrite { to, first_s, last_s });
-        *slot = writes.into_boxed_slice();
+            // Least recently written first; event times may arrive out of
+            // order.
+            let at = writes.iter().rposition(|write| write.last_s <= last_s).map_or(0, |at| at + 1);
+            writes.insert(at, FirstWrite { to, first_s, last_s });
+        });
     }
 
     /// Whether `from` wrote to `to` at or before `at_ms` (as remembered by

@@ -38,9 +38,7 @@ impl DaySet {
             DaySet::Small(members) => {
                 let Err(at) = members.binary_search(&subject) else { return };
                 if members.len() < SMALL_MAX {
-                    let mut grown = std::mem::take(members).into_vec();
-                    grown.insert(at, subject);
-                    *members = grown.into_boxed_slice();
+                    crate::processors::edit_exact(members, |grown| grown.insert(at, subject));
                 } else {
                     let mut bitmap = RoaringBitmap::from_sorted_iter(members.iter().copied())
                         .expect("a small day's members are sorted and distinct");
@@ -58,9 +56,7 @@ impl DaySet {
         match self {
             DaySet::Small(members) => {
                 if let Ok(at) = members.binary_search(&subject) {
-                    let mut kept = std::mem::take(members).into_vec();
-                    kept.remove(at);
-                    *members = kept.into_boxed_slice();
+                    crate::processors::edit_exact(members, |kept| kept.remove(at));
                 }
             }
             DaySet::Large(bitmap) => {
