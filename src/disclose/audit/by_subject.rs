@@ -2,7 +2,7 @@
 //! handle.
 //!
 //! Owns: (key, offset) pairs, a 32-bit key of each handle named by each
-//! record, sorted but for a short run of the latest appends.
+//! record, sorted but for the latest appends, which wait in a hash table.
 //! Never: holds a handle, or decides that a record names one: two handles
 //! may share a key, so the reader checks each record it reads (a collision
 //! costs one record read and skipped).
@@ -33,9 +33,10 @@ impl Pair {
     }
 }
 
-/// Appends kept unsorted before they are merged into the sorted pairs: at
-/// least this many, or an eighth of the sorted ones (so a merge, which
-/// moves them all, costs a few moves a pair over time).
+/// Appends kept in a hash table before they are merged into the sorted
+/// pairs: at least this many, or an eighth of the sorted ones (so a merge,
+/// which moves them all, costs a few moves a pair over time, and a lookup
+/// stays a binary search and a probe however large the index).
 const RECENT_AT_LEAST: usize = 4096;
 
 /// A handle's key in the index: the first 4 bytes of its BLAKE3 hash.
@@ -43,24 +44,31 @@ fn key_of(subject: &str) -> u32 {
     u32::from_le_bytes(crate::disclose::hash_prefix(subject))
 }
 
+/// The recent table's hash of a key: keys are already uniform (a BLAKE3
+/// prefix); the multiplication spreads them over the 64 bits the table
+/// reads (its high bits tag a slot, its low bits place it).
+fn recent_hash(key: u32) -> u64 {
+    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 #[derive(Default)]
 pub(super) struct BySubject {
     /// Sorted by key, then offset.
     sorted: Vec<Pair>,
-    /// The latest appends, in offset order (every offset is above those in
+    /// The latest appends, by key (every offset is above those in
     /// `sorted`).
-    recent: Vec<Pair>,
+    recent: hashbrown::HashTable<Pair>,
 }
 
 impl BySubject {
     /// Indexes the record at `offset` under each handle it names (once
     /// however often it names it). Records come in offset order.
     pub(super) fn add<'a>(&mut self, offset: u64, subjects: impl IntoIterator<Item = &'a String>) {
-        let first = self.recent.len();
         for subject in subjects {
             let pair = Pair::new(key_of(subject), offset);
-            if !self.recent[first..].contains(&pair) {
-                self.recent.push(pair);
+            let hash = recent_hash(pair.key);
+            if self.recent.find(hash, |known| *known == pair).is_none() {
+                self.recent.insert_unique(hash, pair, |known| recent_hash(known.key));
             }
         }
         if self.recent.len() >= RECENT_AT_LEAST.max(self.sorted.len() / 8) {
@@ -69,15 +77,16 @@ impl BySubject {
     }
 
     fn merge(&mut self) {
-        self.recent.sort_unstable();
+        let mut run: Vec<Pair> = self.recent.drain().collect();
+        run.sort_unstable();
         // Exact: the pairs are kept for good, and doubling would leave up
         // to half the vector unused.
-        self.sorted.reserve_exact(self.recent.len());
-        self.sorted.append(&mut self.recent);
+        self.sorted.reserve_exact(run.len());
+        self.sorted.append(&mut run);
         // Two sorted runs: the standard stable sort finds them and merges
         // them in one pass.
         self.sorted.sort();
-        self.recent.shrink_to(RECENT_AT_LEAST);
+        self.recent.shrink_to(RECENT_AT_LEAST, |known| recent_hash(known.key));
     }
 
     /// Offsets, ascending, of the records naming a handle with the key of
@@ -86,17 +95,17 @@ impl BySubject {
         let key = key_of(subject);
         let from = self.sorted.partition_point(|pair| pair.key < key);
         let to = from + self.sorted[from..].partition_point(|pair| pair.key == key);
-        self.sorted[from..to]
-            .iter()
-            .chain(self.recent.iter().filter(|pair| pair.key == key))
-            .map(Pair::offset)
-            .collect()
+        let mut recent: Vec<u64> =
+            self.recent.iter_hash(recent_hash(key)).filter(|pair| pair.key == key).map(Pair::offset).collect();
+        recent.sort_unstable();
+        self.sorted[from..to].iter().map(Pair::offset).chain(recent).collect()
     }
 
     /// Heap bytes held, by capacity.
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
-        (self.sorted.capacity() + self.recent.capacity()) * std::mem::size_of::<Pair>()
+        self.sorted.capacity() * std::mem::size_of::<Pair>()
+            + self.recent.capacity() * (std::mem::size_of::<Pair>() + 1)
     }
 }
 
