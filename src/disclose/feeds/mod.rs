@@ -17,6 +17,8 @@
 //! fsynced before the refusal that caused them is acknowledged.
 
 mod ledger;
+#[cfg(test)]
+mod model_tests;
 mod offsets;
 
 use std::collections::HashMap;
