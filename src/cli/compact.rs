@@ -3,7 +3,7 @@
 use anyhow::Context;
 use proviso::config::OptArgs;
 use proviso::log::DirLock;
-use proviso::pipeline::{compact_log, rebuild_state, STATE_DIR};
+use proviso::pipeline::{compact_log_reporting, rebuild_state_reporting, STATE_DIR};
 use proviso::state::save_snapshot;
 
 /// Rewrite the log without erased subjects (deleted accounts), then rebuild
@@ -20,17 +20,23 @@ pub fn run(command: CompactCommand) -> anyhow::Result<()> {
     let config = super::resolve_config(&command.options)?;
     let dir = &config.data_dir;
     let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
+    let bars = super::LogBars::for_log(dir, config.segment_bytes)?;
+    let progress = |step, seq| bars.report(step, seq);
     // The security feeds' cursors about erased people are kept as tombstones.
-    let (before, _) = rebuild_state(dir, true).context("reading state before compaction")?;
+    let (before, _) = rebuild_state_reporting(dir, true, &progress).context("reading state before compaction")?;
     let gaps = before.security_feed_gaps(proviso::clock::now_ms());
     drop(before);
-    let report = compact_log(dir, config.segment_bytes, gaps.as_slice())
+    let report = compact_log_reporting(dir, config.segment_bytes, gaps.as_slice(), &progress)
         .with_context(|| format!("compacting {}", dir.display()))?;
     if report.erased_subjects == 0 {
+        bars.finish();
         println!("nothing to compact: no deleted accounts in {} log records", report.records_before);
         return Ok(());
     }
-    let (state, _) = rebuild_state(dir, false).context("rebuilding state from the compacted log")?;
+    bars.set_records(report.records_after);
+    let (state, _) =
+        rebuild_state_reporting(dir, false, &progress).context("rebuilding state from the compacted log")?;
+    bars.finish();
     save_snapshot(&state, &dir.join(STATE_DIR)).context("writing the snapshot")?;
     // The erased people's secrets leave the vault file with the log.
     let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;

@@ -170,6 +170,68 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(anyhow::Error::from)
 }
 
+/// Bars for work over the whole log (`proviso rebuild`, `proviso compact`):
+/// one a step the library reports ([`proviso::pipeline::Progress`]), each
+/// counting records up to the log's length, on stderr and hidden when
+/// stderr is not a terminal.
+pub struct LogBars {
+    records: std::cell::Cell<u64>,
+    current: std::cell::RefCell<Option<(&'static str, indicatif::ProgressBar)>>,
+}
+
+impl LogBars {
+    /// Bars for the log of `data_dir` as it stands (its records counted from
+    /// the segments' names and the active segment, without reading the
+    /// closed ones); none to draw when it has no log.
+    pub fn for_log(data_dir: &std::path::Path, segment_bytes: u64) -> anyhow::Result<LogBars> {
+        let log_dir = data_dir.join(proviso::pipeline::LOG_DIR);
+        let records = if log_dir.exists() {
+            proviso::log::Log::open_unverified(&log_dir, segment_bytes)
+                .map_err(|error| anyhow::anyhow!("opening the log in {}: {error}", log_dir.display()))?
+                .0
+                .next_seq()
+        } else {
+            0
+        };
+        Ok(LogBars { records: std::cell::Cell::new(records), current: std::cell::RefCell::new(None) })
+    }
+
+    /// The log's length from now on (a compaction rewrote it).
+    pub fn set_records(&self, records: u64) {
+        self.records.set(records);
+    }
+
+    /// The library's progress report: a new bar when the step changes.
+    pub fn report(&self, step: &'static str, seq: u64) {
+        let mut current = self.current.borrow_mut();
+        if current.as_ref().map(|(name, _)| *name) != Some(step) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish();
+            }
+            let bar = indicatif::ProgressBar::new(self.records.get()).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {human_pos}/{human_len} records, eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(step);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            *current = Some((step, bar));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            bar.set_position(seq.saturating_add(1).min(self.records.get()));
+        }
+    }
+
+    /// Ends the last bar.
+    pub fn finish(&self) {
+        if let Some((_, bar)) = self.current.borrow_mut().take() {
+            bar.finish();
+        }
+    }
+}
+
 /// A progress bar on stderr that hides itself when stderr is not a terminal
 /// (CI, pipes). With a known total it shows bytes; otherwise a spinner.
 pub fn progress_bar(total_bytes: Option<u64>, what: &'static str) -> indicatif::ProgressBar {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use proviso::config::OptArgs;
 use proviso::log::DirLock;
-use proviso::pipeline::{rebuild_state, STATE_DIR};
+use proviso::pipeline::{rebuild_state_reporting, STATE_DIR};
 use proviso::state::save_snapshot;
 
 /// Rebuild derived state from the log alone (ignoring any snapshot) and
@@ -21,8 +21,10 @@ pub fn run(command: RebuildCommand) -> anyhow::Result<()> {
     let dir = &config.data_dir;
     let _lock = DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
     let started = std::time::Instant::now();
-    let (state, report) =
-        rebuild_state(dir, false).with_context(|| format!("replaying the log in {}", dir.display()))?;
+    let bars = super::LogBars::for_log(dir, config.segment_bytes)?;
+    let (state, report) = rebuild_state_reporting(dir, false, &|step, seq| bars.report(step, seq))
+        .with_context(|| format!("replaying the log in {}", dir.display()))?;
+    bars.finish();
     let bytes = save_snapshot(&state, &dir.join(STATE_DIR)).context("writing the snapshot")?;
     println!(
         "rebuilt state from {} log records in {:.2}s: {} subjects, snapshot {} bytes",

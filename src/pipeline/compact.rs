@@ -66,6 +66,17 @@ pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
 /// replaces any gaps record of an earlier compaction. The caller holds the
 /// data dir exclusively (the writer thread, or `proviso compact` with the lock).
 pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) -> Result<CompactReport, PipelineError> {
+    compact_log_reporting(data_dir, segment_bytes, preamble, &|_, _| {})
+}
+
+/// [`compact_log`], reporting its two passes over the log as the steps
+/// `"finding the erased"` and `"writing the new log"`.
+pub fn compact_log_reporting(
+    data_dir: &Path,
+    segment_bytes: u64,
+    preamble: &[Control],
+    progress: super::open::Progress<'_>,
+) -> Result<CompactReport, PipelineError> {
     recover_interrupted(data_dir)?;
     let log_dir = data_dir.join(LOG_DIR);
     let mut report = CompactReport::default();
@@ -74,7 +85,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
     // The first event of a person's own after their last deletion: a new life.
     let mut reborn_at: HashMap<Pseudonym, u64> = HashMap::new();
     report.bytes_before = Log::open(&log_dir, segment_bytes)?.size_bytes();
-    super::replay_records(&log_dir, 0, |seq, record| {
+    super::open::replay_records_reporting(&log_dir, 0, ("finding the erased", progress), |seq, record| {
         report.records_before += 1;
         if let Record::Event(event) = record {
             if event.body == EventBody::DeleteAccount {
@@ -121,7 +132,7 @@ pub fn compact_log(data_dir: &Path, segment_bytes: u64, preamble: &[Control]) ->
             pending += 1;
         }
         let mut write_error: Option<LogError> = None;
-        super::replay_records(&log_dir, 0, |seq, record| {
+        super::open::replay_records_reporting(&log_dir, 0, ("writing the new log", progress), |seq, record| {
             let kept = match record {
                 Record::Event(mut event) => {
                     if erased(&event.subject, seq) {

@@ -29,8 +29,10 @@ pub use allocator::give_back as give_back_free_memory;
 pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prepared, Rejection};
 pub use cluster::ClusterOptions;
-pub use compact::{compact_log, recover_interrupted, CompactReport, OUTPUTS_OWED};
-pub use open::{rebuild_state, replay_records};
+pub use compact::{compact_log, compact_log_reporting, recover_interrupted, CompactReport, OUTPUTS_OWED};
+pub use open::{
+    rebuild_state, rebuild_state_reporting, replay_records, replay_records_reporting, Progress, PROGRESS_EVERY,
+};
 pub use outputs::{
     read_mark, Decision, DisclosedDecider, MessageOutputs, OnFile, OutputItem, OutputsHook, OUTPUTS_MARK,
 };

@@ -66,7 +66,7 @@ impl Pipeline {
         let mut outputs = new_outputs(&node_vault);
         let (rebuilt, verified) = std::thread::scope(|scope| {
             let verifying = scope.spawn(|| closed.verify());
-            let rebuilt = rebuild_state_gathering(&data_dir, true, outputs.as_mut());
+            let rebuilt = rebuild_state_gathering(&data_dir, true, outputs.as_mut(), &|_, _| {});
             (rebuilt, verifying.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         });
         log.closed_verified(verified?);
@@ -80,7 +80,7 @@ impl Pipeline {
         }
         let state = if state.next_seq > log.next_seq() {
             outputs = new_outputs(&node_vault);
-            rebuild_state_gathering(&data_dir, false, outputs.as_mut())?.0
+            rebuild_state_gathering(&data_dir, false, outputs.as_mut(), &|_, _| {})?.0
         } else {
             state
         };
@@ -175,7 +175,25 @@ impl Pipeline {
 
 /// Builds state from the snapshot (when `use_snapshot`) plus the log after it.
 pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, OpenReport), PipelineError> {
-    rebuild_state_gathering(data_dir, use_snapshot, None)
+    rebuild_state_gathering(data_dir, use_snapshot, None, &|_, _| {})
+}
+
+/// What long work on the whole log (`proviso rebuild`, `proviso compact`)
+/// reports as it goes: the step's name and the sequence number of the record
+/// it reached, every [`PROGRESS_EVERY`] records and at the end. The library
+/// draws nothing; the command line turns it into a bar.
+pub type Progress<'a> = &'a dyn Fn(&'static str, u64);
+
+/// Records between two progress reports.
+pub const PROGRESS_EVERY: u64 = 8192;
+
+/// [`rebuild_state`], reporting its replay as the step `"replaying the log"`.
+pub fn rebuild_state_reporting(
+    data_dir: &Path,
+    use_snapshot: bool,
+    progress: Progress<'_>,
+) -> Result<(State, OpenReport), PipelineError> {
+    rebuild_state_gathering(data_dir, use_snapshot, None, progress)
 }
 
 /// [`rebuild_state`], gathering cluster mode's outputs as it replays.
@@ -183,6 +201,7 @@ fn rebuild_state_gathering(
     data_dir: &Path,
     use_snapshot: bool,
     mut outputs: Option<&mut Outputs>,
+    progress: Progress<'_>,
 ) -> Result<(State, OpenReport), PipelineError> {
     let mut report = OpenReport::default();
     let mut state = State::default();
@@ -211,7 +230,7 @@ fn rebuild_state_gathering(
         return Ok((state, report));
     }
     let from = state.next_seq;
-    replay_records(&log_dir, from, |seq, record| {
+    replay_records_reporting(&log_dir, from, ("replaying the log", progress), |seq, record| {
         state.apply(seq, &record);
         if let Some(outputs) = outputs.as_mut() {
             outputs.after_record(&mut state, &record);
@@ -231,9 +250,21 @@ fn rebuild_state_gathering(
 pub fn replay_records(
     log_dir: &Path,
     from_seq: u64,
+    on_record: impl FnMut(u64, crate::contract::Record),
+) -> Result<(), PipelineError> {
+    replay_records_reporting(log_dir, from_seq, ("", &|_, _| {}), on_record)
+}
+
+/// [`replay_records`], reporting as `step` every [`PROGRESS_EVERY`] records
+/// and once at the end.
+pub fn replay_records_reporting(
+    log_dir: &Path,
+    from_seq: u64,
+    (step, progress): (&'static str, Progress<'_>),
     mut on_record: impl FnMut(u64, crate::contract::Record),
 ) -> Result<(), PipelineError> {
     let mut decode_error = None;
+    let mut last = None;
     crate::log::replay(log_dir, from_seq, |seq, payload| {
         match decode_record(payload) {
             Ok(record) => on_record(seq, record),
@@ -241,8 +272,15 @@ pub fn replay_records(
                 decode_error.get_or_insert(PipelineError::Decode { seq, source });
             }
         }
+        if seq.is_multiple_of(PROGRESS_EVERY) {
+            progress(step, seq);
+        }
+        last = Some(seq);
         Ok(())
     })?;
+    if let Some(seq) = last.filter(|seq| !seq.is_multiple_of(PROGRESS_EVERY)) {
+        progress(step, seq);
+    }
     match decode_error {
         Some(error) => Err(error),
         None => Ok(()),
