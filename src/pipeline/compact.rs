@@ -75,7 +75,7 @@ pub fn compact_log_reporting(
     data_dir: &Path,
     segment_bytes: u64,
     preamble: &[Control],
-    progress: super::open::Progress<'_>,
+    progress: super::replay::Progress<'_>,
 ) -> Result<CompactReport, PipelineError> {
     recover_interrupted(data_dir)?;
     let log_dir = data_dir.join(LOG_DIR);
@@ -85,7 +85,7 @@ pub fn compact_log_reporting(
     // The first event of a person's own after their last deletion: a new life.
     let mut reborn_at: HashMap<Pseudonym, u64> = HashMap::new();
     report.bytes_before = Log::open(&log_dir, segment_bytes)?.size_bytes();
-    super::open::replay_records_reporting(&log_dir, 0, ("finding the erased", progress), |seq, record| {
+    super::replay::replay_records_reporting(&log_dir, 0, ("finding the erased", progress), |seq, record| {
         report.records_before += 1;
         if let Record::Event(event) = record {
             if event.body == EventBody::DeleteAccount {
@@ -132,7 +132,7 @@ pub fn compact_log_reporting(
             pending += 1;
         }
         let mut write_error: Option<LogError> = None;
-        super::open::replay_records_reporting(&log_dir, 0, ("writing the new log", progress), |seq, record| {
+        super::replay::replay_records_reporting(&log_dir, 0, ("writing the new log", progress), |seq, record| {
             let kept = match record {
                 Record::Event(mut event) => {
                     if erased(&event.subject, seq) {

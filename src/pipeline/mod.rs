@@ -22,6 +22,7 @@ mod compact;
 mod housekeeping;
 mod open;
 mod outputs;
+mod replay;
 mod rules;
 mod writer;
 
@@ -30,12 +31,11 @@ pub use backup::{BackupError, BackupHook, BackupReport, BACKUP_MANIFEST};
 pub use batch::{idempotency_digest, prepare, prepare_lines, request_digest, Prepared, Rejection};
 pub use cluster::ClusterOptions;
 pub use compact::{compact_log, compact_log_reporting, recover_interrupted, CompactReport, OUTPUTS_OWED};
-pub use open::{
-    rebuild_state, rebuild_state_reporting, replay_records, replay_records_reporting, Progress, PROGRESS_EVERY,
-};
+pub use open::{rebuild_state, rebuild_state_reporting};
 pub use outputs::{
     read_mark, Decision, DisclosedDecider, MessageOutputs, OnFile, OutputItem, OutputsHook, OUTPUTS_MARK,
 };
+pub use replay::{replay_records, replay_records_reporting, Progress, PROGRESS_EVERY};
 pub use rules::{watch_rules, RulesLoadError, RulesLoaded};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, SyncSender};

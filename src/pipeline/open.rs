@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::housekeeping::Housekeeping;
 use super::outputs::Outputs;
+use super::replay::{replay_records_reporting, Progress};
 use super::writer::{writer_loop, Job, KeyWindow};
 use super::{
     compact, CompactionHook, OpenReport, Pipeline, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR,
 };
-use crate::contract::decode_record;
 use crate::edge::{Edge, PseudonymKey};
 use crate::log::{fsmode, DirLock, Log};
 use crate::state::{load_snapshot, State};
@@ -178,15 +178,6 @@ pub fn rebuild_state(data_dir: &Path, use_snapshot: bool) -> Result<(State, Open
     rebuild_state_gathering(data_dir, use_snapshot, None, &|_, _| {})
 }
 
-/// What long work on the whole log (`proviso rebuild`, `proviso compact`)
-/// reports as it goes: the step's name and the sequence number of the record
-/// it reached, every [`PROGRESS_EVERY`] records and at the end. The library
-/// draws nothing; the command line turns it into a bar.
-pub type Progress<'a> = &'a dyn Fn(&'static str, u64);
-
-/// Records between two progress reports.
-pub const PROGRESS_EVERY: u64 = 8192;
-
 /// [`rebuild_state`], reporting its replay as the step `"replaying the log"`.
 pub fn rebuild_state_reporting(
     data_dir: &Path,
@@ -243,46 +234,4 @@ fn rebuild_state_gathering(
     drop(state.drain_revocations());
     drop(state.drain_erased());
     Ok((state, report))
-}
-
-/// Replays the decoded records of the log in `log_dir` from `from_seq`;
-/// the first undecodable record fails the whole replay (after it ends).
-pub fn replay_records(
-    log_dir: &Path,
-    from_seq: u64,
-    on_record: impl FnMut(u64, crate::contract::Record),
-) -> Result<(), PipelineError> {
-    replay_records_reporting(log_dir, from_seq, ("", &|_, _| {}), on_record)
-}
-
-/// [`replay_records`], reporting as `step` every [`PROGRESS_EVERY`] records
-/// and once at the end.
-pub fn replay_records_reporting(
-    log_dir: &Path,
-    from_seq: u64,
-    (step, progress): (&'static str, Progress<'_>),
-    mut on_record: impl FnMut(u64, crate::contract::Record),
-) -> Result<(), PipelineError> {
-    let mut decode_error = None;
-    let mut last = None;
-    crate::log::replay(log_dir, from_seq, |seq, payload| {
-        match decode_record(payload) {
-            Ok(record) => on_record(seq, record),
-            Err(source) => {
-                decode_error.get_or_insert(PipelineError::Decode { seq, source });
-            }
-        }
-        if seq.is_multiple_of(PROGRESS_EVERY) {
-            progress(step, seq);
-        }
-        last = Some(seq);
-        Ok(())
-    })?;
-    if let Some(seq) = last.filter(|seq| !seq.is_multiple_of(PROGRESS_EVERY)) {
-        progress(step, seq);
-    }
-    match decode_error {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
 }
