@@ -7,7 +7,8 @@
 //! acknowledges an event before it is on disk.
 //!
 //! This file holds the public [`Pipeline`] API. The rest, one job per file:
-//! `open.rs` (opening, rebuild and replay), `writer.rs` (group commit and
+//! `open.rs` (opening and rebuild), `replay.rs` (reading the log back as
+//! records, with progress reports), `writer.rs` (group commit and
 //! apply), `housekeeping.rs` (erasure compaction, snapshots, the revocation
 //! hook, crypto-shredding), `batch.rs` (edge output framed for the writer),
 //! `compact.rs` (rewriting the log without erased people), `rules.rs`
