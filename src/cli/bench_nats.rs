@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use super::bench::{process_cpu_s, round3, LatencySummary};
+use super::bench_stats::{process_cpu_s, round3, LatencySummary};
 
 /// Publishes to the cluster event stream of a running NATS server (which
 /// must fsync every write: `sync_interval: always`, as bench/nats.sh

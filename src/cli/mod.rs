@@ -5,6 +5,7 @@ mod audit;
 mod backup;
 mod bench;
 mod bench_nats;
+mod bench_stats;
 mod compact;
 mod config;
 mod demo;
