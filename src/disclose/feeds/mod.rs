@@ -322,7 +322,10 @@ impl Feeds {
 
     /// Records the adds of a disclosure not already live; returns how many
     /// were new. Each item: (partner_id, suggested, business, subject ids),
-    /// released by the gate for the feed's purpose.
+    /// released by the gate for the feed's purpose. The items name distinct
+    /// adds (a suggestion list names each account once, an audience each
+    /// member once): two equal items in one call would both be written, and
+    /// the ledger would keep only the later as live.
     pub fn disclose(
         &self,
         partner: &str,
