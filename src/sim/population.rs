@@ -426,25 +426,3 @@ fn std_normal(rng: &mut Rng) -> f64 {
     let u2 = rng.f64();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
-
-/// Small change to an address book before a later snapshot: drop up to two
-/// entries, add up to three community members.
-pub(super) fn mutate_book(rr: &mut Rng, book: &mut Vec<u32>, i: usize, community: (u32, u32), subjects: &[Subject]) {
-    if book.len() > 5 {
-        for _ in 0..rr.usize(0..=2) {
-            let k = rr.usize(..book.len());
-            book.remove(k);
-        }
-    }
-    let (cs, ce) = community;
-    if ce > cs {
-        for _ in 0..rr.usize(1..=3) {
-            let j = rr.u32(cs..ce);
-            if j as usize != i && !subjects[j as usize].is_spam() {
-                if let Err(pos) = book.binary_search(&j) {
-                    book.insert(pos, j);
-                }
-            }
-        }
-    }
-}

@@ -10,7 +10,6 @@
 use fastrand::Rng;
 
 use super::phones::{F_E164, F_IDD, F_NATIONAL, F_SPACED, REGIONS};
-use super::population::mutate_book;
 use super::{
     Ev, Simulator, Subject, BENIGN_DOMAINS, FLAG_REASONS, K_BIZ, K_BLOCK, K_CONSENT, K_CONTACTS, K_MSG_GROUP, K_MSG_TO,
     K_PARTNER_ACCOUNT, K_PARTNER_FLAG, K_PARTNER_FRIEND, K_REGISTER, K_REPORT, K_SESSION, LINK_INVENTED_BASE,
@@ -336,4 +335,26 @@ fn push_other(out: &mut Vec<u8>, rr: &mut Rng, forms: &[u8], t: &Subject, line_c
         }
     };
     out.extend_from_slice(form_bytes(forms, t, f));
+}
+
+/// Small change to an address book before a later snapshot: drop up to two
+/// entries, add up to three community members.
+fn mutate_book(rr: &mut Rng, book: &mut Vec<u32>, i: usize, community: (u32, u32), subjects: &[Subject]) {
+    if book.len() > 5 {
+        for _ in 0..rr.usize(0..=2) {
+            let k = rr.usize(..book.len());
+            book.remove(k);
+        }
+    }
+    let (cs, ce) = community;
+    if ce > cs {
+        for _ in 0..rr.usize(1..=3) {
+            let j = rr.u32(cs..ce);
+            if j as usize != i && !subjects[j as usize].is_spam() {
+                if let Err(pos) = book.binary_search(&j) {
+                    book.insert(pos, j);
+                }
+            }
+        }
+    }
 }
