@@ -59,7 +59,7 @@ pub(super) struct Ledger {
     adds: Vec<Add>,
     /// First vacant slot of `adds` (a chain through their cursors).
     vacant: Option<u32>,
-    live: usize,
+    /// Slots of the live adds, by (feed, key): as many as there are.
     by_key: hashbrown::HashTable<u32>,
     by_person: hashbrown::HashTable<PersonRef>,
     hasher: foldhash::fast::RandomState,
@@ -86,7 +86,7 @@ impl Ledger {
 
     /// Live adds.
     pub(super) fn len(&self) -> usize {
-        self.live
+        self.by_key.len()
     }
 
     /// The cursor of the live add `key` in feed `feed`, if it is live.
@@ -117,7 +117,6 @@ impl Ledger {
                         (self.adds.len() - 1) as u32
                     }
                 };
-                self.live += 1;
                 let hash = self.key_hash(feed, &key);
                 let (adds, hasher) = (&self.adds, &self.hasher);
                 self.by_key.insert_unique(hash, slot, |&at| {
@@ -158,7 +157,6 @@ impl Ledger {
         let next = self.vacant.map_or(NO_SLOT, u64::from);
         self.adds[slot as usize] = Add { key: [0; 16], cursor: next, feed: VACANT };
         self.vacant = Some(slot);
-        self.live -= 1;
         true
     }
 

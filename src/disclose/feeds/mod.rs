@@ -202,11 +202,11 @@ fn changed_under_us(cursor: u64) -> std::io::Error {
     )
 }
 
-/// A 128-bit digest of an add's identity key ([`key_of`]) or of a subject
-/// id: the ledger keeps these instead of the strings (a served node of the
-/// partner bench, about 7,900 live adds of two subjects each: 3.7 MiB less,
-/// about 490 bytes an add). Two different keys share a digest with a chance
-/// of 2^-128.
+/// A 128-bit digest of an add's identity key ([`key_of`]): the ledger keeps
+/// it instead of the string. Two different keys share a digest with a
+/// chance of 2^-128, so a disclosure trusts it to say an add is live. (The
+/// people an add involves are linked by a shorter key, checked against the
+/// add on file: `ledger.rs`.)
 type Digest = [u8; 16];
 
 fn digest(text: &str) -> Digest {
