@@ -183,13 +183,8 @@ fn books(args: BooksArgs) -> anyhow::Result<()> {
 }
 
 fn phone_agreement(args: PhoneAgreementArgs) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new(args.numbers).with_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("numbers compared");
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    let bar =
+        super::counting_bar(args.numbers, "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}", "numbers compared");
     let started = std::time::Instant::now();
     let report = proviso::edge::agreement::check(args.numbers, args.seed, |done| bar.set_position(done));
     bar.finish_and_clear();

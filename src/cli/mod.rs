@@ -209,15 +209,11 @@ impl LogBars {
             if let Some((_, bar)) = current.take() {
                 bar.finish();
             }
-            let bar = indicatif::ProgressBar::new(self.records.get()).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {human_pos}/{human_len} records, eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            let bar = counting_bar(
+                self.records.get(),
+                "{prefix} [{bar:30}] {human_pos}/{human_len} records, eta {eta}",
+                step,
             );
-            bar.set_prefix(step);
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
             *current = Some((step, bar));
         }
         if let Some((_, bar)) = current.as_ref() {
@@ -236,19 +232,31 @@ impl LogBars {
 /// A progress bar on stderr that hides itself when stderr is not a terminal
 /// (CI, pipes). With a known total it shows bytes; otherwise a spinner.
 pub fn progress_bar(total_bytes: Option<u64>, what: &'static str) -> indicatif::ProgressBar {
-    let bar = match total_bytes {
-        Some(total) => indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
-            )
+    match total_bytes {
+        Some(total) => {
+            counting_bar(total, "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}", what)
+        }
+        None => {
+            let bar = indicatif::ProgressBar::new_spinner().with_style(
+                indicatif::ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(what);
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            bar
+        }
+    }
+}
+
+/// A bar of `len` steps drawn with `template`, prefixed `what`, on stderr
+/// (hidden when stderr is not a terminal): what every bar of a known length
+/// shares.
+pub fn counting_bar(len: u64, template: &str, what: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len).with_style(
+        indicatif::ProgressStyle::with_template(template)
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
-        ),
-        None => indicatif::ProgressBar::new_spinner().with_style(
-            indicatif::ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        ),
-    };
+    );
     bar.set_prefix(what);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
     bar
