@@ -40,6 +40,36 @@ pub enum BenchSubcommand {
     /// Publish to a running NATS server's cluster event stream as fast as
     /// JetStream acknowledges, and print the figures as JSON
     NatsPublish(super::bench_nats::NatsPublishArgs),
+    /// Append a long synthetic disclosure history to a data dir's audit
+    /// log, to measure what a history costs (start-up, an erasure's scrub)
+    AuditHistory(AuditHistoryArgs),
+}
+
+/// Appends --records synthetic disclosures to the audit log of --data
+/// (stop the server first), each naming --handles record handles drawn from
+/// --people made-up people, continuing the log's hash chain, with one fsync
+/// at the end. No such person is in the vault, so the next `proviso
+/// compact` after an erasure scrubs every handle of this history: that is
+/// what `bench/audit_scrub.sh` times. Prints a JSON line with the records,
+/// bytes and time.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:
+  proviso bench audit-history --data bench/out/audit-scrub-data --records 200000")]
+pub struct AuditHistoryArgs {
+    #[command(flatten)]
+    pub options: Box<proviso::config::OptArgs>,
+    /// Disclosure records to append
+    #[arg(long, default_value_t = 200_000)]
+    pub records: u64,
+    /// Handles each record names
+    #[arg(long, default_value_t = 40)]
+    pub handles: usize,
+    /// Made-up people the handles are drawn from
+    #[arg(long, default_value_t = 200_000)]
+    pub people: u64,
+    /// Seed of the draw
+    #[arg(long, default_value_t = 3)]
+    pub seed: u64,
 }
 
 /// Loads the state of --data (snapshot plus log tail; the data dir must be
@@ -167,7 +197,47 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchSubcommand::PhoneAgreement(args) => phone_agreement(args),
         BenchSubcommand::Books(args) => books(args),
         BenchSubcommand::NatsPublish(args) => super::bench_nats::nats_publish(args),
+        BenchSubcommand::AuditHistory(args) => audit_history(args),
     }
+}
+
+fn audit_history(args: AuditHistoryArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.handles > 0 && args.people > 0, "--handles and --people must be at least 1");
+    let config = super::resolve_config(&args.options)?;
+    let dir = &config.data_dir;
+    let _lock = proviso::log::DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
+    let started = Instant::now();
+    let audit = proviso::disclose::audit::AuditLog::open(dir).context("opening the audit log")?;
+    let opened_s = started.elapsed().as_secs_f64();
+    let before = std::fs::metadata(audit.path()).map(|m| m.len()).unwrap_or(0);
+    let bar =
+        super::counting_bar(args.records, "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}", "records appended");
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let people = args.people;
+    let handles = args.handles;
+    let start_ms = proviso::clock::now_ms();
+    let history = (0..args.records).map(move |k| proviso::disclose::audit::HistoryRecord {
+        at_ms: start_ms + k as i64,
+        recipient: "partner:bench".to_string(),
+        purpose: if k % 4 == 0 { "ads" } else { "product" }.to_string(),
+        kind: if k % 4 == 0 { "audience_members" } else { "suggestions" }.to_string(),
+        subjects: (0..handles).map(|_| format!("r_{:032x}", u128::from(rng.u64(0..people)) * 0x9E37_79B9)).collect(),
+    });
+    let appending = Instant::now();
+    let written = audit.append_history(history, &|done| bar.set_position(done)).context("appending the history")?;
+    bar.finish_and_clear();
+    let after = std::fs::metadata(audit.path()).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{}",
+        serde_json::json!({
+            "records_appended": written,
+            "bytes_appended": after.saturating_sub(before),
+            "audit_log_bytes": after,
+            "open_s": round3(opened_s),
+            "append_s": round3(appending.elapsed().as_secs_f64()),
+        })
+    );
+    Ok(())
 }
 
 fn books(args: BooksArgs) -> anyhow::Result<()> {

@@ -29,6 +29,16 @@ pub const AUDIT_FILE: &str = "disclosures.log";
 /// `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// One disclosure for [`AuditLog::append_history`]: what
+/// [`AuditLog::append`] takes.
+pub struct HistoryRecord {
+    pub at_ms: i64,
+    pub recipient: String,
+    pub purpose: String,
+    pub kind: String,
+    pub subjects: Vec<String>,
+}
+
 /// One disclosure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -61,6 +71,12 @@ fn version_1() -> u8 {
 
 fn is_version_1(v: &u8) -> bool {
     *v == 1
+}
+
+/// Whether a scrub replaces `subject` in a version-2 record: a handle (not
+/// already a digest) that `keep` refuses.
+fn scrubs(subject: &str, keep: &impl Fn(&str) -> bool) -> bool {
+    !subject.starts_with("d_") && !keep(subject)
 }
 
 /// The digest a version-2 record's hash commits to for one subject: the
@@ -243,20 +259,7 @@ impl AuditLog {
                 "an earlier append failed and could not be cut off the file ({cause}); restart proviso"
             ))));
         }
-        let mut record = AuditRecord {
-            seq: tail.next_seq,
-            at_ms,
-            recipient: recipient.to_string(),
-            purpose: purpose.to_string(),
-            kind: kind.to_string(),
-            subjects,
-            prev: tail.last_hash.clone(),
-            hash: String::new(),
-            v: 2,
-        };
-        record.hash = record.compute_hash();
-        let mut line = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
-        line.push(b'\n');
+        let (record, line) = self.next_line(&tail, at_ms, recipient, purpose, kind, subjects)?;
         let written = crate::failpoint::write_all("audit.write", &mut tail.file, &line)
             .and_then(|()| crate::failpoint::check("audit.fsync"))
             .and_then(|()| tail.file.sync_data());
@@ -278,49 +281,148 @@ impl AuditLog {
         Ok(record.seq)
     }
 
+    /// The record that continues the chain after `tail`, and its line.
+    fn next_line(
+        &self,
+        tail: &Tail,
+        at_ms: i64,
+        recipient: &str,
+        purpose: &str,
+        kind: &str,
+        subjects: Vec<String>,
+    ) -> Result<(AuditRecord, Vec<u8>), AuditError> {
+        let mut record = AuditRecord {
+            seq: tail.next_seq,
+            at_ms,
+            recipient: recipient.to_string(),
+            purpose: purpose.to_string(),
+            kind: kind.to_string(),
+            subjects,
+            prev: tail.last_hash.clone(),
+            hash: String::new(),
+            v: 2,
+        };
+        record.hash = record.compute_hash();
+        let mut line = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        Ok((record, line))
+    }
+
+    /// Appends many disclosures with one fsync at the end, for building a
+    /// long history to measure (`proviso bench audit-history`): not for
+    /// disclosures a partner is answered about, which [`AuditLog::append`]
+    /// makes durable one by one. `report` gets the count written so far.
+    pub fn append_history(
+        &self,
+        disclosures: impl Iterator<Item = HistoryRecord>,
+        report: &dyn Fn(u64),
+    ) -> Result<u64, AuditError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let file = tail.file.try_clone().map_err(|e| self.io(e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut written = 0;
+        let mut result = Ok(());
+        for disclosure in disclosures {
+            let HistoryRecord { at_ms, recipient, purpose, kind, subjects } = disclosure;
+            let (record, line) = self.next_line(&tail, at_ms, &recipient, &purpose, &kind, subjects)?;
+            if let Err(error) = out.write_all(&line) {
+                result = Err(error);
+                break;
+            }
+            index.add(tail.end, &record);
+            tail.end += line.len() as u64;
+            tail.next_seq += 1;
+            tail.last_hash = record.hash;
+            written += 1;
+            if written % 4096 == 0 {
+                report(written);
+            }
+        }
+        let synced = result
+            .and_then(|()| out.into_inner().map_err(|error| error.into_error()))
+            .and_then(|file| file.sync_data());
+        if let Err(error) = synced {
+            // Part of the history may be on file and part not: no append
+            // may continue a chain that is not the file's.
+            tail.broken = Some(error.to_string());
+            return Err(self.io(error));
+        }
+        report(written);
+        Ok(written)
+    }
+
     /// Replaces, in every version-2 record, each handle `keep` refuses (the
     /// people erased since) by its digest: the records and their chain stay
     /// (same hashes, so a kept head still verifies), no byte of the handle
     /// does. Version-1 records keep their handles, which erasure has made
-    /// untraceable (their secret is destroyed). Written aside, fsynced,
-    /// renamed over; appends wait meanwhile. Returns the handles replaced.
+    /// untraceable (their secret is destroyed). Returns the handles replaced.
+    ///
+    /// Two passes over the log, one record in memory at a time: the first
+    /// (read only) finds whether any handle is owed, and the second writes
+    /// every record aside as it reads it, then fsyncs and renames it over.
+    /// Appends wait meanwhile. The log keeps every disclosure for good, so
+    /// holding it whole in memory (as this did before) would make an
+    /// erasure's memory grow with all of history (bench/README.md, "An
+    /// erasure's scrub of the audit log").
     pub fn scrub(&self, keep: impl Fn(&str) -> bool) -> Result<usize, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let mut records = Vec::new();
-        let walked = walk(&self.path, None, &mut |_, record| records.push(record.clone()))?;
+        let owed = |record: &AuditRecord| record.v >= 2 && record.subjects.iter().any(|s| scrubs(s, &keep));
+        let mut scrubbed = 0;
+        let walked = walk(&self.path, None, &mut |_, record| {
+            if owed(record) {
+                scrubbed += record.subjects.iter().filter(|s| scrubs(s, &keep)).count();
+            }
+        })?;
         if let Some(problem) = walked.verified.first_bad {
             return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
-        }
-        let mut scrubbed = 0;
-        for record in records.iter_mut().filter(|record| record.v >= 2) {
-            for subject in record.subjects.iter_mut() {
-                if !subject.starts_with("d_") && !keep(subject) {
-                    *subject = subject_digest(subject);
-                    scrubbed += 1;
-                }
-            }
         }
         if scrubbed == 0 {
             return Ok(0);
         }
-        let mut bytes = Vec::new();
-        let mut index = Index::default();
-        for record in &records {
-            index.add(bytes.len() as u64, record);
-            bytes.extend_from_slice(&serde_json::to_vec(record).map_err(|e| self.io(std::io::Error::other(e)))?);
-            bytes.push(b'\n');
-        }
         let tmp = self.path.with_extension("log.tmp");
         let tmp_io = |source| AuditError::Io { path: tmp.display().to_string(), source };
-        let mut file =
+        let file =
             crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(tmp_io)?;
-        file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(tmp_io)?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut index = Index::default();
+        let mut end = 0u64;
+        let mut failed = None;
+        let rewalked = walk(&self.path, None, &mut |_, record| {
+            if failed.is_some() {
+                return;
+            }
+            let mut record = record.clone();
+            if owed(&record) {
+                for subject in record.subjects.iter_mut().filter(|s| scrubs(s, &keep)) {
+                    *subject = subject_digest(subject);
+                }
+            }
+            let written = serde_json::to_vec(&record)
+                .map_err(std::io::Error::other)
+                .and_then(|line| out.write_all(&line).and_then(|()| out.write_all(b"\n")).map(|()| line.len() + 1));
+            match written {
+                Ok(length) => {
+                    index.add(end, &record);
+                    end += length as u64;
+                }
+                Err(error) => failed = Some(error),
+            }
+        })?;
+        if let Some(problem) = rewalked.verified.first_bad {
+            return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
+        }
+        if let Some(error) = failed {
+            return Err(tmp_io(error));
+        }
+        let file = out.into_inner().map_err(|error| tmp_io(error.into_error()))?;
+        file.sync_all().map_err(tmp_io)?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
         if let Some(dir) = self.path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))?;
         }
         tail.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(|e| self.io(e))?;
-        tail.end = bytes.len() as u64;
+        tail.end = end;
         *self.index.lock().unwrap_or_else(|p| p.into_inner()) = index;
         Ok(scrubbed)
     }
@@ -747,5 +849,69 @@ mod tests {
         let log = AuditLog::open(dir.path()).expect("reopen");
         assert_eq!(log.records_about(&kept).expect("read").len(), 2);
         assert_eq!(log.scrub(|handle| handle == kept).expect("again"), 0, "nothing left to scrub");
+    }
+
+    /// The scrub as it was before it streamed: every record read into
+    /// memory, scrubbed, and the whole file's bytes built at once.
+    fn scrubbed_in_memory(path: &Path, keep: &dyn Fn(&str) -> bool) -> (usize, Vec<u8>) {
+        let mut records = Vec::new();
+        walk(path, None, &mut |_, record| records.push(record.clone())).expect("walk");
+        let mut scrubbed = 0;
+        for record in records.iter_mut().filter(|record| record.v >= 2) {
+            for subject in record.subjects.iter_mut() {
+                if !subject.starts_with("d_") && !keep(subject) {
+                    *subject = subject_digest(subject);
+                    scrubbed += 1;
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        for record in &records {
+            bytes.extend_from_slice(&serde_json::to_vec(record).expect("json"));
+            bytes.push(b'\n');
+        }
+        (scrubbed, bytes)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The streaming scrub writes the bytes the in-memory one wrote,
+        /// counts the same handles, leaves the file as it was when nothing
+        /// is owed, and its index finds every kept handle's records.
+        #[test]
+        fn the_streaming_scrub_writes_what_the_in_memory_one_wrote(
+            records in proptest::collection::vec(proptest::collection::vec(0u8..10, 1..6), 1..40),
+            kept in proptest::collection::vec(proptest::bool::ANY, 10),
+            rounds in 1usize..3,
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = AuditLog::open(dir.path()).expect("open");
+            let handle = |k: u8| format!("r_{:032x}", u32::from(k) * 7919);
+            for (k, named) in records.iter().enumerate() {
+                let subjects = named.iter().map(|&h| handle(h)).collect();
+                log.append(k as i64, "partner:net", "product", "suggestions", subjects).expect("append");
+            }
+            let keep = |subject: &str| (0u8..10).any(|h| kept[usize::from(h)] && handle(h) == subject);
+            for _ in 0..rounds {
+                let before = std::fs::read(log.path()).expect("read");
+                let (expected_count, expected) = scrubbed_in_memory(log.path(), &keep);
+                let count = log.scrub(keep).expect("scrub");
+                let after = std::fs::read(log.path()).expect("read");
+                proptest::prop_assert_eq!(count, expected_count);
+                if count == 0 {
+                    proptest::prop_assert_eq!(&after, &before);
+                } else {
+                    proptest::prop_assert_eq!(&after, &expected);
+                }
+                for h in 0u8..10 {
+                    let naming = records.iter().filter(|named| named.contains(&h)).count();
+                    let found = log.records_about(&handle(h)).expect("read").len();
+                    proptest::prop_assert_eq!(found, if kept[usize::from(h)] { naming } else { 0 });
+                }
+            }
+            proptest::prop_assert_eq!(verify(log.path()).expect("verify").first_bad, None);
+            log.append(99, "partner:net", "ads", "audience_members", vec![handle(0)]).expect("append after");
+            proptest::prop_assert_eq!(verify(log.path()).expect("verify").records, records.len() as u64 + 1);
+        }
     }
 }
