@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# bench/audit_scrub.sh: what an erasure's scrub of the audit log costs as the
-# disclosure history grows.
+# bench/audit_scrub.sh: what a long disclosure history costs a node: its
+# start-up and memory, and an erasure's scrub of the audit log.
 #
 # For each history length in RECORDS: a small simulated workload is ingested
 # into a fresh data dir, `proviso bench audit-history` appends that many
 # synthetic disclosure records (HANDLES handles each, of made-up people no
-# vault holds), one person is erased, and `proviso compact` runs under GNU
-# time: it compacts the log, then scrubs every handle of the history (none
-# is live). Peak RSS and wall time of the compact are printed for this
-# tree's binary and, when BASELINE_BIN is set, for that binary on a copy of
-# the same data dir (its audit log bytes after the scrub are compared: they
-# must be the same).
+# vault holds), and one person is erased. Then, for this tree's binary and,
+# when BASELINE_BIN is set, that binary (each on its own copy of the data
+# dir): `proviso serve` is started and timed until it answers /healthz, and
+# its VmRSS read a second later; then `proviso compact` runs under GNU time:
+# it compacts the log, then scrubs every handle of the history (none is
+# live). The two binaries' audit logs after the scrub are compared: they
+# must be the same bytes.
 #
 # Parameters (environment): RECORDS ("50000 200000"), HANDLES (40),
 # BASELINE_BIN (unset), SKIP_BUILD (0), BIN (target/release/proviso).
@@ -49,6 +50,16 @@ phone=$(head -1 "$EVENTS" | python3 -c 'import json, sys; print(json.loads(sys.s
 last_ts=$(tail -1 "$EVENTS" | python3 -c 'import json, sys; print(json.loads(sys.stdin.readline())["ts"])')
 printf '{"type":"delete_account","ts":"%s","phone":"%s"}\n' "$last_ts" "$phone" >"$OUT/audit-scrub-erase.ndjson"
 
+# NAME BINARY DIR: one timed start of `proviso serve`; sets STARTED.
+serve_once() {
+    BIN=$2
+    record "$2 serve --listen 127.0.0.1:0 --data $3"
+    start_server "audit-scrub-$1" -- --listen 127.0.0.1:0 --data "$3"
+    sleep 1
+    STARTED="$SERVER_STARTUP_S\t$(awk '/^VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")"
+    stop_server
+}
+
 # NAME BINARY DIR RECORDS: one timed compact.
 compact() {
     record "$2 compact --data $3"
@@ -57,7 +68,8 @@ compact() {
         echo "$1: the compact did not scrub the audit log; see $OUT/audit-scrub-compact-$1.log" >&2
         exit 1
     }
-    printf '%s\t%s\t%s\t%s\n' "$1" "$4" "$(du -sm "$3/audit" | cut -f1)" "$(cat "$OUT/audit-scrub-time.tsv")" >>"$ROWS"
+    printf '%s\t%s\t%b\t%b\t%s\n' "$1" "$4" "$(du -sm "$3/audit/disclosures.log" | cut -f1)\t$( (du -sm "$3/audit/index" 2>/dev/null || echo 0) | cut -f1)" "$STARTED" \
+        "$(cat "$OUT/audit-scrub-time.tsv")" >>"$ROWS"
 }
 
 for records in $RECORDS; do
@@ -67,11 +79,15 @@ for records in $RECORDS; do
     record "$BIN bench audit-history --data $DATA --records $records --handles $HANDLES"
     "$BIN" bench audit-history --data "$DATA" --records "$records" --handles "$HANDLES" >/dev/null
     "$BIN" ingest "$OUT/audit-scrub-erase.ndjson" --data "$DATA" >/dev/null 2>&1
+    current_bin=$BIN
     if [[ -n "$BASELINE_BIN" ]]; then
         cp -r "$DATA" "$DATA-baseline"
+        serve_once baseline "$OUT/audit-scrub-baseline" "$DATA-baseline"
         compact baseline "$OUT/audit-scrub-baseline" "$DATA-baseline" "$records"
     fi
-    compact current "$BIN" "$DATA" "$records"
+    serve_once current "$current_bin" "$DATA"
+    compact current "$current_bin" "$DATA" "$records"
+    BIN=$current_bin
     if [[ -n "$BASELINE_BIN" ]]; then
         cmp -s "$DATA/audit/disclosures.log" "$DATA-baseline/audit/disclosures.log" || {
             echo "the two binaries scrubbed the audit log to different bytes" >&2
@@ -85,8 +101,9 @@ python3 - "$ROWS" "$GIT_HEAD" "$HANDLES" <<'PY' | tee "$OUT/audit-scrub.txt"
 import sys
 rows, head, handles = sys.argv[1], sys.argv[2], sys.argv[3]
 print(f"tree at {head}; {handles} handles a record, every one scrubbed; `proviso compact` after one erasure")
-print(f"{'binary':9} {'records':>9} {'audit MB':>9} {'wall s':>7} {'peak MiB':>9}")
+print(f"{'binary':9} {'records':>9} {'log MB':>7} {'index MB':>9} {'start s':>8} {'RSS MiB':>8} {'compact s':>10} {'compact peak MiB':>17}")
 for line in open(rows):
-    name, records, audit_mb, wall, peak = line.rstrip("\n").split("\t")
-    print(f"{name:9} {int(records):9,} {int(audit_mb):9,} {float(wall):7.1f} {int(peak) / 1024:9.0f}")
+    name, records, log_mb, index_mb, start, rss, wall, peak = line.rstrip("\n").split("\t")
+    print(f"{name:9} {int(records):9,} {int(log_mb):7,} {int(index_mb):9,} {float(start):8.2f} {int(rss) / 1024:8.1f} "
+          f"{float(wall):10.1f} {int(peak) / 1024:17.0f}")
 PY

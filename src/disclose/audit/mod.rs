@@ -13,12 +13,14 @@
 //! lock.
 
 mod by_subject;
+mod index;
+mod runs;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -164,24 +166,10 @@ struct Tail {
     /// later append is refused (it would continue a broken line) until
     /// restart, whose open cuts the torn line.
     broken: Option<String>,
-}
-
-/// What is read without the append lock.
-#[derive(Default)]
-struct Index {
-    /// Disclosure records by purpose, since the log began.
-    by_purpose: BTreeMap<String, u64>,
-    /// Byte offsets of the records naming each handle, by a short hash of
-    /// it: the index holds no handle, and a collision only costs reading a
-    /// record that is then skipped.
-    by_subject: by_subject::BySubject,
-}
-
-impl Index {
-    fn add(&mut self, offset: u64, record: &AuditRecord) {
-        *self.by_purpose.entry(record.purpose.clone()).or_default() += 1;
-        self.by_subject.add(offset, &record.subjects);
-    }
+    /// Set when the check of the records before the index's last run (run
+    /// after start-up, off its path) found one altered: no more
+    /// disclosures are recorded on a broken chain.
+    damaged: Option<String>,
 }
 
 /// The open audit log. Appends are serialized by the `tail` mutex; reads
@@ -189,22 +177,51 @@ impl Index {
 /// take it, so a report on a long log cannot hold up a disclosure.
 pub struct AuditLog {
     path: PathBuf,
-    tail: Mutex<Tail>,
+    tail: Arc<Mutex<Tail>>,
     /// Updated after each append, under the append lock (lock order: tail,
-    /// then index); readers hold it only to copy what they need.
-    index: Mutex<Index>,
+    /// then merging, then index); readers hold it only to copy what they
+    /// need.
+    index: Arc<Mutex<index::Index>>,
+    /// Held by the thread merging index runs, and by a scrub, which
+    /// replaces the index whole.
+    merging: Arc<Mutex<()>>,
 }
 
+/// The directory of the index's runs, in the audit dir.
+const INDEX_DIR: &str = "index";
+/// A scrub's new index, made beside the one in use.
+const NEW_INDEX_DIR: &str = "index.new";
+/// Written into the new index once it is complete.
+const COMPLETE: &str = "complete";
+
 impl AuditLog {
-    /// Opens (or creates) the log in `data_dir`, verifying the chain so
-    /// appends continue it and indexing every record by subject, in one read.
+    /// Opens (or creates) the log in `data_dir`: the index's runs cover
+    /// the log up to their end, and only the records after it are read,
+    /// checked against the chain and indexed (so an open costs the records
+    /// since the last run, not the whole history). The records the runs
+    /// cover are checked against the chain too, on a thread after the open:
+    /// if one was altered, every later append is refused.
     pub fn open(data_dir: &Path) -> Result<AuditLog, AuditError> {
+        AuditLog::open_sealing_every(data_dir, index::SEAL_PAIRS)
+    }
+
+    /// [`AuditLog::open`], sealing a run every `pairs` (record, handle)
+    /// pairs: tests use small runs.
+    #[doc(hidden)]
+    pub fn open_sealing_every(data_dir: &Path, pairs: usize) -> Result<AuditLog, AuditError> {
         let dir = data_dir.join(AUDIT_DIR);
         let path = dir.join(AUDIT_FILE);
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
         crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
-        let mut index = Index::default();
-        let walked = walk(&path, None, &mut |offset, record| index.add(offset, record))?;
+        settle_index_dirs(&dir).map_err(io)?;
+        let index_dir = dir.join(INDEX_DIR);
+        let runs = runs::open_runs(&index_dir, |covers| log_holds(&path, covers)).map_err(io)?;
+        let mut index = index::Index::new(index_dir, pairs, runs);
+        let resume = index.resume();
+        let checked_by_open = resume.offset;
+        let walked = walk_from(&path, &resume, None, &mut |offset, record| {
+            index.add(offset, record);
+        })?;
         let (next_seq, last_hash, end) = match walked {
             Walked { verified: Verified { records, last_hash, first_bad: None, .. }, end, .. } => (records, last_hash, end),
             Walked { verified: Verified { first_bad: Some(problem), records, .. }, .. } => {
@@ -231,8 +248,69 @@ impl AuditLog {
             (&file).write_all(b"\n").and_then(|()| file.sync_all()).map_err(io)?;
         }
         let end = file.metadata().map_err(io)?.len();
-        let tail = Tail { file, next_seq, last_hash, end, broken: None };
-        Ok(AuditLog { path, tail: Mutex::new(tail), index: Mutex::new(index) })
+        let tail = Tail { file, next_seq, last_hash, end, broken: None, damaged: None };
+        let log = AuditLog {
+            path,
+            tail: Arc::new(Mutex::new(tail)),
+            index: Arc::new(Mutex::new(index)),
+            merging: Arc::new(Mutex::new(())),
+        };
+        if checked_by_open > 0 {
+            log.check_sealed_records_in_background(checked_by_open);
+        }
+        log.merge_in_background();
+        Ok(log)
+    }
+
+    /// Checks the chain over the records before `end` (those the open took
+    /// from the index's runs) on a thread: a record altered there refuses
+    /// every later append, as an open that found it would have.
+    fn check_sealed_records_in_background(&self, end: u64) {
+        let (path, tail) = (self.path.clone(), Arc::clone(&self.tail));
+        let spawned = std::thread::Builder::new().name("audit-check".into()).spawn(move || {
+            let checked = walk(&path, None, &mut |_, _| {});
+            let problem = match checked {
+                Ok(Walked { verified: Verified { first_bad: Some(problem), .. }, end: good, .. }) if good < end => problem,
+                Ok(_) => return,
+                Err(error) => error.to_string(),
+            };
+            tracing::error!(path = %path.display(), %problem, "The audit log's chain is broken; no more disclosures are recorded until it is restored (docs/reliability.md#faults-from-the-disk).");
+            tail.lock().unwrap_or_else(|p| p.into_inner()).damaged = Some(problem);
+        });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "Could not start the audit chain check.");
+        }
+    }
+
+    /// Merges index runs on a thread while a merge is due (one thread at a
+    /// time; a seal that finds one running leaves it to that thread's next
+    /// round, or the next seal).
+    fn merge_in_background(&self) {
+        if self.index.lock().unwrap_or_else(|p| p.into_inner()).merge_plan().is_none() {
+            return;
+        }
+        let (index, merging) = (Arc::clone(&self.index), Arc::clone(&self.merging));
+        let spawned = std::thread::Builder::new().name("audit-merge".into()).spawn(move || {
+            let _merging = merging.lock().unwrap_or_else(|p| p.into_inner());
+            merge_while_due(&index);
+        });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "Could not start an audit index merge.");
+        }
+    }
+
+    /// Makes every merge of index runs due now, on this thread (tests: a
+    /// merge thread may not have started yet).
+    #[doc(hidden)]
+    pub fn wait_for_merges(&self) {
+        let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
+        merge_while_due(&self.index);
+    }
+
+    /// Index runs in use, and (record, handle) pairs held in memory.
+    pub fn index_shape(&self) -> (usize, usize) {
+        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        (index.runs(), index.unsealed_pairs())
     }
 
     pub fn path(&self) -> &Path {
@@ -254,6 +332,9 @@ impl AuditLog {
         subjects: Vec<String>,
     ) -> Result<u64, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(problem) = &tail.damaged {
+            return Err(AuditError::Broken { path: self.path.display().to_string(), problem: problem.clone() });
+        }
         if let Some(cause) = &tail.broken {
             return Err(self.io(std::io::Error::other(format!(
                 "an earlier append failed and could not be cut off the file ({cause}); restart proviso"
@@ -276,8 +357,12 @@ impl AuditLog {
         let offset = tail.end;
         tail.end += line.len() as u64;
         tail.next_seq += 1;
-        self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, &record);
+        let sealed = self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, &record);
         tail.last_hash = record.hash;
+        drop(tail);
+        if sealed {
+            self.merge_in_background();
+        }
         Ok(record.seq)
     }
 
@@ -321,6 +406,7 @@ impl AuditLog {
         let file = tail.file.try_clone().map_err(|e| self.io(e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sealed = false;
         let mut written = 0;
         let mut result = Ok(());
         for disclosure in disclosures {
@@ -330,7 +416,7 @@ impl AuditLog {
                 result = Err(error);
                 break;
             }
-            index.add(tail.end, &record);
+            sealed |= index.add(tail.end, &record);
             tail.end += line.len() as u64;
             tail.next_seq += 1;
             tail.last_hash = record.hash;
@@ -349,6 +435,10 @@ impl AuditLog {
             return Err(self.io(error));
         }
         report(written);
+        drop((index, tail));
+        if sealed {
+            self.merge_in_background();
+        }
         Ok(written)
     }
 
@@ -367,6 +457,9 @@ impl AuditLog {
     /// erasure's scrub of the audit log").
     pub fn scrub(&self, keep: impl Fn(&str) -> bool) -> Result<usize, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        // A running merge of index runs ends first: the whole index is
+        // replaced below.
+        let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
         let owed = |record: &AuditRecord| record.v >= 2 && record.subjects.iter().any(|s| scrubs(s, &keep));
         let mut scrubbed = 0;
         let walked = walk(&self.path, None, &mut |_, record| {
@@ -385,7 +478,18 @@ impl AuditLog {
         let file =
             crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp).map_err(tmp_io)?;
         let mut out = std::io::BufWriter::new(file);
-        let mut index = Index::default();
+        let audit_dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let new_dir = audit_dir.join(NEW_INDEX_DIR);
+        let new_io = |source| AuditError::Io { path: new_dir.display().to_string(), source };
+        remove_dir_if_there(&new_dir)
+            .and_then(|()| crate::log::fsmode::create_private_dir(&new_dir))
+            .map_err(new_io)?;
+        let (seal_at, generation) = {
+            let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            (index.seal_at(), index.generation)
+        };
+        let mut index = index::Index::new(new_dir.clone(), seal_at, Vec::new());
+        index.generation = generation + 1;
         let mut end = 0u64;
         let mut failed = None;
         let rewalked = walk(&self.path, None, &mut |_, record| {
@@ -417,10 +521,21 @@ impl AuditLog {
         }
         let file = out.into_inner().map_err(|error| tmp_io(error.into_error()))?;
         file.sync_all().map_err(tmp_io)?;
+        // The new index is complete before the log it indexes is put in
+        // place: an open finding the mark puts the new index in too, and
+        // either index serves either log (their records keep their offsets).
+        crate::log::fsmode::private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(new_dir.join(COMPLETE))
+            .and_then(|mark| mark.sync_all())
+            .and_then(|()| File::open(&new_dir))
+            .and_then(|dir| dir.sync_all())
+            .map_err(new_io)?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(|e| self.io(e))?;
-        }
+        settle_index_dirs(&audit_dir).map_err(|e| self.io(e))?;
+        index.moved_to(audit_dir.join(INDEX_DIR));
         tail.file = crate::log::fsmode::private_file().append(true).open(&self.path).map_err(|e| self.io(e))?;
         tail.end = end;
         *self.index.lock().unwrap_or_else(|p| p.into_inner()) = index;
@@ -448,7 +563,7 @@ impl AuditLog {
 
     /// Disclosure records by purpose, since the log began.
     pub fn counts_by_purpose(&self) -> BTreeMap<String, u64> {
-        self.index.lock().unwrap_or_else(|p| p.into_inner()).by_purpose.clone()
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).counts_by_purpose()
     }
 
     fn io(&self, source: std::io::Error) -> AuditError {
@@ -460,7 +575,8 @@ impl AuditLog {
     /// never rewritten, and an offset is indexed only once its record is
     /// fully written).
     pub fn records_about(&self, subject: &str) -> Result<Vec<AuditRecord>, AuditError> {
-        let offsets = self.index.lock().unwrap_or_else(|p| p.into_inner()).by_subject.offsets(subject);
+        let lookup = self.index.lock().unwrap_or_else(|p| p.into_inner()).lookup(subject);
+        let offsets = lookup.offsets().map_err(|e| self.io(e))?;
         if offsets.is_empty() {
             return Ok(Vec::new());
         }
@@ -481,6 +597,69 @@ impl AuditLog {
         }
         Ok(found)
     }
+}
+
+/// Merges index runs while a merge is due; the caller holds the merging
+/// lock. Each merge is planned under the index lock and made without it.
+fn merge_while_due(index: &Mutex<index::Index>) {
+    loop {
+        let plan = index.lock().unwrap_or_else(|p| p.into_inner()).merge_plan();
+        let Some(plan) = plan else { return };
+        let merged = match runs::merge(&plan.dir, &plan.runs) {
+            Ok(merged) => merged,
+            Err(error) => {
+                tracing::warn!(%error, "Could not merge audit index runs; tried again at the next seal.");
+                return;
+            }
+        };
+        let name = merged.name().to_string();
+        let installed = index.lock().unwrap_or_else(|p| p.into_inner()).install(&plan, merged);
+        let deleted =
+            if installed { runs::delete(&plan.dir, &plan.runs) } else { std::fs::remove_file(plan.dir.join(name)) };
+        if let Err(error) = deleted {
+            tracing::warn!(%error, "Could not delete merged audit index runs; the next open does.");
+        }
+    }
+}
+
+/// Puts a scrub's complete new index in place of the one in use, or drops
+/// one a crash left incomplete; drops an old index a crash left aside.
+fn settle_index_dirs(audit_dir: &Path) -> std::io::Result<()> {
+    let (current, new, old) =
+        (audit_dir.join(INDEX_DIR), audit_dir.join(NEW_INDEX_DIR), audit_dir.join(format!("{INDEX_DIR}.old")));
+    if new.join(COMPLETE).exists() {
+        remove_dir_if_there(&old)?;
+        if current.exists() {
+            std::fs::rename(&current, &old)?;
+        }
+        std::fs::rename(&new, &current)?;
+        std::fs::remove_file(current.join(COMPLETE))?;
+    } else {
+        remove_dir_if_there(&new)?;
+    }
+    remove_dir_if_there(&old)?;
+    File::open(audit_dir)?.sync_all()
+}
+
+fn remove_dir_if_there(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the log at `path` still holds the record a run says ends its
+/// range, at its place, ending where the range ends.
+fn log_holds(path: &Path, covers: &runs::Covers) -> bool {
+    let Ok(file) = File::open(path) else { return false };
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let read = reader.seek(SeekFrom::Start(covers.last_offset)).and_then(|_| reader.read_until(b'\n', &mut line));
+    let Ok(read) = read else { return false };
+    covers.last_offset + read as u64 == covers.end
+        && serde_json::from_slice::<AuditRecord>(&line).is_ok_and(|record| {
+            record.seq == covers.last_seq && record.hash == covers.last_hash && record.hash == record.compute_hash()
+        })
 }
 
 /// What `verify` found.
@@ -548,9 +727,22 @@ struct Walked {
 /// Reads the chain from the start, calling `visit(offset, record)` for each
 /// valid record, up to the first bad one.
 fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) -> Result<Walked, AuditError> {
-    let mut verified = Verified { records: 0, last_hash: GENESIS.to_string(), first_bad: None, torn_bytes: 0 };
-    let mut walked_end = 0u64;
-    let mut hash_at_head = (at == Some(0)).then(|| GENESIS.to_string());
+    let start = index::Resume { offset: 0, records: 0, last_hash: GENESIS.to_string() };
+    walk_from(path, &start, at, visit)
+}
+
+/// [`walk`] from a record's start, `start.records` records into the chain
+/// after the record whose hash is `start.last_hash`.
+fn walk_from(
+    path: &Path,
+    start: &index::Resume,
+    at: Option<u64>,
+    visit: &mut dyn FnMut(u64, &AuditRecord),
+) -> Result<Walked, AuditError> {
+    let mut verified =
+        Verified { records: start.records, last_hash: start.last_hash.clone(), first_bad: None, torn_bytes: 0 };
+    let mut walked_end = start.offset;
+    let mut hash_at_head = (at == Some(start.records)).then(|| start.last_hash.clone());
     let file = match File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -559,9 +751,12 @@ fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) 
         Err(source) => return Err(AuditError::Io { path: path.display().to_string(), source }),
     };
     let mut reader = BufReader::new(file);
+    reader
+        .seek(SeekFrom::Start(start.offset))
+        .map_err(|source| AuditError::Io { path: path.display().to_string(), source })?;
     let mut line = Vec::new();
     let mut unterminated = false;
-    for number in 1u64.. {
+    for number in start.records + 1.. {
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
@@ -913,5 +1108,183 @@ mod tests {
             log.append(99, "partner:net", "ads", "audience_members", vec![handle(0)]).expect("append after");
             proptest::prop_assert_eq!(verify(log.path()).expect("verify").records, records.len() as u64 + 1);
         }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A disclosure naming these handles, for purpose `ads` when true.
+        Append(Vec<u8>, bool),
+        Reopen,
+        /// Scrub every handle but these.
+        Scrub(Vec<u8>),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => (proptest::collection::vec(0u8..12, 0..5), any::<bool>()).prop_map(|(h, ads)| Step::Append(h, ads)),
+            1 => Just(Step::Reopen),
+            1 => proptest::collection::vec(0u8..12, 0..12).prop_map(Step::Scrub),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+        /// With runs sealed every few pairs (so runs are sealed, merged,
+        /// reopened and replaced by scrubs many times), every handle's
+        /// records and the counts by purpose are what a model of the log
+        /// says, after every step.
+        #[test]
+        fn the_index_answers_as_the_log_across_seals_merges_reopens_and_scrubs(
+            steps in proptest::collection::vec(step(), 1..60),
+            seal in 1usize..9,
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let handle = |k: u8| format!("r_{:032x}", u32::from(k) * 104_729);
+            let mut log = AuditLog::open_sealing_every(dir.path(), seal).expect("open");
+            // The model: each record's handles as the log now holds them.
+            let mut model: Vec<(Vec<String>, bool)> = Vec::new();
+            for step in steps {
+                match step {
+                    Step::Append(named, ads) => {
+                        let subjects: Vec<String> = named.iter().map(|&h| handle(h)).collect();
+                        let purpose = if ads { "ads" } else { "product" };
+                        log.append(model.len() as i64, "partner:net", purpose, "suggestions", subjects.clone()).expect("append");
+                        model.push((subjects, ads));
+                    }
+                    Step::Reopen => {
+                        log.wait_for_merges();
+                        drop(log);
+                        log = AuditLog::open_sealing_every(dir.path(), seal).expect("reopen");
+                    }
+                    Step::Scrub(kept) => {
+                        let keep: Vec<String> = kept.iter().map(|&h| handle(h)).collect();
+                        log.scrub(|s| keep.iter().any(|k| k == s)).expect("scrub");
+                        for (subjects, _) in model.iter_mut() {
+                            for subject in subjects.iter_mut() {
+                                if !subject.starts_with("d_") && !keep.contains(subject) {
+                                    *subject = subject_digest(subject);
+                                }
+                            }
+                        }
+                    }
+                }
+                log.wait_for_merges();
+                for h in 0u8..12 {
+                    let want: Vec<u64> = model.iter().enumerate()
+                        .filter(|(_, (subjects, _))| subjects.contains(&handle(h)))
+                        .map(|(seq, _)| seq as u64).collect();
+                    let got: Vec<u64> = log.records_about(&handle(h)).expect("read").iter().map(|r| r.seq).collect();
+                    proptest::prop_assert_eq!(got, want, "handle {}", h);
+                }
+                let ads = model.iter().filter(|(_, ads)| *ads).count() as u64;
+                let mut counts = BTreeMap::new();
+                if ads > 0 { counts.insert("ads".to_string(), ads); }
+                if model.len() as u64 > ads { counts.insert("product".to_string(), model.len() as u64 - ads); }
+                proptest::prop_assert_eq!(log.counts_by_purpose(), counts);
+            }
+            proptest::prop_assert_eq!(verify(log.path()).expect("verify").first_bad, None);
+        }
+    }
+
+    /// A log whose index is in runs: memory holds fewer pairs than a seal,
+    /// the runs stay few (merged by size), and an open reads only the
+    /// records after the last run (an altered record the runs cover does
+    /// not stop it) while the check after it refuses every later append.
+    #[test]
+    fn an_open_reads_only_the_records_after_the_runs_and_the_check_behind_it_refuses_a_broken_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = AuditLog::open_sealing_every(dir.path(), 64).expect("open");
+        let history = (0..6_000u64).map(|k| HistoryRecord {
+            at_ms: k as i64,
+            recipient: "partner:net".into(),
+            purpose: "product".into(),
+            kind: "suggestions".into(),
+            subjects: (0..4).map(|j| format!("r_{:032x}", (k * 4 + j) % 5_000)).collect(),
+        });
+        assert_eq!(log.append_history(history, &|_| {}).expect("history"), 6_000);
+        log.wait_for_merges();
+        let (runs, unsealed) = log.index_shape();
+        assert!(unsealed < 64 + 4, "{unsealed} pairs in memory");
+        // 24,000 pairs in runs of 64: 375 seals; by size, at most three runs
+        // of each size class (64, 256, ..., 16,384 pairs) are left.
+        assert!((2..=3 * 6).contains(&runs), "{runs} runs");
+        let named = format!("r_{:032x}", 7);
+        let expected: Vec<u64> = (0..6_000u64).filter(|k| (0..4).any(|j| (k * 4 + j) % 5_000 == 7)).collect();
+        let got: Vec<u64> = log.records_about(&named).expect("read").iter().map(|r| r.seq).collect();
+        assert_eq!(got, expected);
+        let path = log.path().to_path_buf();
+        drop(log);
+        // Alter the second record (in the first run).
+        let mut bytes = std::fs::read(&path).expect("read");
+        let second = bytes.iter().position(|&b| b == b'\n').expect("lines") + 1;
+        bytes[second + 40] ^= 0x01;
+        std::fs::write(&path, &bytes).expect("damage");
+        let log = AuditLog::open_sealing_every(dir.path(), 64).expect("the open does not read the runs' records");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let refused = loop {
+            match log.append(9, "partner:net", "product", "suggestions", vec![named.clone()]) {
+                Err(error) => break error.to_string(),
+                Ok(_) => {
+                    assert!(std::time::Instant::now() < deadline, "the check never refused an append");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+        };
+        assert!(refused.contains("line 2") && refused.contains("altered"), "{refused}");
+    }
+
+    /// Whatever a crash leaves in the index's directories (a run written
+    /// half, a file that is not a run, a run over a log since replaced, a
+    /// scrub's new index complete or not), an open answers as the log says.
+    #[test]
+    fn an_open_mends_what_a_crash_left_in_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let subject = format!("r_{:032x}", 3);
+        let log = AuditLog::open_sealing_every(dir.path(), 8).expect("open");
+        for k in 0..40 {
+            log.append(k, "partner:net", "product", "suggestions", vec![subject.clone(), format!("r_{k:032x}")])
+                .expect("append");
+        }
+        log.wait_for_merges();
+        assert!(log.index_shape().0 > 0, "runs were sealed");
+        let path = log.path().to_path_buf();
+        drop(log);
+        let audit = dir.path().join(AUDIT_DIR);
+        let index_dir = audit.join(INDEX_DIR);
+        std::fs::write(index_dir.join("run-0000000000000000-00000000000000ff.idx.tmp"), b"half").expect("tmp");
+        std::fs::write(index_dir.join("run-0000000000000000-0000000000000001.idx"), b"PVAIDX01junk").expect("junk");
+        std::fs::create_dir_all(audit.join(NEW_INDEX_DIR)).expect("new");
+        let reopened = |expected: usize| {
+            let log = AuditLog::open_sealing_every(dir.path(), 8).expect("open");
+            assert_eq!(log.records_about(&subject).expect("read").len(), expected);
+            assert_eq!(log.counts_by_purpose().get("product"), Some(&(expected as u64)));
+            log.wait_for_merges();
+            drop(log);
+        };
+        reopened(40);
+        assert!(!audit.join(NEW_INDEX_DIR).exists(), "an incomplete new index is dropped");
+        let names: Vec<String> = std::fs::read_dir(&index_dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|name| name.ends_with(".idx") && !name.contains("ff.idx")), "{names:?}");
+        // The log replaced by a shorter one: its runs no longer match.
+        let whole = std::fs::read(&path).expect("read");
+        let cut = whole.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(9).expect("ten lines").0 + 1;
+        std::fs::write(&path, &whole[..cut]).expect("cut");
+        reopened(10);
+        // A scrub's complete new index (made here by copying the index of
+        // the same log) is put in place.
+        std::fs::write(&path, &whole).expect("restore");
+        reopened(40);
+        std::fs::create_dir_all(audit.join(NEW_INDEX_DIR)).expect("new");
+        for entry in std::fs::read_dir(&index_dir).expect("dir") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), audit.join(NEW_INDEX_DIR).join(entry.file_name())).expect("copy");
+        }
+        std::fs::write(audit.join(NEW_INDEX_DIR).join(COMPLETE), b"").expect("mark");
+        reopened(40);
+        assert!(!audit.join(NEW_INDEX_DIR).exists() && !index_dir.join(COMPLETE).exists());
     }
 }
