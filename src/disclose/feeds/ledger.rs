@@ -47,6 +47,13 @@ impl PersonRef {
     }
 }
 
+/// A person linked to this many live adds moves out of `by_person` into
+/// `popular`: all of one person's links share a hash, so in the table they
+/// form one probe run, and each add or removal for a person in thousands of
+/// adds (someone suggested to many askers) scanned it, which made those
+/// adds quadratic (20,000 adds of one person: 16 s in a debug build).
+const POPULAR: usize = 16;
+
 /// A person's id as the ledger indexes it: the first 8 bytes of its BLAKE3
 /// hash (so not attacker-shaped), hashed again with a per-process seed for
 /// the table.
@@ -62,6 +69,11 @@ pub(super) struct Ledger {
     /// Slots of the live adds, by (feed, key): as many as there are.
     by_key: hashbrown::HashTable<u32>,
     by_person: hashbrown::HashTable<PersonRef>,
+    /// The slots of people linked to [`POPULAR`] adds or more, by person
+    /// key (they have no links left in `by_person`).
+    popular: hashbrown::HashMap<u64, hashbrown::HashSet<u32>>,
+    /// [`POPULAR`] unless a test sets it (0).
+    popular_at: usize,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -127,14 +139,59 @@ impl Ledger {
             }
         };
         for person in people {
-            let person = person_key(person);
-            let hash = self.person_hash(person);
-            if self.by_person.find(hash, |link| link.person() == person && link.slot == slot).is_some() {
-                continue;
+            self.link(person_key(person), slot);
+        }
+    }
+
+    fn popular_at(&self) -> usize {
+        if self.popular_at == 0 {
+            POPULAR
+        } else {
+            self.popular_at
+        }
+    }
+
+    /// Links `person` to the add in `slot` (once).
+    fn link(&mut self, person: u64, slot: u32) {
+        if let Some(slots) = self.popular.get_mut(&person) {
+            slots.insert(slot);
+            return;
+        }
+        let hash = self.person_hash(person);
+        let mut links = 0;
+        for link in self.by_person.iter_hash(hash).filter(|link| link.person() == person) {
+            if link.slot == slot {
+                return;
             }
-            let link = PersonRef { person: [person as u32, (person >> 32) as u32], slot };
-            let hasher = &self.hasher;
-            self.by_person.insert_unique(hash, link, |link| hasher.hash_one(link.person()));
+            links += 1;
+        }
+        if links + 1 >= self.popular_at() {
+            let mut slots: hashbrown::HashSet<u32> = hashbrown::HashSet::with_capacity(links + 1);
+            while let Ok(entry) = self.by_person.find_entry(hash, |link| link.person() == person) {
+                slots.insert(entry.get().slot);
+                entry.remove();
+            }
+            slots.insert(slot);
+            self.popular.insert(person, slots);
+            return;
+        }
+        let link = PersonRef { person: [person as u32, (person >> 32) as u32], slot };
+        let hasher = &self.hasher;
+        self.by_person.insert_unique(hash, link, |link| hasher.hash_one(link.person()));
+    }
+
+    /// Unlinks `person` from the add in `slot`.
+    fn unlink(&mut self, person: u64, slot: u32) {
+        if let Some(slots) = self.popular.get_mut(&person) {
+            slots.remove(&slot);
+            if slots.is_empty() {
+                self.popular.remove(&person);
+            }
+            return;
+        }
+        let hash = self.person_hash(person);
+        if let Ok(entry) = self.by_person.find_entry(hash, |link| link.person() == person && link.slot == slot) {
+            entry.remove();
         }
     }
 
@@ -148,11 +205,7 @@ impl Ledger {
             entry.remove();
         }
         for person in people {
-            let person = person_key(person);
-            let hash = self.person_hash(person);
-            if let Ok(entry) = self.by_person.find_entry(hash, |link| link.person() == person && link.slot == slot) {
-                entry.remove();
-            }
+            self.unlink(person_key(person), slot);
         }
         let next = self.vacant.map_or(NO_SLOT, u64::from);
         self.adds[slot as usize] = Add { key: [0; 16], cursor: next, feed: VACANT };
@@ -167,12 +220,13 @@ impl Ledger {
     /// order depends on a per-process seed).
     pub(super) fn involving(&self, person: &str) -> Vec<(u32, u64)> {
         let person = person_key(person);
-        let mut found: Vec<(u32, u64)> = self
-            .by_person
-            .iter_hash(self.person_hash(person))
-            .filter(|link| link.person() == person)
-            .filter_map(|link| {
-                let add = self.adds.get(link.slot as usize)?;
+        let linked = self.by_person.iter_hash(self.person_hash(person)).filter(|link| link.person() == person);
+        let popular = self.popular.get(&person).into_iter().flatten().copied();
+        let mut found: Vec<(u32, u64)> = linked
+            .map(|link| link.slot)
+            .chain(popular)
+            .filter_map(|slot| {
+                let add = self.adds.get(slot as usize)?;
                 (add.feed != VACANT).then_some((add.feed, add.cursor))
             })
             .collect();
@@ -186,7 +240,7 @@ impl Ledger {
     }
 
     pub(super) fn clear(&mut self) {
-        *self = Ledger { hasher: self.hasher.clone(), ..Ledger::default() };
+        *self = Ledger { hasher: self.hasher.clone(), popular_at: self.popular_at, ..Ledger::default() };
     }
 
     /// Heap bytes held, by capacity.
@@ -195,6 +249,7 @@ impl Ledger {
         self.adds.capacity() * std::mem::size_of::<Add>()
             + self.by_key.capacity() * (std::mem::size_of::<u32>() + 1)
             + self.by_person.capacity() * (std::mem::size_of::<PersonRef>() + 1)
+            + self.popular.values().map(|slots| slots.capacity() * 5 + 48).sum::<usize>()
     }
 }
 
@@ -243,8 +298,12 @@ mod tests {
         /// two maps it replaced: which adds are live and at what cursor,
         /// every live add, and the adds involving each person.
         #[test]
-        fn the_ledger_answers_as_the_maps_it_replaced(steps in proptest::collection::vec(step(), 1..120)) {
-            let mut ledger = Ledger::default();
+        fn the_ledger_answers_as_the_maps_it_replaced(
+            steps in proptest::collection::vec(step(), 1..120),
+            popular_at in 1usize..20,
+        ) {
+            // People move to the popular sets after 1 to 19 links.
+            let mut ledger = Ledger { popular_at, ..Ledger::default() };
             let mut model = Model::default();
             for step in steps {
                 match step {
