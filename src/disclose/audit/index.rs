@@ -15,7 +15,6 @@ use std::sync::Arc;
 
 use super::by_subject::{key_of, BySubject};
 use super::runs::{self, Covers, Run};
-use super::AuditRecord;
 
 /// Pairs held in memory before they are sealed into a run: 12 MiB.
 pub(super) const SEAL_PAIRS: usize = 1 << 20;
@@ -55,6 +54,14 @@ pub(super) struct Resume {
     pub offset: u64,
     pub records: u64,
     pub last_hash: String,
+}
+
+/// What the index takes of a record.
+pub(super) struct Indexed<'a> {
+    pub seq: u64,
+    pub hash: &'a str,
+    pub purpose: &'a str,
+    pub subjects: &'a [String],
 }
 
 /// A lookup taken under the lock and finished outside it.
@@ -114,26 +121,24 @@ impl Index {
         }
     }
 
-    /// Where the log's records not in a run start.
-    pub fn resume(&self) -> Resume {
-        match self.runs.last() {
-            Some(run) => Resume {
-                offset: run.covers.end,
-                records: run.covers.last_seq + 1,
-                last_hash: run.covers.last_hash.clone(),
-            },
-            None => Resume { offset: 0, records: 0, last_hash: super::GENESIS.to_string() },
-        }
+    /// Where the log's records not in a run start (`None`: at its start).
+    pub fn resume(&self) -> Option<Resume> {
+        self.runs.last().map(|run| Resume {
+            offset: run.covers.end,
+            records: run.covers.last_seq + 1,
+            last_hash: run.covers.last_hash.clone(),
+        })
     }
 
-    /// Indexes the record at `offset` (records come in log order). Returns
-    /// whether a run was sealed first.
-    pub fn add(&mut self, offset: u64, record: &AuditRecord) -> bool {
+    /// Indexes the record at `offset` (records come in log order): its
+    /// sequence and hash, purpose and the handles it names. Returns whether
+    /// a run was sealed first.
+    pub fn add(&mut self, offset: u64, record: Indexed<'_>) -> bool {
         let sealed = self.by_subject.len() >= self.next_seal && self.seal(offset);
-        *self.by_purpose.entry(record.purpose.clone()).or_default() += 1;
-        *self.unsealed_purposes.entry(record.purpose.clone()).or_default() += 1;
-        self.by_subject.add(offset, &record.subjects);
-        self.last = Some(Last { seq: record.seq, hash: record.hash.clone(), offset });
+        *self.by_purpose.entry(record.purpose.to_string()).or_default() += 1;
+        *self.unsealed_purposes.entry(record.purpose.to_string()).or_default() += 1;
+        self.by_subject.add(offset, record.subjects);
+        self.last = Some(Last { seq: record.seq, hash: record.hash.to_string(), offset });
         sealed
     }
 

@@ -16,6 +16,8 @@ mod by_subject;
 mod index;
 mod runs;
 
+use index::Resume;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -91,7 +93,19 @@ pub fn subject_digest(subject: &str) -> String {
     crate::contract::prefixed_hex("d_", &hash[..16])
 }
 
+impl Resume {
+    /// The chain's start: no record read yet.
+    fn genesis() -> Resume {
+        Resume { offset: 0, records: 0, last_hash: GENESIS.to_string() }
+    }
+}
+
 impl AuditRecord {
+    /// What the index takes of the record.
+    fn indexed(&self) -> index::Indexed<'_> {
+        index::Indexed { seq: self.seq, hash: &self.hash, purpose: &self.purpose, subjects: &self.subjects }
+    }
+
     fn compute_hash(&self) -> String {
         let mut hasher = blake3::Hasher::new();
         for field in [
@@ -217,10 +231,10 @@ impl AuditLog {
         let index_dir = dir.join(INDEX_DIR);
         let runs = runs::open_runs(&index_dir, |covers| log_holds(&path, covers)).map_err(io)?;
         let mut index = index::Index::new(index_dir, pairs, runs);
-        let resume = index.resume();
+        let resume = index.resume().unwrap_or_else(Resume::genesis);
         let checked_by_open = resume.offset;
         let walked = walk_from(&path, &resume, None, &mut |offset, record| {
-            index.add(offset, record);
+            index.add(offset, record.indexed());
         })?;
         let (next_seq, last_hash, end) = match walked {
             Walked { verified: Verified { records, last_hash, first_bad: None, .. }, end, .. } => (records, last_hash, end),
@@ -357,7 +371,7 @@ impl AuditLog {
         let offset = tail.end;
         tail.end += line.len() as u64;
         tail.next_seq += 1;
-        let sealed = self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, &record);
+        let sealed = self.index.lock().unwrap_or_else(|p| p.into_inner()).add(offset, record.indexed());
         tail.last_hash = record.hash;
         drop(tail);
         if sealed {
@@ -416,7 +430,7 @@ impl AuditLog {
                 result = Err(error);
                 break;
             }
-            sealed |= index.add(tail.end, &record);
+            sealed |= index.add(tail.end, record.indexed());
             tail.end += line.len() as u64;
             tail.next_seq += 1;
             tail.last_hash = record.hash;
@@ -507,7 +521,7 @@ impl AuditLog {
                 .and_then(|line| out.write_all(&line).and_then(|()| out.write_all(b"\n")).map(|()| line.len() + 1));
             match written {
                 Ok(length) => {
-                    index.add(end, &record);
+                    index.add(end, record.indexed());
                     end += length as u64;
                 }
                 Err(error) => failed = Some(error),
@@ -727,7 +741,7 @@ struct Walked {
 /// Reads the chain from the start, calling `visit(offset, record)` for each
 /// valid record, up to the first bad one.
 fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) -> Result<Walked, AuditError> {
-    let start = index::Resume { offset: 0, records: 0, last_hash: GENESIS.to_string() };
+    let start = Resume::genesis();
     walk_from(path, &start, at, visit)
 }
 
@@ -735,7 +749,7 @@ fn walk(path: &Path, at: Option<u64>, visit: &mut dyn FnMut(u64, &AuditRecord)) 
 /// after the record whose hash is `start.last_hash`.
 fn walk_from(
     path: &Path,
-    start: &index::Resume,
+    start: &Resume,
     at: Option<u64>,
     visit: &mut dyn FnMut(u64, &AuditRecord),
 ) -> Result<Walked, AuditError> {
