@@ -221,10 +221,14 @@ impl LogBars {
         }
     }
 
-    /// Ends the last bar.
+    /// Ends the last bar, and its line: what the command prints next
+    /// starts on a line of its own (it followed the bar on the terminal).
     pub fn finish(&self) {
         if let Some((_, bar)) = self.current.borrow_mut().take() {
             bar.finish();
+            if !bar.is_hidden() {
+                eprintln!();
+            }
         }
     }
 }

@@ -76,14 +76,16 @@ pub fn run(command: RulesCommand) -> anyhow::Result<()> {
             let labels =
                 parse_labels(&text, |phone| edge.resolve_phone(phone, None).ok().map(|(pseudonym, _)| pseudonym))?;
             let log_dir = config.data_dir.join(LOG_DIR);
-            let bar = super::progress_bar(None, "reading log records");
+            // A bar of the log's records (the spinner before counted them
+            // as bytes).
+            let bars = super::LogBars::for_log(&config.data_dir, config.segment_bytes)?;
             let mut records = Vec::new();
-            proviso::pipeline::replay_records(&log_dir, 0, |_, record| {
+            proviso::pipeline::replay_records(&log_dir, 0, |seq, record| {
                 records.push(record);
-                bar.inc(1);
+                bars.report("reading log records", seq);
             })
             .with_context(|| format!("reading the log in {}", log_dir.display()))?;
-            bar.finish_and_clear();
+            bars.finish();
             let report = backtest(records, set, &labels);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
