@@ -70,6 +70,11 @@ pub struct AuditHistoryArgs {
     /// Seed of the draw
     #[arg(long, default_value_t = 3)]
     pub seed: u64,
+    /// Then scrub every handle of the log (as a compaction after erasing
+    /// everyone would) while appending a disclosure every 5 ms, and report
+    /// how long the appends waited. Leaves the log scrubbed
+    #[arg(long)]
+    pub scrub: bool,
 }
 
 /// Loads the state of --data (snapshot plus log tail; the data dir must be
@@ -226,18 +231,60 @@ fn audit_history(args: AuditHistoryArgs) -> anyhow::Result<()> {
     let appending = Instant::now();
     let written = audit.append_history(history, &|done| bar.set_position(done)).context("appending the history")?;
     bar.finish_and_clear();
+    let append_s = appending.elapsed().as_secs_f64();
     let after = std::fs::metadata(audit.path()).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "{}",
-        serde_json::json!({
-            "records_appended": written,
-            "bytes_appended": after.saturating_sub(before),
-            "audit_log_bytes": after,
-            "open_s": round3(opened_s),
-            "append_s": round3(appending.elapsed().as_secs_f64()),
-        })
-    );
+    let mut report = serde_json::json!({
+        "records_appended": written,
+        "bytes_appended": after.saturating_sub(before),
+        "audit_log_bytes": after,
+        "open_s": round3(opened_s),
+        "append_s": round3(append_s),
+    });
+    if args.scrub {
+        report["scrub"] = scrub_under_appends(&audit)?;
+    }
+    println!("{report}");
     Ok(())
+}
+
+/// Scrubs every handle of `audit` on a thread while appending one
+/// disclosure every 5 ms here; the scrub's time and how long each append
+/// took meanwhile.
+fn scrub_under_appends(audit: &proviso::disclose::audit::AuditLog) -> anyhow::Result<serde_json::Value> {
+    let done = AtomicBool::new(false);
+    let (scrubbed, scrub_s, mut waits) = std::thread::scope(|scope| {
+        let scrubbing = scope.spawn(|| {
+            let started = Instant::now();
+            let scrubbed = audit.scrub(|_| false);
+            done.store(true, Ordering::SeqCst);
+            (scrubbed, started.elapsed().as_secs_f64())
+        });
+        let mut waits = Vec::new();
+        let mut k = 0u64;
+        while !done.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let subjects = vec![format!("r_{:032x}", u128::from(k) + (1 << 100))];
+            if audit.append(proviso::clock::now_ms(), "partner:bench", "product", "suggestions", subjects).is_err() {
+                break;
+            }
+            waits.push(started.elapsed().as_secs_f64() * 1e3);
+            k += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (scrubbed, scrub_s) = scrubbing.join().unwrap_or((Ok(0), 0.0));
+        (scrubbed, scrub_s, waits)
+    });
+    let scrubbed = scrubbed.context("scrubbing the audit log")?;
+    waits.sort_by(f64::total_cmp);
+    let at = |q: f64| waits.get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1))).copied();
+    Ok(serde_json::json!({
+        "handles_scrubbed": scrubbed,
+        "scrub_s": round3(scrub_s),
+        "appends_meanwhile": waits.len(),
+        "append_ms_p50": at(0.5).map(round3),
+        "append_ms_p99": at(0.99).map(round3),
+        "append_ms_max": waits.last().copied().map(round3),
+    }))
 }
 
 fn books(args: BooksArgs) -> anyhow::Result<()> {
