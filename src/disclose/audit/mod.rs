@@ -517,33 +517,21 @@ impl AuditLog {
         index.generation = generation + 1;
         let mut end = 0u64;
         let mut failed = None;
-        let mut rewrite = |record: &AuditRecord| {
-            if failed.is_some() {
-                return;
-            }
-            let mut record = record.clone();
-            if owed(&record) {
-                for subject in record.subjects.iter_mut().filter(|s| scrubs(s, &keep)) {
-                    *subject = subject_digest(subject);
-                }
-            }
-            let written = serde_json::to_vec(&record)
-                .map_err(std::io::Error::other)
-                .and_then(|line| out.write_all(&line).and_then(|()| out.write_all(b"\n")).map(|()| line.len() + 1));
-            match written {
-                Ok(length) => {
-                    index.add(end, record.indexed());
-                    end += length as u64;
-                }
-                Err(error) => failed = Some(error),
-            }
-        };
-        let rewalked = walk_range(&self.path, &Resume::genesis(), Some(upto.offset), &mut |_, r| rewrite(r))?;
+        let rewalked = walk_range(&self.path, &Resume::genesis(), Some(upto.offset), &mut |_, record| {
+            rewrite_scrubbed(record, &keep, &mut out, &mut index, &mut end, &mut failed)
+        })?;
         if let Some(problem) = rewalked.verified.first_bad {
             return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
         }
+        // The bulk reaches the disk before the lock is taken: under it, the
+        // fsync covers only the records appended meanwhile.
+        if failed.is_none() {
+            failed = out.flush().and_then(|()| out.get_ref().sync_data()).err();
+        }
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let since = walk_range(&self.path, &upto, Some(tail.end), &mut |_, r| rewrite(r))?;
+        let since = walk_range(&self.path, &upto, Some(tail.end), &mut |_, record| {
+            rewrite_scrubbed(record, &keep, &mut out, &mut index, &mut end, &mut failed)
+        })?;
         if let Some(problem) = since.verified.first_bad {
             return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
         }
@@ -627,6 +615,38 @@ impl AuditLog {
             }
         }
         Ok(found)
+    }
+}
+
+/// Writes `record` to a scrub's new log `out` (its handles `keep` refuses
+/// replaced by their digests) and indexes it at `end`, which it advances;
+/// after a failed write, `failed` holds the error and nothing more is done.
+fn rewrite_scrubbed(
+    record: &AuditRecord,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut impl Write,
+    index: &mut index::Index,
+    end: &mut u64,
+    failed: &mut Option<std::io::Error>,
+) {
+    if failed.is_some() {
+        return;
+    }
+    let mut record = record.clone();
+    if record.v >= 2 {
+        for subject in record.subjects.iter_mut().filter(|s| scrubs(s, &keep)) {
+            *subject = subject_digest(subject);
+        }
+    }
+    let written = serde_json::to_vec(&record)
+        .map_err(std::io::Error::other)
+        .and_then(|line| out.write_all(&line).and_then(|()| out.write_all(b"\n")).map(|()| line.len() + 1));
+    match written {
+        Ok(length) => {
+            index.add(*end, record.indexed());
+            *end += length as u64;
+        }
+        Err(error) => *failed = Some(error),
     }
 }
 
