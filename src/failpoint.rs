@@ -42,8 +42,13 @@ pub const STAGES: &[&str] = &[
     // The audit log: one disclosure's line written, then fsynced.
     "audit.write",
     "audit.fsync",
-    // The vault: new secrets (or erasure tombstones) written and fsynced.
+    // The vault: new secrets (or erasure tombstones) written and fsynced;
+    // an erased handle's key listed for the audit scrub.
     "vault.write",
+    "vault.scrub_owed",
+    // A scrub of the audit log in place: its journal on disk, half of the
+    // log's bytes rewritten.
+    "audit.scrub_in_place",
     // A partner feed: records written, then fsynced.
     "feed.write",
     "feed.fsync",

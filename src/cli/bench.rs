@@ -48,10 +48,11 @@ pub enum BenchSubcommand {
 /// Appends --records synthetic disclosures to the audit log of --data
 /// (stop the server first), each naming --handles record handles drawn from
 /// --people made-up people, continuing the log's hash chain, with one fsync
-/// at the end. No such person is in the vault, so the next `proviso
-/// compact` after an erasure scrubs every handle of this history: that is
-/// what `bench/audit_scrub.sh` times. Prints a JSON line with the records,
-/// bytes and time.
+/// at the end. No such person is in the vault, so a `proviso compact`
+/// after an erasure that scrubs the whole log scrubs every handle of this
+/// history: that is what `bench/audit_scrub.sh` times. Prints a JSON line
+/// with the records, bytes and time. The records are made up: the command
+/// refuses a log that already holds records unless --onto-existing-log.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
   proviso bench audit-history --data bench/out/audit-scrub-data --records 200000")]
@@ -75,6 +76,16 @@ pub struct AuditHistoryArgs {
     /// how long the appends waited. Leaves the log scrubbed
     #[arg(long)]
     pub scrub: bool,
+    /// Then erase this many of the made-up people: scrub a copy of the log
+    /// whole, and the log itself in place from their handles' keys (as a
+    /// compaction after their erasure does); report both times and check
+    /// that both leave the same bytes. Leaves the log scrubbed of them
+    #[arg(long, conflicts_with = "scrub")]
+    pub erase: Option<u64>,
+    /// Append to a log that already holds records (real disclosures would
+    /// then sit among made-up ones: for a throwaway copy only)
+    #[arg(long)]
+    pub onto_existing_log: bool,
 }
 
 /// Loads the state of --data (snapshot plus log tail; the data dir must be
@@ -210,10 +221,18 @@ fn audit_history(args: AuditHistoryArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.handles > 0 && args.people > 0, "--handles and --people must be at least 1");
     let config = super::resolve_config(&args.options)?;
     let dir = &config.data_dir;
+    proviso::log::fsmode::create_private_dir(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
     let _lock = proviso::log::DirLock::acquire(dir).with_context(|| format!("opening data dir {}", dir.display()))?;
     let started = Instant::now();
     let audit = proviso::disclose::audit::AuditLog::open(dir).context("opening the audit log")?;
     let opened_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        audit.records() == 0 || args.onto_existing_log,
+        "the audit log of {} already holds {} records: made-up disclosures would sit among them. Use a fresh data \
+         dir, or pass --onto-existing-log for a throwaway copy",
+        dir.display(),
+        audit.records()
+    );
     let before = std::fs::metadata(audit.path()).map(|m| m.len()).unwrap_or(0);
     let bar =
         super::counting_bar(args.records, "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta}", "records appended");
@@ -226,7 +245,7 @@ fn audit_history(args: AuditHistoryArgs) -> anyhow::Result<()> {
         recipient: "partner:bench".to_string(),
         purpose: if k % 4 == 0 { "ads" } else { "product" }.to_string(),
         kind: if k % 4 == 0 { "audience_members" } else { "suggestions" }.to_string(),
-        subjects: (0..handles).map(|_| format!("r_{:032x}", u128::from(rng.u64(0..people)) * 0x9E37_79B9)).collect(),
+        subjects: (0..handles).map(|_| made_up_handle(rng.u64(0..people))).collect(),
     });
     let appending = Instant::now();
     let written = audit.append_history(history, &|done| bar.set_position(done)).context("appending the history")?;
@@ -243,8 +262,54 @@ fn audit_history(args: AuditHistoryArgs) -> anyhow::Result<()> {
     if args.scrub {
         report["scrub"] = scrub_under_appends(&audit)?;
     }
+    if let Some(erase) = args.erase {
+        report["erase"] = erase_made_up(&audit, dir, erase.min(args.people))?;
+    }
     println!("{report}");
     Ok(())
+}
+
+/// The `r_` handle of made-up person `k` of `proviso bench audit-history`.
+fn made_up_handle(k: u64) -> String {
+    format!("r_{:032x}", u128::from(k) * 0x9E37_79B9)
+}
+
+/// Erases made-up people 0..`erase` from `audit`: a copy of the log is
+/// scrubbed whole, the log in place from their keys; both times, and
+/// whether both left the same bytes (an error if not).
+fn erase_made_up(
+    audit: &proviso::disclose::audit::AuditLog,
+    dir: &std::path::Path,
+    erase: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let erased: std::collections::HashSet<String> = (0..erase).map(made_up_handle).collect();
+    let keys: Vec<[u8; 4]> = erased.iter().map(|handle| proviso::contract::hash_prefix(handle)).collect();
+    let keep = |handle: &str| !erased.contains(handle);
+    let copy = dir.with_extension("whole-scrub");
+    let _ = std::fs::remove_dir_all(&copy);
+    audit.copy_to(&copy).context("copying the audit log")?;
+    let whole = proviso::disclose::audit::AuditLog::open(&copy).context("opening the copy")?;
+    let started = Instant::now();
+    let scrubbed_whole = whole.scrub(keep).context("scrubbing the copy whole")?;
+    let whole_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let scrubbed_in_place = audit.scrub_keys(&keys, keep).context("scrubbing the log in place")?;
+    let in_place_s = started.elapsed().as_secs_f64();
+    let same = std::fs::read(audit.path())? == std::fs::read(whole.path())?;
+    drop(whole);
+    std::fs::remove_dir_all(&copy).with_context(|| format!("removing {}", copy.display()))?;
+    anyhow::ensure!(
+        same && scrubbed_whole == scrubbed_in_place,
+        "the scrub in place ({scrubbed_in_place} handles) and the whole-log scrub ({scrubbed_whole}) left different logs"
+    );
+    Ok(serde_json::json!({
+        "people_erased": erase,
+        "handles_scrubbed": scrubbed_in_place,
+        "whole_scrub_s": round3(whole_s),
+        "in_place_s": round3(in_place_s),
+        "whole_over_in_place": round3(whole_s / in_place_s.max(1e-9)),
+        "same_bytes": same,
+    }))
 }
 
 /// Scrubs every handle of `audit` on a thread while appending one

@@ -83,6 +83,15 @@ pub fn prefixed_hex(prefix: &str, bytes: &[u8]) -> String {
     out
 }
 
+/// The first `N` bytes of the BLAKE3 hash of `text`: the short keys and
+/// digests the feeds' ledger and the audit index hold instead of ids, and
+/// the vault's list of handles an audit scrub owes.
+pub fn hash_prefix<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..N]);
+    out
+}
+
 fn hex_value(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),

@@ -440,17 +440,7 @@ pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditL
             false
         }
     };
-    let live = vault.live_record_handles();
-    let audit_done = match audit.scrub(|handle| live.contains(handle)) {
-        Ok(scrubbed) => {
-            tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests.");
-            true
-        }
-        Err(error) => {
-            tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
-            false
-        }
-    };
+    let audit_done = scrub_audit(audit, vault);
     if feeds_done && audit_done {
         let owed = data_dir.join(crate::pipeline::OUTPUTS_OWED);
         let removed = match std::fs::remove_file(&owed) {
@@ -463,12 +453,56 @@ pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditL
     }
 }
 
-/// The first `N` bytes of the BLAKE3 hash of `text`: the short keys and
-/// digests the feeds' ledger and the audit index hold instead of ids.
-pub(crate) fn hash_prefix<const N: usize>(text: &str) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..N]);
-    out
+/// The audit log's part of [`compact_outputs`]: in place, only the records
+/// that may name a handle erased since the last scrub, when the vault
+/// listed their keys; the whole log otherwise (or when that fails).
+/// Returns whether the log owes nothing more.
+fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
+    let owed = vault.scrub_owed();
+    let in_place = match &owed {
+        Ok(crate::vault::ScrubOwed::Keys { keys, .. }) => {
+            let keep = |handle: &str| vault.owner_of_record_handle(handle).is_some();
+            match audit.scrub_keys(keys, keep) {
+                Ok(scrubbed) => {
+                    tracing::info!(
+                        scrubbed,
+                        keys = keys.len(),
+                        "Audit log scrubbed in place: erased people's handles replaced by digests."
+                    );
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "The audit log could not be scrubbed in place; scrubbing it whole.");
+                    false
+                }
+            }
+        }
+        Ok(crate::vault::ScrubOwed::Everything { .. }) => false,
+        Err(error) => {
+            tracing::warn!(%error, "The vault's list of erased handles could not be read; scrubbing the audit log whole.");
+            false
+        }
+    };
+    if !in_place {
+        let live = vault.live_record_handles();
+        match audit.scrub(|handle| live.contains(handle)) {
+            Ok(scrubbed) => {
+                tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests.")
+            }
+            Err(error) => {
+                tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
+                return false;
+            }
+        }
+    }
+    if let Ok(owed) = &owed {
+        if let Err(error) = vault.scrub_done(owed) {
+            // The keys stay listed (or the list untrusted): the next
+            // compaction scrubs them again, which finds nothing more to do.
+            tracing::warn!(%error, "Could not clear the vault's list of erased handles; the next compaction goes over them again.");
+        }
+    }
+    true
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC (every time a body carries).

@@ -26,7 +26,9 @@ use std::sync::Mutex;
 use crate::contract::{prefixed_hex, Pseudonym};
 use crate::edge::PseudonymKey;
 
+mod scrub_owed;
 mod table;
+pub use scrub_owed::{ScrubOwed, SCRUB_OWED_FILE};
 use table::Secrets;
 
 /// Sub-directory of the data dir holding the vault.
@@ -156,11 +158,12 @@ impl Vault {
         let io = |source| VaultError::Io { path: path.display().to_string(), source };
         crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
         let mut bytes = Vec::new();
+        let mut new_dir = false;
         match File::open(&path) {
             Ok(mut file) => {
                 file.read_to_end(&mut bytes).map_err(io)?;
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => new_dir = true,
             Err(error) => return Err(io(error)),
         }
         let whole = bytes.len() - bytes.len() % RECORD;
@@ -187,6 +190,12 @@ impl Vault {
             // start forgets the person again and marks them whole.
             ledger.set_len(ledger_len - ledger_len % MARK as u64).map_err(ledger_io)?;
         }
+        let owed_path = dir.join(SCRUB_OWED_FILE);
+        let owed_io = |source| VaultError::Io { path: owed_path.display().to_string(), source };
+        if new_dir && ledger_len == 0 {
+            scrub_owed::start_whole(&owed_path).map_err(owed_io)?;
+        }
+        scrub_owed::cut_torn(&owed_path).map_err(owed_io)?;
         Ok(Vault { path, inner: Mutex::new(Inner { secrets, file, broken: false, ledger }), cluster_key: None })
     }
 
@@ -327,12 +336,14 @@ impl Vault {
         let mut inner = self.lock();
         let mut tombstones = Vec::new();
         let mut marks = Vec::new();
+        let mut owed = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for pseudonym in pseudonyms {
             if !seen.insert(*pseudonym) {
                 continue;
             }
             if let Some(secret) = inner.secrets.get(pseudonym) {
+                owed.extend_from_slice(&crate::contract::hash_prefix::<{ scrub_owed::KEY }>(&secret.record_handle()));
                 marks.extend_from_slice(&secret.erasure_mark().0);
                 tombstones.extend_from_slice(pseudonym.as_bytes());
                 tombstones.extend_from_slice(&[0; 32]);
@@ -341,8 +352,12 @@ impl Vault {
         if tombstones.is_empty() {
             return Ok(());
         }
-        // The marks first: a crash before the tombstones leaves the secrets
-        // live, and the next start forgets (and marks) them again.
+        // The audit scrub's keys and the marks first: a crash before the
+        // tombstones leaves the secrets live, and the next start forgets
+        // (lists and marks) them again.
+        let owed_path = self.owed_path();
+        scrub_owed::append(&owed_path, &owed)
+            .map_err(|source| VaultError::Io { path: owed_path.display().to_string(), source })?;
         let ledger_io = |source| VaultError::Io { path: self.ledger_path().display().to_string(), source };
         inner.ledger.write_all(&marks).and_then(|()| inner.ledger.sync_data()).map_err(ledger_io)?;
         for pseudonym in pseudonyms {
@@ -407,6 +422,30 @@ impl Vault {
 
     fn ledger_path(&self) -> PathBuf {
         self.path.with_file_name(LEDGER_FILE)
+    }
+
+    fn owed_path(&self) -> PathBuf {
+        self.path.with_file_name(SCRUB_OWED_FILE)
+    }
+
+    /// What the audit log's next scrub must cover: the index keys of the
+    /// handles of every secret destroyed since the last one, or everything
+    /// when that list is not known to be whole (the first scrub of a dir,
+    /// a restored backup). Read under the vault's lock, so no erasure is
+    /// half listed.
+    pub fn scrub_owed(&self) -> Result<ScrubOwed, VaultError> {
+        let _inner = self.lock();
+        let path = self.owed_path();
+        scrub_owed::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })
+    }
+
+    /// After a scrub that covered `owed`: what it listed is done; the keys
+    /// listed since stay owed.
+    pub fn scrub_done(&self, owed: &ScrubOwed) -> Result<(), VaultError> {
+        let _inner = self.lock();
+        let path = self.owed_path();
+        scrub_owed::settle(&path, owed.read())
+            .map_err(|source| VaultError::Io { path: path.display().to_string(), source })
     }
 
     /// Adds marks read from other ledgers (a restore keeps the live dir's
@@ -554,6 +593,32 @@ mod tests {
         let other = PseudonymKey::from_bytes([8; 32]);
         let secret = vault.existing(&person(2)).expect("secret");
         assert_ne!(secret.partner_handle(&partner), secret.partner_handle(&other), "per partner");
+    }
+
+    /// A new vault's list of what the audit scrub owes starts whole; each
+    /// erasure lists its handle's index key (the audit index's key, 4 bytes
+    /// of the handle's hash) before the secret goes; a scrub clears what it
+    /// covered; a vault whose dir had secrets before the list existed (or
+    /// a restored one, which has none) owes a whole scrub.
+    #[test]
+    fn erasures_list_the_keys_the_audit_scrub_owes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = Vault::open(dir.path()).expect("open");
+        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Keys { keys: vec![], read: 1 });
+        let handles = vault.record_handles(&[person(1), person(2), person(3)]).expect("mint");
+        vault.forget(&[person(1), person(3), person(1)]).expect("forget");
+        let key = |handle: &String| crate::contract::hash_prefix::<4>(handle);
+        let owed = vault.scrub_owed().expect("read");
+        assert_eq!(owed, ScrubOwed::Keys { keys: vec![key(&handles[0]), key(&handles[2])], read: 9 });
+        vault.forget(&[person(2)]).expect("forget during the scrub");
+        vault.scrub_done(&owed).expect("done");
+        drop(vault);
+        let vault = Vault::open(dir.path()).expect("reopen");
+        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Keys { keys: vec![key(&handles[1])], read: 5 });
+        // A dir from before the list: the next scrub covers everything.
+        std::fs::remove_file(dir.path().join(VAULT_DIR).join(SCRUB_OWED_FILE)).expect("remove");
+        let vault = Vault::open(dir.path()).expect("reopen");
+        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Everything { read: 1 });
     }
 
     /// Forgetting marks the ledger with a digest of the destroyed secret

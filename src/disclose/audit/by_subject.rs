@@ -41,7 +41,7 @@ const RECENT_AT_LEAST: usize = 4096;
 
 /// A handle's key in the index: the first 4 bytes of its BLAKE3 hash.
 pub(super) fn key_of(subject: &str) -> u32 {
-    u32::from_le_bytes(crate::disclose::hash_prefix(subject))
+    u32::from_le_bytes(crate::contract::hash_prefix(subject))
 }
 
 /// The recent table's hash of a key: keys are already uniform (a BLAKE3

@@ -178,7 +178,11 @@ impl Index {
     /// The lookup of `subject`'s records: the runs to read and the offsets
     /// in memory.
     pub fn lookup(&self, subject: &str) -> Lookup {
-        let key = key_of(subject);
+        self.lookup_key(key_of(subject))
+    }
+
+    /// The lookup of the records naming any handle with `key`.
+    pub fn lookup_key(&self, key: u32) -> Lookup {
         Lookup { key, runs: self.runs.clone(), unsealed: self.by_subject.offsets(key) }
     }
 

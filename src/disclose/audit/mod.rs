@@ -14,11 +14,12 @@
 
 mod by_subject;
 mod index;
+mod journal;
 mod runs;
 
 use index::Resume;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -227,6 +228,10 @@ impl AuditLog {
         let path = dir.join(AUDIT_FILE);
         let io = |source| AuditError::Io { path: path.display().to_string(), source };
         crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
+        let patched = journal::settle(&dir, &path).map_err(io)?;
+        if patched > 0 {
+            tracing::info!(patched, "Finished a scrub in place a crash interrupted.");
+        }
         settle_index_dirs(&dir).map_err(io)?;
         let index_dir = dir.join(INDEX_DIR);
         let runs = runs::open_runs(&index_dir, |covers| log_holds(&path, covers)).map_err(io)?;
@@ -280,8 +285,11 @@ impl AuditLog {
     /// from the index's runs) on a thread: a record altered there refuses
     /// every later append, as an open that found it would have.
     fn check_sealed_records_in_background(&self, end: u64) {
-        let (path, tail) = (self.path.clone(), Arc::clone(&self.tail));
+        let (path, tail, merging) = (self.path.clone(), Arc::clone(&self.tail), Arc::clone(&self.merging));
         let spawned = std::thread::Builder::new().name("audit-check".into()).spawn(move || {
+            // No scrub in place meanwhile: a handle read half rewritten
+            // would look like an altered record.
+            let _merging = merging.lock().unwrap_or_else(|p| p.into_inner());
             // Only the sealed range: the open checked the records after it.
             let checked = walk_range(&path, &Resume::genesis(), Some(end), &mut |_, _| {});
             let problem = match checked {
@@ -478,6 +486,7 @@ impl AuditLog {
         // One scrub or merge at a time: a merge would write runs into the
         // index this replaces.
         let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle_journal()?;
         // The records on file now are read and written aside without the
         // append lock (appends go on meanwhile); those appended since are
         // added under it at the end, so a disclosure waits for those, not
@@ -562,12 +571,140 @@ impl AuditLog {
         Ok(scrubbed)
     }
 
+    /// The scrub of an erasure when the vault listed the erased handles'
+    /// index keys (`keys`, 4 bytes each): only the records the index says
+    /// may name a handle with one of them are read, and in each, every such
+    /// handle `keep` refuses is replaced by its digest in place. A digest
+    /// is as long as a handle, so every record keeps its length and offset,
+    /// and the hash commits to the digest either way, so the chain holds.
+    /// The new bytes go to a journal (fsynced) before the first byte of the
+    /// log changes; an open after a crash writes them again. Returns the
+    /// handles replaced. The same bytes as [`AuditLog::scrub`] when every
+    /// handle `keep` refuses has its key in `keys`.
+    ///
+    /// Costs the records naming those keys, not the log: the erasure bound
+    /// holds however long the history grows. The runs of the index keep
+    /// the pairs of the replaced handles' keys (32 bits of a hash of a
+    /// handle nobody can derive any more) until a full scrub rewrites them.
+    pub fn scrub_keys(&self, keys: &[[u8; 4]], keep: impl Fn(&str) -> bool) -> Result<usize, AuditError> {
+        let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
+        self.settle_journal()?;
+        let wanted: HashSet<u32> = keys.iter().map(|key| u32::from_le_bytes(*key)).collect();
+        // The records on file now, without the append lock; then, under it,
+        // any appended meanwhile (a disclosure decided before the erasure
+        // and written after), as the whole-log scrub does.
+        let upto = self.tail.lock().unwrap_or_else(|p| p.into_inner()).end;
+        let mut scrubbed = self.scrub_in_place(&wanted, &keep, |offset| offset < upto)?;
+        let _tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        scrubbed += self.scrub_in_place(&wanted, &keep, |offset| offset >= upto)?;
+        Ok(scrubbed)
+    }
+
+    /// One round of [`AuditLog::scrub_keys`]: the records at the offsets
+    /// `within` takes, of those the index holds for `wanted`.
+    fn scrub_in_place(
+        &self,
+        wanted: &HashSet<u32>,
+        keep: &dyn Fn(&str) -> bool,
+        within: impl Fn(u64) -> bool,
+    ) -> Result<usize, AuditError> {
+        let (patches, scrubbed) = self.plan_in_place(wanted, keep, within)?;
+        self.patch(&patches)?;
+        Ok(scrubbed)
+    }
+
+    /// The new bytes of the records [`AuditLog::scrub_in_place`] rewrites,
+    /// and the handles they replace.
+    fn plan_in_place(
+        &self,
+        wanted: &HashSet<u32>,
+        keep: &dyn Fn(&str) -> bool,
+        within: impl Fn(u64) -> bool,
+    ) -> Result<(Vec<journal::Patch>, usize), AuditError> {
+        let lookups: Vec<index::Lookup> = {
+            let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            wanted.iter().map(|key| index.lookup_key(*key)).collect()
+        };
+        let mut offsets = Vec::new();
+        for lookup in lookups {
+            offsets.extend(lookup.offsets().map_err(|e| self.io(e))?.into_iter().filter(|offset| within(*offset)));
+        }
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut reader = BufReader::new(File::open(&self.path).map_err(|e| self.io(e))?);
+        let mut patches = Vec::new();
+        let mut scrubbed = 0;
+        let mut line = Vec::new();
+        for offset in offsets {
+            let broken = |problem: &str| AuditError::Broken {
+                path: self.path.display().to_string(),
+                problem: format!("the record at byte {offset} {problem}"),
+            };
+            reader.seek(SeekFrom::Start(offset)).map_err(|e| self.io(e))?;
+            line.clear();
+            reader.read_until(b'\n', &mut line).map_err(|e| self.io(e))?;
+            let text = line.strip_suffix(b"\n").ok_or_else(|| broken("is not a whole line"))?;
+            let mut record: AuditRecord = serde_json::from_slice(text).map_err(|_| broken("is not an audit record"))?;
+            if record.hash != record.compute_hash() {
+                return Err(broken("does not match its hash"));
+            }
+            if record.v < 2 {
+                continue;
+            }
+            let mut changed = 0;
+            for subject in record.subjects.iter_mut() {
+                if wanted.contains(&by_subject::key_of(subject)) && scrubs(subject, &keep) {
+                    *subject = subject_digest(subject);
+                    changed += 1;
+                }
+            }
+            if changed == 0 {
+                continue;
+            }
+            let new = serde_json::to_vec(&record).map_err(|e| self.io(std::io::Error::other(e)))?;
+            if new.len() != text.len() || record.hash != record.compute_hash() {
+                return Err(broken("would change length or hash when scrubbed"));
+            }
+            // Only the bytes that change: the first to the last that differ.
+            let first = new.iter().zip(text).position(|(a, b)| a != b).unwrap_or(0);
+            let last = new.iter().zip(text).rposition(|(a, b)| a != b).unwrap_or(first);
+            patches.push(journal::Patch { offset: offset + first as u64, bytes: new[first..=last].to_vec() });
+            scrubbed += changed;
+        }
+        Ok((patches, scrubbed))
+    }
+
+    /// Writes `patches` into the log through the journal.
+    fn patch(&self, patches: &[journal::Patch]) -> Result<(), AuditError> {
+        if patches.is_empty() {
+            return Ok(());
+        }
+        let dir = self.audit_dir();
+        journal::write(&dir, patches)
+            .and_then(|()| journal::apply(&self.path, patches))
+            .and_then(|()| journal::remove(&dir))
+            .map_err(|e| self.io(e))
+    }
+
+    /// Finishes a scrub in place whose journal an earlier call left (its
+    /// write or removal failed).
+    fn settle_journal(&self) -> Result<(), AuditError> {
+        journal::settle(&self.audit_dir(), &self.path).map(drop).map_err(|e| self.io(e))
+    }
+
+    fn audit_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
     /// Copies the records appended so far into `dest_data_dir` (a backup)
     /// and returns how many. The file is opened and its length read under
     /// the append lock, so the copy ends at a whole record; appends go on
     /// meanwhile, and a scrub renaming a new file over reads nothing from
     /// the handle already open.
     pub fn copy_to(&self, dest_data_dir: &Path) -> Result<u64, AuditError> {
+        // No scrub in place meanwhile: the copy would hold a handle half
+        // rewritten.
+        let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
         let (file, end, records) = {
             let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
             (File::open(&self.path).map_err(|e| self.io(e))?, tail.end, tail.next_seq)
@@ -1173,6 +1310,92 @@ mod tests {
             log.append(99, "partner:net", "ads", "audience_members", vec![handle(0)]).expect("append after");
             proptest::prop_assert_eq!(verify(log.path()).expect("verify").records, records.len() as u64 + 1);
         }
+    }
+
+    /// The index key the vault lists for an erased handle.
+    fn listed_key(handle: &str) -> [u8; 4] {
+        crate::contract::hash_prefix(handle)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The scrub in place, given the keys of the erased handles, leaves
+        /// the bytes the whole-log scrub leaves, over records in sealed
+        /// runs and in memory, and counts the same handles; the chain and
+        /// every kept handle's records stay.
+        #[test]
+        fn the_scrub_in_place_writes_what_the_whole_log_scrub_writes(
+            records in proptest::collection::vec(proptest::collection::vec(0u8..12, 1..6), 1..60),
+            erased in proptest::collection::vec(proptest::bool::ANY, 12),
+            seal_every in 1usize..9,
+            rounds in 1usize..3,
+        ) {
+            let (whole, in_place) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+            let logs = [whole.path(), in_place.path()].map(|dir| AuditLog::open_sealing_every(dir, seal_every).expect("open"));
+            let handle = |k: u8| format!("r_{:032x}", u32::from(k) * 7919);
+            for (k, named) in records.iter().enumerate() {
+                for log in &logs {
+                    let subjects = named.iter().map(|&h| handle(h)).collect();
+                    log.append(k as i64, "partner:net", "product", "suggestions", subjects).expect("append");
+                }
+            }
+            let keep = |subject: &str| (0u8..12).any(|h| !erased[usize::from(h)] && handle(h) == subject);
+            let keys: Vec<[u8; 4]> = (0u8..12).filter(|h| erased[usize::from(*h)]).map(|h| listed_key(&handle(h))).collect();
+            for _ in 0..rounds {
+                let expected = logs[0].scrub(keep).expect("whole");
+                proptest::prop_assert_eq!(logs[1].scrub_keys(&keys, keep).expect("in place"), expected);
+                proptest::prop_assert_eq!(
+                    std::fs::read(logs[1].path()).expect("read"),
+                    std::fs::read(logs[0].path()).expect("read")
+                );
+            }
+            proptest::prop_assert_eq!(verify(logs[1].path()).expect("verify").first_bad, None);
+            for h in 0u8..12 {
+                let naming = records.iter().filter(|named| named.contains(&h)).count();
+                let found = logs[1].records_about(&handle(h)).expect("read").len();
+                proptest::prop_assert_eq!(found, if erased[usize::from(h)] { 0 } else { naming });
+            }
+            logs[1].append(99, "partner:net", "ads", "audience_members", vec![handle(0)]).expect("append after");
+            proptest::prop_assert_eq!(verify(logs[1].path()).expect("verify").records, records.len() as u64 + 1);
+        }
+    }
+
+    /// A crash after the journal of a scrub in place was written and half
+    /// its bytes went to the log: the next open writes the rest, and the
+    /// log is the one the scrub would have left.
+    #[test]
+    fn an_open_finishes_a_scrub_in_place_a_crash_cut_short() {
+        let (dir, reference) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let handle = |k: u64| format!("r_{:032x}", k * 104_729);
+        let gone = [handle(3), handle(8)];
+        let keep = |subject: &str| !gone.iter().any(|g| g == subject);
+        for path in [dir.path(), reference.path()] {
+            let log = AuditLog::open_sealing_every(path, 16).expect("open");
+            for k in 0..200u64 {
+                log.append(k as i64, "partner:net", "product", "suggestions", vec![handle(k % 11), handle(k % 7)])
+                    .expect("append");
+            }
+        }
+        let keys: Vec<[u8; 4]> = gone.iter().map(|g| listed_key(g)).collect();
+        AuditLog::open(reference.path()).expect("open").scrub_keys(&keys, keep).expect("scrub");
+        let log = AuditLog::open(dir.path()).expect("open");
+        let wanted: HashSet<u32> = keys.iter().map(|key| u32::from_le_bytes(*key)).collect();
+        let (patches, scrubbed) = log.plan_in_place(&wanted, &keep, |_| true).expect("plan");
+        assert!(patches.len() > 20 && scrubbed > 20, "{} patches", patches.len());
+        journal::write(&log.audit_dir(), &patches).expect("journal");
+        journal::apply(log.path(), &patches[..patches.len() / 2]).expect("half");
+        let text = std::fs::read_to_string(log.path()).expect("read");
+        assert!(gone.iter().any(|g| text.contains(g.as_str())), "half is left to do");
+        drop(log);
+        let log = AuditLog::open(dir.path()).expect("reopen");
+        assert_eq!(
+            std::fs::read(log.path()).expect("read"),
+            std::fs::read(reference.path().join(AUDIT_DIR).join(AUDIT_FILE)).expect("read")
+        );
+        assert!(!log.audit_dir().join(journal::JOURNAL_FILE).exists());
+        assert_eq!(verify(log.path()).expect("verify").first_bad, None);
+        assert!(log.records_about(&gone[0]).expect("read").is_empty());
+        assert_eq!(log.scrub_keys(&keys, keep).expect("again"), 0, "nothing left");
     }
 
     #[derive(Clone, Debug)]

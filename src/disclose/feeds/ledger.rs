@@ -58,7 +58,7 @@ const POPULAR: usize = 16;
 /// hash (so not attacker-shaped), hashed again with a per-process seed for
 /// the table.
 pub(super) fn person_key(person: &str) -> u64 {
-    u64::from_le_bytes(crate::disclose::hash_prefix(person))
+    u64::from_le_bytes(crate::contract::hash_prefix(person))
 }
 
 #[derive(Default)]

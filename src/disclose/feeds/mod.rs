@@ -210,7 +210,7 @@ fn changed_under_us(cursor: u64) -> std::io::Error {
 type Digest = [u8; 16];
 
 fn digest(text: &str) -> Digest {
-    crate::disclose::hash_prefix(text)
+    crate::contract::hash_prefix(text)
 }
 
 #[derive(Default)]
