@@ -101,3 +101,33 @@ fn verify_with_a_kept_head_catches_a_rewritten_chain() {
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("COUNT:HASH"), "{}", text(&output.stderr));
 }
+
+/// A broken record while a scrub in place's journal is there: `verify`
+/// and `head` say the record may be one an erasure's scrub is rewriting.
+#[test]
+fn a_broken_record_during_a_scrub_in_place_says_so() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let log = AuditLog::open(&data).expect("open");
+    for k in 0..3 {
+        log.append(k, "partner:net", "product", "suggestions", vec![format!("r_{:032x}", k)]).expect("append");
+    }
+    drop(log);
+    let path = data.join(AUDIT_DIR).join(AUDIT_FILE);
+    let text_before = std::fs::read_to_string(&path).expect("read");
+    // Half a handle rewritten: its record no longer matches its hash.
+    std::fs::write(&path, text_before.replacen(&format!("r_{:016x}", 0), &format!("d_{:016x}", 7), 1)).expect("tear");
+    for args in [&["verify"][..], &["head"][..]] {
+        let output = audit(args, &data);
+        assert!(!output.status.success());
+        let message = text(&output.stderr);
+        assert!(message.contains("record 0") && !message.contains("scrub in place"), "{message}");
+    }
+    std::fs::write(data.join(AUDIT_DIR).join("scrub.journal"), b"").expect("journal");
+    for args in [&["verify"][..], &["head"][..]] {
+        let output = audit(args, &data);
+        assert!(!output.status.success());
+        let message = text(&output.stderr);
+        assert!(message.contains("scrub in place is under way or was cut short"), "{message}");
+    }
+}

@@ -51,7 +51,12 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
                 None => (verify(&path)?, Ok(())),
             };
             if let Some(problem) = verified.first_bad {
-                anyhow::bail!("{}: {problem}; the {} records before it are intact", path.display(), verified.records);
+                anyhow::bail!(
+                    "{}: {problem}; the {} records before it are intact{}",
+                    path.display(),
+                    verified.records,
+                    scrub_note(&config.data_dir)
+                );
             }
             extends.map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
             let extended = head.map(|head| format!("; extends head {head}")).unwrap_or_default();
@@ -76,10 +81,25 @@ pub fn run(command: AuditCommand) -> anyhow::Result<()> {
             let path = config.data_dir.join(AUDIT_DIR).join(AUDIT_FILE);
             let verified = verify(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Some(problem) = verified.first_bad {
-                anyhow::bail!("{}: {problem}; no head printed for a broken chain", path.display());
+                anyhow::bail!(
+                    "{}: {problem}; no head printed for a broken chain{}",
+                    path.display(),
+                    scrub_note(&config.data_dir)
+                );
             }
             println!("{}", verified.head());
             Ok(())
         }
+    }
+}
+
+/// Said after a broken record when an erasure's scrub in place is under
+/// way or was cut short: the record may be one it is rewriting.
+fn scrub_note(data_dir: &std::path::Path) -> &'static str {
+    if proviso::disclose::audit::scrub_under_way(data_dir) {
+        ". An erasure's scrub in place is under way or was cut short by a crash (audit/scrub.journal): the record \
+         may be one it is rewriting. Verify again once the server finished it (a start of proviso finishes a cut one)"
+    } else {
+        ""
     }
 }

@@ -851,6 +851,14 @@ fn log_holds(path: &Path, covers: &runs::Covers) -> bool {
         })
 }
 
+/// Whether the audit dir of `data_dir` holds the journal of a scrub in
+/// place: one is under way (a server is running it) or a crash cut one
+/// short (the next open finishes it). Until then a record may read as
+/// altered where a handle is half rewritten.
+pub fn scrub_under_way(data_dir: &Path) -> bool {
+    data_dir.join(AUDIT_DIR).join(journal::JOURNAL_FILE).exists()
+}
+
 /// What `verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -1396,6 +1404,35 @@ mod tests {
         assert_eq!(verify(log.path()).expect("verify").first_bad, None);
         assert!(log.records_about(&gone[0]).expect("read").is_empty());
         assert_eq!(log.scrub_keys(&keys, keep).expect("again"), 0, "nothing left");
+    }
+
+    /// A power cut inside one handle's rewrite: the record reads as
+    /// altered (`verify` fails, and says a scrub is under way) until the
+    /// next open writes the journal again.
+    #[test]
+    fn a_handle_torn_by_a_crash_mid_rewrite_is_mended_by_the_next_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gone = format!("r_{:032x}", 5);
+        let log = AuditLog::open(dir.path()).expect("open");
+        for k in 0..4 {
+            log.append(k, "partner:net", "ads", "audience_members", vec![gone.clone(), format!("r_{:032x}", 9)])
+                .expect("append");
+        }
+        let wanted = HashSet::from([u32::from_le_bytes(listed_key(&gone))]);
+        let keep = |subject: &str| subject != gone;
+        let (patches, _) = log.plan_in_place(&wanted, &keep, |_| true).expect("plan");
+        assert_eq!(patches.len(), 4);
+        journal::write(&log.audit_dir(), &patches).expect("journal");
+        let torn = journal::Patch { offset: patches[2].offset, bytes: patches[2].bytes[..10].to_vec() };
+        journal::apply(log.path(), &[torn]).expect("torn");
+        drop(log);
+        assert!(verify(&dir.path().join(AUDIT_DIR).join(AUDIT_FILE)).expect("verify").first_bad.is_some());
+        assert!(scrub_under_way(dir.path()));
+        let log = AuditLog::open(dir.path()).expect("reopen");
+        assert!(!scrub_under_way(dir.path()));
+        let verified = verify(log.path()).expect("verify");
+        assert_eq!((verified.first_bad, verified.records), (None, 4));
+        assert!(!std::fs::read_to_string(log.path()).expect("read").contains(&gone));
     }
 
     #[derive(Clone, Debug)]
