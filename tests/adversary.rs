@@ -365,7 +365,15 @@ fn erasure_cuts_every_link_to_a_later_life() {
     // No byte of the old life's handles remains anywhere, the audit log
     // included (its records stay, and the chain still verifies). A new
     // dir's vault lists every erased handle's key, so the scrub rewrote
-    // only the records that may name them, in place.
+    // only the records that may name them, in place (and /metrics says so).
+    let (_, metrics) = server.get_text("/metrics");
+    let scrubbed = |way: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("proviso_audit_handles_scrubbed_total{{way=\"{way}\"}} ")))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert!(scrubbed("in_place").is_some_and(|n| n >= 1) && scrubbed("whole_log").is_none(), "{metrics}");
     let stderr = server.stop();
     let line = stderr.lines().find(|l| l.contains("Audit log scrubbed in place")).unwrap_or_default();
     assert!(line.contains("scrubbed=") && !line.contains("scrubbed=0"), "{stderr}");

@@ -462,11 +462,15 @@ fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
     let in_place = match &owed {
         Ok(crate::vault::ScrubOwed::Keys { keys, .. }) => {
             let keep = |handle: &str| vault.owner_of_record_handle(handle).is_some();
+            let started = std::time::Instant::now();
             match audit.scrub_keys(keys, keep) {
                 Ok(scrubbed) => {
+                    let duration = started.elapsed();
+                    crate::telemetry::AuditScrubbed { way: "in_place", handles: scrubbed, duration }.emit();
                     tracing::info!(
                         scrubbed,
                         keys = keys.len(),
+                        seconds = duration.as_secs_f64(),
                         "Audit log scrubbed in place: erased people's handles replaced by digests."
                     );
                     true
@@ -484,10 +488,17 @@ fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
         }
     };
     if !in_place {
+        let started = std::time::Instant::now();
         let live = vault.live_record_handles();
         match audit.scrub(|handle| live.contains(handle)) {
             Ok(scrubbed) => {
-                tracing::info!(scrubbed, "Audit log scrubbed: erased people's handles replaced by digests.")
+                let duration = started.elapsed();
+                crate::telemetry::AuditScrubbed { way: "whole_log", handles: scrubbed, duration }.emit();
+                tracing::info!(
+                    scrubbed,
+                    seconds = duration.as_secs_f64(),
+                    "Audit log scrubbed: erased people's handles replaced by digests."
+                );
             }
             Err(error) => {
                 tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");

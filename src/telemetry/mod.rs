@@ -32,6 +32,8 @@ pub const CLUSTER_APPLIED_EPOCH: &str = "proviso_cluster_applied_epoch";
 pub const CLUSTER_APPLIED_SEQUENCE: &str = "proviso_cluster_applied_sequence";
 pub const CLUSTER_CATCH_UP_SECONDS: &str = "proviso_cluster_catch_up_seconds";
 pub const CLUSTER_RESENDS_DROPPED_TOTAL: &str = "proviso_cluster_resends_dropped_total";
+pub const AUDIT_SCRUB_SECONDS: &str = "proviso_audit_scrub_seconds";
+pub const AUDIT_HANDLES_SCRUBBED_TOTAL: &str = "proviso_audit_handles_scrubbed_total";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -75,6 +77,15 @@ pub fn describe() {
         CLUSTER_RESENDS_DROPPED_TOTAL,
         "Cluster mode: messages of the cluster's log not applied because their idempotency key already was (a resend stored in a later epoch)."
     );
+    metrics::describe_histogram!(
+        AUDIT_SCRUB_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to scrub erased people's handles from the audit log after a compaction, by way: in_place (the records naming them) or whole_log."
+    );
+    metrics::describe_counter!(
+        AUDIT_HANDLES_SCRUBBED_TOTAL,
+        "Erased people's handles replaced by digests in the audit log, by way: in_place or whole_log."
+    );
     metrics::describe_counter!(RULES_RELOADS_TOTAL, "Abuse rules reload attempts, by outcome (loaded, refused).");
     metrics::describe_counter!(
         STORAGE_FAILURES_TOTAL,
@@ -96,6 +107,21 @@ pub struct StorageFailed {
 impl StorageFailed {
     pub fn emit(self) {
         counter!(STORAGE_FAILURES_TOTAL, "file" => self.file).increment(1);
+    }
+}
+
+/// The audit log was scrubbed after a compaction.
+pub struct AuditScrubbed {
+    /// `in_place` or `whole_log`.
+    pub way: &'static str,
+    pub handles: usize,
+    pub duration: Duration,
+}
+
+impl AuditScrubbed {
+    pub fn emit(self) {
+        histogram!(AUDIT_SCRUB_SECONDS, "way" => self.way).record(self.duration.as_secs_f64());
+        counter!(AUDIT_HANDLES_SCRUBBED_TOTAL, "way" => self.way).increment(self.handles as u64);
     }
 }
 
