@@ -194,6 +194,12 @@ impl Disclosure {
     ) -> Result<Arc<Disclosure>, DiscloseError> {
         let data_dir = pipeline.data_dir().to_path_buf();
         let audit = Arc::new(AuditLog::open(&data_dir)?);
+        if audit.records() == 0 {
+            // No handle is on file, so the vault's list of erased handles
+            // starts whole and an erasure's scrub works in place from the
+            // first one (docs/privacy.md, "Erasure").
+            pipeline.vault().start_scrub_list()?;
+        }
         let feeds = Arc::new(Feeds::open(&data_dir)?);
         let disclosure = Arc::new(Disclosure {
             pipeline: Arc::clone(&pipeline),
@@ -459,7 +465,7 @@ pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditL
 /// Returns whether the log owes nothing more.
 fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
     let owed = vault.scrub_owed();
-    let in_place = match &owed {
+    let in_place = match owed.as_ref().map(|owed| &owed.owed) {
         Ok(crate::vault::ScrubOwed::Keys { keys, .. }) => {
             let keep = |handle: &str| vault.owner_of_record_handle(handle).is_some();
             let started = std::time::Instant::now();
@@ -506,7 +512,7 @@ fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
             }
         }
     }
-    if let Ok(owed) = &owed {
+    if let Ok(owed) = owed {
         if let Err(error) = vault.scrub_done(owed) {
             // The keys stay listed (or the list untrusted): the next
             // compaction scrubs them again, which finds nothing more to do.

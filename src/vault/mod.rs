@@ -140,6 +140,16 @@ pub struct Vault {
     /// cluster's log mints ([`Vault::install`]); this vault then mints none
     /// of its own.
     cluster_key: Option<[u8; 32]>,
+    /// Held from reading the list of what the audit scrub owes to settling
+    /// it: one scrub at a time, so none settles keys another read later.
+    scrubbing: Mutex<()>,
+}
+
+/// What the audit log's next scrub owes, held until it is done
+/// ([`Vault::scrub_done`]): no other scrub reads the list meanwhile.
+pub struct OwedScrub<'a> {
+    pub owed: ScrubOwed,
+    _turn: std::sync::MutexGuard<'a, ()>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -158,12 +168,11 @@ impl Vault {
         let io = |source| VaultError::Io { path: path.display().to_string(), source };
         crate::log::fsmode::create_private_dir(&dir).map_err(io)?;
         let mut bytes = Vec::new();
-        let mut new_dir = false;
         match File::open(&path) {
             Ok(mut file) => {
                 file.read_to_end(&mut bytes).map_err(io)?;
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => new_dir = true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(io(error)),
         }
         let whole = bytes.len() - bytes.len() % RECORD;
@@ -191,12 +200,14 @@ impl Vault {
             ledger.set_len(ledger_len - ledger_len % MARK as u64).map_err(ledger_io)?;
         }
         let owed_path = dir.join(SCRUB_OWED_FILE);
-        let owed_io = |source| VaultError::Io { path: owed_path.display().to_string(), source };
-        if new_dir && ledger_len == 0 {
-            scrub_owed::start_whole(&owed_path).map_err(owed_io)?;
-        }
-        scrub_owed::cut_torn(&owed_path).map_err(owed_io)?;
-        Ok(Vault { path, inner: Mutex::new(Inner { secrets, file, broken: false, ledger }), cluster_key: None })
+        scrub_owed::cut_torn(&owed_path)
+            .map_err(|source| VaultError::Io { path: owed_path.display().to_string(), source })?;
+        Ok(Vault {
+            path,
+            inner: Mutex::new(Inner { secrets, file, broken: false, ledger }),
+            cluster_key: None,
+            scrubbing: Mutex::new(()),
+        })
     }
 
     /// The vault of a cluster's node: secrets come from the cluster's log,
@@ -430,22 +441,43 @@ impl Vault {
 
     /// What the audit log's next scrub must cover: the index keys of the
     /// handles of every secret destroyed since the last one, or everything
-    /// when that list is not known to be whole (the first scrub of a dir,
-    /// a restored backup). Read under the vault's lock, so no erasure is
-    /// half listed.
-    pub fn scrub_owed(&self) -> Result<ScrubOwed, VaultError> {
+    /// when that list is not known to be whole (a dir from before the
+    /// list, a restored backup) or this is a cluster's node (the outputs of
+    /// its log may name a handle minted for someone erased in the same
+    /// group, whose secret this vault never installed, so no erasure
+    /// lists it). Read under the vault's lock, so no erasure is half
+    /// listed; the turn it returns keeps any other scrub waiting until
+    /// [`Vault::scrub_done`] or its drop.
+    pub fn scrub_owed(&self) -> Result<OwedScrub<'_>, VaultError> {
+        let turn = self.scrubbing.lock().unwrap_or_else(|p| p.into_inner());
         let _inner = self.lock();
         let path = self.owed_path();
-        scrub_owed::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })
+        let owed =
+            scrub_owed::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        let owed = match owed {
+            ScrubOwed::Keys { read, .. } if self.is_cluster() => ScrubOwed::Everything { read },
+            owed => owed,
+        };
+        Ok(OwedScrub { owed, _turn: turn })
     }
 
     /// After a scrub that covered `owed`: what it listed is done; the keys
     /// listed since stay owed.
-    pub fn scrub_done(&self, owed: &ScrubOwed) -> Result<(), VaultError> {
+    pub fn scrub_done(&self, owed: OwedScrub<'_>) -> Result<(), VaultError> {
         let _inner = self.lock();
         let path = self.owed_path();
-        scrub_owed::settle(&path, owed.read())
+        scrub_owed::settle(&path, owed.owed.read())
             .map_err(|source| VaultError::Io { path: path.display().to_string(), source })
+    }
+
+    /// Starts a whole, empty list of what the audit scrub owes where there
+    /// is none, for an audit log that holds no record yet (the caller
+    /// knows): every handle from now on comes from a secret here, and its
+    /// erasure lists it. Returns whether it did.
+    pub fn start_scrub_list(&self) -> Result<bool, VaultError> {
+        let _inner = self.lock();
+        let path = self.owed_path();
+        scrub_owed::start_whole(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })
     }
 
     /// Adds marks read from other ledgers (a restore keeps the live dir's
@@ -604,21 +636,47 @@ mod tests {
     fn erasures_list_the_keys_the_audit_scrub_owes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let vault = Vault::open(dir.path()).expect("open");
-        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Keys { keys: vec![], read: 1 });
+        assert!(vault.start_scrub_list().expect("start"));
+        assert!(!vault.start_scrub_list().expect("once"), "an existing list is kept");
+        assert_eq!(vault.scrub_owed().expect("read").owed, ScrubOwed::Keys { keys: vec![], read: 1 });
         let handles = vault.record_handles(&[person(1), person(2), person(3)]).expect("mint");
         vault.forget(&[person(1), person(3), person(1)]).expect("forget");
         let key = |handle: &String| crate::contract::hash_prefix::<4>(handle);
         let owed = vault.scrub_owed().expect("read");
-        assert_eq!(owed, ScrubOwed::Keys { keys: vec![key(&handles[0]), key(&handles[2])], read: 9 });
+        assert_eq!(owed.owed, ScrubOwed::Keys { keys: vec![key(&handles[0]), key(&handles[2])], read: 9 });
         vault.forget(&[person(2)]).expect("forget during the scrub");
-        vault.scrub_done(&owed).expect("done");
+        vault.scrub_done(owed).expect("done");
         drop(vault);
         let vault = Vault::open(dir.path()).expect("reopen");
-        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Keys { keys: vec![key(&handles[1])], read: 5 });
+        assert_eq!(vault.scrub_owed().expect("read").owed, ScrubOwed::Keys { keys: vec![key(&handles[1])], read: 5 });
+        // A cluster's node scrubs the whole log every time.
+        let cluster = Vault::open(dir.path()).expect("reopen").for_cluster(&PseudonymKey::from_bytes([3; 32]));
+        assert_eq!(cluster.scrub_owed().expect("read").owed, ScrubOwed::Everything { read: 5 });
         // A dir from before the list: the next scrub covers everything.
         std::fs::remove_file(dir.path().join(VAULT_DIR).join(SCRUB_OWED_FILE)).expect("remove");
         let vault = Vault::open(dir.path()).expect("reopen");
-        assert_eq!(vault.scrub_owed().expect("read"), ScrubOwed::Everything { read: 1 });
+        assert_eq!(vault.scrub_owed().expect("read").owed, ScrubOwed::Everything { read: 1 });
+    }
+
+    /// Two scrubs at once: the second reads the list only once the first
+    /// settled it, so a key listed meanwhile is not settled unscrubbed.
+    #[test]
+    fn one_scrub_at_a_time_reads_and_settles_the_list() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vault = std::sync::Arc::new(Vault::open(dir.path()).expect("open"));
+        vault.start_scrub_list().expect("start");
+        vault.record_handles(&[person(1), person(2)]).expect("mint");
+        vault.forget(&[person(1)]).expect("forget");
+        let first = vault.scrub_owed().expect("read");
+        let second = {
+            let vault = std::sync::Arc::clone(&vault);
+            std::thread::spawn(move || vault.scrub_owed().map(|owed| owed.owed.read()).expect("read"))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!second.is_finished(), "the second scrub waits its turn");
+        vault.forget(&[person(2)]).expect("forget meanwhile");
+        vault.scrub_done(first).expect("done");
+        assert_eq!(second.join().expect("join"), 5, "it reads the list the first settled: person 2's key");
     }
 
     /// Forgetting marks the ledger with a digest of the destroyed secret

@@ -76,14 +76,20 @@ pub fn read(path: &Path) -> std::io::Result<ScrubOwed> {
     }
 }
 
-/// A new data dir: no secret was ever made, so no handle is owed a scrub
-/// and the list starts whole.
-pub fn start_whole(path: &Path) -> std::io::Result<()> {
-    write_whole(path, &[TRUSTED])
+/// Starts a whole, empty list where there is none (the audit log holds no
+/// record, so no handle is owed a scrub); returns whether it did.
+pub fn start_whole(path: &Path) -> std::io::Result<bool> {
+    if path.exists() {
+        return Ok(false);
+    }
+    write_whole(path, &[TRUSTED])?;
+    Ok(true)
 }
 
 /// Appends `keys` (fsynced) if the file exists; without it a full scrub is
-/// owed anyway.
+/// owed anyway. On failure (a full disk may take part of them) the file is
+/// cut back to where it was, so the next keys stay in step; if it cannot
+/// be, it is removed, and the next scrub covers the whole log.
 pub fn append(path: &Path, keys: &[u8]) -> std::io::Result<()> {
     if keys.is_empty() {
         return Ok(());
@@ -93,8 +99,12 @@ pub fn append(path: &Path, keys: &[u8]) -> std::io::Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(error),
     };
-    crate::failpoint::write_all("vault.scrub_owed", &mut file, keys)?;
-    file.sync_data()
+    let before = file.metadata()?.len();
+    let written = crate::failpoint::write_all("vault.scrub_owed", &mut file, keys).and_then(|()| file.sync_data());
+    if written.is_err() && file.set_len(before).and_then(|()| file.sync_all()).is_err() {
+        std::fs::remove_file(path)?;
+    }
+    written
 }
 
 /// After a scrub that covered what [`read`] returned: the list is trusted

@@ -193,12 +193,15 @@ struct Tail {
 pub struct AuditLog {
     path: PathBuf,
     tail: Arc<Mutex<Tail>>,
-    /// Updated after each append, under the append lock (lock order: tail,
-    /// then merging, then index); readers hold it only to copy what they
-    /// need.
+    /// Updated after each append, under the append lock (lock order:
+    /// merging, then tail, then index); readers hold it only to copy what
+    /// they need.
     index: Arc<Mutex<index::Index>>,
-    /// Held by the thread merging index runs, and by a scrub, which
-    /// replaces the index whole.
+    /// Held by the thread merging index runs, by a scrub (the whole-log one
+    /// replaces the index whole; the one in place rewrites handles), by a
+    /// backup's copy of the log and by a second read of a record the check
+    /// after an open found altered: none of them reads a handle half
+    /// rewritten.
     merging: Arc<Mutex<()>>,
 }
 
@@ -287,16 +290,25 @@ impl AuditLog {
     fn check_sealed_records_in_background(&self, end: u64) {
         let (path, tail, merging) = (self.path.clone(), Arc::clone(&self.tail), Arc::clone(&self.merging));
         let spawned = std::thread::Builder::new().name("audit-check".into()).spawn(move || {
-            // No scrub in place meanwhile: a handle read half rewritten
-            // would look like an altered record.
-            let _merging = merging.lock().unwrap_or_else(|p| p.into_inner());
             // Only the sealed range: the open checked the records after it.
-            let checked = walk_range(&path, &Resume::genesis(), Some(end), &mut |_, _| {});
-            let problem = match checked {
-                Ok(Walked { verified: Verified { first_bad: Some(problem), .. }, .. }) => problem,
-                Ok(_) => return,
-                Err(error) => error.to_string(),
+            let check = || {
+                let checked = walk_range(&path, &Resume::genesis(), Some(end), &mut |_, _| {});
+                match checked {
+                    Ok(Walked { verified: Verified { first_bad: Some(problem), .. }, .. }) => Some(problem),
+                    Ok(_) => None,
+                    Err(error) => Some(error.to_string()),
+                }
             };
+            if check().is_none() {
+                return;
+            }
+            // A scrub in place may have been rewriting a handle as it was
+            // read: what counts is a second read with no scrub running.
+            let problem = {
+                let _merging = merging.lock().unwrap_or_else(|p| p.into_inner());
+                check()
+            };
+            let Some(problem) = problem else { return };
             tracing::error!(path = %path.display(), %problem, "The audit log's chain is broken; no more disclosures are recorded until it is restored (docs/reliability.md#faults-from-the-disk).");
             tail.lock().unwrap_or_else(|p| p.into_inner()).damaged = Some(problem);
         });
@@ -668,7 +680,11 @@ impl AuditLog {
             // Only the bytes that change: the first to the last that differ.
             let first = new.iter().zip(text).position(|(a, b)| a != b).unwrap_or(0);
             let last = new.iter().zip(text).rposition(|(a, b)| a != b).unwrap_or(first);
-            patches.push(journal::Patch { offset: offset + first as u64, bytes: new[first..=last].to_vec() });
+            patches.push(journal::Patch {
+                offset: offset + first as u64,
+                old: text[first..=last].to_vec(),
+                bytes: new[first..=last].to_vec(),
+            });
             scrubbed += changed;
         }
         Ok((patches, scrubbed))
@@ -728,9 +744,11 @@ impl AuditLog {
     }
 
     /// Every record naming `subject`, oldest first: read at the offsets the
-    /// index holds, without the append lock (records before the end are
-    /// never rewritten, and an offset is indexed only once its record is
-    /// fully written).
+    /// index holds, without the append lock (an offset is indexed only once
+    /// its record is fully written, and a record keeps its place and
+    /// length; a scrub in place changes only the hex digits and the `r` of
+    /// an erased handle, so a record read meanwhile still parses, and at
+    /// most that handle reads as neither the old nor the new one).
     pub fn records_about(&self, subject: &str) -> Result<Vec<AuditRecord>, AuditError> {
         let lookup = self.index.lock().unwrap_or_else(|p| p.into_inner()).lookup(subject);
         let offsets = lookup.offsets().map_err(|e| self.io(e))?;
@@ -1423,7 +1441,11 @@ mod tests {
         let (patches, _) = log.plan_in_place(&wanted, &keep, |_| true).expect("plan");
         assert_eq!(patches.len(), 4);
         journal::write(&log.audit_dir(), &patches).expect("journal");
-        let torn = journal::Patch { offset: patches[2].offset, bytes: patches[2].bytes[..10].to_vec() };
+        let torn = journal::Patch {
+            offset: patches[2].offset,
+            old: patches[2].old[..10].to_vec(),
+            bytes: patches[2].bytes[..10].to_vec(),
+        };
         journal::apply(log.path(), &[torn]).expect("torn");
         drop(log);
         assert!(verify(&dir.path().join(AUDIT_DIR).join(AUDIT_FILE)).expect("verify").first_bad.is_some());
