@@ -218,6 +218,11 @@ impl Index {
         self.runs.len()
     }
 
+    /// The runs in use, for the check of their files.
+    pub fn run_list(&self) -> Vec<Arc<Run>> {
+        self.runs.clone()
+    }
+
     /// Pairs held in memory.
     pub fn unsealed_pairs(&self) -> usize {
         self.by_subject.len()

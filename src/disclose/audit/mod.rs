@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -203,6 +204,11 @@ pub struct AuditLog {
     /// after an open found altered: none of them reads a handle half
     /// rewritten.
     merging: Arc<Mutex<()>>,
+    /// Set when the check after an open found an index run altered on
+    /// disk: lookups may miss records, so a subject's records are found by
+    /// reading the log and an erasure's scrub goes over the whole log, until
+    /// a restart indexes the run's records again.
+    suspect: Arc<AtomicBool>,
 }
 
 /// The directory of the index's runs, in the audit dir.
@@ -276,6 +282,7 @@ impl AuditLog {
             tail: Arc::new(Mutex::new(tail)),
             index: Arc::new(Mutex::new(index)),
             merging: Arc::new(Mutex::new(())),
+            suspect: Arc::new(AtomicBool::new(false)),
         };
         if checked_by_open > 0 {
             log.check_sealed_records_in_background(checked_by_open);
@@ -289,7 +296,11 @@ impl AuditLog {
     /// every later append, as an open that found it would have.
     fn check_sealed_records_in_background(&self, end: u64) {
         let (path, tail, merging) = (self.path.clone(), Arc::clone(&self.tail), Arc::clone(&self.merging));
+        let (runs, suspect) =
+            (self.index.lock().unwrap_or_else(|p| p.into_inner()).run_list(), Arc::clone(&self.suspect));
+        let index_dir = self.audit_dir().join(INDEX_DIR);
         let spawned = std::thread::Builder::new().name("audit-check".into()).spawn(move || {
+            check_runs(&runs, &index_dir, &suspect);
             // Only the sealed range: the open checked the records after it.
             let check = || {
                 let checked = walk_range(&path, &Resume::genesis(), Some(end), &mut |_, _| {});
@@ -315,6 +326,11 @@ impl AuditLog {
         if let Err(error) = spawned {
             tracing::warn!(%error, "Could not start the audit chain check.");
         }
+    }
+
+    /// Whether the check after the open found an index run altered.
+    pub fn index_suspect(&self) -> bool {
+        self.suspect.load(Ordering::SeqCst)
     }
 
     /// Merges index runs on a thread while a merge is due (one thread at a
@@ -601,6 +617,14 @@ impl AuditLog {
     pub fn scrub_keys(&self, keys: &[[u8; 4]], keep: impl Fn(&str) -> bool) -> Result<usize, AuditError> {
         let _merging = self.merging.lock().unwrap_or_else(|p| p.into_inner());
         self.settle_journal()?;
+        if self.index_suspect() {
+            return Err(AuditError::Broken {
+                path: self.path.display().to_string(),
+                problem: "an index run was altered on disk, so a lookup may miss records; the log is scrubbed whole \
+                          until a restart indexes them again"
+                    .to_string(),
+            });
+        }
         let wanted: HashSet<u32> = keys.iter().map(|key| u32::from_le_bytes(*key)).collect();
         // The records on file now, without the append lock; then, under it,
         // any appended meanwhile (a disclosure decided before the erasure
@@ -750,6 +774,16 @@ impl AuditLog {
     /// an erased handle, so a record read meanwhile still parses, and at
     /// most that handle reads as neither the old nor the new one).
     pub fn records_about(&self, subject: &str) -> Result<Vec<AuditRecord>, AuditError> {
+        if self.index_suspect() {
+            // An index run was altered: the log itself says.
+            let mut found = Vec::new();
+            walk(&self.path, None, &mut |_, record| {
+                if record.subjects.iter().any(|s| s == subject) {
+                    found.push(record.clone());
+                }
+            })?;
+            return Ok(found);
+        }
         let lookup = self.index.lock().unwrap_or_else(|p| p.into_inner()).lookup(subject);
         let offsets = lookup.offsets().map_err(|e| self.io(e))?;
         if offsets.is_empty() {
@@ -803,6 +837,24 @@ fn rewrite_scrubbed(
             *end += length as u64;
         }
         Err(error) => *failed = Some(error),
+    }
+}
+
+/// Checks each run's file against the hash it ends with; an altered one is
+/// deleted (the next open indexes its records again) and sets `suspect`.
+fn check_runs(runs: &[Arc<runs::Run>], index_dir: &Path, suspect: &AtomicBool) {
+    for run in runs {
+        match run.intact() {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(run = run.name(), "An audit index run was altered on disk; subjects' records are read from the log and erasures scrub it whole until a restart indexes them again.");
+                suspect.store(true, Ordering::SeqCst);
+                if let Err(error) = std::fs::remove_file(index_dir.join(run.name())) {
+                    tracing::warn!(%error, run = run.name(), "Could not delete the altered audit index run.");
+                }
+            }
+            Err(error) => tracing::warn!(%error, run = run.name(), "Could not read an audit index run to check it."),
+        }
     }
 }
 
@@ -1422,6 +1474,51 @@ mod tests {
         assert_eq!(verify(log.path()).expect("verify").first_bad, None);
         assert!(log.records_about(&gone[0]).expect("read").is_empty());
         assert_eq!(log.scrub_keys(&keys, keep).expect("again"), 0, "nothing left");
+    }
+
+    /// A run altered on disk (one byte of its pairs): the check after the
+    /// open finds it; until a restart, a subject's records come from the
+    /// log and a scrub in place refuses (the compaction then scrubs the
+    /// whole log); the next open indexes the run's records again.
+    #[test]
+    fn an_index_run_altered_on_disk_is_found_and_not_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let handle = |k: u64| format!("r_{:032x}", k * 7919);
+        let log = AuditLog::open_sealing_every(dir.path(), 16).expect("open");
+        for k in 0..120u64 {
+            log.append(k as i64, "partner:net", "product", "suggestions", vec![handle(k % 5), handle(k % 3 + 10)])
+                .expect("append");
+        }
+        log.wait_for_merges();
+        let expected = log.records_about(&handle(2)).expect("read");
+        assert_eq!(expected.len(), 24);
+        drop(log);
+        let index_dir = dir.path().join(AUDIT_DIR).join(INDEX_DIR);
+        let mut run_files: Vec<PathBuf> = std::fs::read_dir(&index_dir)
+            .expect("runs")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+            .collect();
+        run_files.sort();
+        let mut bytes = std::fs::read(&run_files[0]).expect("read run");
+        let body = 12 + u32::from_le_bytes(bytes[8..12].try_into().expect("len")) as usize;
+        bytes[body + 1] ^= 0x40;
+        std::fs::write(&run_files[0], &bytes).expect("alter");
+        let log = AuditLog::open_sealing_every(dir.path(), 16).expect("open");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !log.index_suspect() {
+            assert!(std::time::Instant::now() < deadline, "the altered run was not found");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(log.records_about(&handle(2)).expect("read"), expected, "read from the log");
+        let keys = [listed_key(&handle(2))];
+        assert!(matches!(log.scrub_keys(&keys, |_| false), Err(AuditError::Broken { .. })));
+        assert!(!run_files[0].exists(), "the altered run is deleted");
+        drop(log);
+        let log = AuditLog::open_sealing_every(dir.path(), 16).expect("reopen");
+        assert!(!log.index_suspect());
+        assert_eq!(log.records_about(&handle(2)).expect("read"), expected, "indexed again");
+        assert_eq!(log.scrub_keys(&keys, |h| h != handle(2)).expect("scrub"), 24);
     }
 
     /// A power cut inside one handle's rewrite: the record reads as

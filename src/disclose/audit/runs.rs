@@ -32,8 +32,12 @@ use serde::{Deserialize, Serialize};
 pub(super) const FENCE: usize = 2048;
 /// The newest runs are merged once this many of one size follow each other.
 pub(super) const MERGE_FAN_IN: usize = 4;
-/// First bytes of every run file.
-const MAGIC: &[u8; 8] = b"PVAIDX01";
+/// First bytes of every run file (`PVAIDX01` runs, without the hash at the
+/// end, are dropped at open and their records indexed again).
+const MAGIC: &[u8; 8] = b"PVAIDX02";
+/// The end of every run file: pair count and fence count (u64 each), then
+/// the BLAKE3 hash of every byte before it.
+const TRAILER: u64 = 16 + 32;
 /// Bytes of one pair on file: key (u32) and offset (u64), little-endian.
 const PAIR_BYTES: usize = 12;
 
@@ -82,7 +86,7 @@ impl Run {
         let tmp = path.with_extension("idx.tmp");
         let header = serde_json::to_vec(&covers).map_err(std::io::Error::other)?;
         let file = crate::log::fsmode::private_file().write(true).create(true).truncate(true).open(&tmp)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = Hashing { out: BufWriter::with_capacity(1 << 20, file), hasher: blake3::Hasher::new() };
         out.write_all(MAGIC)?;
         out.write_all(&(header.len() as u32).to_le_bytes())?;
         out.write_all(&header)?;
@@ -101,7 +105,9 @@ impl Run {
         }
         out.write_all(&count.to_le_bytes())?;
         out.write_all(&(fences.len() as u64).to_le_bytes())?;
-        let file = out.into_inner().map_err(|error| error.into_error())?;
+        let hash = out.hasher.finalize();
+        out.out.write_all(hash.as_bytes())?;
+        let file = out.out.into_inner().map_err(|error| error.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         File::open(dir)?.sync_all()?;
@@ -124,16 +130,16 @@ impl Run {
         let header_len = u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]));
         let body = 12 + header_len;
         let mut trailer = [0u8; 16];
-        if length < body + 16 {
+        if length < body + TRAILER {
             return Err(invalid("a run cut short"));
         }
-        file.read_exact_at(&mut trailer, length - 16)?;
+        file.read_exact_at(&mut trailer, length - TRAILER)?;
         let count = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
         let fence_count = u64::from_le_bytes(trailer[8..].try_into().unwrap_or_default());
         let expected = count
             .checked_mul(PAIR_BYTES as u64)
             .and_then(|pairs| fence_count.checked_mul(4).and_then(|fences| pairs.checked_add(fences)))
-            .and_then(|bytes| bytes.checked_add(body + 16));
+            .and_then(|bytes| bytes.checked_add(body + TRAILER));
         if expected != Some(length) || fence_count != count.div_ceil(FENCE as u64) {
             return Err(invalid("a run's lengths do not add up"));
         }
@@ -145,6 +151,20 @@ impl Run {
         let fences = bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         Ok(Run { covers, name, file, body, count, fences })
+    }
+
+    /// Whether the file still hashes to the hash it ends with: a run
+    /// altered on disk (bit rot, or a hand) would hide records from a
+    /// lookup, and an erasure's scrub in place finds records by lookup.
+    pub fn intact(&self) -> std::io::Result<bool> {
+        let length = self.file.metadata()?.len();
+        let hashed = length.saturating_sub(32);
+        let mut reader = BufReader::with_capacity(1 << 20, &self.file).take(hashed);
+        let mut hasher = blake3::Hasher::new();
+        std::io::copy(&mut reader, &mut hasher)?;
+        let mut stored = [0u8; 32];
+        self.file.read_exact_at(&mut stored, hashed)?;
+        Ok(hasher.finalize().as_bytes() == &stored)
     }
 
     /// Offsets, ascending, of the pairs with `key`.
@@ -193,6 +213,24 @@ impl Run {
             tier += 1;
         }
         tier
+    }
+}
+
+/// A writer that hashes what it writes.
+struct Hashing<W: Write> {
+    out: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let written = self.out.write(bytes)?;
+        self.hasher.update(&bytes[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -281,6 +319,16 @@ pub(super) fn merge(dir: &Path, runs: &[Arc<Run>]) -> std::io::Result<Run> {
         }
     }
     let covers = Covers { start: first.covers.start, by_purpose, ..last.covers.clone() };
+    // An altered run merged would hand its missing pairs on under a hash
+    // that holds: the check after an open finds it first, where it is.
+    for run in runs {
+        if !run.intact()? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} was altered on disk: not merged", run.name),
+            ));
+        }
+    }
     let mut sources = runs.iter().map(|run| run.pairs()).collect::<std::io::Result<Vec<_>>>()?;
     let mut heads: Vec<Option<(u32, u64)>> = Vec::with_capacity(sources.len());
     for source in sources.iter_mut() {
