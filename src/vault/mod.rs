@@ -3,7 +3,8 @@
 //! Owns: one random 32-byte secret per person, minted the first time an
 //! identifier that leaves the core is needed for them (or a backup is
 //! taken), kept in `<data>/vault/secrets.bin`; the erasure ledger
-//! (`erasures.bin`), a digest of each destroyed secret. Every identifier that leaves the core (the
+//! (`erasures.bin`), a digest of each destroyed secret; the list of what
+//! the audit log's scrub owes (`scrub-owed.bin`, `scrub_owed.rs`). Every identifier that leaves the core (the
 //! audit log's `r_` handles, a partner's `h_` handles) is derived from it.
 //! Erasure destroys the secret: a tombstone at once, the bytes themselves at
 //! the next compaction. From then on nobody, the operator with the

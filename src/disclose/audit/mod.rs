@@ -4,13 +4,16 @@
 //!
 //! Owns: `audit/disclosures.log` in the data dir (NDJSON, one record per
 //! line, each carrying the hash of the previous one), appending durably
-//! before the response leaves, an in-memory index of record offsets by
-//! subject (built at open, updated on append) for reading a subject's
-//! disclosures back without the append lock, `verify`, which names the first
-//! altered, removed or reordered record, and the chain's [`Head`], which an
-//! operator keeps elsewhere to prove later that the log still extends it.
-//! Never: rewrites or deletes a past record; scans the log under the append
-//! lock.
+//! before the response leaves, the index of record offsets by handle
+//! (`index.rs`: sealed runs on disk, the newest pairs in memory) for
+//! reading a subject's disclosures back without the append lock, an
+//! erasure's scrub (in place through the index and `journal.rs`, or of the
+//! whole log), `verify`, which names the first altered, removed or
+//! reordered record, and the chain's [`Head`], which an operator keeps
+//! elsewhere to prove later that the log still extends it.
+//! Never: deletes a past record or changes a byte of one other than an
+//! erased person's handle (replaced by its digest, which the hash commits
+//! to either way); scans the whole log under the append lock.
 
 mod by_subject;
 mod index;
