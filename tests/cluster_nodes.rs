@@ -552,6 +552,15 @@ fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
             .collect()
     };
     assert!(holding(pseudonym(erased)).iter().any(|p| p.to_string_lossy().contains("jetstream")), "NATS holds them");
+    // The audit record of that disclosure names both people by `r_` handle.
+    let audit_of = |node: &str| {
+        std::fs::read_to_string(temp.path().join(node).join("audit").join("disclosures.log")).unwrap_or_default()
+    };
+    let handles_in = |text: &str| -> std::collections::BTreeSet<String> {
+        text.split('"').filter(|part| part.starts_with("r_") && part.len() == 34).map(str::to_string).collect()
+    };
+    let before = handles_in(&audit_of("a"));
+    assert_eq!(before.len(), 2, "{}", audit_of("a"));
 
     let subject = b.subject(erased);
     let (status, body) = b.post(&format!("/v1/subjects/{subject}/erase"), Some(SUBJECT), "application/json", b"");
@@ -575,6 +584,18 @@ fn an_erased_person_leaves_nats_and_every_node_within_the_retention() {
         }
         assert!(std::time::Instant::now() < deadline, "the erased pseudonym is still in {left:#?}");
         std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // Each node's audit log lost the erased person's handle, scrubbed in
+    // place (the vault listed its key), and kept the other one.
+    for (name, node) in [("a", &a), ("b", &b)] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while handles_in(&audit_of(name)).len() != 1 {
+            assert!(std::time::Instant::now() < deadline, "{name}: {}", audit_of(name));
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        assert!(handles_in(&audit_of(name)).is_subset(&before) && audit_of(name).contains("\"d_"));
+        let (_, metrics) = node.get_text("/metrics");
+        assert!(metrics.contains("proviso_audit_handles_scrubbed_total{way=\"in_place\"} 1"), "{name}: {metrics}");
     }
     let kept_in = holding(pseudonym(kept));
     assert!(kept_in.iter().any(|p| p.starts_with(temp.path().join("a"))), "{kept_in:?}");

@@ -152,6 +152,9 @@ impl Disclosure {
                             if on_file > 0 {
                                 on_file -= 1;
                             } else {
+                                // Before the record: a handle no erasure
+                                // will list must be listed now.
+                                self.pipeline.vault().list_unless_live(&named).map_err(|error| error.to_string())?;
                                 self.audit
                                     .append(at_ms, &format!("partner:{partner}"), purpose.as_str(), &kind, named)
                                     .map_err(|error| error.to_string())?;

@@ -441,13 +441,12 @@ impl Vault {
     }
 
     /// What the audit log's next scrub must cover: the index keys of the
-    /// handles of every secret destroyed since the last one, or everything
-    /// when that list is not known to be whole (a dir from before the
-    /// list, a restored backup) or this is a cluster's node (the outputs of
-    /// its log may name a handle minted for someone erased in the same
-    /// group, whose secret this vault never installed, so no erasure
-    /// lists it). Read under the vault's lock, so no erasure is half
-    /// listed; the turn it returns keeps any other scrub waiting until
+    /// handles of every secret destroyed since the last one (and, on a
+    /// cluster's node, of every handle written while no live secret stood
+    /// for it: [`Vault::list_unless_live`]), or everything when that list
+    /// is not known to be whole (a dir from before the list, a restored
+    /// backup). Read under the vault's lock, so no erasure is half listed;
+    /// the turn it returns keeps any other scrub waiting until
     /// [`Vault::scrub_done`] or its drop.
     pub fn scrub_owed(&self) -> Result<OwedScrub<'_>, VaultError> {
         let turn = self.scrubbing.lock().unwrap_or_else(|p| p.into_inner());
@@ -455,10 +454,6 @@ impl Vault {
         let path = self.owed_path();
         let owed =
             scrub_owed::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
-        let owed = match owed {
-            ScrubOwed::Keys { read, .. } if self.is_cluster() => ScrubOwed::Everything { read },
-            owed => owed,
-        };
         Ok(OwedScrub { owed, _turn: turn })
     }
 
@@ -536,21 +531,45 @@ impl Vault {
     /// The person an `r_` handle (from the audit log or the feeds ledger)
     /// stands for, while their secret lives; `None` once they are erased.
     pub fn owner_of_record_handle(&self, handle: &str) -> Option<Pseudonym> {
-        let hex = handle.strip_prefix("r_")?;
-        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
+        self.lock().secrets.owner(&handle_bytes(handle)?)
+    }
+
+    /// Cluster mode, before the audit log records a disclosure: lists for
+    /// the audit scrub the key of each of `handles` that no live secret
+    /// here stands for (a secret minted through the cluster's log for
+    /// someone erased in the same group is never installed, so no erasure
+    /// would list it later). Returns how many it listed.
+    pub fn list_unless_live(&self, handles: &[String]) -> Result<usize, VaultError> {
+        let inner = self.lock();
+        let mut owed = Vec::new();
+        for handle in handles {
+            if handle_bytes(handle).and_then(|bytes| inner.secrets.owner(&bytes)).is_none() {
+                owed.extend_from_slice(&crate::contract::hash_prefix::<{ scrub_owed::KEY }>(handle));
+            }
         }
-        let mut bytes = [0u8; 16];
-        for (index, byte) in bytes.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).ok()?;
-        }
-        self.lock().secrets.owner(&bytes)
+        let path = self.owed_path();
+        scrub_owed::append(&path, &owed)
+            .map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        Ok(owed.len() / scrub_owed::KEY)
     }
 
     /// The `r_` handles of every live secret (who may still be named).
     pub fn live_record_handles(&self) -> std::collections::HashSet<String> {
         self.lock().secrets.iter().map(|(_, secret)| secret.record_handle()).collect()
     }
+}
+
+/// The bytes of an `r_` handle.
+fn handle_bytes(handle: &str) -> Option<[u8; 16]> {
+    let hex = handle.strip_prefix("r_")?;
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * index..2 * index + 2], 16).ok()?;
+    }
+    Some(bytes)
 }
 
 fn parse_record(record: &[u8]) -> (Pseudonym, Option<SubjectSecret>) {
@@ -650,9 +669,16 @@ mod tests {
         drop(vault);
         let vault = Vault::open(dir.path()).expect("reopen");
         assert_eq!(vault.scrub_owed().expect("read").owed, ScrubOwed::Keys { keys: vec![key(&handles[1])], read: 5 });
-        // A cluster's node scrubs the whole log every time.
-        let cluster = Vault::open(dir.path()).expect("reopen").for_cluster(&PseudonymKey::from_bytes([3; 32]));
-        assert_eq!(cluster.scrub_owed().expect("read").owed, ScrubOwed::Everything { read: 5 });
+        // A handle about to be written with no live secret behind it (a
+        // cluster's secret minted and erased in one group) is listed; a
+        // live one is not.
+        let live = vault.record_handles(&[person(4)]).expect("mint");
+        let never_installed = format!("r_{:032x}", 77);
+        assert_eq!(vault.list_unless_live(&[live[0].clone(), never_installed.clone()]).expect("list"), 1);
+        assert_eq!(
+            vault.scrub_owed().expect("read").owed,
+            ScrubOwed::Keys { keys: vec![key(&handles[1]), key(&never_installed)], read: 9 }
+        );
         // A dir from before the list: the next scrub covers everything.
         std::fs::remove_file(dir.path().join(VAULT_DIR).join(SCRUB_OWED_FILE)).expect("remove");
         let vault = Vault::open(dir.path()).expect("reopen");
