@@ -465,51 +465,27 @@ pub fn compact_outputs(data_dir: &std::path::Path, feeds: &Feeds, audit: &AuditL
 /// Returns whether the log owes nothing more.
 fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
     let owed = vault.scrub_owed();
-    let in_place = match owed.as_ref().map(|owed| &owed.owed) {
-        Ok(crate::vault::ScrubOwed::Keys { keys, .. }) => {
-            let keep = |handle: &str| vault.owner_of_record_handle(handle).is_some();
-            let started = std::time::Instant::now();
-            match audit.scrub_keys(keys, keep) {
-                Ok(scrubbed) => {
-                    let duration = started.elapsed();
-                    crate::telemetry::AuditScrubbed { way: "in_place", handles: scrubbed, duration }.emit();
-                    tracing::info!(
-                        scrubbed,
-                        keys = keys.len(),
-                        seconds = duration.as_secs_f64(),
-                        "Audit log scrubbed in place: erased people's handles replaced by digests."
-                    );
-                    true
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "The audit log could not be scrubbed in place; scrubbing it whole.");
-                    false
-                }
-            }
-        }
-        Ok(crate::vault::ScrubOwed::Everything { .. }) => false,
+    let keys = match owed.as_ref().map(|owed| &owed.owed) {
+        Ok(crate::vault::ScrubOwed::Keys { keys, .. }) => Some(keys),
+        Ok(crate::vault::ScrubOwed::Everything { .. }) => None,
         Err(error) => {
             tracing::warn!(%error, "The vault's list of erased handles could not be read; scrubbing the audit log whole.");
-            false
+            None
         }
     };
-    if !in_place {
-        let started = std::time::Instant::now();
+    let in_place = keys.and_then(|keys| {
+        let keep = |handle: &str| vault.owner_of_record_handle(handle).is_some();
+        timed_scrub("in_place", || audit.scrub_keys(keys, keep))
+            .map_err(
+                |error| tracing::warn!(%error, "The audit log could not be scrubbed in place; scrubbing it whole."),
+            )
+            .ok()
+    });
+    if in_place.is_none() {
         let live = vault.live_record_handles();
-        match audit.scrub(|handle| live.contains(handle)) {
-            Ok(scrubbed) => {
-                let duration = started.elapsed();
-                crate::telemetry::AuditScrubbed { way: "whole_log", handles: scrubbed, duration }.emit();
-                tracing::info!(
-                    scrubbed,
-                    seconds = duration.as_secs_f64(),
-                    "Audit log scrubbed: erased people's handles replaced by digests."
-                );
-            }
-            Err(error) => {
-                tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
-                return false;
-            }
+        if let Err(error) = timed_scrub("whole_log", || audit.scrub(|handle| live.contains(handle))) {
+            tracing::error!(%error, "Audit log could not be scrubbed; retried at the next start or compaction.");
+            return false;
         }
     }
     if let Ok(owed) = owed {
@@ -520,6 +496,22 @@ fn scrub_audit(audit: &AuditLog, vault: &Vault) -> bool {
         }
     }
     true
+}
+
+/// Runs one way of scrubbing the audit log (`in_place` or `whole_log`)
+/// and reports what it did and took (metric and log line).
+fn timed_scrub(way: &'static str, scrub: impl FnOnce() -> Result<usize, AuditError>) -> Result<usize, AuditError> {
+    let started = std::time::Instant::now();
+    let scrubbed = scrub()?;
+    let duration = started.elapsed();
+    crate::telemetry::AuditScrubbed { way, handles: scrubbed, duration }.emit();
+    let how = if way == "in_place" { "in place" } else { "whole" };
+    tracing::info!(
+        scrubbed,
+        seconds = duration.as_secs_f64(),
+        "Audit log scrubbed {how}: erased people's handles replaced by digests."
+    );
+    Ok(scrubbed)
 }
 
 /// Formats epoch milliseconds as RFC 3339 UTC (every time a body carries).
