@@ -5,12 +5,16 @@
 //!
 //! Owns: `vault/scrub-owed.bin`: one byte saying whether the list can be
 //! trusted, then the keys, appended by [`crate::vault::Vault::forget`]
-//! before the secret is destroyed.
+//! before the secret is destroyed (and, on a cluster's node, by
+//! `Vault::list_unless_live` before a handle no live secret stands for is
+//! written).
 //! Never: holds a handle or anything a handle can be derived from (a key
 //! is 32 bits of a hash of the handle, shared by many handles), or says a
-//! list is whole that missed an erasure: the list is trusted only once a
-//! full scrub ran after the file was made, and a dir without the file (a
-//! restored backup, a dir from before it existed) owes a full scrub.
+//! list is whole that missed an erasure: a list is trusted when it was
+//! started for an audit log with no record, or once a full scrub ran after
+//! the file was made; a dir without the file (a restored backup, a dir
+//! from before it existed) owes a full scrub. Whoever can write the data
+//! dir can remove a key, and could as well rewrite the audit log itself.
 
 use std::io::{Read, Write};
 use std::path::Path;
