@@ -149,3 +149,70 @@ fn erased_subjects_leave_no_trace_and_never_return() {
     assert_eq!(resolve(&server, 3).0, 200);
     server.stop();
 }
+
+/// Sends one raw HTTP/1.1 request to the server at `base` and returns its status line,
+/// or `None` when no answer came within `wait`.
+fn raw_status(base: &str, method: &str, path: &str, token: &str, wait: std::time::Duration) -> Option<String> {
+    use std::io::{Read, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(wait)).expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(_) if answer.is_empty() => return None,
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&answer).lines().next().map(str::to_string)
+}
+
+/// While an erasure's compaction rewrites the log (held there by a
+/// failpoint that never lets go), queries still answer: the log is
+/// rewritten under the state's read lock, and only the rebuild after it
+/// takes the write lock. (Held under the write lock, as before, the
+/// query gets no answer.)
+#[test]
+fn queries_answer_while_an_erasure_rewrites_the_log() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &[
+            ("PROVISO_PSEUDONYM_KEY", KEY_HEX),
+            ("PROVISO_ERASURE_COMPACTION_SECONDS", "0"),
+            ("PROVISO_FAILPOINTS", "compact.before_swap=pause"),
+        ],
+    );
+    let now = common::now_ms();
+    let lines: Vec<String> =
+        (0..3).map(|k| format!(r#"{{"type":"session","ts":{now},"phone":"{}","device":"d{k}"}}"#, phone(k))).collect();
+    assert_eq!(server.ingest(&lines.join("\n"))["accepted"], 3);
+    let on = day(now);
+    assert_eq!(active(&server, &on), 3);
+    let subject = server.subject(&phone(1));
+    // The erasure waits for its compaction (a zero bound), which pauses.
+    let erase = format!("/v1/subjects/{subject}/erase");
+    let eraser = {
+        let base = server.base.clone();
+        std::thread::spawn(move || raw_status(&base, "POST", &erase, SUBJECT, std::time::Duration::from_secs(60)))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.stderr().contains("failpoint compact.before_swap: pause") {
+        assert!(std::time::Instant::now() < deadline, "the compaction never reached the swap:\n{}", server.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let query = format!("/v1/metrics/active?from={on}&to={on}&window=1");
+    let status = raw_status(&server.base, "GET", &query, ANALYST, std::time::Duration::from_secs(10));
+    assert!(status.as_deref().is_some_and(|line| line.contains(" 200 ")), "no answer during the rewrite: {status:?}");
+    drop(server);
+    let _ = eraser.join();
+}

@@ -211,9 +211,15 @@ impl Housekeeping {
         &self.vault
     }
 
-    /// Compacts the log, rebuilds state from it and snapshots, all while
-    /// holding the state lock (queries wait; nothing is acknowledged
-    /// meanwhile). On failure the old log stays and compaction is retried.
+    /// Compacts the log while queries go on reading state, then rebuilds
+    /// state from the new log and snapshots under the state lock (queries
+    /// wait for the rebuild). Nothing is acknowledged meanwhile: this is
+    /// the writer. On failure the old log stays and compaction is retried.
+    ///
+    /// Only the writer changes state, so state stands still while it
+    /// rewrites the log, and the erased are already out of every answer
+    /// (their deletions were applied): serving it until the rebuild shows
+    /// nothing a query before the compaction could not.
     fn compact(&self, log: &mut Log, state: &RwLock<State>) {
         if self.outputs_pending() {
             // Its snapshot would start a replay after outputs not yet on
@@ -222,9 +228,13 @@ impl Housekeeping {
             return;
         }
         let started = Instant::now();
+        let rewritten = {
+            let reading = state.read().unwrap_or_else(|p| p.into_inner());
+            let gaps = reading.security_feed_gaps(self.clock.now_ms());
+            compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice())
+        };
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
-        let gaps = guard.security_feed_gaps(self.clock.now_ms());
-        let outcome = compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice()).and_then(|report| {
+        let outcome = rewritten.and_then(|report| {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
             // The old state numbers the old log's records and holds the
             // erased: it is dropped before the rebuild, so a compaction
