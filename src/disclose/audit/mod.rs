@@ -84,7 +84,7 @@ fn is_version_1(v: &u8) -> bool {
 
 /// Whether a scrub replaces `subject` in a version-2 record: a handle (not
 /// already a digest) that `keep` refuses.
-fn scrubs(subject: &str, keep: &impl Fn(&str) -> bool) -> bool {
+fn scrubs(subject: &str, keep: &dyn Fn(&str) -> bool) -> bool {
     !subject.starts_with("d_") && !keep(subject)
 }
 
@@ -106,6 +106,29 @@ impl Resume {
 }
 
 impl AuditRecord {
+    /// How many of the record's handles a scrub with `keep` replaces.
+    fn handles_owed(&self, keep: &dyn Fn(&str) -> bool) -> usize {
+        if self.v < 2 {
+            return 0;
+        }
+        self.subjects.iter().filter(|s| scrubs(s, keep)).count()
+    }
+
+    /// Replaces each handle a scrub with `keep` owes by its digest (in a
+    /// version-2 record: its hash commits to the digest either way);
+    /// returns how many.
+    fn scrub_handles(&mut self, keep: &dyn Fn(&str) -> bool) -> usize {
+        if self.v < 2 {
+            return 0;
+        }
+        let mut replaced = 0;
+        for subject in self.subjects.iter_mut().filter(|s| scrubs(s, keep)) {
+            *subject = subject_digest(subject);
+            replaced += 1;
+        }
+        replaced
+    }
+
     /// What the index takes of the record.
     fn indexed(&self) -> index::Indexed<'_> {
         index::Indexed { seq: self.seq, hash: &self.hash, purpose: &self.purpose, subjects: &self.subjects }
@@ -526,12 +549,9 @@ impl AuditLog {
             let tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
             Resume { offset: tail.end, records: tail.next_seq, last_hash: tail.last_hash.clone() }
         };
-        let owed = |record: &AuditRecord| record.v >= 2 && record.subjects.iter().any(|s| scrubs(s, &keep));
         let mut scrubbed = 0;
         let walked = walk_range(&self.path, &Resume::genesis(), Some(upto.offset), &mut |_, record| {
-            if owed(record) {
-                scrubbed += record.subjects.iter().filter(|s| scrubs(s, &keep)).count();
-            }
+            scrubbed += record.handles_owed(&keep);
         })?;
         if let Some(problem) = walked.verified.first_bad {
             return Err(AuditError::Broken { path: self.path.display().to_string(), problem });
@@ -687,16 +707,7 @@ impl AuditLog {
             if record.hash != record.compute_hash() {
                 return Err(broken("does not match its hash"));
             }
-            if record.v < 2 {
-                continue;
-            }
-            let mut changed = 0;
-            for subject in record.subjects.iter_mut() {
-                if wanted.contains(&by_subject::key_of(subject)) && scrubs(subject, &keep) {
-                    *subject = subject_digest(subject);
-                    changed += 1;
-                }
-            }
+            let changed = record.scrub_handles(&|s| !wanted.contains(&by_subject::key_of(s)) || keep(s));
             if changed == 0 {
                 continue;
             }
@@ -826,11 +837,7 @@ fn rewrite_scrubbed(
         return;
     }
     let mut record = record.clone();
-    if record.v >= 2 {
-        for subject in record.subjects.iter_mut().filter(|s| scrubs(s, &keep)) {
-            *subject = subject_digest(subject);
-        }
-    }
+    record.scrub_handles(keep);
     let written = serde_json::to_vec(&record)
         .map_err(std::io::Error::other)
         .and_then(|line| out.write_all(&line).and_then(|()| out.write_all(b"\n")).map(|()| line.len() + 1));
