@@ -367,9 +367,7 @@ impl Vault {
         // The audit scrub's keys and the marks first: a crash before the
         // tombstones leaves the secrets live, and the next start forgets
         // (lists and marks) them again.
-        let owed_path = self.owed_path();
-        scrub_owed::append(&owed_path, &owed)
-            .map_err(|source| VaultError::Io { path: owed_path.display().to_string(), source })?;
+        self.on_owed_list(|path| scrub_owed::append(path, &owed))?;
         let ledger_io = |source| VaultError::Io { path: self.ledger_path().display().to_string(), source };
         inner.ledger.write_all(&marks).and_then(|()| inner.ledger.sync_data()).map_err(ledger_io)?;
         for pseudonym in pseudonyms {
@@ -436,8 +434,11 @@ impl Vault {
         self.path.with_file_name(LEDGER_FILE)
     }
 
-    fn owed_path(&self) -> PathBuf {
-        self.path.with_file_name(SCRUB_OWED_FILE)
+    /// Runs `op` on the list of what the audit scrub owes; an error names
+    /// the file.
+    fn on_owed_list<T>(&self, op: impl FnOnce(&Path) -> std::io::Result<T>) -> Result<T, VaultError> {
+        let path = self.path.with_file_name(SCRUB_OWED_FILE);
+        op(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })
     }
 
     /// What the audit log's next scrub must cover: the index keys of the
@@ -451,9 +452,7 @@ impl Vault {
     pub fn scrub_owed(&self) -> Result<OwedScrub<'_>, VaultError> {
         let turn = self.scrubbing.lock().unwrap_or_else(|p| p.into_inner());
         let _inner = self.lock();
-        let path = self.owed_path();
-        let owed =
-            scrub_owed::read(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        let owed = self.on_owed_list(scrub_owed::read)?;
         Ok(OwedScrub { owed, _turn: turn })
     }
 
@@ -461,9 +460,7 @@ impl Vault {
     /// listed since stay owed.
     pub fn scrub_done(&self, owed: OwedScrub<'_>) -> Result<(), VaultError> {
         let _inner = self.lock();
-        let path = self.owed_path();
-        scrub_owed::settle(&path, owed.owed.read())
-            .map_err(|source| VaultError::Io { path: path.display().to_string(), source })
+        self.on_owed_list(|path| scrub_owed::settle(path, owed.owed.read()))
     }
 
     /// Starts a whole, empty list of what the audit scrub owes where there
@@ -472,8 +469,7 @@ impl Vault {
     /// erasure lists it. Returns whether it did.
     pub fn start_scrub_list(&self) -> Result<bool, VaultError> {
         let _inner = self.lock();
-        let path = self.owed_path();
-        scrub_owed::start_whole(&path).map_err(|source| VaultError::Io { path: path.display().to_string(), source })
+        self.on_owed_list(scrub_owed::start_whole)
     }
 
     /// Adds marks read from other ledgers (a restore keeps the live dir's
@@ -547,9 +543,7 @@ impl Vault {
                 owed.extend_from_slice(&crate::contract::hash_prefix::<{ scrub_owed::KEY }>(handle));
             }
         }
-        let path = self.owed_path();
-        scrub_owed::append(&path, &owed)
-            .map_err(|source| VaultError::Io { path: path.display().to_string(), source })?;
+        self.on_owed_list(|path| scrub_owed::append(path, &owed))?;
         Ok(owed.len() / scrub_owed::KEY)
     }
 
