@@ -216,3 +216,54 @@ fn queries_answer_while_an_erasure_rewrites_the_log() {
     drop(server);
     let _ = eraser.join();
 }
+
+/// An erasure's compaction no longer holds the writer: with a compaction
+/// held inside its rewrite of the log's copy (a failpoint that never lets
+/// go), batches are still acknowledged and answered, the erasure included;
+/// a `kill -9` there loses none of them, and the next start compacts the
+/// person away with every batch acknowledged meanwhile still counted. (With
+/// the compaction on the writer, as before, the second batch got no answer.)
+#[test]
+fn batches_are_acknowledged_while_an_erasure_is_compacted_and_a_crash_there_loses_none() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let env = [("PROVISO_PSEUDONYM_KEY", KEY_HEX), ("PROVISO_ERASURE_COMPACTION_SECONDS", "1")];
+    let held = [env[0], env[1], ("PROVISO_FAILPOINTS", "compact.rebuild=pause")];
+    let server = Server::start_with(&data, &held);
+    let now = common::now_ms();
+    let sessions = |ks: std::ops::Range<u32>| -> String {
+        ks.map(|k| format!(r#"{{"type":"session","ts":{now},"phone":"{}","device":"d{k}"}}"#, phone(k)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(server.ingest(&sessions(0..3))["accepted"], 3);
+    let on = day(now);
+    let target = server.subject(&phone(1));
+    let (status, erased) = server.post(&format!("/v1/subjects/{target}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{erased}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.stderr().contains("failpoint compact.rebuild: pause") {
+        assert!(std::time::Instant::now() < deadline, "the compaction never started:\n{}", server.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The compaction is under way, held: the writer still commits.
+    assert_eq!(server.ingest(&sessions(10..14))["accepted"], 4);
+    assert_eq!(active(&server, &on), 6, "two of the first three and the four since");
+    let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
+    let (pseudonym, _) = edge.resolve_phone(&phone(1), None).expect("phone");
+    assert!(!traces(&data, &[pseudonym.as_bytes()]).is_empty(), "not compacted yet: the log still holds them");
+    server.kill();
+
+    let server = Server::start_with(&data, &env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !server.stderr().contains("Log compacted") {
+        assert!(std::time::Instant::now() < deadline, "no compaction after the restart:\n{}", server.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(active(&server, &on), 6, "every acknowledged batch is there once");
+    let found = traces(&data, &[pseudonym.as_bytes()]);
+    assert!(found.is_empty(), "{found:#?}");
+    for leftover in ["log.new", "log.compact-source", "log.old"] {
+        assert!(!data.join(leftover).exists(), "{leftover} left behind");
+    }
+}

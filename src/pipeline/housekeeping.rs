@@ -3,17 +3,22 @@
 //!
 //! Owns: when to compact for erasures (once the oldest pending erasure is
 //! `erasure_compaction` old; with a zero bound, before the deletion is
-//! acknowledged), when to snapshot (once `snapshot_every_records` records
+//! acknowledged), a compaction's two halves (a thread rewrites a copy of
+//! the log and rebuilds state from it while the writer goes on; the writer
+//! then copies what it appended meanwhile and swaps log and state), when to
+//! snapshot (once `snapshot_every_records` records
 //! and twice the last snapshot's bytes of log have been written since it,
 //! and at shutdown), handing each group's revocations to the hook and destroying
 //! erased people's secrets before the group is acknowledged.
-//! Never: runs outside the writer thread, or acknowledges anything.
+//! Never: runs outside the writer thread (but for the compaction's thread,
+//! which touches only its copy and the new log), or acknowledges anything.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use super::{compact, rebuild_state, CompactionHook, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
+use super::compact::{self, Rewrite};
+use super::{CompactionHook, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
 use crate::contract::Pseudonym;
 use crate::log::Log;
 use crate::state::{save_snapshot, State, Withdrawal};
@@ -35,6 +40,18 @@ const SNAPSHOT_LOG_RATIO: u64 = 2;
 /// size of log.
 fn snapshot_due(records: u64, every: u64, bytes: u64, last_bytes: u64) -> bool {
     records >= every && bytes >= last_bytes.saturating_mul(SNAPSHOT_LOG_RATIO)
+}
+
+/// How often the writer looks whether a compaction's thread is done.
+const COMPACTION_POLL: Duration = Duration::from_millis(50);
+
+/// A compaction under way: its thread rewrites the copy of the log the
+/// writer took and rebuilds state from the new log.
+struct Compacting {
+    thread: std::thread::JoinHandle<Result<(Rewrite, Option<State>), PipelineError>>,
+    started: Instant,
+    /// Erasures pending when the copy was taken.
+    pending_at_start: u64,
 }
 
 /// The writer's housekeeping settings, hooks and schedule.
@@ -59,6 +76,8 @@ pub(super) struct Housekeeping {
     last_snapshot_bytes: std::cell::Cell<u64>,
     /// Cluster mode: the partner outputs gathered in log order.
     pub(super) outputs: Option<super::outputs::Outputs>,
+    /// The compaction whose thread is running, if any.
+    compacting: Option<Compacting>,
 }
 
 impl Housekeeping {
@@ -85,6 +104,7 @@ impl Housekeeping {
             since_snapshot_bytes: 0,
             last_snapshot_bytes: std::cell::Cell::new(0),
             outputs: None,
+            compacting: None,
         }
     }
 
@@ -95,17 +115,26 @@ impl Housekeeping {
         self.outputs.as_ref().is_some_and(super::outputs::Outputs::pending)
     }
 
-    /// Before the writer waits for the next batch: compacts the log when the
-    /// oldest pending erasure is due (and no write has failed). Returns how
-    /// long to wait for a batch before calling again, or `None` to wait
-    /// without a deadline (no compaction is scheduled).
+    /// Before the writer waits for the next batch: starts a compaction when
+    /// the oldest pending erasure is due (and no write has failed), and
+    /// finishes one whose thread is done. Returns how long to wait for a
+    /// batch before calling again, or `None` to wait without a deadline
+    /// (nothing is scheduled).
     pub(super) fn schedule_erasures(&mut self, log: &mut Log, state: &RwLock<State>, failed: bool) -> Option<Duration> {
-        let pending = state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0;
+        if let Some(compacting) = &self.compacting {
+            if !compacting.thread.is_finished() || !self.finish_compaction(log, state) {
+                return Some(COMPACTION_POLL);
+            }
+        }
+        let pending = self.erasures_pending(state);
         if pending {
             let since = *self.erasure_seen.get_or_insert_with(Instant::now);
             if !failed && since.elapsed() >= self.erasure_compaction {
-                self.compact(log, state);
                 self.erasure_seen = None;
+                self.start_compaction(log, state);
+                if self.compacting.is_some() {
+                    return Some(COMPACTION_POLL);
+                }
             }
         }
         if pending && self.erasure_seen.is_some() {
@@ -163,13 +192,9 @@ impl Housekeeping {
 
         // With a zero bound, a deletion is compacted away before it is
         // acknowledged.
-        if self.erasure_compaction.is_zero()
-            && state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
-        {
-            self.compact(log, state);
+        if self.erasure_compaction.is_zero() && self.erasures_pending(state) {
+            self.compact_here(log, state);
             self.erasure_seen = None;
-            self.since_snapshot = 0;
-            self.since_snapshot_bytes = 0;
         }
     }
 
@@ -197,10 +222,27 @@ impl Housekeeping {
         state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
     }
 
-    /// Compacts now (a backup holds no erasure still waiting for it).
+    /// Compacts now (a backup holds no erasure still waiting for it): one
+    /// under way is finished first, then one for the erasures since.
     pub(super) fn compact_now(&mut self, log: &mut Log, state: &RwLock<State>) {
-        self.compact(log, state);
+        self.compact_here(log, state);
+        if self.erasures_pending(state) {
+            self.compact_here(log, state);
+        }
         self.erasure_seen = None;
+    }
+
+    /// At the writer's end: a compaction under way is waited for and
+    /// finished (its erasures are due), as one the writer ran itself was.
+    pub(super) fn at_shutdown(&mut self, log: &mut Log, state: &RwLock<State>) {
+        if self.compacting.is_some() && !self.finish_compaction(log, state) {
+            // Outputs still wait: the rewrite is dropped, the next start
+            // compacts again.
+            if let Some(compacting) = self.compacting.take() {
+                let _ = compacting.thread.join();
+            }
+            compact::abandon(&self.data_dir);
+        }
     }
 
     pub(super) fn data_dir(&self) -> &std::path::Path {
@@ -211,49 +253,110 @@ impl Housekeeping {
         &self.vault
     }
 
-    /// Compacts the log while queries go on reading state, then rebuilds
-    /// state from the new log and snapshots under the state lock (queries
-    /// wait for the rebuild). Nothing is acknowledged meanwhile: this is
-    /// the writer. On failure the old log stays and compaction is retried.
-    ///
-    /// Only the writer changes state, so state stands still while it
-    /// rewrites the log, and the erased are already out of every answer
-    /// (their deletions were applied): serving it until the rebuild shows
-    /// nothing a query before the compaction could not.
-    fn compact(&self, log: &mut Log, state: &RwLock<State>) {
+    /// Compacts on the writer, waiting for the compaction's thread (with a
+    /// zero bound an erasure is acknowledged only once compacted).
+    fn compact_here(&mut self, log: &mut Log, state: &RwLock<State>) {
+        if self.compacting.is_none() {
+            self.start_compaction(log, state);
+        }
+        if self.compacting.is_some() {
+            self.finish_compaction(log, state);
+        }
+    }
+
+    /// Takes a copy of the log as it stands (hard links, and a copy of the
+    /// active segment) and starts a thread that rewrites it without the
+    /// erased and rebuilds state from the new log, while the writer goes on
+    /// committing (queries read the live state meanwhile; the erased are out
+    /// of every answer since their deletions were applied). On failure the
+    /// live log stays and compaction is retried at the next bound.
+    fn start_compaction(&mut self, log: &Log, state: &RwLock<State>) {
         if self.outputs_pending() {
             // Its snapshot would start a replay after outputs not yet on
             // file (cluster mode): compacted once they are.
             tracing::info!("Log compaction waits for partner outputs to be written.");
             return;
         }
-        let started = Instant::now();
-        let rewritten = {
+        let (gaps, pending_at_start) = {
             let reading = state.read().unwrap_or_else(|p| p.into_inner());
-            let gaps = reading.security_feed_gaps(self.clock.now_ms());
-            compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice())
+            (reading.security_feed_gaps(self.clock.now_ms()), reading.housekeeping.erasures_pending)
         };
-        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
-        let outcome = rewritten.and_then(|report| {
-            *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
-            // The old state numbers the old log's records and holds the
-            // erased: it is dropped before the rebuild, so a compaction
-            // never holds two states at once (RSS would double at every one).
-            drop(std::mem::take(&mut *guard));
-            let (rebuilt, _) = rebuild_state(&self.data_dir, false)?;
-            *guard = rebuilt;
-            // The destroyed secrets leave the vault file with the log.
-            self.vault.compact()?;
-            Ok(report)
+        if let Err(error) = compact::take_source(log, &self.data_dir) {
+            crate::telemetry::StorageFailed { file: "compaction" }.emit();
+            tracing::error!(%error, "Log compaction could not copy the log; erased subjects' events remain in the log.");
+            return;
+        }
+        let (data_dir, segment_bytes) = (self.data_dir.clone(), self.segment_bytes);
+        let spawned = std::thread::Builder::new().name("compaction".to_string()).spawn(move || {
+            let rewrite = Rewrite::of_source(&data_dir, segment_bytes, gaps.as_slice(), &|_, _| {})?;
+            crate::failpoint::reach("compact.rebuild");
+            let state = match &rewrite {
+                Rewrite::Written(written) => Some(written.rebuild(&data_dir)?),
+                Rewrite::Nothing(_) => None,
+            };
+            Ok((rewrite, state))
+        });
+        match spawned {
+            Ok(thread) => self.compacting = Some(Compacting { thread, started: Instant::now(), pending_at_start }),
+            Err(error) => {
+                compact::abandon(&self.data_dir);
+                tracing::error!(%error, "Log compaction could not start its thread; retried later.");
+            }
+        }
+    }
+
+    /// Waits for the compaction's thread, copies into the new log what the
+    /// writer appended since the copy (applying it to the new state), swaps
+    /// the new log in, then the new state under the state's write lock (for
+    /// a moment: queries wait only for the swap), rewrites the vault and
+    /// snapshots. Returns false, leaving the compaction under way, while
+    /// cluster mode's outputs wait to be written (its snapshot would start
+    /// a replay after them).
+    fn finish_compaction(&mut self, log: &mut Log, state: &RwLock<State>) -> bool {
+        if self.outputs_pending() {
+            return false;
+        }
+        let Some(compacting) = self.compacting.take() else { return true };
+        let joined = compacting.thread.join().unwrap_or_else(|_| {
+            Err(PipelineError::Failed("the compaction's thread panicked; the live log is untouched".to_string()))
+        });
+        let stalled = Instant::now();
+        let mut caught_up = 0;
+        let outcome = joined.and_then(|(rewrite, new_state)| match (rewrite, new_state) {
+            (Rewrite::Written(mut written), Some(mut new_state)) => {
+                caught_up = written.catch_up(&self.data_dir.join(LOG_DIR), &mut new_state)?;
+                let report = written.report;
+                drop(written);
+                compact::swap(&self.data_dir)?;
+                *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+                let old = std::mem::replace(&mut *state.write().unwrap_or_else(|p| p.into_inner()), new_state);
+                drop(old);
+                // The destroyed secrets leave the vault file with the log.
+                self.vault.compact()?;
+                Ok(Some(report))
+            }
+            (Rewrite::Written(_), None) => Err(PipelineError::Failed("no state was rebuilt".to_string())),
+            (Rewrite::Nothing(_), _) => {
+                // No deletion in the copy: the erasures counted then are not
+                // in the log (those since are the next compaction's).
+                let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
+                let pending = &mut writing.housekeeping.erasures_pending;
+                *pending = pending.saturating_sub(compacting.pending_at_start);
+                Ok(None)
+            }
         });
         match outcome {
-            Ok(report) => {
-                self.snapshot_of(&guard);
+            Ok(Some(report)) => {
+                self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
+                self.since_snapshot = 0;
+                self.since_snapshot_bytes = 0;
                 tracing::info!(
                     erased_subjects = report.erased_subjects,
                     records_before = report.records_before,
                     records_after = report.records_after,
-                    millis = started.elapsed().as_millis() as u64,
+                    copied_after_start = caught_up,
+                    millis = compacting.started.elapsed().as_millis() as u64,
+                    writer_millis = stalled.elapsed().as_millis() as u64,
                     "Log compacted: erased subjects removed."
                 );
                 let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -261,11 +364,14 @@ impl Housekeeping {
                     hook();
                 }
             }
+            Ok(None) => compact::abandon(&self.data_dir),
             Err(error) => {
+                compact::abandon(&self.data_dir);
                 crate::telemetry::StorageFailed { file: "compaction" }.emit();
                 tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log.")
             }
         }
+        true
     }
 
     /// Writes a snapshot of state now (a failure only costs replay time).

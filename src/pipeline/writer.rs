@@ -158,6 +158,7 @@ pub(super) fn writer_loop(
             housekeeping.backup(&mut log, &state, job, failed.is_some());
         }
     }
+    housekeeping.at_shutdown(&mut log, &state);
     if failed.is_none() && !housekeeping.outputs_pending() {
         housekeeping.write_snapshot(&state);
     }
