@@ -175,11 +175,10 @@ fn raw_status(base: &str, method: &str, path: &str, token: &str, wait: std::time
     String::from_utf8_lossy(&answer).lines().next().map(str::to_string)
 }
 
-/// While an erasure's compaction rewrites the log (held there by a
-/// failpoint that never lets go), queries still answer: the log is
-/// rewritten under the state's read lock, and only the rebuild after it
-/// takes the write lock. (Held under the write lock, as before, the
-/// query gets no answer.)
+/// While an erasure's compaction swaps its new log in (held there by a
+/// failpoint that never lets go), queries still answer: the state's write
+/// lock is taken only to replace the state, after the swap. (Held under the
+/// write lock, as an earlier proviso did, the query got no answer.)
 #[test]
 fn queries_answer_while_an_erasure_rewrites_the_log() {
     let temp = tempfile::tempdir().expect("tempdir");

@@ -440,6 +440,17 @@ pub struct ClosedSegments {
 }
 
 impl ClosedSegments {
+    /// Their sizes, unread: only for segments this process wrote, fsynced
+    /// and read back whole since (a compaction's new log, replayed into
+    /// the new state before it is swapped in).
+    pub fn written_here(self) -> Result<u64, LogError> {
+        let mut bytes = 0;
+        for path in &self.paths {
+            bytes += fs::metadata(path).map_err(io_err(path))?.len();
+        }
+        Ok(bytes)
+    }
+
     /// Reads every closed segment whole (on up to two threads) and returns
     /// their valid bytes; damage anywhere is an error.
     pub fn verify(self) -> Result<u64, LogError> {

@@ -328,7 +328,10 @@ impl Housekeeping {
                 let report = written.report;
                 drop(written);
                 compact::swap(&self.data_dir)?;
-                *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+                // Its closed segments were replayed whole into the new state.
+                let (mut opened, closed) = Log::open_unverified(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+                opened.closed_verified(closed.written_here()?);
+                *log = opened;
                 let old = std::mem::replace(&mut *state.write().unwrap_or_else(|p| p.into_inner()), new_state);
                 drop(old);
                 // The destroyed secrets leave the vault file with the log.
