@@ -226,9 +226,6 @@ impl Housekeeping {
     /// under way is finished first, then one for the erasures since.
     pub(super) fn compact_now(&mut self, log: &mut Log, state: &RwLock<State>) {
         self.compact_here(log, state);
-        if self.erasures_pending(state) {
-            self.compact_here(log, state);
-        }
         self.erasure_seen = None;
     }
 
@@ -254,13 +251,19 @@ impl Housekeeping {
     }
 
     /// Compacts on the writer, waiting for the compaction's thread (with a
-    /// zero bound an erasure is acknowledged only once compacted).
+    /// zero bound an erasure is acknowledged only once compacted). One
+    /// already under way (started before a restart's first batch, say) took
+    /// its copy before the latest deletions: it is finished first, then
+    /// one more takes them.
     fn compact_here(&mut self, log: &mut Log, state: &RwLock<State>) {
-        if self.compacting.is_none() {
-            self.start_compaction(log, state);
-        }
         if self.compacting.is_some() {
             self.finish_compaction(log, state);
+        }
+        if self.compacting.is_none() && self.erasures_pending(state) {
+            self.start_compaction(log, state);
+            if self.compacting.is_some() {
+                self.finish_compaction(log, state);
+            }
         }
     }
 
@@ -350,9 +353,18 @@ impl Housekeeping {
         });
         match outcome {
             Ok(Some(report)) => {
+                let swapped = stalled.elapsed();
                 self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
                 self.since_snapshot = 0;
                 self.since_snapshot_bytes = 0;
+                let snapshotted = stalled.elapsed();
+                let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
+                // The writer's share: `swap_millis` (copying in what it
+                // appended meanwhile, the swaps, the vault), the snapshot,
+                // then the outputs' compaction (the hook).
                 tracing::info!(
                     erased_subjects = report.erased_subjects,
                     records_before = report.records_before,
@@ -360,12 +372,10 @@ impl Housekeeping {
                     copied_after_start = caught_up,
                     millis = compacting.started.elapsed().as_millis() as u64,
                     writer_millis = stalled.elapsed().as_millis() as u64,
+                    swap_millis = swapped.as_millis() as u64,
+                    snapshot_millis = (snapshotted - swapped).as_millis() as u64,
                     "Log compacted: erased subjects removed."
                 );
-                let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let Some(hook) = hook {
-                    hook();
-                }
             }
             Ok(None) => compact::abandon(&self.data_dir),
             Err(error) => {
