@@ -32,8 +32,9 @@ pub const STAGES: &[&str] = &[
     // Snapshot: the temporary file written, then renamed over the old one.
     "snapshot.write",
     "snapshot.rename",
-    // Compaction after an erasure: the log's copy rewritten (the writer
-    // goes on meanwhile), then between the two renames of the swap.
+    // Compaction after an erasure: the new log written (before the
+    // rebuild on the compaction's thread, or the swap on the writer), then
+    // between the two renames of the swap.
     "compact.rebuild",
     "compact.before_swap",
     "compact.mid_swap",

@@ -51,12 +51,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
 /// interrupted rewrite left. Safe to call always.
 pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
     let (log, new, old) = (data_dir.join(LOG_DIR), data_dir.join(NEW_DIR), data_dir.join(OLD_DIR));
-    if old.exists() || (!log.exists() && new.exists()) {
-        // The swap had begun: the snapshot may number the records of the
-        // old log and hold the erased (a proviso before this one removed it
-        // only after the swap); state is rebuilt from the log. (A new log
-        // beside an intact one is a rewrite that never reached its swap: the
-        // snapshot still numbers the live log.)
+    if new.exists() || old.exists() {
+        // A compaction was under way: the snapshot may number the records
+        // of the old log and hold the erased (a proviso before this one
+        // removed it only after the swap); state is rebuilt from the log.
         remove_snapshot(data_dir)?;
     }
     if !log.exists() && new.exists() {
@@ -95,6 +93,7 @@ pub fn compact_log_reporting(
         Rewrite::Written(written) => {
             let report = written.report;
             drop(written);
+            crate::failpoint::reach("compact.rebuild");
             swap(data_dir)?;
             Ok(report)
         }
@@ -342,7 +341,7 @@ impl Rewrite {
 impl Written {
     /// State from the new log as written so far.
     pub(super) fn rebuild(&self, data_dir: &Path) -> Result<State, PipelineError> {
-        super::open::state_of_log(&data_dir.join(NEW_DIR))
+        state_of_log(&data_dir.join(NEW_DIR))
     }
 
     /// Copies into the new log, compacted, the live log's records from the
@@ -377,6 +376,14 @@ impl Written {
         batcher.finish(new_log, report)?;
         Ok(copied)
     }
+}
+
+/// State from the whole log in `log_dir` alone (no snapshot, no outputs).
+fn state_of_log(log_dir: &Path) -> Result<State, PipelineError> {
+    let mut state = State::default();
+    super::replay::replay_records(log_dir, 0, |seq, record| state.apply(seq, &record))?;
+    state.settle_replayed();
+    Ok(state)
 }
 
 /// Swaps the new log in: drops the snapshot and marks the outputs owed
@@ -560,7 +567,7 @@ mod tests {
             assert_eq!(copied, after.len() as u64, "seed {seed}");
             drop((written, live));
             swap(&data).expect("swap");
-            let rebuilt = super::super::open::state_of_log(&data.join(LOG_DIR)).expect("state");
+            let rebuilt = state_of_log(&data.join(LOG_DIR)).expect("state");
             assert_eq!(
                 fingerprint(&state, people),
                 fingerprint(&rebuilt, people),

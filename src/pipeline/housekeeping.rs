@@ -2,10 +2,11 @@
 //! compaction, snapshots, the revocation hook and crypto-shredding.
 //!
 //! Owns: when to compact for erasures (once the oldest pending erasure is
-//! `erasure_compaction` old; with a zero bound, before the deletion is
-//! acknowledged), a compaction's two halves (a thread rewrites a copy of
-//! the log and rebuilds state from it while the writer goes on; the writer
-//! then copies what it appended meanwhile and swaps log and state), when to
+//! `erasure_compaction` old; with a zero bound, before the deletion, or
+//! anything after it, is acknowledged), a compaction's two halves (a thread
+//! rewrites a copy of the log and rebuilds state from it while the writer
+//! goes on, unless the bound is zero; the writer then copies what it
+//! appended meanwhile and swaps log and state), when to
 //! snapshot (once `snapshot_every_records` records
 //! and twice the last snapshot's bytes of log have been written since it,
 //! and at shutdown), handing each group's revocations to the hook and destroying
@@ -131,9 +132,16 @@ impl Housekeeping {
             let since = *self.erasure_seen.get_or_insert_with(Instant::now);
             if !failed && since.elapsed() >= self.erasure_compaction {
                 self.erasure_seen = None;
-                self.start_compaction(log, state);
-                if self.compacting.is_some() {
-                    return Some(COMPACTION_POLL);
+                if self.erasure_compaction.is_zero() {
+                    // A zero bound (erasures left pending by a crash, or a
+                    // compaction that failed): nothing more is acknowledged
+                    // before they are compacted.
+                    self.compact_here(log, state);
+                } else {
+                    self.start_compaction(log, state);
+                    if self.compacting.is_some() {
+                        return Some(COMPACTION_POLL);
+                    }
                 }
             }
         }
@@ -250,19 +258,63 @@ impl Housekeeping {
         &self.vault
     }
 
-    /// Compacts on the writer, waiting for the compaction's thread (with a
-    /// zero bound an erasure is acknowledged only once compacted). One
-    /// already under way (started before a restart's first batch, say) took
-    /// its copy before the latest deletions: it is finished first, then
-    /// one more takes them.
+    /// Compacts on the writer (a zero bound, a backup): one under way is
+    /// finished first, then the deletions since its copy are compacted by
+    /// the writer itself, as before the thread existed: the log rewritten
+    /// under the state's read lock, state rebuilt under its write lock, the
+    /// outputs compacted before the lock is let go, so nothing is answered
+    /// about the state between a deletion and its compaction.
     fn compact_here(&mut self, log: &mut Log, state: &RwLock<State>) {
         if self.compacting.is_some() {
             self.finish_compaction(log, state);
         }
         if self.compacting.is_none() && self.erasures_pending(state) {
-            self.start_compaction(log, state);
-            if self.compacting.is_some() {
-                self.finish_compaction(log, state);
+            self.compact_inline(log, state);
+        }
+    }
+
+    fn compact_inline(&mut self, log: &mut Log, state: &RwLock<State>) {
+        if self.outputs_pending() {
+            tracing::info!("Log compaction waits for partner outputs to be written.");
+            return;
+        }
+        let started = Instant::now();
+        let rewritten = {
+            let reading = state.read().unwrap_or_else(|p| p.into_inner());
+            let gaps = reading.security_feed_gaps(self.clock.now_ms());
+            compact::compact_log(&self.data_dir, self.segment_bytes, gaps.as_slice())
+        };
+        let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
+        let outcome = rewritten.and_then(|report| {
+            *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
+            // The old state is dropped before the rebuild: one state at a time.
+            drop(std::mem::take(&mut *guard));
+            let (rebuilt, _) = super::rebuild_state(&self.data_dir, false)?;
+            *guard = rebuilt;
+            self.vault.compact()?;
+            Ok(report)
+        });
+        match outcome {
+            Ok(report) => {
+                self.snapshot_of(&guard);
+                self.since_snapshot = 0;
+                self.since_snapshot_bytes = 0;
+                tracing::info!(
+                    erased_subjects = report.erased_subjects,
+                    records_before = report.records_before,
+                    records_after = report.records_after,
+                    millis = started.elapsed().as_millis() as u64,
+                    writer_millis = started.elapsed().as_millis() as u64,
+                    "Log compacted: erased subjects removed."
+                );
+                let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(hook) = hook {
+                    hook();
+                }
+            }
+            Err(error) => {
+                crate::telemetry::StorageFailed { file: "compaction" }.emit();
+                tracing::error!(%error, "Log compaction failed; erased subjects' events remain in the log.")
             }
         }
     }

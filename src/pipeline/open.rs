@@ -228,23 +228,6 @@ fn rebuild_state_gathering(
         }
         report.replayed_records += 1;
     })?;
-    settle_replayed(&mut state);
+    state.settle_replayed();
     Ok((state, report))
-}
-
-/// State from the whole log in `log_dir` alone (no snapshot, no outputs):
-/// a compacted log's, made beside the live one.
-pub(super) fn state_of_log(log_dir: &Path) -> Result<State, PipelineError> {
-    let mut state = State::default();
-    replay_records_reporting(log_dir, 0, ("", &|_, _| {}), |seq, record| state.apply(seq, &record))?;
-    settle_replayed(&mut state);
-    Ok(state)
-}
-
-/// Replayed refusals and bans were handled when first applied; the server
-/// reconciles its feeds against the current state when it starts, and
-/// opening the pipeline shreds any erased person's secret left behind.
-fn settle_replayed(state: &mut State) {
-    drop(state.drain_revocations());
-    drop(state.drain_erased());
 }

@@ -495,6 +495,15 @@ impl State {
         Some(Control { ts_ms, body: ControlBody::SecurityFeedGaps { partners } })
     }
 
+    /// After a replay: the refusals, bans and erasures it replayed were
+    /// handled when first applied (the server reconciles its feeds against
+    /// the current state when it starts, and opening the pipeline shreds any
+    /// erased person's secret left behind), so their lists are dropped.
+    pub fn settle_replayed(&mut self) {
+        drop(self.drain_revocations());
+        drop(self.drain_erased());
+    }
+
     /// Takes the people erased since the last call.
     pub fn drain_erased(&mut self) -> Vec<Pseudonym> {
         std::mem::take(&mut self.erased)
