@@ -251,6 +251,7 @@ fn batches_are_acknowledged_while_an_erasure_is_compacted_and_a_crash_there_lose
     let edge = Edge::new(PseudonymKey::from_hex(KEY_HEX).expect("key"), proviso::contract::Region(*b"US"));
     let (pseudonym, _) = edge.resolve_phone(&phone(1), None).expect("phone");
     assert!(!traces(&data, &[pseudonym.as_bytes()]).is_empty(), "not compacted yet: the log still holds them");
+    assert_eq!(erasures_pending(&server).as_deref(), Some("1"), "the gauge counts the erasure under way");
     server.kill();
 
     let server = Server::start_with(&data, &env);
@@ -265,4 +266,16 @@ fn batches_are_acknowledged_while_an_erasure_is_compacted_and_a_crash_there_lose
     for leftover in ["log.new", "log.compact-source", "log.old"] {
         assert!(!data.join(leftover).exists(), "{leftover} left behind");
     }
+    // The gauge is set by the writer's next round, right after the log line.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while erasures_pending(&server).as_deref() != Some("0") {
+        assert!(std::time::Instant::now() < deadline, "still pending: {:?}", erasures_pending(&server));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `proviso_erasures_pending` as `/metrics` renders it.
+fn erasures_pending(server: &Server) -> Option<String> {
+    let (_, metrics) = server.get_text("/metrics");
+    metrics.lines().find_map(|line| line.strip_prefix("proviso_erasures_pending ")).map(|v| v.trim().to_string())
 }

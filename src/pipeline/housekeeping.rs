@@ -145,6 +145,7 @@ impl Housekeeping {
                 }
             }
         }
+        crate::telemetry::ErasuresPending(self.pending_count(state)).emit();
         if pending && self.erasure_seen.is_some() {
             let wait =
                 self.erasure_compaction.saturating_sub(self.erasure_seen.map_or(Duration::ZERO, |s| s.elapsed()));
@@ -227,7 +228,12 @@ impl Housekeeping {
 
     /// Whether erasures wait for compaction.
     pub(super) fn erasures_pending(&self, state: &RwLock<State>) -> bool {
-        state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending > 0
+        self.pending_count(state) > 0
+    }
+
+    /// How many applied erasures wait for compaction.
+    fn pending_count(&self, state: &RwLock<State>) -> u64 {
+        state.read().unwrap_or_else(|p| p.into_inner()).housekeeping.erasures_pending
     }
 
     /// Compacts now (a backup holds no erasure still waiting for it): one

@@ -34,6 +34,7 @@ pub const CLUSTER_CATCH_UP_SECONDS: &str = "proviso_cluster_catch_up_seconds";
 pub const CLUSTER_RESENDS_DROPPED_TOTAL: &str = "proviso_cluster_resends_dropped_total";
 pub const AUDIT_SCRUB_SECONDS: &str = "proviso_audit_scrub_seconds";
 pub const AUDIT_HANDLES_SCRUBBED_TOTAL: &str = "proviso_audit_handles_scrubbed_total";
+pub const ERASURES_PENDING: &str = "proviso_erasures_pending";
 
 /// Buckets for the ingest latency histogram (seconds): 100 µs to 5 s.
 pub const INGEST_DURATION_BUCKETS: &[f64] =
@@ -52,6 +53,10 @@ pub fn describe() {
     metrics::describe_gauge!(LOG_RECORDS, "Records in the durable event log.");
     metrics::describe_gauge!(SUBJECTS, "Subjects known to proviso.");
     metrics::describe_gauge!(STATE_HEAP_BYTES, metrics::Unit::Bytes, "Approximate heap bytes of derived state.");
+    metrics::describe_gauge!(
+        ERASURES_PENDING,
+        "Erasures applied whose events are still in the log, waiting for its compaction (within erasure_compaction_seconds)."
+    );
     metrics::describe_counter!(GATE_DECISIONS_TOTAL, "Purpose gate decisions, by purpose and decision.");
     metrics::describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests, by route and status class.");
     metrics::describe_counter!(ABUSE_ACTIONS_TOTAL, "Abuse actions taken, by resulting status and whether shared.");
@@ -266,6 +271,16 @@ impl LogAppended {
         gauge!(LOG_SIZE_BYTES).set(self.log_bytes as f64);
         gauge!(LOG_RECORDS).set(self.log_records as f64);
         gauge!(SUBJECTS).set(self.subjects as f64);
+    }
+}
+
+/// How many applied erasures wait for the log's compaction. Zero again
+/// once the erased people's events have left the log.
+pub struct ErasuresPending(pub u64);
+
+impl ErasuresPending {
+    pub fn emit(self) {
+        gauge!(ERASURES_PENDING).set(self.0 as f64);
     }
 }
 
