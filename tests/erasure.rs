@@ -261,9 +261,14 @@ fn batches_are_acknowledged_while_an_erasure_is_compacted_and_a_crash_there_lose
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(active(&server, &on), 6, "every acknowledged batch is there once");
+    assert!(
+        server.stderr().contains("snapshot_by=\"compaction\""),
+        "the compaction's thread wrote the snapshot:\n{}",
+        server.stderr()
+    );
     let found = traces(&data, &[pseudonym.as_bytes()]);
     assert!(found.is_empty(), "{found:#?}");
-    for leftover in ["log.new", "log.compact-source", "log.old"] {
+    for leftover in ["log.new", "log.compact-source", "log.old", "state/snapshot.compacted.bin"] {
         assert!(!data.join(leftover).exists(), "{leftover} left behind");
     }
     // The gauge is set by the writer's next round, right after the log line.

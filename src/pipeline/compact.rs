@@ -17,7 +17,7 @@ use std::path::Path;
 use super::{PipelineError, LOG_DIR, STATE_DIR};
 use crate::contract::{encode_control, encode_event, Control, ControlBody, EventBody, Pseudonym, Recipient, Record};
 use crate::log::{frame_with, Log, LogError};
-use crate::state::State;
+use crate::state::{State, COMPACTED_SNAPSHOT_FILE};
 
 /// Where the new log is written before the swap.
 const NEW_DIR: &str = "log.new";
@@ -66,7 +66,33 @@ pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
             std::fs::remove_dir_all(&leftover).map_err(io(&leftover))?;
         }
     }
+    // A compaction's snapshot not yet put in place: whether its log was
+    // swapped in or not, state is rebuilt from the log (or the snapshot).
+    remove_compacted_snapshot(data_dir)
+}
+
+/// Removes the snapshot a compaction wrote of its new log
+/// ([`COMPACTED_SNAPSHOT_FILE`]) and its temporary file, if there.
+fn remove_compacted_snapshot(data_dir: &Path) -> Result<(), PipelineError> {
+    let written = data_dir.join(STATE_DIR).join(COMPACTED_SNAPSHOT_FILE);
+    for leftover in [written.with_extension("tmp"), written] {
+        if leftover.exists() {
+            std::fs::remove_file(&leftover).map_err(io(&leftover))?;
+        }
+    }
     Ok(())
+}
+
+/// After [`swap`]: the snapshot the compaction's thread wrote of the new
+/// log (up to the end of the copy it rewrote) becomes the snapshot. The
+/// records the writer copied in after it are replayed at a start, as after
+/// any snapshot.
+pub(super) fn install_compacted_snapshot(data_dir: &Path) -> Result<(), PipelineError> {
+    let state_dir = data_dir.join(STATE_DIR);
+    let written = state_dir.join(COMPACTED_SNAPSHOT_FILE);
+    let snapshot = state_dir.join(crate::state::SNAPSHOT_FILE);
+    std::fs::rename(&written, &snapshot).map_err(io(&written))?;
+    sync_dir(&state_dir)
 }
 
 /// Rewrites the log in `data_dir` without erased subjects and removes the
@@ -119,6 +145,7 @@ pub(super) fn abandon(data_dir: &Path) {
     for leftover in [data_dir.join(NEW_DIR), data_dir.join(SOURCE_DIR)] {
         let _ = std::fs::remove_dir_all(leftover);
     }
+    let _ = remove_compacted_snapshot(data_dir);
 }
 
 /// Who a compaction erases: the last deletion of each deleted person, and
@@ -563,6 +590,8 @@ mod tests {
             };
             assert!(!data.join(SOURCE_DIR).exists(), "the copy is removed once read");
             let mut state = written.rebuild(&data).expect("rebuild");
+            // What the compaction's thread writes as the new log's snapshot.
+            let snapshot = crate::state::encode_snapshot(&state).expect("snapshot");
             let copied = written.catch_up(&data.join(LOG_DIR), &mut state).expect("catch up");
             assert_eq!(copied, after.len() as u64, "seed {seed}");
             drop((written, live));
@@ -572,6 +601,18 @@ mod tests {
                 fingerprint(&state, people),
                 fingerprint(&rebuilt, people),
                 "seed {seed}: the caught-up state is not the new log's"
+            );
+            // A start from the thread's snapshot replays what was copied in
+            // after it, and gets the same state.
+            let mut resumed = crate::state::decode_snapshot(&snapshot).expect("decode");
+            let from = resumed.next_seq;
+            super::super::replay::replay_records(&data.join(LOG_DIR), from, |seq, record| resumed.apply(seq, &record))
+                .expect("replay");
+            resumed.settle_replayed();
+            assert_eq!(
+                fingerprint(&resumed, people),
+                fingerprint(&state, people),
+                "seed {seed}: the thread's snapshot and a replay of the records copied after it"
             );
 
             let mut reference = Log::open(&whole.join(LOG_DIR), segment_bytes).expect("log");

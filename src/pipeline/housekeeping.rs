@@ -12,7 +12,8 @@
 //! and at shutdown), handing each group's revocations to the hook and destroying
 //! erased people's secrets before the group is acknowledged.
 //! Never: runs outside the writer thread (but for the compaction's thread,
-//! which touches only its copy and the new log), or acknowledges anything.
+//! which touches only its copy, the new log and the snapshot of it), or
+//! acknowledges anything.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,7 +23,7 @@ use super::compact::{self, Rewrite};
 use super::{CompactionHook, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
 use crate::contract::Pseudonym;
 use crate::log::Log;
-use crate::state::{save_snapshot, State, Withdrawal};
+use crate::state::{save_snapshot, save_snapshot_as, State, Withdrawal, COMPACTED_SNAPSHOT_FILE};
 use crate::vault::Vault;
 
 /// How many times the last snapshot's size in log bytes must have been
@@ -49,10 +50,21 @@ const COMPACTION_POLL: Duration = Duration::from_millis(50);
 /// A compaction under way: its thread rewrites the copy of the log the
 /// writer took and rebuilds state from the new log.
 struct Compacting {
-    thread: std::thread::JoinHandle<Result<(Rewrite, Option<State>), PipelineError>>,
+    /// `None` when the copy held no deletion (nothing was written).
+    thread: std::thread::JoinHandle<Result<Option<Rebuilt>, PipelineError>>,
     started: Instant,
     /// Erasures pending when the copy was taken.
     pending_at_start: u64,
+}
+
+/// What the compaction's thread made: the new log, written up to the end
+/// of the copy, and the state it replays to.
+struct Rebuilt {
+    written: compact::Written,
+    state: State,
+    /// The snapshot of `state` written beside the live one
+    /// (`COMPACTED_SNAPSHOT_FILE`), when that write succeeded.
+    snapshot: Option<crate::telemetry::SnapshotWritten>,
 }
 
 /// The writer's housekeeping settings, hooks and schedule.
@@ -351,11 +363,25 @@ impl Housekeeping {
         let spawned = std::thread::Builder::new().name("compaction".to_string()).spawn(move || {
             let rewrite = Rewrite::of_source(&data_dir, segment_bytes, gaps.as_slice(), &|_, _| {})?;
             crate::failpoint::reach("compact.rebuild");
-            let state = match &rewrite {
-                Rewrite::Written(written) => Some(written.rebuild(&data_dir)?),
-                Rewrite::Nothing(_) => None,
+            let Rewrite::Written(written) = rewrite else { return Ok(None) };
+            let state = written.rebuild(&data_dir)?;
+            // Its snapshot, here rather than on the writer after the swap
+            // (the largest part of the writer's share before): valid for
+            // the new log once it is the log, the records copied in later
+            // replayed after it. A failure leaves it to the writer.
+            let snapshot = match save_snapshot_as(&state, &data_dir.join(STATE_DIR), COMPACTED_SNAPSHOT_FILE) {
+                Ok(bytes) => Some(crate::telemetry::SnapshotWritten {
+                    bytes,
+                    next_seq: state.next_seq,
+                    heap_bytes: state.heap_bytes(),
+                }),
+                Err(error) => {
+                    crate::telemetry::StorageFailed { file: "snapshot" }.emit();
+                    tracing::warn!(%error, "The compaction's snapshot failed; the writer writes one after the swap.");
+                    None
+                }
             };
-            Ok((rewrite, state))
+            Ok(Some(Rebuilt { written, state, snapshot }))
         });
         match spawned {
             Ok(thread) => self.compacting = Some(Compacting { thread, started: Instant::now(), pending_at_start }),
@@ -383,8 +409,8 @@ impl Housekeeping {
         });
         let stalled = Instant::now();
         let mut caught_up = 0;
-        let outcome = joined.and_then(|(rewrite, new_state)| match (rewrite, new_state) {
-            (Rewrite::Written(mut written), Some(mut new_state)) => {
+        let outcome = joined.and_then(|rebuilt| match rebuilt {
+            Some(Rebuilt { mut written, state: mut new_state, snapshot }) => {
                 caught_up = written.catch_up(&self.data_dir.join(LOG_DIR), &mut new_state)?;
                 let report = written.report;
                 drop(written);
@@ -397,10 +423,9 @@ impl Housekeeping {
                 drop(old);
                 // The destroyed secrets leave the vault file with the log.
                 self.vault.compact()?;
-                Ok(Some(report))
+                Ok(Some((report, snapshot)))
             }
-            (Rewrite::Written(_), None) => Err(PipelineError::Failed("no state was rebuilt".to_string())),
-            (Rewrite::Nothing(_), _) => {
+            None => {
                 // No deletion in the copy: the erasures counted then are not
                 // in the log (those since are the next compaction's).
                 let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
@@ -410,10 +435,25 @@ impl Housekeeping {
             }
         });
         match outcome {
-            Ok(Some(report)) => {
+            Ok(Some((report, snapshot))) => {
                 let swapped = stalled.elapsed();
-                self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
-                self.since_snapshot = 0;
+                let installed = snapshot.filter(|_| match compact::install_compacted_snapshot(&self.data_dir) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "The compaction's snapshot could not be put in place; writing one.");
+                        false
+                    }
+                });
+                let snapshot_by = if installed.is_some() { "compaction" } else { "writer" };
+                if let Some(written) = installed {
+                    self.last_snapshot_bytes.set(written.bytes);
+                    written.emit();
+                    // The records copied in after its end are replayed.
+                    self.since_snapshot = caught_up;
+                } else {
+                    self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
+                    self.since_snapshot = 0;
+                }
                 self.since_snapshot_bytes = 0;
                 let snapshotted = stalled.elapsed();
                 let hook = self.on_compacted.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -421,7 +461,8 @@ impl Housekeeping {
                     hook();
                 }
                 // The writer's share: `swap_millis` (copying in what it
-                // appended meanwhile, the swaps, the vault), the snapshot,
+                // appended meanwhile, the swaps, the vault), the snapshot
+                // (put in place, or written by `snapshot_by` the writer),
                 // then the outputs' compaction (the hook).
                 tracing::info!(
                     erased_subjects = report.erased_subjects,
@@ -432,6 +473,7 @@ impl Housekeeping {
                     writer_millis = stalled.elapsed().as_millis() as u64,
                     swap_millis = swapped.as_millis() as u64,
                     snapshot_millis = (snapshotted - swapped).as_millis() as u64,
+                    snapshot_by,
                     "Log compacted: erased subjects removed."
                 );
             }

@@ -15,7 +15,10 @@ mod subject_index;
 
 pub use idempotency::RecentKeys;
 
-pub use snapshot::{decode_snapshot, encode_snapshot, load_snapshot, save_snapshot, SnapshotError, SNAPSHOT_FILE};
+pub use snapshot::{
+    decode_snapshot, encode_snapshot, load_snapshot, save_snapshot, save_snapshot_as, SnapshotError,
+    COMPACTED_SNAPSHOT_FILE, SNAPSHOT_FILE,
+};
 
 use crate::consent::{ConsentChange, ConsentRegistry};
 use crate::contract::{

@@ -31,6 +31,11 @@ use crate::processors::links::Links;
 use crate::processors::usage::Usage;
 
 pub const SNAPSHOT_FILE: &str = "snapshot.bin";
+
+/// The snapshot an erasure's compaction writes of its new log before the
+/// swap, beside [`SNAPSHOT_FILE`]: renamed over it once the new log is the
+/// log, removed by any start that finds it.
+pub const COMPACTED_SNAPSHOT_FILE: &str = "snapshot.compacted.bin";
 /// Version 8: partner account ids interned once (`processors/links/`).
 const MAGIC: &[u8; 8] = b"PRVSNAP8";
 /// Version 7: address books as varint gaps (`processors/graph/books.rs`).
@@ -68,11 +73,17 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 }
 
 pub fn save_snapshot(state: &State, dir: &Path) -> Result<u64, SnapshotError> {
+    save_snapshot_as(state, dir, SNAPSHOT_FILE)
+}
+
+/// [`save_snapshot`] under the file name `name` (its temporary file: the
+/// name with the extension `tmp`).
+pub fn save_snapshot_as(state: &State, dir: &Path, name: &str) -> Result<u64, SnapshotError> {
     crate::log::fsmode::create_private_dir(dir).map_err(io_err(dir))?;
     let bytes = encode_snapshot(state)?;
 
-    let path = dir.join(SNAPSHOT_FILE);
-    let temporary = dir.join("snapshot.tmp");
+    let path = dir.join(name);
+    let temporary = path.with_extension("tmp");
     let written = write_temporary(&temporary, &bytes).and_then(|()| {
         crate::failpoint::check("snapshot.rename").map_err(io_err(&path))?;
         std::fs::rename(&temporary, &path).map_err(io_err(&path))
