@@ -336,6 +336,19 @@ impl Log {
 pub fn replay(
     dir: &Path,
     from_seq: u64,
+    on_record: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
+) -> Result<u64, LogError> {
+    replay_until(dir, from_seq, u64::MAX, on_record)
+}
+
+/// [`replay`] of the records before `until_seq` only, which must end a
+/// group: nothing after them is read, so the log's writer may be appending
+/// to it meanwhile (`until_seq` is then a sequence number it has
+/// committed).
+pub fn replay_until(
+    dir: &Path,
+    from_seq: u64,
+    until_seq: u64,
     mut on_record: impl FnMut(u64, &[u8]) -> Result<(), LogError>,
 ) -> Result<u64, LogError> {
     let segments = list_segments(dir)?;
@@ -344,6 +357,9 @@ pub fn replay(
         let next_base = segments.get(index + 1).map(|(b, _)| *b);
         if next_base.is_some_and(|next| next <= from_seq) {
             continue;
+        }
+        if *base >= until_seq {
+            break;
         }
         let is_last = index + 1 == segments.len();
         let file = File::open(path).map_err(io_err(path))?;
@@ -354,6 +370,9 @@ pub fn replay(
         let mut group = Group::default();
         let corrupt = |offset, detail| LogError::Corrupt { path: path.display().to_string(), offset, detail };
         loop {
+            if record_seq >= until_seq && group.remaining == 0 {
+                return Ok(seq);
+            }
             match read_frame(&mut reader, &mut payload) {
                 Ok(Some(Frame::Marker { count, len })) => {
                     if group.remaining > 0 {
@@ -1065,6 +1084,42 @@ mod tests {
             drop(log);
             let replayed: Vec<(u64, Vec<u8>)> = collect(temp.path(), 0);
             assert_eq!(replayed, vec![(0, b"one".to_vec()), (1, b"three".to_vec())]);
+        }
+    }
+
+    /// A bounded replay (the compaction's thread reading the live log while
+    /// the writer appends) stops at its bound: a damaged group after it,
+    /// which a whole replay refuses, is never read.
+    #[test]
+    fn a_bounded_replay_reads_nothing_after_its_end() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let mut log = Log::open(temp.path(), DEFAULT_SEGMENT_BYTES).expect("open");
+        let mut ends = vec![0];
+        for payloads in [&[&b"one"[..]][..], &[b"two", b"2nd"], &[b"three", b"3rd"], &[b"four"]] {
+            log.append_framed(&group(payloads), payloads.len() as u64).expect("append");
+            ends.push(log.next_seq());
+        }
+        drop(log);
+        // Damage the payload of the third group ("three"), not the tail.
+        let path = segment_path(temp.path(), 0);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let at = bytes.windows(5).position(|w| w == b"three").expect("three");
+        bytes[at] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(replay(temp.path(), 0, |_, _| Ok(())).is_err(), "a whole replay reads the damage");
+        for (n, &until) in ends.iter().enumerate().take(3) {
+            let mut seen = Vec::new();
+            replay_until(temp.path(), 0, until, |seq, payload| {
+                seen.push((seq, payload.to_vec()));
+                Ok(())
+            })
+            .expect("bounded replay");
+            let want: Vec<(u64, Vec<u8>)> = [&b"one"[..], b"two", b"2nd"][..until as usize]
+                .iter()
+                .enumerate()
+                .map(|(seq, p)| (seq as u64, p.to_vec()))
+                .collect();
+            assert_eq!(seen, want, "up to group end {n}");
         }
     }
 

@@ -376,9 +376,18 @@ impl Written {
     /// hands each kept one to `apply` with its sequence number in the new
     /// log. Runs on the thread that appends to the live log.
     pub(super) fn catch_up(&mut self, live: &Path, state: &mut State) -> Result<u64, PipelineError> {
+        self.catch_up_until(live, state, u64::MAX)
+    }
+
+    /// [`Written::catch_up`] of the live log's records before `until`
+    /// only, a sequence number the live log's writer has committed: the
+    /// compaction's thread copies most of what was appended during its
+    /// rewrite this way, while the writer goes on appending.
+    pub(super) fn catch_up_until(&mut self, live: &Path, state: &mut State, until: u64) -> Result<u64, PipelineError> {
         let mut batcher = Batcher::new();
         let mut kept_records: Vec<Record> = Vec::new();
         let mut copied = 0;
+        let mut end = self.source_end;
         let (eraser, new_log, report) = (&mut self.eraser, &mut self.new_log, &mut self.report);
         let mut apply_flushed = |first: Option<u64>, kept: &mut Vec<Record>| {
             if let Some(first) = first {
@@ -387,9 +396,11 @@ impl Written {
                 }
             }
         };
-        super::replay::replay_records(live, self.source_end, |seq, record| {
+        let quiet: super::replay::Progress<'_> = &|_, _| {};
+        super::replay::replay_records_until(live, self.source_end, until, ("", quiet), |seq, record| {
             report.records_before += 1;
             copied += 1;
+            end = seq + 1;
             eraser.note_later(seq, &record);
             if let Some(kept) = eraser.keep(seq, record) {
                 batcher.push(&kept);
@@ -401,7 +412,14 @@ impl Written {
         let first = batcher.flush(new_log, report, true);
         apply_flushed(first, &mut kept_records);
         batcher.finish(new_log, report)?;
+        self.source_end = end;
         Ok(copied)
+    }
+
+    /// The live log's sequence number from which records are still to be
+    /// copied in.
+    pub(super) fn copied_until(&self) -> u64 {
+        self.source_end
     }
 }
 
@@ -580,9 +598,14 @@ mod tests {
             let mut live = Log::open(&data.join(LOG_DIR), segment_bytes).expect("log");
             append(&mut live, before);
             take_source(&live, &data).expect("source");
+            // Group ends of the live log after the copy: the thread copies
+            // up to one of them, the writer the rest.
+            let mut ends = vec![live.next_seq()];
             for chunk in after.chunks(1 + rng.usize(..20)) {
                 append(&mut live, chunk);
+                ends.push(live.next_seq());
             }
+            let until = ends[rng.usize(..ends.len())];
             let Rewrite::Written(mut written) =
                 Rewrite::of_source(&data, segment_bytes, &[], &|_, _| {}).expect("rewrite")
             else {
@@ -592,8 +615,11 @@ mod tests {
             let mut state = written.rebuild(&data).expect("rebuild");
             // What the compaction's thread writes as the new log's snapshot.
             let snapshot = crate::state::encode_snapshot(&state).expect("snapshot");
-            let copied = written.catch_up(&data.join(LOG_DIR), &mut state).expect("catch up");
+            let by_thread = written.catch_up_until(&data.join(LOG_DIR), &mut state, until).expect("thread");
+            assert_eq!(written.copied_until(), until, "seed {seed}");
+            let copied = by_thread + written.catch_up(&data.join(LOG_DIR), &mut state).expect("catch up");
             assert_eq!(copied, after.len() as u64, "seed {seed}");
+            assert_eq!(written.copied_until(), live.next_seq(), "seed {seed}");
             drop((written, live));
             swap(&data).expect("swap");
             let rebuilt = state_of_log(&data.join(LOG_DIR)).expect("state");

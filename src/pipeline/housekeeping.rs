@@ -16,6 +16,7 @@
 //! acknowledges anything.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,9 @@ const COMPACTION_POLL: Duration = Duration::from_millis(50);
 struct Compacting {
     /// `None` when the copy held no deletion (nothing was written).
     thread: std::thread::JoinHandle<Result<Option<Rebuilt>, PipelineError>>,
+    /// The live log's next sequence number as of the writer's last group,
+    /// which the thread may copy up to.
+    live_end: Arc<AtomicU64>,
     started: Instant,
     /// Erasures pending when the copy was taken.
     pending_at_start: u64,
@@ -65,7 +69,15 @@ struct Rebuilt {
     /// The snapshot of `state` written beside the live one
     /// (`COMPACTED_SNAPSHOT_FILE`), when that write succeeded.
     snapshot: Option<crate::telemetry::SnapshotWritten>,
+    /// Records of the live log the thread copied in after its rewrite.
+    copied: u64,
 }
+
+/// The compaction's thread copies in what the writer appended during its
+/// rewrite in up to this many rounds, each up to the writer's last group
+/// (each round copies what the writer appended during the one before),
+/// and leaves the writer what it appended during the last.
+const CATCH_UP_ROUNDS: usize = 4;
 
 /// The writer's housekeeping settings, hooks and schedule.
 pub(super) struct Housekeeping {
@@ -135,6 +147,9 @@ impl Housekeeping {
     /// (nothing is scheduled).
     pub(super) fn schedule_erasures(&mut self, log: &mut Log, state: &RwLock<State>, failed: bool) -> Option<Duration> {
         if let Some(compacting) = &self.compacting {
+            // Every group before this one is committed: the thread may copy
+            // up to here.
+            compacting.live_end.store(log.next_seq(), Ordering::Release);
             if !compacting.thread.is_finished() || !self.finish_compaction(log, state) {
                 return Some(COMPACTION_POLL);
             }
@@ -360,11 +375,13 @@ impl Housekeeping {
             return;
         }
         let (data_dir, segment_bytes) = (self.data_dir.clone(), self.segment_bytes);
+        let live_end = Arc::new(AtomicU64::new(log.next_seq()));
+        let appended = Arc::clone(&live_end);
         let spawned = std::thread::Builder::new().name("compaction".to_string()).spawn(move || {
             let rewrite = Rewrite::of_source(&data_dir, segment_bytes, gaps.as_slice(), &|_, _| {})?;
             crate::failpoint::reach("compact.rebuild");
             let Rewrite::Written(written) = rewrite else { return Ok(None) };
-            let state = written.rebuild(&data_dir)?;
+            let mut state = written.rebuild(&data_dir)?;
             // Its snapshot, here rather than on the writer after the swap
             // (the largest part of the writer's share before): valid for
             // the new log once it is the log, the records copied in later
@@ -381,10 +398,22 @@ impl Housekeeping {
                     None
                 }
             };
-            Ok(Some(Rebuilt { written, state, snapshot }))
+            // Most of what the writer appended meanwhile is copied in here,
+            // beside it: the writer copies only what is left.
+            let (live, mut written, mut copied) = (data_dir.join(LOG_DIR), written, 0);
+            for _ in 0..CATCH_UP_ROUNDS {
+                let until = appended.load(Ordering::Acquire);
+                if until <= written.copied_until() {
+                    break;
+                }
+                copied += written.catch_up_until(&live, &mut state, until)?;
+            }
+            Ok(Some(Rebuilt { written, state, snapshot, copied }))
         });
         match spawned {
-            Ok(thread) => self.compacting = Some(Compacting { thread, started: Instant::now(), pending_at_start }),
+            Ok(thread) => {
+                self.compacting = Some(Compacting { thread, live_end, started: Instant::now(), pending_at_start })
+            }
             Err(error) => {
                 compact::abandon(&self.data_dir);
                 tracing::error!(%error, "Log compaction could not start its thread; retried later.");
@@ -408,9 +437,10 @@ impl Housekeeping {
             Err(PipelineError::Failed("the compaction's thread panicked; the live log is untouched".to_string()))
         });
         let stalled = Instant::now();
-        let mut caught_up = 0;
+        let (mut caught_up, mut by_thread) = (0, 0);
         let outcome = joined.and_then(|rebuilt| match rebuilt {
-            Some(Rebuilt { mut written, state: mut new_state, snapshot }) => {
+            Some(Rebuilt { mut written, state: mut new_state, snapshot, copied }) => {
+                by_thread = copied;
                 caught_up = written.catch_up(&self.data_dir.join(LOG_DIR), &mut new_state)?;
                 let report = written.report;
                 drop(written);
@@ -449,7 +479,7 @@ impl Housekeeping {
                     self.last_snapshot_bytes.set(written.bytes);
                     written.emit();
                     // The records copied in after its end are replayed.
-                    self.since_snapshot = caught_up;
+                    self.since_snapshot = by_thread + caught_up;
                 } else {
                     self.snapshot_of(&state.read().unwrap_or_else(|p| p.into_inner()));
                     self.since_snapshot = 0;
@@ -468,7 +498,8 @@ impl Housekeeping {
                     erased_subjects = report.erased_subjects,
                     records_before = report.records_before,
                     records_after = report.records_after,
-                    copied_after_start = caught_up,
+                    copied_after_start = by_thread + caught_up,
+                    copied_by_writer = caught_up,
                     millis = compacting.started.elapsed().as_millis() as u64,
                     writer_millis = stalled.elapsed().as_millis() as u64,
                     swap_millis = swapped.as_millis() as u64,

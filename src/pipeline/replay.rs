@@ -33,12 +33,24 @@ pub fn replay_records(
 pub fn replay_records_reporting(
     log_dir: &Path,
     from_seq: u64,
+    step: (&'static str, Progress<'_>),
+    on_record: impl FnMut(u64, crate::contract::Record),
+) -> Result<(), PipelineError> {
+    replay_records_until(log_dir, from_seq, u64::MAX, step, on_record)
+}
+
+/// [`replay_records_reporting`] of the records before `until_seq` only
+/// ([`crate::log::replay_until`]: a log being appended to).
+pub fn replay_records_until(
+    log_dir: &Path,
+    from_seq: u64,
+    until_seq: u64,
     (step, progress): (&'static str, Progress<'_>),
     mut on_record: impl FnMut(u64, crate::contract::Record),
 ) -> Result<(), PipelineError> {
     let mut decode_error = None;
     let mut last = None;
-    crate::log::replay(log_dir, from_seq, |seq, payload| {
+    crate::log::replay_until(log_dir, from_seq, until_seq, |seq, payload| {
         match decode_record(payload) {
             Ok(record) => on_record(seq, record),
             Err(source) => {
