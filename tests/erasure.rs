@@ -271,6 +271,12 @@ fn batches_are_acknowledged_while_an_erasure_is_compacted_and_a_crash_there_lose
     for leftover in ["log.new", "log.compact-source", "log.old", "state/snapshot.compacted.bin"] {
         assert!(!data.join(leftover).exists(), "{leftover} left behind");
     }
+    // The old log is removed beside the writer, right after the swap.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while data.join("log.removing").exists() {
+        assert!(std::time::Instant::now() < deadline, "the old log was never removed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // The gauge is set by the writer's next round, right after the log line.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while erasures_pending(&server).as_deref() != Some("0") {

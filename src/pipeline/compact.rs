@@ -23,6 +23,10 @@ use crate::state::{State, COMPACTED_SNAPSHOT_FILE};
 const NEW_DIR: &str = "log.new";
 /// Where the old log goes during the swap.
 const OLD_DIR: &str = "log.old";
+/// Where the old log goes once the swap is done, to be removed ([`remove_old`]:
+/// on a thread of its own for the server's writer). Left over, it is removed
+/// at the next start; unlike [`OLD_DIR`] it says nothing about the snapshot.
+const REMOVING_DIR: &str = "log.removing";
 /// The log as it stood when the server's writer began a compaction: its
 /// closed segments hard-linked, its active one copied up to its last record.
 /// Read by the compaction's thread while the writer appends to the live log.
@@ -61,7 +65,7 @@ pub fn recover_interrupted(data_dir: &Path) -> Result<(), PipelineError> {
         // Crashed between the two renames: the new log is complete.
         std::fs::rename(&new, &log).map_err(io(&new))?;
     }
-    for leftover in [new, old, data_dir.join(SOURCE_DIR)] {
+    for leftover in [new, old, data_dir.join(SOURCE_DIR), data_dir.join(REMOVING_DIR)] {
         if leftover.exists() {
             std::fs::remove_dir_all(&leftover).map_err(io(&leftover))?;
         }
@@ -121,6 +125,7 @@ pub fn compact_log_reporting(
             drop(written);
             crate::failpoint::reach("compact.rebuild");
             swap(data_dir)?;
+            remove_old(data_dir)?;
             Ok(report)
         }
     }
@@ -432,7 +437,8 @@ fn state_of_log(log_dir: &Path) -> Result<State, PipelineError> {
 }
 
 /// Swaps the new log in: drops the snapshot and marks the outputs owed
-/// first, then renames, then removes the old log.
+/// first, then renames, then moves the old log to [`REMOVING_DIR`] for
+/// [`remove_old`].
 pub(super) fn swap(data_dir: &Path) -> Result<(), PipelineError> {
     let log_dir = data_dir.join(LOG_DIR);
     // Before the swap: drop the snapshot (it holds the erased pseudonyms and
@@ -458,8 +464,18 @@ pub(super) fn swap(data_dir: &Path) -> Result<(), PipelineError> {
     std::fs::rename(&new_dir, &log_dir).map_err(io(&new_dir))?;
     sync_dir(data_dir)?;
     crate::failpoint::reach("compact.after_swap");
-    std::fs::remove_dir_all(&old_dir).map_err(io(&old_dir))?;
-    sync_dir(data_dir)?;
+    std::fs::rename(&old_dir, data_dir.join(REMOVING_DIR)).map_err(io(&old_dir))?;
+    sync_dir(data_dir)
+}
+
+/// Removes the old log a [`swap`] left (freeing a log's blocks takes a
+/// while: the server's writer has this done on another thread).
+pub(super) fn remove_old(data_dir: &Path) -> Result<(), PipelineError> {
+    let removing = data_dir.join(REMOVING_DIR);
+    if removing.exists() {
+        std::fs::remove_dir_all(&removing).map_err(io(&removing))?;
+        sync_dir(data_dir)?;
+    }
     Ok(())
 }
 
@@ -622,6 +638,7 @@ mod tests {
             assert_eq!(written.copied_until(), live.next_seq(), "seed {seed}");
             drop((written, live));
             swap(&data).expect("swap");
+            remove_old(&data).expect("remove the old log");
             let rebuilt = state_of_log(&data.join(LOG_DIR)).expect("state");
             assert_eq!(
                 fingerprint(&state, people),

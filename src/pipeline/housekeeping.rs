@@ -103,6 +103,9 @@ pub(super) struct Housekeeping {
     pub(super) outputs: Option<super::outputs::Outputs>,
     /// The compaction whose thread is running, if any.
     compacting: Option<Compacting>,
+    /// Frees what a finished compaction replaced (the old state, the old
+    /// log's files) off the writer; joined before the next compaction.
+    freeing: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Housekeeping {
@@ -130,6 +133,7 @@ impl Housekeeping {
             last_snapshot_bytes: std::cell::Cell::new(0),
             outputs: None,
             compacting: None,
+            freeing: None,
         }
     }
 
@@ -281,6 +285,15 @@ impl Housekeeping {
             }
             compact::abandon(&self.data_dir);
         }
+        self.join_freeing();
+    }
+
+    /// Waits for the last compaction's old state and log to be freed (a
+    /// compaction starting removes a leftover old log itself).
+    fn join_freeing(&mut self) {
+        if let Some(freeing) = self.freeing.take() {
+            let _ = freeing.join();
+        }
     }
 
     pub(super) fn data_dir(&self) -> &std::path::Path {
@@ -307,6 +320,7 @@ impl Housekeeping {
     }
 
     fn compact_inline(&mut self, log: &mut Log, state: &RwLock<State>) {
+        self.join_freeing();
         if self.outputs_pending() {
             tracing::info!("Log compaction waits for partner outputs to be written.");
             return;
@@ -369,6 +383,7 @@ impl Housekeeping {
             let reading = state.read().unwrap_or_else(|p| p.into_inner());
             (reading.security_feed_gaps(self.clock.now_ms()), reading.housekeeping.erasures_pending)
         };
+        self.join_freeing();
         if let Err(error) = compact::take_source(log, &self.data_dir) {
             crate::telemetry::StorageFailed { file: "compaction" }.emit();
             tracing::error!(%error, "Log compaction could not copy the log; erased subjects' events remain in the log.");
@@ -438,21 +453,48 @@ impl Housekeeping {
         });
         let stalled = Instant::now();
         let (mut caught_up, mut by_thread) = (0, 0);
+        // The writer's steps: catch-up, swap, state, vault.
+        let mut steps = [Duration::ZERO; 4];
         let outcome = joined.and_then(|rebuilt| match rebuilt {
             Some(Rebuilt { mut written, state: mut new_state, snapshot, copied }) => {
                 by_thread = copied;
+                let step = Instant::now();
                 caught_up = written.catch_up(&self.data_dir.join(LOG_DIR), &mut new_state)?;
+                steps[0] = step.elapsed();
                 let report = written.report;
                 drop(written);
+                let step = Instant::now();
                 compact::swap(&self.data_dir)?;
+                steps[1] = step.elapsed();
+                let step = Instant::now();
                 // Its closed segments were replayed whole into the new state.
                 let (mut opened, closed) = Log::open_unverified(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
                 opened.closed_verified(closed.written_here()?);
                 *log = opened;
                 let old = std::mem::replace(&mut *state.write().unwrap_or_else(|p| p.into_inner()), new_state);
-                drop(old);
+                // Freeing the old state and the old log's blocks takes tens
+                // to hundreds of milliseconds: not the writer's to wait for.
+                let data_dir = self.data_dir.clone();
+                let freeing = std::thread::Builder::new().name("compaction-free".to_string()).spawn(move || {
+                    drop(old);
+                    if let Err(error) = compact::remove_old(&data_dir) {
+                        tracing::warn!(%error, "The old log could not be removed; the next start removes it.");
+                    }
+                });
+                match freeing {
+                    Ok(thread) => self.freeing = Some(thread),
+                    Err(error) => {
+                        tracing::warn!(%error, "No thread to free the old log; removing it here.");
+                        if let Err(error) = compact::remove_old(&self.data_dir) {
+                            tracing::warn!(%error, "The old log could not be removed; the next start removes it.");
+                        }
+                    }
+                }
+                steps[2] = step.elapsed();
+                let step = Instant::now();
                 // The destroyed secrets leave the vault file with the log.
                 self.vault.compact()?;
+                steps[3] = step.elapsed();
                 Ok(Some((report, snapshot)))
             }
             None => {
@@ -503,6 +545,7 @@ impl Housekeeping {
                     millis = compacting.started.elapsed().as_millis() as u64,
                     writer_millis = stalled.elapsed().as_millis() as u64,
                     swap_millis = swapped.as_millis() as u64,
+                    steps_micros = ?steps.map(|step| step.as_micros() as u64),
                     snapshot_millis = (snapshotted - swapped).as_millis() as u64,
                     snapshot_by,
                     "Log compacted: erased subjects removed."
