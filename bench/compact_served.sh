@@ -14,8 +14,10 @@
 # after the client's deletion. Each "Log compacted" line of the server gives
 # that compaction's time and, for binaries that say it, the writer's share
 # (`writer_millis`). The table: batches acknowledged, acknowledgement p50 /
-# p99 / max over the whole run (the max is the longest the writer kept a
-# batch waiting), the server's peak RSS (VmHWM), and each compaction's times.
+# p99 / max over the whole run, the longest wait of a batch sent after the
+# client's erasure (its compaction, without the first batches' warm-up and
+# the start's compaction), the server's peak RSS (VmHWM), and each
+# compaction's times.
 #
 # Parameters (environment): FILE (the 1× file of bench/compare.sh,
 # bench/out/events-5000000-100000-30-7.ndjson; any `proviso simulate`
@@ -116,7 +118,8 @@ slowest = sorted(acks, key=lambda a: -a[1])[:3]
 took = [t for _, t in acks]
 print(json.dumps({"erased_at": erased_at, "batches": len(acks), "lines": len(acks) * batch,
     "slowest": [[round(sent, 2), round(t * 1000, 1)] for sent, t in slowest],
-    "acks": [pct(took, .5), pct(took, .99), max(took) * 1000]}))
+    "acks": [pct(took, .5), pct(took, .99), max(took) * 1000],
+    "max_after_erasure": max([t for sent, t in acks if sent >= lead] or [float("nan")]) * 1000}))
 PY
         # Both compactions are done once the server says so (or give up).
         for _ in $(seq 1 600); do
@@ -134,7 +137,7 @@ def field(line, name):
 compactions = [f"{field(line, 'millis')} / {field(line, 'writer_millis')}"
                for line in open(sys.argv[3]) if "Log compacted" in line]
 print("\t".join([binary.split("/")[-1], str(client["batches"]), *(f"{v:.1f}" for v in client["acks"]),
-                 f"{peak_kib / 1024:.0f}", "; ".join(compactions)]))
+                 f"{client['max_after_erasure']:.1f}", f"{peak_kib / 1024:.0f}", "; ".join(compactions)]))
 PY
     done
 done
@@ -144,8 +147,10 @@ python3 - "$ROWS" "$FILE" "$BATCH" "$PERIOD_MS" <<'EOF' | tee "$OUT/compact-serv
 import sys
 rows, file, batch, period = sys.argv[1:]
 print(f"{file}: a batch of {batch} sessions every {period} ms; the server compacts twice")
-print(f"{'binary':26} {'batches':>7} {'ack p50 / p99 / max ms':>26} {'peak MiB':>8}  compactions: whole s / writer s")
+print(f"{'binary':26} {'batches':>7} {'ack p50 / p99 / max ms':>26} {'max after erasure':>17} {'peak MiB':>8}  "
+      "compactions: whole s / writer s")
 for line in open(rows):
-    name, batches, p50, p99, most, peak, compactions = line.rstrip("\n").split("\t")
-    print(f"{name:26} {batches:>7} {float(p50):7.1f} / {float(p99):7.1f} / {float(most):7.1f} {peak:>8}  {compactions}")
+    name, batches, p50, p99, most, after, peak, compactions = line.rstrip("\n").split("\t")
+    print(f"{name:26} {batches:>7} {float(p50):7.1f} / {float(p99):7.1f} / {float(most):7.1f} {float(after):17.1f} "
+          f"{peak:>8}  {compactions}")
 EOF
