@@ -291,6 +291,18 @@ impl Log {
     /// fsynced. Runs on the thread that appends (nothing is appended
     /// meanwhile). Returns the sequence number after the last record copied.
     pub fn copy_to(&self, dest: &Path) -> Result<u64, LogError> {
+        self.copy_to_with(dest, true)
+    }
+
+    /// [`Log::copy_to`] without the fsyncs: a copy that a crash may lose,
+    /// because nothing needs it after one (an erasure's compaction reads it
+    /// and a start removes it). Saves the writer flushing up to a whole
+    /// active segment while ingest waits.
+    pub fn copy_to_unsynced(&self, dest: &Path) -> Result<u64, LogError> {
+        self.copy_to_with(dest, false)
+    }
+
+    fn copy_to_with(&self, dest: &Path, durable: bool) -> Result<u64, LogError> {
         fsmode::create_private_dir(dest).map_err(io_err(dest))?;
         let segments = list_segments(&self.dir)?;
         for (index, (_, path)) in segments.iter().enumerate() {
@@ -305,14 +317,16 @@ impl Log {
                     // Another file system (or no links there): copy it.
                     Err(_) => {
                         let len = fs::metadata(path).map_err(io_err(path))?.len();
-                        copy_prefix(path, &target, len).map_err(io_err(&target))?;
+                        copy_prefix_with(path, &target, len, durable).map_err(io_err(&target))?;
                     }
                 }
             } else {
-                copy_prefix(path, &target, self.active_len).map_err(io_err(&target))?;
+                copy_prefix_with(path, &target, self.active_len, durable).map_err(io_err(&target))?;
             }
         }
-        sync_dir(dest)?;
+        if durable {
+            sync_dir(dest)?;
+        }
         Ok(self.next_seq)
     }
 
@@ -911,19 +925,30 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
 /// Copies the first `len` bytes of `source` into the new file `target`
 /// (mode 0600) and fsyncs it.
 pub fn copy_prefix(source: &Path, target: &Path, len: u64) -> io::Result<()> {
+    copy_prefix_with(source, target, len, true)
+}
+
+fn copy_prefix_with(source: &Path, target: &Path, len: u64, durable: bool) -> io::Result<()> {
     let file = File::open(source)?;
-    copy_prefix_from(file, target, len)
+    copy_prefix_from_with(file, target, len, durable)
 }
 
 /// Like [`copy_prefix`], from a file already open (so a file renamed over
 /// since is still read as it was).
 pub fn copy_prefix_from(source: File, target: &Path, len: u64) -> io::Result<()> {
+    copy_prefix_from_with(source, target, len, true)
+}
+
+fn copy_prefix_from_with(source: File, target: &Path, len: u64, durable: bool) -> io::Result<()> {
     let mut out = fsmode::private_file().write(true).create_new(true).open(target)?;
     let copied = io::copy(&mut source.take(len), &mut out)?;
     if copied != len {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("copied {copied} of {len} bytes")));
     }
-    out.sync_all()
+    if durable {
+        out.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Makes a directory's entries (new or renamed files) durable.

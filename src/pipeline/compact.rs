@@ -137,7 +137,7 @@ pub fn compact_log_reporting(
 pub(super) fn take_source(log: &Log, data_dir: &Path) -> Result<(), PipelineError> {
     recover_interrupted(data_dir)?;
     let source = data_dir.join(SOURCE_DIR);
-    if let Err(error) = log.copy_to(&source) {
+    if let Err(error) = log.copy_to_unsynced(&source) {
         let _ = std::fs::remove_dir_all(&source);
         return Err(error.into());
     }

@@ -57,6 +57,8 @@ struct Compacting {
     /// which the thread may copy up to.
     live_end: Arc<AtomicU64>,
     started: Instant,
+    /// The writer's time taking the copy of the log (`take_source`).
+    copy: Duration,
     /// Erasures pending when the copy was taken.
     pending_at_start: u64,
 }
@@ -384,6 +386,7 @@ impl Housekeeping {
             (reading.security_feed_gaps(self.clock.now_ms()), reading.housekeeping.erasures_pending)
         };
         self.join_freeing();
+        let copying = Instant::now();
         if let Err(error) = compact::take_source(log, &self.data_dir) {
             crate::telemetry::StorageFailed { file: "compaction" }.emit();
             tracing::error!(%error, "Log compaction could not copy the log; erased subjects' events remain in the log.");
@@ -427,7 +430,8 @@ impl Housekeeping {
         });
         match spawned {
             Ok(thread) => {
-                self.compacting = Some(Compacting { thread, live_end, started: Instant::now(), pending_at_start })
+                let copy = copying.elapsed();
+                self.compacting = Some(Compacting { thread, live_end, started: Instant::now(), copy, pending_at_start })
             }
             Err(error) => {
                 compact::abandon(&self.data_dir);
@@ -546,6 +550,7 @@ impl Housekeeping {
                     writer_millis = stalled.elapsed().as_millis() as u64,
                     swap_millis = swapped.as_millis() as u64,
                     steps_micros = ?steps.map(|step| step.as_micros() as u64),
+                    copy_micros = compacting.copy.as_micros() as u64,
                     snapshot_millis = (snapshotted - swapped).as_millis() as u64,
                     snapshot_by,
                     "Log compacted: erased subjects removed."
