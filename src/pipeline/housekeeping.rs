@@ -12,8 +12,9 @@
 //! and at shutdown), handing each group's revocations to the hook and destroying
 //! erased people's secrets before the group is acknowledged.
 //! Never: runs outside the writer thread (but for the compaction's thread,
-//! which touches only its copy, the new log and the snapshot of it), or
-//! acknowledges anything.
+//! which writes only the new log and its snapshot, and reads its copy and
+//! the live log up to a group the writer committed; and the thread that
+//! frees the old state and log after a swap), or acknowledges anything.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
