@@ -317,11 +317,13 @@ impl Log {
                     // Another file system (or no links there): copy it.
                     Err(_) => {
                         let len = fs::metadata(path).map_err(io_err(path))?.len();
-                        copy_prefix_with(path, &target, len, durable).map_err(io_err(&target))?;
+                        copy_prefix_from_with(File::open(path).map_err(io_err(path))?, &target, len, durable)
+                            .map_err(io_err(&target))?;
                     }
                 }
             } else {
-                copy_prefix_with(path, &target, self.active_len, durable).map_err(io_err(&target))?;
+                let active = File::open(path).map_err(io_err(path))?;
+                copy_prefix_from_with(active, &target, self.active_len, durable).map_err(io_err(&target))?;
             }
         }
         if durable {
@@ -925,12 +927,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
 /// Copies the first `len` bytes of `source` into the new file `target`
 /// (mode 0600) and fsyncs it.
 pub fn copy_prefix(source: &Path, target: &Path, len: u64) -> io::Result<()> {
-    copy_prefix_with(source, target, len, true)
-}
-
-fn copy_prefix_with(source: &Path, target: &Path, len: u64, durable: bool) -> io::Result<()> {
-    let file = File::open(source)?;
-    copy_prefix_from_with(file, target, len, durable)
+    copy_prefix_from_with(File::open(source)?, target, len, true)
 }
 
 /// Like [`copy_prefix`], from a file already open (so a file renamed over

@@ -236,8 +236,7 @@ impl Housekeeping {
         // With a zero bound, a deletion is compacted away before it is
         // acknowledged.
         if self.erasure_compaction.is_zero() && self.erasures_pending(state) {
-            self.compact_here(log, state);
-            self.erasure_seen = None;
+            self.compact_now(log, state);
         }
     }
 
