@@ -42,7 +42,10 @@ pub enum ServerError {
 async fn join_cluster(
     config: &Config,
     cluster: &crate::config::ClusterConfig,
-) -> Result<(crate::pipeline::ClusterOptions, crate::cluster::leases::Leases), ServerError> {
+) -> Result<
+    (crate::pipeline::ClusterOptions, crate::cluster::leases::Leases, crate::outputs::api::usage::Gatherer),
+    ServerError,
+> {
     let key = config.pseudonym_key.as_ref().ok_or_else(|| {
         ServerError::Cluster(crate::cluster::ClusterError::Connect {
             url: cluster.url.clone(),
@@ -65,7 +68,8 @@ async fn join_cluster(
         runtime: tokio::runtime::Handle::current(),
         decider: crate::disclose::decider(config.policy.clone(), partners),
     };
-    Ok((options, leases))
+    let gather = crate::outputs::api::usage::Gatherer { client: jetstream.client(), partitions: settings.partitions };
+    Ok((options, leases, gather))
 }
 
 /// A running server.
@@ -100,11 +104,12 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener, Arc<AppState>), ServerError> {
     let prometheus = prometheus();
     let mut options = config.pipeline_options();
-    let mut leases = None;
+    let (mut leases, mut gather) = (None, None);
     if let Some(cluster) = &config.cluster {
-        let (cluster, held) = join_cluster(config, cluster).await?;
+        let (cluster, held, gatherer) = join_cluster(config, cluster).await?;
         options.cluster = Some(cluster);
         leases = Some(held);
+        gather = Some(gatherer);
     }
     let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(options))
         .await
@@ -162,9 +167,20 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     let disclosure = crate::disclose::Disclosure::open(Arc::clone(&pipeline), partners, audience)?;
     // Partition leases are taken once the node has caught up (its state
     // stands where the cluster's log does).
-    let leases = leases.map(crate::cluster::leases::Keeper::start);
+    // Every node answers usage questions from its state.
+    if let Some(gather) = &gather {
+        gather.answer(Arc::clone(&pipeline)).await?;
+    }
+    // Each round's partitions are the ones whose usage this node holds.
+    let leases = leases.map(|leases| {
+        let (covering, partitions) = (Arc::clone(&pipeline), leases.partitions());
+        crate::cluster::leases::Keeper::start(leases, move |held| {
+            covering.cover(crate::state::Cover::partitions(partitions, held));
+        })
+    });
     let app = Arc::new(AppState {
         leases,
+        gather,
         live: Default::default(),
         closing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         live_streams: Default::default(),

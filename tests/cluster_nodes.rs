@@ -247,13 +247,42 @@ fn partitions_held(nodes: &[Server], partitions: u16) -> Vec<Vec<u64>> {
     }
 }
 
+/// Waits until the nodes' states cover every partition once between them
+/// (`partitions_covered`: whose usage each holds), each node what it holds
+/// the lease of, and returns what each covers.
+fn partitions_covered(nodes: &[Server], partitions: u16) -> Vec<Vec<u64>> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (mut covered, mut held) = (Vec::new(), Vec::new());
+        for node in nodes {
+            let (_, health) = node.get("/healthz", None);
+            let list = |field: &str| -> Vec<u64> {
+                health[field].as_array().map(|p| p.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+            };
+            covered.push(list("partitions_covered"));
+            held.push(list("partitions_held"));
+        }
+        let mut all: Vec<u64> = covered.iter().flatten().copied().collect();
+        all.sort_unstable();
+        if all == (0..u64::from(partitions)).collect::<Vec<_>>() && covered == held {
+            return covered;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{partitions} partitions not covered once: {covered:?}, held {held:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Clusters of three nodes made with 1, 7 and 64 partitions, fed the same
 /// simulated batches in turn, answer every query as one embedded node fed
 /// them: metrics, consent, abuse actions and a person's abuse record,
 /// audiences, the person's report, friend suggestions. Each cluster's
 /// partitions are held once between its nodes (with one partition, by one
-/// node). State is not yet split by partition, so this holds the answers
-/// fixed for when it is.
+/// node), and each node's state holds the usage of the partitions it
+/// holds only: usage queries (metrics, the report's active days and
+/// platform) gather the others' from the nodes covering them.
 #[test]
 fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
     let temp = tempfile::tempdir().expect("tempdir");
@@ -299,6 +328,9 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
         }
         let held = partitions_held(&nodes, partitions);
         assert_eq!(held.iter().filter(|h| !h.is_empty()).count(), usize::from(partitions).min(3), "{held:?}");
+        // Usage is split: no node holds everyone's once the covers settle.
+        let covered = partitions_covered(&nodes, partitions);
+        assert!(covered.iter().all(|c| c.len() < usize::from(partitions) || partitions == 1), "{covered:?}");
         for (n, node) in nodes.iter().enumerate() {
             let mut got = answers(node, &from, &to, &subject);
             got.push(report(node));
@@ -307,6 +339,92 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
             }
             assert_eq!(suggestions(node), want, "{partitions} partitions, node {n}: suggestions");
         }
+    }
+}
+
+/// A node holding a third of the partitions is killed (`kill -9`) and not
+/// restarted: once its leases lapse, the two others take its partitions
+/// over and rebuild their people's usage from their own logs. While that
+/// happens the usage queries are polled through both survivors: each
+/// answer is 503 (partitions not covered yet) or exactly the embedded
+/// node's, never a count missing or doubling the dead node's people; and
+/// once the survivors cover everything between them, every answer is back.
+#[test]
+fn a_dead_node_s_partitions_are_taken_over_and_no_answer_is_wrong_meanwhile() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let reference = embedded(&temp.path().join("embedded"));
+    let (batches, from) = simulated(temp.path(), 5, 200, 3_000, 20, 500);
+    for batch in &batches {
+        reference.ingest(batch);
+    }
+    let to = day_of(common::now_ms());
+    let phone = first_phone(&batches);
+    let subject = reference.subject(&phone);
+    let paths = [
+        (format!("/v1/metrics/active?from={from}&to={to}&window=1&by=platform"), ANALYST),
+        (format!("/v1/metrics/active?from={from}&to={to}&window=30"), ANALYST),
+        (format!("/v1/metrics/messages?from={from}&to={to}&by=kind"), ANALYST),
+        (format!("/v1/subjects/{subject}/report"), SUBJECT),
+    ];
+    let ask = |server: &Server| -> Vec<(u16, Value)> {
+        paths
+            .iter()
+            .map(|(path, token)| {
+                let (status, mut body) = server.get(path, Some(token));
+                body.as_object_mut().map(|fields| fields.remove("generated_at"));
+                (status, body)
+            })
+            .collect()
+    };
+    let truth = ask(&reference);
+    assert!(truth.iter().all(|(status, _)| *status == 200), "{truth:?}");
+    let dir = temp.path().join("cluster");
+    let nats = Nats::start(&dir);
+    let lease = ("PROVISO_CLUSTER_LEASE_SECONDS", "4");
+    let nodes: Vec<Server> = (0..3).map(|n| node_with(&dir.join(format!("node{n}")), &nats, &[lease])).collect();
+    for (index, batch) in batches.iter().enumerate() {
+        nodes[index % nodes.len()].ingest(batch);
+    }
+    partitions_held(&nodes, 64);
+    let covered = partitions_covered(&nodes, 64);
+    assert!(covered.iter().all(|c| !c.is_empty() && c.len() < 64), "{covered:?}");
+    let mut nodes = nodes;
+    drop(nodes.pop()); // kill -9
+    let killed = std::time::Instant::now();
+    let (mut unavailable, mut exact) = (0, 0);
+    loop {
+        for node in &nodes {
+            for ((status, body), ((path, _), (_, want))) in ask(node).into_iter().zip(paths.iter().zip(&truth)) {
+                match status {
+                    503 => unavailable += 1,
+                    200 => {
+                        assert_eq!(&body, want, "{path} after {:?}", killed.elapsed());
+                        exact += 1;
+                    }
+                    other => panic!("{path}: {other} {body}"),
+                }
+            }
+        }
+        let settled = nodes.iter().all(|node| {
+            let (_, health) = node.get("/healthz", None);
+            health["partitions_covered"] == health["partitions_held"]
+        });
+        if settled && partitions_covered(&nodes, 64).iter().all(|c| !c.is_empty()) {
+            break;
+        }
+        assert!(killed.elapsed() < std::time::Duration::from_secs(60), "the survivors never covered everything");
+    }
+    eprintln!("takeover: {unavailable} answers 503, {exact} exact, in {:?}", killed.elapsed());
+    // The dashboard's usage figures, gathered too.
+    let pulse = |server: &Server| {
+        let figures = common::next_event_data(&mut server.stream("/v1/live?interval_ms=200", ANALYST));
+        ["day", "dau", "wau", "mau", "messages"].map(|field| figures[field].clone())
+    };
+    let want = pulse(&reference);
+    assert!(want[3].as_u64().is_some_and(|mau| mau > 50), "{want:?}");
+    for node in &nodes {
+        assert_eq!(ask(node), truth, "after the takeover");
+        assert_eq!(pulse(node), want, "the dashboard after the takeover");
     }
 }
 

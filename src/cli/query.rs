@@ -148,6 +148,13 @@ fn open(common: &Common) -> anyhow::Result<(Source, String, String)> {
     let config = super::resolve_config(&common.options)?;
     let (state, _) = rebuild_state(&config.data_dir, true)
         .with_context(|| format!("reading data dir {}", config.data_dir.display()))?;
+    if !state.cover.is_whole() {
+        anyhow::bail!(
+            "{} is a cluster node's data dir: it holds the usage of its partitions only. Ask a running node \
+             instead (--server URL --token TOKEN): it gathers every partition",
+            config.data_dir.display()
+        );
+    }
     let to = match &common.to {
         Some(to) => to.clone(),
         None => usage::format_day(state.usage.last_day().context("the data dir holds no activity yet")?),

@@ -49,6 +49,14 @@ pub fn run(command: ReportCommand) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --phone or --subject"),
     };
     let (state, _) = rebuild_state(dir, true).with_context(|| format!("reading {}", dir.display()))?;
+    if !state.cover.covers(&pseudonym) {
+        anyhow::bail!(
+            "{} is a cluster node's data dir, and another node holds this person's usage; ask a running node \
+             (GET /v1/subjects/{}/report)",
+            dir.display(),
+            pseudonym.subject_id()
+        );
+    }
     let audit = AuditLog::open(dir).context("opening the audit log")?;
     let vault = proviso::vault::Vault::open(dir).context("opening the vault")?;
     let report = proviso::disclose::subjects::report(
@@ -58,6 +66,7 @@ pub fn run(command: ReportCommand) -> anyhow::Result<()> {
         &vault,
         &pseudonym,
         proviso::clock::now_ms(),
+        None,
     )
     .map_err(|error| match error {
         proviso::disclose::DiscloseError::Gate(_) | proviso::disclose::DiscloseError::SubjectNotFound => {

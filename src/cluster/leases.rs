@@ -154,6 +154,11 @@ impl Leases {
         self.view.clone()
     }
 
+    /// The cluster's partition count.
+    pub fn partitions(&self) -> u16 {
+        self.partitions
+    }
+
     /// The lease time in force.
     pub fn lease(&self) -> Duration {
         self.lease
@@ -290,18 +295,22 @@ fn partition_key(partition: u16) -> String {
 #[derive(Clone)]
 pub struct Keeper {
     pub view: LeaseView,
+    /// The cluster's partition count.
+    pub partitions: u16,
     stop: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Keeper {
     /// Starts keeping `leases` on the current runtime: a round at once,
-    /// then one every third of the lease time.
-    pub fn start(leases: Leases) -> Keeper {
+    /// then one every third of the lease time. After each round that
+    /// reached NATS, `on_round` gets the partitions held (the node's
+    /// pipeline covers them).
+    pub fn start(leases: Leases, on_round: impl Fn(&[u16]) + Send + 'static) -> Keeper {
         let (stop, stopped) = tokio::sync::mpsc::channel(1);
         let view = leases.view();
-        let every = leases.lease() / 3;
-        tokio::spawn(keep(leases, every, stopped));
-        Keeper { view, stop }
+        let (every, partitions) = (leases.lease() / 3, leases.partitions);
+        tokio::spawn(keep(leases, every, stopped, on_round));
+        Keeper { view, partitions, stop }
     }
 
     /// Releases every lease (a clean stop), waiting at most `within`.
@@ -319,10 +328,12 @@ async fn keep(
     mut leases: Leases,
     every: Duration,
     mut stop: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    on_round: impl Fn(&[u16]),
 ) {
     loop {
-        if let Err(error) = leases.round().await {
-            tracing::warn!(%error, "A round of partition leases failed; retried.");
+        match leases.round().await {
+            Ok(held) => on_round(&held),
+            Err(error) => tracing::warn!(%error, "A round of partition leases failed; retried."),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

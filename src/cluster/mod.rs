@@ -20,6 +20,7 @@
 //! leave proviso (that stays the gate's).
 
 pub mod batch;
+pub mod gather;
 pub mod leases;
 pub mod local;
 pub mod log;
@@ -35,14 +36,9 @@ pub const DEFAULT_PARTITIONS: u16 = 64;
 /// Most partitions a cluster may have (one JetStream subject each).
 pub const MAX_PARTITIONS: u16 = 4096;
 
-/// The partition of a person: their pseudonym's first eight bytes as a
-/// number, modulo the partition count. The pseudonym is a keyed hash, so
-/// people spread evenly and no one can aim at a partition without the key.
+/// The partition of a person ([`Pseudonym::partition`]).
 pub fn partition_of(pseudonym: &Pseudonym, partitions: u16) -> u16 {
-    let bytes = pseudonym.as_bytes();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&bytes[..8]);
-    (u64::from_le_bytes(first) % u64::from(partitions.max(1))) as u16
+    pseudonym.partition(partitions)
 }
 
 /// Lowercase hex of `bytes` (fingerprints, message ids).
@@ -90,6 +86,8 @@ pub enum ClusterError {
     Behind { position: crate::contract::LogPosition, first: crate::contract::LogPosition },
     #[error("the cluster's settings in NATS do not read ({0}); they were not written by this version of proviso")]
     Unreadable(String),
+    #[error("gathering a query's parts from the cluster's nodes: {0}")]
+    Gather(String),
 }
 
 impl ClusterError {

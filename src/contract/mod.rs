@@ -40,6 +40,16 @@ impl Pseudonym {
         Pseudonym(bytes)
     }
 
+    /// The person's partition of a cluster of `partitions`: the first eight
+    /// bytes as a number, modulo the count. The pseudonym is a keyed hash,
+    /// so people spread evenly and no one can aim at a partition without
+    /// the key.
+    pub fn partition(&self, partitions: u16) -> u16 {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        (u64::from_le_bytes(first) % u64::from(partitions.max(1))) as u16
+    }
+
     /// Rebuilds a pseudonym from bytes the edge produced earlier and storage
     /// kept (log records, snapshots, the vault).
     pub(crate) fn from_stored(bytes: [u8; 16]) -> Self {
@@ -489,7 +499,7 @@ pub struct DisclosedItem {
 /// each, see `cluster::log`) and its sequence in that stream. Ordered by
 /// epoch, then sequence; the default (epoch 0, sequence 0) is before every
 /// message.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash, serde::Serialize, serde::Deserialize)]
 pub struct LogPosition {
     pub epoch: u64,
     pub sequence: u64,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::DiscloseError;
-use crate::contract::{MessageKind, Purpose};
+use crate::contract::{MessageKind, Pseudonym, Purpose};
 use crate::gate::{release_for_staff, Gated, Staff};
 use crate::processors::usage::Grouping;
 use crate::state::State;
@@ -141,6 +141,12 @@ impl MessagesQuery {
 
 /// The active series, for staff who asked (the API's analysts, `proviso query`).
 pub fn active(state: &State, staff: Staff, query: &ActiveQuery) -> Result<Gated<ActiveResponse>, DiscloseError> {
+    Ok(release_for_staff(staff, Purpose::Analytics, active_series(state, query)?)?)
+}
+
+/// The active series over the people whose usage `state` holds (all of
+/// them, but for a cluster node: those of the partitions it covers).
+fn active_series(state: &State, query: &ActiveQuery) -> Result<ActiveResponse, DiscloseError> {
     let ActiveSpan { from, to, window, grouping } = query.check()?;
     let series = state
         .usage
@@ -148,11 +154,16 @@ pub fn active(state: &State, staff: Staff, query: &ActiveQuery) -> Result<Gated<
         .into_iter()
         .map(|point| ActivePoint { day: format_day(point.day), active: point.active, groups: point.groups })
         .collect();
-    Ok(release_for_staff(staff, Purpose::Analytics, ActiveResponse { window, series })?)
+    Ok(ActiveResponse { window, series })
 }
 
 /// Builds the messages series from state.
 pub fn messages(state: &State, staff: Staff, query: &MessagesQuery) -> Result<Gated<MessagesResponse>, DiscloseError> {
+    Ok(release_for_staff(staff, Purpose::Analytics, messages_series(state, query)?)?)
+}
+
+/// The messages series of the people whose usage `state` holds.
+fn messages_series(state: &State, query: &MessagesQuery) -> Result<MessagesResponse, DiscloseError> {
     let (from, to, by_kind) = query.check()?;
     let series = state
         .usage
@@ -166,7 +177,203 @@ pub fn messages(state: &State, staff: Staff, query: &MessagesQuery) -> Result<Ga
             }),
         })
         .collect();
-    Ok(release_for_staff(staff, Purpose::Analytics, MessagesResponse { series })?)
+    Ok(MessagesResponse { series })
+}
+
+/// A usage question a cluster node asks every node (`cluster::gather`):
+/// each answers over the people of the partitions it covers, and the
+/// asker adds up the parts of nodes that cover every partition once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageQuestion {
+    Active(ActiveQuery),
+    Messages(MessagesQuery),
+    /// One person's active days and platform (for their report): only the
+    /// node covering their partition holds them.
+    Person(PersonKey),
+    /// The last day with activity (the dashboard's day: the latest of the parts).
+    LastDay,
+    /// The dashboard's usage figures of one day ([`Pulse`]).
+    Pulse(i32),
+}
+
+/// Usage figures of one day for the dashboard: distinct people active on
+/// it and in the 7 and 30 days ending on it, and its messages by kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pulse {
+    pub dau: u64,
+    pub wau: u64,
+    pub mau: u64,
+    /// By [`MessageKind::code`].
+    pub messages: Vec<u64>,
+}
+
+impl Pulse {
+    /// The figures of `day` over the people whose usage `state` holds.
+    pub fn of(state: &State, day: i32) -> Pulse {
+        let active =
+            |window: u32| state.usage.active_series(day, day, window, None).first().map_or(0, |point| point.active);
+        let messages = state.usage.message_series(day, day).first().map(|(_, counts)| counts.to_vec());
+        Pulse { dau: active(1), wau: active(7), mau: active(30), messages: messages.unwrap_or_default() }
+    }
+
+    /// The messages by kind's name.
+    pub fn messages_by_kind(&self) -> BTreeMap<String, u64> {
+        MessageKind::ALL
+            .iter()
+            .map(|kind| (kind.as_str().to_string(), self.messages.get(kind.code() as usize).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+/// A person named inside the cluster (its nodes already share every
+/// pseudonym through the log).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersonKey(String);
+
+impl PersonKey {
+    pub fn of(person: &Pseudonym) -> PersonKey {
+        PersonKey(person.as_bytes().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn pseudonym(&self) -> Option<Pseudonym> {
+        let text = self.0.as_bytes();
+        if text.len() != 2 * Pseudonym::LEN {
+            return None;
+        }
+        let mut bytes = [0u8; Pseudonym::LEN];
+        for (byte, pair) in bytes.iter_mut().zip(text.chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(Pseudonym::from_stored(bytes))
+    }
+}
+
+/// What a node holds of one person's usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PersonUsage {
+    /// Days with activity, oldest first.
+    pub days: Vec<i32>,
+    /// The platform of their earliest register, if any.
+    pub platform: Option<String>,
+}
+
+impl PersonUsage {
+    /// What `state` holds of `index`'s usage.
+    pub fn of(state: &State, index: u32) -> PersonUsage {
+        PersonUsage {
+            days: state.usage.active_days_of(index),
+            platform: state.usage.platform_of(index).map(|p| p.as_str().to_string()),
+        }
+    }
+}
+
+/// This node's part of `question`: the answer over the people whose usage
+/// `state` holds, ungated (the asking node gates the sum).
+pub fn part_of(state: &State, question: &UsageQuestion) -> Result<serde_json::Value, DiscloseError> {
+    let value = match question {
+        UsageQuestion::Active(query) => serde_json::to_value(active_series(state, query)?),
+        UsageQuestion::Messages(query) => serde_json::to_value(messages_series(state, query)?),
+        UsageQuestion::Person(key) => {
+            let person = key.pseudonym().ok_or_else(|| DiscloseError::InvalidQuery("not a person".into()))?;
+            let held = state
+                .subjects
+                .lookup(&person)
+                .filter(|_| state.cover.covers(&person))
+                .map(|index| PersonUsage::of(state, index));
+            serde_json::to_value(held)
+        }
+        UsageQuestion::LastDay => serde_json::to_value(state.usage.last_day()),
+        UsageQuestion::Pulse(day) => serde_json::to_value(Pulse::of(state, *day)),
+    };
+    value.map_err(|error| unavailable(error.to_string()))
+}
+
+/// A gathered query that could not be answered (503: try again).
+fn unavailable(detail: String) -> DiscloseError {
+    DiscloseError::Pipeline(crate::pipeline::PipelineError::Cluster(detail))
+}
+
+/// The active series of the whole cluster from its nodes' parts, for staff.
+pub fn active_gathered(parts: &[serde_json::Value], staff: Staff) -> Result<Gated<ActiveResponse>, DiscloseError> {
+    let mut sum: Option<ActiveResponse> = None;
+    for part in parts {
+        let part: ActiveResponse = from_part(part)?;
+        let Some(total) = sum.as_mut() else {
+            sum = Some(part);
+            continue;
+        };
+        for (point, add) in total.series.iter_mut().zip(part.series) {
+            point.active += add.active;
+            if let (Some(groups), Some(more)) = (point.groups.as_mut(), add.groups) {
+                for (group, count) in more {
+                    *groups.entry(group).or_default() += count;
+                }
+            }
+        }
+    }
+    let sum = sum.ok_or_else(|| unavailable("no part was gathered".into()))?;
+    Ok(release_for_staff(staff, Purpose::Analytics, sum)?)
+}
+
+/// The messages series of the whole cluster from its nodes' parts, for staff.
+pub fn messages_gathered(parts: &[serde_json::Value], staff: Staff) -> Result<Gated<MessagesResponse>, DiscloseError> {
+    let mut sum: Option<MessagesResponse> = None;
+    for part in parts {
+        let part: MessagesResponse = from_part(part)?;
+        let Some(total) = sum.as_mut() else {
+            sum = Some(part);
+            continue;
+        };
+        for (point, add) in total.series.iter_mut().zip(part.series) {
+            point.messages += add.messages;
+            if let (Some(kinds), Some(more)) = (point.kinds.as_mut(), add.kinds) {
+                for (kind, count) in more {
+                    *kinds.entry(kind).or_default() += count;
+                }
+            }
+        }
+    }
+    let sum = sum.ok_or_else(|| unavailable("no part was gathered".into()))?;
+    Ok(release_for_staff(staff, Purpose::Analytics, sum)?)
+}
+
+/// One person's usage from the nodes' parts: the covering node's (the
+/// others hold none of it).
+pub fn person_gathered(parts: &[serde_json::Value]) -> Result<Option<PersonUsage>, DiscloseError> {
+    let mut found = None;
+    for part in parts {
+        if let Some(usage) = from_part::<Option<PersonUsage>>(part)? {
+            found = Some(usage);
+        }
+    }
+    Ok(found)
+}
+
+/// The latest day with activity of any part.
+pub fn last_day_gathered(parts: &[serde_json::Value]) -> Result<Option<i32>, DiscloseError> {
+    let mut last = None;
+    for part in parts {
+        last = last.max(from_part::<Option<i32>>(part)?);
+    }
+    Ok(last)
+}
+
+/// The dashboard's figures of the whole cluster from the nodes' parts.
+pub fn pulse_gathered(parts: &[serde_json::Value]) -> Result<Pulse, DiscloseError> {
+    let mut sum = Pulse { messages: vec![0; MessageKind::ALL.len()], ..Pulse::default() };
+    for part in parts {
+        let part: Pulse = from_part(part)?;
+        (sum.dau, sum.wau, sum.mau) = (sum.dau + part.dau, sum.wau + part.wau, sum.mau + part.mau);
+        for (total, add) in sum.messages.iter_mut().zip(part.messages) {
+            *total += add;
+        }
+    }
+    Ok(sum)
+}
+
+fn from_part<T: serde::de::DeserializeOwned>(part: &serde_json::Value) -> Result<T, DiscloseError> {
+    serde_json::from_value(part.clone()).map_err(|error| unavailable(format!("a node's part does not read: {error}")))
 }
 
 fn day_range(from: &str, to: &str) -> Result<(i32, i32), DiscloseError> {

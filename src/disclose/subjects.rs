@@ -183,6 +183,7 @@ pub fn report(
     vault: &crate::vault::Vault,
     pseudonym: &Pseudonym,
     at_ms: i64,
+    usage: Option<super::metrics::PersonUsage>,
 ) -> Result<Gated<SubjectReport>, DiscloseError> {
     // Nothing was disclosed about a person without a secret; a person erased
     // before has a new one, so the old life's records are not theirs.
@@ -192,7 +193,9 @@ pub fn report(
     };
     release_to_subject(state, pseudonym, |index| {
         let consent = consent_of(state, policy, pseudonym, index, at_ms)?;
-        report_of(state, pseudonym, index, consent, disclosures, at_ms)
+        // Cluster mode: gathered from the node covering the person.
+        let usage = usage.unwrap_or_else(|| super::metrics::PersonUsage::of(state, index));
+        report_of(state, pseudonym, index, consent, disclosures, usage, at_ms)
     })?
     .transpose()
     .ok_or(DiscloseError::SubjectNotFound)
@@ -204,6 +207,7 @@ fn report_of(
     index: u32,
     consent: ConsentView,
     disclosures: Vec<super::audit::AuditRecord>,
+    usage: super::metrics::PersonUsage,
     at_ms: i64,
 ) -> Option<SubjectReport> {
     let record = state.subjects.get(index)?;
@@ -219,7 +223,7 @@ fn report_of(
             at: rfc3339(record.at_ms),
         })
         .collect();
-    let days = state.usage.active_days_of(index);
+    let days = usage.days;
     let held = Held {
         first_seen: Some(rfc3339(record.first_seen_ms)),
         active_days: Span {
@@ -227,7 +231,7 @@ fn report_of(
             first: days.first().map(|d| format_day(*d)),
             last: days.last().map(|d| format_day(*d)),
         },
-        platform: state.usage.platform_of(index).map_or("unknown", |p| p.as_str()).to_string(),
+        platform: usage.platform.unwrap_or_else(|| "unknown".to_string()),
         address_book_contacts: state.graph.book(index).len(),
         in_address_books: state.graph.in_degree(index),
         businesses: state.audiences.businesses_of(index).into_iter().map(|(b, d)| (b.to_string(), d)).collect(),

@@ -280,7 +280,7 @@ impl Node {
     }
 
     /// Waits until this node has applied the log up to `sequence`.
-    async fn applied_through(&self, sequence: LogPosition) -> Result<(), PipelineError> {
+    pub(super) async fn applied_through(&self, sequence: LogPosition) -> Result<(), PipelineError> {
         let mut applied = self.applied.subscribe();
         let reached = tokio::time::timeout(
             CATCH_UP_LIMIT,

@@ -17,7 +17,7 @@ use std::path::Path;
 use super::{PipelineError, LOG_DIR, STATE_DIR};
 use crate::contract::{encode_control, encode_event, Control, ControlBody, EventBody, Pseudonym, Recipient, Record};
 use crate::log::{frame_with, Log, LogError};
-use crate::state::{State, COMPACTED_SNAPSHOT_FILE};
+use crate::state::{Cover, State, COMPACTED_SNAPSHOT_FILE};
 
 /// Where the new log is written before the swap.
 const NEW_DIR: &str = "log.new";
@@ -371,9 +371,10 @@ impl Rewrite {
 }
 
 impl Written {
-    /// State from the new log as written so far.
-    pub(super) fn rebuild(&self, data_dir: &Path) -> Result<State, PipelineError> {
-        state_of_log(&data_dir.join(NEW_DIR))
+    /// State from the new log as written so far, holding the usage of the
+    /// people `cover` covers.
+    pub(super) fn rebuild(&self, data_dir: &Path, cover: Cover) -> Result<State, PipelineError> {
+        state_of_log(&data_dir.join(NEW_DIR), cover)
     }
 
     /// Copies into the new log, compacted, the live log's records from the
@@ -428,9 +429,19 @@ impl Written {
     }
 }
 
-/// State from the whole log in `log_dir` alone (no snapshot, no outputs).
-fn state_of_log(log_dir: &Path) -> Result<State, PipelineError> {
-    let mut state = State::default();
+/// [`state_of_log`] of the records before `until` only (a log being
+/// appended to: the writer's own, between groups).
+pub(super) fn state_of_log_until(log_dir: &Path, until: u64, cover: Cover) -> Result<State, PipelineError> {
+    let mut state = State::covering(cover);
+    super::replay::replay_records_until(log_dir, 0, until, ("", &|_, _| {}), |seq, record| state.apply(seq, &record))?;
+    state.settle_replayed();
+    Ok(state)
+}
+
+/// State from the whole log in `log_dir` alone (no snapshot, no outputs),
+/// holding the usage of the people `cover` covers.
+pub(super) fn state_of_log(log_dir: &Path, cover: Cover) -> Result<State, PipelineError> {
+    let mut state = State::covering(cover);
     super::replay::replay_records(log_dir, 0, |seq, record| state.apply(seq, &record))?;
     state.settle_replayed();
     Ok(state)
@@ -628,7 +639,7 @@ mod tests {
                 panic!("seed {seed}: the copy holds a deletion");
             };
             assert!(!data.join(SOURCE_DIR).exists(), "the copy is removed once read");
-            let mut state = written.rebuild(&data).expect("rebuild");
+            let mut state = written.rebuild(&data, Cover::All).expect("rebuild");
             // What the compaction's thread writes as the new log's snapshot.
             let snapshot = crate::state::encode_snapshot(&state).expect("snapshot");
             let by_thread = written.catch_up_until(&data.join(LOG_DIR), &mut state, until).expect("thread");
@@ -639,7 +650,7 @@ mod tests {
             drop((written, live));
             swap(&data).expect("swap");
             remove_old(&data).expect("remove the old log");
-            let rebuilt = state_of_log(&data.join(LOG_DIR)).expect("state");
+            let rebuilt = state_of_log(&data.join(LOG_DIR), Cover::All).expect("state");
             assert_eq!(
                 fingerprint(&state, people),
                 fingerprint(&rebuilt, people),

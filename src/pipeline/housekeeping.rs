@@ -25,7 +25,7 @@ use super::compact::{self, Rewrite};
 use super::{CompactionHook, PipelineError, PipelineOptions, RevocationHook, LOG_DIR, STATE_DIR};
 use crate::contract::Pseudonym;
 use crate::log::Log;
-use crate::state::{save_snapshot, save_snapshot_as, State, Withdrawal, COMPACTED_SNAPSHOT_FILE};
+use crate::state::{save_snapshot, save_snapshot_as, Cover, State, Withdrawal, COMPACTED_SNAPSHOT_FILE};
 use crate::vault::Vault;
 
 /// How many times the last snapshot's size in log bytes must have been
@@ -106,6 +106,9 @@ pub(super) struct Housekeeping {
     pub(super) outputs: Option<super::outputs::Outputs>,
     /// The compaction whose thread is running, if any.
     compacting: Option<Compacting>,
+    /// Cluster mode: the partitions this node is to cover, as the leases
+    /// last said; state is brought to it between groups ([`Housekeeping::settle_cover`]).
+    wanted_cover: Option<Cover>,
     /// Frees what a finished compaction replaced (the old state, the old
     /// log's files) off the writer; joined before the next compaction.
     freeing: Option<std::thread::JoinHandle<()>>,
@@ -137,6 +140,7 @@ impl Housekeeping {
             outputs: None,
             compacting: None,
             freeing: None,
+            wanted_cover: None,
         }
     }
 
@@ -186,6 +190,59 @@ impl Housekeeping {
             Some(wait.max(Duration::from_millis(10)))
         } else {
             None
+        }
+    }
+
+    /// Cluster mode: the partitions this node is to cover from now on
+    /// (the leases' last round).
+    pub(super) fn want_cover(&mut self, cover: Cover) {
+        self.wanted_cover = Some(cover);
+    }
+
+    /// Brings state to the cover wanted, if it differs and no compaction
+    /// is under way (its rebuild holds the cover of its start; settled
+    /// after it): usage is rebuilt from the whole log for the people of
+    /// the partitions covered, then put in place of the old with the cover
+    /// (one write lock). Runs on the writer between groups, so the log
+    /// replayed is exactly what state was built from.
+    ///
+    /// The replay costs about what a start without a snapshot does, and
+    /// ingest waits for it: taking partitions over happens when nodes join
+    /// or leave, not per request.
+    pub(super) fn settle_cover(&mut self, log: &Log, state: &RwLock<State>) {
+        let Some(wanted) = self.wanted_cover.as_ref() else { return };
+        if self.compacting.is_some() || state.read().unwrap_or_else(|p| p.into_inner()).cover == *wanted {
+            return;
+        }
+        let started = Instant::now();
+        let until = log.next_seq();
+        match compact::state_of_log_until(&self.data_dir.join(LOG_DIR), until, wanted.clone()) {
+            Ok(rebuilt) => {
+                let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
+                if rebuilt.next_seq != writing.next_seq || rebuilt.subjects.len() != writing.subjects.len() {
+                    tracing::error!(
+                        replayed = rebuilt.next_seq,
+                        applied = writing.next_seq,
+                        "The log replayed for a new cover does not match state; the cover stays as it was."
+                    );
+                    self.wanted_cover = None;
+                    return;
+                }
+                let old = std::mem::replace(&mut writing.usage, rebuilt.usage);
+                writing.cover = wanted.clone();
+                drop(writing);
+                drop(old);
+                tracing::info!(
+                    cover = ?wanted,
+                    records = until,
+                    millis = started.elapsed().as_millis() as u64,
+                    "Usage rebuilt for the partitions this node covers."
+                );
+            }
+            Err(error) => {
+                tracing::error!(%error, "Usage could not be rebuilt for a new cover; the cover stays as it was.");
+                self.wanted_cover = None;
+            }
         }
     }
 
@@ -381,9 +438,10 @@ impl Housekeeping {
             tracing::info!("Log compaction waits for partner outputs to be written.");
             return;
         }
-        let (gaps, pending_at_start) = {
+        let (gaps, pending_at_start, cover) = {
             let reading = state.read().unwrap_or_else(|p| p.into_inner());
-            (reading.security_feed_gaps(self.clock.now_ms()), reading.housekeeping.erasures_pending)
+            let gaps = reading.security_feed_gaps(self.clock.now_ms());
+            (gaps, reading.housekeeping.erasures_pending, reading.cover.clone())
         };
         self.join_freeing();
         let copying = Instant::now();
@@ -399,7 +457,7 @@ impl Housekeeping {
             let rewrite = Rewrite::of_source(&data_dir, segment_bytes, gaps.as_slice(), &|_, _| {})?;
             crate::failpoint::reach("compact.rebuild");
             let Rewrite::Written(written) = rewrite else { return Ok(None) };
-            let mut state = written.rebuild(&data_dir)?;
+            let mut state = written.rebuild(&data_dir, cover)?;
             // Its snapshot, here rather than on the writer after the swap
             // (the largest part of the writer's share before): valid for
             // the new log once it is the log, the records copied in later

@@ -179,6 +179,9 @@ pub struct Pipeline {
     /// Cluster mode: disclosures this node submitted and waits for, and
     /// whether each was written (see `outputs.rs`).
     disclosure_outcomes: Arc<Mutex<std::collections::HashMap<[u8; 16], Option<outputs::Outcome>>>>,
+    /// Cluster mode: the cover last handed to the writer (the same one is
+    /// not sent again).
+    cover_sent: Mutex<Option<crate::state::Cover>>,
     _lock: DirLock,
 }
 
@@ -337,6 +340,24 @@ impl Pipeline {
         self.report
     }
 
+    /// Cluster mode: cover the usage of the people of these partitions
+    /// from now on (the leases' last round says which this node holds).
+    /// The writer rebuilds usage for them between two groups; until then
+    /// state keeps its cover, and says so (`State::cover`). A cover the
+    /// writer's queue has no room for now is sent at the next call.
+    pub fn cover(&self, cover: crate::state::Cover) {
+        let mut sent = self.cover_sent.lock().unwrap_or_else(|p| p.into_inner());
+        if sent.as_ref() == Some(&cover) {
+            return;
+        }
+        let sender = self.sender.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(sender) = sender {
+            if sender.try_send(Job::Cover(cover.clone())).is_ok() {
+                *sent = Some(cover);
+            }
+        }
+    }
+
     /// Read access to state. Hold it briefly: the writer waits for readers.
     /// A reader that has to wait says so, and the writer lets it in within
     /// about a millisecond of applying, even in the middle of a group.
@@ -436,6 +457,15 @@ impl Pipeline {
             let _ = sender.send(result);
         });
         receiver.recv().unwrap_or(Err(PipelineError::ShuttingDown))
+    }
+
+    /// Cluster mode: waits until this node has applied the cluster's log
+    /// up to `at` (a gathered query's position). At once in embedded mode.
+    pub async fn applied_through(&self, at: crate::contract::LogPosition) -> Result<(), PipelineError> {
+        match &self.cluster {
+            Some(node) => node.applied_through(at).await,
+            None => Ok(()),
+        }
     }
 
     /// Cluster mode: waits until this node has applied every write the

@@ -158,6 +158,7 @@ impl Pipeline {
             cluster,
             outputs_hook,
             disclosure_outcomes,
+            cover_sent: Mutex::new(None),
             _lock: lock,
         };
         if let Some(node) = &pipeline.cluster {

@@ -33,6 +33,8 @@ pub(super) enum Job {
     /// Cluster mode: write the outputs waiting for the outputs hook (just
     /// set), then answer.
     WriteOutputs(mpsc::Sender<()>),
+    /// Cluster mode: cover these partitions from now on.
+    Cover(crate::state::Cover),
 }
 
 /// One batch handed to the writer, and who to tell when it is done.
@@ -72,6 +74,7 @@ pub(super) fn writer_loop(
     let mut failed: Option<String> = None;
     let mut framed = Vec::new();
     loop {
+        housekeeping.settle_cover(&log, &state);
         let first = match housekeeping.schedule_erasures(&mut log, &state, failed.is_some()) {
             Some(wait) => match receiver.recv_timeout(wait) {
                 Ok(job) => job,
@@ -96,8 +99,16 @@ pub(super) fn writer_loop(
                 let _ = done.send(());
                 continue;
             }
+            Job::Cover(cover) => {
+                housekeeping.want_cover(cover);
+                continue;
+            }
         };
-        let (group, backup) = gather(&receiver, first);
+        let mut cover_asked = None;
+        let (group, backup) = gather(&receiver, first, &mut cover_asked);
+        if let Some(cover) = cover_asked {
+            housekeeping.want_cover(cover);
+        }
         if let Some(cause) = &failed {
             refuse(group, cause);
             if let Some(job) = backup {
@@ -167,7 +178,11 @@ pub(super) fn writer_loop(
 /// `first` plus whatever else is queued, up to [`MAX_GROUP_RECORDS`]
 /// records or a backup, which ends the group and is taken right after it
 /// (so the backup holds every batch queued before it asked).
-fn gather(receiver: &Receiver<Job>, first: Commit) -> (Vec<Commit>, Option<super::backup::BackupJob>) {
+fn gather(
+    receiver: &Receiver<Job>,
+    first: Commit,
+    cover_asked: &mut Option<crate::state::Cover>,
+) -> (Vec<Commit>, Option<super::backup::BackupJob>) {
     let mut records = first.prepared.records.len() as u64;
     let mut group = vec![first];
     while records < MAX_GROUP_RECORDS {
@@ -181,6 +196,8 @@ fn gather(receiver: &Receiver<Job>, first: Commit) -> (Vec<Commit>, Option<super
                 // Written with this group's, after it.
                 let _ = done.send(());
             }
+            // Settled before the next group.
+            Ok(Job::Cover(cover)) => *cover_asked = Some(cover),
             Err(_) => break,
         }
     }

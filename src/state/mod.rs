@@ -9,10 +9,12 @@
 #[cfg(test)]
 mod abuse_tests;
 pub mod backtest;
+mod cover;
 mod idempotency;
 mod snapshot;
 mod subject_index;
 
+pub use cover::Cover;
 pub use idempotency::RecentKeys;
 
 pub use snapshot::{
@@ -326,9 +328,18 @@ pub struct State {
     /// Cluster mode: the position of the last message of the cluster's log
     /// applied ([`ControlBody::StreamPosition`]); the default in embedded mode.
     pub stream_position: crate::contract::LogPosition,
+    /// Whose usage is held: everyone's, or in cluster mode the people of
+    /// the partitions this node covers (the others' usage is held by the
+    /// nodes covering theirs, and queries gather it).
+    pub cover: Cover,
 }
 
 impl State {
+    /// Empty state that will hold the usage of the people `cover` covers.
+    pub fn covering(cover: Cover) -> State {
+        State { cover, ..State::default() }
+    }
+
     /// Applies log record `seq`. Records must come in log order.
     pub fn apply(&mut self, seq: u64, record: &Record) {
         debug_assert!(seq >= self.next_seq, "records applied out of order");
@@ -360,11 +371,14 @@ impl State {
             self.apply_partner_event(event);
             return;
         }
-        let subject = self.subject_for(event);
+        let covered = self.cover.covers(&event.subject);
+        let subject = self.subject_for(event, covered);
         if self.abuse.note_event(subject) {
             crate::telemetry::BannedEventLogged.emit();
         }
-        self.usage.apply(subject, event);
+        if covered {
+            self.usage.apply(subject, event);
+        }
         let ts_ms = event.ts_ms;
         match &event.body {
             EventBody::Consent { purpose, granted } => {
@@ -582,14 +596,18 @@ impl State {
         }
     }
 
-    fn subject_for(&mut self, event: &Event) -> u32 {
+    /// The acting person's index; on their first own event they become
+    /// known, and join usage if `covered`.
+    fn subject_for(&mut self, event: &Event, covered: bool) -> u32 {
         let subject = self.subjects.intern(event.subject);
         let records = &mut self.subjects.records;
         let hot = &mut records.hot[subject as usize];
         if !hot.has_acted() {
             records.regions[subject as usize] = event.region;
             self.subjects.acting += 1;
-            self.usage.add_subject(subject, event.region);
+            if covered {
+                self.usage.add_subject(subject, event.region);
+            }
         }
         hot.first_seen_ms = hot.first_seen_ms.min(event.ts_ms);
         subject

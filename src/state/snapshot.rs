@@ -4,7 +4,7 @@
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
-//! last blob, then the cluster log position (two `u64`s; a version-8
+//! last blob, then the cluster log position (two `u64`s) and the cover (`Cover`: whose usage is held, when not everyone's); a version-8
 //! snapshot written before cluster mode ends without it). Older versions are still read: `PRVSNAP7`, whose links hold
 //! partner account ids as strings in every map (converted,
 //! `Links::from_legacy`); `PRVSNAP6`, whose graph also holds each address
@@ -141,6 +141,11 @@ pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     // still reads: its position is 0.
     out.u64(state.stream_position.epoch);
     out.u64(state.stream_position.sequence);
+    // Then the cover, unless it is everyone (a snapshot without one held
+    // everyone's usage, and a whole cover's bytes stay as they were).
+    if state.cover != super::Cover::All {
+        state.cover.encode(&mut out);
+    }
     let crc = crc32fast::hash(&out.bytes[MAGIC.len()..]);
     out.u32(crc);
     Ok(out.bytes)
@@ -246,6 +251,19 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     }
     if version == 8 && input.remaining() > 0 {
         state.stream_position = crate::contract::LogPosition { epoch: input.u64()?, sequence: input.u64()? };
+    }
+    if version == 8 && input.remaining() > 0 {
+        state.cover = super::Cover::decode(&mut input)?;
+        // Usage's country and platform sets were read for every acting
+        // person: those of partitions not covered leave them (memory
+        // only: every count intersects them with active days, which hold
+        // covered people alone).
+        if !state.cover.is_whole() {
+            let uncovered = state.subjects.records.iter().enumerate().filter_map(|(subject, record)| {
+                (record.has_acted() && !state.cover.covers(&record.pseudonym)).then_some(subject as u32)
+            });
+            state.usage.forget_groups(&uncovered.collect());
+        }
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
     if let Some(old) = domains_v5 {

@@ -21,8 +21,8 @@ use super::auth::{token_hash, Role};
 use super::error::{ApiError, Code};
 use super::{rfc3339, SharedState};
 use crate::consent::{status_at, ConsentState};
-use crate::contract::{MessageKind, Purpose};
-use crate::disclose::metrics::format_day;
+use crate::contract::Purpose;
+use crate::disclose::metrics::{self, format_day, Pulse, UsageQuestion};
 use crate::gate::release_for_staff;
 use crate::processors::abuse::Status;
 use crate::state::State as DerivedState;
@@ -115,19 +115,22 @@ fn abuse_days(state: &DerivedState, last_day: i32) -> Vec<AbuseDay> {
 /// The figures of `state` now, except `events_per_second`, which each
 /// stream derives from the snapshots it sends.
 fn figures(state: &DerivedState, policy: &crate::consent::Policy, at_ms: i64) -> LiveFigures {
-    let events = state.next_seq;
     let last_day = state.usage.last_day();
-    let active = |window: u32| {
-        last_day.map_or(0, |day| state.usage.active_series(day, day, window, None).first().map_or(0, |p| p.active))
-    };
-    let mut messages = BTreeMap::new();
-    if let Some(day) = last_day {
-        if let Some((_, counts)) = state.usage.message_series(day, day).first() {
-            for kind in MessageKind::ALL {
-                messages.insert(kind.as_str().to_string(), counts[kind.code() as usize]);
-            }
-        }
-    }
+    figures_of_day(state, policy, at_ms, last_day, last_day.map(|day| Pulse::of(state, day)))
+}
+
+/// [`figures`] for `last_day`, with its usage figures `pulse` (cluster
+/// mode: gathered from the nodes covering every partition).
+fn figures_of_day(
+    state: &DerivedState,
+    policy: &crate::consent::Policy,
+    at_ms: i64,
+    last_day: Option<i32>,
+    pulse: Option<Pulse>,
+) -> LiveFigures {
+    let events = state.next_seq;
+    let pulse = pulse.unwrap_or_default();
+    let messages = if last_day.is_some() { pulse.messages_by_kind() } else { BTreeMap::new() };
     let mut abuse = BTreeMap::from([("banned".to_string(), 0u64), ("review".to_string(), 0u64)]);
     for (status, count) in state.abuse.status_counts() {
         abuse.insert(status.as_str().to_string(), count);
@@ -168,9 +171,9 @@ fn figures(state: &DerivedState, policy: &crate::consent::Policy, at_ms: i64) ->
         events_per_second: 0.0,
         subjects: state.subjects.acting() as u64,
         day: last_day.map(format_day),
-        dau: active(1),
-        wau: active(7),
-        mau: active(30),
+        dau: pulse.dau,
+        wau: pulse.wau,
+        mau: pulse.mau,
         messages,
         abuse,
         abuse_actions: last_day.map(|day| abuse_days(state, day)).unwrap_or_default(),
@@ -190,22 +193,40 @@ const SHARED_FOR: Duration = Duration::from_millis(200);
 /// person under the state read lock) are computed at most once per
 /// `SHARED_FOR` (200 ms).
 #[derive(Default)]
-pub struct LiveCache(std::sync::Mutex<Option<(Instant, Arc<LiveFigures>)>>);
+pub struct LiveCache(tokio::sync::Mutex<Option<(Instant, Arc<LiveFigures>)>>);
 
 impl LiveCache {
     /// The shared figures, computed anew when older than [`SHARED_FOR`]
-    /// (streams asking meanwhile wait for that one computation).
-    fn current(&self, app: &super::AppState) -> (Instant, Arc<LiveFigures>) {
-        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    /// (streams asking meanwhile wait for that one computation). Cluster
+    /// mode: the usage figures are gathered from the nodes covering every
+    /// partition (an error when they cannot be).
+    async fn current(&self, app: &super::AppState) -> Result<(Instant, Arc<LiveFigures>), ApiError> {
+        let mut slot = self.0.lock().await;
         if let Some((computed, figures)) = slot.as_ref() {
             if computed.elapsed() < SHARED_FOR {
-                return (*computed, figures.clone());
+                return Ok((*computed, figures.clone()));
             }
         }
         let started = Instant::now();
+        let gathered = match &app.gather {
+            Some(gather) => {
+                let day = metrics::last_day_gathered(&gather.ask(&app.pipeline, &UsageQuestion::LastDay).await?)?;
+                let pulse = match day {
+                    Some(day) => {
+                        Some(metrics::pulse_gathered(&gather.ask(&app.pipeline, &UsageQuestion::Pulse(day)).await?)?)
+                    }
+                    None => None,
+                };
+                Some((day, pulse))
+            }
+            None => None,
+        };
         let mut figures = {
             let state = app.pipeline.state();
-            figures(&state, app.pipeline.policy(), app.now_ms())
+            match gathered {
+                Some((day, pulse)) => figures_of_day(&state, app.pipeline.policy(), app.now_ms(), day, pulse),
+                None => figures(&state, app.pipeline.policy(), app.now_ms()),
+            }
         };
         crate::telemetry::LiveFiguresComputed { duration: started.elapsed() }.emit();
         figures.rejected = app
@@ -218,7 +239,7 @@ impl LiveCache {
         figures.disclosures = app.disclosure.audit().counts_by_purpose();
         let fresh = (started, Arc::new(figures));
         *slot = Some(fresh.clone());
-        fresh
+        Ok(fresh)
     }
 }
 
@@ -264,7 +285,13 @@ pub async fn get_live(
             if app.closing.load(std::sync::atomic::Ordering::Relaxed) {
                 return None;
             }
-            let (computed, shared) = app.live.current(&app);
+            let (computed, shared) = match app.live.current(&app).await {
+                Ok(current) => current,
+                Err(error) => {
+                    let event = Event::default().event("error").data(error.message);
+                    return Some((Ok(event), (app, previous, shown, false, place)));
+                }
+            };
             let snapshot = (computed, shared.events);
             let events_per_second = if first { 0.0 } else { rate(previous, snapshot).unwrap_or(shown) };
             let mut figures = LiveFigures::clone(&shared);

@@ -65,6 +65,8 @@ pub struct AppState {
     pub limits: crate::config::ConnectionLimits,
     /// Cluster mode: the partitions whose lease this node holds.
     pub leases: Option<crate::cluster::leases::Keeper>,
+    /// Cluster mode: how usage queries reach the other nodes.
+    pub gather: Option<usage::Gatherer>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -27,10 +27,16 @@ pub struct Health {
     cluster_position: Option<String>,
     /// Cluster mode: the partitions whose lease this node holds now (each
     /// partition is held by one node at a time; they move when a node
-    /// dies, joins or stops). State is not split by them yet: every node
-    /// still applies every message. Absent in embedded mode.
+    /// dies, joins or stops). Absent in embedded mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     partitions_held: Option<Vec<u16>>,
+    /// Cluster mode: the partitions whose people's usage this node's state
+    /// holds (it follows `partitions_held` once the writer has rebuilt
+    /// usage for them; every one before the node's first lease round).
+    /// Usage queries gather the other partitions from the nodes covering
+    /// them. Absent in embedded mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partitions_covered: Option<Vec<u16>>,
 }
 
 /// Liveness and a few counts. Public. 503 once a write to the log failed
@@ -42,12 +48,14 @@ pub struct Health {
 pub async fn healthz(State(app): State<SharedState>) -> impl IntoResponse {
     let state = app.pipeline.state();
     let (events, subjects) = (state.next_seq, state.subjects.acting() as u64);
+    let partitions_covered = app.leases.as_ref().map(|leases| state.cover.held_of(leases.partitions));
     drop(state);
     let cluster = app.pipeline.cluster_status();
     let cluster_position = cluster.as_ref().map(|(position, _)| position.to_string());
     let partitions_held = app.leases.as_ref().map(|leases| leases.view.held());
-    let health =
-        |status, message| Json(Health { status, events, subjects, message, cluster_position, partitions_held });
+    let health = |status, message| {
+        Json(Health { status, events, subjects, message, cluster_position, partitions_held, partitions_covered })
+    };
     if let Some(cause) = app.pipeline.write_failure() {
         let message = format!(
             "proviso could not write its log ({cause}); writes are refused until it is restarted: free space or \

@@ -7,6 +7,7 @@ use axum::extract::State;
 use super::error::ApiError;
 use super::subjects::{ForSubjectService, SubjectInPath};
 use super::SharedState;
+use crate::disclose::metrics::{self, PersonKey, UsageQuestion};
 use crate::disclose::subjects::SubjectReport;
 use crate::gate::Gated;
 
@@ -22,6 +23,15 @@ pub async fn get_report(
     State(app): State<SharedState>,
     subject: SubjectInPath<ForSubjectService>,
 ) -> Result<Gated<SubjectReport>, ApiError> {
+    // Cluster mode: the person's usage is held by the node covering their
+    // partition.
+    let usage = match &app.gather {
+        Some(gather) => {
+            let question = UsageQuestion::Person(PersonKey::of(&subject.pseudonym));
+            Some(metrics::person_gathered(&gather.ask(&app.pipeline, &question).await?)?.unwrap_or_default())
+        }
+        None => None,
+    };
     let state = app.pipeline.state();
     let disclosure = &app.disclosure;
     let report = crate::disclose::subjects::report(
@@ -31,6 +41,7 @@ pub async fn get_report(
         app.pipeline.vault(),
         &subject.pseudonym,
         app.now_ms(),
+        usage,
     )?;
     Ok(report)
 }

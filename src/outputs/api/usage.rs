@@ -8,7 +8,9 @@ use axum::http::HeaderMap;
 use super::auth::Role;
 use super::error::{ApiError, Code};
 use super::SharedState;
-use crate::disclose::metrics::{self, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse};
+use std::sync::Arc;
+
+use crate::disclose::metrics::{self, ActiveQuery, ActiveResponse, MessagesQuery, MessagesResponse, UsageQuestion};
 use crate::gate::Gated;
 
 /// Distinct active subjects per day over a trailing window. A subject is
@@ -28,6 +30,11 @@ pub async fn get_active(
 ) -> Result<Gated<ActiveResponse>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
     let query = active_params(query)?;
+    if let Some(gather) = &app.gather {
+        query.check()?;
+        let parts = gather.ask(&app.pipeline, &UsageQuestion::Active(query)).await?;
+        return Ok(metrics::active_gathered(&parts, staff)?);
+    }
     let state = app.pipeline.state();
     Ok(metrics::active(&state, staff, &query)?)
 }
@@ -47,8 +54,74 @@ pub async fn get_messages(
 ) -> Result<Gated<MessagesResponse>, ApiError> {
     let staff = super::auth::staff(app.tokens.require(&headers, &[Role::Analyst])?)?;
     let query = messages_params(query)?;
+    if let Some(gather) = &app.gather {
+        query.check()?;
+        let parts = gather.ask(&app.pipeline, &UsageQuestion::Messages(query)).await?;
+        return Ok(metrics::messages_gathered(&parts, staff)?);
+    }
     let state = app.pipeline.state();
     Ok(metrics::messages(&state, staff, &query)?)
+}
+
+/// Cluster mode: usage questions to every node ([`crate::cluster::gather`]).
+/// Each node holds the usage of the partitions it covers; a question is
+/// answered by nodes covering every partition once, each at this node's
+/// position in the cluster's log or later.
+#[derive(Clone)]
+pub struct Gatherer {
+    pub client: async_nats::Client,
+    pub partitions: u16,
+}
+
+/// How long a gathered question waits for the covers of the nodes to fit
+/// (a partition taken over is covered once its new holder rebuilt it).
+const GATHER_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl Gatherer {
+    /// The parts of `question` from nodes covering every partition once.
+    pub async fn ask(
+        &self,
+        pipeline: &crate::pipeline::Pipeline,
+        question: &UsageQuestion,
+    ) -> Result<Vec<serde_json::Value>, ApiError> {
+        // This node caught up before the handler ran (`catch_up_first`):
+        // every node answers at this position or later.
+        let at = pipeline.cluster_status().map(|(position, _)| position).unwrap_or_default();
+        let query =
+            serde_json::to_value(question).map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        let ask = crate::cluster::gather::Ask { at, query };
+        let parts = crate::cluster::gather::gather(&self.client, self.partitions, &ask, GATHER_LIMIT)
+            .await
+            .map_err(|error| ApiError::new(Code::Unavailable, error.to_string()))?;
+        parts.into_iter().map(|part| part.answer.map_err(|why| ApiError::new(Code::Unavailable, why))).collect()
+    }
+
+    /// Answers every node's questions from `pipeline`'s state, each once
+    /// this node has applied the cluster's log up to the question's
+    /// position.
+    pub async fn answer(&self, pipeline: Arc<crate::pipeline::Pipeline>) -> Result<(), crate::cluster::ClusterError> {
+        let partitions = self.partitions;
+        crate::cluster::gather::serve(self.client.clone(), move |ask: crate::cluster::gather::Ask| {
+            let pipeline = Arc::clone(&pipeline);
+            async move {
+                let answered = async {
+                    pipeline.applied_through(ask.at).await.map_err(|error| error.to_string())?;
+                    let question: UsageQuestion =
+                        serde_json::from_value(ask.query).map_err(|error| error.to_string())?;
+                    let state = pipeline.state();
+                    let covered = state.cover.held_of(partitions);
+                    let value = metrics::part_of(&state, &question).map_err(|error| error.to_string())?;
+                    Ok::<_, String>((covered, value))
+                }
+                .await;
+                match answered {
+                    Ok((covered, value)) => crate::cluster::gather::Part { partitions, covered, answer: Ok(value) },
+                    Err(why) => crate::cluster::gather::Part { partitions, covered: Vec::new(), answer: Err(why) },
+                }
+            }
+        })
+        .await
+    }
 }
 
 /// Reads and checks the query of `GET /v1/metrics/active` (pure: the fuzz

@@ -159,6 +159,16 @@ impl Usage {
         }
     }
 
+    /// Takes `people` out of the country and platform sets (a snapshot's
+    /// sets are read for every acting person; those a node does not cover
+    /// leave them).
+    pub(crate) fn forget_groups(&mut self, people: &RoaringBitmap) {
+        for bitmap in self.by_country.values_mut().chain(self.by_platform.iter_mut()) {
+            *bitmap -= people;
+        }
+        self.by_country.retain(|_, members| !members.is_empty());
+    }
+
     /// Days on which `subject` was active, oldest first.
     pub fn active_days_of(&self, subject: u32) -> Vec<i32> {
         self.active_by_day.iter().filter(|(_, bitmap)| bitmap.contains(subject)).map(|(day, _)| *day).collect()

@@ -1,0 +1,222 @@
+//! Which people's usage a node holds: everyone's (embedded mode, and a
+//! cluster node before its first lease round), or only the people of the
+//! partitions it covers (a cluster node: the partitions whose lease it
+//! holds).
+//!
+//! Owns: the set and the test of one person against it, and its bytes in
+//! a snapshot.
+//! Never: decides which partitions a node covers (that is
+//! `cluster::leases`, through the writer), or reads anything but a
+//! pseudonym's bytes.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::contract::Pseudonym;
+
+/// The people a node's usage holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cover {
+    /// Everyone.
+    #[default]
+    All,
+    /// The people of these partitions of a cluster of `count`.
+    Partitions {
+        count: u16,
+        /// Sorted, each below `count`.
+        held: Vec<u16>,
+    },
+}
+
+impl Cover {
+    /// The partitions `held` (any order, repeats allowed; those not below
+    /// `count` are left out) of a cluster of `count`.
+    pub fn partitions(count: u16, held: &[u16]) -> Cover {
+        let mut held: Vec<u16> = held.iter().copied().filter(|p| *p < count).collect();
+        held.sort_unstable();
+        held.dedup();
+        Cover::Partitions { count: count.max(1), held }
+    }
+
+    /// Whether `person`'s usage is held under this cover.
+    pub fn covers(&self, person: &Pseudonym) -> bool {
+        match self {
+            Cover::All => true,
+            Cover::Partitions { count, held } => held.binary_search(&person.partition(*count)).is_ok(),
+        }
+    }
+
+    /// Whether every person is covered (all partitions, or everyone).
+    pub fn is_whole(&self) -> bool {
+        match self {
+            Cover::All => true,
+            Cover::Partitions { count, held } => held.len() == usize::from(*count),
+        }
+    }
+
+    /// The partitions covered of a cluster of `count` (every one for [`Cover::All`]).
+    pub fn held_of(&self, count: u16) -> Vec<u16> {
+        match self {
+            Cover::All => (0..count).collect(),
+            Cover::Partitions { count: own, held } if *own == count => held.clone(),
+            // Another partition count: only a whole cover says anything.
+            Cover::Partitions { .. } if self.is_whole() => (0..count).collect(),
+            Cover::Partitions { .. } => Vec::new(),
+        }
+    }
+
+    pub(crate) fn encode(&self, out: &mut Writer) {
+        match self {
+            Cover::All => out.u32(0),
+            Cover::Partitions { count, held } => {
+                out.u32(u32::from(*count));
+                out.u32(held.len() as u32);
+                for partition in held {
+                    out.u32(u32::from(*partition));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn decode(input: &mut Reader<'_>) -> Result<Cover, DecodeError> {
+        let count = input.u32()?;
+        if count == 0 {
+            return Ok(Cover::All);
+        }
+        let count = u16::try_from(count).map_err(|_| DecodeError::Truncated)?;
+        let mut held = Vec::new();
+        for _ in 0..input.u32()? {
+            let partition = u16::try_from(input.u32()?).map_err(|_| DecodeError::Truncated)?;
+            if partition >= count {
+                return Err(DecodeError::Truncated);
+            }
+            held.push(partition);
+        }
+        Ok(Cover::partitions(count, &held))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(n: u64) -> Pseudonym {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        Pseudonym::from_stored(bytes)
+    }
+
+    #[test]
+    fn disjoint_covers_hold_each_person_once() {
+        let (a, b) = (Cover::partitions(7, &[0, 2, 4, 6]), Cover::partitions(7, &[1, 3, 5]));
+        for n in 0..1_000 {
+            let person = person(n * 7919);
+            assert!(a.covers(&person) ^ b.covers(&person), "person {n} held by exactly one cover");
+            assert!(Cover::All.covers(&person));
+        }
+        assert!(!a.is_whole() && Cover::partitions(3, &[2, 0, 1, 1, 9]).is_whole());
+    }
+
+    #[test]
+    fn a_cover_reads_back_from_its_bytes() {
+        for cover in [Cover::All, Cover::partitions(64, &[63, 1, 5]), Cover::partitions(1, &[])] {
+            let mut out = Writer::default();
+            cover.encode(&mut out);
+            assert_eq!(Cover::decode(&mut Reader::new(&out.bytes)).expect("decodes"), cover);
+        }
+        let mut out = Writer::default();
+        Cover::Partitions { count: 4, held: vec![4] }.encode(&mut out);
+        assert!(Cover::decode(&mut Reader::new(&out.bytes)).is_err(), "a partition past the count is refused");
+    }
+}
+
+/// Usage split over covers: nodes covering disjoint partitions hold
+/// between them exactly what one state holding everyone holds.
+#[cfg(test)]
+mod split_tests {
+    use super::Cover;
+    use crate::contract::{Event, EventBody, MessageKind, Platform, Pseudonym, Recipient, Record, Region};
+    use crate::processors::usage::Grouping;
+    use crate::state::State;
+    use proptest::prelude::*;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn person(n: u8) -> Pseudonym {
+        Pseudonym::from_stored(*blake3::hash(&[n]).as_bytes().first_chunk::<16>().expect("16 bytes"))
+    }
+
+    fn event(who: u8, day: i64, what: u8) -> Event {
+        let body = match what % 4 {
+            0 => EventBody::Session { device: "d".into() },
+            1 => EventBody::Register {
+                device: "d".into(),
+                platform: Platform::ALL[usize::from(who) % Platform::ALL.len()],
+            },
+            2 => EventBody::Message {
+                to: Recipient::Subject(person(who.wrapping_add(1))),
+                kind: MessageKind::ALL[usize::from(what) % MessageKind::ALL.len()],
+                link_domain: None,
+            },
+            _ => EventBody::DeleteAccount,
+        };
+        let region = if who.is_multiple_of(2) { Region(*b"IN") } else { Region(*b"BR") };
+        Event { ts_ms: day * DAY_MS + i64::from(what), subject: person(who), region, body }
+    }
+
+    /// Active (daily, then monthly), by country, messages, and the person's days.
+    fn sums(states: &[&State], subject: &Pseudonym) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<i32>) {
+        let mut active = vec![0; 10];
+        let mut monthly = vec![0; 10];
+        let mut by_country = vec![0; 2];
+        let mut messages = vec![0; 10];
+        let mut days = Vec::new();
+        for state in states {
+            for (slot, point) in state.usage.active_series(0, 9, 1, Some(Grouping::Country)).iter().enumerate() {
+                active[slot] += point.active;
+                let groups = point.groups.clone().unwrap_or_default();
+                by_country[0] += groups.get("IN").copied().unwrap_or(0);
+                by_country[1] += groups.get("BR").copied().unwrap_or(0);
+            }
+            for (slot, point) in state.usage.active_series(0, 9, 30, None).iter().enumerate() {
+                monthly[slot] += point.active;
+            }
+            for (slot, (_, counts)) in state.usage.message_series(0, 9).iter().enumerate() {
+                messages[slot] += counts.iter().sum::<u64>();
+            }
+            if let Some(index) = state.subjects.lookup(subject).filter(|_| state.cover.covers(subject)) {
+                days.extend(state.usage.active_days_of(index));
+            }
+        }
+        active.extend(monthly);
+        (active, by_country, messages, days)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Random events of 24 people over 10 days, applied to one state
+        /// holding everyone and to states covering 3 disjoint shares of 7
+        /// partitions (one of them read back from its snapshot): the shares
+        /// add up to the whole for every series, split and person.
+        #[test]
+        fn disjoint_covers_add_up_to_the_whole(
+            events in proptest::collection::vec((0u8..24, 0i64..10, any::<u8>()), 1..200)
+        ) {
+            let covers = [Cover::partitions(7, &[0, 3]), Cover::partitions(7, &[1, 4, 6]), Cover::partitions(7, &[2, 5])];
+            let mut whole = State::default();
+            let mut shares: Vec<State> = covers.iter().map(|cover| State::covering(cover.clone())).collect();
+            for (seq, (who, day, what)) in events.iter().enumerate() {
+                let record = Record::Event(event(*who, *day, *what));
+                whole.apply(seq as u64, &record);
+                for share in &mut shares {
+                    share.apply(seq as u64, &record);
+                }
+            }
+            let bytes = crate::state::encode_snapshot(&shares[1]).expect("encodes");
+            shares[1] = crate::state::decode_snapshot(&bytes).expect("decodes");
+            prop_assert_eq!(&shares[1].cover, &covers[1]);
+            let parts: Vec<&State> = shares.iter().collect();
+            for n in 0..24 {
+                prop_assert_eq!(sums(&parts, &person(n)), sums(&[&whole], &person(n)), "person {}", n);
+            }
+        }
+    }
+}
