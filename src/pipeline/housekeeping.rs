@@ -82,6 +82,13 @@ struct Rebuilt {
 /// and leaves the writer what it appended during the last.
 const CATCH_UP_ROUNDS: usize = 4;
 
+/// A replay of the log for a new cover, on its thread.
+struct Covering {
+    cover: Cover,
+    thread: std::thread::JoinHandle<Result<State, PipelineError>>,
+    started: Instant,
+}
+
 /// The writer's housekeeping settings, hooks and schedule.
 pub(super) struct Housekeeping {
     data_dir: PathBuf,
@@ -109,6 +116,8 @@ pub(super) struct Housekeeping {
     /// Cluster mode: the partitions this node is to cover, as the leases
     /// last said; state is brought to it between groups ([`Housekeeping::settle_cover`]).
     wanted_cover: Option<Cover>,
+    /// The thread replaying the log for a new cover, if any.
+    covering: Option<Covering>,
     /// Frees what a finished compaction replaced (the old state, the old
     /// log's files) off the writer; joined before the next compaction.
     freeing: Option<std::thread::JoinHandle<()>>,
@@ -141,6 +150,7 @@ impl Housekeeping {
             compacting: None,
             freeing: None,
             wanted_cover: None,
+            covering: None,
         }
     }
 
@@ -168,7 +178,8 @@ impl Housekeeping {
         let pending = self.erasures_pending(state);
         if pending {
             let since = *self.erasure_seen.get_or_insert_with(Instant::now);
-            if !failed && since.elapsed() >= self.erasure_compaction {
+            // Not while the cover's thread reads the log (a compaction swaps it).
+            if !failed && since.elapsed() >= self.erasure_compaction && self.covering.is_none() {
                 self.erasure_seen = None;
                 if self.erasure_compaction.is_zero() {
                     // A zero bound (erasures left pending by a crash, or a
@@ -184,6 +195,9 @@ impl Housekeeping {
             }
         }
         crate::telemetry::ErasuresPending(self.pending_count(state)).emit();
+        if self.covering.is_some() {
+            return Some(COMPACTION_POLL);
+        }
         if pending && self.erasure_seen.is_some() {
             let wait =
                 self.erasure_compaction.saturating_sub(self.erasure_seen.map_or(Duration::ZERO, |s| s.elapsed()));
@@ -201,49 +215,98 @@ impl Housekeeping {
 
     /// Brings state to the cover wanted, if it differs and no compaction
     /// is under way (its rebuild holds the cover of its start; settled
-    /// after it): usage is rebuilt from the whole log for the people of
-    /// the partitions covered, then put in place of the old with the cover
-    /// (one write lock). Runs on the writer between groups, so the log
-    /// replayed is exactly what state was built from.
+    /// after it). A thread (`covering`) replays the log as it stands into
+    /// a scratch state covering the partitions wanted, while the writer
+    /// goes on; once it is done, the writer applies to the scratch state
+    /// what it appended meanwhile, checks it stands where the live state
+    /// does (same position, same registry), and puts its usage in place
+    /// with the new cover under one write lock. A cover wanted anew while
+    /// one is replayed is started again once that one is done.
     ///
-    /// The replay costs about what a start without a snapshot does, and
-    /// ingest waits for it: taking partitions over happens when nodes join
-    /// or leave, not per request.
+    /// The replay costs about what a start without a snapshot does, on
+    /// the thread, and a second state while it runs; partitions move when
+    /// nodes join or leave, not per request.
     pub(super) fn settle_cover(&mut self, log: &Log, state: &RwLock<State>) {
+        if self.covering.as_ref().is_some_and(|covering| covering.thread.is_finished()) {
+            self.finish_covering(log, state);
+        }
         let Some(wanted) = self.wanted_cover.as_ref() else { return };
-        if self.compacting.is_some() || state.read().unwrap_or_else(|p| p.into_inner()).cover == *wanted {
+        if self.covering.is_some()
+            || self.compacting.is_some()
+            || state.read().unwrap_or_else(|p| p.into_inner()).cover == *wanted
+        {
             return;
         }
-        let started = Instant::now();
-        let until = log.next_seq();
-        match compact::state_of_log_until(&self.data_dir.join(LOG_DIR), until, wanted.clone()) {
-            Ok(rebuilt) => {
-                let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
-                if rebuilt.next_seq != writing.next_seq || rebuilt.subjects.len() != writing.subjects.len() {
-                    tracing::error!(
-                        replayed = rebuilt.next_seq,
-                        applied = writing.next_seq,
-                        "The log replayed for a new cover does not match state; the cover stays as it was."
-                    );
-                    self.wanted_cover = None;
-                    return;
-                }
-                let old = std::mem::replace(&mut writing.usage, rebuilt.usage);
-                writing.cover = wanted.clone();
-                drop(writing);
-                drop(old);
-                tracing::info!(
-                    cover = ?wanted,
-                    records = until,
-                    millis = started.elapsed().as_millis() as u64,
-                    "Usage rebuilt for the partitions this node covers."
-                );
-            }
+        let (log_dir, until, cover) = (self.data_dir.join(LOG_DIR), log.next_seq(), wanted.clone());
+        let replaying = cover.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cover".to_string())
+            .spawn(move || compact::state_of_log_until(&log_dir, until, replaying));
+        match spawned {
+            Ok(thread) => self.covering = Some(Covering { cover, thread, started: Instant::now() }),
             Err(error) => {
-                tracing::error!(%error, "Usage could not be rebuilt for a new cover; the cover stays as it was.");
+                tracing::error!(%error, "Usage could not be rebuilt for a new cover (no thread); the cover stays as it was.");
                 self.wanted_cover = None;
             }
         }
+    }
+
+    /// Waits for the cover's thread, if any, and puts its usage in place
+    /// (after the records appended since its replay).
+    fn finish_covering(&mut self, log: &Log, state: &RwLock<State>) {
+        let Some(Covering { cover, thread, started }) = self.covering.take() else { return };
+        let replayed =
+            thread.join().unwrap_or_else(|_| Err(PipelineError::Cluster("the cover's thread panicked".into())));
+        let writer_started = Instant::now();
+        let mut rebuilt = match replayed {
+            Ok(rebuilt) => rebuilt,
+            Err(error) => {
+                tracing::error!(%error, "Usage could not be rebuilt for a new cover; the cover stays as it was.");
+                self.wanted_cover = None;
+                return;
+            }
+        };
+        let replayed_records = rebuilt.next_seq;
+        let until = log.next_seq();
+        let caught_up = super::replay::replay_records_until(
+            &self.data_dir.join(LOG_DIR),
+            rebuilt.next_seq,
+            until,
+            ("", &|_, _| {}),
+            |seq, record| rebuilt.apply(seq, &record),
+        );
+        if let Err(error) = caught_up {
+            tracing::error!(%error, "Usage rebuilt for a new cover could not catch up; the cover stays as it was.");
+            self.wanted_cover = None;
+            return;
+        }
+        rebuilt.settle_replayed();
+        let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
+        if rebuilt.next_seq != writing.next_seq || rebuilt.subjects.len() != writing.subjects.len() {
+            tracing::error!(
+                replayed = rebuilt.next_seq,
+                applied = writing.next_seq,
+                "The log replayed for a new cover does not match state; the cover stays as it was."
+            );
+            self.wanted_cover = None;
+            return;
+        }
+        let old = std::mem::replace(&mut writing.usage, std::mem::take(&mut rebuilt.usage));
+        writing.cover = cover.clone();
+        drop(writing);
+        // The scratch state's other parts and the old usage go on the
+        // thread that frees (not the writer's time).
+        self.join_freeing();
+        self.freeing =
+            std::thread::Builder::new().name("compaction-free".to_string()).spawn(move || drop((old, rebuilt))).ok();
+        tracing::info!(
+            ?cover,
+            records = replayed_records,
+            copied_by_writer = until - replayed_records,
+            millis = started.elapsed().as_millis() as u64,
+            writer_micros = writer_started.elapsed().as_micros() as u64,
+            "Usage rebuilt for the partitions this node covers."
+        );
     }
 
     /// After a group is applied, before it is acknowledged: hands its
@@ -336,6 +399,7 @@ impl Housekeeping {
     /// At the writer's end: a compaction under way is waited for and
     /// finished (its erasures are due), as one the writer ran itself was.
     pub(super) fn at_shutdown(&mut self, log: &mut Log, state: &RwLock<State>) {
+        self.finish_covering(log, state);
         if self.compacting.is_some() && !self.finish_compaction(log, state) {
             // Outputs still wait: the rewrite is dropped, the next start
             // compacts again.
@@ -370,6 +434,8 @@ impl Housekeeping {
     /// outputs compacted before the lock is let go, so nothing is answered
     /// about the state between a deletion and its compaction.
     fn compact_here(&mut self, log: &mut Log, state: &RwLock<State>) {
+        // The cover's thread reads the log this swaps.
+        self.finish_covering(log, state);
         if self.compacting.is_some() {
             self.finish_compaction(log, state);
         }
