@@ -296,46 +296,49 @@ fn unavailable(detail: String) -> DiscloseError {
 
 /// The active series of the whole cluster from its nodes' parts, for staff.
 pub fn active_gathered(parts: &[serde_json::Value], staff: Staff) -> Result<Gated<ActiveResponse>, DiscloseError> {
-    let mut sum: Option<ActiveResponse> = None;
-    for part in parts {
-        let part: ActiveResponse = from_part(part)?;
-        let Some(total) = sum.as_mut() else {
-            sum = Some(part);
-            continue;
-        };
+    let sum = sum_parts(parts, |total: &mut ActiveResponse, part: ActiveResponse| {
         for (point, add) in total.series.iter_mut().zip(part.series) {
             point.active += add.active;
-            if let (Some(groups), Some(more)) = (point.groups.as_mut(), add.groups) {
-                for (group, count) in more {
-                    *groups.entry(group).or_default() += count;
-                }
-            }
+            add_groups(&mut point.groups, add.groups);
         }
-    }
-    let sum = sum.ok_or_else(|| unavailable("no part was gathered".into()))?;
+    })?;
     Ok(release_for_staff(staff, Purpose::Analytics, sum)?)
 }
 
 /// The messages series of the whole cluster from its nodes' parts, for staff.
 pub fn messages_gathered(parts: &[serde_json::Value], staff: Staff) -> Result<Gated<MessagesResponse>, DiscloseError> {
-    let mut sum: Option<MessagesResponse> = None;
-    for part in parts {
-        let part: MessagesResponse = from_part(part)?;
-        let Some(total) = sum.as_mut() else {
-            sum = Some(part);
-            continue;
-        };
+    let sum = sum_parts(parts, |total: &mut MessagesResponse, part: MessagesResponse| {
         for (point, add) in total.series.iter_mut().zip(part.series) {
             point.messages += add.messages;
-            if let (Some(kinds), Some(more)) = (point.kinds.as_mut(), add.kinds) {
-                for (kind, count) in more {
-                    *kinds.entry(kind).or_default() += count;
-                }
-            }
+            add_groups(&mut point.kinds, add.kinds);
+        }
+    })?;
+    Ok(release_for_staff(staff, Purpose::Analytics, sum)?)
+}
+
+/// The first part, with every other added to it by `add`.
+fn sum_parts<T: serde::de::DeserializeOwned>(
+    parts: &[serde_json::Value],
+    add: impl Fn(&mut T, T),
+) -> Result<T, DiscloseError> {
+    let mut sum: Option<T> = None;
+    for part in parts {
+        let part: T = from_part(part)?;
+        match sum.as_mut() {
+            Some(total) => add(total, part),
+            None => sum = Some(part),
         }
     }
-    let sum = sum.ok_or_else(|| unavailable("no part was gathered".into()))?;
-    Ok(release_for_staff(staff, Purpose::Analytics, sum)?)
+    sum.ok_or_else(|| unavailable("no part was gathered".into()))
+}
+
+/// Adds a part's counts by group to the total's.
+fn add_groups(total: &mut Option<BTreeMap<String, u64>>, part: Option<BTreeMap<String, u64>>) {
+    if let (Some(groups), Some(more)) = (total.as_mut(), part) {
+        for (group, count) in more {
+            *groups.entry(group).or_default() += count;
+        }
+    }
 }
 
 /// One person's usage from the nodes' parts: the covering node's (the
