@@ -268,13 +268,17 @@ impl Housekeeping {
         };
         let replayed_records = rebuilt.next_seq;
         let until = log.next_seq();
-        let caught_up = super::replay::replay_records_until(
-            &self.data_dir.join(LOG_DIR),
-            rebuilt.next_seq,
-            until,
-            ("", &|_, _| {}),
-            |seq, record| rebuilt.apply(seq, &record),
-        );
+        let caught_up = if until > rebuilt.next_seq {
+            super::replay::replay_records_until(
+                &self.data_dir.join(LOG_DIR),
+                rebuilt.next_seq,
+                until,
+                ("", &|_, _| {}),
+                |seq, record| rebuilt.apply(seq, &record),
+            )
+        } else {
+            Ok(())
+        };
         if let Err(error) = caught_up {
             tracing::error!(%error, "Usage rebuilt for a new cover could not catch up; the cover stays as it was.");
             self.wanted_cover = None;
