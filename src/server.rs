@@ -68,7 +68,15 @@ async fn join_cluster(
         runtime: tokio::runtime::Handle::current(),
         decider: crate::disclose::decider(config.policy.clone(), partners),
     };
-    let gather = crate::outputs::api::usage::Gatherer { client: jetstream.client(), partitions: settings.partitions };
+    let mut instance = [0u8; 8];
+    getrandom::fill(&mut instance).map_err(|error| {
+        ServerError::Cluster(crate::cluster::ClusterError::Gather(format!("no randomness: {error}")))
+    })?;
+    let gather = crate::outputs::api::usage::Gatherer {
+        client: jetstream.client(),
+        partitions: settings.partitions,
+        node: instance.iter().map(|b| format!("{b:02x}")).collect(),
+    };
     Ok((options, leases, gather))
 }
 
@@ -174,9 +182,15 @@ pub async fn start(config: &Config) -> Result<(Running, tokio::net::TcpListener,
     // Each round's partitions are the ones whose usage this node holds.
     let leases = leases.map(|leases| {
         let (covering, partitions) = (Arc::clone(&pipeline), leases.partitions());
-        crate::cluster::leases::Keeper::start(leases, move |held| {
-            covering.cover(crate::state::Cover::partitions(partitions, held));
-        })
+        let checking = Arc::clone(&pipeline);
+        crate::cluster::leases::Keeper::start(
+            leases,
+            move |held| covering.cover(crate::state::Cover::partitions(partitions, held)),
+            move || {
+                checking.write_failure().is_none()
+                    && checking.cluster_status().is_none_or(|(_, stopped)| stopped.is_none())
+            },
+        )
     });
     let app = Arc::new(AppState {
         leases,

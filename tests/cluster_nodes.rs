@@ -596,6 +596,22 @@ fn a_node_left_behind_by_the_log_s_retention_refuses_to_start() {
         assert!(std::time::Instant::now() < deadline, "a frozen node's health never said it was behind: {health}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // It gives up its partitions' leases, so the node that is up takes
+    // them and answers usage queries alone (one sick node holding
+    // partitions would leave them covered by nobody able to answer).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let held = |node: &Server| node.get("/healthz", None).1["partitions_held"].as_array().map_or(0, Vec::len);
+        let (_, a_health) = a.get("/healthz", None);
+        if held(&c) == 0 && held(&a) == 64 && a_health["partitions_covered"] == a_health["partitions_held"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the stopped node's partitions never moved: {a_health}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let to = day_of(common::now_ms());
+    let (status, body) = a.get(&format!("/v1/metrics/active?from={to}&to={to}"), Some(ANALYST));
+    assert_eq!(status, 200, "{body}");
 }
 
 /// `proviso demo --nodes 2` starts its own nats-server and two nodes,

@@ -46,6 +46,9 @@ pub struct Ask {
 /// answered (`covered` of `partitions`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Part {
+    /// The answering process (a random id of its life): an asker keeps
+    /// the latest part of each.
+    pub node: String,
     pub partitions: u16,
     pub covered: Vec<u16>,
     /// The answer, or why the node could not give one.
@@ -64,6 +67,7 @@ pub async fn gather(
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await.map_err(ClusterError::jetstream)?;
     let deadline = tokio::time::Instant::now() + limit;
+    // The latest part of each node: asked again, a node answers again.
     let mut parts: Vec<Part> = Vec::new();
     loop {
         client
@@ -77,12 +81,15 @@ pub async fn gather(
             if part.partitions != partitions {
                 continue;
             }
+            // The question's own fault (too large an answer): every node
+            // would say the same.
             if let Err(why) = &part.answer {
-                // Its partitions may be covered by another node's part.
-                tracing::warn!(%why, "A node could not answer its part of a gathered query.");
-                continue;
+                return Err(ClusterError::Gather(format!("a node could not answer its part: {why}")));
             }
-            parts.push(part);
+            match parts.iter_mut().find(|known| known.node == part.node) {
+                Some(known) => *known = part,
+                None => parts.push(part),
+            }
             if let Some(chosen) = exact_cover(partitions, &parts) {
                 let _ = replies.unsubscribe().await;
                 return Ok(chosen.into_iter().map(|index| parts[index].clone()).collect());
@@ -101,11 +108,15 @@ pub async fn gather(
 }
 
 /// Answers every question on [`SUBJECT`] with `answer`'s part, until the
-/// subscription ends. Each question is answered on a task of its own.
+/// subscription ends; no part (`None`: a node that cannot answer for its
+/// partitions, which it gives up) is no reply. Each question is answered
+/// on a task of its own. A part larger than the server takes in one
+/// message is answered as an error saying so (the asker then answers 503
+/// at once, not after its limit).
 pub async fn serve<F, Fut>(client: async_nats::Client, answer: F) -> Result<(), ClusterError>
 where
     F: Fn(Ask) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Part> + Send + 'static,
+    Fut: std::future::Future<Output = Option<Part>> + Send + 'static,
 {
     let mut questions = client.subscribe(SUBJECT).await.map_err(ClusterError::jetstream)?;
     let answer = Arc::new(answer);
@@ -115,9 +126,19 @@ where
             let Ok(ask) = serde_json::from_slice::<Ask>(&message.payload) else { continue };
             let (client, answer) = (client.clone(), Arc::clone(&answer));
             tokio::spawn(async move {
-                let part = answer(ask).await;
-                if let Ok(bytes) = serde_json::to_vec(&part) {
-                    let _ = client.publish(reply, bytes.into()).await;
+                let Some(mut part) = answer(ask).await else { return };
+                let Ok(mut bytes) = serde_json::to_vec(&part) else { return };
+                let most = client.server_info().max_payload;
+                if bytes.len() > most {
+                    let why =
+                        format!("its part is {} bytes, more than NATS takes in one message ({most})", bytes.len());
+                    part.answer = Err(why);
+                    part.covered.clear();
+                    let Ok(error) = serde_json::to_vec(&part) else { return };
+                    bytes = error;
+                }
+                if let Err(error) = client.publish(reply, bytes.into()).await {
+                    tracing::warn!(%error, "A part of a gathered query could not be sent.");
                 }
             });
         }
@@ -129,6 +150,16 @@ where
 /// every one of `partitions`, if any set is (the first found, searching
 /// from the lowest partition not yet covered).
 pub fn exact_cover(partitions: u16, parts: &[Part]) -> Option<Vec<usize>> {
+    // Nothing to search while some partition is in no part.
+    let mut union = vec![false; usize::from(partitions)];
+    for &p in parts.iter().flat_map(|part| &part.covered) {
+        if let Some(slot) = union.get_mut(usize::from(p)) {
+            *slot = true;
+        }
+    }
+    if union.contains(&false) {
+        return None;
+    }
     let words = usize::from(partitions).div_ceil(64);
     let sets: Vec<Vec<u64>> = parts
         .iter()
@@ -174,7 +205,7 @@ mod tests {
     use super::*;
 
     fn part(covered: &[u16]) -> Part {
-        Part { partitions: 7, covered: covered.to_vec(), answer: Ok(serde_json::Value::Null) }
+        Part { node: String::new(), partitions: 7, covered: covered.to_vec(), answer: Ok(serde_json::Value::Null) }
     }
 
     #[test]
@@ -189,6 +220,12 @@ mod tests {
         assert_eq!(exact_cover(7, &[part(&[0, 1, 2, 3]), part(&[3, 4, 5, 6])]), None);
         // One node covering everything answers alone.
         assert_eq!(exact_cover(7, &[part(&[0, 1]), part(&[0, 1, 2, 3, 4, 5, 6])]), Some(vec![1]));
+        // Many overlapping parts and one partition in none: no search at
+        // all (it grew threefold with each part a re-ask added).
+        let many: Vec<Part> = (0..40u16)
+            .map(|n| Part { partitions: 64, ..part(&(0..63).filter(|p| (p + n) % 3 != 0).collect::<Vec<_>>()) })
+            .collect();
+        assert_eq!(exact_cover(64, &many), None);
         // With a node of nothing, whole covers still fit.
         assert_eq!(
             exact_cover(1, &[Part { partitions: 1, ..part(&[]) }, Part { partitions: 1, ..part(&[0]) }]),

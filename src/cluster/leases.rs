@@ -304,12 +304,18 @@ impl Keeper {
     /// Starts keeping `leases` on the current runtime: a round at once,
     /// then one every third of the lease time. After each round that
     /// reached NATS, `on_round` gets the partitions held (the node's
-    /// pipeline covers them).
-    pub fn start(leases: Leases, on_round: impl Fn(&[u16]) + Send + 'static) -> Keeper {
+    /// pipeline covers them). While `healthy` says no (the node stopped
+    /// applying the cluster's log, or cannot write its own), the node
+    /// holds no lease, so the others take its partitions.
+    pub fn start(
+        leases: Leases,
+        on_round: impl Fn(&[u16]) + Send + 'static,
+        healthy: impl Fn() -> bool + Send + 'static,
+    ) -> Keeper {
         let (stop, stopped) = tokio::sync::mpsc::channel(1);
         let view = leases.view();
         let (every, partitions) = (leases.lease() / 3, leases.partitions);
-        tokio::spawn(keep(leases, every, stopped, on_round));
+        tokio::spawn(keep(leases, every, stopped, on_round, healthy));
         Keeper { view, partitions, stop }
     }
 
@@ -329,11 +335,17 @@ async fn keep(
     every: Duration,
     mut stop: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
     on_round: impl Fn(&[u16]),
+    healthy: impl Fn() -> bool,
 ) {
     loop {
-        match leases.round().await {
-            Ok(held) => on_round(&held),
-            Err(error) => tracing::warn!(%error, "A round of partition leases failed; retried."),
+        if healthy() {
+            match leases.round().await {
+                Ok(held) => on_round(&held),
+                Err(error) => tracing::warn!(%error, "A round of partition leases failed; retried."),
+            }
+        } else if !leases.held.is_empty() {
+            tracing::warn!("This node cannot serve its partitions (see /healthz): their leases are given up.");
+            leases.release().await;
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}

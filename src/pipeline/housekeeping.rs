@@ -49,6 +49,9 @@ fn snapshot_due(records: u64, every: u64, bytes: u64, last_bytes: u64) -> bool {
 /// How often the writer looks whether a compaction's thread is done.
 const COMPACTION_POLL: Duration = Duration::from_millis(50);
 
+/// How long after a cover failed to settle it is tried again.
+const COVER_RETRY: Duration = Duration::from_secs(5);
+
 /// A compaction under way: its thread rewrites the copy of the log the
 /// writer took and rebuilds state from the new log.
 struct Compacting {
@@ -118,6 +121,8 @@ pub(super) struct Housekeeping {
     wanted_cover: Option<Cover>,
     /// The thread replaying the log for a new cover, if any.
     covering: Option<Covering>,
+    /// After a cover failed to settle: not tried again before then.
+    cover_retry_at: Option<Instant>,
     /// Frees what a finished compaction replaced (the old state, the old
     /// log's files) off the writer; joined before the next compaction.
     freeing: Option<std::thread::JoinHandle<()>>,
@@ -151,6 +156,7 @@ impl Housekeeping {
             freeing: None,
             wanted_cover: None,
             covering: None,
+            cover_retry_at: None,
         }
     }
 
@@ -198,6 +204,9 @@ impl Housekeeping {
         if self.covering.is_some() {
             return Some(COMPACTION_POLL);
         }
+        if let Some(at) = self.cover_retry_at {
+            return Some(at.saturating_duration_since(Instant::now()).max(COMPACTION_POLL));
+        }
         if pending && self.erasure_seen.is_some() {
             let wait =
                 self.erasure_compaction.saturating_sub(self.erasure_seen.map_or(Duration::ZERO, |s| s.elapsed()));
@@ -231,10 +240,16 @@ impl Housekeeping {
             self.finish_covering(log, state);
         }
         let Some(wanted) = self.wanted_cover.as_ref() else { return };
-        if self.covering.is_some()
-            || self.compacting.is_some()
-            || state.read().unwrap_or_else(|p| p.into_inner()).cover == *wanted
-        {
+        // An erasure's compaction due goes first (it swaps the log the
+        // thread would read): covers wanted faster than a replay takes
+        // must not put it off.
+        let erasure_due = self.erasure_seen.is_some_and(|seen| seen.elapsed() >= self.erasure_compaction);
+        let retry_later = self.cover_retry_at.is_some_and(|at| Instant::now() < at);
+        if state.read().unwrap_or_else(|p| p.into_inner()).cover == *wanted {
+            self.cover_retry_at = None;
+            return;
+        }
+        if self.covering.is_some() || self.compacting.is_some() || erasure_due || retry_later {
             return;
         }
         let (log_dir, until, cover) = (self.data_dir.join(LOG_DIR), log.next_seq(), wanted.clone());
@@ -245,10 +260,17 @@ impl Housekeeping {
         match spawned {
             Ok(thread) => self.covering = Some(Covering { cover, thread, started: Instant::now() }),
             Err(error) => {
-                tracing::error!(%error, "Usage could not be rebuilt for a new cover (no thread); the cover stays as it was.");
-                self.wanted_cover = None;
+                tracing::error!(%error, "Usage could not be rebuilt for a new cover (no thread); tried again shortly.");
+                self.cover_failed();
             }
         }
+    }
+
+    /// A cover could not be settled: the cover wanted stays wanted (the
+    /// leases' rounds do not send the same one again), and is tried again
+    /// after [`COVER_RETRY`].
+    fn cover_failed(&mut self) {
+        self.cover_retry_at = Some(Instant::now() + COVER_RETRY);
     }
 
     /// Waits for the cover's thread, if any, and puts its usage in place
@@ -261,8 +283,8 @@ impl Housekeeping {
         let mut rebuilt = match replayed {
             Ok(rebuilt) => rebuilt,
             Err(error) => {
-                tracing::error!(%error, "Usage could not be rebuilt for a new cover; the cover stays as it was.");
-                self.wanted_cover = None;
+                tracing::error!(%error, "Usage could not be rebuilt for a new cover; tried again shortly.");
+                self.cover_failed();
                 return;
             }
         };
@@ -280,8 +302,8 @@ impl Housekeeping {
             Ok(())
         };
         if let Err(error) = caught_up {
-            tracing::error!(%error, "Usage rebuilt for a new cover could not catch up; the cover stays as it was.");
-            self.wanted_cover = None;
+            tracing::error!(%error, "Usage rebuilt for a new cover could not catch up; tried again shortly.");
+            self.cover_failed();
             return;
         }
         rebuilt.settle_replayed();
@@ -290,11 +312,13 @@ impl Housekeeping {
             tracing::error!(
                 replayed = rebuilt.next_seq,
                 applied = writing.next_seq,
-                "The log replayed for a new cover does not match state; the cover stays as it was."
+                "The log replayed for a new cover does not match state; tried again shortly."
             );
-            self.wanted_cover = None;
+            drop(writing);
+            self.cover_failed();
             return;
         }
+        self.cover_retry_at = None;
         let old = std::mem::replace(&mut writing.usage, std::mem::take(&mut rebuilt.usage));
         writing.cover = cover.clone();
         drop(writing);
@@ -403,7 +427,9 @@ impl Housekeeping {
     /// At the writer's end: a compaction under way is waited for and
     /// finished (its erasures are due), as one the writer ran itself was.
     pub(super) fn at_shutdown(&mut self, log: &mut Log, state: &RwLock<State>) {
-        self.finish_covering(log, state);
+        // A cover's replay only reads: left to end with the process (the
+        // next start settles the cover again).
+        self.covering = None;
         if self.compacting.is_some() && !self.finish_compaction(log, state) {
             // Outputs still wait: the rewrite is dropped, the next start
             // compacts again.
@@ -463,10 +489,10 @@ impl Housekeeping {
         let mut guard = state.write().unwrap_or_else(|p| p.into_inner());
         let outcome = rewritten.and_then(|report| {
             *log = Log::open(&self.data_dir.join(LOG_DIR), self.segment_bytes)?;
-            // The old state is dropped before the rebuild: one state at a time.
-            drop(std::mem::take(&mut *guard));
-            let (rebuilt, _) = super::rebuild_state(&self.data_dir, false)?;
-            *guard = rebuilt;
+            // The old state is dropped before the rebuild: one state at a
+            // time. The rebuild holds the usage of the same people.
+            let cover = std::mem::take(&mut *guard).cover;
+            *guard = compact::state_of_log(&self.data_dir.join(LOG_DIR), cover)?;
             self.vault.compact()?;
             Ok(report)
         });

@@ -1,6 +1,6 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP6`, body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP8` (`PRVSNAP9` for a cluster node holding the usage of its partitions only), body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
@@ -38,6 +38,11 @@ pub const SNAPSHOT_FILE: &str = "snapshot.bin";
 pub const COMPACTED_SNAPSHOT_FILE: &str = "snapshot.compacted.bin";
 /// Version 8: partner account ids interned once (`processors/links/`).
 const MAGIC: &[u8; 8] = b"PRVSNAP8";
+/// Version 8's layout with a cover after the stream position: a cluster
+/// node's snapshot holding the usage of its partitions only. A separate
+/// magic so that a proviso that knows no cover never reads one as
+/// everyone's usage (it rebuilds from the log instead).
+const MAGIC_COVERED: &[u8; 8] = b"PRVSNAP9";
 /// Version 7: address books as varint gaps (`processors/graph/books.rs`).
 const MAGIC_7: &[u8; 8] = b"PRVSNAP7";
 /// Version 6: each tracked link domain keeps a sketch of its ordinary
@@ -102,7 +107,7 @@ pub fn save_snapshot_as(state: &State, dir: &Path, name: &str) -> Result<u64, Sn
 /// [`save_snapshot`] writes them and [`decode_snapshot`] reads them.
 pub fn encode_snapshot(state: &State) -> Result<Vec<u8>, SnapshotError> {
     let mut out = Writer::default();
-    out.raw(MAGIC);
+    out.raw(if state.cover == super::Cover::All { MAGIC } else { MAGIC_COVERED });
     out.u64(state.next_seq);
     out.u64(state.events_applied);
     out.u32(state.subjects.records.len() as u32);
@@ -183,6 +188,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     }
     let version = match &bytes[..MAGIC.len()] {
         magic if magic == MAGIC => 8,
+        magic if magic == MAGIC_COVERED => 9,
         magic if magic == MAGIC_7 => 7,
         magic if magic == MAGIC_6 => 6,
         magic if magic == MAGIC_5 => 5,
@@ -239,7 +245,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5..=8 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5..=9 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
@@ -249,10 +255,10 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     } else if version == 5 && input.remaining() > 0 {
         domains_v5 = Some(decode_blob(&mut input)?);
     }
-    if version == 8 && input.remaining() > 0 {
+    if version >= 8 && input.remaining() > 0 {
         state.stream_position = crate::contract::LogPosition { epoch: input.u64()?, sequence: input.u64()? };
     }
-    if version == 8 && input.remaining() > 0 {
+    if version == 9 {
         state.cover = super::Cover::decode(&mut input)?;
         // Usage's country and platform sets were read for every acting
         // person: those of partitions not covered leave them (memory

@@ -71,6 +71,8 @@ pub async fn get_messages(
 pub struct Gatherer {
     pub client: async_nats::Client,
     pub partitions: u16,
+    /// This process's id in its parts (random, per start).
+    pub node: String,
 }
 
 /// How long a gathered question waits for the covers of the nodes to fit
@@ -100,24 +102,35 @@ impl Gatherer {
     /// this node has applied the cluster's log up to the question's
     /// position.
     pub async fn answer(&self, pipeline: Arc<crate::pipeline::Pipeline>) -> Result<(), crate::cluster::ClusterError> {
-        let partitions = self.partitions;
+        let (partitions, node) = (self.partitions, self.node.clone());
         crate::cluster::gather::serve(self.client.clone(), move |ask: crate::cluster::gather::Ask| {
-            let pipeline = Arc::clone(&pipeline);
+            let (pipeline, node) = (Arc::clone(&pipeline), node.clone());
             async move {
+                // A node that stopped applying the cluster's log gives up
+                // its partitions and answers for none (no reply).
+                if let Err(error) = pipeline.applied_through(ask.at).await {
+                    tracing::warn!(%error, "Not answering a gathered query: this node is behind the cluster's log.");
+                    return None;
+                }
                 let answered = async {
-                    pipeline.applied_through(ask.at).await.map_err(|error| error.to_string())?;
                     let question: UsageQuestion =
                         serde_json::from_value(ask.query).map_err(|error| error.to_string())?;
-                    let state = pipeline.state();
-                    let covered = state.cover.held_of(partitions);
-                    let value = metrics::part_of(&state, &question).map_err(|error| error.to_string())?;
-                    Ok::<_, String>((covered, value))
+                    // The series can take a while: off the runtime's workers.
+                    tokio::task::spawn_blocking(move || {
+                        let state = pipeline.state();
+                        let covered = state.cover.held_of(partitions);
+                        let value = metrics::part_of(&state, &question).map_err(|error| error.to_string())?;
+                        Ok::<_, String>((covered, value))
+                    })
+                    .await
+                    .map_err(|error| error.to_string())?
                 }
                 .await;
-                match answered {
-                    Ok((covered, value)) => crate::cluster::gather::Part { partitions, covered, answer: Ok(value) },
-                    Err(why) => crate::cluster::gather::Part { partitions, covered: Vec::new(), answer: Err(why) },
-                }
+                let (covered, answer) = match answered {
+                    Ok((covered, value)) => (covered, Ok(value)),
+                    Err(why) => (Vec::new(), Err(why)),
+                };
+                Some(crate::cluster::gather::Part { node, partitions, covered, answer })
             }
         })
         .await
