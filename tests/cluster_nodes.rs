@@ -428,6 +428,28 @@ fn a_dead_node_s_partitions_are_taken_over_and_no_answer_is_wrong_meanwhile() {
     }
 }
 
+/// A usage answer larger than NATS carries in one message (here the
+/// server's `max_payload` is 16 KiB): every node's part says so, and the
+/// query is answered 503 with the reason at once, not retried until the
+/// gather's limit; a smaller query still answers.
+#[test]
+fn a_part_larger_than_nats_takes_is_a_503_that_says_why() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let nats = Nats::start_with_config(temp.path(), "max_payload: 16384");
+    let node = node(&temp.path().join("a"), &nats);
+    let now = common::now_ms();
+    node.ingest(&format!(r#"{{"type":"session","ts":{now},"phone":"+919876500001","device":"d"}}"#));
+    let to = day_of(now);
+    let from = day_of(now - 3_000 * DAY_MS);
+    let asked = std::time::Instant::now();
+    let (status, body) = node.get(&format!("/v1/metrics/active?from={from}&to={to}"), Some(ANALYST));
+    assert_eq!(status, 503, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("more than NATS takes")), "{body}");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(10), "answered at once, not after the gather's limit");
+    let (status, body) = node.get(&format!("/v1/metrics/active?from={to}&to={to}"), Some(ANALYST));
+    assert_eq!((status, &body["series"][0]["active"]), (200, &serde_json::json!(1)), "{body}");
+}
+
 /// A node killed with `kill -9` in the middle of ingest, then the NATS
 /// server, while the log rolls from epoch to epoch: every batch is sent with an Idempotency-Key and resent (to the
 /// next node) until acknowledged. After the restarts every node answers as
