@@ -75,7 +75,7 @@ async fn join_cluster(
     let gather = crate::outputs::api::usage::Gatherer {
         client: jetstream.client(),
         partitions: settings.partitions,
-        node: instance.iter().map(|b| format!("{b:02x}")).collect(),
+        node: crate::cluster::hex(&instance),
     };
     Ok((options, leases, gather))
 }

@@ -42,7 +42,7 @@ pub fn partition_of(pseudonym: &Pseudonym, partitions: u16) -> u16 {
 }
 
 /// Lowercase hex of `bytes` (fingerprints, message ids).
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -226,26 +226,18 @@ impl Pulse {
     }
 }
 
-/// A person named inside the cluster (its nodes already share every
-/// pseudonym through the log).
+/// A person named inside the cluster, by their subject id (its nodes
+/// already share every pseudonym through the log).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PersonKey(String);
 
 impl PersonKey {
     pub fn of(person: &Pseudonym) -> PersonKey {
-        PersonKey(person.as_bytes().iter().map(|b| format!("{b:02x}")).collect())
+        PersonKey(person.subject_id())
     }
 
     fn pseudonym(&self) -> Option<Pseudonym> {
-        let text = self.0.as_bytes();
-        if text.len() != 2 * Pseudonym::LEN {
-            return None;
-        }
-        let mut bytes = [0u8; Pseudonym::LEN];
-        for (byte, pair) in bytes.iter_mut().zip(text.chunks(2)) {
-            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-        }
-        Some(Pseudonym::from_stored(bytes))
+        Pseudonym::from_subject_id(&self.0)
     }
 }
 

@@ -441,10 +441,7 @@ pub(super) fn state_of_log_until(log_dir: &Path, until: u64, cover: Cover) -> Re
 /// State from the whole log in `log_dir` alone (no snapshot, no outputs),
 /// holding the usage of the people `cover` covers.
 pub(super) fn state_of_log(log_dir: &Path, cover: Cover) -> Result<State, PipelineError> {
-    let mut state = State::covering(cover);
-    super::replay::replay_records(log_dir, 0, |seq, record| state.apply(seq, &record))?;
-    state.settle_replayed();
-    Ok(state)
+    state_of_log_until(log_dir, u64::MAX, cover)
 }
 
 /// Swaps the new log in: drops the snapshot and marks the outputs owed
