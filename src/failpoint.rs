@@ -29,6 +29,7 @@ pub const STAGES: &[&str] = &[
     "log.fsync",
     "writer.before_apply",
     "writer.before_ack",
+    "writer.after_ack",
     // Snapshot: the temporary file written, then renamed over the old one.
     "snapshot.write",
     "snapshot.rename",

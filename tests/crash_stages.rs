@@ -569,7 +569,7 @@ fn plan(rounds: usize, only: &[&'static str], rng: &mut fastrand::Rng) -> Vec<Ki
     let arm = |stage: &'static str, rng: &mut fastrand::Rng| {
         // How often a round reaches the stage bounds the n of `@n`.
         let most = match stage {
-            "log.write" | "log.fsync" | "writer.before_apply" | "writer.before_ack" => 20,
+            "log.write" | "log.fsync" | "writer.before_apply" | "writer.before_ack" | "writer.after_ack" => 20,
             "audit.write" | "audit.fsync" | "feed.write" | "feed.fsync" => 4,
             "snapshot.write" | "snapshot.rename" | "consent.before_retractions" => 3,
             _ => 2,

@@ -290,3 +290,35 @@ fn erasures_pending(server: &Server) -> Option<String> {
     let (_, metrics) = server.get_text("/metrics");
     metrics.lines().find_map(|line| line.strip_prefix("proviso_erasures_pending ")).map(|v| v.trim().to_string())
 }
+
+/// The gauge `proviso_erasures_pending` counts an erasure before the
+/// erasure is answered: a client that erases and then waits for the gauge
+/// to read 0 (as the crash test does) never reads the 0 of before. The
+/// writer is held right after answering the erasure (failpoint
+/// `writer.after_ack`, at its second group): with the gauge set only at
+/// the writer's next round, it read 0 here.
+#[test]
+fn the_pending_gauge_counts_an_erasure_before_it_is_answered() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let data = temp.path().join("data");
+    let env = [
+        ("PROVISO_PSEUDONYM_KEY", KEY_HEX),
+        ("PROVISO_ERASURE_COMPACTION_SECONDS", "60"),
+        ("PROVISO_FAILPOINTS", "writer.after_ack=pause@2"),
+    ];
+    let server = Server::start_with(&data, &env);
+    let now = common::now_ms();
+    let batch = format!(r#"{{"type":"session","ts":{now},"phone":"{}","device":"d"}}"#, phone(1));
+    assert_eq!(server.ingest(&batch)["accepted"], 1);
+    assert_eq!(erasures_pending(&server).as_deref(), Some("0"), "nothing erased yet");
+    let target = server.subject(&phone(1));
+    let (status, erased) = server.post(&format!("/v1/subjects/{target}/erase"), Some(SUBJECT), "application/json", b"");
+    assert_eq!(status, 200, "{erased}");
+    assert_eq!(erased["compacted"], false, "{erased}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !server.stderr().contains("failpoint writer.after_ack: pause") {
+        assert!(std::time::Instant::now() < deadline, "the writer never paused:\n{}", server.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(erasures_pending(&server).as_deref(), Some("1"), "the erasure is counted once it is answered");
+}

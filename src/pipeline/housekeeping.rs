@@ -386,6 +386,11 @@ impl Housekeeping {
         if self.erasure_compaction.is_zero() && self.erasures_pending(state) {
             self.compact_now(log, state);
         }
+        // The gauge counts an erasure before it is acknowledged: a client
+        // that waits for it to read 0 must not read the 0 of before.
+        if !erased.is_empty() {
+            crate::telemetry::ErasuresPending(self.pending_count(state)).emit();
+        }
     }
 
     /// After a group of `records` records (`bytes` bytes of log) is

@@ -164,6 +164,7 @@ pub(super) fn writer_loop(
         for (commit, answer) in replays {
             (commit.ack)(Ok(Committed::Replayed(answer)));
         }
+        crate::failpoint::reach("writer.after_ack");
         housekeeping.after_ack(&state, records, framed.len() as u64);
         if let Some(job) = backup {
             housekeeping.backup(&mut log, &state, job, failed.is_some());
