@@ -91,6 +91,35 @@ fn answers(server: &Server, from: &str, to: &str, subject: &str) -> Vec<(String,
     out
 }
 
+/// `people` people (numbers the simulator does not make) who joined 40
+/// days ago, past the ads notice period, and wrote to `shop` a minute ago.
+fn shop_customers(people: u32) -> String {
+    let (joined, recent) = (common::now_ms() - 40 * DAY_MS, common::now_ms() - 60_000);
+    (0..people)
+        .flat_map(|k| {
+            let phone = format!("+91987650{k:04}");
+            [
+                format!(r#"{{"type":"session","ts":{joined},"phone":"{phone}","device":"shop-{k}"}}"#),
+                format!(r#"{{"type":"business_message","ts":{recent},"phone":"{phone}","business":"shop","direction":"out"}}"#),
+            ]
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The simulator's busiest business's audience over its whole span: its
+/// size for an advertiser and its members for a partner (a disclosure).
+fn audiences(server: &Server) -> Vec<(String, Value)> {
+    ["/v1/audiences/biz_0?days=365", "/v1/partners/friendnet/audiences/biz_0?days=365"]
+        .into_iter()
+        .zip([ADMIN, common::PARTNER])
+        .map(|(path, token)| {
+            let (status, body) = server.get(path, Some(token));
+            (format!("{path} -> {status}"), body)
+        })
+        .collect()
+}
+
 /// The sum of every number in `value`: a count that doubles or drops an
 /// event changes it.
 fn sum(value: &Value) -> f64 {
@@ -280,13 +309,17 @@ fn partitions_covered(nodes: &[Server], partitions: u16) -> Vec<Vec<u64>> {
 /// them: metrics, consent, abuse actions and a person's abuse record,
 /// audiences, the person's report, friend suggestions. Each cluster's
 /// partitions are held once between its nodes (with one partition, by one
-/// node), and each node's state holds the usage of the partitions it
-/// holds only: usage queries (metrics, the report's active days and
-/// platform) gather the others' from the nodes covering them.
+/// node), and each node's state holds the usage and audience memberships
+/// of the partitions it holds only: usage queries (metrics, the report's
+/// active days, platform and businesses) and audiences (a size, a
+/// partner's member list) gather the others' from the nodes covering them.
 #[test]
 fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let reference = embedded(&temp.path().join("embedded"));
+    // Audiences of ten are released (the simulator's busiest business has
+    // about twenty people).
+    let k = ("PROVISO_AUDIENCE_K", "10");
+    let reference = Server::start_with(&temp.path().join("embedded"), &[("PROVISO_PSEUDONYM_KEY", KEY), k]);
     let (batches, from) = simulated(temp.path(), 11, 300, 6_000, 40, 500);
     for batch in &batches {
         reference.ingest(batch);
@@ -303,7 +336,10 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
     };
     let mut truth = answers(&reference, &from, &to, &subject);
     truth.push(report(&reference));
+    truth.extend(audiences(&reference));
     assert!(sum(&truth[2].1) > 500.0, "the messages counted are not trivial: {}", truth[2].1);
+    let members = &truth.last().expect("a partner audience").1["members"];
+    assert!(members.as_array().is_some_and(|m| m.len() >= 3), "the audience is not trivial: {truth:?}");
     let accounts = partner_accounts(&batches, 30);
     let suggestions = |server: &Server| -> Vec<Value> {
         accounts
@@ -320,7 +356,9 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
         let nats = Nats::start(&dir);
         let count = partitions.to_string();
         let nodes: Vec<Server> = (0..3)
-            .map(|n| node_with(&dir.join(format!("node{n}")), &nats, &[("PROVISO_CLUSTER_PARTITIONS", count.as_str())]))
+            .map(|n| {
+                node_with(&dir.join(format!("node{n}")), &nats, &[("PROVISO_CLUSTER_PARTITIONS", count.as_str()), k])
+            })
             .collect();
         for (index, batch) in batches.iter().enumerate() {
             let got = nodes[index % nodes.len()].ingest(batch);
@@ -334,6 +372,8 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
         for (n, node) in nodes.iter().enumerate() {
             let mut got = answers(node, &from, &to, &subject);
             got.push(report(node));
+            got.extend(audiences(node));
+            assert_eq!(got.len(), truth.len());
             for ((path, want), (_, have)) in truth.iter().zip(&got) {
                 assert_eq!(have, want, "{partitions} partitions, node {n}: {path}");
             }
@@ -345,15 +385,18 @@ fn clusters_of_1_7_and_64_partitions_answer_as_one_embedded_node() {
 /// A node holding a third of the partitions is killed (`kill -9`) and not
 /// restarted: once its leases lapse, the two others take its partitions
 /// over and rebuild their people's usage from their own logs. While that
-/// happens the usage queries are polled through both survivors: each
+/// happens the usage queries and an audience's size are polled through
+/// both survivors: each
 /// answer is 503 (partitions not covered yet) or exactly the embedded
 /// node's, never a count missing or doubling the dead node's people; and
 /// once the survivors cover everything between them, every answer is back.
 #[test]
 fn a_dead_node_s_partitions_are_taken_over_and_no_answer_is_wrong_meanwhile() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let reference = embedded(&temp.path().join("embedded"));
-    let (batches, from) = simulated(temp.path(), 5, 200, 3_000, 20, 500);
+    let k = ("PROVISO_AUDIENCE_K", "10");
+    let reference = Server::start_with(&temp.path().join("embedded"), &[("PROVISO_PSEUDONYM_KEY", KEY), k]);
+    let (mut batches, from) = simulated(temp.path(), 5, 200, 3_000, 20, 500);
+    batches.push(shop_customers(40));
     for batch in &batches {
         reference.ingest(batch);
     }
@@ -365,6 +408,7 @@ fn a_dead_node_s_partitions_are_taken_over_and_no_answer_is_wrong_meanwhile() {
         (format!("/v1/metrics/active?from={from}&to={to}&window=30"), ANALYST),
         (format!("/v1/metrics/messages?from={from}&to={to}&by=kind"), ANALYST),
         (format!("/v1/subjects/{subject}/report"), SUBJECT),
+        ("/v1/audiences/shop?days=7".to_string(), ADMIN),
     ];
     let ask = |server: &Server| -> Vec<(u16, Value)> {
         paths
@@ -378,10 +422,11 @@ fn a_dead_node_s_partitions_are_taken_over_and_no_answer_is_wrong_meanwhile() {
     };
     let truth = ask(&reference);
     assert!(truth.iter().all(|(status, _)| *status == 200), "{truth:?}");
+    assert!(truth[4].1["size"].as_u64().is_some_and(|size| size >= 10), "the audience is not trivial: {truth:?}");
     let dir = temp.path().join("cluster");
     let nats = Nats::start(&dir);
     let lease = ("PROVISO_CLUSTER_LEASE_SECONDS", "4");
-    let nodes: Vec<Server> = (0..3).map(|n| node_with(&dir.join(format!("node{n}")), &nats, &[lease])).collect();
+    let nodes: Vec<Server> = (0..3).map(|n| node_with(&dir.join(format!("node{n}")), &nats, &[lease, k])).collect();
     for (index, batch) in batches.iter().enumerate() {
         nodes[index % nodes.len()].ingest(batch);
     }

@@ -46,19 +46,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The bytes of [`hex`]'s text; `None` for anything else.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.as_bytes().chunks(2).map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()).collect()
+}
+
 /// The request digest a message id of the cluster's log was made from
 /// (`<32 hex digits>-<part>`, see [`log::ClusterLog::append`]); `None` for
 /// any other id.
 pub fn request_of(message_id: &str) -> Option<[u8; 16]> {
     let (digits, _part) = message_id.split_once('-')?;
-    if digits.len() != 32 {
-        return None;
-    }
-    let mut request = [0u8; 16];
-    for (byte, pair) in request.iter_mut().zip(digits.as_bytes().chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(request)
+    unhex(digits)?.try_into().ok()
 }
 
 /// Why cluster mode could not go on. Messages name what to do; none names

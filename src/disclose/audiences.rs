@@ -9,13 +9,16 @@
 //! advertiser's daily budget for the business, or an exact size when noise
 //! is configured.
 
+use roaring::RoaringBitmap;
 use serde::Serialize;
 
+use super::metrics::UsageQuestion;
 use super::{pseudonyms_of, DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
 use crate::gate::{release_aggregate, release_count, release_to_partner_unnamed, Gated};
 use crate::pipeline::Prepared;
 use crate::processors::audiences::laplace;
+use crate::state::State;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AudienceSize {
@@ -47,6 +50,27 @@ pub struct PartnerAudience {
     #[serde(skip)]
     #[schema(ignore)]
     _sealed: Sealed,
+}
+
+/// A business's audience over the `days` days ending on `last_day`: from
+/// `state`, or (cluster mode) the members `gathered` from the nodes, of
+/// whom only those this node knows as acting people count (a node ahead
+/// of this one may name a person this one has not applied yet; the
+/// answer is as of this node's position).
+fn members_of(
+    state: &State,
+    business: &str,
+    last_day: i32,
+    days: u32,
+    gathered: Option<RoaringBitmap>,
+) -> RoaringBitmap {
+    match gathered {
+        Some(members) => members
+            .iter()
+            .filter(|&subject| state.subjects.get(subject).is_some_and(|record| record.has_acted()))
+            .collect(),
+        None => state.audiences.members(business, last_day, days),
+    }
 }
 
 /// Rounds to the nearest multiple of 10 (halves up).
@@ -86,12 +110,17 @@ impl Disclosure {
     /// not, to this advertiser's budget for this business today, durably
     /// before answering (a restart never refills it). Blocking: it commits
     /// the charge.
+    ///
+    /// `gathered`: in cluster mode, the members the nodes covering every
+    /// partition hold ([`Disclosure::audience_question`]); else this
+    /// node's state holds them all.
     pub fn audience_size(
         &self,
         advertiser: &str,
         business: &str,
         days: u32,
         noise: bool,
+        gathered: Option<RoaringBitmap>,
     ) -> Result<Gated<AudienceSize>, DiscloseError> {
         let config = self.audience;
         // Held from reading the budget until the charge is committed.
@@ -100,7 +129,7 @@ impl Disclosure {
         let today = day_of(at_ms);
         let (counted, spent) = {
             let state = self.pipeline.state();
-            let members = state.audiences.members(business, today, days);
+            let members = members_of(&state, business, today, days, gathered);
             let counted = release_count(&state, self.pipeline.policy(), members.iter(), Purpose::Ads, at_ms);
             (counted, state.audiences.spent(advertiser, business, today))
         };
@@ -155,13 +184,22 @@ impl Disclosure {
     /// only when at least k people in it allow ads now; only members linked
     /// to this partner, allowed ads and not banned. Recorded in the audit
     /// log and the ads feed before it is returned.
+    /// `gathered` as for [`Disclosure::audience_size`].
     pub fn partner_audience(
         &self,
         partner: &str,
         business: &str,
         days: u32,
+        gathered: Option<RoaringBitmap>,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
-        self.deciding(|| self.partner_audience_once(partner, business, days))
+        self.deciding(|| self.partner_audience_once(partner, business, days, gathered.clone()))
+    }
+
+    /// Cluster mode: the question whose gathered parts are a business's
+    /// audience over the `days` days ending today.
+    pub fn audience_question(&self, business: &str, days: u32) -> UsageQuestion {
+        let last_day = day_of(self.pipeline.clock().now_ms());
+        UsageQuestion::Audience { business: business.to_string(), last_day, days }
     }
 
     fn partner_audience_once(
@@ -169,13 +207,14 @@ impl Disclosure {
         partner: &str,
         business: &str,
         days: u32,
+        gathered: Option<RoaringBitmap>,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
         let mut ordered = Some(self.disclosing());
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
         let decided_after = state.stream_position;
-        let members = state.audiences.members(business, day_of(reading.at_ms), days);
+        let members = members_of(&state, business, day_of(reading.at_ms), days, gathered);
         let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
         let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
             business: business.to_string(),

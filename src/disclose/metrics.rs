@@ -195,6 +195,14 @@ pub enum UsageQuestion {
     LastDay,
     /// The dashboard's usage figures of one day ([`Pulse`]).
     Pulse(i32),
+    /// Who of the covered people had a business message with `business`
+    /// on the `days` days ending on `last_day` (an ad audience before the
+    /// gate: the asker unions the parts, then asks the gate, k and noise).
+    Audience {
+        business: String,
+        last_day: i32,
+        days: u32,
+    },
 }
 
 /// Usage figures of one day for the dashboard: distinct people active on
@@ -248,14 +256,18 @@ pub struct PersonUsage {
     pub days: Vec<i32>,
     /// The platform of their earliest register, if any.
     pub platform: Option<String>,
+    /// The businesses they exchanged messages with, and on how many days.
+    #[serde(default)]
+    pub businesses: BTreeMap<String, usize>,
 }
 
 impl PersonUsage {
-    /// What `state` holds of `index`'s usage.
+    /// What `state` holds of `index`'s usage and audiences.
     pub fn of(state: &State, index: u32) -> PersonUsage {
         PersonUsage {
             days: state.usage.active_days_of(index),
             platform: state.usage.platform_of(index).map(|p| p.as_str().to_string()),
+            businesses: state.audiences.businesses_of(index).into_iter().map(|(b, d)| (b.to_string(), d)).collect(),
         }
     }
 }
@@ -277,6 +289,12 @@ pub fn part_of(state: &State, question: &UsageQuestion) -> Result<serde_json::Va
         }
         UsageQuestion::LastDay => serde_json::to_value(state.usage.last_day()),
         UsageQuestion::Pulse(day) => serde_json::to_value(Pulse::of(state, *day)),
+        UsageQuestion::Audience { business, last_day, days } => {
+            let members = state.audiences.members(business, *last_day, *days);
+            let mut bytes = Vec::with_capacity(members.serialized_size());
+            members.serialize_into(&mut bytes).map_err(|error| unavailable(error.to_string()))?;
+            Ok(serde_json::Value::String(crate::cluster::hex(&bytes)))
+        }
     };
     value.map_err(|error| unavailable(error.to_string()))
 }
@@ -352,6 +370,20 @@ pub fn last_day_gathered(parts: &[serde_json::Value]) -> Result<Option<i32>, Dis
         last = last.max(from_part::<Option<i32>>(part)?);
     }
     Ok(last)
+}
+
+/// An ad audience's members from the nodes' parts: their union (each
+/// node's are the covered people's; a member a node has not applied yet,
+/// unknown to the asker's registry, is the gate's to refuse).
+pub fn audience_gathered(parts: &[serde_json::Value]) -> Result<roaring::RoaringBitmap, DiscloseError> {
+    let mut members = roaring::RoaringBitmap::new();
+    for part in parts {
+        let text: String = from_part(part)?;
+        let bytes = crate::cluster::unhex(&text).ok_or_else(|| unavailable("a node's members do not read".into()))?;
+        members |= roaring::RoaringBitmap::deserialize_from(&bytes[..])
+            .map_err(|error| unavailable(format!("a node's members do not read: {error}")))?;
+    }
+    Ok(members)
 }
 
 /// The dashboard's figures of the whole cluster from the nodes' parts.

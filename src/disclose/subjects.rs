@@ -234,7 +234,7 @@ fn report_of(
         platform: usage.platform.unwrap_or_else(|| "unknown".to_string()),
         address_book_contacts: state.graph.book(index).len(),
         in_address_books: state.graph.in_degree(index),
-        businesses: state.audiences.businesses_of(index).into_iter().map(|(b, d)| (b.to_string(), d)).collect(),
+        businesses: usage.businesses,
     };
     let named = |(partner, account): (crate::processors::links::PartnerIndex, &str)| {
         Some(PartnerLink { partner: state.links.partner_name(partner)?.to_string(), account: account.to_string() })

@@ -260,7 +260,7 @@ impl Housekeeping {
         match spawned {
             Ok(thread) => self.covering = Some(Covering { cover, thread, started: Instant::now() }),
             Err(error) => {
-                tracing::error!(%error, "Usage could not be rebuilt for a new cover (no thread); tried again shortly.");
+                tracing::error!(%error, "Usage and audiences could not be rebuilt for a new cover (no thread); tried again shortly.");
                 self.cover_failed();
             }
         }
@@ -283,7 +283,7 @@ impl Housekeeping {
         let mut rebuilt = match replayed {
             Ok(rebuilt) => rebuilt,
             Err(error) => {
-                tracing::error!(%error, "Usage could not be rebuilt for a new cover; tried again shortly.");
+                tracing::error!(%error, "Usage and audiences could not be rebuilt for a new cover; tried again shortly.");
                 self.cover_failed();
                 return;
             }
@@ -302,7 +302,7 @@ impl Housekeeping {
             Ok(())
         };
         if let Err(error) = caught_up {
-            tracing::error!(%error, "Usage rebuilt for a new cover could not catch up; tried again shortly.");
+            tracing::error!(%error, "Usage and audiences rebuilt for a new cover could not catch up; tried again shortly.");
             self.cover_failed();
             return;
         }
@@ -320,6 +320,7 @@ impl Housekeeping {
         }
         self.cover_retry_at = None;
         let old = std::mem::replace(&mut writing.usage, std::mem::take(&mut rebuilt.usage));
+        writing.audiences.swap_members(&mut rebuilt.audiences);
         writing.cover = cover.clone();
         drop(writing);
         // The scratch state's other parts and the old usage go on the
@@ -333,7 +334,7 @@ impl Housekeeping {
             copied_by_writer = until - replayed_records,
             millis = started.elapsed().as_millis() as u64,
             writer_micros = writer_started.elapsed().as_micros() as u64,
-            "Usage rebuilt for the partitions this node covers."
+            "Usage and audiences rebuilt for the partitions this node covers."
         );
     }
 

@@ -1,7 +1,7 @@
-//! Which people's usage a node holds: everyone's (embedded mode, and a
-//! cluster node before its first lease round), or only the people of the
-//! partitions it covers (a cluster node: the partitions whose lease it
-//! holds).
+//! Which people's usage and audience memberships a node holds:
+//! everyone's (embedded mode, and a cluster node before its first lease
+//! round), or only the people of the partitions it covers (a cluster node:
+//! the partitions whose lease it holds).
 //!
 //! Owns: the set and the test of one person against it, and its bytes in
 //! a snapshot.
@@ -145,7 +145,7 @@ mod split_tests {
     }
 
     fn event(who: u8, day: i64, what: u8) -> Event {
-        let body = match what % 4 {
+        let body = match what % 5 {
             0 => EventBody::Session { device: "d".into() },
             1 => EventBody::Register {
                 device: "d".into(),
@@ -156,20 +156,34 @@ mod split_tests {
                 kind: MessageKind::ALL[usize::from(what) % MessageKind::ALL.len()],
                 link_domain: None,
             },
+            3 => EventBody::BusinessMessage {
+                business: format!("shop{}", what % 3),
+                direction: crate::contract::Direction::Out,
+            },
             _ => EventBody::DeleteAccount,
         };
         let region = if who.is_multiple_of(2) { Region(*b"IN") } else { Region(*b"BR") };
         Event { ts_ms: day * DAY_MS + i64::from(what), subject: person(who), region, body }
     }
 
-    /// Active (daily, then monthly), by country, messages, and the person's days.
-    fn sums(states: &[&State], subject: &Pseudonym) -> (Vec<u64>, Vec<u64>, Vec<u64>, Vec<i32>) {
+    /// What the parts add up to: active (daily, then monthly), by country,
+    /// messages, the person's days and businesses, and each shop's audience
+    /// over 1 and 10 days (as pseudonyms: dense indexes are each state's).
+    type Sums = (Vec<u64>, Vec<u64>, Vec<u64>, Vec<i32>, Vec<(String, usize)>, Vec<Vec<Pseudonym>>);
+
+    fn sums(states: &[&State], subject: &Pseudonym) -> Sums {
         let mut active = vec![0; 10];
         let mut monthly = vec![0; 10];
         let mut by_country = vec![0; 2];
         let mut messages = vec![0; 10];
         let mut days = Vec::new();
+        let mut businesses = Vec::new();
+        let mut audiences = vec![Vec::new(); 6];
         for state in states {
+            for (slot, audience) in audiences.iter_mut().enumerate() {
+                let members = state.audiences.members(&format!("shop{}", slot % 3), 9, if slot < 3 { 1 } else { 10 });
+                audience.extend(members.iter().filter_map(|index| state.subjects.get(index).map(|r| r.pseudonym)));
+            }
             for (slot, point) in state.usage.active_series(0, 9, 1, Some(Grouping::Country)).iter().enumerate() {
                 active[slot] += point.active;
                 let groups = point.groups.clone().unwrap_or_default();
@@ -184,10 +198,14 @@ mod split_tests {
             }
             if let Some(index) = state.subjects.lookup(subject).filter(|_| state.cover.covers(subject)) {
                 days.extend(state.usage.active_days_of(index));
+                businesses.extend(state.audiences.businesses_of(index).into_iter().map(|(b, d)| (b.to_string(), d)));
             }
         }
         active.extend(monthly);
-        (active, by_country, messages, days)
+        for audience in &mut audiences {
+            audience.sort_unstable_by_key(|p| *p.as_bytes());
+        }
+        (active, by_country, messages, days, businesses, audiences)
     }
 
     proptest! {
@@ -195,7 +213,7 @@ mod split_tests {
         /// Random events of 24 people over 10 days, applied to one state
         /// holding everyone and to states covering 3 disjoint shares of 7
         /// partitions (one of them read back from its snapshot): the shares
-        /// add up to the whole for every series, split and person.
+        /// add up to the whole for every series, split, person and audience.
         #[test]
         fn disjoint_covers_add_up_to_the_whole(
             events in proptest::collection::vec((0u8..24, 0i64..10, any::<u8>()), 1..200)

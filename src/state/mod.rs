@@ -416,7 +416,12 @@ impl State {
             }
             // Never own use: handled by `apply_partner_event`.
             EventBody::PartnerFlag { .. } | EventBody::PartnerFriend { .. } => {}
-            EventBody::BusinessMessage { business, .. } => self.audiences.record(business, subject, ts_ms),
+            // Like usage, a business's audience holds the covered people only.
+            EventBody::BusinessMessage { business, .. } => {
+                if covered {
+                    self.audiences.record(business, subject, ts_ms);
+                }
+            }
             EventBody::DeleteAccount => {
                 self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted");
                 self.erase(subject);

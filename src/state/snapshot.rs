@@ -268,7 +268,11 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
             let uncovered = state.subjects.records.iter().enumerate().filter_map(|(subject, record)| {
                 (record.has_acted() && !state.cover.covers(&record.pseudonym)).then_some(subject as u32)
             });
-            state.usage.forget_groups(&uncovered.collect());
+            let uncovered = uncovered.collect();
+            state.usage.forget_groups(&uncovered);
+            // A snapshot written before audiences followed the cover holds
+            // everyone's members: the others' are theirs to answer for.
+            state.audiences.forget_members(&uncovered);
         }
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;

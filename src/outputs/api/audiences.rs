@@ -55,11 +55,13 @@ pub async fn get_size(
     let advertiser = caller.budget_holder().to_string();
     let (days, asked_noise) = size_params(query)?;
     let noise = app.disclosure.noised(asked_noise)?;
+    let gathered = gathered_members(&app, &business, days).await?;
     let disclosure = app.disclosure.clone();
     // Blocking: a noised answer commits its budget charge first.
-    let size = tokio::task::spawn_blocking(move || disclosure.audience_size(&advertiser, &business, days, noise))
-        .await
-        .map_err(ApiError::internal)??;
+    let size =
+        tokio::task::spawn_blocking(move || disclosure.audience_size(&advertiser, &business, days, noise, gathered))
+            .await
+            .map_err(ApiError::internal)??;
     Ok(size)
 }
 
@@ -91,12 +93,27 @@ pub async fn get_partner_audience(
     super::partners::acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Ads, "ads data")?;
     let days = partner_audience_params(query)?;
+    let gathered = gathered_members(&app, &business, days).await?;
     // Blocking: a member list is audited and fed (two fsyncs) first.
     let disclosure = app.disclosure.clone();
-    let members = tokio::task::spawn_blocking(move || disclosure.partner_audience(&partner, &business, days))
+    let members = tokio::task::spawn_blocking(move || disclosure.partner_audience(&partner, &business, days, gathered))
         .await
         .map_err(ApiError::internal)??;
     Ok(members)
+}
+
+/// Cluster mode: a business's audience over `days` days, gathered from the
+/// nodes covering every partition (each holds its own people's
+/// memberships); `None` on an embedded node, whose state holds them all.
+async fn gathered_members(
+    app: &SharedState,
+    business: &str,
+    days: u32,
+) -> Result<Option<roaring::RoaringBitmap>, ApiError> {
+    let Some(gather) = &app.gather else { return Ok(None) };
+    let question = app.disclosure.audience_question(business, days);
+    let parts = gather.ask(&app.pipeline, &question).await?;
+    Ok(Some(crate::disclose::metrics::audience_gathered(&parts)?))
 }
 
 type AudienceQueryResult = Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>;

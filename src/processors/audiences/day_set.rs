@@ -88,6 +88,24 @@ impl DaySet {
         }
     }
 
+    /// The set holding `bitmap`'s members, in the representation its size
+    /// calls for.
+    pub fn from_bitmap(bitmap: RoaringBitmap) -> DaySet {
+        if bitmap.len() <= SMALL_MAX as u64 {
+            DaySet::Small(bitmap.iter().collect())
+        } else {
+            DaySet::Large(bitmap)
+        }
+    }
+
+    /// Drops every member of `people`; whether the set is empty after.
+    pub fn remove_all(&mut self, people: &RoaringBitmap) -> bool {
+        let kept = self.to_bitmap().into_owned() - people;
+        let empty = kept.is_empty();
+        *self = DaySet::from_bitmap(kept);
+        empty
+    }
+
     /// The set as a roaring bitmap (what a snapshot stores).
     fn to_bitmap(&self) -> std::borrow::Cow<'_, RoaringBitmap> {
         match self {
@@ -121,11 +139,7 @@ impl<'de> Deserialize<'de> for DaySet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let bytes: Vec<u8> = Deserialize::deserialize(deserializer)?;
         let bitmap = RoaringBitmap::deserialize_from(&bytes[..]).map_err(serde::de::Error::custom)?;
-        Ok(if bitmap.len() <= SMALL_MAX as u64 {
-            DaySet::Small(bitmap.iter().collect())
-        } else {
-            DaySet::Large(bitmap)
-        })
+        Ok(DaySet::from_bitmap(bitmap))
     }
 }
 

@@ -1,7 +1,9 @@
 //! Ad audiences: who exchanged messages with which business, by day.
 //!
 //! Owns: per-business, per-day sets of subjects (`day_set.rs`) with a
-//! `business_message` (either direction), and the daily privacy budget each
+//! `business_message` (either direction; on a cluster node, only the
+//! people of the partitions it covers: the asker unions the nodes'
+//! members before the gate, k and noise), and the daily privacy budget each
 //! advertiser has spent on each business's noisy sizes (from `BudgetSpent`
 //! control records, so a restart never refills a budget).
 //! Never: releases anything: sizes go out through `outputs/api` after the
@@ -50,6 +52,23 @@ impl Audiences {
             }
         }
         members
+    }
+
+    /// Drops every member of `people` from every business and day (a
+    /// cluster node's snapshot written before audiences followed its
+    /// cover held everyone's).
+    pub fn forget_members(&mut self, people: &RoaringBitmap) {
+        for days in self.by_business.values_mut() {
+            days.retain(|_, members| !members.remove_all(people));
+        }
+        self.by_business.retain(|_, days| !days.is_empty());
+    }
+
+    /// Swaps who is in which audience with `other`'s, budgets staying (a
+    /// cluster node taking a new cover: the members come from its replay,
+    /// the budgets are everyone's and stay as applied).
+    pub fn swap_members(&mut self, other: &mut Audiences) {
+        std::mem::swap(&mut self.by_business, &mut other.by_business);
     }
 
     /// Forgets an erased subject.
