@@ -208,6 +208,27 @@ mod split_tests {
         (active, by_country, messages, days, businesses, audiences)
     }
 
+    /// A covered snapshot written before audiences followed the cover held
+    /// everyone's members: read back, it keeps the covered people's only
+    /// (the others' are their covering node's to answer for).
+    #[test]
+    fn an_older_covered_snapshot_keeps_the_covered_members_only() {
+        let cover = Cover::partitions(7, &[0, 3]);
+        let covered = (0..24).find(|&n| cover.covers(&person(n))).expect("someone covered");
+        let other = (0..24).find(|&n| !cover.covers(&person(n))).expect("someone not");
+        let mut state = State::covering(cover);
+        for (seq, who) in [covered, other].into_iter().enumerate() {
+            state.apply(seq as u64, &Record::Event(event(who, 1, 0)));
+            let index = state.subjects.lookup(&person(who)).expect("known");
+            state.audiences.record("shop", index, DAY_MS);
+        }
+        assert_eq!(state.audiences.members("shop", 1, 1).len(), 2, "as the older proviso held them");
+        let bytes = crate::state::encode_snapshot(&state).expect("encodes");
+        let read = crate::state::decode_snapshot(&bytes).expect("decodes");
+        let members: Vec<u32> = read.audiences.members("shop", 1, 1).iter().collect();
+        assert_eq!(members, vec![read.subjects.lookup(&person(covered)).expect("known")]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// Random events of 24 people over 10 days, applied to one state
