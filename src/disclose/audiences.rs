@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::metrics::UsageQuestion;
 use super::{pseudonyms_of, DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
-use crate::gate::{release_aggregate, release_count, release_to_partner_unnamed, Gated};
+use crate::gate::{release_aggregate, release_count, release_summed_aggregate, release_to_partner_unnamed, Gated};
 use crate::pipeline::Prepared;
 use crate::processors::audiences::laplace;
 use crate::state::State;
@@ -111,30 +111,41 @@ impl Disclosure {
     /// before answering (a restart never refills it). Blocking: it commits
     /// the charge.
     ///
-    /// `gathered`: in cluster mode, the members the nodes covering every
-    /// partition hold ([`Disclosure::audience_question`]); else this
-    /// node's state holds them all.
+    /// `counted`: in cluster mode, each covering node's count of its
+    /// people in the audience who allow ads at `at_ms`
+    /// ([`Disclosure::audience_count_question`]), summed here before k and
+    /// noise; else this node's state holds everyone.
     pub fn audience_size(
         &self,
         advertiser: &str,
         business: &str,
         days: u32,
         noise: bool,
-        gathered: Option<RoaringBitmap>,
+        counted: Option<(i64, Vec<u64>)>,
     ) -> Result<Gated<AudienceSize>, DiscloseError> {
         let config = self.audience;
         // Held from reading the budget until the charge is committed.
         let _charging = noise.then(|| self.charging.lock().unwrap_or_else(|p| p.into_inner()));
-        let at_ms = self.pipeline.clock().now_ms();
+        let at_ms = counted.as_ref().map_or_else(|| self.pipeline.clock().now_ms(), |(at_ms, _)| *at_ms);
         let today = day_of(at_ms);
-        let (counted, spent) = {
+        let (count, released, spent) = {
             let state = self.pipeline.state();
-            let members = members_of(&state, business, today, days, gathered);
-            let counted = release_count(&state, self.pipeline.policy(), members.iter(), Purpose::Ads, at_ms);
-            (counted, state.audiences.spent(advertiser, business, today))
+            let policy = self.pipeline.policy();
+            let spent = state.audiences.spent(advertiser, business, today);
+            // At least k people who allow ads, or no number at all.
+            match counted {
+                None => {
+                    let members = state.audiences.members(business, today, days);
+                    let counted = release_count(&state, policy, members.iter(), Purpose::Ads, at_ms);
+                    (release_aggregate(&counted, config.k).ok(), counted.map(|_| ()), spent)
+                }
+                Some((_, parts)) => {
+                    // The suppressed answer names nobody and holds no count.
+                    let nobody = release_count(&state, policy, std::iter::empty(), Purpose::Ads, at_ms);
+                    (release_summed_aggregate(Purpose::Ads, &parts, config.k).ok(), nobody.map(|_| ()), spent)
+                }
+            }
         };
-        // At least k people who allow ads, or no number at all.
-        let count = release_aggregate(&counted, config.k).ok();
         let mut answer = AudienceSize {
             business: business.to_string(),
             days,
@@ -163,7 +174,7 @@ impl Disclosure {
             answer.budget_left = (config.daily_epsilon - spent - config.epsilon).max(0.0);
         }
         let Some(count) = count else {
-            return Ok(counted.map(|_| answer));
+            return Ok(released.map(|()| answer));
         };
         Ok(count.map(|count| {
             if !noise {
@@ -200,6 +211,14 @@ impl Disclosure {
     pub fn audience_question(&self, business: &str, days: u32) -> UsageQuestion {
         let last_day = day_of(self.pipeline.clock().now_ms());
         UsageQuestion::Audience { business: business.to_string(), last_day, days }
+    }
+
+    /// Cluster mode: the question whose gathered parts count, each over a
+    /// node's people, the members of a business's audience over the `days`
+    /// days ending today who allow ads now; and that now.
+    pub fn audience_count_question(&self, business: &str, days: u32) -> (i64, UsageQuestion) {
+        let at_ms = self.pipeline.clock().now_ms();
+        (at_ms, UsageQuestion::AudienceCount { business: business.to_string(), days, at_ms })
     }
 
     fn partner_audience_once(

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::DiscloseError;
+use crate::consent::Policy;
 use crate::contract::{MessageKind, Pseudonym, Purpose};
 use crate::gate::{release_for_staff, Gated, Staff};
 use crate::processors::usage::Grouping;
@@ -197,11 +198,20 @@ pub enum UsageQuestion {
     Pulse(i32),
     /// Who of the covered people had a business message with `business`
     /// on the `days` days ending on `last_day` (an ad audience before the
-    /// gate: the asker unions the parts, then asks the gate, k and noise).
+    /// gate: the asker unions the parts, then asks the gate and k).
     Audience {
         business: String,
         last_day: i32,
         days: u32,
+    },
+    /// How many of the covered people in a business's audience over the
+    /// `days` days ending on `at_ms`'s day allow ads at `at_ms` (each node
+    /// asks the gate over its own people; the asker sums the counts, then
+    /// applies k and noise once).
+    AudienceCount {
+        business: String,
+        days: u32,
+        at_ms: i64,
     },
 }
 
@@ -274,7 +284,7 @@ impl PersonUsage {
 
 /// This node's part of `question`: the answer over the people whose usage
 /// `state` holds, ungated (the asking node gates the sum).
-pub fn part_of(state: &State, question: &UsageQuestion) -> Result<serde_json::Value, DiscloseError> {
+pub fn part_of(state: &State, policy: &Policy, question: &UsageQuestion) -> Result<serde_json::Value, DiscloseError> {
     let value = match question {
         UsageQuestion::Active(query) => serde_json::to_value(active_series(state, query)?),
         UsageQuestion::Messages(query) => serde_json::to_value(messages_series(state, query)?),
@@ -294,6 +304,11 @@ pub fn part_of(state: &State, question: &UsageQuestion) -> Result<serde_json::Va
             let mut bytes = Vec::with_capacity(members.serialized_size());
             members.serialize_into(&mut bytes).map_err(|error| unavailable(error.to_string()))?;
             Ok(serde_json::Value::String(crate::cluster::hex(&bytes)))
+        }
+        UsageQuestion::AudienceCount { business, days, at_ms } => {
+            let members = state.audiences.members(business, crate::contract::day_of(*at_ms), *days);
+            let counted = crate::gate::release_count(state, policy, members.iter(), Purpose::Ads, *at_ms);
+            serde_json::to_value(counted.get().len() as u64)
         }
     };
     value.map_err(|error| unavailable(error.to_string()))
@@ -384,6 +399,11 @@ pub fn audience_gathered(parts: &[serde_json::Value]) -> Result<roaring::Roaring
             .map_err(|error| unavailable(format!("a node's members do not read: {error}")))?;
     }
     Ok(members)
+}
+
+/// The nodes' counts of an audience's members who allow ads.
+pub fn audience_counts_gathered(parts: &[serde_json::Value]) -> Result<Vec<u64>, DiscloseError> {
+    parts.iter().map(from_part).collect()
 }
 
 /// The dashboard's figures of the whole cluster from the nodes' parts.

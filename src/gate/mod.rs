@@ -284,6 +284,22 @@ pub fn release_aggregate(counted: &Gated<Vec<u32>>, minimum: u64) -> Result<Gate
     }
 }
 
+/// Releases an aggregate over people counted apart: cluster mode's
+/// audience sizes, where each node counted the people of its partitions
+/// through [`release_count`] on its own state, and the parts' people are
+/// disjoint (`cluster::gather` takes parts whose partitions are). As
+/// [`release_aggregate`], on their sum: k is applied once, to the whole.
+pub fn release_summed_aggregate(purpose: Purpose, parts: &[u64], minimum: u64) -> Result<Gated<u64>, GateError> {
+    let people = parts.iter().sum::<u64>();
+    let allowed = people >= minimum.max(1);
+    crate::telemetry::GateDecided { purpose, allowed }.emit();
+    if allowed {
+        Ok(Gated { value: people, purpose })
+    } else {
+        Err(GateError::BelowMinimum { people, minimum })
+    }
+}
+
 /// Releases records to proviso's own staff for an essential purpose, naming
 /// the role that asked: reviewers receive `security` data, analysts
 /// `analytics` (counts and dashboards), the admin any essential purpose.

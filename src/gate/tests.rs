@@ -121,6 +121,19 @@ fn aggregates_are_counts_of_allowed_people_from_the_minimum_up() {
     assert!(release_aggregate(&refused, 0).is_err(), "a count of nobody is never released");
 }
 
+/// Counts made apart (cluster nodes, each over its own people) are held
+/// to the minimum as one sum: parts each below it can release together,
+/// and parts that add up below it release nothing.
+#[test]
+fn a_summed_aggregate_applies_the_minimum_to_the_whole() {
+    assert_eq!(release_summed_aggregate(Purpose::Ads, &[6, 5], 10).map(|gated| *gated.get()), Ok(11));
+    assert_eq!(
+        release_summed_aggregate(Purpose::Ads, &[6, 3], 10).err(),
+        Some(GateError::BelowMinimum { people: 9, minimum: 10 })
+    );
+    assert!(release_summed_aggregate(Purpose::Ads, &[], 0).is_err(), "a count of nobody is never released");
+}
+
 /// A person's own record is released only about someone proviso knows.
 #[test]
 fn subject_releases_need_a_known_person() {

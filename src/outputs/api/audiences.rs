@@ -55,11 +55,11 @@ pub async fn get_size(
     let advertiser = caller.budget_holder().to_string();
     let (days, asked_noise) = size_params(query)?;
     let noise = app.disclosure.noised(asked_noise)?;
-    let gathered = gathered_members(&app, &business, days).await?;
+    let counted = gathered_counts(&app, &business, days).await?;
     let disclosure = app.disclosure.clone();
     // Blocking: a noised answer commits its budget charge first.
     let size =
-        tokio::task::spawn_blocking(move || disclosure.audience_size(&advertiser, &business, days, noise, gathered))
+        tokio::task::spawn_blocking(move || disclosure.audience_size(&advertiser, &business, days, noise, counted))
             .await
             .map_err(ApiError::internal)??;
     Ok(size)
@@ -114,6 +114,16 @@ async fn gathered_members(
     let question = app.disclosure.audience_question(business, days);
     let parts = gather.ask(&app.pipeline, &question).await?;
     Ok(Some(crate::disclose::metrics::audience_gathered(&parts)?))
+}
+
+/// Cluster mode: each covering node's count of a business's audience
+/// members who allow ads now, and the time they were asked about; `None`
+/// on an embedded node.
+async fn gathered_counts(app: &SharedState, business: &str, days: u32) -> Result<Option<(i64, Vec<u64>)>, ApiError> {
+    let Some(gather) = &app.gather else { return Ok(None) };
+    let (at_ms, question) = app.disclosure.audience_count_question(business, days);
+    let parts = gather.ask(&app.pipeline, &question).await?;
+    Ok(Some((at_ms, crate::disclose::metrics::audience_counts_gathered(&parts)?)))
 }
 
 type AudienceQueryResult = Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>;

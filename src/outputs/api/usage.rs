@@ -119,7 +119,8 @@ impl Gatherer {
                     tokio::task::spawn_blocking(move || {
                         let state = pipeline.state();
                         let covered = state.cover.held_of(partitions);
-                        let value = metrics::part_of(&state, &question).map_err(|error| error.to_string())?;
+                        let value = metrics::part_of(&state, pipeline.policy(), &question)
+                            .map_err(|error| error.to_string())?;
                         Ok::<_, String>((covered, value))
                     })
                     .await
