@@ -12,7 +12,7 @@
 #    (`cluster::gather`). Both answers must be equal (checked).
 # 3. Takeover: the second node is killed (`kill -9`); the time until the
 #    first covers all 64 partitions (`/healthz` `partitions_covered`), and
-#    the rebuild's own time from its log line ("Usage rebuilt for the
+#    the rebuild's own time from its log line ("Usage and audiences rebuilt for the
 #    partitions this node covers": records replayed, milliseconds). The
 #    lease is LEASE_SECONDS (the dead node's leases lapse first).
 #
@@ -146,7 +146,7 @@ for _ in $(seq 1 1200); do
     sleep 0.05
 done
 covered_after=$(python3 -c "print(f'{$(now) - $killed:.2f}')")
-rebuild=$(grep -h "Usage rebuilt" "$OUT/takeover-cluster-node1.stderr" | tail -1 || true)
+rebuild=$(grep -h "rebuilt for the partitions this node covers" "$OUT/takeover-cluster-node1.stderr" | tail -1 || true)
 query_latency "${URLS[0]}" after
 cmp -s "$OUT/takeover-answers-embedded.json" "$OUT/takeover-answers-after.json" || {
     echo "after the takeover the answers differ from the embedded node's" >&2
