@@ -429,10 +429,15 @@ impl Written {
     }
 }
 
-/// [`state_of_log`] of the records before `until` only (a log being
-/// appended to: the writer's own, between groups).
-pub(super) fn state_of_log_until(log_dir: &Path, until: u64, cover: Cover) -> Result<State, PipelineError> {
-    let mut state = State::covering(cover);
+/// The registry, usage and audience memberships of a new `cover` from the
+/// records before `until` ([`State::for_cover`]: the rest of the state is
+/// not replayed).
+pub(super) fn cover_of_log_until(log_dir: &Path, until: u64, cover: Cover) -> Result<State, PipelineError> {
+    replayed(log_dir, until, State::for_cover(cover))
+}
+
+/// `state` with the records of `log_dir` before `until` applied.
+fn replayed(log_dir: &Path, until: u64, mut state: State) -> Result<State, PipelineError> {
     super::replay::replay_records_until(log_dir, 0, until, ("", &|_, _| {}), |seq, record| state.apply(seq, &record))?;
     state.settle_replayed();
     Ok(state)
@@ -441,7 +446,7 @@ pub(super) fn state_of_log_until(log_dir: &Path, until: u64, cover: Cover) -> Re
 /// State from the whole log in `log_dir` alone (no snapshot, no outputs),
 /// holding the usage of the people `cover` covers.
 pub(super) fn state_of_log(log_dir: &Path, cover: Cover) -> Result<State, PipelineError> {
-    state_of_log_until(log_dir, u64::MAX, cover)
+    replayed(log_dir, u64::MAX, State::covering(cover))
 }
 
 /// Swaps the new log in: drops the snapshot and marks the outputs owed

@@ -256,7 +256,7 @@ impl Housekeeping {
         let replaying = cover.clone();
         let spawned = std::thread::Builder::new()
             .name("cover".to_string())
-            .spawn(move || compact::state_of_log_until(&log_dir, until, replaying));
+            .spawn(move || compact::cover_of_log_until(&log_dir, until, replaying));
         match spawned {
             Ok(thread) => self.covering = Some(Covering { cover, thread, started: Instant::now() }),
             Err(error) => {

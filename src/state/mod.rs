@@ -332,12 +332,28 @@ pub struct State {
     /// the partitions this node covers (the others' usage is held by the
     /// nodes covering theirs, and queries gather it).
     pub cover: Cover,
+    /// A scratch state replayed for a new cover ([`State::for_cover`]):
+    /// only the registry, usage and audience membership are applied.
+    usage_only: bool,
 }
 
 impl State {
     /// Empty state that will hold the usage of the people `cover` covers.
     pub fn covering(cover: Cover) -> State {
         State { cover, ..State::default() }
+    }
+
+    /// Empty scratch state for a cluster node's new cover: replayed, it
+    /// holds the registry, and the usage and audience memberships of the
+    /// people `cover` covers, exactly as a whole state replayed with that
+    /// cover would (the same people at the same indexes: it interns every
+    /// person a record names, in the same order), and nothing else. Consent,
+    /// books, links, abuse, budgets and keys are left empty: the node's live
+    /// state holds them, and only the parts a cover changes are swapped in.
+    /// About what a replay of the whole state takes in memory, less the
+    /// books, abuse windows and links, and less of its time.
+    pub fn for_cover(cover: Cover) -> State {
+        State { cover, usage_only: true, ..State::default() }
     }
 
     /// Applies log record `seq`. Records must come in log order.
@@ -373,6 +389,10 @@ impl State {
         }
         let covered = self.cover.covers(&event.subject);
         let subject = self.subject_for(event, covered);
+        if self.usage_only {
+            self.apply_usage_only(subject, covered, event);
+            return;
+        }
         if self.abuse.note_event(subject) {
             crate::telemetry::BannedEventLogged.emit();
         }
@@ -430,6 +450,31 @@ impl State {
         }
     }
 
+    /// [`State::apply_event`] of a scratch state for a cover: the people
+    /// the event names are interned as the whole apply interns them, and
+    /// only usage, audience membership and erasure are applied.
+    fn apply_usage_only(&mut self, subject: u32, covered: bool, event: &Event) {
+        if covered {
+            self.usage.apply(subject, event);
+        }
+        match &event.body {
+            EventBody::Message { to: Recipient::Subject(pseudonym), .. } => {
+                self.subjects.intern(*pseudonym);
+            }
+            EventBody::Contacts { contacts } => {
+                self.subjects.intern_all(contacts);
+            }
+            EventBody::Report { target, .. } | EventBody::Block { target } => {
+                self.subjects.intern(*target);
+            }
+            EventBody::BusinessMessage { business, .. } if covered => {
+                self.audiences.record(business, subject, event.ts_ms);
+            }
+            EventBody::DeleteAccount => self.erase(subject),
+            _ => {}
+        }
+    }
+
     /// Applies what a partner says (a claim, an unlinking, a flag, a
     /// friendship). It never makes the line's person known: a flag or a
     /// friendship about an account id not linked to that partner has no
@@ -440,8 +485,11 @@ impl State {
                 // A claim names a person who may never have used the service:
                 // intern without making them known.
                 let subject = self.subjects.intern(event.subject);
-                self.apply_link(partner, subject, partner_id, *state, *origin);
+                if !self.usage_only {
+                    self.apply_link(partner, subject, partner_id, *state, *origin);
+                }
             }
+            _ if self.usage_only => {}
             EventBody::PartnerFlag { partner, partner_id, reason } => {
                 let Some(flagged) = self.linked_subject(partner, partner_id) else { return };
                 let signal = Signal::PartnerFlagged { partner, reason };
@@ -559,6 +607,18 @@ impl State {
     }
 
     fn apply_control(&mut self, control: &Control) {
+        if self.usage_only {
+            // Of the controls, only a reviewer's decision names a person
+            // the registry may not know yet.
+            match &control.body {
+                ControlBody::Decision { subject, .. } => {
+                    self.subjects.intern(*subject);
+                }
+                ControlBody::StreamPosition { position } => self.stream_position = *position,
+                _ => {}
+            }
+            return;
+        }
         match &control.body {
             ControlBody::RulesLoaded { text, lists } => {
                 match abuse::rules::RuleSet::parse_logged(text, lists) {
