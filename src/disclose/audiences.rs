@@ -9,10 +9,9 @@
 //! advertiser's daily budget for the business, or an exact size when noise
 //! is configured.
 
-use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::metrics::UsageQuestion;
+use super::metrics::{GatheredAudience, UsageQuestion};
 use super::{pseudonyms_of, DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
 use crate::gate::{release_aggregate, release_count, release_summed_aggregate, release_to_partner_unnamed, Gated};
@@ -52,25 +51,20 @@ pub struct PartnerAudience {
     _sealed: Sealed,
 }
 
-/// A business's audience over the `days` days ending on `last_day`: from
-/// `state`, or (cluster mode) the members `gathered` from the nodes, of
-/// whom only those this node knows as acting people count (a node ahead
-/// of this one may name a person this one has not applied yet; the
-/// answer is as of this node's position).
-fn members_of(
-    state: &State,
-    business: &str,
-    last_day: i32,
-    days: u32,
-    gathered: Option<RoaringBitmap>,
-) -> RoaringBitmap {
-    match gathered {
-        Some(members) => members
-            .iter()
-            .filter(|&subject| state.subjects.get(subject).is_some_and(|record| record.has_acted()))
-            .collect(),
-        None => state.audiences.members(business, last_day, days),
-    }
+/// Cluster mode: the people a gathered audience's parts linked to the
+/// partner, as this node's indexes, in its order (an embedded node's), of
+/// whom only those it knows as acting people (a node ahead of this one
+/// may name a person this one has not applied yet: the answer is as of
+/// this node's position).
+fn linked_here(state: &State, linked: &[crate::contract::Pseudonym]) -> Vec<u32> {
+    let mut here: Vec<u32> = linked
+        .iter()
+        .filter_map(|person| state.subjects.lookup(person))
+        .filter(|&subject| state.subjects.get(subject).is_some_and(|record| record.has_acted()))
+        .collect();
+    here.sort_unstable();
+    here.dedup();
+    here
 }
 
 /// Rounds to the nearest multiple of 10 (halves up).
@@ -113,7 +107,7 @@ impl Disclosure {
     ///
     /// `counted`: in cluster mode, each covering node's count of its
     /// people in the audience who allow ads at `at_ms`
-    /// ([`Disclosure::audience_count_question`]), summed here before k and
+    /// ([`Disclosure::audience_question`]), summed here before k and
     /// noise; else this node's state holds everyone.
     pub fn audience_size(
         &self,
@@ -195,30 +189,27 @@ impl Disclosure {
     /// only when at least k people in it allow ads now; only members linked
     /// to this partner, allowed ads and not banned. Recorded in the audit
     /// log and the ads feed before it is returned.
-    /// `gathered` as for [`Disclosure::audience_size`].
+    /// `gathered`: in cluster mode, each covering node's count of its
+    /// people in the audience who allow ads, and those of them linked to
+    /// `partner` ([`Disclosure::audience_question`]): k applies to the sum,
+    /// and each linked person is asked of the gate again here.
     pub fn partner_audience(
         &self,
         partner: &str,
         business: &str,
         days: u32,
-        gathered: Option<RoaringBitmap>,
+        gathered: Option<GatheredAudience>,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
-        self.deciding(|| self.partner_audience_once(partner, business, days, gathered.clone()))
+        self.deciding(|| self.partner_audience_once(partner, business, days, gathered.as_ref()))
     }
 
     /// Cluster mode: the question whose gathered parts are a business's
-    /// audience over the `days` days ending today.
-    pub fn audience_question(&self, business: &str, days: u32) -> UsageQuestion {
-        let last_day = day_of(self.pipeline.clock().now_ms());
-        UsageQuestion::Audience { business: business.to_string(), last_day, days }
-    }
-
-    /// Cluster mode: the question whose gathered parts count, each over a
-    /// node's people, the members of a business's audience over the `days`
-    /// days ending today who allow ads now; and that now.
-    pub fn audience_count_question(&self, business: &str, days: u32) -> (i64, UsageQuestion) {
+    /// audience over the `days` days ending now (and, for `partner`, its
+    /// linked members); and that now.
+    pub fn audience_question(&self, business: &str, days: u32, partner: Option<&str>) -> (i64, UsageQuestion) {
         let at_ms = self.pipeline.clock().now_ms();
-        (at_ms, UsageQuestion::AudienceCount { business: business.to_string(), days, at_ms })
+        let partner = partner.map(str::to_string);
+        (at_ms, UsageQuestion::Audience { business: business.to_string(), days, at_ms, partner })
     }
 
     fn partner_audience_once(
@@ -226,15 +217,25 @@ impl Disclosure {
         partner: &str,
         business: &str,
         days: u32,
-        gathered: Option<RoaringBitmap>,
+        gathered: Option<&GatheredAudience>,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
         let mut ordered = Some(self.disclosing());
         let state = self.pipeline.state();
         let reading = self.reading(&state, partner)?;
         let at_ms = reading.at_ms;
         let decided_after = state.stream_position;
-        let members = members_of(&state, business, day_of(reading.at_ms), days, gathered);
-        let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
+        // At least k people who allow ads, and the candidates among them.
+        let (enough, candidates) = match gathered {
+            None => {
+                let members = state.audiences.members(business, day_of(reading.at_ms), days);
+                let consenting = release_count(&state, reading.policy, members.iter(), Purpose::Ads, reading.at_ms);
+                (release_aggregate(&consenting, self.audience.k).is_ok(), consenting.into_inner())
+            }
+            Some(gathered) => (
+                release_summed_aggregate(Purpose::Ads, &gathered.counts, self.audience.k).is_ok(),
+                linked_here(&state, &gathered.linked),
+            ),
+        };
         let body = |suppressed: bool, members: Vec<String>| PartnerAudience {
             business: business.to_string(),
             days,
@@ -242,13 +243,13 @@ impl Disclosure {
             members,
             _sealed: Sealed(()),
         };
-        if release_aggregate(&consenting, self.audience.k).is_err() {
+        if !enough {
             return Ok(release_to_partner_unnamed(&reading.settings.grant(), Purpose::Ads, Vec::new())?
                 .map(|none| body(true, none)));
         }
         let index = state.links.partner_index(partner);
         let mut released = Vec::new();
-        for subject in consenting.into_inner() {
+        for subject in candidates {
             let Some(account) = index.and_then(|index| state.links.account_of(index, subject)) else { continue };
             if let Ok(gated) = reading.release(subject, Purpose::Ads, (subject, account.to_string())) {
                 released.push(gated);
@@ -292,5 +293,74 @@ impl Disclosure {
             accounts.sort();
             body(false, accounts)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consent::Policy;
+    use crate::contract::{Direction, Event, EventBody, LinkOrigin, LinkState, Pseudonym, Record, Region, DAY_MS};
+    use crate::disclose::metrics::{audience_gathered, part_of};
+
+    fn person(n: u8) -> Pseudonym {
+        Pseudonym::from_stored(*blake3::hash(&[n, 7]).as_bytes().first_chunk::<16>().expect("16 bytes"))
+    }
+
+    /// A state of 12 people who joined 40 days before `now` (past the ads
+    /// notice period), each linked at `net`, the odd ones writing to `shop`
+    /// a day before `now`. With `erased`, person 0 comes first and is
+    /// erased at the end (the erasure not compacted yet); without, person 0
+    /// never was (the log a compaction of that erasure leaves).
+    fn state(now: i64, erased: bool) -> State {
+        let mut state = State::default();
+        let first = if erased { 0 } else { 1 };
+        let mut records = Vec::new();
+        let event = |k: u8, ts_ms: i64, body: EventBody| {
+            Record::Event(Event { ts_ms, subject: person(k), region: Region(*b"IN"), body })
+        };
+        for k in first..12u8 {
+            records.push(event(k, now - 40 * DAY_MS, EventBody::Session { device: format!("d{k}") }));
+            let link = EventBody::PartnerAccount {
+                partner: "net".into(),
+                partner_id: format!("a{k}"),
+                state: LinkState::Linked,
+                origin: LinkOrigin::Service,
+            };
+            records.push(event(k, now - 40 * DAY_MS, link));
+            if k % 2 == 1 {
+                let message = EventBody::BusinessMessage { business: "shop".into(), direction: Direction::Out };
+                records.push(event(k, now - DAY_MS, message));
+            }
+        }
+        if erased {
+            records.push(event(0, now - DAY_MS, EventBody::DeleteAccount));
+        }
+        for (seq, record) in records.iter().enumerate() {
+            state.apply(seq as u64, record);
+        }
+        state
+    }
+
+    /// Two nodes number people differently once one has compacted an
+    /// erasure away (everyone interned after the erased person moves down):
+    /// a gathered audience names its linked members by pseudonym, so the
+    /// asker finds exactly the members in its own numbering. (Sent as one
+    /// node's indexes, as a first version did, they named other people.)
+    #[test]
+    fn linked_members_are_named_by_pseudonym_not_by_a_node_s_indexes() {
+        let now = 100 * DAY_MS;
+        let (compacted, holding) = (state(now, false), state(now, true));
+        assert_ne!(compacted.subjects.lookup(&person(5)), holding.subjects.lookup(&person(5)), "numbered apart");
+        let question =
+            UsageQuestion::Audience { business: "shop".into(), days: 7, at_ms: now, partner: Some("net".into()) };
+        let part = part_of(&compacted, &Policy::default_policy(), &question).expect("a part");
+        let gathered = audience_gathered(&[part]).expect("reads");
+        assert_eq!(gathered.counts, vec![6], "six members allow ads");
+        let members: Vec<u32> = (1..12u8).step_by(2).filter_map(|k| holding.subjects.lookup(&person(k))).collect();
+        assert_eq!(linked_here(&holding, &gathered.linked), members);
+        let asked_for_sizes = UsageQuestion::Audience { business: "shop".into(), days: 7, at_ms: now, partner: None };
+        let part = part_of(&compacted, &Policy::default_policy(), &asked_for_sizes).expect("a part");
+        assert!(audience_gathered(&[part]).expect("reads").linked.is_empty(), "a size names nobody");
     }
 }

@@ -196,23 +196,34 @@ pub enum UsageQuestion {
     LastDay,
     /// The dashboard's usage figures of one day ([`Pulse`]).
     Pulse(i32),
-    /// Who of the covered people had a business message with `business`
-    /// on the `days` days ending on `last_day` (an ad audience before the
-    /// gate: the asker unions the parts, then asks the gate and k).
+    /// A business's audience over the `days` days ending on `at_ms`'s day,
+    /// over the covered people: how many allow ads at `at_ms` (each node
+    /// asks the gate about its own people; the asker sums the counts and
+    /// applies k, rounding and noise once), and, when a `partner` asks for
+    /// the members, which of those are linked to it ([`AudiencePart`]).
     Audience {
-        business: String,
-        last_day: i32,
-        days: u32,
-    },
-    /// How many of the covered people in a business's audience over the
-    /// `days` days ending on `at_ms`'s day allow ads at `at_ms` (each node
-    /// asks the gate over its own people; the asker sums the counts, then
-    /// applies k and noise once).
-    AudienceCount {
         business: String,
         days: u32,
         at_ms: i64,
+        partner: Option<String>,
     },
+}
+
+/// A node's part of an audience: its people in it who allow ads, counted,
+/// and those of them linked to the asking partner, by subject id (a
+/// registry's indexes are each node's own: a compaction renumbers them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AudiencePart {
+    pub consenting: u64,
+    pub linked: Vec<String>,
+}
+
+/// The audience's parts as the asker uses them: the counts to sum, and the
+/// people linked to the asking partner.
+#[derive(Debug, Clone, Default)]
+pub struct GatheredAudience {
+    pub counts: Vec<u64>,
+    pub linked: Vec<Pseudonym>,
 }
 
 /// Usage figures of one day for the dashboard: distinct people active on
@@ -299,16 +310,18 @@ pub fn part_of(state: &State, policy: &Policy, question: &UsageQuestion) -> Resu
         }
         UsageQuestion::LastDay => serde_json::to_value(state.usage.last_day()),
         UsageQuestion::Pulse(day) => serde_json::to_value(Pulse::of(state, *day)),
-        UsageQuestion::Audience { business, last_day, days } => {
-            let members = state.audiences.members(business, *last_day, *days);
-            let mut bytes = Vec::with_capacity(members.serialized_size());
-            members.serialize_into(&mut bytes).map_err(|error| unavailable(error.to_string()))?;
-            Ok(serde_json::Value::String(crate::cluster::hex(&bytes)))
-        }
-        UsageQuestion::AudienceCount { business, days, at_ms } => {
-            let members = state.audiences.members(business, crate::contract::day_of(*at_ms), *days);
+        UsageQuestion::Audience { business, days, at_ms, partner } => {
+            let days = super::audiences::parse_days(Some(*days))?;
+            let members = state.audiences.members(business, crate::contract::day_of(*at_ms), days);
             let counted = crate::gate::release_count(state, policy, members.iter(), Purpose::Ads, *at_ms);
-            serde_json::to_value(counted.get().len() as u64)
+            let index = partner.as_deref().and_then(|partner| state.links.partner_index(partner));
+            let linked = index.map_or_else(Vec::new, |index| {
+                (counted.get().iter())
+                    .filter(|&&subject| state.links.account_of(index, subject).is_some())
+                    .filter_map(|&subject| state.subjects.get(subject).map(|record| record.pseudonym.subject_id()))
+                    .collect()
+            });
+            serde_json::to_value(AudiencePart { consenting: counted.get().len() as u64, linked })
         }
     };
     value.map_err(|error| unavailable(error.to_string()))
@@ -387,23 +400,20 @@ pub fn last_day_gathered(parts: &[serde_json::Value]) -> Result<Option<i32>, Dis
     Ok(last)
 }
 
-/// An ad audience's members from the nodes' parts: their union (each
-/// node's are the covered people's; a member a node has not applied yet,
-/// unknown to the asker's registry, is the gate's to refuse).
-pub fn audience_gathered(parts: &[serde_json::Value]) -> Result<roaring::RoaringBitmap, DiscloseError> {
-    let mut members = roaring::RoaringBitmap::new();
+/// An audience from the nodes' parts: their counts, and the people linked
+/// to the asking partner (each part's are its covered people).
+pub fn audience_gathered(parts: &[serde_json::Value]) -> Result<GatheredAudience, DiscloseError> {
+    let mut gathered = GatheredAudience::default();
     for part in parts {
-        let text: String = from_part(part)?;
-        let bytes = crate::cluster::unhex(&text).ok_or_else(|| unavailable("a node's members do not read".into()))?;
-        members |= roaring::RoaringBitmap::deserialize_from(&bytes[..])
-            .map_err(|error| unavailable(format!("a node's members do not read: {error}")))?;
+        let part: AudiencePart = from_part(part)?;
+        gathered.counts.push(part.consenting);
+        for id in &part.linked {
+            let person =
+                Pseudonym::from_subject_id(id).ok_or_else(|| unavailable("a node's part names no person".into()))?;
+            gathered.linked.push(person);
+        }
     }
-    Ok(members)
-}
-
-/// The nodes' counts of an audience's members who allow ads.
-pub fn audience_counts_gathered(parts: &[serde_json::Value]) -> Result<Vec<u64>, DiscloseError> {
-    parts.iter().map(from_part).collect()
+    Ok(gathered)
 }
 
 /// The dashboard's figures of the whole cluster from the nodes' parts.

@@ -290,7 +290,8 @@ pub fn release_aggregate(counted: &Gated<Vec<u32>>, minimum: u64) -> Result<Gate
 /// disjoint (`cluster::gather` takes parts whose partitions are). As
 /// [`release_aggregate`], on their sum: k is applied once, to the whole.
 pub fn release_summed_aggregate(purpose: Purpose, parts: &[u64], minimum: u64) -> Result<Gated<u64>, GateError> {
-    let people = parts.iter().sum::<u64>();
+    // Saturating: counts a peer sent cannot wrap around into a small sum.
+    let people = parts.iter().fold(0u64, |sum, part| sum.saturating_add(*part));
     let allowed = people >= minimum.max(1);
     crate::telemetry::GateDecided { purpose, allowed }.emit();
     if allowed {

@@ -55,7 +55,7 @@ pub async fn get_size(
     let advertiser = caller.budget_holder().to_string();
     let (days, asked_noise) = size_params(query)?;
     let noise = app.disclosure.noised(asked_noise)?;
-    let counted = gathered_counts(&app, &business, days).await?;
+    let counted = gathered(&app, &business, days, None).await?.map(|(at_ms, audience)| (at_ms, audience.counts));
     let disclosure = app.disclosure.clone();
     // Blocking: a noised answer commits its budget charge first.
     let size =
@@ -93,7 +93,7 @@ pub async fn get_partner_audience(
     super::partners::acting_for(&app, &headers, &partner)?;
     app.disclosure.check_partner(&partner, Purpose::Ads, "ads data")?;
     let days = partner_audience_params(query)?;
-    let gathered = gathered_members(&app, &business, days).await?;
+    let gathered = gathered(&app, &business, days, Some(&partner)).await?.map(|(_, audience)| audience);
     // Blocking: a member list is audited and fed (two fsyncs) first.
     let disclosure = app.disclosure.clone();
     let members = tokio::task::spawn_blocking(move || disclosure.partner_audience(&partner, &business, days, gathered))
@@ -102,28 +102,21 @@ pub async fn get_partner_audience(
     Ok(members)
 }
 
-/// Cluster mode: a business's audience over `days` days, gathered from the
-/// nodes covering every partition (each holds its own people's
-/// memberships); `None` on an embedded node, whose state holds them all.
-async fn gathered_members(
+/// Cluster mode: a business's audience over `days` days ending now, from
+/// the nodes covering every partition (each holds its own people's
+/// memberships): their counts of members who allow ads and, for
+/// `partner`, the members linked to it; and that now. `None` on an
+/// embedded node, whose state holds everyone.
+async fn gathered(
     app: &SharedState,
     business: &str,
     days: u32,
-) -> Result<Option<roaring::RoaringBitmap>, ApiError> {
+    partner: Option<&str>,
+) -> Result<Option<(i64, crate::disclose::metrics::GatheredAudience)>, ApiError> {
     let Some(gather) = &app.gather else { return Ok(None) };
-    let question = app.disclosure.audience_question(business, days);
+    let (at_ms, question) = app.disclosure.audience_question(business, days, partner);
     let parts = gather.ask(&app.pipeline, &question).await?;
-    Ok(Some(crate::disclose::metrics::audience_gathered(&parts)?))
-}
-
-/// Cluster mode: each covering node's count of a business's audience
-/// members who allow ads now, and the time they were asked about; `None`
-/// on an embedded node.
-async fn gathered_counts(app: &SharedState, business: &str, days: u32) -> Result<Option<(i64, Vec<u64>)>, ApiError> {
-    let Some(gather) = &app.gather else { return Ok(None) };
-    let (at_ms, question) = app.disclosure.audience_count_question(business, days);
-    let parts = gather.ask(&app.pipeline, &question).await?;
-    Ok(Some((at_ms, crate::disclose::metrics::audience_counts_gathered(&parts)?)))
+    Ok(Some((at_ms, crate::disclose::metrics::audience_gathered(&parts)?)))
 }
 
 type AudienceQueryResult = Result<Query<AudienceQuery>, axum::extract::rejection::QueryRejection>;

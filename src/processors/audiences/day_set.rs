@@ -100,6 +100,13 @@ impl DaySet {
 
     /// Drops every member of `people`; whether the set is empty after.
     pub fn remove_all(&mut self, people: &RoaringBitmap) -> bool {
+        let (untouched, empty) = match self {
+            DaySet::Small(members) => (!members.iter().any(|member| people.contains(*member)), members.is_empty()),
+            DaySet::Large(bitmap) => (bitmap.is_disjoint(people), bitmap.is_empty()),
+        };
+        if untouched {
+            return empty;
+        }
         let kept = self.to_bitmap().into_owned() - people;
         let empty = kept.is_empty();
         *self = DaySet::from_bitmap(kept);

@@ -2,8 +2,8 @@
 //!
 //! Owns: per-business, per-day sets of subjects (`day_set.rs`) with a
 //! `business_message` (either direction; on a cluster node, only the
-//! people of the partitions it covers: the asker unions the nodes'
-//! members before the gate, k and noise), and the daily privacy budget each
+//! people of the partitions it covers: the asker sums the nodes' counts
+//! before k and noise, and gathers a partner's members by pseudonym), and the daily privacy budget each
 //! advertiser has spent on each business's noisy sizes (from `BudgetSpent`
 //! control records, so a restart never refills a budget).
 //! Never: releases anything: sizes go out through `outputs/api` after the
