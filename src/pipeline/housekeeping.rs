@@ -307,8 +307,14 @@ impl Housekeeping {
             return;
         }
         rebuilt.settle_replayed();
+        // What the replay held beside the live state (registry, usage,
+        // audiences: `State::for_cover`).
+        let scratch_heap_bytes = rebuilt.heap_bytes();
         let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
-        if rebuilt.next_seq != writing.next_seq || rebuilt.subjects.len() != writing.subjects.len() {
+        if rebuilt.next_seq != writing.next_seq
+            || rebuilt.subjects.len() != writing.subjects.len()
+            || rebuilt.subjects.acting() != writing.subjects.acting()
+        {
             tracing::error!(
                 replayed = rebuilt.next_seq,
                 applied = writing.next_seq,
@@ -334,6 +340,7 @@ impl Housekeeping {
             copied_by_writer = until - replayed_records,
             millis = started.elapsed().as_millis() as u64,
             writer_micros = writer_started.elapsed().as_micros() as u64,
+            scratch_heap_bytes,
             "Usage and audiences rebuilt for the partitions this node covers."
         );
     }
