@@ -1,6 +1,6 @@
 //! Snapshots: the whole state at a log position, written atomically.
 //!
-//! File layout: magic `PRVSNAP8` (`PRVSNAP9` for a cluster node holding the usage of its partitions only), body, crc32 of body. The body holds the
+//! File layout: magic `PRVSNAP8` (`PRVSNAPA` for a cluster node holding the usage and audience memberships of its partitions only; `PRVSNAP9`, still read, held usage only), body, crc32 of body. The body holds the
 //! subject registry, usage and consent in a hand-written layout, then the
 //! graph, partner links, abuse, audiences, housekeeping and recent
 //! idempotency keys as one postcard blob each, then domain reputation as a
@@ -39,10 +39,14 @@ pub const COMPACTED_SNAPSHOT_FILE: &str = "snapshot.compacted.bin";
 /// Version 8: partner account ids interned once (`processors/links/`).
 const MAGIC: &[u8; 8] = b"PRVSNAP8";
 /// Version 8's layout with a cover after the stream position: a cluster
-/// node's snapshot holding the usage of its partitions only. A separate
-/// magic so that a proviso that knows no cover never reads one as
-/// everyone's usage (it rebuilds from the log instead).
-const MAGIC_COVERED: &[u8; 8] = b"PRVSNAP9";
+/// node's snapshot holding the usage and audience memberships of its
+/// partitions only (version 10). A separate magic so that a proviso that
+/// knows no cover, or covers usage only, never reads one as everyone's
+/// (it rebuilds from the log instead).
+const MAGIC_COVERED: &[u8; 8] = b"PRVSNAPA";
+/// Version 9: the same, written when a cover held usage only (its
+/// audiences hold everyone's members: the uncovered are dropped on load).
+const MAGIC_COVERED_9: &[u8; 8] = b"PRVSNAP9";
 /// Version 7: address books as varint gaps (`processors/graph/books.rs`).
 const MAGIC_7: &[u8; 8] = b"PRVSNAP7";
 /// Version 6: each tracked link domain keeps a sketch of its ordinary
@@ -188,7 +192,8 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     }
     let version = match &bytes[..MAGIC.len()] {
         magic if magic == MAGIC => 8,
-        magic if magic == MAGIC_COVERED => 9,
+        magic if magic == MAGIC_COVERED => 10,
+        magic if magic == MAGIC_COVERED_9 => 9,
         magic if magic == MAGIC_7 => 7,
         magic if magic == MAGIC_6 => 6,
         magic if magic == MAGIC_5 => 5,
@@ -245,7 +250,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     state.audiences = decode_blob(&mut input)?;
     state.housekeeping = decode_blob(&mut input)?;
     match version {
-        5..=9 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
+        5..=10 => state.recent_keys = super::RecentKeys::from_stored(decode_blob(&mut input)?),
         4 => state.recent_keys = super::RecentKeys::from_stored_v4(decode_blob(&mut input)?),
         _ => {}
     }
@@ -258,7 +263,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
     if version >= 8 && input.remaining() > 0 {
         state.stream_position = crate::contract::LogPosition { epoch: input.u64()?, sequence: input.u64()? };
     }
-    if version == 9 {
+    if version >= 9 {
         state.cover = super::Cover::decode(&mut input)?;
         // Usage's country and platform sets were read for every acting
         // person: those of partitions not covered leave them (memory
@@ -270,9 +275,12 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<State, SnapshotError> {
             });
             let uncovered = uncovered.collect();
             state.usage.forget_groups(&uncovered);
-            // A snapshot written before audiences followed the cover holds
-            // everyone's members: the others' are theirs to answer for.
-            state.audiences.forget_members(&uncovered);
+            // A version 9 snapshot was written before audiences followed
+            // the cover: it holds everyone's members, and the others' are
+            // theirs to answer for.
+            if version == 9 {
+                state.audiences.forget_members(&uncovered);
+            }
         }
     }
     state.abuse.restore_rules().map_err(|error| SnapshotError::Encode(error.to_string()))?;
