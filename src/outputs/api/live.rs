@@ -193,7 +193,13 @@ const SHARED_FOR: Duration = Duration::from_millis(200);
 /// person under the state read lock) are computed at most once per
 /// `SHARED_FOR` (200 ms).
 #[derive(Default)]
-pub struct LiveCache(tokio::sync::Mutex<Option<(Instant, Arc<LiveFigures>)>>);
+pub struct LiveCache(tokio::sync::Mutex<Option<(Instant, Shared)>>);
+
+/// The figures last computed, or why they could not be (cluster mode: the
+/// nodes' parts could not be gathered). An error is shared as long as
+/// figures are, from the moment it came: streams waiting on a gather that
+/// failed after seconds fail at once, instead of each asking again in turn.
+type Shared = Result<Arc<LiveFigures>, (Code, String)>;
 
 impl LiveCache {
     /// The shared figures, computed anew when older than [`SHARED_FOR`]
@@ -202,23 +208,23 @@ impl LiveCache {
     /// partition (an error when they cannot be).
     async fn current(&self, app: &super::AppState) -> Result<(Instant, Arc<LiveFigures>), ApiError> {
         let mut slot = self.0.lock().await;
-        if let Some((computed, figures)) = slot.as_ref() {
+        if let Some((computed, shared)) = slot.as_ref() {
             if computed.elapsed() < SHARED_FOR {
-                return Ok((*computed, figures.clone()));
+                return match shared {
+                    Ok(figures) => Ok((*computed, figures.clone())),
+                    Err((code, message)) => Err(ApiError::new(*code, message.clone())),
+                };
             }
         }
         let started = Instant::now();
         let gathered = match &app.gather {
-            Some(gather) => {
-                let day = metrics::last_day_gathered(&gather.ask(&app.pipeline, &UsageQuestion::LastDay).await?)?;
-                let pulse = match day {
-                    Some(day) => {
-                        Some(metrics::pulse_gathered(&gather.ask(&app.pipeline, &UsageQuestion::Pulse(day)).await?)?)
-                    }
-                    None => None,
-                };
-                Some((day, pulse))
-            }
+            Some(gather) => match gathered_pulse(gather, app).await {
+                Ok(gathered) => Some(gathered),
+                Err(error) => {
+                    *slot = Some((Instant::now(), Err((error.code, error.message.clone()))));
+                    return Err(error);
+                }
+            },
             None => None,
         };
         let mut figures = {
@@ -237,10 +243,24 @@ impl LiveCache {
             .map(|(reason, count)| (reason.to_string(), *count))
             .collect();
         figures.disclosures = app.disclosure.audit().counts_by_purpose();
-        let fresh = (started, Arc::new(figures));
-        *slot = Some(fresh.clone());
-        Ok(fresh)
+        let fresh = Arc::new(figures);
+        *slot = Some((started, Ok(fresh.clone())));
+        Ok((started, fresh))
     }
+}
+
+/// Cluster mode: the last day with activity and its usage figures, from
+/// the nodes covering every partition.
+async fn gathered_pulse(
+    gather: &super::usage::Gatherer,
+    app: &super::AppState,
+) -> Result<(Option<i32>, Option<metrics::Pulse>), ApiError> {
+    let day = metrics::last_day_gathered(&gather.ask(&app.pipeline, &UsageQuestion::LastDay).await?)?;
+    let pulse = match day {
+        Some(day) => Some(metrics::pulse_gathered(&gather.ask(&app.pipeline, &UsageQuestion::Pulse(day)).await?)?),
+        None => None,
+    };
+    Ok((day, pulse))
 }
 
 /// Records applied per second between two snapshots a stream sent; `None`
