@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::metrics::{GatheredAudience, UsageQuestion};
-use super::{pseudonyms_of, DiscloseError, Disclosure, Sealed};
+use super::{pseudonyms_of, AudiencePolicy, DiscloseError, Disclosure, Sealed};
 use crate::contract::{day_of, Control, ControlBody, Purpose};
 use crate::gate::{release_aggregate, release_count, release_summed_aggregate, release_to_partner_unnamed, Gated};
 use crate::pipeline::Prepared;
@@ -65,6 +65,12 @@ fn linked_here(state: &State, linked: &[crate::contract::Pseudonym]) -> Vec<u32>
     here.sort_unstable();
     here.dedup();
     here
+}
+
+/// Whether one more noised size would take the budget past the day's
+/// (`spent` so far today, in epsilon).
+fn overspends(config: &AudiencePolicy, spent: f64) -> bool {
+    spent + config.epsilon > config.daily_epsilon + 1e-9
 }
 
 /// Rounds to the nearest multiple of 10 (halves up).
@@ -151,7 +157,7 @@ impl Disclosure {
             _sealed: Sealed(()),
         };
         if noise {
-            if spent + config.epsilon > config.daily_epsilon + 1e-9 {
+            if overspends(&config, spent) {
                 return Err(DiscloseError::BudgetSpent);
             }
             let control = Control {
@@ -201,6 +207,19 @@ impl Disclosure {
         gathered: Option<GatheredAudience>,
     ) -> Result<Gated<PartnerAudience>, DiscloseError> {
         self.deciding(|| self.partner_audience_once(partner, business, days, gathered.as_ref()))
+    }
+
+    /// Whether `advertiser` can still afford a noised size of `business`
+    /// today ([`DiscloseError::BudgetSpent`] if not): cluster mode asks
+    /// before gathering from every node. [`Disclosure::audience_size`]
+    /// checks again, under the lock its charge is made under.
+    pub fn check_budget(&self, advertiser: &str, business: &str) -> Result<(), DiscloseError> {
+        let today = day_of(self.pipeline.clock().now_ms());
+        let spent = self.pipeline.state().audiences.spent(advertiser, business, today);
+        if overspends(&self.audience, spent) {
+            return Err(DiscloseError::BudgetSpent);
+        }
+        Ok(())
     }
 
     /// Cluster mode: the question whose gathered parts are a business's

@@ -55,6 +55,10 @@ pub async fn get_size(
     let advertiser = caller.budget_holder().to_string();
     let (days, asked_noise) = size_params(query)?;
     let noise = app.disclosure.noised(asked_noise)?;
+    if noise && app.gather.is_some() {
+        // A spent budget is refused before every node is asked.
+        app.disclosure.check_budget(&advertiser, &business)?;
+    }
     let counted = gathered(&app, &business, days, None).await?.map(|(at_ms, audience)| (at_ms, audience.counts));
     let disclosure = app.disclosure.clone();
     // Blocking: a noised answer commits its budget charge first.
