@@ -389,15 +389,20 @@ impl State {
         }
         let covered = self.cover.covers(&event.subject);
         let subject = self.subject_for(event, covered);
+        // What a cover holds: the usage and audience memberships of the
+        // covered people (everyone's, but on a cluster node).
+        if covered {
+            self.usage.apply(subject, event);
+            if let EventBody::BusinessMessage { business, .. } = &event.body {
+                self.audiences.record(business, subject, event.ts_ms);
+            }
+        }
         if self.usage_only {
-            self.apply_usage_only(subject, covered, event);
+            self.intern_named(subject, event);
             return;
         }
         if self.abuse.note_event(subject) {
             crate::telemetry::BannedEventLogged.emit();
-        }
-        if covered {
-            self.usage.apply(subject, event);
         }
         let ts_ms = event.ts_ms;
         match &event.body {
@@ -436,12 +441,8 @@ impl State {
             }
             // Never own use: handled by `apply_partner_event`.
             EventBody::PartnerFlag { .. } | EventBody::PartnerFriend { .. } => {}
-            // Like usage, a business's audience holds the covered people only.
-            EventBody::BusinessMessage { business, .. } => {
-                if covered {
-                    self.audiences.record(business, subject, ts_ms);
-                }
-            }
+            // Applied above, with usage.
+            EventBody::BusinessMessage { .. } => {}
             EventBody::DeleteAccount => {
                 self.revoke(subject, Purpose::ALL.to_vec(), None, "deleted");
                 self.erase(subject);
@@ -450,13 +451,10 @@ impl State {
         }
     }
 
-    /// [`State::apply_event`] of a scratch state for a cover: the people
-    /// the event names are interned as the whole apply interns them, and
-    /// only usage, audience membership and erasure are applied.
-    fn apply_usage_only(&mut self, subject: u32, covered: bool, event: &Event) {
-        if covered {
-            self.usage.apply(subject, event);
-        }
+    /// The rest of [`State::apply_event`] in a scratch state for a cover:
+    /// the people the event names are interned as the whole apply interns
+    /// them, and an erasure is applied; nothing else.
+    fn intern_named(&mut self, subject: u32, event: &Event) {
         match &event.body {
             EventBody::Message { to: Recipient::Subject(pseudonym), .. } => {
                 self.subjects.intern(*pseudonym);
@@ -466,9 +464,6 @@ impl State {
             }
             EventBody::Report { target, .. } | EventBody::Block { target } => {
                 self.subjects.intern(*target);
-            }
-            EventBody::BusinessMessage { business, .. } if covered => {
-                self.audiences.record(business, subject, event.ts_ms);
             }
             EventBody::DeleteAccount => self.erase(subject),
             _ => {}
