@@ -8,9 +8,10 @@
 //! rounded up); a partition of a node that dies moving to the others once
 //! its lease expires, and a node that joins getting its share from the
 //! others. Which partitions a node holds now ([`LeaseView`]).
-//! Never: applies, moves or drops state (the state is not split by
-//! partition yet: every node still applies every message of the cluster's
-//! log), or trusts a lease past the time its holder could prove it.
+//! Never: applies, moves or drops state (the writer does: after each
+//! round `Keeper::start`'s callback hands it the partitions held, and it
+//! rebuilds the usage and audience memberships it covers), or trusts a
+//! lease past the time its holder could prove it.
 //!
 //! How "at most one" holds. A lease is the key `partition.<n>`; its value
 //! names the holder's process. The bucket's `max_age` is the lease time:
