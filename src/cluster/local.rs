@@ -9,6 +9,7 @@
 //! killing it (when dropped, or `kill -9` on purpose).
 //! Never: runs anything but loopback, or outlives its owner.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -89,11 +90,16 @@ impl LocalNats {
                 let _ = std::fs::remove_file(old.path());
             }
             let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+            // Its own process group: a Ctrl-C in the terminal (or a
+            // signal to the demo's group) reaches the demo, which stops its
+            // nodes first and this server last (on drop), not the server
+            // at once under nodes still using it.
             let child = Command::new(&binary)
                 .arg("-c")
                 .arg(&config)
                 .arg("--ports_file_dir")
                 .arg(&ports)
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
