@@ -711,6 +711,60 @@ fn the_demo_runs_a_cluster_of_two_nodes() {
     assert_eq!(stderr.matches("Joined the cluster.").count(), 2, "{stderr}");
 }
 
+/// A Ctrl-C (SIGINT to the demo's whole process group, as a terminal
+/// sends it) stops `proviso demo --nodes 2` in order: its nats-server, in a
+/// process group of its own, stays up until the nodes have stopped, so no
+/// node logs a NATS error on the way out, and the demo exits 0 with its
+/// summary. (With the server in the demo's group, it died at once and the
+/// nodes logged `nats: IO error` and JetStream timeouts for seconds.)
+#[test]
+fn a_ctrl_c_stops_the_cluster_demo_nodes_first() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let temp = tempfile::tempdir().expect("tempdir");
+    let mut child = common::command()
+        .args(["demo", "--nodes", "2", "--listen", "127.0.0.1:0"])
+        .args(["--subjects", "1000", "--events", "20000", "--days", "5", "--live-rate", "200", "--data"])
+        .arg(temp.path().join("demo"))
+        .env("NATS_SERVER", common::nats::nats_server_binary())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("run proviso demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = seen.recv_timeout(left).expect("the demo printed its pages within 60 s");
+        if line.starts_with("dashboard:") {
+            break;
+        }
+    }
+    // As a terminal's Ctrl-C: the signal goes to the demo's whole group.
+    let group = i32::try_from(child.id()).expect("a pid");
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0, "signal the demo's group");
+    let output = child.wait_with_output().expect("the demo ends");
+    let stdout = reader.join().expect("stdout read");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("streamed "), "{stdout}");
+    for noise in ["IO error", "timed out", "WARN", "ERROR"] {
+        assert!(!stderr.contains(noise), "{noise} on the way out:\n{stderr}");
+    }
+}
+
 /// An erasure sent through one node: within the retention no file of the
 /// NATS server or of any node holds a byte of the person's pseudonym (their
 /// epochs of the cluster's log deleted whole, each node's log compacted),
