@@ -224,7 +224,10 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
             served = result;
         }
     }
-    // The nodes have stopped: now their NATS server may go.
+    // The nodes have stopped; their background tasks (leases, the log's
+    // follower, their NATS connections) go with the runtime, and only then
+    // their NATS server (else each client logs the server going away).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(nats);
     match streamed {
         Ok(Ok(stats)) => println!(
