@@ -719,13 +719,72 @@ fn the_demo_runs_a_cluster_of_two_nodes() {
 /// nodes logged `nats: IO error` and JetStream timeouts for seconds.)
 #[test]
 fn a_ctrl_c_stops_the_cluster_demo_nodes_first() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let (child, reader) = demo_of_two_until_its_pages(temp.path());
+    // As a terminal's Ctrl-C: the signal goes to the demo's whole group.
+    let group = i32::try_from(child.id()).expect("a pid");
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0, "signal the demo's group");
+    let output = child.wait_with_output().expect("the demo ends");
+    let stdout = reader.join().expect("stdout read");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("streamed "), "{stdout}");
+    // What nodes log when their NATS server goes first (the client's
+    // `nats: IO error`, then the upkeep's and the follower's failures).
+    for noise in ["IO error", "upkeep failed", "Cannot tell where epoch"] {
+        assert!(!stderr.contains(noise), "{noise} on the way out:\n{stderr}");
+    }
+    assert!(nats_servers_of(temp.path()).is_empty(), "the demo's nats-server outlived it");
+}
+
+/// A second Ctrl-C ends the demo at once (`exit`, no destructor runs):
+/// its nats-server, in a process group of its own, is still ended with it
+/// (the kernel signals it when the demo's main thread ends), not left
+/// running on its port and store.
+#[test]
+fn a_second_ctrl_c_leaves_no_nats_server_behind() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let (mut child, _reader) = demo_of_two_until_its_pages(temp.path());
+    assert_eq!(nats_servers_of(temp.path()).len(), 1, "the demo's nats-server runs");
+    let group = i32::try_from(child.id()).expect("a pid");
+    for _ in 0..2 {
+        assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0, "signal the demo's group");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = child.wait().expect("the demo ends");
+    assert!(!status.success(), "a second Ctrl-C stops the demo at once: {status}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !nats_servers_of(temp.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the demo's nats-server outlived it");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Process ids of nats-servers whose config is under `dir`.
+fn nats_servers_of(dir: &Path) -> Vec<u32> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("nats-server") && cmdline.contains(&needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `proviso demo --nodes 2` in a process group of its own (so a test can
+/// signal it as a terminal would), once it printed its pages; and the
+/// thread reading its stdout (all of it, when the demo ends).
+fn demo_of_two_until_its_pages(dir: &Path) -> (std::process::Child, std::thread::JoinHandle<String>) {
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
-    let temp = tempfile::tempdir().expect("tempdir");
     let mut child = common::command()
         .args(["demo", "--nodes", "2", "--listen", "127.0.0.1:0"])
         .args(["--subjects", "1000", "--events", "20000", "--days", "5", "--live-rate", "200", "--data"])
-        .arg(temp.path().join("demo"))
+        .arg(dir.join("demo"))
         .env("NATS_SERVER", common::nats::nats_server_binary())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -749,21 +808,8 @@ fn a_ctrl_c_stops_the_cluster_demo_nodes_first() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let line = seen.recv_timeout(left).expect("the demo printed its pages within 60 s");
         if line.starts_with("dashboard:") {
-            break;
+            return (child, reader);
         }
-    }
-    // As a terminal's Ctrl-C: the signal goes to the demo's whole group.
-    let group = i32::try_from(child.id()).expect("a pid");
-    assert_eq!(unsafe { libc::kill(-group, libc::SIGINT) }, 0, "signal the demo's group");
-    let output = child.wait_with_output().expect("the demo ends");
-    let stdout = reader.join().expect("stdout read");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("streamed "), "{stdout}");
-    // What nodes log when their NATS server goes first (the client's
-    // `nats: IO error`, then the upkeep's and the follower's failures).
-    for noise in ["IO error", "upkeep failed", "Cannot tell where epoch"] {
-        assert!(!stderr.contains(noise), "{noise} on the way out:\n{stderr}");
     }
 }
 

@@ -121,7 +121,8 @@ pub fn run(command: DemoCommand) -> anyhow::Result<()> {
     // dir and port; one key and one set of tokens for all).
     let nats = match command.nodes {
         1 => None,
-        _ => Some(LocalNats::start(&command.data.join("nats")).context("starting the demo's nats-server")?),
+        // Its own process group: a Ctrl-C stops the nodes first, then it.
+        _ => Some(LocalNats::start_detached(&command.data.join("nats")).context("starting the demo's nats-server")?),
     };
     let mut configs = Vec::new();
     for node in 0..command.nodes {

@@ -47,6 +47,8 @@ pub struct LocalNats {
     dir: PathBuf,
     /// More of the server's config (authorization, TLS), kept for a restart.
     extra: String,
+    /// In a process group of its own ([`LocalNats::start_detached`]).
+    detached: bool,
 }
 
 impl LocalNats {
@@ -59,16 +61,27 @@ impl LocalNats {
     /// killed server may still be held for a moment: the server then
     /// exits, and is started again until 20 s have passed.
     pub fn start_on(dir: &Path, port: Option<u16>) -> Result<LocalNats, LocalNatsError> {
-        LocalNats::launch(dir, port, "")
+        LocalNats::launch(dir, port, "", false)
     }
 
     /// [`LocalNats::start`] with `extra` added to the server's config file
     /// (an `authorization` block, a `tls` block).
     pub fn start_with_config(dir: &Path, extra: &str) -> Result<LocalNats, LocalNatsError> {
-        LocalNats::launch(dir, None, extra)
+        LocalNats::launch(dir, None, extra, false)
     }
 
-    fn launch(dir: &Path, port: Option<u16>, extra: &str) -> Result<LocalNats, LocalNatsError> {
+    /// [`LocalNats::start`] in a process group of its own, for a program
+    /// that stops its clients before its server (`proviso demo --nodes`):
+    /// a Ctrl-C in the terminal, which signals the whole foreground group,
+    /// reaches the program and not the server. The server is still sent
+    /// SIGTERM when the thread that started it ends (the program exits, is
+    /// killed, or calls `exit`), so it never outlives its owner: start it
+    /// from a thread that lives as long as it should.
+    pub fn start_detached(dir: &Path) -> Result<LocalNats, LocalNatsError> {
+        LocalNats::launch(dir, None, "", true)
+    }
+
+    fn launch(dir: &Path, port: Option<u16>, extra: &str, detached: bool) -> Result<LocalNats, LocalNatsError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| LocalNatsError::Io { path, source }
@@ -90,21 +103,26 @@ impl LocalNats {
                 let _ = std::fs::remove_file(old.path());
             }
             let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
-            // Its own process group: a Ctrl-C in the terminal (or a
-            // signal to the demo's group) reaches the demo, which stops its
-            // nodes first and this server last (on drop), not the server
-            // at once under nodes still using it.
-            let child = Command::new(&binary)
-                .arg("-c")
-                .arg(&config)
-                .arg("--ports_file_dir")
-                .arg(&ports)
-                .process_group(0)
-                .stdout(Stdio::null())
-                .stderr(log)
+            let mut command = Command::new(&binary);
+            command.arg("-c").arg(&config).arg("--ports_file_dir").arg(&ports).stdout(Stdio::null()).stderr(log);
+            if detached {
+                command.process_group(0);
+                // SAFETY: prctl is async-signal-safe, and the closure
+                // touches nothing else between fork and exec.
+                unsafe {
+                    command.pre_exec(|| {
+                        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            }
+            let child = command
                 .spawn()
                 .map_err(|source| LocalNatsError::Spawn { binary: binary.display().to_string(), source })?;
-            let mut nats = LocalNats { child, url: String::new(), dir: dir.to_path_buf(), extra: extra.to_string() };
+            let mut nats =
+                LocalNats { child, url: String::new(), dir: dir.to_path_buf(), extra: extra.to_string(), detached };
             let ports_file = ports.join(format!("nats-server_{}.ports", nats.child.id()));
             while Instant::now() < deadline {
                 let found = std::fs::read(&ports_file)
@@ -145,7 +163,7 @@ impl LocalNats {
     pub fn restart(mut self) -> Result<LocalNats, LocalNatsError> {
         let port = self.url.rsplit(':').next().and_then(|port| port.parse::<u16>().ok());
         self.stop();
-        LocalNats::launch(&self.dir.clone(), port, &self.extra.clone())
+        LocalNats::launch(&self.dir.clone(), port, &self.extra.clone(), self.detached)
     }
 
     fn stop(&mut self) {
