@@ -806,7 +806,11 @@ fn demo_of_two_until_its_pages(dir: &Path) -> (std::process::Child, std::thread:
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let line = seen.recv_timeout(left).expect("the demo printed its pages within 60 s");
+        let Ok(line) = seen.recv_timeout(left) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo printed no pages within 60 s");
+        };
         if line.starts_with("dashboard:") {
             return (child, reader);
         }
