@@ -146,19 +146,21 @@ fn check_payload(payload: &[u8]) {
     assert_eq!(back, bytes);
 }
 
-/// Snapshot file magics (`state/snapshot.rs`): versions 4, 3, 6, 5, 7 and 8
-/// (a first byte of 0 or 1 picks 4 or 3, as before versions 5 to 8 were
-/// here; 2 and 3 still pick 6 and 5; with bit 2 set, bit 3 picks 7 or 8).
-const SNAPSHOT_MAGICS: [&[u8; 8]; 6] = [b"PRVSNAP4", b"PRVSNAP3", b"PRVSNAP6", b"PRVSNAP5", b"PRVSNAP7", b"PRVSNAP8"];
+/// Snapshot file magics (`state/snapshot.rs`): versions 4, 3, 6, 5, 7, 8,
+/// 9 and 10 (a first byte of 0 or 1 picks 4 or 3, as before versions 5 to
+/// 8 were here; 2 and 3 still pick 6 and 5; with bit 2 set, bits 3 and 4
+/// pick 7, 8, then the covered 9 and 10, whose covers are decoded too).
+const SNAPSHOT_MAGICS: [&[u8; 8]; 8] =
+    [b"PRVSNAP4", b"PRVSNAP3", b"PRVSNAP6", b"PRVSNAP5", b"PRVSNAP7", b"PRVSNAP8", b"PRVSNAP9", b"PRVSNAPA"];
 
 /// Target `snapshot`: the input as a snapshot file; then its first byte
-/// picks the version (its low two bits: 4, 3, 6, 5; with bit 2 set, 7 or 8 by bit 3) and the rest is a body given the
+/// picks the version (its low two bits: 4, 3, 6, 5; with bit 2 set, 7, 8, 9 or 10 by bits 3 and 4) and the rest is a body given the
 /// right magic and checksum, so mutations get past the crc32. A snapshot
 /// that decodes must encode and decode again.
 pub fn snapshot(data: &[u8]) {
     check_snapshot(data);
     let Some((version, body)) = data.split_first() else { return };
-    let pick = if version & 4 != 0 { 4 + usize::from(version >> 3 & 1) } else { usize::from(version & 3) };
+    let pick = if version & 4 != 0 { 4 + usize::from(version >> 3 & 3) } else { usize::from(version & 3) };
     let mut file = SNAPSHOT_MAGICS[pick].to_vec();
     file.extend_from_slice(body);
     file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
