@@ -382,4 +382,15 @@ mod tests {
         let part = part_of(&compacted, &Policy::default_policy(), &asked_for_sizes).expect("a part");
         assert!(audience_gathered(&[part]).expect("reads").linked.is_empty(), "a size names nobody");
     }
+
+    /// A part naming more linked people than it counted is not one a node
+    /// made: the gathered audience is refused (503), not released.
+    #[test]
+    fn a_part_naming_more_than_it_counted_is_refused() {
+        let named: Vec<String> = (0..3u8).map(|k| person(k).subject_id()).collect();
+        let forged = serde_json::json!({ "consenting": 2, "linked": named });
+        assert!(audience_gathered(&[forged]).is_err());
+        let honest = serde_json::json!({ "consenting": 3, "linked": named });
+        assert_eq!(audience_gathered(&[honest]).expect("reads").linked.len(), 3);
+    }
 }

@@ -406,6 +406,11 @@ pub fn audience_gathered(parts: &[serde_json::Value]) -> Result<GatheredAudience
     let mut gathered = GatheredAudience::default();
     for part in parts {
         let part: AudiencePart = from_part(part)?;
+        // Those linked are among those counted: a part naming more is not
+        // one a node of this cluster made.
+        if part.linked.len() as u64 > part.consenting {
+            return Err(unavailable("a node's part names more people than it counted".into()));
+        }
         gathered.counts.push(part.consenting);
         for id in &part.linked {
             let person =

@@ -311,9 +311,13 @@ impl Housekeeping {
         // audiences: `State::for_cover`).
         let scratch_heap_bytes = rebuilt.heap_bytes();
         let mut writing = state.write().unwrap_or_else(|p| p.into_inner());
+        let last_person = |state: &State| {
+            state.subjects.len().checked_sub(1).and_then(|last| state.subjects.get(last as u32)).map(|r| r.pseudonym)
+        };
         if rebuilt.next_seq != writing.next_seq
             || rebuilt.subjects.len() != writing.subjects.len()
             || rebuilt.subjects.acting() != writing.subjects.acting()
+            || last_person(&rebuilt) != last_person(&writing)
         {
             tracing::error!(
                 replayed = rebuilt.next_seq,
